@@ -1,0 +1,61 @@
+package pgwire
+
+import "context"
+
+// Type OIDs the manager uses in RowDescription. Values are sent in text format.
+const (
+	OIDBool = 16
+	OIDName = 19
+	OIDInt8 = 20
+	OIDInt4 = 23
+	OIDText = 25
+)
+
+// Column describes one result column.
+type Column struct {
+	Name    string
+	TypeOID uint32
+}
+
+// ResultWriter receives the results of the statements of one query. The
+// writer is only valid during the Handler call it was passed to.
+type ResultWriter interface {
+	// Notice sends a NoticeResponse at once (flushed), so progress of long
+	// commands reaches psql while they run. severity is NOTICE, WARNING, INFO.
+	Notice(severity, message string)
+	// Columns starts a result set (RowDescription). In the extended protocol
+	// the description was already sent by Describe and this is a no-op.
+	Columns(cols []Column) error
+	// Row sends one DataRow; a nil element is SQL NULL.
+	Row(values []*string) error
+	// Complete ends one statement with its command tag ("ADD NODE", "SELECT 3").
+	Complete(tag string) error
+	// EmptyQuery answers a query string with no statement in it.
+	EmptyQuery() error
+}
+
+// Session is one client connection's state, shared with the Handler.
+type Session struct {
+	User        string
+	Database    string
+	Application string
+	RemoteAddr  string
+	ProcessID   uint32
+	// Params holds run-time parameters set by the client with SET, and the
+	// startup packet's options; the Handler owns it after startup.
+	Params map[string]string
+}
+
+// Handler executes queries; it knows the commands, pgwire knows the protocol.
+type Handler interface {
+	// Query runs a query string, which may hold several ';'-separated
+	// statements, writing each statement's result to w. A returned error
+	// (ideally a *pgerror.Error) is sent as ErrorResponse and ends the query;
+	// results already written stay written, as in PostgreSQL. ctx is cancelled
+	// by a CancelRequest for this session or by server shutdown.
+	Query(ctx context.Context, s *Session, query string, w ResultWriter) error
+	// Describe returns the result columns a single-statement query would
+	// produce, without side effects (nil: the statement returns no rows).
+	// Used by the extended protocol's Describe message.
+	Describe(ctx context.Context, s *Session, query string) ([]Column, error)
+}
