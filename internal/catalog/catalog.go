@@ -1,0 +1,421 @@
+// Package catalog stores the manager's host and node tables. The Catalog
+// interface is what the rest of the manager sees, so that a later store (etcd,
+// for several managers) can replace the SQLite one without touching callers.
+//
+// The SQLite store keeps one writer connection (WAL, synchronous=FULL,
+// foreign keys on) so that catalog transactions are serialised and a kill -9
+// mid-command never leaves a half-written row, and a separate read-only pool
+// for users' SELECTs over the views named like AntDB's.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+// schemaVersion is stored in PRAGMA user_version; migrations[i] upgrades
+// version i to i+1.
+var migrations = []string{schemaSQL}
+
+// ReadTx reads a consistent snapshot of the catalog.
+type ReadTx interface {
+	// State returns every host (by name) and every node (in insertion order).
+	State() (*cluster.State, error)
+}
+
+// Tx is a read-write catalog transaction.
+type Tx interface {
+	ReadTx
+	// Apply writes a plan's rows. Node IDs of inserted rows are assigned.
+	Apply(p cluster.Plan) error
+}
+
+// Result is the outcome of a user's read-only SQL query.
+type Result struct {
+	Columns []Column
+	Rows    [][]*string
+}
+
+// Column is a result column; Integer tells the wire layer to announce int8.
+type Column struct {
+	Name    string
+	Integer bool
+}
+
+// Catalog is the manager's persistent state.
+type Catalog interface {
+	// Update runs fn in a serialised read-write transaction; fn's error (or a
+	// constraint violation) rolls everything back.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only snapshot.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Query runs a user's read-only SQL over the catalog views.
+	Query(ctx context.Context, query string) (*Result, error)
+	Close() error
+}
+
+// FileName is the catalog's file inside the manager's data directory.
+const FileName = "catalog.db"
+
+// SQLite is the SQLite-backed Catalog.
+type SQLite struct {
+	mu sync.Mutex // serialises Update: one writer, and BEGIN IMMEDIATE besides
+	rw *sql.DB
+	ro *sql.DB
+}
+
+var registerOnce sync.Once
+
+// Open opens (creating and migrating if needed) the catalog in dir.
+func Open(ctx context.Context, dir string) (*SQLite, error) {
+	registerOnce.Do(registerFunctions)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create catalog directory: %w", err)
+	}
+	file := filepath.Join(dir, FileName)
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
+	rw, err := sql.Open("sqlite", "file:"+file+"?_txlock=immediate&"+pragmas)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	rw.SetMaxOpenConns(1)
+	c := &SQLite{rw: rw}
+	if err := c.migrate(ctx); err != nil {
+		rw.Close()
+		return nil, err
+	}
+	// The read-only pool cannot write even if a user finds a way to send a
+	// writing statement through SELECT: the file is opened read-only and
+	// query_only is set on every connection.
+	ro, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		rw.Close()
+		return nil, fmt.Errorf("open catalog read-only: %w", err)
+	}
+	ro.SetMaxOpenConns(4)
+	c.ro = ro
+	return c, nil
+}
+
+func (c *SQLite) migrate(ctx context.Context) error {
+	var v int
+	if err := c.rw.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read catalog version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("catalog version %d is newer than this adbmgr (%d)", v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := c.rw.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("catalog migration %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("catalog migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (c *SQLite) Close() error {
+	return errors.Join(c.ro.Close(), c.rw.Close())
+}
+
+type queryer interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+type tx struct {
+	ctx context.Context
+	q   queryer
+}
+
+// Update implements Catalog.
+func (c *SQLite) Update(ctx context.Context, fn func(Tx) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, err := c.rw.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin catalog transaction: %w", err)
+	}
+	if err := fn(&tx{ctx: ctx, q: t}); err != nil {
+		t.Rollback()
+		return err
+	}
+	if err := t.Commit(); err != nil {
+		return translate(fmt.Errorf("commit catalog transaction: %w", err))
+	}
+	return nil
+}
+
+// View implements Catalog.
+func (c *SQLite) View(ctx context.Context, fn func(ReadTx) error) error {
+	t, err := c.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin catalog snapshot: %w", err)
+	}
+	defer t.Rollback()
+	return fn(&tx{ctx: ctx, q: t})
+}
+
+func (t *tx) State() (*cluster.State, error) {
+	s := &cluster.State{}
+	rows, err := t.q.QueryContext(t.ctx, `SELECT name, user, port, protocol, agentport, address, adbhome, pghome FROM mgr_host ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read hosts: %w", err)
+	}
+	for rows.Next() {
+		var h cluster.Host
+		if err := rows.Scan(&h.Name, &h.User, &h.Port, &h.Protocol, &h.AgentPort, &h.Address, &h.ADBHome, &h.PGHome); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		s.Hosts = append(s.Hosts, h)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	rows, err = t.q.QueryContext(t.ctx, `SELECT id, name, host, type, coalesce(mastername, ''), port, sync_state, path,
+		initialized, incluster, readonly, zone, allowcure, curestatus FROM mgr_node ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read nodes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n cluster.Node
+		var typ string
+		if err := rows.Scan(&n.ID, &n.Name, &n.Host, &typ, &n.Master, &n.Port, &n.SyncState, &n.Path,
+			&n.Initialized, &n.InCluster, &n.ReadOnly, &n.Zone, &n.AllowCure, &n.CureStatus); err != nil {
+			return nil, err
+		}
+		n.Type = cluster.NodeType(typ)
+		s.Nodes = append(s.Nodes, n)
+	}
+	return s, rows.Err()
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (t *tx) exec(q string, args ...any) error {
+	_, err := t.q.ExecContext(t.ctx, q, args...)
+	return translate(err)
+}
+
+func (t *tx) Apply(p cluster.Plan) error {
+	// Deletes first: a dropped node frees its port and path for rows this
+	// plan inserts, and children are listed before their parents.
+	for _, name := range p.DeleteNodes {
+		if err := t.exec(`DELETE FROM mgr_node WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	for _, name := range p.DeleteHosts {
+		if err := t.exec(`DELETE FROM mgr_host WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	if h := p.InsertHost; h != nil {
+		if err := t.exec(`INSERT INTO mgr_host (name, user, port, protocol, agentport, address, adbhome, pghome)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, h.Name, h.User, h.Port, h.Protocol, h.AgentPort, h.Address, h.ADBHome, h.PGHome); err != nil {
+			return err
+		}
+	}
+	if h := p.UpdateHost; h != nil {
+		if err := t.exec(`UPDATE mgr_host SET user = ?, port = ?, protocol = ?, agentport = ?, address = ?, adbhome = ?, pghome = ?
+			WHERE name = ?`, h.User, h.Port, h.Protocol, h.AgentPort, h.Address, h.ADBHome, h.PGHome, h.Name); err != nil {
+			return err
+		}
+	}
+	for _, n := range p.UpdateNodes {
+		if err := t.exec(`UPDATE mgr_node SET host = ?, type = ?, mastername = ?, port = ?, sync_state = ?, path = ?,
+			initialized = ?, incluster = ?, readonly = ?, zone = ?, allowcure = ?, curestatus = ? WHERE id = ?`,
+			n.Host, string(n.Type), nullable(n.Master), n.Port, n.SyncState, n.Path,
+			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus, n.ID); err != nil {
+			return err
+		}
+	}
+	if n := p.InsertNode; n != nil {
+		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_node (name, host, type, mastername, port, sync_state, path,
+			initialized, incluster, readonly, zone, allowcure, curestatus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			n.Name, n.Host, string(n.Type), nullable(n.Master), n.Port, n.SyncState, n.Path,
+			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus)
+		if err != nil {
+			return translate(err)
+		}
+		if n.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// translate turns SQLite constraint violations into user-facing errors. The
+// Go rules normally refuse first with a better message; these are the
+// backstop when two sessions race.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	msg := se.Error()
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return pgerror.New(pgerror.UniqueViolation, "duplicate key value violates unique constraint: %s", constraintDetail(msg))
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, sqlite3.SQLITE_CONSTRAINT_TRIGGER:
+		// ON DELETE RESTRICT reports itself as a trigger constraint.
+		return pgerror.New("23503", "the change would leave a dangling reference (a node's host or master)")
+	case sqlite3.SQLITE_CONSTRAINT_CHECK:
+		return pgerror.New("23514", "the change violates a catalog check constraint: %s", constraintDetail(msg))
+	}
+	if se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		return pgerror.New("23000", "the change violates a catalog constraint: %s", constraintDetail(msg))
+	}
+	return err
+}
+
+func constraintDetail(msg string) string {
+	if i := strings.Index(msg, "constraint failed: "); i >= 0 {
+		return msg[i+len("constraint failed: "):]
+	}
+	return msg
+}
+
+// Version is what SELECT version() answers; set by the binary at start-up.
+var Version = "PostgreSQL 15.0 (adbmgr)"
+
+// registerFunctions adds the functions drivers and DBAs expect from a
+// PostgreSQL server to SQLite, for users' SELECTs.
+func registerFunctions() {
+	str := func(v func() string) func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+		return func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) { return v(), nil }
+	}
+	_ = sqlite.RegisterScalarFunction("version", 0, str(func() string { return Version }))
+	_ = sqlite.RegisterScalarFunction("current_database", 0, str(func() string { return "postgres" }))
+	_ = sqlite.RegisterScalarFunction("pg_backend_pid", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+		return int64(os.Getpid()), nil
+	})
+}
+
+// Query implements Catalog: the query runs on the read-only pool; values
+// are rendered as PostgreSQL's text format (booleans as t/f come from the
+// views themselves).
+func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
+	rows, err := c.ro.QueryContext(ctx, query)
+	if err != nil {
+		return nil, sqlError(ctx, err)
+	}
+	defer rows.Close()
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, sqlError(ctx, err)
+	}
+	res := &Result{}
+	for _, ct := range types {
+		res.Columns = append(res.Columns, Column{Name: ct.Name(), Integer: strings.EqualFold(ct.DatabaseTypeName(), "INTEGER")})
+	}
+	vals := make([]any, len(types))
+	ptrs := make([]any, len(types))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, sqlError(ctx, err)
+		}
+		row := make([]*string, len(vals))
+		for i, v := range vals {
+			row[i] = render(v)
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, sqlError(ctx, err)
+	}
+	return res, nil
+}
+
+func render(v any) *string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case []byte:
+		s = string(v)
+	case string:
+		s = v
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case float64:
+		s = strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		s = "f"
+		if v {
+			s = "t"
+		}
+	case time.Time:
+		s = v.Format("2006-01-02 15:04:05.999999Z07")
+	default:
+		s = fmt.Sprint(v)
+	}
+	return &s
+}
+
+// sqlError maps a failure of a user's query to a PostgreSQL-style error.
+func sqlError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		msg := strings.TrimPrefix(se.Error(), "SQL logic error: ")
+		if i := strings.LastIndex(msg, " ("); i > 0 && strings.HasSuffix(msg, ")") {
+			msg = msg[:i]
+		}
+		switch {
+		case strings.Contains(msg, "no such table"):
+			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host and node.")
+		case strings.Contains(msg, "no such column"):
+			return pgerror.New(pgerror.UndefinedColumn, "%s", msg)
+		case strings.Contains(msg, "readonly") || strings.Contains(msg, "query_only"):
+			return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot write the catalog through SQL: %s", msg)
+		}
+		return pgerror.New(pgerror.SyntaxError, "%s", msg)
+	}
+	return err
+}
