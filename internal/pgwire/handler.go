@@ -2,7 +2,9 @@ package pgwire
 
 import "context"
 
-// Type OIDs the manager uses in RowDescription. Values are sent in text format.
+// Type OIDs the manager uses in RowDescription. Values are given as text;
+// when an extended-protocol client asks for binary results (pgx does for
+// bool, int4 and int8) pgwire converts them, for these OIDs only.
 const (
 	OIDBool = 16
 	OIDName = 19
@@ -18,7 +20,9 @@ type Column struct {
 }
 
 // ResultWriter receives the results of the statements of one query. The
-// writer is only valid during the Handler call it was passed to.
+// writer is only valid during the Handler call it was passed to. Its methods
+// are safe for concurrent use, so parallel steps may send notices; once the
+// connection has failed, they return the write error.
 type ResultWriter interface {
 	// Notice sends a NoticeResponse at once (flushed), so progress of long
 	// commands reaches psql while they run. severity is NOTICE, WARNING, INFO.
@@ -56,6 +60,9 @@ type Handler interface {
 	Query(ctx context.Context, s *Session, query string, w ResultWriter) error
 	// Describe returns the result columns a single-statement query would
 	// produce, without side effects (nil: the statement returns no rows).
-	// Used by the extended protocol's Describe message.
+	// Used by the extended protocol: it is called at Parse, so it should
+	// fail as PostgreSQL's parser would, including for a string holding
+	// several statements (42601 "cannot insert multiple commands into a
+	// prepared statement"). Query must then produce exactly these columns.
 	Describe(ctx context.Context, s *Session, query string) ([]Column, error)
 }
