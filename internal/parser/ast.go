@@ -212,6 +212,7 @@ type SetVar struct {
 	Name    Ident
 	Value   string
 	Default bool
+	Local   bool // SET LOCAL: only until the end of the transaction
 }
 
 // ResetVar is RESET name | RESET ALL (Name "all").
@@ -228,7 +229,8 @@ type ShowVar struct {
 
 // Transaction is BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / ABORT,
 // accepted as no-ops because catalog commands are each atomic. Verb is the
-// canonical tag: "BEGIN", "COMMIT" or "ROLLBACK".
+// canonical tag: "BEGIN", "COMMIT" or "ROLLBACK" (also for ROLLBACK TO
+// SAVEPOINT), or "SAVEPOINT" / "RELEASE".
 type Transaction struct {
 	Base
 	Verb string
@@ -389,11 +391,12 @@ type ShowHBA struct {
 // APPEND COORDINATOR dest FOR src, APPEND ACTIVATE COORDINATOR n.
 type Append struct {
 	Base
-	Kind     NodeKind
-	Name     Ident
-	Source   Ident // APPEND COORDINATOR dest FOR src
-	Activate bool
-	Options  []Option
+	Kind          NodeKind // Role is RoleAny for "dest FOR src" and ACTIVATE
+	Name          Ident
+	Source        Ident // APPEND COORDINATOR dest FOR src
+	Activate      bool
+	DataChecksums bool     // APPEND {DATANODE|COORDINATOR} MASTER n DATA_CHECKSUMS
+	Options       []Option // APPEND {DATANODE|COORDINATOR} MASTER n (walsegsize = N)
 }
 
 // Remove is REMOVE family role n [, …].
