@@ -354,6 +354,13 @@ func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	// SQLite has no declared type for expressions such as count(*); a
+	// column whose every value is an integer is announced as one, so that
+	// clients can scan it into integers.
+	allInt := make([]bool, len(types))
+	for i := range allInt {
+		allInt[i] = true
+	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, sqlError(ctx, err)
@@ -361,11 +368,19 @@ func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
 		row := make([]*string, len(vals))
 		for i, v := range vals {
 			row[i] = render(v)
+			if _, isInt := v.(int64); !isInt && v != nil {
+				allInt[i] = false
+			}
 		}
 		res.Rows = append(res.Rows, row)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, sqlError(ctx, err)
+	}
+	if len(res.Rows) > 0 {
+		for i := range res.Columns {
+			res.Columns[i].Integer = allInt[i]
+		}
 	}
 	return res, nil
 }

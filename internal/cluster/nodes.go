@@ -322,11 +322,17 @@ func AlterNode(s *State, req AlterNodeRequest) (Plan, error) {
 			want = &old.SyncState
 		}
 		n.SyncState, p.Notices = slaveSyncState(s, n, parent, want, req.CurrentZone)
+		promoted := false
 		if old.SyncState == Sync && n.SyncState != Sync {
-			if sib, ns, ok := promotePotential(s, n.Master, n.Name); ok {
+			var sib Node
+			var ns []Notice
+			if sib, ns, promoted = promotePotential(s, n.Master, n.Name); promoted {
 				p.UpdateNodes = append(p.UpdateNodes, sib)
 				p.Notices = append(p.Notices, ns...)
 			}
+		}
+		if n.SyncState != Sync && !promoted && parent.Type.IsMaster() && parent.Type != CoordinatorMaster && !hasSyncChild(s, parent.Name, n.Name) {
+			p.Notices = append(p.Notices, warning(`%s has no synchronous slave node`, describe(parent.Type, parent.Name)))
 		}
 	}
 	if old.Initialized || old.InCluster {

@@ -1,0 +1,41 @@
+SHELL := /bin/bash
+# adbmgr — build, run and test. `make run` starts a manager; `make test` is CI.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+LISTEN   ?= 127.0.0.1:6432
+DATA     ?= ./demo/mgr
+FUZZTIME ?= 60s
+
+.PHONY: build run test vet fmt-check unit e2e fuzz bench clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
+
+# Run a manager in the foreground on $(LISTEN) with its data under $(DATA).
+run: build
+	bin/adbmgr start -D $(DATA) --listen $(LISTEN)
+
+# CI: formatting, vet, unit and end-to-end tests (real psql), parser fuzzing.
+test: fmt-check vet unit e2e fuzz
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /tests/)
+
+e2e: build
+	$(GO) test -count=1 ./tests/...
+
+fuzz:
+	$(GO) test ./internal/parser -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+clean:
+	rm -rf bin demo

@@ -1,0 +1,189 @@
+// Package mgr executes the manager's statements: it is the pgwire Handler.
+// One file per command family; the decisions themselves are pure functions
+// in package cluster, and every catalog change runs inside one catalog
+// transaction so a refused or failed command changes nothing.
+package mgr
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+// Options configures a Manager.
+type Options struct {
+	// InstallDir is the default adbhome of new hosts: the directory holding
+	// the manager's bin/.
+	InstallDir string
+	// PGHome is the default pghome of new hosts.
+	PGHome string
+	// Resolve maps a host name to an address when ADD HOST has no ADDRESS.
+	// Defaults to the system resolver, IPv4 preferred.
+	Resolve func(ctx context.Context, name string) (string, error)
+	Logger  *slog.Logger
+}
+
+// Manager executes statements against the catalog.
+type Manager struct {
+	cat  catalog.Catalog
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Manager over cat.
+func New(cat catalog.Catalog, opts Options) *Manager {
+	if opts.PGHome == "" {
+		opts.PGHome = cluster.DefaultPGHome
+	}
+	if opts.Resolve == nil {
+		opts.Resolve = resolve
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{cat: cat, opts: opts, log: log}
+}
+
+func resolve(ctx context.Context, name string) (string, error) {
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if v4 := a.IP.To4(); v4 != nil {
+			return v4.String(), nil
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs[0].IP.String(), nil
+	}
+	return "", &net.DNSError{Err: "no address", Name: name}
+}
+
+var _ pgwire.Handler = (*Manager)(nil)
+
+// exec carries what one statement's execution needs.
+type exec struct {
+	ctx  context.Context
+	sess *pgwire.Session
+	q    string // the whole query string, for error positions
+	w    pgwire.ResultWriter
+}
+
+// at positions err (if it is a *pgerror.Error without a position) at the
+// byte offset pos of the query.
+func (e *exec) at(err error, pos int) error {
+	if pe, ok := pgerror.As(err); ok && pe.Position == 0 {
+		pe.At(e.q, pos)
+	}
+	return err
+}
+
+func (e *exec) notices(ns []cluster.Notice) {
+	for _, n := range ns {
+		e.w.Notice(n.Severity, n.Message)
+	}
+}
+
+// Query implements pgwire.Handler. As in PostgreSQL, the whole string is
+// parsed first, so a syntax error anywhere runs nothing; then statements run
+// in order and the first error ends the query.
+func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwire.ResultWriter) error {
+	stmts, err := parser.Parse(q)
+	if err != nil {
+		return err
+	}
+	if len(stmts) == 0 {
+		return w.EmptyQuery()
+	}
+	for _, st := range stmts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := &exec{ctx: ctx, sess: s, q: q, w: w}
+		if err := m.execute(e, st); err != nil {
+			pos, _ := st.Span()
+			return e.at(err, pos)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) execute(e *exec, st parser.Statement) error {
+	switch st := st.(type) {
+	case *parser.AddHost:
+		return m.addHost(e, st)
+	case *parser.AlterHost:
+		return m.alterHost(e, st)
+	case *parser.DropHost:
+		return m.dropHost(e, st)
+	case *parser.ListHost:
+		return m.listHost(e, st)
+	case *parser.AddNode:
+		return m.addNode(e, st)
+	case *parser.AlterNode:
+		return m.alterNode(e, st)
+	case *parser.DropNode:
+		return m.dropNode(e, st)
+	case *parser.DropZone:
+		return m.dropZone(e, st)
+	case *parser.ListNode:
+		return m.listNode(e, st)
+	case *parser.Help:
+		return m.help(e, st)
+	case *parser.Select:
+		return m.sqlSelect(e, st)
+	case *parser.WriteSQL:
+		return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s: SQL access to the manager catalog is read-only", st.Verb).
+			WithHint("Change hosts and nodes with ADD, ALTER and DROP commands; see HELP.")
+	case *parser.SetVar:
+		return m.setVar(e, st)
+	case *parser.ResetVar:
+		return m.resetVar(e, st)
+	case *parser.ShowVar:
+		return m.showVar(e, st)
+	case *parser.Transaction:
+		return e.w.Complete(st.Verb)
+	}
+	return pgerror.NotImplemented(st.Command()).
+		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
+}
+
+// Describe implements pgwire.Handler for the extended protocol: the columns
+// of a single statement, computed without running anything that writes.
+func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]pgwire.Column, error) {
+	stmts, err := parser.Parse(q)
+	if err != nil || len(stmts) != 1 {
+		return nil, err
+	}
+	switch st := stmts[0].(type) {
+	case *parser.ListHost:
+		return project(q, hostColumns, st.Columns, "LIST HOST")
+	case *parser.ListNode:
+		return project(q, nodeColumns, st.Columns, "LIST NODE")
+	case *parser.Help:
+		return helpColumns, nil
+	case *parser.ShowVar:
+		return showColumns(st), nil
+	case *parser.Select:
+		res, err := m.cat.Query(ctx, st.Text)
+		if err != nil {
+			return nil, err
+		}
+		return resultColumns(res), nil
+	}
+	return nil, nil
+}
+
+// complete ends a row-returning statement with PostgreSQL's "SELECT n" tag.
+func complete(w pgwire.ResultWriter, n int) error {
+	return w.Complete("SELECT " + strconv.Itoa(n))
+}

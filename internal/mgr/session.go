@@ -1,0 +1,108 @@
+package mgr
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+// Run-time parameters a session can SHOW without setting them first: what
+// drivers ask for, plus AntDB's mgr_zone.
+var defaultParams = map[string]string{
+	"server_version":                "15.0",
+	"server_encoding":               "UTF8",
+	"client_encoding":               "UTF8",
+	"datestyle":                     "ISO, MDY",
+	"intervalstyle":                 "postgres",
+	"timezone":                      "UTC",
+	"integer_datetimes":             "on",
+	"standard_conforming_strings":   "on",
+	"transaction_isolation":         "read committed",
+	"default_transaction_read_only": "off",
+	"search_path":                   `"$user", public`,
+	"mgr_zone":                      "local",
+	"max_identifier_length":         "63",
+	"extra_float_digits":            "1",
+}
+
+func (m *Manager) param(e *exec, name string) (string, bool) {
+	if v, ok := e.sess.Params[name]; ok {
+		return v, true
+	}
+	v, ok := defaultParams[name]
+	return v, ok
+}
+
+func (m *Manager) setVar(e *exec, st *parser.SetVar) error {
+	name := st.Name.Name
+	if e.sess.Params == nil {
+		e.sess.Params = map[string]string{}
+	}
+	if st.Default {
+		delete(e.sess.Params, name)
+		return e.w.Complete("SET")
+	}
+	if name == "mgr_zone" {
+		if hint := zoneName(st.Value); hint != "" {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "mgr_zone": "%s"`, st.Value).WithHint("%s", hint)
+		}
+	}
+	e.sess.Params[name] = st.Value
+	return e.w.Complete("SET")
+}
+
+func (m *Manager) resetVar(e *exec, st *parser.ResetVar) error {
+	if st.Name.Name == "all" {
+		for k := range e.sess.Params {
+			delete(e.sess.Params, k)
+		}
+	} else {
+		delete(e.sess.Params, st.Name.Name)
+	}
+	return e.w.Complete("RESET")
+}
+
+func showColumns(st *parser.ShowVar) []pgwire.Column {
+	if st.Name.Name == "all" {
+		return []pgwire.Column{{Name: "name", TypeOID: pgwire.OIDText}, {Name: "setting", TypeOID: pgwire.OIDText}}
+	}
+	return []pgwire.Column{{Name: st.Name.Name, TypeOID: pgwire.OIDText}}
+}
+
+func (m *Manager) showVar(e *exec, st *parser.ShowVar) error {
+	name := st.Name.Name
+	if name == "all" {
+		all := map[string]string{}
+		for k, v := range defaultParams {
+			all[k] = v
+		}
+		for k, v := range e.sess.Params {
+			all[k] = v
+		}
+		keys := make([]string, 0, len(all))
+		for k := range all {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		rows := make([]map[string]string, len(keys))
+		for i, k := range keys {
+			rows[i] = map[string]string{"name": k, "setting": all[k]}
+		}
+		return writeTable(e.w, showColumns(st), rows)
+	}
+	v, ok := m.param(e, name)
+	if name == "server_version" {
+		v, ok = strings.TrimPrefix(catalog.Version, "PostgreSQL "), true
+		if i := strings.IndexByte(v, ' '); i > 0 {
+			v = v[:i]
+		}
+	}
+	if !ok {
+		return pgerror.New(pgerror.UndefinedObject, `unrecognized configuration parameter "%s"`, name).At(e.q, st.Name.Pos)
+	}
+	return writeTable(e.w, showColumns(st), []map[string]string{{name: v}})
+}
