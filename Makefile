@@ -39,3 +39,9 @@ bench: build
 
 clean:
 	rm -rf bin demo
+
+# Regenerate the agent contract's Go code (committed; needs protoc,
+# protoc-gen-go and protoc-gen-go-grpc).
+proto:
+	PATH="$$PATH:$$(go env GOPATH)/bin" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative api/agentpb/agent.proto
