@@ -20,9 +20,11 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/mgr"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/adbmgr/adbmgr/internal/pki"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -97,6 +99,9 @@ func initDir(ctx context.Context, dir string, stdout io.Writer) error {
 	if err := cat.Close(); err != nil {
 		return err
 	}
+	if _, err := pki.SetupManager(filepath.Join(dir, "pki")); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "adbmgr data directory initialised in %s\n", dir)
 	return nil
 }
@@ -112,6 +117,17 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 		return err
 	}
 	defer cat.Close()
+	if ops, err := cat.Interrupted(ctx); err != nil {
+		return err
+	} else if len(ops) > 0 {
+		log.Warn("operations were interrupted by the previous manager's end; check the cluster with MONITOR ALL", "operations", ops)
+	}
+	clientTLS, err := pki.SetupManager(filepath.Join(dir, "pki"))
+	if err != nil {
+		return err
+	}
+	agents := agentclient.New(clientTLS)
+	defer agents.Close()
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -119,6 +135,8 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 	m := mgr.New(cat, mgr.Options{
 		// bin/adbmgr lives in <adbhome>/bin, like AntDB's layout.
 		InstallDir: filepath.Dir(filepath.Dir(exe)),
+		DataDir:    dir,
+		Agents:     agents,
 		Logger:     log,
 	})
 	l, err := net.Listen("tcp", listen)

@@ -31,14 +31,23 @@ import (
 //go:embed schema.sql
 var schemaSQL string
 
-// schemaVersion is stored in PRAGMA user_version; migrations[i] upgrades
-// version i to i+1.
-var migrations = []string{schemaSQL}
+//go:embed schema_2.sql
+var schema2SQL string
+
+// The schema version is stored in PRAGMA user_version; migrations[i]
+// upgrades version i to i+1.
+var migrations = []string{schemaSQL, schema2SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
 	// State returns every host (by name) and every node (in insertion order).
 	State() (*cluster.State, error)
+	// Params returns every SET parameter row, family-wide rows first.
+	Params() ([]cluster.Param, error)
+	// HBA returns every ADD HBA line.
+	HBA() ([]cluster.HBARule, error)
+	// GUCs returns the known server parameters (empty until FLUSH PARAM or INIT).
+	GUCs() ([]cluster.GUC, error)
 }
 
 // Tx is a read-write catalog transaction.
@@ -46,6 +55,8 @@ type Tx interface {
 	ReadTx
 	// Apply writes a plan's rows. Node IDs of inserted rows are assigned.
 	Apply(p cluster.Plan) error
+	// SetGUCs replaces the known server parameters.
+	SetGUCs(gucs []cluster.GUC) error
 }
 
 // Result is the outcome of a user's read-only SQL query.
@@ -69,6 +80,9 @@ type Catalog interface {
 	View(ctx context.Context, fn func(ReadTx) error) error
 	// Query runs a user's read-only SQL over the catalog views.
 	Query(ctx context.Context, query string) (*Result, error)
+	// Journal records the progress of a multi-step command: a new entry
+	// when id is 0 (its id is returned), else an update of entry id.
+	Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error)
 	Close() error
 }
 
@@ -238,7 +252,35 @@ func (t *tx) Apply(p cluster.Plan) error {
 	// Deletes first: a dropped node frees its port and path for rows this
 	// plan inserts, and children are listed before their parents.
 	for _, name := range p.DeleteNodes {
+		// A dropped node's parameters and hba lines go with it (§4.3).
+		if err := t.exec(`DELETE FROM mgr_param WHERE nodename = ?`, name); err != nil {
+			return err
+		}
+		if err := t.exec(`DELETE FROM mgr_hba WHERE nodename = ?`, name); err != nil {
+			return err
+		}
 		if err := t.exec(`DELETE FROM mgr_node WHERE name = ?`, name); err != nil {
+			return err
+		}
+	}
+	for _, pr := range p.DeleteParams {
+		if err := t.exec(`DELETE FROM mgr_param WHERE nodename = ? AND nodetype = ? AND key = ?`, pr.Node, pr.Type, pr.Key); err != nil {
+			return err
+		}
+	}
+	for _, pr := range p.PutParams {
+		if err := t.exec(`INSERT INTO mgr_param (nodename, nodetype, key, value) VALUES (?, ?, ?, ?)
+			ON CONFLICT (nodename, nodetype, key) DO UPDATE SET value = excluded.value`, pr.Node, pr.Type, pr.Key, pr.Value); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.DeleteHBA {
+		if err := t.exec(`DELETE FROM mgr_hba WHERE nodename = ? AND family = ? AND line = ?`, r.Node, string(r.Family), r.Line); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.PutHBA {
+		if err := t.exec(`INSERT OR IGNORE INTO mgr_hba (nodename, family, line) VALUES (?, ?, ?)`, r.Node, string(r.Family), r.Line); err != nil {
 			return err
 		}
 	}
@@ -280,6 +322,121 @@ func (t *tx) Apply(p cluster.Plan) error {
 		}
 	}
 	return nil
+}
+
+func (t *tx) Params() ([]cluster.Param, error) {
+	rows, err := t.q.QueryContext(t.ctx, `SELECT nodename, nodetype, key, value FROM mgr_param
+		ORDER BY nodename <> '*', nodename, nodetype, key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []cluster.Param
+	for rows.Next() {
+		var p cluster.Param
+		if err := rows.Scan(&p.Node, &p.Type, &p.Key, &p.Value); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) HBA() ([]cluster.HBARule, error) {
+	rows, err := t.q.QueryContext(t.ctx, `SELECT nodename, family, line FROM mgr_hba ORDER BY rowid`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []cluster.HBARule
+	for rows.Next() {
+		var r cluster.HBARule
+		var fam string
+		if err := rows.Scan(&r.Node, &fam, &r.Line); err != nil {
+			return nil, err
+		}
+		r.Family = cluster.Family(fam)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) GUCs() ([]cluster.GUC, error) {
+	rows, err := t.q.QueryContext(t.ctx, `SELECT name, context, vartype, default_val, min_val, max_val, enum_vals, unit FROM mgr_guc ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []cluster.GUC
+	for rows.Next() {
+		var g cluster.GUC
+		var enums string
+		if err := rows.Scan(&g.Name, &g.Context, &g.VarType, &g.Default, &g.Min, &g.Max, &enums, &g.Unit); err != nil {
+			return nil, err
+		}
+		if enums != "" {
+			g.EnumValues = strings.Split(enums, ",")
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+func (t *tx) SetGUCs(gucs []cluster.GUC) error {
+	if err := t.exec(`DELETE FROM mgr_guc`); err != nil {
+		return err
+	}
+	for _, g := range gucs {
+		if err := t.exec(`INSERT INTO mgr_guc (name, context, vartype, default_val, min_val, max_val, enum_vals, unit)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, g.Name, g.Context, g.VarType, g.Default, g.Min, g.Max, strings.Join(g.EnumValues, ","), g.Unit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Journal implements Catalog.
+func (c *SQLite) Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	err := c.Update(ctx, func(t Tx) error {
+		q := t.(*tx)
+		if id == 0 {
+			res, err := q.q.ExecContext(ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
+				command, status, step, detail, now, now)
+			if err != nil {
+				return err
+			}
+			id, err = res.LastInsertId()
+			return err
+		}
+		return q.exec(`UPDATE mgr_journal SET status = ?, step = ?, detail = ?, updated = ? WHERE id = ?`, status, step, detail, now, id)
+	})
+	return id, err
+}
+
+// Interrupted marks journal entries left running by a manager that died as
+// interrupted, and returns them, so that start-up can report them.
+func (c *SQLite) Interrupted(ctx context.Context) ([]string, error) {
+	var out []string
+	err := c.Update(ctx, func(t Tx) error {
+		q := t.(*tx)
+		rows, err := q.q.QueryContext(ctx, `SELECT id, command, step FROM mgr_journal WHERE status = 'running'`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			var cmd, step string
+			if err := rows.Scan(&id, &cmd, &step); err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, fmt.Sprintf("#%d %s (at step %q)", id, cmd, step))
+		}
+		rows.Close()
+		return q.exec(`UPDATE mgr_journal SET status = 'interrupted', updated = ? WHERE status = 'running'`, time.Now().UTC().Format(time.RFC3339))
+	})
+	return out, err
 }
 
 // translate turns SQLite constraint violations into user-facing errors. The

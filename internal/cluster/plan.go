@@ -33,6 +33,11 @@ type Plan struct {
 	UpdateNodes []Node // replace rows with the same ID
 	DeleteNodes []string
 
+	PutParams    []Param // insert or replace (by node, type, key)
+	DeleteParams []Param // by node, type, key
+	PutHBA       []HBARule
+	DeleteHBA    []HBARule
+
 	// Live lists changes that must also reach running PostgreSQL processes
 	// (e.g. "port", "sync_state" of an initialised node); empty when the
 	// change is catalog-only.

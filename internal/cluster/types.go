@@ -191,3 +191,45 @@ func SortForList(nodes []Node) {
 		return cmp.Compare(a.ID, b.ID)
 	})
 }
+
+// Param is a parameter set with SET {GTMCOORD|COORDINATOR|DATANODE} …: Node
+// is a node name or "*", Type a node type ("datanode master") or a family
+// ("datanode") meaning masters and slaves.
+type Param struct {
+	Node  string
+	Type  string
+	Key   string
+	Value string
+}
+
+// HBARule is a pg_hba.conf line added with ADD HBA: Node is a node name or
+// "*" for every node of Family.
+type HBARule struct {
+	Node   string
+	Family Family
+	Line   string
+}
+
+// GUC describes one server parameter (postgres --describe-config).
+type GUC struct {
+	Name       string
+	Context    string // postmaster, sighup, superuser, user, internal, backend, superuser-backend
+	VarType    string // bool, integer, real, string, enum
+	Default    string
+	Min, Max   string
+	EnumValues []string
+	Unit       string
+}
+
+// Applies reports whether p applies to node n.
+func (p Param) Applies(n Node) bool {
+	if p.Node != "*" && p.Node != n.Name {
+		return false
+	}
+	return p.Type == string(n.Type) || p.Type == string(n.Type.Family())
+}
+
+// Applies reports whether r applies to node n.
+func (r HBARule) Applies(n Node) bool {
+	return r.Family == n.Type.Family() && (r.Node == "*" || r.Node == n.Name)
+}

@@ -6,10 +6,12 @@ package mgr
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strconv"
 
+	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -19,6 +21,10 @@ import (
 
 // Options configures a Manager.
 type Options struct {
+	// DataDir is the manager's data directory (pki/, agents/).
+	DataDir string
+	// Agents reaches the hosts' agents; nil refuses every agent command.
+	Agents *agentclient.Pool
 	// InstallDir is the default adbhome of new hosts: the directory holding
 	// the manager's bin/.
 	InstallDir string
@@ -32,9 +38,10 @@ type Options struct {
 
 // Manager executes statements against the catalog.
 type Manager struct {
-	cat  catalog.Catalog
-	opts Options
-	log  *slog.Logger
+	cat    catalog.Catalog
+	opts   Options
+	log    *slog.Logger
+	agents *agentclient.Pool
 }
 
 // New returns a Manager over cat.
@@ -49,7 +56,12 @@ func New(cat catalog.Catalog, opts Options) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cat: cat, opts: opts, log: log}
+	agents := opts.Agents
+	if agents == nil {
+		// Without credentials every agent looks unreachable.
+		agents = agentclient.New(&tls.Config{MinVersion: tls.VersionTLS13})
+	}
+	return &Manager{cat: cat, opts: opts, log: log, agents: agents}
 }
 
 func resolve(ctx context.Context, name string) (string, error) {
@@ -152,6 +164,12 @@ func (m *Manager) execute(e *exec, st parser.Statement) error {
 		return m.showVar(e, st)
 	case *parser.Transaction:
 		return e.w.Complete(st.Verb)
+	case *parser.StartAgent:
+		return m.startAgent(e, st)
+	case *parser.StopAgent:
+		return m.stopAgent(e, st)
+	case *parser.MonitorAgent:
+		return m.monitorAgent(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")

@@ -228,3 +228,26 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// SetupManager makes sure dir holds the CA and the manager's client pair,
+// creating what is missing, and returns the manager's client configuration.
+func SetupManager(dir string) (*tls.Config, error) {
+	if err := CreateCA(dir); err != nil {
+		return nil, fmt.Errorf("create CA: %w", err)
+	}
+	cert, key := filepath.Join(dir, "manager.crt"), filepath.Join(dir, "manager.key")
+	if _, err := os.Stat(cert); err != nil {
+		ca, err := LoadCA(dir)
+		if err != nil {
+			return nil, err
+		}
+		c, k, err := ca.Issue("adbmgr", nil, nil, false, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := ca.WritePair(dir, "manager", c, k); err != nil {
+			return nil, err
+		}
+	}
+	return ClientTLS(cert, key, filepath.Join(dir, CACert))
+}

@@ -1,0 +1,252 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/agentclient"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/adbmgr/adbmgr/internal/pki"
+)
+
+// pingTimeout bounds one agent liveness check.
+const pingTimeout = 3 * time.Second
+
+var hostResultColumns = []pgwire.Column{
+	{Name: "hostname", TypeOID: pgwire.OIDName},
+	{Name: "status", TypeOID: pgwire.OIDBool},
+	{Name: "description", TypeOID: pgwire.OIDText},
+}
+
+type hostResult struct {
+	host string
+	ok   bool
+	desc string
+}
+
+func writeHostResults(w pgwire.ResultWriter, res []hostResult) error {
+	rows := make([]map[string]string, len(res))
+	for i, r := range res {
+		rows[i] = map[string]string{"hostname": r.host, "status": boolText(r.ok), "description": r.desc}
+	}
+	return writeTable(w, hostResultColumns, rows)
+}
+
+// targetHosts resolves ALL or a host list, refusing unknown names.
+func (m *Manager) targetHosts(e *exec, t parser.AgentTarget) ([]cluster.Host, error) {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return nil, err
+	}
+	if t.All || len(t.Hosts) == 0 {
+		return s.Hosts, nil
+	}
+	var out []cluster.Host
+	for _, id := range t.Hosts {
+		h, ok := s.Host(id.Name)
+		if !ok {
+			return nil, pgerror.New(pgerror.UndefinedObject, `host "%s" does not exist`, id.Name).At(e.q, id.Pos)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+func (m *Manager) state(ctx context.Context) (*cluster.State, error) {
+	var s *cluster.State
+	err := m.cat.View(ctx, func(tx catalog.ReadTx) (err error) { s, err = tx.State(); return err })
+	return s, err
+}
+
+// requireLocal refuses hosts whose agents are reached over SSH: DEPLOY and
+// agents over SSH arrive with the scale-out work.
+func requireLocal(hosts []cluster.Host, what string) error {
+	for _, h := range hosts {
+		if h.Protocol != cluster.ProtocolLocal {
+			return pgerror.New(pgerror.FeatureNotSupported, `%s on host "%s" with protocol %s is not implemented yet`, what, h.Name, h.Protocol).
+				WithHint(`Only hosts with protocol local are supported for now: ALTER HOST %s (protocol=local) if it is this machine.`, h.Name)
+		}
+	}
+	return nil
+}
+
+// parallel runs f for every index in its own goroutine and waits.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			f(i)
+		}(i)
+	}
+	wg.Wait()
+}
+
+func (m *Manager) startAgent(e *exec, st *parser.StartAgent) error {
+	hosts, err := m.targetHosts(e, st.Target)
+	if err != nil {
+		return err
+	}
+	if err := requireLocal(hosts, "START AGENT"); err != nil {
+		return err
+	}
+	res := make([]hostResult, len(hosts))
+	parallel(len(hosts), func(i int) {
+		res[i] = hostResult{host: hosts[i].Name, ok: true, desc: "success"}
+		if err := m.startLocalAgent(e.ctx, hosts[i]); err != nil {
+			res[i].ok, res[i].desc = false, err.Error()
+		}
+	})
+	return writeHostResults(e.w, res)
+}
+
+// agentDir holds a local host's agent certificate, key and log.
+func (m *Manager) agentDir(h cluster.Host) string {
+	return filepath.Join(m.opts.DataDir, "agents", h.Name)
+}
+
+// startLocalAgent starts adbagent on this machine for host h, unless it
+// already answers. The agent runs in its own session so that it outlives the
+// manager (a manager restart must not take the cluster's agents down).
+func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host) error {
+	if _, err := m.agents.Ping(ctx, h, pingTimeout); err == nil {
+		return nil
+	}
+	bin := filepath.Join(h.ADBHome, "bin", "adbagent")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("agent binary %s not found (adbhome of host %q)", bin, h.Name)
+	}
+	ip := net.ParseIP(h.Address)
+	if ip == nil {
+		return fmt.Errorf("address %q of host %q is not an IP address", h.Address, h.Name)
+	}
+	// A port already taken by something else would make the agent fail
+	// in a way only its log shows; say it here.
+	if c, err := net.DialTimeout("tcp", agentclient.Target(h), time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("port %d on %s is in use by something that is not an adbagent of this manager", h.AgentPort, h.Address)
+	}
+	dir := m.agentDir(h)
+	ca, err := pki.LoadCA(filepath.Join(m.opts.DataDir, "pki"))
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := ca.Issue("adbagent "+h.Name, []net.IP{ip}, nil, true, false)
+	if err != nil {
+		return err
+	}
+	if err := ca.WritePair(dir, "agent", certPEM, keyPEM); err != nil {
+		return err
+	}
+	logFile := filepath.Join(dir, "agent.log")
+	cmd := osexec.Command(bin, "--listen", agentclient.Target(h),
+		"--cert", filepath.Join(dir, "agent.crt"), "--key", filepath.Join(dir, "agent.key"),
+		"--ca", filepath.Join(dir, pki.CACert), "--log", logFile)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	// Reap the agent if it exits while the manager runs; after the manager
+	// exits, init adopts it.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	m.agents.Forget(h)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := m.agents.Ping(ctx, h, pingTimeout); err == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("adbagent exited (%v): %s", err, tail(logFile))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("adbagent did not answer within 15s: %s", tail(logFile))
+		}
+	}
+}
+
+// tail returns the last lines of a log file, for error messages.
+func tail(file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "(no log)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+func (m *Manager) stopAgent(e *exec, st *parser.StopAgent) error {
+	hosts, err := m.targetHosts(e, st.Target)
+	if err != nil {
+		return err
+	}
+	if err := requireLocal(hosts, "STOP AGENT"); err != nil {
+		return err
+	}
+	res := make([]hostResult, len(hosts))
+	parallel(len(hosts), func(i int) {
+		h := hosts[i]
+		res[i] = hostResult{host: h.Name, ok: true, desc: "success"}
+		c, err := m.agents.Client(h)
+		if err != nil {
+			res[i].ok, res[i].desc = false, err.Error()
+			return
+		}
+		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+			res[i].desc = "success (agent was not running)"
+			return
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		if _, err := c.Shutdown(ctx, &agentpb.ShutdownRequest{}); err != nil && !agentclient.Unreachable(err) {
+			res[i].ok, res[i].desc = false, "stop agent fail: "+agentclient.Message(err)
+			return
+		}
+		for try := 0; try < 50; try++ {
+			if _, err := m.agents.Ping(e.ctx, h, 500*time.Millisecond); err != nil {
+				m.agents.Forget(h)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		res[i].ok, res[i].desc = false, "stop agent fail: the agent still answers"
+	})
+	return writeHostResults(e.w, res)
+}
+
+func (m *Manager) monitorAgent(e *exec, st *parser.MonitorAgent) error {
+	hosts, err := m.targetHosts(e, st.Target)
+	if err != nil {
+		return err
+	}
+	res := make([]hostResult, len(hosts))
+	parallel(len(hosts), func(i int) {
+		res[i] = hostResult{host: hosts[i].Name, ok: true, desc: "running"}
+		if _, err := m.agents.Ping(e.ctx, hosts[i], pingTimeout); err != nil {
+			res[i].ok, res[i].desc = false, "not running"
+		}
+	})
+	return writeHostResults(e.w, res)
+}
