@@ -46,7 +46,7 @@ func writeHostResults(w pgwire.ResultWriter, res []hostResult) error {
 }
 
 // targetHosts resolves ALL or a host list, refusing unknown names.
-func (m *Manager) targetHosts(e *exec, t parser.AgentTarget) ([]cluster.Host, error) {
+func (m *Manager) targetHosts(e *req, t parser.AgentTarget) ([]cluster.Host, error) {
 	s, err := m.state(e.ctx)
 	if err != nil {
 		return nil, err
@@ -96,7 +96,7 @@ func parallel(n int, f func(i int)) {
 	wg.Wait()
 }
 
-func (m *Manager) startAgent(e *exec, st *parser.StartAgent) error {
+func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
 	hosts, err := m.targetHosts(e, st.Target)
 	if err != nil {
 		return err
@@ -197,7 +197,7 @@ func tail(file string) string {
 	return strings.Join(lines, " | ")
 }
 
-func (m *Manager) stopAgent(e *exec, st *parser.StopAgent) error {
+func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 	hosts, err := m.targetHosts(e, st.Target)
 	if err != nil {
 		return err
@@ -236,7 +236,7 @@ func (m *Manager) stopAgent(e *exec, st *parser.StopAgent) error {
 	return writeHostResults(e.w, res)
 }
 
-func (m *Manager) monitorAgent(e *exec, st *parser.MonitorAgent) error {
+func (m *Manager) monitorAgent(e *req, st *parser.MonitorAgent) error {
 	hosts, err := m.targetHosts(e, st.Target)
 	if err != nil {
 		return err

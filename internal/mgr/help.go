@@ -12,7 +12,7 @@ var helpColumns = []pgwire.Column{{Name: "help", TypeOID: pgwire.OIDText}}
 
 // help answers HELP [words]: psql's \h never reaches a server, so the
 // manager serves the syntax itself, one row per line.
-func (m *Manager) help(e *exec, st *parser.Help) error {
+func (m *Manager) help(e *req, st *parser.Help) error {
 	text, ok := parser.HelpText(st.Words)
 	if !ok {
 		pos, _ := st.Span()

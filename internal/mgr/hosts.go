@@ -54,7 +54,7 @@ func (m *Manager) hostSpec(q string, list []parser.Option) (cluster.HostSpec, *o
 	return spec, o, nil
 }
 
-func (m *Manager) addHost(e *exec, st *parser.AddHost) error {
+func (m *Manager) addHost(e *req, st *parser.AddHost) error {
 	if err := checkHostName(e.q, st.Name); err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (m *Manager) addHost(e *exec, st *parser.AddHost) error {
 	return e.w.Complete("ADD HOST")
 }
 
-func (m *Manager) alterHost(e *exec, st *parser.AlterHost) error {
+func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 	spec, o, err := m.hostSpec(e.q, st.Options)
 	if err != nil {
 		return err
@@ -112,7 +112,7 @@ func (m *Manager) alterHost(e *exec, st *parser.AlterHost) error {
 	return e.w.Complete("ALTER HOST")
 }
 
-func (m *Manager) dropHost(e *exec, st *parser.DropHost) error {
+func (m *Manager) dropHost(e *req, st *parser.DropHost) error {
 	names := make([]string, len(st.Names))
 	for i, n := range st.Names {
 		names[i] = n.Name
@@ -168,7 +168,7 @@ func hostValues(h cluster.Host) map[string]string {
 	}
 }
 
-func (m *Manager) listHost(e *exec, st *parser.ListHost) error {
+func (m *Manager) listHost(e *req, st *parser.ListHost) error {
 	cols, err := project(e.q, hostColumns, st.Columns, "LIST HOST")
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -42,6 +43,10 @@ type Manager struct {
 	opts   Options
 	log    *slog.Logger
 	agents *agentclient.Pool
+
+	// clusterMu is held by commands that act on nodes (INIT, START, STOP,
+	// CLEAN, …), so that two of them never interleave.
+	clusterMu sync.Mutex
 }
 
 // New returns a Manager over cat.
@@ -82,8 +87,8 @@ func resolve(ctx context.Context, name string) (string, error) {
 
 var _ pgwire.Handler = (*Manager)(nil)
 
-// exec carries what one statement's execution needs.
-type exec struct {
+// req carries what one statement's execution needs.
+type req struct {
 	ctx  context.Context
 	sess *pgwire.Session
 	q    string // the whole query string, for error positions
@@ -92,14 +97,14 @@ type exec struct {
 
 // at positions err (if it is a *pgerror.Error without a position) at the
 // byte offset pos of the query.
-func (e *exec) at(err error, pos int) error {
+func (e *req) at(err error, pos int) error {
 	if pe, ok := pgerror.As(err); ok && pe.Position == 0 {
 		pe.At(e.q, pos)
 	}
 	return err
 }
 
-func (e *exec) notices(ns []cluster.Notice) {
+func (e *req) notices(ns []cluster.Notice) {
 	for _, n := range ns {
 		e.w.Notice(n.Severity, n.Message)
 	}
@@ -120,7 +125,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		e := &exec{ctx: ctx, sess: s, q: q, w: w}
+		e := &req{ctx: ctx, sess: s, q: q, w: w}
 		if err := m.execute(e, st); err != nil {
 			pos, _ := st.Span()
 			return e.at(err, pos)
@@ -129,7 +134,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 	return nil
 }
 
-func (m *Manager) execute(e *exec, st parser.Statement) error {
+func (m *Manager) execute(e *req, st parser.Statement) error {
 	switch st := st.(type) {
 	case *parser.AddHost:
 		return m.addHost(e, st)
@@ -170,6 +175,18 @@ func (m *Manager) execute(e *exec, st parser.Statement) error {
 		return m.stopAgent(e, st)
 	case *parser.MonitorAgent:
 		return m.monitorAgent(e, st)
+	case *parser.InitAll:
+		return m.initAll(e, st)
+	case *parser.StartNodes:
+		return m.startNodes(e, st)
+	case *parser.StopNodes:
+		return m.stopNodes(e, st)
+	case *parser.Monitor:
+		return m.monitor(e, st)
+	case *parser.MonitorHA:
+		return m.monitorHA(e, st)
+	case *parser.Clean:
+		return m.clean(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -189,6 +206,18 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return project(q, nodeColumns, st.Columns, "LIST NODE")
 	case *parser.Help:
 		return helpColumns, nil
+	case *parser.StartAgent, *parser.StopAgent, *parser.MonitorAgent:
+		return hostResultColumns, nil
+	case *parser.InitAll, *parser.StartNodes, *parser.StopNodes:
+		return opColumns, nil
+	case *parser.Monitor:
+		return monitorColumns, nil
+	case *parser.MonitorHA:
+		return project(q, haColumns, st.Columns, "MONITOR HA")
+	case *parser.Clean:
+		if st.MonitorDays < 0 {
+			return cleanColumns, nil
+		}
 	case *parser.ShowVar:
 		return showColumns(st), nil
 	case *parser.Select:

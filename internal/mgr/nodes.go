@@ -32,7 +32,7 @@ func nodeType(k parser.NodeKind) cluster.NodeType {
 }
 
 // currentZone is the session's mgr_zone (AntDB's GUC), "local" by default.
-func currentZone(e *exec) string {
+func currentZone(e *req) string {
 	if z := e.sess.Params["mgr_zone"]; z != "" {
 		return z
 	}
@@ -68,7 +68,7 @@ func nodeSpec(q string, list []parser.Option, valid []string) (cluster.NodeSpec,
 
 // change runs a node-table decision inside one catalog transaction and
 // applies its plan; a refusal positions the error at the option it is about.
-func (m *Manager) change(e *exec, o *options, defPos int, decide func(*cluster.State) (cluster.Plan, error)) (cluster.Plan, error) {
+func (m *Manager) change(e *req, o *options, defPos int, decide func(*cluster.State) (cluster.Plan, error)) (cluster.Plan, error) {
 	var plan cluster.Plan
 	err := m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
@@ -94,7 +94,7 @@ func (m *Manager) change(e *exec, o *options, defPos int, decide func(*cluster.S
 	return plan, err
 }
 
-func (m *Manager) addNode(e *exec, st *parser.AddNode) error {
+func (m *Manager) addNode(e *req, st *parser.AddNode) error {
 	if err := checkNodeName(e.q, st.Name); err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (m *Manager) addNode(e *exec, st *parser.AddNode) error {
 	return e.w.Complete("ADD NODE")
 }
 
-func (m *Manager) alterNode(e *exec, st *parser.AlterNode) error {
+func (m *Manager) alterNode(e *req, st *parser.AlterNode) error {
 	spec, o, err := nodeSpec(e.q, st.Options, alterNodeOptions)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (m *Manager) alterNode(e *exec, st *parser.AlterNode) error {
 	return e.w.Complete("ALTER NODE")
 }
 
-func (m *Manager) dropNode(e *exec, st *parser.DropNode) error {
+func (m *Manager) dropNode(e *req, st *parser.DropNode) error {
 	names := make([]string, len(st.Names))
 	for i, n := range st.Names {
 		names[i] = n.Name
@@ -148,7 +148,7 @@ func (m *Manager) dropNode(e *exec, st *parser.DropNode) error {
 	return e.w.Complete("DROP NODE")
 }
 
-func (m *Manager) dropZone(e *exec, st *parser.DropZone) error {
+func (m *Manager) dropZone(e *req, st *parser.DropZone) error {
 	if _, err := m.change(e, nil, st.Zone.Pos, func(s *cluster.State) (cluster.Plan, error) {
 		return cluster.DropZone(s, st.Zone.Name)
 	}); err != nil {
@@ -186,7 +186,7 @@ func nodeValues(n cluster.Node) map[string]string {
 	}
 }
 
-func (m *Manager) listNode(e *exec, st *parser.ListNode) error {
+func (m *Manager) listNode(e *req, st *parser.ListNode) error {
 	cols, err := project(e.q, nodeColumns, st.Columns, "LIST NODE")
 	if err != nil {
 		return err

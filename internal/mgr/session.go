@@ -29,7 +29,7 @@ var defaultParams = map[string]string{
 	"extra_float_digits":            "1",
 }
 
-func (m *Manager) param(e *exec, name string) (string, bool) {
+func (m *Manager) param(e *req, name string) (string, bool) {
 	if v, ok := e.sess.Params[name]; ok {
 		return v, true
 	}
@@ -37,7 +37,7 @@ func (m *Manager) param(e *exec, name string) (string, bool) {
 	return v, ok
 }
 
-func (m *Manager) setVar(e *exec, st *parser.SetVar) error {
+func (m *Manager) setVar(e *req, st *parser.SetVar) error {
 	name := st.Name.Name
 	if e.sess.Params == nil {
 		e.sess.Params = map[string]string{}
@@ -55,7 +55,7 @@ func (m *Manager) setVar(e *exec, st *parser.SetVar) error {
 	return e.w.Complete("SET")
 }
 
-func (m *Manager) resetVar(e *exec, st *parser.ResetVar) error {
+func (m *Manager) resetVar(e *req, st *parser.ResetVar) error {
 	if st.Name.Name == "all" {
 		for k := range e.sess.Params {
 			delete(e.sess.Params, k)
@@ -73,7 +73,7 @@ func showColumns(st *parser.ShowVar) []pgwire.Column {
 	return []pgwire.Column{{Name: st.Name.Name, TypeOID: pgwire.OIDText}}
 }
 
-func (m *Manager) showVar(e *exec, st *parser.ShowVar) error {
+func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 	name := st.Name.Name
 	if name == "all" {
 		all := map[string]string{}

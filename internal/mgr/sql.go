@@ -8,7 +8,7 @@ import (
 
 // sqlSelect runs a user's read-only query over the catalog views (host,
 // node) on the catalog's read-only connection.
-func (m *Manager) sqlSelect(e *exec, st *parser.Select) error {
+func (m *Manager) sqlSelect(e *req, st *parser.Select) error {
 	res, err := m.cat.Query(e.ctx, st.Text)
 	if err != nil {
 		return err

@@ -1,0 +1,276 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// maxSocketPath is the longest unix socket path Linux takes (sun_path is 108
+// bytes with its NUL).
+const maxSocketPath = 107
+
+// SocketDir is a node's unix_socket_directories: its own data directory, so
+// that nodes of different loopback "hosts" sharing a port never collide on
+// /var/run/postgresql/.s.PGSQL.<port>.
+func SocketDir(n Node) string { return n.Path }
+
+// CheckSocketPath refuses a data directory too long to hold the node's
+// socket (.s.PGSQL.<port>.lock is the longest file PostgreSQL puts there).
+func CheckSocketPath(n Node) error {
+	p := SocketDir(n) + "/.s.PGSQL." + strconv.Itoa(n.Port) + ".lock"
+	if len(p) > maxSocketPath {
+		return fmt.Errorf("the path %q of %s is too long to hold its unix socket (%d bytes, at most %d)", n.Path, describe(n.Type, n.Name), len(p), maxSocketPath)
+	}
+	return nil
+}
+
+// ServerParams are the postgresql.conf settings every node gets from the
+// manager (reference §1, adapted to PostgreSQL 15): each node listens on its
+// host's address only, on its own socket directory, and is ready to be a
+// primary, a standby and a pg_rewind target.
+func ServerParams(n Node, h Host) map[string]string {
+	return map[string]string{
+		"listen_addresses":          h.Address,
+		"port":                      strconv.Itoa(n.Port),
+		"unix_socket_directories":   SocketDir(n),
+		"cluster_name":              n.Name,
+		"wal_level":                 "replica",
+		"hot_standby":               "on",
+		"hot_standby_feedback":      "on",
+		"wal_log_hints":             "on",
+		"full_page_writes":          "on",
+		"max_wal_senders":           "16",
+		"max_replication_slots":     "16",
+		"wal_keep_size":             "256MB",
+		"synchronous_commit":        "on",
+		"synchronous_standby_names": "",
+		"logging_collector":         "on",
+		"log_directory":             "log",
+		"log_line_prefix":           "%m [%p] %q%u@%d ",
+	}
+}
+
+// HBALine is one pg_hba.conf rule the manager writes.
+type HBALine struct {
+	Type, Database, User, Address, Method string
+}
+
+// cidrs returns the networks an address's connections come from. A
+// connection to another loopback address leaves from 127.0.0.1 (the kernel
+// picks the loopback route's source), so nodes on loopback "hosts" must also
+// trust 127.0.0.1.
+func cidrs(addr string) []string {
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return nil
+	}
+	bits := "/32"
+	if ip.To4() == nil {
+		bits = "/128"
+	}
+	out := []string{ip.String() + bits}
+	if ip.IsLoopback() && ip.To4() != nil && !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+		out = append(out, "127.0.0.1/32")
+	}
+	return out
+}
+
+// HBALines are the pg_hba.conf rules the manager gives a node: every host of
+// the cluster may connect for queries and for replication (coordinators
+// reach datanodes, slaves stream from masters and cascade parents, rewind
+// needs the source), and so may the manager. Trust, as AntDB does, until the
+// security work brings SCRAM and TLS.
+func HBALines(s *State, managerIP string) []HBALine {
+	seen := map[string]bool{}
+	var nets []string
+	add := func(addr string) {
+		for _, c := range cidrs(addr) {
+			if !seen[c] {
+				seen[c] = true
+				nets = append(nets, c)
+			}
+		}
+	}
+	for _, n := range s.Nodes {
+		if h, ok := s.Host(n.Host); ok {
+			add(h.Address)
+		}
+	}
+	add(managerIP)
+	sort.Strings(nets)
+	var out []HBALine
+	for _, c := range nets {
+		out = append(out, HBALine{"host", "all", "all", c, "trust"}, HBALine{"host", "replication", "all", c, "trust"})
+	}
+	return out
+}
+
+// SyncNames computes a master's synchronous_standby_names from its direct
+// slaves that are in the cluster (or about to be, with inCluster) : sync
+// ones first, then potential ones, as 'FIRST n (a, b, c)' with n the number
+// of sync slaves; async slaves are not listed. With only potential slaves n
+// is 1, so the first potential one is synchronous — which is what potential
+// means once no sync slave is left.
+func SyncNames(s *State, master string, inCluster func(Node) bool) string {
+	var syncs, pots []string
+	for _, c := range s.Children(master) {
+		if !inCluster(c) {
+			continue
+		}
+		switch c.SyncState {
+		case Sync:
+			syncs = append(syncs, c.Name)
+		case Potential:
+			pots = append(pots, c.Name)
+		}
+	}
+	if len(syncs)+len(pots) == 0 {
+		return ""
+	}
+	n := len(syncs)
+	if n == 0 {
+		n = 1
+	}
+	quoted := make([]string, 0, len(syncs)+len(pots))
+	for _, name := range append(syncs, pots...) {
+		quoted = append(quoted, `"`+name+`"`)
+	}
+	return fmt.Sprintf("FIRST %d (%s)", n, strings.Join(quoted, ", "))
+}
+
+// ExpectedReplication is what pg_stat_replication.sync_state on a master
+// must say for each direct slave given the catalog: the first n listed are
+// "sync", further listed ones "potential", unlisted ones "async".
+func ExpectedReplication(s *State, master string, inCluster func(Node) bool) map[string]string {
+	out := map[string]string{}
+	var listed []string
+	nsync := 0
+	for _, c := range s.Children(master) {
+		if !inCluster(c) {
+			continue
+		}
+		out[c.Name] = Async
+		switch c.SyncState {
+		case Sync:
+			nsync++
+			listed = slices.Insert(listed, nsync-1, c.Name)
+		case Potential:
+			listed = append(listed, c.Name)
+		}
+	}
+	n := nsync
+	if n == 0 && len(listed) > 0 {
+		n = 1
+	}
+	for i, name := range listed {
+		if i < n {
+			out[name] = Sync
+		} else {
+			out[name] = Potential
+		}
+	}
+	return out
+}
+
+// ConnInfo is a libpq connection string with every value quoted, built
+// from catalog values (never from free text typed in a statement).
+func ConnInfo(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		v := strings.ReplaceAll(kv[i+1], `\`, `\\`)
+		v = strings.ReplaceAll(v, `'`, `\'`)
+		fmt.Fprintf(&b, "%s='%s'", kv[i], v)
+	}
+	return b.String()
+}
+
+// StandbyParams are a slave's postgresql.auto.conf recovery settings:
+// stream from its parent, through a slot named after itself, following
+// timeline switches (failover).
+func StandbyParams(n, parent Node, parentHost Host) map[string]string {
+	return map[string]string{
+		"primary_conninfo": ConnInfo("host", parentHost.Address, "port", strconv.Itoa(parent.Port),
+			"user", parentHost.User, "application_name", n.Name),
+		"primary_slot_name":        n.Name,
+		"recovery_target_timeline": "latest",
+	}
+}
+
+// InitStage is one step of INIT ALL: nodes of one kind that can be done in
+// parallel.
+type InitStage struct {
+	Operation string // AntDB's "operation type", e.g. "init datanode master"
+	Action    string // "initdb", "start", "basebackup"
+	Nodes     []Node
+}
+
+// PlanInit orders INIT ALL (reference §4.5): gtmcoord master, its slaves,
+// coordinator masters, their slaves, datanode masters, their slaves; slaves
+// level by level (a cascaded slave after its parent). Nodes already
+// initialised are left out of init stages, so INIT ALL can finish a run that
+// failed half-way; start stages list every master not yet in the cluster
+// (starting a running node is a no-op).
+func PlanInit(s *State) ([]InitStage, error) {
+	gtm := 0
+	for _, n := range s.Nodes {
+		if n.Type == GtmcoordMaster {
+			gtm++
+		}
+	}
+	if gtm == 0 {
+		return nil, fmt.Errorf("there is not any gtmcoord master in the node table")
+	}
+	pending := false
+	for _, n := range s.Nodes {
+		if !n.InCluster {
+			pending = true
+		}
+	}
+	if !pending {
+		return nil, fmt.Errorf("every node is already initialized and in the cluster")
+	}
+	var stages []InitStage
+	for _, f := range []Family{Gtmcoord, Coordinator, Datanode} {
+		master := TypeOf(f, true)
+		var toInit, toStart []Node
+		for _, n := range s.Nodes {
+			if n.Type != master || n.InCluster {
+				continue
+			}
+			if !n.Initialized {
+				toInit = append(toInit, n)
+			}
+			toStart = append(toStart, n)
+		}
+		if len(toInit) > 0 {
+			stages = append(stages, InitStage{Operation: "init " + string(master), Action: "initdb", Nodes: toInit})
+		}
+		if len(toStart) > 0 {
+			stages = append(stages, InitStage{Operation: "start " + string(master), Action: "start", Nodes: toStart})
+		}
+		slave := TypeOf(f, false)
+		levels := map[int][]Node{}
+		maxDepth := 0
+		for _, n := range s.Nodes {
+			if n.Type != slave || n.InCluster {
+				continue
+			}
+			d := s.Depth(n)
+			levels[d] = append(levels[d], n)
+			maxDepth = max(maxDepth, d)
+		}
+		for d := 2; d <= maxDepth; d++ {
+			if len(levels[d]) > 0 {
+				stages = append(stages, InitStage{Operation: "init " + string(slave), Action: "basebackup", Nodes: levels[d]})
+			}
+		}
+	}
+	return stages, nil
+}

@@ -1,0 +1,538 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+var opColumns = []pgwire.Column{
+	{Name: "operation type", TypeOID: pgwire.OIDText},
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "status", TypeOID: pgwire.OIDBool},
+	{Name: "description", TypeOID: pgwire.OIDText},
+}
+
+// opResult is one row of an "operation type | nodename | status |
+// description" result (INIT ALL, START ALL, STOP ALL).
+type opResult struct {
+	op, node string
+	ok       bool
+	desc     string
+}
+
+func writeOpResults(w pgwire.ResultWriter, res []opResult) error {
+	rows := make([]map[string]string, len(res))
+	for i, r := range res {
+		rows[i] = map[string]string{"operation type": r.op, "nodename": r.node, "status": boolText(r.ok), "description": r.desc}
+	}
+	return writeTable(w, opColumns, rows)
+}
+
+// snapshot is everything a cluster operation reads from the catalog.
+type snapshot struct {
+	s      *cluster.State
+	params []cluster.Param
+	hba    []cluster.HBARule
+}
+
+func (m *Manager) snapshot(ctx context.Context) (*snapshot, error) {
+	sn := &snapshot{}
+	err := m.cat.View(ctx, func(tx catalog.ReadTx) (err error) {
+		if sn.s, err = tx.State(); err != nil {
+			return err
+		}
+		if sn.params, err = tx.Params(); err != nil {
+			return err
+		}
+		sn.hba, err = tx.HBA()
+		return err
+	})
+	return sn, err
+}
+
+// lockCluster serialises commands that act on nodes: two INIT ALLs, or an
+// INIT and a CLEAN, must never interleave. LIST and MONITOR do not take it.
+func (m *Manager) lockCluster(command string) (func(), error) {
+	if !m.clusterMu.TryLock() {
+		return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
+			WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
+	}
+	return m.clusterMu.Unlock, nil
+}
+
+// userHBA renders the ADD HBA lines that apply to n for the agent.
+func userHBA(n cluster.Node, rules []cluster.HBARule) []*agentpb.HBALine {
+	var out []*agentpb.HBALine
+	for _, r := range rules {
+		if r.Applies(n) {
+			if l, err := parseHBALine(r.Line); err == nil {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func (m *Manager) initAll(e *req, st *parser.InitAll) error {
+	unlock, err := m.lockCluster("INIT ALL")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	walseg, err := walSegSize(e.q, st.Options)
+	if err != nil {
+		return err
+	}
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	s := sn.s
+	stages, err := cluster.PlanInit(s)
+	if err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "cannot INIT ALL: %s", err)
+	}
+	if err := m.initPrecheck(e.ctx, s, stages); err != nil {
+		return err
+	}
+	managerIP, err := pgclient.ManagerIP(s.Hosts[0].Address)
+	if err != nil {
+		return fmt.Errorf("find the manager's address: %w", err)
+	}
+	hba := cluster.HBALines(s, managerIP)
+	journal, _ := m.cat.Journal(e.ctx, 0, "INIT ALL", "running", "start", "")
+
+	var (
+		mu      sync.Mutex
+		results []opResult
+		failed  = map[string]bool{}
+	)
+	record := func(r opResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		results = append(results, r)
+		if !r.ok {
+			failed[r.node] = true
+		}
+		sev := "NOTICE"
+		if !r.ok {
+			sev = "WARNING"
+		}
+		e.w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
+	}
+	isFailed := func(name string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed[name]
+	}
+	for _, stage := range stages {
+		m.cat.Journal(e.ctx, journal, "INIT ALL", "running", stage.Operation, "")
+		// Fresh snapshot: earlier stages marked nodes initialised.
+		cur, err := m.state(e.ctx)
+		if err != nil {
+			return err
+		}
+		res := make([]opResult, len(stage.Nodes))
+		parallel(len(stage.Nodes), func(i int) {
+			n, _ := cur.Node(stage.Nodes[i].Name)
+			r := opResult{op: stage.Operation, node: n.Name, ok: true, desc: "success"}
+			if err := m.initStep(e, cur, sn, stage.Action, n, hba, walseg, st.DataChecksums, isFailed); err != nil {
+				r.ok, r.desc = false, err.Error()
+			}
+			res[i] = r
+		})
+		for _, r := range res {
+			record(r)
+		}
+	}
+
+	m.cat.Journal(e.ctx, journal, "INIT ALL", "running", "config gtmcoord and coordinator", "")
+	cur, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	ok := func(n cluster.Node) bool { return n.Initialized && !isFailed(n.Name) }
+	for _, n := range cur.Nodes {
+		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && ok(n) {
+			r := opResult{op: "config gtmcoord and coordinator", node: n.Name, ok: true, desc: "success"}
+			if err := m.configureCoordinator(e.ctx, cur, n, ok); err != nil {
+				r.ok, r.desc = false, err.Error()
+			}
+			record(r)
+		}
+	}
+
+	m.cat.Journal(e.ctx, journal, "INIT ALL", "running", "synchronous_standby_names", "")
+	for _, n := range cur.Nodes {
+		if n.Type.IsMaster() && ok(n) || (!n.Type.IsMaster() && ok(n) && len(cur.Children(n.Name)) > 0) {
+			if err := m.pushSyncNames(e.ctx, cur, n, ok); err != nil {
+				e.w.Notice("WARNING", err.Error())
+			}
+		}
+	}
+	var done []string
+	for _, n := range cur.Nodes {
+		if ok(n) {
+			done = append(done, n.Name)
+		}
+	}
+	if err := m.markNodes(e.ctx, done, func(n *cluster.Node) {
+		n.InCluster, n.AllowCure, n.CureStatus = true, true, "normal"
+	}); err != nil {
+		return err
+	}
+	status, detail := "done", ""
+	if len(failed) > 0 {
+		status = "failed"
+		names := make([]string, 0, len(failed))
+		for n := range failed {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		detail = "failed: " + strings.Join(names, ", ")
+		e.w.Notice("WARNING", fmt.Sprintf("INIT ALL did not complete: %s. Fix the cause, CLEAN the failed nodes if their directories are not empty, and run INIT ALL again; the nodes that succeeded are kept.", detail))
+	}
+	m.cat.Journal(e.ctx, journal, "INIT ALL", status, "end", detail)
+	return writeOpResults(e.w, results)
+}
+
+func walSegSize(q string, opts []parser.Option) (int32, error) {
+	o, err := parseOptions(q, opts, []string{"walsegsize"}, "INIT ALL")
+	if err != nil {
+		return 0, err
+	}
+	opt, ok := o.byKey["walsegsize"]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(opt.Value)
+	if err != nil || n < 1 || n > 1024 || n&(n-1) != 0 {
+		return 0, o.invalid(opt, "The value of walsegsize must be a power of 2 between 1 and 1024.")
+	}
+	return int32(n), nil
+}
+
+// initPrecheck refuses INIT ALL before anything is touched: every agent
+// involved must answer, every directory to fill must be absent or empty,
+// every port of a node to create must be free.
+func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []cluster.InitStage) error {
+	seen := map[string]bool{}
+	var nodes []cluster.Node
+	var hosts []cluster.Host
+	for _, st := range stages {
+		for _, n := range st.Nodes {
+			if seen[n.Name] {
+				continue
+			}
+			seen[n.Name] = true
+			nodes = append(nodes, n)
+			h, _ := s.Host(n.Host)
+			if !seen["host "+h.Name] {
+				seen["host "+h.Name] = true
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	if err := requireLocal(hosts, "INIT ALL"); err != nil {
+		return err
+	}
+	errs := make([]error, len(hosts))
+	parallel(len(hosts), func(i int) {
+		if _, err := m.agents.Ping(ctx, hosts[i], pingTimeout); err != nil {
+			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, hosts[i].Name).
+				WithHint("Run START AGENT %s first; MONITOR AGENT shows every agent.", hosts[i].Name)
+		}
+	})
+	if err := firstError(errs); err != nil {
+		return err
+	}
+	errs = make([]error, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		if n.Initialized {
+			return
+		}
+		if err := cluster.CheckSocketPath(n); err != nil {
+			errs[i] = pgerror.New(pgerror.InvalidParameterValue, "%s", err).WithHint("ALTER the node's PATH to a shorter one.")
+			return
+		}
+		t, err := m.target(s, n)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		if pgclient.Ping(t.h.Address, n.Port, time.Second) {
+			errs[i] = pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use; %s cannot listen there`, n.Port, t.h.Name, t.h.Address, describeNode(n)).
+				WithHint("Stop what listens there, or ALTER the node's PORT.")
+			return
+		}
+		cctx, cancel := call(ctx, 30*time.Second)
+		defer cancel()
+		d, err := t.agent.CheckDir(cctx, t.ref())
+		if err != nil {
+			errs[i] = pgerror.New(pgerror.InvalidParameterValue, `cannot use the path "%s" of %s on host "%s": %s`, n.Path, describeNode(n), t.h.Name, agentError(err))
+			return
+		}
+		if d.Exists && !d.Empty {
+			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the data directory "%s" of %s on host "%s" is not empty`, n.Path, describeNode(n), t.h.Name).
+				WithHint("The path of a node must be an empty directory: CLEAN the node, or ALTER its PATH.")
+		}
+	})
+	return firstError(errs)
+}
+
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func describeNode(n cluster.Node) string { return string(n.Type) + ` "` + n.Name + `"` }
+
+// initStep does one node's part of one INIT ALL stage.
+func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string, n cluster.Node, hba []cluster.HBALine,
+	walseg int32, checksums bool, failed func(string) bool) error {
+	ctx := e.ctx
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	set, remove := userParams(n, sn.params)
+	for k, v := range cluster.ServerParams(n, t.h) {
+		set[k] = v
+	}
+	switch action {
+	case "initdb":
+		cctx, cancel := call(ctx, 5*time.Minute)
+		defer cancel()
+		if _, err := t.agent.InitDB(cctx, &agentpb.InitDBRequest{Node: t.ref(), DataChecksums: checksums, WalSegsizeMb: walseg}); err != nil {
+			return fmt.Errorf("initdb: %s", agentError(err))
+		}
+		if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
+			return err
+		}
+		return m.markNodes(ctx, []string{n.Name}, func(n *cluster.Node) { n.Initialized = true })
+	case "start":
+		if failed(n.Name) {
+			return fmt.Errorf("not initialized")
+		}
+		res, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		if err != nil {
+			return fmt.Errorf("pg_ctl start: %s", agentError(err))
+		}
+		if res.Already {
+			return nil
+		}
+		return nil
+	case "basebackup":
+		parentNode, ok := s.Node(n.Master)
+		if !ok || failed(parentNode.Name) || !parentNode.Initialized {
+			return fmt.Errorf("its master %q was not initialized", n.Master)
+		}
+		parent, err := m.target(s, parentNode)
+		if err != nil {
+			return err
+		}
+		if !n.Initialized {
+			conn, err := parent.sql(ctx)
+			if err != nil {
+				return fmt.Errorf("connect to %s: %w", parentNode.Name, err)
+			}
+			err = pgclient.EnsureSlot(ctx, conn, n.Name)
+			conn.Close(ctx)
+			if err != nil {
+				return fmt.Errorf("create replication slot %q on %s: %w", n.Name, parentNode.Name, err)
+			}
+			if err := t.basebackup(ctx, parent, e.w); err != nil {
+				return fmt.Errorf("pg_basebackup from %s: %s", parentNode.Name, agentError(err))
+			}
+			if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
+				return err
+			}
+			if err := t.setConf(ctx, true, cluster.StandbyParams(n, parentNode, parent.h), nil); err != nil {
+				return fmt.Errorf("write recovery settings: %s", agentError(err))
+			}
+			cctx, cancel := call(ctx, 30*time.Second)
+			_, err = t.agent.SetStandby(cctx, &agentpb.SetStandbyRequest{Node: t.ref(), Standby: true})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("create standby.signal: %s", agentError(err))
+			}
+			if err := m.markNodes(ctx, []string{n.Name}, func(n *cluster.Node) { n.Initialized = true }); err != nil {
+				return err
+			}
+		}
+		if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+			return fmt.Errorf("pg_ctl start: %s", agentError(err))
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown init action %q", action)
+}
+
+// configureNode writes the manager's and the user's parameters and the
+// pg_hba.conf lines into a freshly created data directory.
+func (m *Manager) configureNode(ctx context.Context, t target, set map[string]string, remove []string, hba []cluster.HBALine, rules []cluster.HBARule) error {
+	if err := t.setConf(ctx, false, set, remove); err != nil {
+		return fmt.Errorf("write postgresql.conf: %s", agentError(err))
+	}
+	if err := t.setHBA(ctx, hba, userHBA(t.n, rules), true); err != nil {
+		return fmt.Errorf("write pg_hba.conf: %s", agentError(err))
+	}
+	return nil
+}
+
+// configureCoordinator gives a coordinator (and the gtmcoord master, the
+// primary coordinator) the cluster's node list in schema adb and one
+// postgres_fdw foreign server per datanode master, so that distributed
+// tables can be built on it. A read-only coordinator's servers point at each
+// datanode master's first sync slave, to spread reads.
+func (m *Manager) configureCoordinator(ctx context.Context, s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) error {
+	t, err := m.target(s, c)
+	if err != nil {
+		return err
+	}
+	conn, err := t.sql(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var b strings.Builder
+	b.WriteString(`CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+CREATE SCHEMA IF NOT EXISTS adb;
+CREATE TABLE IF NOT EXISTS adb.node (
+	name text PRIMARY KEY,
+	type text NOT NULL,
+	host text NOT NULL,
+	port integer NOT NULL,
+	master text NOT NULL DEFAULT ''
+);
+DELETE FROM adb.node;
+`)
+	for _, n := range s.Nodes {
+		if !ok(n) {
+			continue
+		}
+		h, _ := s.Host(n.Host)
+		fmt.Fprintf(&b, "INSERT INTO adb.node VALUES (%s, %s, %s, %d, %s);\n",
+			pgclient.Literal(n.Name), pgclient.Literal(string(n.Type)), pgclient.Literal(h.Address), n.Port, pgclient.Literal(n.Master))
+	}
+	for _, d := range s.Nodes {
+		if d.Type != cluster.DatanodeMaster || !ok(d) {
+			continue
+		}
+		src := d
+		if c.ReadOnly {
+			for _, sl := range s.Children(d.Name) {
+				if sl.SyncState == cluster.Sync && ok(sl) {
+					src = sl
+					break
+				}
+			}
+		}
+		h, _ := s.Host(src.Host)
+		srv := pgclient.Ident(d.Name)
+		fmt.Fprintf(&b, `DO $adb$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s) THEN
+		ALTER SERVER %[2]s OPTIONS (SET host %[3]s, SET port %[4]s);
+	ELSE
+		CREATE SERVER %[2]s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %[3]s, port %[4]s, dbname 'postgres');
+	END IF;
+END $adb$;
+CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
+`, pgclient.Literal(d.Name), srv, pgclient.Literal(h.Address), pgclient.Literal(strconv.Itoa(src.Port)), pgclient.Literal(h.User))
+	}
+	_, err = conn.Exec(ctx, b.String())
+	return err
+}
+
+// pushSyncNames writes a master's synchronous_standby_names from the
+// catalog, reloads it, and checks that pg_stat_replication agrees with the
+// catalog's sync states (it waits for slaves that are still connecting).
+func (m *Manager) pushSyncNames(ctx context.Context, s *cluster.State, master cluster.Node, ok func(cluster.Node) bool) error {
+	t, err := m.target(s, master)
+	if err != nil {
+		return err
+	}
+	names := ""
+	if master.Type.IsMaster() {
+		names = cluster.SyncNames(s, master.Name, ok)
+	}
+	if err := t.setConf(ctx, false, map[string]string{"synchronous_standby_names": names}, nil); err != nil {
+		return fmt.Errorf("%s: write synchronous_standby_names: %s", master.Name, agentError(err))
+	}
+	if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		return fmt.Errorf("%s: reload: %s", master.Name, agentError(err))
+	}
+	want := cluster.ExpectedReplication(s, master.Name, ok)
+	if len(want) == 0 {
+		return nil
+	}
+	if !master.Type.IsMaster() {
+		for k := range want {
+			want[k] = cluster.Async
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for {
+		got, err := m.replicationStates(ctx, t)
+		if err == nil {
+			last = ""
+			for name, st := range want {
+				if got[name] != st {
+					last += fmt.Sprintf(" %s is %q (want %q);", name, got[name], st)
+				}
+			}
+			if last == "" {
+				return nil
+			}
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replication of %s does not match the node table after 60s:%s", master.Name, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// replicationStates maps application_name → sync_state on a node.
+func (m *Manager) replicationStates(ctx context.Context, t target) (map[string]string, error) {
+	conn, err := t.sql(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	reps, err := pgclient.Replication(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range reps {
+		if r.State == "streaming" {
+			out[r.Application] = r.SyncState
+		}
+	}
+	return out, nil
+}

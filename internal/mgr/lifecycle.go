@@ -1,0 +1,427 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+// startOrder is AntDB's START ALL order; STOP ALL goes the other way for
+// masters and slaves of each family (slaves stop before their masters).
+var startOrder = []cluster.NodeType{
+	cluster.GtmcoordMaster, cluster.GtmcoordSlave, cluster.CoordinatorMaster, cluster.CoordinatorSlave,
+	cluster.DatanodeMaster, cluster.DatanodeSlave,
+}
+
+var stopOrder = []cluster.NodeType{
+	cluster.DatanodeSlave, cluster.DatanodeMaster, cluster.CoordinatorMaster, cluster.CoordinatorSlave,
+	cluster.GtmcoordSlave, cluster.GtmcoordMaster,
+}
+
+func familyOf(f parser.Family) cluster.Family {
+	switch f {
+	case parser.Gtmcoord:
+		return cluster.Gtmcoord
+	case parser.Coordinator:
+		return cluster.Coordinator
+	}
+	return cluster.Datanode
+}
+
+// selectTargets resolves a NodeTarget against the node table.
+func selectTargets(e *req, s *cluster.State, t parser.NodeTarget) ([]cluster.Node, error) {
+	var out []cluster.Node
+	switch {
+	case t.Zone.Name != "":
+		for _, n := range s.Nodes {
+			if n.Zone == t.Zone.Name {
+				out = append(out, n)
+			}
+		}
+		if len(out) == 0 {
+			return nil, pgerror.New(pgerror.UndefinedObject, `zone "%s" has no node`, t.Zone.Name).At(e.q, t.Zone.Pos)
+		}
+	case t.Kind.Family == parser.FamilyNone:
+		out = append(out, s.Nodes...)
+	case len(t.Names) == 0:
+		f := familyOf(t.Kind.Family)
+		for _, n := range s.Nodes {
+			if n.Type.Family() == f && (t.Kind.Role == parser.RoleAny || n.Type.IsMaster() == (t.Kind.Role == parser.Master)) {
+				out = append(out, n)
+			}
+		}
+	default:
+		want := nodeType(t.Kind)
+		for _, id := range t.Names {
+			n, ok := s.Node(id.Name)
+			if !ok {
+				return nil, pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist`, want, id.Name).At(e.q, id.Pos)
+			}
+			if n.Type != want {
+				return nil, pgerror.New(pgerror.UndefinedObject, `the type of %s is not right, use "list node" to check`, id.Name).
+					WithHint(`"%s" is a %s.`, id.Name, n.Type).At(e.q, id.Pos)
+			}
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func mode(m parser.StopMode) agentpb.PgCtlRequest_Mode {
+	switch m {
+	case parser.ModeFast:
+		return agentpb.PgCtlRequest_FAST
+	case parser.ModeImmediate:
+		return agentpb.PgCtlRequest_IMMEDIATE
+	}
+	return agentpb.PgCtlRequest_SMART
+}
+
+func (m *Manager) startNodes(e *req, st *parser.StartNodes) error {
+	return m.startStop(e, st.Target, true, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+}
+
+func (m *Manager) stopNodes(e *req, st *parser.StopNodes) error {
+	return m.startStop(e, st.Target, false, mode(st.Mode))
+}
+
+// startStop runs pg_ctl start or stop on the targeted nodes, one node type
+// at a time in AntDB's order, the nodes of one type in parallel. A node
+// already in the wanted state is reported, not an error.
+func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.PgCtlRequest_Mode) error {
+	verb := "stop"
+	order := stopOrder
+	if start {
+		verb, order = "start", startOrder
+	}
+	unlock, err := m.lockCluster(strings.ToUpper(verb))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectTargets(e, s, t)
+	if err != nil {
+		return err
+	}
+	var hosts []cluster.Host
+	for _, n := range nodes {
+		h, _ := s.Host(n.Host)
+		hosts = append(hosts, h)
+	}
+	if err := requireLocal(hosts, strings.ToUpper(verb)); err != nil {
+		return err
+	}
+	var results []opResult
+	for _, typ := range order {
+		var group []cluster.Node
+		for _, n := range nodes {
+			if n.Type == typ {
+				group = append(group, n)
+			}
+		}
+		if len(group) == 0 {
+			continue
+		}
+		op := verb + " " + string(typ)
+		res := make([]opResult, len(group))
+		parallel(len(group), func(i int) {
+			n := group[i]
+			r := opResult{op: op, node: n.Name, ok: true, desc: "success"}
+			defer func() { res[i] = r }()
+			if !n.Initialized {
+				r.ok, r.desc = false, fmt.Sprintf(`%s "%s" has not been initialized`, n.Type, n.Name)
+				return
+			}
+			tg, err := m.target(s, n)
+			if err != nil {
+				r.ok, r.desc = false, err.Error()
+				return
+			}
+			action := agentpb.PgCtlRequest_STOP
+			if start {
+				action = agentpb.PgCtlRequest_START
+			}
+			out, err := tg.pgctl(e.ctx, action, md)
+			switch {
+			case err != nil:
+				r.ok, r.desc = false, agentError(err)
+			case out.Already && start:
+				r.desc = "already running"
+			case out.Already:
+				r.desc = "already stopped"
+			}
+		})
+		for _, r := range res {
+			if r.ok {
+				e.w.Notice("NOTICE", fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
+			} else {
+				e.w.Notice("WARNING", fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
+			}
+		}
+		results = append(results, res...)
+	}
+	var done []string
+	for _, r := range results {
+		if r.ok {
+			done = append(done, r.node)
+		}
+	}
+	// The doctor may act on started nodes, not on nodes a DBA stopped.
+	if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = start }); err != nil {
+		return err
+	}
+	return writeOpResults(e.w, results)
+}
+
+var monitorColumns = []pgwire.Column{
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "nodetype", TypeOID: pgwire.OIDText},
+	{Name: "status", TypeOID: pgwire.OIDBool},
+	{Name: "description", TypeOID: pgwire.OIDText},
+	{Name: "host", TypeOID: pgwire.OIDText},
+	{Name: "port", TypeOID: pgwire.OIDInt4},
+	{Name: "recovery", TypeOID: pgwire.OIDText},
+	{Name: "boot time", TypeOID: pgwire.OIDText},
+	{Name: "nodezone", TypeOID: pgwire.OIDName},
+}
+
+// monitor shows whether each node runs, in LIST NODE's order. It takes no
+// lock: it must answer while a long operation runs.
+func (m *Manager) monitor(e *req, st *parser.Monitor) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectTargets(e, s, st.Target)
+	if err != nil {
+		return err
+	}
+	cluster.SortForList(nodes)
+	rows := make([]map[string]string, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		h, _ := s.Host(n.Host)
+		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "f",
+			"host": h.Address, "port": strconv.Itoa(n.Port), "recovery": "", "boot time": "", "nodezone": n.Zone}
+		rows[i] = row
+		row["description"] = m.probe(e.ctx, s, n, row)
+	})
+	return writeTable(e.w, monitorColumns, rows)
+}
+
+// probe fills a MONITOR row for n and returns its description.
+func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, row map[string]string) string {
+	h, _ := s.Host(n.Host)
+	if conn, err := pgclient.Connect(ctx, h, n, 3*time.Second); err == nil {
+		defer conn.Close(ctx)
+		if st, err := pgclient.NodeStatus(ctx, conn); err == nil {
+			row["status"] = "t"
+			row["recovery"] = strconv.FormatBool(st.Recovery)
+			row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
+			return "running"
+		}
+	}
+	t, err := m.target(s, n)
+	if err != nil {
+		return err.Error()
+	}
+	cctx, cancel := call(ctx, pingTimeout)
+	defer cancel()
+	ns, err := t.agent.Status(cctx, t.ref())
+	switch {
+	case err != nil && pgclient.Ping(h.Address, n.Port, time.Second):
+		return fmt.Sprintf(`server is alive but adbmgr cannot log in; could not connect to the agent on host "%s"`, h.Name)
+	case err != nil:
+		return fmt.Sprintf(`not running (could not connect to the agent on host "%s")`, h.Name)
+	case !ns.Initialized && !n.Initialized:
+		return "not initialized"
+	case ns.Ready == "rejecting":
+		return "server is alive but rejecting connections"
+	case ns.Running:
+		return "server is starting or stopping"
+	}
+	return "not running"
+}
+
+var haColumns = []pgwire.Column{
+	{Name: "type", TypeOID: pgwire.OIDText},
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "application_name", TypeOID: pgwire.OIDText},
+	{Name: "client_addr", TypeOID: pgwire.OIDText},
+	{Name: "state", TypeOID: pgwire.OIDText},
+	{Name: "sent_lsn", TypeOID: pgwire.OIDText},
+	{Name: "replay_lsn", TypeOID: pgwire.OIDText},
+	{Name: "sync_state", TypeOID: pgwire.OIDText},
+	{Name: "master_lsn", TypeOID: pgwire.OIDText},
+	{Name: "sent_delay", TypeOID: pgwire.OIDText},
+	{Name: "replay_deplay", TypeOID: pgwire.OIDText},
+	{Name: "zone", TypeOID: pgwire.OIDName},
+}
+
+// monitorHA shows, for every slave, its row in its parent's
+// pg_stat_replication (AntDB's column names, "replay_deplay" included).
+func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
+	cols, err := project(e.q, haColumns, st.Columns, "MONITOR HA")
+	if err != nil {
+		return err
+	}
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	var slaves []cluster.Node
+	for _, n := range s.Nodes {
+		if n.Type.IsMaster() || (st.Zone.Name != "" && n.Zone != st.Zone.Name) {
+			continue
+		}
+		if len(st.Names) > 0 && !containsIdent(st.Names, n.Name) && !containsIdent(st.Names, n.Master) {
+			continue
+		}
+		slaves = append(slaves, n)
+	}
+	for _, id := range st.Names {
+		if _, ok := s.Node(id.Name); !ok {
+			return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
+		}
+	}
+	cluster.SortForList(slaves)
+	// One pg_stat_replication read per parent.
+	parents := map[string][]pgclient.Replica{}
+	for _, n := range slaves {
+		if _, done := parents[n.Master]; done {
+			continue
+		}
+		parents[n.Master] = nil
+		p, ok := s.Node(n.Master)
+		if !ok {
+			continue
+		}
+		h, _ := s.Host(p.Host)
+		conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+		if err != nil {
+			continue
+		}
+		parents[n.Master], _ = pgclient.Replication(e.ctx, conn)
+		conn.Close(e.ctx)
+	}
+	rows := make([]map[string]string, 0, len(slaves))
+	for _, n := range slaves {
+		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
+			"state": "not streaming", "zone": n.Zone}
+		for _, r := range parents[n.Master] {
+			if r.Application == n.Name {
+				row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
+				row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
+			}
+		}
+		rows = append(rows, row)
+	}
+	return writeTable(e.w, cols, rows)
+}
+
+func containsIdent(ids []parser.Ident, name string) bool {
+	for _, id := range ids {
+		if id.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+var cleanColumns = []pgwire.Column{
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "nodetype", TypeOID: pgwire.OIDText},
+	{Name: "status", TypeOID: pgwire.OIDBool},
+	{Name: "description", TypeOID: pgwire.OIDText},
+}
+
+// clean empties data directories (reference §4.8). CLEAN ALL and CLEAN ZONE
+// need every node they cover stopped; a single node must also be out of the
+// cluster. Cleaned nodes are no longer initialized, so INIT ALL recreates them.
+func (m *Manager) clean(e *req, st *parser.Clean) error {
+	if st.MonitorDays >= 0 {
+		return pgerror.NotImplemented("CLEAN MONITOR").WithHint("adbmgr keeps no monitor history yet.")
+	}
+	unlock, err := m.lockCluster("CLEAN")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectTargets(e, s, st.Target)
+	if err != nil {
+		return err
+	}
+	single := st.Target.Kind.Family != parser.FamilyNone && len(st.Target.Names) > 0
+	var hosts []cluster.Host
+	for _, n := range nodes {
+		h, _ := s.Host(n.Host)
+		hosts = append(hosts, h)
+		if single && n.InCluster {
+			return pgerror.New(pgerror.ObjectInUse, `%s already exists in cluster, cannot be cleaned`, describeNode(n)).
+				WithHint("CLEAN ALL cleans a whole stopped cluster; a single node must be removed from the cluster first.")
+		}
+		if pgclient.Ping(h.Address, n.Port, time.Second) {
+			msg := `%s still running, please stop it before clean all`
+			if single {
+				msg = `%s is running, cannot be cleaned, stop it first`
+			}
+			return pgerror.New(pgerror.ObjectInUse, msg, describeNode(n)).WithHint(`try "monitor all;" for more information`)
+		}
+	}
+	if err := requireLocal(hosts, "CLEAN"); err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, h.Name).
+				WithHint("Run START AGENT %s first.", h.Name)
+		}
+	}
+	rows := make([]map[string]string, len(nodes))
+	var cleaned []string
+	okc := make([]bool, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "t", "description": "success"}
+		rows[i] = row
+		t, err := m.target(s, n)
+		if err == nil {
+			cctx, cancel := call(e.ctx, 5*time.Minute)
+			_, err = t.agent.CleanDir(cctx, t.ref())
+			cancel()
+		}
+		if err != nil {
+			row["status"], row["description"] = "f", agentError(err)
+			return
+		}
+		okc[i] = true
+	})
+	for i, n := range nodes {
+		if okc[i] {
+			cleaned = append(cleaned, n.Name)
+		}
+	}
+	if err := m.markNodes(e.ctx, cleaned, func(n *cluster.Node) {
+		n.Initialized, n.InCluster, n.AllowCure, n.CureStatus = false, false, false, "normal"
+	}); err != nil {
+		return err
+	}
+	return writeTable(e.w, cleanColumns, rows)
+}

@@ -1,0 +1,174 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/agentclient"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/jackc/pgx/v5"
+)
+
+// Node actions shared by INIT, START/STOP, CLEAN, SET and ALTER: each goes
+// through the node's host agent (files and processes) or, for SQL, straight
+// to the node with pgx.
+
+// nodeRef names node n of host h for the agent.
+func nodeRef(n cluster.Node, h cluster.Host) *agentpb.NodeRef {
+	return &agentpb.NodeRef{
+		Path: n.Path, Pghome: h.PGHome, User: h.User,
+		Port: int32(n.Port), Address: h.Address, SocketDir: cluster.SocketDir(n),
+	}
+}
+
+// target is a node with its host and agent, resolved from one snapshot.
+type target struct {
+	n     cluster.Node
+	h     cluster.Host
+	agent agentpb.AgentClient
+}
+
+func (m *Manager) target(s *cluster.State, n cluster.Node) (target, error) {
+	h, ok := s.Host(n.Host)
+	if !ok {
+		return target{}, fmt.Errorf("host %q of node %q does not exist", n.Host, n.Name)
+	}
+	c, err := m.agents.Client(h)
+	if err != nil {
+		return target{}, err
+	}
+	return target{n: n, h: h, agent: c}, nil
+}
+
+func (t target) ref() *agentpb.NodeRef { return nodeRef(t.n, t.h) }
+
+// call bounds one agent call.
+func call(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}
+
+// pgctl runs one pg_ctl action on t's node.
+func (t target) pgctl(ctx context.Context, action agentpb.PgCtlRequest_Action, mode agentpb.PgCtlRequest_Mode) (*agentpb.ToolResult, error) {
+	ctx, cancel := call(ctx, 150*time.Second)
+	defer cancel()
+	return t.agent.PgCtl(ctx, &agentpb.PgCtlRequest{Node: t.ref(), Action: action, Mode: mode, WaitSeconds: 120})
+}
+
+// setConf writes parameters into postgresql.conf (auto: postgresql.auto.conf).
+func (t target) setConf(ctx context.Context, auto bool, set map[string]string, remove []string) error {
+	file := agentpb.EditConfRequest_POSTGRESQL_CONF
+	if auto {
+		file = agentpb.EditConfRequest_POSTGRESQL_AUTO_CONF
+	}
+	ctx, cancel := call(ctx, 30*time.Second)
+	defer cancel()
+	_, err := t.agent.EditConf(ctx, &agentpb.EditConfRequest{Node: t.ref(), File: file, Set: set, Remove: remove})
+	return err
+}
+
+// setHBA adds the manager's pg_hba.conf lines (above the separator).
+func (t target) setHBA(ctx context.Context, lines []cluster.HBALine, tail []*agentpb.HBALine, separator bool) error {
+	req := &agentpb.EditHBARequest{Node: t.ref(), AddTail: tail, EnsureSeparator: separator}
+	for _, l := range lines {
+		req.AddManaged = append(req.AddManaged, &agentpb.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
+	}
+	ctx, cancel := call(ctx, 30*time.Second)
+	defer cancel()
+	_, err := t.agent.EditHBA(ctx, req)
+	return err
+}
+
+// sql opens a connection to t's node.
+func (t target) sql(ctx context.Context) (*pgx.Conn, error) {
+	return pgclient.Connect(ctx, t.h, t.n, 10*time.Second)
+}
+
+// basebackup clones parent into t's node, reporting progress as NOTICEs
+// at most every few seconds.
+func (t target) basebackup(ctx context.Context, parent target, w pgwire.ResultWriter) error {
+	ctx, cancel := call(ctx, 6*time.Hour)
+	defer cancel()
+	stream, err := t.agent.BaseBackup(ctx, &agentpb.BaseBackupRequest{
+		Node: t.ref(), SourceHost: parent.h.Address, SourcePort: int32(parent.n.Port), SourceUser: parent.h.User,
+		ApplicationName: t.n.Name, Slot: t.n.Name,
+	})
+	if err != nil {
+		return err
+	}
+	last := time.Now()
+	for {
+		p, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if p.Done {
+			return nil
+		}
+		if time.Since(last) > 3*time.Second && p.TotalKb > 0 {
+			last = time.Now()
+			w.Notice("NOTICE", fmt.Sprintf("%s: pg_basebackup from %s %d/%d kB (%d%%)", t.n.Name, parent.n.Name,
+				p.DoneKb, p.TotalKb, p.DoneKb*100/p.TotalKb))
+		}
+	}
+}
+
+// userParams returns the SET parameters that apply to node n.
+func userParams(n cluster.Node, params []cluster.Param) (map[string]string, []string) {
+	set := map[string]string{}
+	var remove []string
+	// Rows come family-wide first, then type-wide, then per node, so that
+	// later (more specific) rows win.
+	rank := func(p cluster.Param) int {
+		switch {
+		case p.Node == "*" && p.Type == string(n.Type.Family()):
+			return 0
+		case p.Node == "*":
+			return 1
+		}
+		return 2
+	}
+	for r := 0; r < 3; r++ {
+		for _, p := range params {
+			if !p.Applies(n) || rank(p) != r {
+				continue
+			}
+			if p.Value == "--" {
+				delete(set, p.Key)
+				remove = append(remove, p.Key)
+				continue
+			}
+			set[p.Key] = p.Value
+		}
+	}
+	return set, remove
+}
+
+// markNodes applies f to the named nodes' catalog rows in one transaction.
+func (m *Manager) markNodes(ctx context.Context, names []string, f func(*cluster.Node)) error {
+	return m.cat.Update(ctx, func(tx catalog.Tx) error {
+		s, err := tx.State()
+		if err != nil {
+			return err
+		}
+		var p cluster.Plan
+		for _, name := range names {
+			if n, ok := s.Node(name); ok {
+				f(&n)
+				p.UpdateNodes = append(p.UpdateNodes, n)
+			}
+		}
+		return tx.Apply(p)
+	})
+}
+
+// agentError renders an agent failure for a result row.
+func agentError(err error) string { return agentclient.Message(err) }
