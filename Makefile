@@ -6,11 +6,20 @@ LDFLAGS  := -X main.version=$(VERSION)
 LISTEN   ?= 127.0.0.1:6432
 DATA     ?= ./demo/mgr
 FUZZTIME ?= 60s
+.DEFAULT_GOAL := build
 
-.PHONY: build run test vet fmt-check unit e2e fuzz bench clean
+# The README's run command: a whole cluster on loopback hosts.
+demo: build
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
+
+.PHONY: demo demo-stop build run test vet fmt-check unit e2e fuzz bench clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
+	$(GO) build -ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=$(VERSION)" -o bin/adbagent ./cmd/adbagent
 
 # Run a manager in the foreground on $(LISTEN) with its data under $(DATA).
 run: build

@@ -4,8 +4,14 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
 // parseHBALine reads an ADD HBA line: "type database user address method",
@@ -50,4 +56,236 @@ func parseHBALine(line string) (*agentpb.HBALine, error) {
 		return &agentpb.HBALine{Type: typ, Database: f[1], User: f[2], Address: cidr, Method: f[5]}, nil
 	}
 	return nil, fmt.Errorf(`a "%s" line is "%s database user address method"`, typ, typ)
+}
+
+var hbaColumns = []pgwire.Column{
+	{Name: "nodetype", TypeOID: pgwire.OIDText},
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "hbavalue", TypeOID: pgwire.OIDText},
+}
+
+// canonicalHBA renders a parsed line the way it is stored and written.
+func canonicalHBA(l *agentpb.HBALine) string {
+	f := []string{l.Type, l.Database, l.User}
+	if l.Address != "" {
+		f = append(f, l.Address)
+	}
+	return strings.Join(append(f, l.Method), " ")
+}
+
+// addHBA stores pg_hba.conf lines for a node or a whole family and appends
+// them to the running nodes' pg_hba.conf (below the manager's separator),
+// then reloads them. Every agent involved must answer first, so a refusal
+// changes nothing.
+func (m *Manager) addHBA(e *req, st *parser.AddHBA) error {
+	return m.changeHBA(e, st.Target, st.Lines, false)
+}
+
+func (m *Manager) dropHBA(e *req, st *parser.DropHBA) error {
+	t := parser.NodeTarget{All: st.All}
+	if !st.All {
+		t.Names = []parser.Ident{st.Node}
+	}
+	return m.changeHBA(e, t, st.Lines, true)
+}
+
+func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bool) error {
+	unlock, err := m.lockCluster("HBA")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var parsed []*agentpb.HBALine
+	for _, l := range lines {
+		pl, err := parseHBALine(l)
+		if err != nil {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid pg_hba.conf line "%s": %s`, l, err)
+		}
+		parsed = append(parsed, pl)
+	}
+	if !drop && len(parsed) == 0 {
+		return pgerror.New(pgerror.SyntaxError, "ADD HBA needs at least one line")
+	}
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	s := sn.s
+	var nodes []cluster.Node
+	var plan cluster.Plan
+	switch {
+	case t.All && t.Kind.Family != parser.FamilyNone:
+		f := familyOf(t.Kind.Family)
+		for _, n := range s.Nodes {
+			if n.Type.Family() == f {
+				nodes = append(nodes, n)
+			}
+		}
+		for _, l := range parsed {
+			plan.PutHBA = append(plan.PutHBA, cluster.HBARule{Node: "*", Family: f, Line: canonicalHBA(l)})
+		}
+	case t.All: // DROP HBA ALL
+		nodes = s.Nodes
+		for _, r := range sn.hba {
+			if len(parsed) == 0 || containsLine(parsed, r.Line) {
+				plan.DeleteHBA = append(plan.DeleteHBA, r)
+			}
+		}
+	default:
+		for _, id := range t.Names {
+			n, ok := s.Node(id.Name)
+			if !ok {
+				return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
+			}
+			if t.Kind.Family != parser.FamilyNone && n.Type.Family() != familyOf(t.Kind.Family) {
+				return pgerror.New(pgerror.InvalidParameterValue, `%s is not a %s`, describeNode(n), familyOf(t.Kind.Family)).At(e.q, id.Pos)
+			}
+			nodes = append(nodes, n)
+			if drop {
+				for _, r := range sn.hba {
+					if r.Node == n.Name && (len(parsed) == 0 || containsLine(parsed, r.Line)) {
+						plan.DeleteHBA = append(plan.DeleteHBA, r)
+					}
+				}
+				continue
+			}
+			for _, l := range parsed {
+				plan.PutHBA = append(plan.PutHBA, cluster.HBARule{Node: n.Name, Family: n.Type.Family(), Line: canonicalHBA(l)})
+			}
+		}
+	}
+	if drop && len(plan.DeleteHBA) == 0 {
+		return pgerror.New(pgerror.UndefinedObject, "no matching pg_hba.conf line was added with ADD HBA").
+			WithHint("LIST HBA shows them.")
+	}
+	// Lines to write or remove on the running nodes.
+	var live []cluster.Node
+	for _, n := range nodes {
+		if n.InCluster {
+			live = append(live, n)
+		}
+	}
+	for _, n := range live {
+		h, _ := s.Host(n.Host)
+		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, h.Name).WithHint("Run START AGENT %s first.", h.Name)
+		}
+	}
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {
+		return err
+	}
+	var failures []string
+	for _, n := range live {
+		var edit []*agentpb.HBALine
+		if drop {
+			for _, r := range plan.DeleteHBA {
+				if r.Applies(n) {
+					if l, err := parseHBALine(r.Line); err == nil {
+						edit = append(edit, l)
+					}
+				}
+			}
+		} else {
+			edit = parsed
+		}
+		if len(edit) == 0 {
+			continue
+		}
+		t, err := m.target(s, n)
+		if err == nil {
+			req := &agentpb.EditHBARequest{Node: t.ref()}
+			if drop {
+				req.Remove = edit
+			} else {
+				req.AddTail = edit
+			}
+			cctx, cancel := call(e.ctx, 30*time.Second)
+			_, err = t.agent.EditHBA(cctx, req)
+			cancel()
+			if err == nil {
+				_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+			}
+		}
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %s", n.Name, agentError(err)))
+		}
+	}
+	if len(failures) > 0 {
+		e.w.Notice("WARNING", "pg_hba.conf was not updated on: "+strings.Join(failures, "; ")+". The catalog holds the change; it is applied when the node is initialized again.")
+	}
+	if drop {
+		return e.w.Complete("DROP HBA")
+	}
+	return e.w.Complete("ADD HBA")
+}
+
+func containsLine(parsed []*agentpb.HBALine, line string) bool {
+	for _, l := range parsed {
+		if canonicalHBA(l) == line {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) listHBA(e *req, st *parser.ListHBA) error {
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	var rows []map[string]string
+	for _, id := range st.Names {
+		if _, ok := sn.s.Node(id.Name); !ok {
+			return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
+		}
+	}
+	for _, r := range sn.hba {
+		if len(st.Names) > 0 && !containsIdent(st.Names, r.Node) {
+			continue
+		}
+		rows = append(rows, map[string]string{"nodetype": string(r.Family), "nodename": r.Node, "hbavalue": r.Line})
+	}
+	return writeTable(e.w, hbaColumns, rows)
+}
+
+// showHBA reads the live pg_hba.conf of nodes through their agents.
+func (m *Manager) showHBA(e *req, st *parser.ShowHBA) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectTargets(e, s, parser.NodeTarget{})
+	if err != nil {
+		return err
+	}
+	if !st.All {
+		nodes = nil
+		for _, id := range st.Names {
+			n, ok := s.Node(id.Name)
+			if !ok {
+				return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
+			}
+			nodes = append(nodes, n)
+		}
+	}
+	var rows []map[string]string
+	for _, n := range nodes {
+		if !n.Initialized {
+			continue
+		}
+		t, err := m.target(s, n)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := call(e.ctx, 30*time.Second)
+		res, err := t.agent.ReadHBA(cctx, t.ref())
+		cancel()
+		if err != nil {
+			return pgerror.New(pgerror.ConnectionFailure, "read pg_hba.conf of %s: %s", describeNode(n), agentError(err))
+		}
+		for _, l := range res.Lines {
+			rows = append(rows, map[string]string{"nodetype": string(n.Type), "nodename": n.Name, "hbavalue": l})
+		}
+	}
+	return writeTable(e.w, hbaColumns, rows)
 }

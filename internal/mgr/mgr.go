@@ -187,6 +187,14 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.monitorHA(e, st)
 	case *parser.Clean:
 		return m.clean(e, st)
+	case *parser.AddHBA:
+		return m.addHBA(e, st)
+	case *parser.DropHBA:
+		return m.dropHBA(e, st)
+	case *parser.ListHBA:
+		return m.listHBA(e, st)
+	case *parser.ShowHBA:
+		return m.showHBA(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -212,6 +220,8 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return opColumns, nil
 	case *parser.Monitor:
 		return monitorColumns, nil
+	case *parser.ListHBA, *parser.ShowHBA:
+		return hbaColumns, nil
 	case *parser.MonitorHA:
 		return project(q, haColumns, st.Columns, "MONITOR HA")
 	case *parser.Clean:

@@ -93,10 +93,10 @@ func TestAfterInitRules(t *testing.T) {
 		{`ALTER DATANODE SLAVE dn1s (ZONE=z2)`, pgerror.ObjectNotInPrereqState, "its zone cannot be changed"},
 		{`DROP DATANODE SLAVE dn1s`, pgerror.ObjectInUse, "has been initialized in the cluster, cannot be dropped"},
 		{`ALTER HOST h1 (user=other)`, pgerror.ObjectInUse, "its user cannot be changed"},
-		// Allowed by the rules, applied to running nodes by a later issue:
-		// until then refused as not implemented, with nothing changed.
-		{`ALTER DATANODE SLAVE dn1s (SYNC_STATE=async)`, pgerror.FeatureNotSupported, "changing sync_state of an initialized node is not implemented yet"},
-		{`ALTER DATANODE MASTER dn1 (PORT=15499)`, pgerror.FeatureNotSupported, "changing port of an initialized node is not implemented yet"},
+		// Allowed by the rules and applied to the running nodes, which needs
+		// their agents: refused with nothing changed when they are down.
+		{`ALTER DATANODE SLAVE dn1s (SYNC_STATE=async)`, pgerror.ObjectNotInPrereqState, `the agent on host "h1" of datanode master "dn1" is not running`},
+		{`ALTER DATANODE MASTER dn1 (PORT=15499)`, pgerror.ObjectNotInPrereqState, `the agent on host "h1" is not running`},
 	} {
 		_, err := run(t, m, tt.sql)
 		pe, ok := pgerror.As(err)

@@ -82,9 +82,9 @@ func (m *Manager) change(e *req, o *options, defPos int, decide func(*cluster.St
 			return e.at(err, defPos)
 		}
 		if len(plan.Live) > 0 {
-			// Nothing can be initialised before INIT ALL exists; when it
-			// does, the live half of ALTER lands with it.
-			return pgerror.NotImplemented("changing " + strings.Join(plan.Live, " and ") + " of an initialized node")
+			// alterNode sends live changes through alterLive; getting here
+			// means the node was initialised in between: ask to retry.
+			return pgerror.New(pgerror.ObjectNotInPrereqState, "the node changed while the command ran; run it again")
 		}
 		return tx.Apply(plan)
 	})
@@ -125,6 +125,13 @@ func (m *Manager) alterNode(e *req, st *parser.AlterNode) error {
 		return err
 	}
 	req := cluster.AlterNodeRequest{Name: st.Name.Name, Type: nodeType(st.Kind), Spec: spec, CurrentZone: currentZone(e)}
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	if plan, err := cluster.AlterNode(s, req); err == nil && len(plan.Live) > 0 {
+		return e.at(m.alterLive(e, s, req, plan), o.fieldPos(err, st.Name.Pos))
+	}
 	if _, err := m.change(e, o, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
 		return cluster.AlterNode(s, req)
 	}); err != nil {

@@ -1,0 +1,152 @@
+package mgr
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+)
+
+// alterLive applies an ALTER of an initialised node to the running cluster:
+// a slave's sync_state is pushed to its master's synchronous_standby_names
+// (and checked in pg_stat_replication); a new port restarts the node and
+// re-points its slaves and the coordinators. The catalog changes only when
+// the cluster did; a failure puts back what was changed.
+func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeRequest, plan cluster.Plan) error {
+	unlock, err := m.lockCluster("ALTER NODE")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Decide again under the lock: the snapshot may be stale.
+	if s, err = m.state(e.ctx); err != nil {
+		return err
+	}
+	if plan, err = cluster.AlterNode(s, req); err != nil {
+		return err
+	}
+	old, _ := s.Node(req.Name)
+	n := plan.UpdateNodes[0]
+	h, _ := s.Host(n.Host)
+	if err := requireLocal([]cluster.Host{h}, "ALTER NODE"); err != nil {
+		return err
+	}
+	if slices.Contains(plan.Live, "sync_state") {
+		master, _ := s.Node(n.Master)
+		mh, _ := s.Host(master.Host)
+		if _, err := m.agents.Ping(e.ctx, mh, pingTimeout); err != nil {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" of %s is not running`, mh.Name, describeNode(master)).
+				WithHint("Run START AGENT %s first.", mh.Name)
+		}
+	}
+	if slices.Contains(plan.Live, "port") {
+		if err := m.movePort(e, s, old, n.Port); err != nil {
+			return err
+		}
+	}
+	apply := func(p cluster.Plan) error {
+		return m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(p) })
+	}
+	if err := apply(plan); err != nil {
+		return err
+	}
+	after, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	inCluster := func(x cluster.Node) bool { return x.InCluster }
+	if slices.Contains(plan.Live, "sync_state") {
+		master, _ := after.Node(n.Master)
+		if err := m.pushSyncNames(e.ctx, after, master, inCluster); err != nil {
+			// Put the catalog and the master back as they were.
+			var undo cluster.Plan
+			for _, u := range plan.UpdateNodes {
+				if o, ok := s.Node(u.Name); ok {
+					undo.UpdateNodes = append(undo.UpdateNodes, o)
+				}
+			}
+			if uerr := apply(undo); uerr == nil {
+				before, _ := s.Node(n.Master)
+				m.pushSyncNames(e.ctx, s, before, inCluster)
+			}
+			return pgerror.New(pgerror.ObjectNotInPrereqState, "the synchronous replication of %s could not be changed: %s", describeNode(master), err).
+				WithHint("Check the slaves with MONITOR HA; nothing was changed.")
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf(`refresh %s synchronous_standby_names='%s'`, describeNode(master), cluster.SyncNames(after, master.Name, inCluster)))
+	}
+	if slices.Contains(plan.Live, "port") {
+		m.repoint(e, after, n)
+	}
+	e.notices(plan.Notices)
+	return e.w.Complete("ALTER NODE")
+}
+
+// movePort restarts node n on a new port: stop, rewrite port, start; if the
+// node does not come up, the old port is written back and it is started
+// again.
+func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) error {
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	if pgclient.Ping(t.h.Address, port, time.Second) {
+		return pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use`, port, t.h.Name, t.h.Address)
+	}
+	if _, err := m.agents.Ping(e.ctx, t.h, pingTimeout); err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, t.h.Name).WithHint("Run START AGENT %s first.", t.h.Name)
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on port %d", describeNode(n), port))
+	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "stop %s: %s", describeNode(n), agentError(err))
+	}
+	moved := t
+	moved.n.Port = port
+	err = t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(port)}, nil)
+	if err == nil {
+		_, err = moved.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	}
+	if err != nil {
+		t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(n.Port)}, nil)
+		t.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "%s did not start on port %d: %s; it runs on port %d again", describeNode(n), port, agentError(err), n.Port)
+	}
+	return nil
+}
+
+// repoint tells n's slaves and the coordinators where n listens now.
+// primary_conninfo is reloadable since PostgreSQL 13, so slaves reconnect
+// without a restart.
+func (m *Manager) repoint(e *req, s *cluster.State, n cluster.Node) {
+	h, _ := s.Host(n.Host)
+	for _, c := range s.Children(n.Name) {
+		if !c.InCluster {
+			continue
+		}
+		t, err := m.target(s, c)
+		if err == nil {
+			err = t.setConf(e.ctx, true, cluster.StandbyParams(c, n, h), nil)
+		}
+		if err == nil {
+			_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		}
+		if err != nil {
+			e.w.Notice("WARNING", fmt.Sprintf("could not re-point %s to the new port: %s", describeNode(c), agentError(err)))
+		} else {
+			e.w.Notice("NOTICE", fmt.Sprintf("%s now streams from port %d", describeNode(c), n.Port))
+		}
+	}
+	ok := func(x cluster.Node) bool { return x.InCluster }
+	for _, c := range s.Nodes {
+		if (c.Type == cluster.GtmcoordMaster || c.Type == cluster.CoordinatorMaster) && c.InCluster {
+			if err := m.configureCoordinator(e.ctx, s, c, ok); err != nil {
+				e.w.Notice("WARNING", fmt.Sprintf("could not update the node list of %s: %s", describeNode(c), err))
+			}
+		}
+	}
+}

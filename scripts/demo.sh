@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# make demo: a whole cluster on this machine, on loopback "hosts".
+#   manager 127.0.0.1:6432 (data in demo/mgr), agents on 127.0.0.2-4,
+#   gtmcoord master + slave, two coordinators, two datanode masters each with
+#   a sync slave, data directories under demo/data.
+# make demo-stop stops the cluster, the agents and the manager.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DEMO=$ROOT/demo
+PORT=${ADBMGR_PORT:-6432}
+PSQL=(psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
+
+stop() {
+	if [ -f "$DEMO/mgr.pid" ] && kill -0 "$(cat "$DEMO/mgr.pid")" 2>/dev/null; then
+		"${PSQL[@]}" -c "STOP ALL MODE fast;" -c "STOP AGENT ALL;" || true
+		kill "$(cat "$DEMO/mgr.pid")" && sleep 1
+	fi
+	rm -f "$DEMO/mgr.pid"
+	echo "demo stopped (data kept in $DEMO; rm -rf demo to start afresh)"
+}
+
+if [ "${1:-}" = stop ]; then
+	stop
+	exit 0
+fi
+
+if [ -f "$DEMO/mgr.pid" ] && kill -0 "$(cat "$DEMO/mgr.pid")" 2>/dev/null; then
+	echo "a demo manager is already running (pid $(cat "$DEMO/mgr.pid")); make demo-stop first" >&2
+	exit 1
+fi
+if [ -d "$DEMO/data" ]; then
+	echo "$DEMO/data exists from an earlier demo: rm -rf demo to start afresh" >&2
+	exit 1
+fi
+mkdir -p "$DEMO"
+chmod 0755 "$DEMO"
+bin/adbmgr start -D "$DEMO/mgr" --listen "127.0.0.1:$PORT" >"$DEMO/mgr.log" 2>&1 &
+echo $! >"$DEMO/mgr.pid"
+for _ in $(seq 50); do
+	"${PSQL[@]}" -qc "SELECT 1" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+
+D=$DEMO/data
+"${PSQL[@]}" <<SQL
+ADD HOST h1 (protocol=local, address='127.0.0.2', agentport=5430);
+ADD HOST h2 (protocol=local, address='127.0.0.3', agentport=5430);
+ADD HOST h3 (protocol=local, address='127.0.0.4', agentport=5430);
+ADD GTMCOORD MASTER gc (HOST=h1, PORT=6768, PATH='$D/gc');
+ADD GTMCOORD SLAVE gcs FOR gc (HOST=h2, PORT=6768, PATH='$D/gcs');
+ADD COORDINATOR MASTER cn1 (HOST=h1, PORT=5432, PATH='$D/cn1');
+ADD COORDINATOR MASTER cn2 (HOST=h2, PORT=5432, PATH='$D/cn2');
+ADD DATANODE MASTER dn1 (HOST=h2, PORT=15432, PATH='$D/dn1');
+ADD DATANODE SLAVE dn1s FOR dn1 (HOST=h3, PORT=15432, PATH='$D/dn1s');
+ADD DATANODE MASTER dn2 (HOST=h3, PORT=15433, PATH='$D/dn2');
+ADD DATANODE SLAVE dn2s FOR dn2 (HOST=h1, PORT=15433, PATH='$D/dn2s');
+START AGENT ALL;
+INIT ALL;
+MONITOR ALL;
+MONITOR HA;
+SQL
+cat <<EOF2
+
+The demo cluster runs.
+  manager:      psql -h 127.0.0.1 -p $PORT -U postgres -d postgres   (try LIST NODE; MONITOR ALL; HELP)
+  coordinator:  psql -h 127.0.0.2 -p 5432 -U postgres -d postgres
+  datanode dn1: psql -h 127.0.0.3 -p 15432 -U postgres -d postgres
+Stop it with: make demo-stop
+EOF2
