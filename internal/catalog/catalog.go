@@ -46,7 +46,8 @@ type ReadTx interface {
 	Params() ([]cluster.Param, error)
 	// HBA returns every ADD HBA line.
 	HBA() ([]cluster.HBARule, error)
-	// GUCs returns the known server parameters (empty until FLUSH PARAM or INIT).
+	// GUCs returns the known server parameters: PostgreSQL 15's built-in
+	// list until FLUSH PARAM reads them from a running node.
 	GUCs() ([]cluster.GUC, error)
 }
 
@@ -379,7 +380,14 @@ func (t *tx) GUCs() ([]cluster.GUC, error) {
 		}
 		out = append(out, g)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		// Until FLUSH PARAM reads them from a running node.
+		return DefaultGUCs(), nil
+	}
+	return out, nil
 }
 
 func (t *tx) SetGUCs(gucs []cluster.GUC) error {
@@ -581,7 +589,7 @@ func sqlError(ctx context.Context, err error) error {
 		}
 		switch {
 		case strings.Contains(msg, "no such table"):
-			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host and node.")
+			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba and journal.")
 		case strings.Contains(msg, "no such column"):
 			return pgerror.New(pgerror.UndefinedColumn, "%s", msg)
 		case strings.Contains(msg, "readonly") || strings.Contains(msg, "query_only"):

@@ -140,3 +140,22 @@ func TestQueryIsReadOnly(t *testing.T) {
 		t.Errorf("version() = %v %v", res, err)
 	}
 }
+
+func TestDefaultGUCs(t *testing.T) {
+	c := open(t)
+	var gucs []cluster.GUC
+	c.View(context.Background(), func(tx ReadTx) (err error) { gucs, err = tx.GUCs(); return err })
+	byName := map[string]cluster.GUC{}
+	for _, g := range gucs {
+		byName[g.Name] = g
+	}
+	if g := byName["archive_mode"]; g.VarType != "enum" || len(g.EnumValues) != 3 || g.Context != "postmaster" {
+		t.Errorf("archive_mode = %+v", g)
+	}
+	if g := byName["wal_keep_size"]; g.Unit != "MB" || g.Context != "sighup" {
+		t.Errorf("wal_keep_size = %+v", g)
+	}
+	if len(gucs) < 300 {
+		t.Errorf("only %d parameters", len(gucs))
+	}
+}
