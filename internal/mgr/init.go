@@ -12,6 +12,7 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -313,8 +314,12 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 	if err != nil {
 		return err
 	}
-	set, remove := userParams(n, sn.params)
-	for k, v := range cluster.ServerParams(n, t.h) {
+	// The manager's settings first, the user's SET rows on top (a user's
+	// wal_keep_size beats the manager's); keys only the manager may set
+	// never come from the rows (params.IsManaged).
+	set := cluster.ServerParams(n, t.h)
+	user, remove := params.Effective(n, sn.params)
+	for k, v := range user {
 		set[k] = v
 	}
 	switch action {

@@ -195,6 +195,12 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.listHBA(e, st)
 	case *parser.ShowHBA:
 		return m.showHBA(e, st)
+	case *parser.SetParam:
+		return m.setParam(e, st)
+	case *parser.ListParam:
+		return m.listParam(e, st)
+	case *parser.ShowParam:
+		return m.showParam(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -222,6 +228,10 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return monitorColumns, nil
 	case *parser.ListHBA, *parser.ShowHBA:
 		return hbaColumns, nil
+	case *parser.ListParam:
+		return paramColumns, nil
+	case *parser.ShowParam:
+		return showParamColumns, nil
 	case *parser.MonitorHA:
 		return project(q, haColumns, st.Columns, "MONITOR HA")
 	case *parser.Clean:

@@ -162,3 +162,59 @@ func TestSessionParameters(t *testing.T) {
 		t.Errorf("master outside the current zone: %v", err)
 	}
 }
+
+// The spec's SET examples, before INIT: stored in the catalog and listed.
+func TestSetParamSpecExamples(t *testing.T) {
+	m, _ := newManager(t)
+	mustRun(t, m, `ADD HOST h1 (address='127.0.0.2');
+		ADD DATANODE MASTER dm0 (HOST=h1, PORT=15432, PATH='/data/dm0');
+		ADD DATANODE SLAVE dm0s FOR dm0 (HOST=h1, PORT=15433, PATH='/data/dm0s');`)
+	for _, q := range []string{
+		`SET DATANODE ALL (wal_log_hints=on, full_page_writes=on);`,
+		`SET DATANODE master ALL (archive_mode = "on");`,
+		`SET DATANODE master dm0 (archive_command = "rsync -a %p /data2/antdb/data/arch/dm0/%f");`,
+		`SET DATANODE ALL (wal_sender_timeout = 0);`,
+		`SET DATANODE master ALL (wal_keep_size = 102400);`,
+	} {
+		mustRun(t, m, q)
+	}
+	r := mustRun(t, m, `LIST PARAM`)
+	var got []string
+	for _, row := range r.rows {
+		got = append(got, strings.Join(row, "|"))
+	}
+	for _, want := range []string{
+		"*|datanode master|slave|wal_log_hints|on",
+		"*|datanode master|archive_mode|on",
+		"dm0|datanode master|archive_command|rsync -a %p /data2/antdb/data/arch/dm0/%f",
+		"*|datanode master|slave|wal_sender_timeout|0",
+		"*|datanode master|wal_keep_size|102400",
+	} {
+		found := false
+		for _, g := range got {
+			found = found || g == want
+		}
+		if !found {
+			t.Errorf("LIST PARAM lacks %q:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	for _, tt := range []struct{ q, code string }{
+		{`SET DATANODE ALL (port = 5)`, pgerror.InsufficientPrivilege},
+		{`SET DATANODE ALL (no_such_param = 5)`, pgerror.UndefinedObject},
+		{`SET DATANODE ALL (archive_mode = sometimes)`, pgerror.InvalidParameterValue},
+		{`SET DATANODE master nobody (work_mem = '4MB')`, pgerror.UndefinedObject},
+	} {
+		_, err := run(t, m, tt.q)
+		if pe, ok := pgerror.As(err); !ok || pe.Code != tt.code {
+			t.Errorf("%s: %v, want %s", tt.q, err, tt.code)
+		}
+	}
+	mustRun(t, m, `SET DATANODE ALL (no_such_param = 5) FORCE`)
+	mustRun(t, m, `RESET DATANODE master ALL (archive_mode)`)
+	r = mustRun(t, m, `LIST PARAM DATANODE MASTER ALL archive`)
+	for _, row := range r.rows {
+		if row[2] == "archive_mode" {
+			t.Errorf("archive_mode still listed after RESET: %v", row)
+		}
+	}
+}

@@ -121,37 +121,6 @@ func (t target) basebackup(ctx context.Context, parent target, w pgwire.ResultWr
 	}
 }
 
-// userParams returns the SET parameters that apply to node n.
-func userParams(n cluster.Node, params []cluster.Param) (map[string]string, []string) {
-	set := map[string]string{}
-	var remove []string
-	// Rows come family-wide first, then type-wide, then per node, so that
-	// later (more specific) rows win.
-	rank := func(p cluster.Param) int {
-		switch {
-		case p.Node == "*" && p.Type == string(n.Type.Family()):
-			return 0
-		case p.Node == "*":
-			return 1
-		}
-		return 2
-	}
-	for r := 0; r < 3; r++ {
-		for _, p := range params {
-			if !p.Applies(n) || rank(p) != r {
-				continue
-			}
-			if p.Value == "--" {
-				delete(set, p.Key)
-				remove = append(remove, p.Key)
-				continue
-			}
-			set[p.Key] = p.Value
-		}
-	}
-	return set, remove
-}
-
 // markNodes applies f to the named nodes' catalog rows in one transaction.
 func (m *Manager) markNodes(ctx context.Context, names []string, f func(*cluster.Node)) error {
 	return m.cat.Update(ctx, func(tx catalog.Tx) error {

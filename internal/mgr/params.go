@@ -1,0 +1,230 @@
+package mgr
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/params"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+func (m *Manager) gucs(e *req) (map[string]cluster.GUC, error) {
+	var list []cluster.GUC
+	if err := m.cat.View(e.ctx, func(tx catalog.ReadTx) (err error) { list, err = tx.GUCs(); return err }); err != nil {
+		return nil, err
+	}
+	out := make(map[string]cluster.GUC, len(list))
+	for _, g := range list {
+		out[strings.ToLower(g.Name)] = g
+	}
+	return out, nil
+}
+
+func paramTarget(t parser.NodeTarget) params.Target {
+	pt := params.Target{Family: familyOf(t.Kind.Family), Role: t.Kind.Role.String(), All: t.All}
+	for _, id := range t.Names {
+		pt.Names = append(pt.Names, id.Name)
+	}
+	return pt
+}
+
+// setParam is SET/RESET {GTMCOORD|COORDINATOR|DATANODE} … (reference §3.3):
+// the values are checked against the server's parameters (unless FORCE),
+// stored in the catalog, and written into the postgresql.conf of every
+// initialised node they apply to; reloadable ones take effect at once,
+// others at the next restart (with a NOTICE).
+func (m *Manager) setParam(e *req, st *parser.SetParam) error {
+	unlock, err := m.lockCluster(st.Command())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	gucs, err := m.gucs(e)
+	if err != nil {
+		return err
+	}
+	var settings []params.Setting
+	var keys []string
+	for _, o := range st.Params {
+		settings = append(settings, params.Setting{Key: o.Name.Name, Value: o.Value, HasValue: o.Kind != parser.ValueNone})
+		keys = append(keys, o.Name.Name)
+	}
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	t := paramTarget(st.Target)
+	plan, err := params.PlanSet(sn.s, sn.params, t, settings, gucs, st.Force, st.Reset)
+	if err != nil {
+		return e.at(err, paramPos(err, st))
+	}
+	affected, err := params.Affected(sn.s, t)
+	if err != nil {
+		return err
+	}
+	var live []cluster.Node
+	for _, n := range affected {
+		if n.Initialized {
+			live = append(live, n)
+		}
+	}
+	for _, n := range live {
+		h, _ := sn.s.Host(n.Host)
+		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running; %s cannot be updated`, h.Name, describeNode(n)).
+				WithHint("Run START AGENT %s first; nothing was changed.", h.Name)
+		}
+	}
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {
+		return err
+	}
+	after := params.Apply(sn.params, plan)
+	reload := false
+	for _, k := range keys {
+		if a, _ := params.Effect(gucs, k); a == params.Reload {
+			reload = true
+		}
+	}
+	var failures []string
+	for _, n := range live {
+		set, remove := params.Updates(n, after, keys)
+		// A key the manager sets itself goes back to the manager's value,
+		// not to PostgreSQL's default.
+		h, _ := sn.s.Host(n.Host)
+		base := cluster.ServerParams(n, h)
+		remove = slices.DeleteFunc(remove, func(k string) bool {
+			if v, ok := base[k]; ok {
+				set[k] = v
+				return true
+			}
+			return false
+		})
+		tg, err := m.target(sn.s, n)
+		if err == nil {
+			err = tg.setConf(e.ctx, false, set, remove)
+		}
+		if err == nil && reload {
+			if ns, serr := statusOf(e, tg); serr == nil && ns.Running {
+				_, err = tg.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+			}
+		}
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %s", n.Name, agentError(err)))
+		}
+	}
+	e.notices(plan.Notices)
+	if len(failures) > 0 {
+		e.w.Notice("WARNING", "postgresql.conf was not updated on: "+strings.Join(failures, "; ")+". The catalog holds the new values; run the command again once the nodes are reachable.")
+	}
+	return e.w.Complete(st.Command())
+}
+
+func statusOf(e *req, t target) (*agentpb.NodeStatus, error) {
+	ctx, cancel := call(e.ctx, pingTimeout)
+	defer cancel()
+	return t.agent.Status(ctx, t.ref())
+}
+
+// paramPos points a SET error at the parameter it names.
+func paramPos(err error, st *parser.SetParam) int {
+	pe, ok := pgerror.As(err)
+	if ok {
+		for _, o := range st.Params {
+			if strings.Contains(pe.Message, `"`+o.Name.Name+`"`) {
+				if strings.Contains(pe.Message, "value") || strings.Contains(pe.Message, "outside") {
+					return o.ValuePos
+				}
+				return o.Name.Pos
+			}
+		}
+		for _, id := range st.Target.Names {
+			if strings.Contains(pe.Message, `"`+id.Name+`"`) {
+				return id.Pos
+			}
+		}
+	}
+	pos, _ := st.Span()
+	return pos
+}
+
+var paramColumns = []pgwire.Column{
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "nodetype", TypeOID: pgwire.OIDText},
+	{Name: "key", TypeOID: pgwire.OIDText},
+	{Name: "value", TypeOID: pgwire.OIDText},
+}
+
+func (m *Manager) listParam(e *req, st *parser.ListParam) error {
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	var t *params.Target
+	if st.Target.Kind.Family != parser.FamilyNone {
+		pt := paramTarget(st.Target)
+		if _, err := params.Affected(sn.s, pt); err != nil {
+			return err
+		}
+		t = &pt
+	}
+	var rows []map[string]string
+	for _, p := range params.List(sn.params, t, st.Pattern) {
+		rows = append(rows, map[string]string{"nodename": p.Node, "nodetype": params.TypeLabel(p), "key": p.Key, "value": p.Value})
+	}
+	return writeTable(e.w, paramColumns, rows)
+}
+
+var showParamColumns = []pgwire.Column{
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "name", TypeOID: pgwire.OIDText},
+	{Name: "setting", TypeOID: pgwire.OIDText},
+	{Name: "unit", TypeOID: pgwire.OIDText},
+	{Name: "context", TypeOID: pgwire.OIDText},
+	{Name: "source", TypeOID: pgwire.OIDText},
+	{Name: "pending_restart", TypeOID: pgwire.OIDBool},
+}
+
+// showParam reads a running node's pg_settings, names matching pattern.
+func (m *Manager) showParam(e *req, st *parser.ShowParam) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	n, ok := s.Node(st.Node.Name)
+	if !ok {
+		return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.Node.Name).At(e.q, st.Node.Pos)
+	}
+	h, _ := s.Host(n.Host)
+	conn, err := pgclient.Connect(e.ctx, h, n, 5*time.Second)
+	if err != nil {
+		return pgerror.New(pgerror.ConnectionFailure, "cannot connect to %s: %s", describeNode(n), err).WithHint("MONITOR ALL shows whether it runs.")
+	}
+	defer conn.Close(e.ctx)
+	rows, err := conn.Query(e.ctx, fmt.Sprintf(`SELECT name, setting, coalesce(unit, ''), context, source, pending_restart
+		FROM pg_settings WHERE name ILIKE %s ORDER BY name`, pgclient.Literal("%"+st.Pattern+"%")))
+	if err != nil {
+		return err
+	}
+	var out []map[string]string
+	for rows.Next() {
+		var name, setting, unit, context, source string
+		var pending bool
+		if err := rows.Scan(&name, &setting, &unit, &context, &source, &pending); err != nil {
+			return err
+		}
+		out = append(out, map[string]string{"nodename": n.Name, "name": name, "setting": setting, "unit": unit,
+			"context": context, "source": source, "pending_restart": boolText(pending)})
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return writeTable(e.w, showParamColumns, out)
+}
