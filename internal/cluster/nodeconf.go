@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
@@ -13,17 +15,24 @@ import (
 // bytes with its NUL).
 const maxSocketPath = 107
 
-// SocketDir is a node's unix_socket_directories: its own data directory, so
+// SocketDir is a node's unix_socket_directories: a directory of its own, so
 // that nodes of different loopback "hosts" sharing a port never collide on
-// /var/run/postgresql/.s.PGSQL.<port>.
-func SocketDir(n Node) string { return n.Path }
+// /var/run/postgresql/.s.PGSQL.<port>. It lies outside the data directory
+// because pg_rewind copies every file of its source and fails on a socket.
+// The name carries the node's name for people and a hash of its address
+// and path so that two clusters on one machine never share it; the agent
+// creates it at start.
+func SocketDir(n Node, h Host) string {
+	sum := sha256.Sum256([]byte(h.Address + ":" + n.Path))
+	return "/tmp/adbmgr-" + n.Name + "-" + hex.EncodeToString(sum[:4])
+}
 
-// CheckSocketPath refuses a data directory too long to hold the node's
-// socket (.s.PGSQL.<port>.lock is the longest file PostgreSQL puts there).
-func CheckSocketPath(n Node) error {
-	p := SocketDir(n) + "/.s.PGSQL." + strconv.Itoa(n.Port) + ".lock"
+// CheckSocketPath refuses a socket path longer than Linux takes
+// (.s.PGSQL.<port>.lock is the longest file PostgreSQL puts there).
+func CheckSocketPath(n Node, h Host) error {
+	p := SocketDir(n, h) + "/.s.PGSQL." + strconv.Itoa(n.Port) + ".lock"
 	if len(p) > maxSocketPath {
-		return fmt.Errorf("the path %q of %s is too long to hold its unix socket (%d bytes, at most %d)", n.Path, describe(n.Type, n.Name), len(p), maxSocketPath)
+		return fmt.Errorf("the unix socket path %q of %s is too long (%d bytes, at most %d)", p, describe(n.Type, n.Name), len(p), maxSocketPath)
 	}
 	return nil
 }
@@ -36,7 +45,7 @@ func ServerParams(n Node, h Host) map[string]string {
 	return map[string]string{
 		"listen_addresses":          h.Address,
 		"port":                      strconv.Itoa(n.Port),
-		"unix_socket_directories":   SocketDir(n),
+		"unix_socket_directories":   SocketDir(n, h),
 		"cluster_name":              n.Name,
 		"wal_level":                 "replica",
 		"hot_standby":               "on",

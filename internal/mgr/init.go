@@ -266,13 +266,13 @@ func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []c
 		if n.Initialized {
 			return
 		}
-		if err := cluster.CheckSocketPath(n); err != nil {
-			errs[i] = pgerror.New(pgerror.InvalidParameterValue, "%s", err).WithHint("ALTER the node's PATH to a shorter one.")
-			return
-		}
 		t, err := m.target(s, n)
 		if err != nil {
 			errs[i] = err
+			return
+		}
+		if err := cluster.CheckSocketPath(n, t.h); err != nil {
+			errs[i] = pgerror.New(pgerror.InvalidParameterValue, "%s", err).WithHint("Give the node a shorter name.")
 			return
 		}
 		if pgclient.Ping(t.h.Address, n.Port, time.Second) {

@@ -23,7 +23,7 @@ import (
 func nodeRef(n cluster.Node, h cluster.Host) *agentpb.NodeRef {
 	return &agentpb.NodeRef{
 		Path: n.Path, Pghome: h.PGHome, User: h.User,
-		Port: int32(n.Port), Address: h.Address, SocketDir: cluster.SocketDir(n),
+		Port: int32(n.Port), Address: h.Address, SocketDir: cluster.SocketDir(n, h),
 	}
 }
 
