@@ -126,9 +126,10 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 			return err
 		}
 		e := &req{ctx: ctx, sess: s, q: q, w: w}
+		// Errors point at a token only when they are about one; a refusal
+		// of the statement as a whole carries no position, as in PostgreSQL.
 		if err := m.execute(e, st); err != nil {
-			pos, _ := st.Span()
-			return e.at(err, pos)
+			return err
 		}
 	}
 	return nil

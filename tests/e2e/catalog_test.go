@@ -72,7 +72,7 @@ func TestRefusals(t *testing.T) {
 		{`LIST NODE nobody;`, []string{`42704`, `node "nobody" does not exist`}},
 		{`LIST NODE (name, colour);`, []string{`42703`, `column "colour" does not exist`}},
 		{`LIST HOST h9;`, []string{`42704`, `host name "h9" does not exist`}},
-		{`INIT ALL;`, []string{`0A000`, `INIT ALL is not implemented yet`}},
+		{`EXPAND ACTIVATE;`, []string{`0A000`, `EXPAND is not implemented yet`}},
 		{`FAILOVER DATANODE dn1;`, []string{`0A000`, `FAILOVER is not implemented yet`}},
 		{`INSERT INTO node VALUES ('x');`, []string{`25006`, `cannot execute INSERT`}},
 		{`SELECT * FROM no_such_table;`, []string{`42P01`, `no such table: no_such_table`}},
