@@ -206,7 +206,10 @@ type NodeRef struct {
 	Port    int32  `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
 	Address string `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
 	// socket_dir is the node's unix_socket_directories (Status and pg_ctl's
-	// waiting use it).
+	// waiting use it). PgCtl start/restart creates it when missing (mode
+	// 0755, owned by user) and refuses one inside the data directory:
+	// pg_rewind copies every non-relation file of its source and fails on a
+	// socket found there.
 	SocketDir     string `protobuf:"bytes,6,opt,name=socket_dir,json=socketDir,proto3" json:"socket_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -845,8 +848,11 @@ type RewindRequest struct {
 	SourceUser string                 `protobuf:"bytes,4,opt,name=source_user,json=sourceUser,proto3" json:"source_user,omitempty"`
 	// write_recovery_conf adds -R (standby.signal and primary_conninfo).
 	WriteRecoveryConf bool `protobuf:"varint,5,opt,name=write_recovery_conf,json=writeRecoveryConf,proto3" json:"write_recovery_conf,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// application_name is put into the source connection string, so that -R
+	// writes it into primary_conninfo (as BaseBackupRequest's does).
+	ApplicationName string `protobuf:"bytes,6,opt,name=application_name,json=applicationName,proto3" json:"application_name,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RewindRequest) Reset() {
@@ -912,6 +918,13 @@ func (x *RewindRequest) GetWriteRecoveryConf() bool {
 		return x.WriteRecoveryConf
 	}
 	return false
+}
+
+func (x *RewindRequest) GetApplicationName() string {
+	if x != nil {
+		return x.ApplicationName
+	}
+	return ""
 }
 
 type ControlDataResponse struct {
@@ -1783,7 +1796,7 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05SMART\x10\x01\x12\b\n" +
 	"\x04FAST\x10\x02\x12\r\n" +
-	"\tIMMEDIATE\x10\x03\"\xd0\x01\n" +
+	"\tIMMEDIATE\x10\x03\"\xfb\x01\n" +
 	"\rRewindRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.adbmgr.agent.v1.NodeRefR\x04node\x12\x1f\n" +
 	"\vsource_host\x18\x02 \x01(\tR\n" +
@@ -1792,7 +1805,8 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"sourcePort\x12\x1f\n" +
 	"\vsource_user\x18\x04 \x01(\tR\n" +
 	"sourceUser\x12.\n" +
-	"\x13write_recovery_conf\x18\x05 \x01(\bR\x11writeRecoveryConf\"\x9a\x01\n" +
+	"\x13write_recovery_conf\x18\x05 \x01(\bR\x11writeRecoveryConf\x12)\n" +
+	"\x10application_name\x18\x06 \x01(\tR\x0fapplicationName\"\x9a\x01\n" +
 	"\x13ControlDataResponse\x12H\n" +
 	"\x06fields\x18\x01 \x03(\v20.adbmgr.agent.v1.ControlDataResponse.FieldsEntryR\x06fields\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +

@@ -1,0 +1,79 @@
+// Command adbagent is adbmgr's host agent: one per host, it serves the
+// manager's typed operations (initdb, pg_ctl, pg_basebackup, pg_rewind,
+// configuration files) over gRPC with mutual TLS, and never runs without it.
+//
+//	adbagent --listen ADDR:PORT --cert agent.crt --key agent.key --ca ca.crt [--log FILE]
+//	adbagent version
+//
+// SIGTERM and SIGINT stop it gracefully; the nodes it started keep running.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/adbmgr/adbmgr/internal/agent"
+	"github.com/adbmgr/adbmgr/internal/pki"
+)
+
+func main() {
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		// Set at build time: -ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=…".
+		fmt.Println("adbagent", agent.Version)
+		return
+	}
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "adbagent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("adbagent", flag.ContinueOnError)
+	listen := fs.String("listen", "", "address:port to serve on (required)")
+	cert := fs.String("cert", "", "the agent's certificate, PEM (required)")
+	key := fs.String("key", "", "the agent's private key, PEM (required)")
+	ca := fs.String("ca", "", "the manager's CA certificate, PEM (required)")
+	logFile := fs.String("log", "", "append the log to this file instead of stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *listen == "" || *cert == "" || *key == "" || *ca == "" {
+		return errors.New("--listen, --cert, --key and --ca are required (the agent only serves with mutual TLS)")
+	}
+	out := os.Stderr
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	tlsConf, err := pki.ServerTLS(*cert, *key, *ca)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	// The agent outlives the SSH session or terminal that started it.
+	signal.Ignore(syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return agent.Serve(ctx, lis, tlsConf, agent.Options{Logger: slog.New(slog.NewTextHandler(out, nil))})
+}
