@@ -202,6 +202,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.listParam(e, st)
 	case *parser.ShowParam:
 		return m.showParam(e, st)
+	case *parser.Flush:
+		if st.What == "param" {
+			return m.flushParam(e)
+		}
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")

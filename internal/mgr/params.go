@@ -228,3 +228,52 @@ func (m *Manager) showParam(e *req, st *parser.ShowParam) error {
 	}
 	return writeTable(e.w, showParamColumns, out)
 }
+
+// flushParam re-reads the server's parameter definitions (pg_settings) from
+// a running node, the gtmcoord master first, for checking SET values.
+func (m *Manager) flushParam(e *req) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes := append([]cluster.Node(nil), s.Nodes...)
+	cluster.SortForList(nodes)
+	for _, n := range nodes {
+		if !n.InCluster {
+			continue
+		}
+		h, _ := s.Host(n.Host)
+		conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+		if err != nil {
+			continue
+		}
+		defer conn.Close(e.ctx)
+		rows, err := conn.Query(e.ctx, `SELECT name, context, vartype, coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''),
+			coalesce(array_to_string(enumvals, ','), ''), coalesce(boot_val, '') FROM pg_settings ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		var gucs []cluster.GUC
+		for rows.Next() {
+			var g cluster.GUC
+			var enums string
+			if err := rows.Scan(&g.Name, &g.Context, &g.VarType, &g.Unit, &g.Min, &g.Max, &enums, &g.Default); err != nil {
+				return err
+			}
+			if enums != "" {
+				g.EnumValues = strings.Split(enums, ",")
+			}
+			gucs = append(gucs, g)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.SetGUCs(gucs) }); err != nil {
+			return err
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf("read %d parameters from %s", len(gucs), describeNode(n)))
+		return e.w.Complete("FLUSH PARAM")
+	}
+	return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH PARAM needs a running node of the cluster").
+		WithHint("Until then SET checks values against PostgreSQL 15's built-in parameter list.")
+}
