@@ -1,5 +1,5 @@
 SHELL := /bin/bash
-# adbmgr — build, run and test. `make run` starts a manager; `make test` is CI.
+# adbmgr — build, run and test. `make demo` runs a cluster; `make test` is CI.
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
@@ -21,7 +21,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
 	$(GO) build -ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=$(VERSION)" -o bin/adbagent ./cmd/adbagent
 
-# Run a manager in the foreground on $(LISTEN) with its data under $(DATA).
+# Run only a manager in the foreground on $(LISTEN) with its data under $(DATA)
+# (make demo runs a whole cluster).
 run: build
 	bin/adbmgr start -D $(DATA) --listen $(LISTEN)
 
@@ -40,8 +41,11 @@ unit:
 e2e: build
 	$(GO) test -count=1 ./tests/...
 
+# The parser for FUZZTIME (the issue's 60 s), the agent's file editors briefly.
 fuzz:
 	$(GO) test ./internal/parser -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditConf -fuzztime 15s
+	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditHBA -fuzztime 15s
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
