@@ -250,10 +250,15 @@ func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []c
 	if err := requireLocal(hosts, "INIT ALL"); err != nil {
 		return err
 	}
+	onHost := map[string][]string{}
+	for _, n := range nodes {
+		onHost[n.Host] = append(onHost[n.Host], n.Name)
+	}
 	errs := make([]error, len(hosts))
 	parallel(len(hosts), func(i int) {
 		if _, err := m.agents.Ping(ctx, hosts[i], pingTimeout); err != nil {
-			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, hosts[i].Name).
+			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running (nodes %s need it)`,
+				hosts[i].Name, strings.Join(onHost[hosts[i].Name], ", ")).
 				WithHint("Run START AGENT %s first; MONITOR AGENT shows every agent.", hosts[i].Name)
 		}
 	})
