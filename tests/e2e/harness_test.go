@@ -41,6 +41,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build adbmgr:", err)
 		os.Exit(1)
 	}
+	// The manager starts a local host's agent from <adbhome>/bin/adbagent,
+	// and a host's default adbhome is the manager's install directory (the
+	// parent of binDir): the agent is built next to adbmgr. A broken agent
+	// build fails the cluster tests only (requireAgent), not the catalog ones.
+	agent := exec.Command("go", "build", "-o", filepath.Join(binDir, "adbagent"), "./cmd/adbagent")
+	agent.Dir = root
+	if out, err := agent.CombinedOutput(); err != nil {
+		agentBuildErr = fmt.Errorf("go build ./cmd/adbagent: %v\n%s", err, out)
+	}
 	if _, err := exec.LookPath("psql"); err != nil {
 		// Real psql is the point of these tests: missing psql is a failure
 		// of the environment, not something to skip (.ci/run installs it).
