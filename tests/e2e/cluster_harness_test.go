@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -531,6 +532,13 @@ func (c *testCluster) cleanup() {
 		c.t.Logf("cleanup: killed leftovers:\n%s", strings.Join(killed, "\n"))
 		time.Sleep(250 * time.Millisecond)
 	}
+	// The nodes' socket directories lie outside Dir, and neither STOP nor
+	// CLEAN removes them: read them from the nodes' configuration too.
+	for _, n := range c.Nodes {
+		if d := confSocketDir(n.Path); d != "" {
+			c.socketDirs = append(c.socketDirs, d)
+		}
+	}
 	for _, d := range append([]string{c.Dir}, c.socketDirs...) {
 		// A socket directory is whatever a node said: remove only one
 		// of its own in /tmp, never /tmp or a shared one.
@@ -571,6 +579,21 @@ func (c *testCluster) dumpLogs() {
 			}
 		}
 	}
+}
+
+var socketDirRe = regexp.MustCompile(`(?m)^\s*unix_socket_directories\s*=\s*'([^',]+)'`)
+
+// confSocketDir returns the last unix_socket_directories set in a data
+// directory's postgresql.conf or postgresql.auto.conf, or "".
+func confSocketDir(path string) string {
+	dir := ""
+	for _, f := range []string{"postgresql.conf", "postgresql.auto.conf"} {
+		b, _ := os.ReadFile(filepath.Join(path, f))
+		for _, m := range socketDirRe.FindAllStringSubmatch(string(b), -1) {
+			dir = m[1]
+		}
+	}
+	return dir
 }
 
 func modTime(file string) time.Time {
