@@ -634,7 +634,29 @@ func (s *Server) checkDir(ref *agentpb.NodeRef) (*agentpb.DirStatus, error) {
 // CleanDir empties a node's data directory.
 func (s *Server) CleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
 	res, err := s.cleanDir(ctx, ref)
+	if err == nil && ref.GetSocketDir() != "" {
+		removeSocketDir(ref.GetSocketDir())
+	}
 	return res, toStatus(err)
+}
+
+// removeSocketDir removes a stopped node's socket directory: the stale
+// .s.PGSQL.* files PostgreSQL may leave after a crash, then the directory if
+// that left it empty. Anything else in it is kept, and so is the directory.
+func removeSocketDir(dir string) {
+	if checkAuxPath("socket directory", dir) != nil || dir == "/tmp" {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".s.PGSQL.") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	os.Remove(dir) // fails, harmlessly, when something else is left
 }
 
 func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
