@@ -121,6 +121,15 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		results []opResult
 		failed  = map[string]bool{}
 	)
+	// note reports a finished step at once (the writer is safe for
+	// concurrent use), so progress shows while the stage's other nodes work.
+	note := func(r opResult) {
+		sev := "NOTICE"
+		if !r.ok {
+			sev = "WARNING"
+		}
+		e.w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
+	}
 	record := func(r opResult) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -128,11 +137,6 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		if !r.ok {
 			failed[r.node] = true
 		}
-		sev := "NOTICE"
-		if !r.ok {
-			sev = "WARNING"
-		}
-		e.w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
 	}
 	isFailed := func(name string) bool {
 		mu.Lock()
@@ -153,6 +157,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 			if err := m.initStep(e, cur, sn, stage.Action, n, hba, walseg, st.DataChecksums, isFailed); err != nil {
 				r.ok, r.desc = false, err.Error()
 			}
+			note(r)
 			res[i] = r
 		})
 		for _, r := range res {
@@ -172,6 +177,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 			if err := m.configureCoordinator(e.ctx, cur, n, ok); err != nil {
 				r.ok, r.desc = false, err.Error()
 			}
+			note(r)
 			record(r)
 		}
 	}
