@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
@@ -42,6 +44,9 @@ func (s *Server) node(ref *agentpb.NodeRef) (*node, error) {
 	run, err := pgctl.New(ref.GetPghome(), ref.GetUser())
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", ref.GetPath(), err)
+	}
+	if err := checkParent(ref.GetPath(), run.User().UID); err != nil {
+		return nil, err
 	}
 	return &node{path: ref.GetPath(), run: run}, nil
 }
@@ -119,26 +124,95 @@ func (n *node) prepareEmpty() error {
 	return n.run.CheckTraversable(n.path)
 }
 
-// emptyDir removes everything inside dir and leaves it mode 0700.
-// os.RemoveAll does not follow symbolic links, so pg_tblspc's links go but
-// the tablespaces they point to stay: they may live on other disks and
-// belong to nodes we were not asked about.
-func emptyDir(dir string) error {
-	f, err := os.Open(dir)
+// openDataDir opens the data directory path for deleting or chmodding in
+// it as root. Paths are not enough: whoever may rename entries in the
+// parent (the node's user, when it owns it) could run "mv dn1 x; ln -s
+// /etc dn1" between a check and os.RemoveAll, and root would empty /etc.
+// So the parent is opened as an os.Root and checked through that handle
+// (parentSafe), the data directory is Lstat'ed in it and must be a real
+// directory, not a link, and is opened as an os.Root of its own, which must
+// be the very directory Lstat saw (a link swapped in between is refused).
+// Everything after that goes through the Root, which never leaves the
+// directory, and RemoveAll on it removes links without following them.
+func (n *node) openDataDir() (*os.Root, error) {
+	dir, base := filepath.Dir(n.path), filepath.Base(n.path)
+	parent, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	pfi, err := parent.Stat(".")
+	if err != nil {
+		return nil, err
+	}
+	if err := parentSafe(dir, pfi, n.run.User().UID); err != nil {
+		return nil, err
+	}
+	fi, err := parent.Lstat(base)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, preconditionf("data directory %s is a symbolic link: the agent does not delete or chmod through links as root (give the node the directory it points to)", n.path)
+	case !fi.IsDir():
+		return nil, preconditionf("%s exists and is not a directory", n.path)
+	}
+	root, err := parent.OpenRoot(base)
+	if err != nil {
+		return nil, err
+	}
+	if got, err := root.Stat("."); err != nil || !os.SameFile(fi, got) {
+		root.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, preconditionf("data directory %s was replaced while the agent opened it: refusing to touch it", n.path)
+	}
+	return root, nil
+}
+
+// chmodDir sets the data directory's mode 0700, as PostgreSQL wants it,
+// through a handle (see openDataDir).
+func (n *node) chmodDir() error {
+	root, err := n.openDataDir()
 	if err != nil {
 		return err
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Chmod(0o700)
+}
+
+// emptyDir removes everything inside the data directory and leaves it mode
+// 0700, never following a link at it or inside it (see openDataDir). So
+// pg_tblspc's links go but the tablespaces they point to stay: they may
+// live on other disks and belong to nodes we were not asked about.
+func (n *node) emptyDir() error {
+	root, err := n.openDataDir()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+		if err := root.RemoveAll(name); err != nil {
 			return err
 		}
 	}
-	return os.Chmod(dir, 0o700)
+	return d.Chmod(0o700)
 }
 
 // removeCopiedNoise deletes what pg_basebackup and pg_rewind copy from the
@@ -147,12 +221,28 @@ func emptyDir(dir string) error {
 // in the data directory. A copied .s.PGSQL.<port>.lock names the source's
 // live postmaster, and a node on another address with the same port and
 // socket directory inside its data directory would refuse to start ("lock
-// file already exists").
-func removeCopiedNoise(dir string, log func(string, ...any)) {
-	matches, _ := filepath.Glob(filepath.Join(dir, ".s.PGSQL.*.lock"))
-	for _, m := range append(matches, filepath.Join(dir, pgctl.LogFile)) {
-		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			log("could not remove a file copied from the source", "file", m, "error", err)
+// file already exists"). Deleted through the directory's handle, like
+// everything the agent deletes as root (see openDataDir).
+func (n *node) removeCopiedNoise(log func(string, ...any)) {
+	root, err := n.openDataDir()
+	if err != nil {
+		log("could not open the data directory to remove files copied from the source", "path", n.path, "error", err)
+		return
+	}
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		log("could not list the data directory", "path", n.path, "error", err)
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, name := range names {
+		if name != pgctl.LogFile && !(strings.HasPrefix(name, ".s.PGSQL.") && strings.HasSuffix(name, ".lock")) {
+			continue
+		}
+		if err := root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log("could not remove a file copied from the source", "file", n.file(name), "error", err)
 		}
 	}
 }
@@ -198,7 +288,7 @@ func (s *Server) initDB(ctx context.Context, req *agentpb.InitDBRequest) (*agent
 	if err != nil {
 		// initdb removes what it wrote when it fails, but not when it is
 		// killed; leave the directory empty either way so a retry works.
-		if cerr := emptyDir(n.path); cerr != nil {
+		if cerr := n.emptyDir(); cerr != nil {
 			s.log.Warn("could not empty the data directory after a failed initdb", "path", n.path, "error", cerr)
 		}
 		return nil, fmt.Errorf("node %s: %w", n.path, err)
@@ -254,12 +344,12 @@ func (s *Server) baseBackup(req *agentpb.BaseBackupRequest, stream agentpb.Agent
 	if err != nil {
 		// Leave the directory empty, so that the retry the manager will
 		// make finds what it expects.
-		if cerr := emptyDir(n.path); cerr != nil {
+		if cerr := n.emptyDir(); cerr != nil {
 			s.log.Warn("could not empty the data directory after a failed pg_basebackup", "path", n.path, "error", cerr)
 		}
 		return fmt.Errorf("node %s: %w", n.path, err)
 	}
-	removeCopiedNoise(n.path, s.log.Warn)
+	n.removeCopiedNoise(s.log.Warn)
 	return stream.Send(&agentpb.BaseBackupProgress{
 		DoneKb:  last.DoneKb,
 		TotalKb: last.TotalKb,
@@ -360,7 +450,10 @@ func (s *Server) pgCtl(ctx context.Context, req *agentpb.PgCtlRequest) (*agentpb
 // socketDir makes sure the node's socket directory exists before a start:
 // PostgreSQL does not create it and refuses to start without it. Only a
 // missing one is created, and only where a data directory could be (an
-// existing /var/run/postgresql is fine, creating things in /run is not).
+// existing /var/run/postgresql is fine, creating things in /run is not);
+// the same goes for a root-owned one, which MakeSocketDir would hand to
+// the node's user. MakeSocketDir refuses one that is a link or that
+// another user owns or may write to.
 //
 // A socket directory inside the data directory is refused, although the
 // node would run: pg_rewind, run later against this node as a source,
@@ -374,12 +467,17 @@ func (s *Server) socketDir(n *node, dir string) error {
 	if within(dir, n.path) {
 		return invalidf("socket directory %s is inside the data directory %s: pg_rewind from this node would fail on the socket; use a directory outside it", dir, n.path)
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if fi, err := os.Lstat(dir); err != nil || ownedByRoot(fi) {
 		if err := checkDataPath(dir, n.run.PGHome()); err != nil {
-			return invalidf("cannot create socket directory: %v", err)
+			return invalidf("cannot create or take over socket directory: %v", err)
 		}
 	}
 	return n.run.MakeSocketDir(dir)
+}
+
+func ownedByRoot(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0
 }
 
 func exists(path string) bool {
@@ -452,7 +550,7 @@ func (s *Server) rewind(ctx context.Context, req *agentpb.RewindRequest) (*agent
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", n.path, err)
 	}
-	removeCopiedNoise(n.path, s.log.Warn)
+	n.removeCopiedNoise(s.log.Warn)
 	return toolResult(res, false), nil
 }
 
@@ -634,29 +732,54 @@ func (s *Server) checkDir(ref *agentpb.NodeRef) (*agentpb.DirStatus, error) {
 // CleanDir empties a node's data directory.
 func (s *Server) CleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
 	res, err := s.cleanDir(ctx, ref)
-	if err == nil && ref.GetSocketDir() != "" {
-		removeSocketDir(ref.GetSocketDir())
-	}
 	return res, toStatus(err)
 }
 
-// removeSocketDir removes a stopped node's socket directory: the stale
-// .s.PGSQL.* files PostgreSQL may leave after a crash, then the directory if
-// that left it empty. Anything else in it is kept, and so is the directory.
-func removeSocketDir(dir string) {
-	if checkAuxPath("socket directory", dir) != nil || dir == "/tmp" {
+// removeSocketDir removes the socket directory of a node CLEAN just found
+// stopped: the stale .s.PGSQL.<port> and its lock file that a crash leaves,
+// then the directory if that left it empty.
+//
+// The directory is whatever the request names, and may be shared
+// (/var/run/postgresql holds the sockets of every local server), so only
+// one the manager generated is touched: /tmp/adbmgr-*, a real directory
+// (not a link) owned by the node's user. Only this node's port is
+// considered, and only when its lock file names no live postmaster (or is
+// missing: PostgreSQL writes it before the socket). Everything else in the
+// directory is kept, and so is the directory then. It works through an
+// os.Root, so a link swapped in meanwhile leads nowhere.
+func removeSocketDir(dir string, port int, uid uint32) {
+	base := filepath.Base(dir)
+	if checkAuxPath("socket directory", dir) != nil || filepath.Dir(dir) != "/tmp" || !strings.HasPrefix(base, "adbmgr-") {
 		return
 	}
-	entries, err := os.ReadDir(dir)
+	tmp, err := os.OpenRoot("/tmp")
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".s.PGSQL.") {
-			os.Remove(filepath.Join(dir, e.Name()))
+	defer tmp.Close()
+	fi, err := tmp.Lstat(base)
+	if err != nil || !fi.IsDir() { // a link is not IsDir for Lstat
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
+		return
+	}
+	root, err := tmp.OpenRoot(base)
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	if got, err := root.Stat("."); err != nil || !os.SameFile(fi, got) {
+		return
+	}
+	if port > 0 && port <= 65535 {
+		sock := ".s.PGSQL." + strconv.Itoa(port)
+		if _, alive, err := pgctl.LockFilePID(filepath.Join(dir, sock+".lock")); err == nil && !alive {
+			root.Remove(sock)
+			root.Remove(sock + ".lock")
 		}
 	}
-	os.Remove(dir) // fails, harmlessly, when something else is left
+	tmp.Remove(base) // fails, harmlessly, when something else is left
 }
 
 func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
@@ -664,6 +787,16 @@ func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.T
 	if err != nil {
 		return nil, err
 	}
+	res, err := s.emptyNode(ctx, n)
+	if err == nil && ref.GetSocketDir() != "" {
+		removeSocketDir(ref.GetSocketDir(), int(ref.GetPort()), n.run.User().UID)
+	}
+	return res, err
+}
+
+// emptyNode is CLEAN's work on the data directory: it must hold a stopped
+// node (or what a killed initdb or pg_basebackup left), and is emptied.
+func (s *Server) emptyNode(ctx context.Context, n *node) (*agentpb.ToolResult, error) {
 	unlock, err := s.locks.lock(ctx, n.path)
 	if err != nil {
 		return nil, err
@@ -681,7 +814,7 @@ func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.T
 		}
 		return &agentpb.ToolResult{Ok: true, Output: "created empty directory " + n.path}, nil
 	case st.empty:
-		if err := os.Chmod(n.path, 0o700); err != nil {
+		if err := n.chmodDir(); err != nil {
 			return nil, err
 		}
 		return &agentpb.ToolResult{Ok: true, Output: "directory is empty", Already: true}, nil
@@ -696,7 +829,7 @@ func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.T
 	} else if alive {
 		return nil, preconditionf("node %s is running (pid %d): stop it before cleaning", n.path, pid)
 	}
-	if err := emptyDir(n.path); err != nil {
+	if err := n.emptyDir(); err != nil {
 		return nil, fmt.Errorf("clean %s: %w", n.path, err)
 	}
 	return &agentpb.ToolResult{Ok: true, Output: "emptied " + n.path}, nil

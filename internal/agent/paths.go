@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // maxPathLen is below PATH_MAX with room for the files PostgreSQL creates
@@ -32,8 +33,10 @@ var systemDirs = []string{
 // checks, so a link cannot smuggle /etc in.
 //
 // A link swapped in between this check and the operation (a race by the
-// owner of a parent directory) is not prevented here; the file operations
-// themselves refuse to follow links in their last component.
+// owner of the parent directory) is not prevented here: checkParent limits
+// who that owner may be, and whatever deletes, chmods or chowns as root in
+// a data directory does it through handles that never follow a link at the
+// data directory or inside it (openDataDir, pgctl's openDirNoFollow).
 func checkDataPath(path, pghome string) error {
 	switch {
 	case path == "":
@@ -120,6 +123,56 @@ func resolveExisting(path string) (string, error) {
 func checkAuxPath(what, path string) error {
 	if strings.IndexByte(path, 0) >= 0 || len(path) >= maxPathLen || !filepath.IsAbs(path) || filepath.Clean(path) != path {
 		return invalidf("%s %q must be an absolute, clean path", what, path)
+	}
+	return nil
+}
+
+// checkParent refuses a data directory whose immediate parent someone
+// other than root and the node's user (uid) could rename entries in. The
+// agent deletes and chowns in data directories as root; whoever can rename
+// in the parent can swap the data directory for a link to /etc between the
+// agent's check and its action. openDataDir and pgctl's descriptors make
+// such a swap harmless, and this keeps strangers out of the parent in the
+// first place:
+//
+//   - the parent must belong to root or to the node's user (the node's own
+//     user swapping its own directory only hurts its own data, once the
+//     operations refuse links);
+//   - it must not be writable by group or others, unless it has the sticky
+//     bit (like /tmp): then others may add entries but not rename or delete
+//     the node's, which is what matters.
+//
+// Only the immediate parent is checked: /tmp/x/dn1 with /tmp/x root 0755 is
+// fine although /tmp is world-writable, since nobody but root can rename x.
+// A missing parent is fine too: the agent creates it, root's, mode 0755.
+func checkParent(path string, uid uint32) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return parentSafe(dir, fi, uid)
+}
+
+// parentSafe is checkParent's rule applied to fi, the parent directory dir.
+func parentSafe(dir string, fi fs.FileInfo, uid uint32) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return preconditionf("parent directory %s: no owner information", dir)
+	}
+	if !fi.IsDir() {
+		return preconditionf("parent %s of the data directory is not a directory", dir)
+	}
+	if st.Uid != 0 && st.Uid != uid {
+		return preconditionf("the data directory's parent %s belongs to uid %d, neither root nor the node's user (uid %d): its owner could swap the data directory for a link while the agent works on it as root; use a parent owned by root or by the node's user",
+			dir, st.Uid, uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return preconditionf("the data directory's parent %s is mode %04o: other users could swap the data directory for a link while the agent works on it as root; remove group and other write permission (or set the sticky bit)",
+			dir, fi.Mode().Perm())
 	}
 	return nil
 }

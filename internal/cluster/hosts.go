@@ -96,9 +96,10 @@ func checkAddress(s *State, h Host) error {
 	return nil
 }
 
-// AlterHost decides ALTER HOST. Once a node on the host is initialised only
-// the address may change (with a warning to FLUSH HOST when nodes are in the
-// cluster); everything else would strand the running nodes.
+// AlterHost decides ALTER HOST. Once a node on the host is initialised
+// nothing may change: every column is baked into the running nodes (their
+// listen address, socket directory, agent, binaries). AntDB lets the address
+// change and relies on FLUSH HOST, which adbmgr does not have yet.
 func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	var p Plan
 	old, ok := s.Host(name)
@@ -107,11 +108,10 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	}
 	h := old
 	applyHostSpec(&h, spec)
-	inited, incluster := false, false
+	inited := false
 	for _, n := range s.Nodes {
 		if n.Host == name {
-			inited = inited || n.Initialized
-			incluster = incluster || n.InCluster
+			inited = inited || n.Initialized || n.InCluster
 		}
 	}
 	if inited {
@@ -121,6 +121,9 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 		}{
 			{"user", h.User != old.User}, {"port", h.Port != old.Port}, {"protocol", h.Protocol != old.Protocol},
 			{"agentport", h.AgentPort != old.AgentPort}, {"adbhome", h.ADBHome != old.ADBHome}, {"pghome", h.PGHome != old.PGHome},
+			// The nodes listen on the old address and FLUSH HOST, which
+			// would move them, is not built yet.
+			{"address", h.Address != old.Address},
 		} {
 			if f.changed {
 				return p, fieldErr(f.field, pgerror.ObjectInUse, `host "%s" has been used by initialized nodes, its %s cannot be changed`, name, f.field)
@@ -130,9 +133,6 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	if h.Address != old.Address {
 		if err := checkAddress(s, h); err != nil {
 			return p, err
-		}
-		if incluster {
-			p.Notices = append(p.Notices, warning(`the address of host "%s" changed while its nodes are in the cluster; run "FLUSH HOST" to update the cluster`, name))
 		}
 	}
 	p.UpdateHost = &h

@@ -83,17 +83,29 @@ func requireLocal(hosts []cluster.Host, what string) error {
 	return nil
 }
 
-// parallel runs f for every index in its own goroutine and waits.
+// parallel runs f for every index in its own goroutine and waits. A panic
+// in one of them is re-raised in the caller's goroutine, where the wire
+// server's per-session recover catches it, instead of killing the manager.
 func parallel(n int, f func(i int)) {
 	var wg sync.WaitGroup
+	var once sync.Once
+	var panicked any
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { panicked = r })
+				}
+			}()
 			f(i)
 		}(i)
 	}
 	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
 }
 
 func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {

@@ -1,6 +1,7 @@
 package mgr
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -50,8 +51,12 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 			return err
 		}
 	}
+	// The catalog records what was done to the nodes even if the statement
+	// is cancelled meanwhile.
 	apply := func(p cluster.Plan) error {
-		return m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(p) })
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
+		defer cancel()
+		return m.cat.Update(ctx, func(tx catalog.Tx) error { return tx.Apply(p) })
 	}
 	if err := apply(plan); err != nil {
 		return err
@@ -63,20 +68,26 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 	inCluster := func(x cluster.Node) bool { return x.InCluster }
 	if slices.Contains(plan.Live, "sync_state") {
 		master, _ := after.Node(n.Master)
-		if err := m.pushSyncNames(e.ctx, after, master, inCluster); err != nil {
-			// Put the catalog and the master back as they were.
-			var undo cluster.Plan
-			for _, u := range plan.UpdateNodes {
-				if o, ok := s.Node(u.Name); ok {
-					undo.UpdateNodes = append(undo.UpdateNodes, o)
+		if err := m.pushSyncNames(e, after, master, inCluster, false); err != nil {
+			// Moving toward async loosens what commits wait for — the way
+			// out when a sync slave died — so it is never rolled back;
+			// anything else is put back as it was.
+			if old.SyncState != cluster.Async && n.SyncState == cluster.Async {
+				e.w.Notice("WARNING", err.Error())
+			} else {
+				var undo cluster.Plan
+				for _, u := range plan.UpdateNodes {
+					if o, ok := s.Node(u.Name); ok {
+						undo.UpdateNodes = append(undo.UpdateNodes, o)
+					}
 				}
+				if uerr := apply(undo); uerr == nil {
+					before, _ := s.Node(n.Master)
+					m.pushSyncNames(e, s, before, inCluster, false)
+				}
+				return pgerror.New(pgerror.ObjectNotInPrereqState, "the synchronous replication of %s could not be changed: %s", describeNode(master), err).
+					WithHint("Check the slaves with MONITOR HA; nothing was changed.")
 			}
-			if uerr := apply(undo); uerr == nil {
-				before, _ := s.Node(n.Master)
-				m.pushSyncNames(e.ctx, s, before, inCluster)
-			}
-			return pgerror.New(pgerror.ObjectNotInPrereqState, "the synchronous replication of %s could not be changed: %s", describeNode(master), err).
-				WithHint("Check the slaves with MONITOR HA; nothing was changed.")
 		}
 		e.w.Notice("NOTICE", fmt.Sprintf(`refresh %s synchronous_standby_names='%s'`, describeNode(master), cluster.SyncNames(after, master.Name, inCluster)))
 	}
@@ -100,6 +111,17 @@ func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) e
 	}
 	if _, err := m.agents.Ping(e.ctx, t.h, pingTimeout); err != nil {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, t.h.Name).WithHint("Run START AGENT %s first.", t.h.Name)
+	}
+	st, err := statusOf(e, t)
+	if err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
+	}
+	if !st.Running {
+		// A node the DBA stopped stays stopped; it starts on the new port.
+		if err := t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(port)}, nil); err != nil {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, "write the port of %s: %s", describeNode(n), agentError(err))
+		}
+		return nil
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on port %d", describeNode(n), port))
 	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {

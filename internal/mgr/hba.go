@@ -10,14 +10,29 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgconf"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
-// parseHBALine reads an ADD HBA line: "type database user address method",
+// parseHBALine reads and validates an ADD HBA line (the agent's own rules,
+// so a line the manager accepts is one every agent writes).
+func parseHBALine(line string) (*agentpb.HBALine, error) {
+	l, err := splitHBALine(line)
+	if err != nil {
+		return nil, err
+	}
+	r := pgconf.Rule{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// splitHBALine reads an ADD HBA line: "type database user address method",
 // where address is a CIDR, or an IP and a netmask as two fields (AntDB's
 // "host db user ip mask method"); "local database user method" has none.
-func parseHBALine(line string) (*agentpb.HBALine, error) {
+func splitHBALine(line string) (*agentpb.HBALine, error) {
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		return nil, fmt.Errorf("empty pg_hba.conf line")

@@ -71,6 +71,11 @@ func (m *Manager) addHost(e *req, st *parser.AddHost) error {
 	if spec.ADBHome == nil && def.ADBHome == "" {
 		return pgerror.New(pgerror.SyntaxError, `option "adbhome" must be given: the manager's install directory is unknown`).At(e.q, st.Name.Pos)
 	}
+	unlock, err := m.lockCatalog(e.ctx, "ADD HOST")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var plan cluster.Plan
 	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
@@ -94,6 +99,11 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := m.lockCatalog(e.ctx, "ALTER HOST")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var plan cluster.Plan
 	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
@@ -117,8 +127,13 @@ func (m *Manager) dropHost(e *req, st *parser.DropHost) error {
 	for i, n := range st.Names {
 		names[i] = n.Name
 	}
+	unlock, err := m.lockCatalog(e.ctx, "DROP HOST")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var plan cluster.Plan
-	err := m.cat.Update(e.ctx, func(tx catalog.Tx) error {
+	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
 		if err != nil {
 			return err

@@ -65,13 +65,34 @@ func (m *Manager) snapshot(ctx context.Context) (*snapshot, error) {
 }
 
 // lockCluster serialises commands that act on nodes: two INIT ALLs, or an
-// INIT and a CLEAN, must never interleave. LIST and MONITOR do not take it.
+// INIT and a CLEAN, must never interleave. It refuses at once when another
+// one runs (they take long). LIST and MONITOR do not take it.
 func (m *Manager) lockCluster(command string) (func(), error) {
-	if !m.clusterMu.TryLock() {
+	select {
+	case m.ops <- struct{}{}:
+		return func() { <-m.ops }, nil
+	default:
 		return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
 			WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
 	}
-	return m.clusterMu.Unlock, nil
+}
+
+// lockCatalog is lockCluster for the quick catalog commands (ADD, ALTER,
+// DROP of hosts and nodes): they wait their turn a little — two sessions
+// adding nodes at once both succeed — but refuse rather than sit behind an
+// INIT ALL, whose snapshot they would otherwise change under it.
+func (m *Manager) lockCatalog(ctx context.Context, command string) (func(), error) {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case m.ops <- struct{}{}:
+		return func() { <-m.ops }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+		return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
+			WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
+	}
 }
 
 // userHBA renders the ADD HBA lines that apply to n for the agent.
@@ -109,12 +130,20 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	if err := m.initPrecheck(e.ctx, s, stages); err != nil {
 		return err
 	}
-	managerIP, err := pgclient.ManagerIP(s.Hosts[0].Address)
+	// The address the manager's connections leave from, toward the
+	// gtmcoord master's host (PlanInit guarantees there is one).
+	var gtmHost cluster.Host
+	for _, n := range s.Nodes {
+		if n.Type == cluster.GtmcoordMaster {
+			gtmHost, _ = s.Host(n.Host)
+		}
+	}
+	managerIP, err := pgclient.ManagerIP(gtmHost.Address)
 	if err != nil {
 		return fmt.Errorf("find the manager's address: %w", err)
 	}
 	hba := cluster.HBALines(s, managerIP)
-	journal, _ := m.cat.Journal(e.ctx, 0, "INIT ALL", "running", "start", "")
+	journal := m.journal(e, "INIT ALL")
 
 	var (
 		mu      sync.Mutex
@@ -144,7 +173,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		return failed[name]
 	}
 	for _, stage := range stages {
-		m.cat.Journal(e.ctx, journal, "INIT ALL", "running", stage.Operation, "")
+		journal("running", stage.Operation, "")
 		// Fresh snapshot: earlier stages marked nodes initialised.
 		cur, err := m.state(e.ctx)
 		if err != nil {
@@ -165,7 +194,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		}
 	}
 
-	m.cat.Journal(e.ctx, journal, "INIT ALL", "running", "config gtmcoord and coordinator", "")
+	journal("running", "config gtmcoord and coordinator", "")
 	cur, err := m.state(e.ctx)
 	if err != nil {
 		return err
@@ -182,10 +211,10 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		}
 	}
 
-	m.cat.Journal(e.ctx, journal, "INIT ALL", "running", "synchronous_standby_names", "")
+	journal("running", "synchronous_standby_names", "")
 	for _, n := range cur.Nodes {
 		if n.Type.IsMaster() && ok(n) || (!n.Type.IsMaster() && ok(n) && len(cur.Children(n.Name)) > 0) {
-			if err := m.pushSyncNames(e.ctx, cur, n, ok); err != nil {
+			if err := m.pushSyncNames(e, cur, n, ok, true); err != nil {
 				e.w.Notice("WARNING", err.Error())
 			}
 		}
@@ -212,8 +241,30 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		detail = "failed: " + strings.Join(names, ", ")
 		e.w.Notice("WARNING", fmt.Sprintf("INIT ALL did not complete: %s. Fix the cause, CLEAN the failed nodes if their directories are not empty, and run INIT ALL again; the nodes that succeeded are kept.", detail))
 	}
-	m.cat.Journal(e.ctx, journal, "INIT ALL", status, "end", detail)
+	journal(status, "end", detail)
 	return writeOpResults(e.w, results)
+}
+
+// journal opens an entry of the operation journal and returns the function
+// that records each later step. Journal writes survive a cancelled
+// statement (they describe what happened); a journal that cannot be written
+// is logged, never a reason to stop an operation half-way.
+func (m *Manager) journal(e *req, command string) func(status, step, detail string) {
+	write := func(id int64, status, step, detail string) int64 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
+		defer cancel()
+		id, err := m.cat.Journal(ctx, id, command, status, step, detail)
+		if err != nil {
+			m.log.Warn("cannot write the operation journal", "command", command, "step", step, "error", err)
+		}
+		return id
+	}
+	id := write(0, "running", "start", "")
+	return func(status, step, detail string) {
+		if id != 0 {
+			write(id, status, step, detail)
+		}
+	}
 }
 
 func walSegSize(q string, opts []parser.Option) (int32, error) {
@@ -348,12 +399,8 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 		if failed(n.Name) {
 			return fmt.Errorf("not initialized")
 		}
-		res, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
-		if err != nil {
+		if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
 			return fmt.Errorf("pg_ctl start: %s", agentError(err))
-		}
-		if res.Already {
-			return nil
 		}
 		return nil
 	case "basebackup":
@@ -480,8 +527,11 @@ CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
 
 // pushSyncNames writes a master's synchronous_standby_names from the
 // catalog, reloads it, and checks that pg_stat_replication agrees with the
-// catalog's sync states (it waits for slaves that are still connecting).
-func (m *Manager) pushSyncNames(ctx context.Context, s *cluster.State, master cluster.Node, ok func(cluster.Node) bool) error {
+// catalog's sync states. With waitAll (INIT) it waits for every slave to
+// stream; otherwise (ALTER) slaves that are not streaming are skipped — a
+// dead sync slave is exactly why a DBA demotes it — and named in a NOTICE.
+func (m *Manager) pushSyncNames(e *req, s *cluster.State, master cluster.Node, ok func(cluster.Node) bool, waitAll bool) error {
+	ctx := e.ctx
 	t, err := m.target(s, master)
 	if err != nil {
 		return err
@@ -501,29 +551,44 @@ func (m *Manager) pushSyncNames(ctx context.Context, s *cluster.State, master cl
 		return nil
 	}
 	if !master.Type.IsMaster() {
+		// A cascading slave's walsenders are always asynchronous.
 		for k := range want {
 			want[k] = cluster.Async
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	wait := 60 * time.Second
+	if !waitAll {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	var last string
 	for {
 		got, err := m.replicationStates(ctx, t)
 		if err == nil {
 			last = ""
+			var absent []string
 			for name, st := range want {
-				if got[name] != st {
-					last += fmt.Sprintf(" %s is %q (want %q);", name, got[name], st)
+				g, streaming := got[name]
+				switch {
+				case !streaming && !waitAll:
+					absent = append(absent, name)
+				case g != st:
+					last += fmt.Sprintf(" %s is %q (want %q);", name, g, st)
 				}
 			}
 			if last == "" {
+				if len(absent) > 0 {
+					sort.Strings(absent)
+					e.w.Notice("NOTICE", fmt.Sprintf("%s not streaming from %s; the new state applies when it reconnects",
+						strings.Join(absent, ", "), master.Name))
+				}
 				return nil
 			}
 		} else {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("replication of %s does not match the node table after 60s:%s", master.Name, last)
+			return fmt.Errorf("replication of %s does not match the node table after %s:%s", master.Name, wait, last)
 		}
 		select {
 		case <-ctx.Done():

@@ -91,6 +91,9 @@ func (m *Manager) startNodes(e *req, st *parser.StartNodes) error {
 }
 
 func (m *Manager) stopNodes(e *req, st *parser.StopNodes) error {
+	if st.Mode == parser.ModeSmart {
+		e.w.Notice("NOTICE", "smart mode waits for every client to disconnect (at most 120 s per node); use MODE fast to disconnect them")
+	}
 	return m.startStop(e, st.Target, false, mode(st.Mode))
 }
 
@@ -416,6 +419,9 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 	for i, n := range nodes {
 		if okc[i] {
 			cleaned = append(cleaned, n.Name)
+			if single && !n.Type.IsMaster() {
+				m.dropSlot(e, s, n)
+			}
 		}
 	}
 	if err := m.markNodes(e.ctx, cleaned, func(n *cluster.Node) {
@@ -424,4 +430,24 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		return err
 	}
 	return writeTable(e.w, cleanColumns, rows)
+}
+
+// dropSlot drops a cleaned slave's replication slot on its parent, which
+// would otherwise keep WAL for it forever. A parent that is down keeps the
+// slot; a NOTICE says so.
+func (m *Manager) dropSlot(e *req, s *cluster.State, n cluster.Node) {
+	p, ok := s.Node(n.Master)
+	if !ok || !p.Initialized {
+		return
+	}
+	h, _ := s.Host(p.Host)
+	conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+	if err == nil {
+		err = pgclient.DropSlot(e.ctx, conn, n.Name)
+		conn.Close(e.ctx)
+	}
+	if err != nil {
+		e.w.Notice("NOTICE", fmt.Sprintf(`replication slot "%s" on %s was not dropped (%v); drop it there once it runs: SELECT pg_drop_replication_slot('%s')`,
+			n.Name, describeNode(p), err, n.Name))
+	}
 }

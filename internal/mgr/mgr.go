@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -44,9 +43,10 @@ type Manager struct {
 	log    *slog.Logger
 	agents *agentclient.Pool
 
-	// clusterMu is held by commands that act on nodes (INIT, START, STOP,
-	// CLEAN, …), so that two of them never interleave.
-	clusterMu sync.Mutex
+	// ops is a one-slot semaphore held by commands that change the cluster
+	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that
+	// two of them never interleave. LIST and MONITOR never take it.
+	ops chan struct{}
 }
 
 // New returns a Manager over cat.
@@ -66,7 +66,7 @@ func New(cat catalog.Catalog, opts Options) *Manager {
 		// Without credentials every agent looks unreachable.
 		agents = agentclient.New(&tls.Config{MinVersion: tls.VersionTLS13})
 	}
-	return &Manager{cat: cat, opts: opts, log: log, agents: agents}
+	return &Manager{cat: cat, opts: opts, log: log, agents: agents, ops: make(chan struct{}, 1)}
 }
 
 func resolve(ctx context.Context, name string) (string, error) {
@@ -215,8 +215,13 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 // of a single statement, computed without running anything that writes.
 func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]pgwire.Column, error) {
 	stmts, err := parser.Parse(q)
-	if err != nil || len(stmts) != 1 {
+	if err != nil || len(stmts) == 0 {
 		return nil, err
+	}
+	if len(stmts) > 1 {
+		// As PostgreSQL: a prepared statement is one statement, so that an
+		// Execute never half-runs a list.
+		return nil, pgerror.New(pgerror.SyntaxError, "cannot insert multiple commands into a prepared statement")
 	}
 	switch st := stmts[0].(type) {
 	case *parser.ListHost:

@@ -122,7 +122,12 @@ func (t target) basebackup(ctx context.Context, parent target, w pgwire.ResultWr
 }
 
 // markNodes applies f to the named nodes' catalog rows in one transaction.
+//
+// It runs even when the statement was cancelled: it records what already
+// happened to the nodes, and the catalog must not lose that.
 func (m *Manager) markNodes(ctx context.Context, names []string, f func(*cluster.Node)) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	return m.cat.Update(ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
 		if err != nil {

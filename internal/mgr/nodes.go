@@ -70,7 +70,12 @@ func nodeSpec(q string, list []parser.Option, valid []string) (cluster.NodeSpec,
 // applies its plan; a refusal positions the error at the option it is about.
 func (m *Manager) change(e *req, o *options, defPos int, decide func(*cluster.State) (cluster.Plan, error)) (cluster.Plan, error) {
 	var plan cluster.Plan
-	err := m.cat.Update(e.ctx, func(tx catalog.Tx) error {
+	unlock, err := m.lockCatalog(e.ctx, "a node table change")
+	if err != nil {
+		return plan, err
+	}
+	defer unlock()
+	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
 		if err != nil {
 			return err
@@ -130,7 +135,8 @@ func (m *Manager) alterNode(e *req, st *parser.AlterNode) error {
 		return err
 	}
 	if plan, err := cluster.AlterNode(s, req); err == nil && len(plan.Live) > 0 {
-		return e.at(m.alterLive(e, s, req, plan), o.fieldPos(err, st.Name.Pos))
+		lerr := m.alterLive(e, s, req, plan)
+		return e.at(lerr, o.fieldPos(lerr, st.Name.Pos))
 	}
 	if _, err := m.change(e, o, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
 		return cluster.AlterNode(s, req)

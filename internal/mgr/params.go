@@ -87,12 +87,9 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 		return err
 	}
 	after := params.Apply(sn.params, plan)
-	reload := false
-	for _, k := range keys {
-		if a, _ := params.Effect(gucs, k); a == params.Reload {
-			reload = true
-		}
-	}
+	// Reload even for restart-only parameters: PostgreSQL then marks them
+	// pending_restart (SHOW PARAM shows it) and keeps the running value.
+	reload := true
 	var failures []string
 	for _, n := range live {
 		set, remove := params.Updates(n, after, keys)
@@ -243,30 +240,10 @@ func (m *Manager) flushParam(e *req) error {
 			continue
 		}
 		h, _ := s.Host(n.Host)
-		conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+		gucs, err := readSettings(e, h, n)
 		if err != nil {
+			m.log.Warn("FLUSH PARAM: cannot read pg_settings", "node", n.Name, "error", err)
 			continue
-		}
-		defer conn.Close(e.ctx)
-		rows, err := conn.Query(e.ctx, `SELECT name, context, vartype, coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''),
-			coalesce(array_to_string(enumvals, ','), ''), coalesce(boot_val, '') FROM pg_settings ORDER BY name`)
-		if err != nil {
-			return err
-		}
-		var gucs []cluster.GUC
-		for rows.Next() {
-			var g cluster.GUC
-			var enums string
-			if err := rows.Scan(&g.Name, &g.Context, &g.VarType, &g.Unit, &g.Min, &g.Max, &enums, &g.Default); err != nil {
-				return err
-			}
-			if enums != "" {
-				g.EnumValues = strings.Split(enums, ",")
-			}
-			gucs = append(gucs, g)
-		}
-		if err := rows.Err(); err != nil {
-			return err
 		}
 		if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.SetGUCs(gucs) }); err != nil {
 			return err
@@ -276,4 +253,32 @@ func (m *Manager) flushParam(e *req) error {
 	}
 	return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH PARAM needs a running node of the cluster").
 		WithHint("Until then SET checks values against PostgreSQL 15's built-in parameter list.")
+}
+
+// readSettings reads pg_settings from one node.
+func readSettings(e *req, h cluster.Host, n cluster.Node) ([]cluster.GUC, error) {
+	conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(e.ctx)
+	rows, err := conn.Query(e.ctx, `SELECT name, context, vartype, coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''),
+		coalesce(array_to_string(enumvals, ','), ''), coalesce(boot_val, '') FROM pg_settings ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var gucs []cluster.GUC
+	for rows.Next() {
+		var g cluster.GUC
+		var enums string
+		if err := rows.Scan(&g.Name, &g.Context, &g.VarType, &g.Unit, &g.Min, &g.Max, &enums, &g.Default); err != nil {
+			return nil, err
+		}
+		if enums != "" {
+			g.EnumValues = strings.Split(enums, ",")
+		}
+		gucs = append(gucs, g)
+	}
+	return gucs, rows.Err()
 }

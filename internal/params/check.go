@@ -25,7 +25,7 @@ var managed = map[string]string{
 	"primary_slot_name":        "adbmgr creates a replication slot per slave and names it here.",
 	"recovery_target_timeline": "adbmgr writes \"latest\" for each slave so that slaves follow a promoted master.",
 	"listen_addresses":         "adbmgr sets it to the address of the node's host, where adbmgr and the other nodes connect.",
-	"unix_socket_directories":  "adbmgr puts each node's socket in its data directory and looks for it there (pg_ctl, status checks).",
+	"unix_socket_directories":  "adbmgr gives each node a socket directory of its own (/tmp/adbmgr-<node>-<hash>) and looks for it there (pg_ctl, status checks).",
 	"data_directory":           "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
 	"config_file":              "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
 	"hba_file":                 "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",

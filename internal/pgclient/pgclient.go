@@ -4,7 +4,6 @@ package pgclient
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Connect opens a connection to node n on host h as the host's user, to the
@@ -25,6 +23,10 @@ func Connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.D
 		return nil, err
 	}
 	cfg.ConnectTimeout = timeout
+	// Bound every statement the manager sends: an application holding a
+	// lock must not hang a command (and the cluster lock) forever.
+	cfg.RuntimeParams["statement_timeout"] = "120s"
+	cfg.RuntimeParams["lock_timeout"] = "30s"
 	// Simple protocol: one round trip, no statement cache to go stale across
 	// the node restarts the manager causes.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
@@ -114,17 +116,6 @@ func Literal(s string) string {
 // Ident quotes s as an SQL identifier.
 func Ident(s string) string {
 	return pgx.Identifier{s}.Sanitize()
-}
-
-// Refused reports whether err means nothing listens (as opposed to a node
-// that answered with an error).
-func Refused(err error) bool {
-	var ne *net.OpError
-	if errors.As(err, &ne) {
-		return true
-	}
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce)
 }
 
 // Ping reports whether something accepts TCP connections on address:port —

@@ -12,30 +12,62 @@ import (
 	"syscall"
 )
 
+// The agent runs as root, and the directories it creates, chmods and chowns
+// sit in places other users may write to: a data directory's parent may
+// belong to the node's user, a socket directory lives in /tmp under a
+// predictable name. A path checked with Stat and then changed with
+// Chmod/Chown can be swapped for a symbolic link in between (mv dn1 x;
+// ln -s /etc dn1), and root would then hand /etc to the node's user. So
+// every such change goes through a descriptor opened with O_NOFOLLOW
+// (openDirNoFollow) and fchmod/fchown, and the checks are made on that
+// descriptor's fstat: what is checked is what is changed.
+
+// openDirNoFollow opens path, which must be a directory and not a symbolic
+// link (its last component; links in its ancestors are followed).
+func openDirNoFollow(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR) {
+		// Linux says ENOTDIR for a link with O_DIRECTORY|O_NOFOLLOW.
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%w: %s is a symbolic link: the agent does not chmod or chown through links as root (give the directory it points to)", ErrNotPermitted, path)
+		}
+		return nil, fmt.Errorf("%w: %s exists and is not a directory", ErrNotPermitted, path)
+	}
+	return f, err
+}
+
 // MakeDataDir makes path usable as the target of initdb or pg_basebackup.
 // Both tools run as the node's user and need to write the directory, so an
 // absent one is created mode 0700 and owned by that user; missing parents
 // are created mode 0755 (owned by the agent's user, which is fine: the node's
 // user only needs to traverse them). An existing empty directory owned by
 // someone else (typically root, made by an operator) is handed to the user
-// the same way; a non-empty one is left alone, the caller refuses it.
+// the same way; a non-empty one is left alone, the caller refuses it. A
+// symbolic link in place of the directory is refused: root would chown
+// whatever it points to at the moment of the chown.
 func (r *Runner) MakeDataDir(path string) (created bool, err error) {
-	fi, err := os.Stat(path)
+	_, err = os.Lstat(path)
 	switch {
 	case err == nil:
-		if !fi.IsDir() {
-			return false, fmt.Errorf("%w: %s exists and is not a directory", ErrNotPermitted, path)
+		f, err := openDirNoFollow(path)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return false, err
 		}
 		uid, gid := r.Owner()
 		st, ok := fi.Sys().(*syscall.Stat_t)
 		if uid >= 0 && ok && st.Uid != uint32(uid) {
-			if empty, err := IsEmpty(path); err != nil || !empty {
+			if empty, err := dirEmpty(f); err != nil || !empty {
 				return false, err
 			}
-			if err := os.Chown(path, uid, gid); err != nil {
+			if err := f.Chown(uid, gid); err != nil {
 				return false, err
 			}
-			if err := os.Chmod(path, 0o700); err != nil {
+			if err := f.Chmod(0o700); err != nil {
 				return false, err
 			}
 		}
@@ -50,24 +82,80 @@ func (r *Runner) MakeDataDir(path string) (created bool, err error) {
 	return true, nil
 }
 
-// MakeSocketDir creates a node's Unix socket directory when it is missing:
-// mode 0755 (clients of any user may connect through it), owned by the
-// node's user, who creates the socket and its lock file there. An existing
-// directory is left as it is. A directory under /tmp or /run may vanish at
+// MakeSocketDir makes sure a node's Unix socket directory exists and is the
+// node's own. A missing one is created mode 0755 (clients of any user may
+// connect through it), owned by the node's user, who creates the socket
+// and its lock file there. A directory under /tmp or /run may vanish at
 // reboot, which is why pg_ctl start calls this every time.
+//
+// The names the manager generates (/tmp/adbmgr-<node>-<hash>) are
+// predictable, so another local user may have created the directory first,
+// to plant a socket clients would trust or to delete the node's. An
+// existing directory is therefore accepted only when it is not a symbolic
+// link, belongs to the node's user and nobody else can write to it. One
+// exception: group write is accepted when the directory belongs to the
+// node's user and to its primary group, which is how Debian ships
+// /var/run/postgresql (2775 postgres:postgres). A root-owned directory (an
+// operator's mkdir) is handed to the user when it is empty and nobody but
+// root can write to it; a non-empty one (such as /run) never is.
 func (r *Runner) MakeSocketDir(path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err == nil && fi.IsDir():
-		return nil
-	case err == nil:
-		return fmt.Errorf("%w: socket directory %s exists and is not a directory", ErrNotPermitted, path)
-	case !errors.Is(err, fs.ErrNotExist):
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r.makeOwnedDir(path, 0o755)
+	}
+	if err != nil {
 		return err
 	}
-	return r.makeOwnedDir(path, 0o755)
+	f, err := openDirNoFollow(path)
+	if err != nil {
+		return fmt.Errorf("socket directory: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%w: socket directory %s: no owner information", ErrNotPermitted, path)
+	}
+	u := r.user
+	mode := fi.Mode()
+	switch {
+	case st.Uid == u.UID:
+		if mode&0o002 != 0 || (mode&0o020 != 0 && st.Gid != u.GID) {
+			return fmt.Errorf("%w: socket directory %s is mode %04o: other users could replace the node's socket (make it writable by %s only)",
+				ErrNotPermitted, path, mode.Perm(), u.Name)
+		}
+		return nil
+	case st.Uid == 0:
+		uid, gid := r.Owner()
+		if uid < 0 {
+			return fmt.Errorf("%w: socket directory %s belongs to root and the agent, not running as root, cannot hand it to %s", ErrNotPermitted, path, u.Name)
+		}
+		if mode&0o022 != 0 {
+			return fmt.Errorf("%w: socket directory %s belongs to root and is mode %04o: refusing to use it (other users could replace the node's socket)",
+				ErrNotPermitted, path, mode.Perm())
+		}
+		if empty, err := dirEmpty(f); err != nil {
+			return err
+		} else if !empty {
+			return fmt.Errorf("%w: socket directory %s belongs to root and is not empty: refusing to hand it to %s", ErrNotPermitted, path, u.Name)
+		}
+		if err := f.Chown(uid, gid); err != nil {
+			return err
+		}
+		return f.Chmod(0o755)
+	default:
+		return fmt.Errorf("%w: socket directory %s belongs to uid %d, not to the node's user %s (uid %d): refusing to put the node's socket there",
+			ErrNotPermitted, path, st.Uid, u.Name, u.UID)
+	}
 }
 
+// makeOwnedDir creates path with mode and gives it to the node's user. The
+// mode and owner are set through a descriptor: the parent may belong to the
+// node's user, who could otherwise swap the new directory for a link
+// between the mkdir and the chown.
 func (r *Runner) makeOwnedDir(path string, mode os.FileMode) error {
 	if err := mkdirParents(filepath.Dir(path)); err != nil {
 		return err
@@ -75,12 +163,17 @@ func (r *Runner) makeOwnedDir(path string, mode os.FileMode) error {
 	if err := os.Mkdir(path, mode); err != nil {
 		return err
 	}
+	f, err := openDirNoFollow(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	// Mkdir's mode passes through the umask: set it explicitly.
-	if err := os.Chmod(path, mode); err != nil {
+	if err := f.Chmod(mode); err != nil {
 		return err
 	}
 	if uid, gid := r.Owner(); uid >= 0 {
-		if err := os.Chown(path, uid, gid); err != nil {
+		if err := f.Chown(uid, gid); err != nil {
 			return err
 		}
 	}
@@ -101,10 +194,18 @@ func mkdirParents(dir string) error {
 	if err := mkdirParents(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, 0o755); errors.Is(err, fs.ErrExist) {
+		return nil // made by someone else meanwhile: not ours to chmod
+	} else if err != nil {
 		return err
 	}
-	return os.Chmod(dir, 0o755)
+	// Through a descriptor, for the same reason as in makeOwnedDir.
+	f, err := openDirNoFollow(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(0o755)
 }
 
 // CheckTraversable makes sure the node's user can reach path: every
@@ -163,7 +264,11 @@ func IsEmpty(dir string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	_, err = f.Readdirnames(1)
+	return dirEmpty(f)
+}
+
+func dirEmpty(f *os.File) (bool, error) {
+	_, err := f.Readdirnames(1)
 	if errors.Is(err, io.EOF) {
 		return true, nil
 	}
@@ -193,7 +298,14 @@ func PGVersion(dir string) (string, error) {
 // running?" we also ask /proc what the process is, so a recycled pid does
 // not make a dead node look alive.
 func PostmasterPID(dir string) (pid int, alive bool, err error) {
-	b, err := readSmall(filepath.Join(dir, "postmaster.pid"))
+	return LockFilePID(filepath.Join(dir, "postmaster.pid"))
+}
+
+// LockFilePID is PostmasterPID for any lock file PostgreSQL writes: the
+// data directory's postmaster.pid or a socket's .s.PGSQL.<port>.lock, whose
+// first line is the postmaster's pid too.
+func LockFilePID(file string) (pid int, alive bool, err error) {
+	b, err := readSmall(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
