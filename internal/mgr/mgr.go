@@ -202,6 +202,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.listParam(e, st)
 	case *parser.ShowParam:
 		return m.showParam(e, st)
+	case *parser.Failover:
+		return m.failover(e, st)
+	case *parser.Rewind:
+		return m.rewind(e, st)
 	case *parser.Flush:
 		if st.What == "param" {
 			return m.flushParam(e)
@@ -240,6 +244,8 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return hbaColumns, nil
 	case *parser.ListParam:
 		return paramColumns, nil
+	case *parser.Failover, *parser.Rewind:
+		return nodeResultColumns, nil
 	case *parser.ShowParam:
 		return showParamColumns, nil
 	case *parser.MonitorHA:

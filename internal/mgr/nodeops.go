@@ -89,6 +89,16 @@ func (t target) sql(ctx context.Context) (*pgx.Conn, error) {
 	return pgclient.Connect(ctx, t.h, t.n, 10*time.Second)
 }
 
+// exec runs f on a fresh connection to t's node.
+func (t target) exec(ctx context.Context, f func(*pgx.Conn) error) error {
+	c, err := t.sql(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	return f(c)
+}
+
 // basebackup clones parent into t's node, reporting progress as NOTICEs
 // at most every few seconds.
 func (t target) basebackup(ctx context.Context, parent target, w pgwire.ResultWriter) error {

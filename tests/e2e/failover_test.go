@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFailoverAndRewind: FAILOVER DATANODE keeps every acknowledged commit,
+// leaves one master, re-points the other slave and the coordinators, and
+// REWIND brings the old master back as a slave.
+func TestFailoverAndRewind(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h1", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
+	c.addNode(t, "datanode slave", "dn1p", "dn1", "h3", "potential")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+
+	// Every commit below is acknowledged by a sync standby before psql
+	// returns: these rows must survive the failover.
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE f (a int); INSERT INTO f SELECT generate_series(1, 1000)")
+	for i := 0; i < 20; i++ {
+		c.mustNodeSQL(t, c.node("dn1"), fmt.Sprintf("INSERT INTO f VALUES (%d)", 2000+i))
+	}
+	listNode := func(t *testing.T) map[string]string {
+		t.Helper()
+		rows, _ := c.mustRows(t, 30*time.Second, "LIST NODE (name, type, mastername, sync_state, initialized, incluster)")
+		out := map[string]string{}
+		for _, r := range rows {
+			out[r[0]] = strings.Join(r[1:], " ")
+		}
+		return out
+	}
+	replication := func(n string) map[string]string {
+		out := map[string]string{}
+		rows, err := c.nodeSQL(c.node(n), "SELECT application_name, sync_state FROM pg_stat_replication WHERE state = 'streaming'")
+		if err == nil {
+			for _, r := range rows {
+				out[r[0]] = r[1]
+			}
+		}
+		return out
+	}
+
+	t.Run("Failover", func(t *testing.T) {
+		rows, notices := c.mustRows(t, 3*time.Minute, "FAILOVER DATANODE dn1")
+		if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1s|t|failover datanode success" {
+			t.Fatalf("FAILOVER rows = %q\n%s", rows, notices)
+		}
+		for _, w := range []string{"have the best wal lsn", "was successfully promoted", "kicked out", "successfully completed"} {
+			if !strings.Contains(notices, w) {
+				t.Errorf("NOTICEs lack %q:\n%s", w, notices)
+			}
+		}
+		got := listNode(t)
+		want := map[string]string{
+			"dn1s": "datanode master   t t",
+			"dn1p": "datanode slave dn1s sync t t",
+			"dn1":  "datanode slave dn1s async f f",
+		}
+		for n, w := range want {
+			if got[n] != w {
+				t.Errorf("LIST NODE %s = %q, want %q", n, got[n], w)
+			}
+		}
+		if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("dn1s in recovery after the failover: %s", v)
+		}
+		if v := c.nodeValue(t, c.node("dn1s"), "SELECT count(*) FROM f"); v != "1020" {
+			t.Errorf("dn1s holds %s rows of the 1020 acknowledged ones", v)
+		}
+		if _, err := c.nodeSQL(c.node("dn1"), "SELECT 1"); err == nil {
+			t.Error("the old master dn1 still answers: two masters")
+		}
+		waitFor(t, 30*time.Second, "dn1p streaming from dn1s as sync", func() (bool, string) {
+			r := replication("dn1s")
+			return r["dn1p"] == "sync", fmt.Sprint(r)
+		})
+		c.mustNodeSQL(t, c.node("dn1s"), "INSERT INTO f VALUES (3000)")
+		waitFor(t, 30*time.Second, "the new row on dn1p", func() (bool, string) {
+			rows, err := c.nodeSQL(c.node("dn1p"), "SELECT count(*) FROM f WHERE a = 3000")
+			return err == nil && len(rows) == 1 && rows[0][0] == "1", fmt.Sprint(rows, err)
+		})
+		srv := c.mustNodeSQL(t, c.node("cn1"), "SELECT srvname, array_to_string(srvoptions, ',') FROM pg_foreign_server")
+		if len(srv) != 1 || srv[0][0] != "dn1s" || !strings.Contains(srv[0][1], fmt.Sprintf("port=%d", c.node("dn1s").Port)) {
+			t.Errorf("cn1's foreign servers = %q, want dn1 renamed to dn1s with its port", srv)
+		}
+		if v := c.nodeValue(t, c.node("cn1"), "SELECT type FROM adb.node WHERE name = 'dn1s'"); v != "datanode master" {
+			t.Errorf("adb.node on cn1 says dn1s is %q", v)
+		}
+	})
+
+	t.Run("Rewind", func(t *testing.T) {
+		rows, notices := c.mustRows(t, 3*time.Minute, "REWIND DATANODE SLAVE dn1")
+		if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1|t|rewind success" {
+			t.Fatalf("REWIND rows = %q\n%s", rows, notices)
+		}
+		if got := listNode(t)["dn1"]; got != "datanode slave dn1s potential t t" {
+			t.Errorf("LIST NODE dn1 = %q", got)
+		}
+		waitFor(t, 30*time.Second, "dn1 streaming from dn1s as potential", func() (bool, string) {
+			r := replication("dn1s")
+			return r["dn1"] == "potential" && r["dn1p"] == "sync", fmt.Sprint(r)
+		})
+		waitFor(t, 30*time.Second, "the rows written after the failover on dn1", func() (bool, string) {
+			rows, err := c.nodeSQL(c.node("dn1"), "SELECT count(*) FROM f")
+			return err == nil && len(rows) == 1 && rows[0][0] == "1021", fmt.Sprint(rows, err)
+		})
+		if v := c.nodeValue(t, c.node("dn1"), "SELECT pg_is_in_recovery()"); v != "t" {
+			t.Errorf("dn1 is not a standby after REWIND")
+		}
+	})
+
+	t.Run("RefusedWithoutSyncSlave", func(t *testing.T) {
+		// dn1p is dn1s's sync slave; with it down, a commit acknowledged
+		// only by it could be lost: refused, and nothing changes.
+		c.mustRows(t, time.Minute, "STOP DATANODE SLAVE dn1p MODE immediate")
+		_, stderr, err := c.psqlRows(3*time.Minute, "FAILOVER DATANODE dn1s")
+		if err == nil || !strings.Contains(stderr, "55000") || !strings.Contains(stderr, "dn1p failed") {
+			t.Fatalf("FAILOVER with the sync slave down: %v\n%s", err, stderr)
+		}
+		if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("dn1s is no longer a running master after a refused failover")
+		}
+		if got := listNode(t)["dn1s"]; got != "datanode master   t t" {
+			t.Errorf("LIST NODE dn1s after a refused failover = %q", got)
+		}
+		if _, stderr, err := c.psqlRows(time.Minute, "FAILOVER DATANODE dn1p"); err == nil || !strings.Contains(stderr, "42704") {
+			t.Errorf("FAILOVER of a slave: %v\n%s", err, stderr)
+		}
+	})
+}
