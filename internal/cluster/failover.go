@@ -198,3 +198,40 @@ func RewoundSyncState(s *State, master, node string) string {
 	}
 	return Sync
 }
+
+// PlanSwitchover is the catalog side of a planned switch from old to
+// newMaster (reference §4.12 step 15): as a failover, except that the old
+// master stays in the cluster as a slave of the new one, taking the sync
+// state the new master had as a slave.
+func PlanSwitchover(s *State, old, newMaster string) Plan {
+	p := PlanFailover(s, old, newMaster)
+	was, _ := s.Node(newMaster)
+	for i := range p.UpdateNodes {
+		if p.UpdateNodes[i].Name == old {
+			o := &p.UpdateNodes[i]
+			o.Initialized, o.InCluster, o.AllowCure = true, true, true
+			o.SyncState = was.SyncState
+			if o.SyncState == NoSync {
+				o.SyncState = Async
+			}
+		}
+	}
+	// The new master's sync state moved to the old one, so a potential
+	// sibling need not step up.
+	var notices []Notice
+	for _, n := range p.Notices {
+		if !strings.Contains(n.Message, "kicked out") && !strings.Contains(n.Message, "make potential") {
+			notices = append(notices, n)
+		}
+	}
+	p.Notices = notices
+	for i := range p.UpdateNodes {
+		u := &p.UpdateNodes[i]
+		if u.Name != old && u.Name != newMaster {
+			if orig, ok := s.Node(u.Name); ok {
+				u.SyncState = orig.SyncState
+			}
+		}
+	}
+	return p
+}

@@ -96,3 +96,16 @@ func boolText(b bool) string {
 	}
 	return "f"
 }
+
+func TestPlanSwitchover(t *testing.T) {
+	s := state(inCluster(dn("m", "h1", 1), dns("s", "m", Sync, "h2", 1), dns("p", "m", Potential, "h3", 1))...)
+	p := PlanSwitchover(s, "m", "s")
+	got := map[string]string{}
+	for _, n := range p.UpdateNodes {
+		got[n.Name] = string(n.Type) + "/" + n.Master + "/" + n.SyncState + "/" + boolText(n.InCluster)
+	}
+	want := map[string]string{"m": "datanode slave/s/sync/t", "s": "datanode master///t", "p": "datanode slave/s/potential/t"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("updates (-want +got):\n%s", diff)
+	}
+}

@@ -150,7 +150,7 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	// A primary keeps the recovery settings it had as a standby; they would
 	// point it at the old master if it were ever made a standby by hand.
 	nt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
-	if err := m.switchCatalog(ctx, old.Name, cand.Name); err != nil {
+	if err := m.switchCatalog(ctx, old.Name, cand.Name, cluster.PlanFailover); err != nil {
 		journal("failed", "catalog", err.Error())
 		return pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", cand.Name, err).
 			WithHint("Run FAILOVER again is not possible; fix the node table with care.")
@@ -205,7 +205,7 @@ func (m *Manager) fence(e *req, t target) (bool, error) {
 
 // switchCatalog records a switch from old to newMaster in one transaction,
 // parameter rows following the nodes' new types.
-func (m *Manager) switchCatalog(ctx context.Context, old, newMaster string) error {
+func (m *Manager) switchCatalog(ctx context.Context, old, newMaster string, decide func(*cluster.State, string, string) cluster.Plan) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return m.cat.Update(ctx, func(tx catalog.Tx) error {
@@ -217,7 +217,7 @@ func (m *Manager) switchCatalog(ctx context.Context, old, newMaster string) erro
 		if err != nil {
 			return err
 		}
-		plan := cluster.PlanFailover(s, old, newMaster)
+		plan := decide(s, old, newMaster)
 		for _, n := range plan.UpdateNodes {
 			if n.Name == old || n.Name == newMaster {
 				r := params.Retype(existing, n.Name, n.Type)
@@ -436,4 +436,171 @@ func (m *Manager) cleanShutdown(e *req, t target, parent cluster.Node, ph cluste
 	}
 	_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST)
 	return err
+}
+
+// switchover is SWITCHOVER {DATANODE|GTMCOORD} SLAVE s [FORCE] [maxTrys]
+// (reference §4.12): a planned swap without losing anything. The master is
+// stopped cleanly — its walsenders hand every WAL record, the shutdown
+// checkpoint included, to the connected standbys — then s must have
+// received all of it (waited for up to maxTrys seconds) before it is
+// promoted, and the old master follows s as its slave, without a rewind.
+// Anything short of the promotion is undone: the old master is started
+// again.
+func (m *Manager) switchover(e *req, st *parser.Switchover) error {
+	if st.Kind.Role == parser.Master {
+		return pgerror.New(pgerror.InvalidParameterValue, "it is the %s master, no need switchover", familyOf(st.Kind.Family)).At(e.q, st.Name.Pos)
+	}
+	unlock, err := m.lockCluster("SWITCHOVER")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	want := nodeType(parser.NodeKind{Family: st.Kind.Family, Role: parser.Slave})
+	n, ok := s.Node(st.Name.Name)
+	if !ok || n.Type != want {
+		return pgerror.New(pgerror.UndefinedObject, `%s is not a slave node`, st.Name.Name).At(e.q, st.Name.Pos).
+			WithHint("SWITCHOVER names a %s.", want)
+	}
+	old, ok := s.Node(n.Master)
+	if !ok || !old.Type.IsMaster() {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s follows slave "%s": only a direct slave of a master can take over`, describeNode(n), n.Master)
+	}
+	if !n.InCluster || !old.InCluster {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s and its master must be in the cluster`, describeNode(n))
+	}
+	maxTrys := st.MaxTrys
+	if maxTrys < 10 {
+		maxTrys = 10
+	}
+	ot, err := m.target(s, old)
+	if err != nil {
+		return err
+	}
+	nt, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	if err := requireLocal([]cluster.Host{ot.h, nt.h}, "SWITCHOVER"); err != nil {
+		return err
+	}
+	probe := m.probeSlaves(e, s, old.Name)
+	if p := probe[n.Name]; !p.Reachable || !p.InRecovery {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s expected running status is slave mode, but actually is not`, n.Name)
+	}
+	if !st.Force {
+		for _, c := range s.Children(old.Name) {
+			if c.Name != n.Name && (c.SyncState == cluster.Sync || c.SyncState == cluster.Potential) && !probe[c.Name].Reachable {
+				return pgerror.New(pgerror.ObjectNotInPrereqState,
+					`%s failed, but it is a Synchronous standby node of old master %s, abort switching to avoid data loss`, c.Name, old.Name).
+					WithHint("Use FORCE to switch anyway; it will need a REWIND.")
+			}
+		}
+	}
+	if err := ot.exec(e.ctx, func(c *pgx.Conn) error {
+		var rec bool
+		if err := c.QueryRow(e.ctx, "SELECT pg_is_in_recovery()").Scan(&rec); err != nil {
+			return err
+		}
+		if rec {
+			return fmt.Errorf("it is in recovery")
+		}
+		return nil
+	}); err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s expected running status is master mode, but actually is not: %s`, old.Name, err)
+	}
+	journal := m.journal(e, "SWITCHOVER "+n.Name)
+	if _, err := m.fence(e, ot); err != nil {
+		journal("failed", "stop old master", err.Error())
+		return err
+	}
+	revert := func(cause error) error {
+		if _, err := ot.pgctl(context.WithoutCancel(e.ctx), agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+			e.w.Notice("WARNING", fmt.Sprintf("could not start %s again: %s", old.Name, agentError(err)))
+		} else {
+			e.w.Notice("NOTICE", fmt.Sprintf("%s is running again as the master; nothing was switched", old.Name))
+		}
+		journal("failed", "revert", cause.Error())
+		return cause
+	}
+	// Every record of the old master, its shutdown checkpoint included,
+	// must have reached the new one.
+	cctx, cancel := call(e.ctx, 30*time.Second)
+	cd, err := ot.agent.ControlData(cctx, ot.ref())
+	cancel()
+	if err != nil {
+		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "read the control data of %s: %s", old.Name, agentError(err)))
+	}
+	ckpt, err := cluster.ParseLSN(cd.GetFields()["Latest checkpoint location"])
+	if err != nil {
+		return revert(pgerror.New(pgerror.Internal, "control data of %s: %s", old.Name, err))
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf("wait max %d seconds to check %s and %s have the same xlog position", maxTrys, old.Name, n.Name))
+	caught := false
+	for i := 0; i < maxTrys*2 && !caught; i++ {
+		if p := m.probeSlaves(e, s, old.Name)[n.Name]; p.Reachable && p.LSN > ckpt {
+			caught = true
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if !caught {
+		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "check %s and %s have the same xlog position failed", old.Name, n.Name))
+	}
+	if _, err := nt.pgctl(e.ctx, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", n.Name, agentError(err)))
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", n.Name))
+	ctx := context.WithoutCancel(e.ctx)
+	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
+	nt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	if err := m.switchCatalog(ctx, old.Name, n.Name, cluster.PlanSwitchover); err != nil {
+		journal("failed", "catalog", err.Error())
+		return pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", n.Name, err)
+	}
+	after, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	newMaster, _ := after.Node(n.Name)
+	oldNow, _ := after.Node(old.Name)
+	// The old master follows the new one: it shut down cleanly and the new
+	// master has all its WAL, so it only has to switch timelines.
+	ot.n = oldNow
+	err = nt.exec(ctx, func(c *pgx.Conn) error { return pgclient.EnsureSlot(ctx, c, old.Name) })
+	if err == nil {
+		err = ot.setConf(ctx, true, cluster.StandbyParams(oldNow, newMaster, nt.h), nil)
+	}
+	if err == nil {
+		cctx, cancel := call(ctx, 30*time.Second)
+		_, err = ot.agent.SetStandby(cctx, &agentpb.SetStandbyRequest{Node: ot.ref(), Standby: true})
+		cancel()
+	}
+	if err == nil {
+		_, err = ot.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	}
+	if err != nil {
+		e.w.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it", old.Name, n.Name, agentError(err),
+			strings.ToUpper(string(old.Type.Family())), old.Name))
+	} else {
+		e.w.Notice("NOTICE", fmt.Sprintf("%s has followed %s success", old.Name, n.Name))
+	}
+	var followers []string
+	for _, c := range s.Children(old.Name) {
+		if c.Name != n.Name && probe[c.Name].Reachable {
+			followers = append(followers, c.Name)
+		}
+	}
+	m.follow(e2, after, newMaster, cluster.Candidate{Name: n.Name, Followers: followers})
+	inCluster := func(x cluster.Node) bool { return x.InCluster }
+	if err := m.pushSyncNames(e2, after, newMaster, inCluster, true); err != nil {
+		e.w.Notice("WARNING", err.Error())
+	}
+	m.refreshCoordinators(e2, after, old.Name, n.Name)
+	e.w.Notice("NOTICE", fmt.Sprintf("Switch the %s master from %s to %s has been successfully completed", old.Type.Family(), old.Name, n.Name))
+	journal("done", "end", n.Name)
+	return writeNodeResult(e.w, n.Name, true, fmt.Sprintf("switchover %s success", old.Type.Family()))
 }

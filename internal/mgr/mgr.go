@@ -206,6 +206,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.failover(e, st)
 	case *parser.Rewind:
 		return m.rewind(e, st)
+	case *parser.Switchover:
+		return m.switchover(e, st)
 	case *parser.Flush:
 		if st.What == "param" {
 			return m.flushParam(e)
@@ -244,7 +246,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return hbaColumns, nil
 	case *parser.ListParam:
 		return paramColumns, nil
-	case *parser.Failover, *parser.Rewind:
+	case *parser.Failover, *parser.Rewind, *parser.Switchover:
 		return nodeResultColumns, nil
 	case *parser.ShowParam:
 		return showParamColumns, nil

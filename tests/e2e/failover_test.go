@@ -8,8 +8,9 @@ import (
 )
 
 // TestFailoverAndRewind: FAILOVER DATANODE keeps every acknowledged commit,
-// leaves one master, re-points the other slave and the coordinators, and
-// REWIND brings the old master back as a slave.
+// leaves one master, re-points the other slave and the coordinators;
+// REWIND brings the old master back as a slave; SWITCHOVER swaps back
+// without losing anything.
 func TestFailoverAndRewind(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
@@ -115,19 +116,55 @@ func TestFailoverAndRewind(t *testing.T) {
 		}
 	})
 
+	t.Run("Switchover", func(t *testing.T) {
+		// Back to dn1 as the master, planned: nothing lost, no rewind.
+		rows, notices := c.mustRows(t, 3*time.Minute, "SWITCHOVER DATANODE SLAVE dn1")
+		if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1|t|switchover datanode success" {
+			t.Fatalf("SWITCHOVER rows = %q\n%s", rows, notices)
+		}
+		if !strings.Contains(notices, "dn1s has followed dn1 success") {
+			t.Errorf("the old master did not follow:\n%s", notices)
+		}
+		got := listNode(t)
+		for n, w := range map[string]string{
+			"dn1":  "datanode master   t t",
+			"dn1s": "datanode slave dn1 potential t t",
+			"dn1p": "datanode slave dn1 sync t t",
+		} {
+			if got[n] != w {
+				t.Errorf("LIST NODE %s = %q, want %q", n, got[n], w)
+			}
+		}
+		if v := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM f"); v != "1021" {
+			t.Errorf("dn1 holds %s rows after the switchover, want 1021", v)
+		}
+		waitFor(t, 30*time.Second, "dn1s and dn1p streaming from dn1", func() (bool, string) {
+			r := replication("dn1")
+			return r["dn1p"] == "sync" && r["dn1s"] == "potential", fmt.Sprint(r)
+		})
+		c.mustNodeSQL(t, c.node("dn1"), "INSERT INTO f VALUES (4000)")
+		waitFor(t, 30*time.Second, "the new row on dn1s", func() (bool, string) {
+			rows, err := c.nodeSQL(c.node("dn1s"), "SELECT count(*) FROM f WHERE a = 4000")
+			return err == nil && len(rows) == 1 && rows[0][0] == "1", fmt.Sprint(rows, err)
+		})
+		if _, stderr, err := c.psqlRows(time.Minute, "SWITCHOVER DATANODE MASTER dn1"); err == nil || !strings.Contains(stderr, "no need switchover") {
+			t.Errorf("SWITCHOVER of a master: %v\n%s", err, stderr)
+		}
+	})
+
 	t.Run("RefusedWithoutSyncSlave", func(t *testing.T) {
 		// dn1p is dn1s's sync slave; with it down, a commit acknowledged
 		// only by it could be lost: refused, and nothing changes.
 		c.mustRows(t, time.Minute, "STOP DATANODE SLAVE dn1p MODE immediate")
-		_, stderr, err := c.psqlRows(3*time.Minute, "FAILOVER DATANODE dn1s")
+		_, stderr, err := c.psqlRows(3*time.Minute, "FAILOVER DATANODE dn1")
 		if err == nil || !strings.Contains(stderr, "55000") || !strings.Contains(stderr, "dn1p failed") {
 			t.Fatalf("FAILOVER with the sync slave down: %v\n%s", err, stderr)
 		}
-		if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
-			t.Errorf("dn1s is no longer a running master after a refused failover")
+		if v := c.nodeValue(t, c.node("dn1"), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("dn1 is no longer a running master after a refused failover")
 		}
-		if got := listNode(t)["dn1s"]; got != "datanode master   t t" {
-			t.Errorf("LIST NODE dn1s after a refused failover = %q", got)
+		if got := listNode(t)["dn1"]; got != "datanode master   t t" {
+			t.Errorf("LIST NODE dn1 after a refused failover = %q", got)
 		}
 		if _, stderr, err := c.psqlRows(time.Minute, "FAILOVER DATANODE dn1p"); err == nil || !strings.Contains(stderr, "42704") {
 			t.Errorf("FAILOVER of a slave: %v\n%s", err, stderr)
