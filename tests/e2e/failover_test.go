@@ -232,3 +232,36 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d acknowledged commits, all on %s", len(ok), newMaster.Name)
 }
+
+// TestFailoverGtmcoord: the gtmcoord master (the primary coordinator) fails
+// over to its slave, which then holds the cluster's node list.
+func TestFailoverGtmcoord(t *testing.T) {
+	c := newTestCluster(t, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "gtmcoord slave", "gcs", "gc", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	rows, notices := c.mustRows(t, 3*time.Minute, "FAILOVER GTMCOORD gc")
+	if len(rows) != 1 || strings.Join(rows[0], "|") != "gcs|t|failover gtmcoord success" {
+		t.Fatalf("FAILOVER GTMCOORD rows = %q\n%s", rows, notices)
+	}
+	rows, _ = c.mustRows(t, time.Minute, "LIST NODE (name, type, initialized, incluster) gc, gcs")
+	if fmt.Sprint(rows) != "[[gcs gtmcoord master t t] [gc gtmcoord slave f f]]" {
+		t.Errorf("LIST NODE = %q", rows)
+	}
+	if v := c.nodeValue(t, c.node("gcs"), "SELECT type FROM adb.node WHERE name = 'gcs'"); v != "gtmcoord master" {
+		t.Errorf("adb.node on gcs says gcs is %q", v)
+	}
+	if v := c.nodeValue(t, c.node("gcs"), "SELECT srvname FROM pg_foreign_server"); v != "dn1" {
+		t.Errorf("foreign servers on gcs: %q", v)
+	}
+	if _, stderr, err := c.psqlRows(time.Minute, "ADD GTMCOORD MASTER gc2 (HOST=h1, PORT=1, PATH='/tmp/x/gc2')"); err == nil || !strings.Contains(stderr, "Only one gtm coordinator master") {
+		t.Errorf("a second gtmcoord master after the failover: %v\n%s", err, stderr)
+	}
+	c.mustRows(t, 3*time.Minute, "REWIND GTMCOORD SLAVE gc")
+	rows, _ = c.mustRows(t, time.Minute, "LIST NODE (name, type, mastername, sync_state, incluster) gc")
+	if fmt.Sprint(rows) != "[[gc gtmcoord slave gcs sync t]]" {
+		t.Errorf("LIST NODE gc after REWIND = %q", rows)
+	}
+}
