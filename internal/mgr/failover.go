@@ -82,7 +82,7 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 		return pgerror.New(pgerror.UndefinedObject, `%s does not exist or is not a %s node`, st.Name.Name, want).At(e.q, st.Name.Pos)
 	}
 	if !old.Initialized {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s has not be initialized`, old.Name)
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s has not been initialized`, old.Name)
 	}
 	if !old.InCluster {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s has been kicked out of the cluster`, old.Name)
