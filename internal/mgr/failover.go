@@ -276,6 +276,9 @@ func (m *Manager) refreshCoordinators(e *req, s *cluster.State, old, newMaster s
 	   AND NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %s) THEN
 		ALTER SERVER %s RENAME TO %s;
 	END IF;
+	IF to_regclass('adb.slot') IS NOT NULL THEN
+		UPDATE adb.slot SET node = %[2]s WHERE node = %[1]s;
+	END IF;
 END $adb$`, pgclient.Literal(old), pgclient.Literal(newMaster), pgclient.Ident(old), pgclient.Ident(newMaster))
 			err = t.exec(e.ctx, func(c *pgx.Conn) error { _, err := c.Exec(e.ctx, rename); return err })
 		}

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"sort"
 	"strconv"
@@ -461,6 +462,14 @@ func (m *Manager) configureNode(ctx context.Context, t target, set map[string]st
 	return nil
 }
 
+// adbSchema is the adb schema: node list, slot map, distributed tables.
+//
+//go:embed adb.sql
+var adbSchema string
+
+// slots is the number of hash slots of every distributed table.
+const slots = 64
+
 // configureCoordinator gives a coordinator (and the gtmcoord master, the
 // primary coordinator) the cluster's node list in schema adb and one
 // postgres_fdw foreign server per datanode master, so that distributed
@@ -477,17 +486,8 @@ func (m *Manager) configureCoordinator(ctx context.Context, s *cluster.State, c 
 	}
 	defer conn.Close(ctx)
 	var b strings.Builder
-	b.WriteString(`CREATE EXTENSION IF NOT EXISTS postgres_fdw;
-CREATE SCHEMA IF NOT EXISTS adb;
-CREATE TABLE IF NOT EXISTS adb.node (
-	name text PRIMARY KEY,
-	type text NOT NULL,
-	host text NOT NULL,
-	port integer NOT NULL,
-	master text NOT NULL DEFAULT ''
-);
-DELETE FROM adb.node;
-`)
+	b.WriteString(adbSchema)
+	b.WriteString("\nDELETE FROM adb.node;\n")
 	for _, n := range s.Nodes {
 		if !ok(n) {
 			continue
@@ -495,6 +495,19 @@ DELETE FROM adb.node;
 		h, _ := s.Host(n.Host)
 		fmt.Fprintf(&b, "INSERT INTO adb.node VALUES (%s, %s, %s, %d, %s);\n",
 			pgclient.Literal(n.Name), pgclient.Literal(string(n.Type)), pgclient.Literal(h.Address), n.Port, pgclient.Literal(n.Master))
+	}
+	// The slot map is dealt once, round robin over the datanode masters in
+	// catalog order; later changes (failover, expansion) move slots, never
+	// deal them again.
+	var dns []string
+	for _, n := range s.Nodes {
+		if n.Type == cluster.DatanodeMaster && ok(n) {
+			dns = append(dns, pgclient.Literal(n.Name))
+		}
+	}
+	if len(dns) > 0 {
+		fmt.Fprintf(&b, "INSERT INTO adb.slot SELECT k, (ARRAY[%s])[k %% %d + 1] FROM generate_series(0, %d) k WHERE NOT EXISTS (SELECT 1 FROM adb.slot);\n",
+			strings.Join(dns, ", "), len(dns), slots-1)
 	}
 	for _, d := range s.Nodes {
 		if d.Type != cluster.DatanodeMaster || !ok(d) {
