@@ -2,7 +2,7 @@
 # make demo: a whole cluster on this machine, on loopback "hosts".
 #   manager 127.0.0.1:6432 (data in demo/mgr), agents on 127.0.0.2-4,
 #   gtmcoord master + slave, two coordinators, two datanode masters each with
-#   a sync slave, data directories under demo/data.
+#   a sync slave, data directories under demo/data; a distributed table.
 # make demo-stop stops the cluster, the agents and the manager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,11 +60,20 @@ INIT ALL;
 MONITOR ALL;
 MONITOR HA;
 SQL
+# A distributed table: 64 hash slots over dn1 and dn2, seen from every coordinator.
+psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.2 -p 5432 -U postgres -d postgres <<SQL
+CREATE TABLE demo_orders (id int NOT NULL, amount numeric);
+SELECT adb.create_distributed_table('demo_orders', 'id');
+INSERT INTO demo_orders SELECT g, g * 1.5 FROM generate_series(1, 1000) g;
+SQL
+echo "demo_orders from coordinator cn2:"
+psql -X -h 127.0.0.3 -p 5432 -U postgres -d postgres -c "SELECT count(*), sum(amount) FROM demo_orders"
+
 cat <<EOF2
 
 The demo cluster runs.
   manager:      psql -h 127.0.0.1 -p $PORT -U postgres -d postgres   (try LIST NODE; MONITOR ALL; HELP)
-  coordinator:  psql -h 127.0.0.2 -p 5432 -U postgres -d postgres
+  coordinator:  psql -h 127.0.0.2 -p 5432 -U postgres -d postgres   (SELECT count(*) FROM demo_orders)
   datanode dn1: psql -h 127.0.0.3 -p 15432 -U postgres -d postgres
 Stop it with: make demo-stop
 EOF2
