@@ -235,3 +235,32 @@ func PlanSwitchover(s *State, old, newMaster string) Plan {
 	}
 	return p
 }
+
+// PlanRemove takes nodes out of the cluster (REMOVE, reference §4.7 step
+// 5): not initialised, not in the cluster, slaves async; a sync slave that
+// leaves hands its role to a potential sibling that stays.
+func PlanRemove(s *State, names []string) Plan {
+	var p Plan
+	work := State{Hosts: s.Hosts, Nodes: append([]Node(nil), s.Nodes...)}
+	for _, name := range names {
+		n, ok := work.Node(name)
+		if !ok {
+			continue
+		}
+		wasSync := n.SyncState == Sync
+		n.Initialized, n.InCluster, n.AllowCure = false, false, false
+		if !n.Type.IsMaster() {
+			n.SyncState = Async
+		}
+		replaceNode(&work, n)
+		p.UpdateNodes = upsert(p.UpdateNodes, n)
+		if wasSync {
+			if sib, ns, ok := promotePotential(&work, n.Master, n.Name); ok && sib.InCluster {
+				replaceNode(&work, sib)
+				p.UpdateNodes = upsert(p.UpdateNodes, sib)
+				p.Notices = append(p.Notices, ns...)
+			}
+		}
+	}
+	return p
+}

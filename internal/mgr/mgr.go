@@ -208,6 +208,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.rewind(e, st)
 	case *parser.Switchover:
 		return m.switchover(e, st)
+	case *parser.Append:
+		return m.appendNode(e, st)
+	case *parser.Remove:
+		return m.remove(e, st)
 	case *parser.Flush:
 		if st.What == "param" {
 			return m.flushParam(e)
@@ -247,6 +251,11 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 	case *parser.ListParam:
 		return paramColumns, nil
 	case *parser.Failover, *parser.Rewind, *parser.Switchover:
+		return nodeResultColumns, nil
+	case *parser.Append:
+		if st.Activate || st.Source.Name != "" {
+			return nil, nil
+		}
 		return nodeResultColumns, nil
 	case *parser.ShowParam:
 		return showParamColumns, nil

@@ -1,0 +1,283 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/jackc/pgx/v5"
+)
+
+// appendNode is APPEND (reference §4.9): a node added to the node table
+// after INIT ALL joins the running cluster — a slave by base backup from its
+// master, a datanode master by initdb (it owns no slot until EXPAND), a
+// coordinator master by a clone of the gtmcoord master, which carries the
+// adb schema and every distributed table's definition.
+func (m *Manager) appendNode(e *req, st *parser.Append) error {
+	if st.Activate || st.Source.Name != "" {
+		return pgerror.NotImplemented("APPEND COORDINATOR … FOR / APPEND ACTIVATE").
+			WithHint("APPEND COORDINATOR MASTER n clones the gtmcoord master and activates it in one step.")
+	}
+	unlock, err := m.lockCluster("APPEND")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	walseg, err := walSegSize(e.q, st.Options)
+	if err != nil {
+		return err
+	}
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	s := sn.s
+	want := nodeType(st.Kind)
+	n, ok := s.Node(st.Name.Name)
+	if !ok || n.Type != want {
+		return pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist in the node table`, want, st.Name.Name).
+			WithHint("ADD the node first.").At(e.q, st.Name.Pos)
+	}
+	if n.InCluster {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s already exists in cluster`, describeNode(n)).At(e.q, st.Name.Pos)
+	}
+	var gtm cluster.Node
+	for _, x := range s.Nodes {
+		if x.Type == cluster.GtmcoordMaster && x.InCluster {
+			gtm = x
+		}
+	}
+	if gtm.Name == "" {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "gtm master is not initialized").WithHint("Run INIT ALL first.")
+	}
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	var source cluster.Node
+	switch {
+	case !n.Type.IsMaster():
+		source, _ = s.Node(n.Master)
+		if !source.InCluster {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `the master "%s" of %s is not in the cluster`, n.Master, describeNode(n))
+		}
+	case n.Type == cluster.CoordinatorMaster:
+		source = gtm
+	}
+	hosts := []cluster.Host{t.h}
+	if source.Name != "" {
+		sh, _ := s.Host(source.Host)
+		hosts = append(hosts, sh)
+	}
+	if err := requireLocal(hosts, "APPEND"); err != nil {
+		return err
+	}
+	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{n}}}); err != nil {
+		return err
+	}
+	if source.Name != "" && !pgclient.Ping(hosts[1].Address, source.Port, 2*time.Second) {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running, so you can't perform the current operation.`, describeNode(source))
+	}
+	journal := m.journal(e, "APPEND "+n.Name)
+	// The running nodes must trust the new node's host before it connects.
+	managerIP, err := pgclient.ManagerIP(t.h.Address)
+	if err != nil {
+		return err
+	}
+	hba := cluster.HBALines(s, managerIP)
+	m.refreshHBA(e, s, hba)
+	noneFailed := func(string) bool { return false }
+	switch {
+	case !n.Type.IsMaster():
+		err = m.initStep(e, s, sn, "basebackup", n, hba, 0, false, noneFailed)
+	case n.Type == cluster.DatanodeMaster:
+		if err = m.initStep(e, s, sn, "initdb", n, hba, walseg, st.DataChecksums, noneFailed); err == nil {
+			err = m.initStep(e, s, sn, "start", n, hba, 0, false, noneFailed)
+		}
+	default:
+		err = m.cloneCoordinator(e, s, sn, n, source, hba)
+	}
+	if err != nil {
+		journal("failed", "init", err.Error())
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "APPEND %s failed: %s", n.Name, err).
+			WithHint("Fix the cause; CLEAN the node if its directory is not empty, then APPEND it again.")
+	}
+	if err := m.markNodes(e.ctx, []string{n.Name}, func(x *cluster.Node) {
+		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
+	}); err != nil {
+		return err
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
+	after, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	inCluster := func(x cluster.Node) bool { return x.InCluster }
+	if !n.Type.IsMaster() {
+		p, _ := after.Node(n.Master)
+		if err := m.pushSyncNames(e2, after, p, inCluster, true); err != nil {
+			e.w.Notice("WARNING", err.Error())
+		}
+	}
+	m.refreshCoordinators(e2, after, "", "")
+	journal("done", "end", "")
+	return writeNodeResult(e.w, n.Name, true, "success")
+}
+
+// refreshHBA adds the manager's pg_hba.conf lines to every node of the
+// cluster (a new host appears in them) and reloads the nodes.
+func (m *Manager) refreshHBA(e *req, s *cluster.State, hba []cluster.HBALine) {
+	var nodes []cluster.Node
+	for _, n := range s.Nodes {
+		if n.InCluster {
+			nodes = append(nodes, n)
+		}
+	}
+	parallel(len(nodes), func(i int) {
+		t, err := m.target(s, nodes[i])
+		if err == nil {
+			err = t.setHBA(e.ctx, hba, nil, false)
+		}
+		if err == nil {
+			_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		}
+		if err != nil {
+			e.w.Notice("WARNING", fmt.Sprintf("pg_hba.conf of %s not refreshed: %s", nodes[i].Name, agentError(err)))
+		}
+	})
+}
+
+// cloneCoordinator makes coordinator n a copy of source (the gtmcoord
+// master) that starts as a primary of its own: a base backup started
+// without standby.signal recovers to the end of the copied WAL and opens.
+func (m *Manager) cloneCoordinator(e *req, s *cluster.State, sn *snapshot, n, source cluster.Node, hba []cluster.HBALine) error {
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	src, err := m.target(s, source)
+	if err != nil {
+		return err
+	}
+	if err := src.exec(e.ctx, func(c *pgx.Conn) error { return pgclient.EnsureSlot(e.ctx, c, n.Name) }); err != nil {
+		return fmt.Errorf("replication slot on %s: %w", source.Name, err)
+	}
+	// The slot only holds WAL for the copy; it goes when the copy is done.
+	defer src.exec(context.WithoutCancel(e.ctx), func(c *pgx.Conn) error { return pgclient.DropSlot(e.ctx, c, n.Name) })
+	if err := t.basebackup(e.ctx, src, e.w); err != nil {
+		return fmt.Errorf("pg_basebackup from %s: %s", source.Name, agentError(err))
+	}
+	set := cluster.ServerParams(n, t.h)
+	if err := m.configureNode(e.ctx, t, set, nil, hba, sn.hba); err != nil {
+		return err
+	}
+	if err := t.setConf(e.ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"}); err != nil {
+		return fmt.Errorf("recovery settings: %s", agentError(err))
+	}
+	cctx, cancel := call(e.ctx, 30*time.Second)
+	_, err = t.agent.SetStandby(cctx, &agentpb.SetStandbyRequest{Node: t.ref(), Standby: false})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("standby.signal: %s", agentError(err))
+	}
+	if err := m.markNodes(e.ctx, []string{n.Name}, func(x *cluster.Node) { x.Initialized = true }); err != nil {
+		return err
+	}
+	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		return fmt.Errorf("pg_ctl start: %s", agentError(err))
+	}
+	return nil
+}
+
+// remove is REMOVE {GTMCOORD|COORDINATOR|DATANODE} {MASTER|SLAVE} n [, …]
+// (reference §4.7): stopped nodes leave the cluster but keep their rows
+// (DROP deletes them, CLEAN empties their directories).
+func (m *Manager) remove(e *req, st *parser.Remove) error {
+	want := nodeType(st.Kind)
+	if want == cluster.GtmcoordMaster || want == cluster.DatanodeMaster {
+		return pgerror.New(pgerror.FeatureNotSupported, "it can't remove gtmcoord master, datanode master, only can remove coordinator master.")
+	}
+	unlock, err := m.lockCluster("REMOVE")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	var nodes []cluster.Node
+	leaving := map[string]bool{}
+	for _, id := range st.Names {
+		n, ok := s.Node(id.Name)
+		if !ok || n.Type != want {
+			return pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist`, want, id.Name).At(e.q, id.Pos)
+		}
+		if !n.InCluster {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `%s does not exist in cluster`, describeNode(n)).At(e.q, id.Pos)
+		}
+		for _, c := range s.Children(n.Name) {
+			if c.InCluster {
+				return pgerror.New(pgerror.ObjectInUse, "%s has slave node, cannot remove it. please drop the slave node first.", n.Name).At(e.q, id.Pos)
+			}
+		}
+		h, _ := s.Host(n.Host)
+		if pgclient.Ping(h.Address, n.Port, time.Second) {
+			return pgerror.New(pgerror.ObjectInUse, `"%s" is running, stop it first`, n.Name).At(e.q, id.Pos)
+		}
+		nodes = append(nodes, n)
+		leaving[n.Name] = true
+	}
+	if want == cluster.CoordinatorMaster {
+		left := 0
+		for _, n := range s.Nodes {
+			if n.Type == cluster.CoordinatorMaster && n.InCluster && !leaving[n.Name] {
+				left++
+			}
+		}
+		if left == 0 {
+			return pgerror.New(pgerror.ObjectInUse, "the cluster only has one coordinator, cannot be removed")
+		}
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	plan := cluster.PlanRemove(s, names)
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {
+		return err
+	}
+	e.notices(plan.Notices)
+	after, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
+	inCluster := func(x cluster.Node) bool { return x.InCluster }
+	done := map[string]bool{}
+	for _, n := range nodes {
+		if n.Type.IsMaster() || done[n.Master] {
+			continue
+		}
+		done[n.Master] = true
+		p, _ := after.Node(n.Master)
+		if err := m.pushSyncNames(e2, after, p, inCluster, false); err != nil {
+			e.w.Notice("WARNING", err.Error())
+		}
+	}
+	for _, n := range nodes {
+		if !n.Type.IsMaster() {
+			m.dropSlot(e2, after, n)
+		}
+	}
+	m.refreshCoordinators(e2, after, "", "")
+	return e.w.Complete("REMOVE NODE")
+}
