@@ -144,6 +144,7 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version)
+	go m.Run(ctx)
 	srv := pgwire.New(m, pgwire.Options{Logger: log})
 	err = srv.Serve(ctx, l)
 	log.Info("adbmgr stopped")

@@ -34,9 +34,12 @@ var schemaSQL string
 //go:embed schema_2.sql
 var schema2SQL string
 
+//go:embed schema_3.sql
+var schema3SQL string
+
 // The schema version is stored in PRAGMA user_version; migrations[i]
 // upgrades version i to i+1.
-var migrations = []string{schemaSQL, schema2SQL}
+var migrations = []string{schemaSQL, schema2SQL, schema3SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
@@ -84,6 +87,9 @@ type Catalog interface {
 	// Journal records the progress of a multi-step command: a new entry
 	// when id is 0 (its id is returned), else an update of entry id.
 	Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error)
+	// Settings returns the manager's own settings; SetSetting writes one.
+	Settings(ctx context.Context) (map[string]string, error)
+	SetSetting(ctx context.Context, key, value string) error
 	Close() error
 }
 
@@ -598,4 +604,29 @@ func sqlError(ctx context.Context, err error) error {
 		return pgerror.New(pgerror.SyntaxError, "%s", msg)
 	}
 	return err
+}
+
+// Settings implements Catalog.
+func (c *SQLite) Settings(ctx context.Context) (map[string]string, error) {
+	rows, err := c.ro.QueryContext(ctx, `SELECT key, value FROM mgr_setting`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
+// SetSetting implements Catalog.
+func (c *SQLite) SetSetting(ctx context.Context, key, value string) error {
+	return c.Update(ctx, func(t Tx) error {
+		return t.(*tx).exec(`INSERT INTO mgr_setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	})
 }

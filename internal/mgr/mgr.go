@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -47,6 +48,11 @@ type Manager struct {
 	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that
 	// two of them never interleave. LIST and MONITOR never take it.
 	ops chan struct{}
+
+	// bg is Run's context; the doctor lives under it.
+	bg         context.Context
+	doctorMu   sync.Mutex
+	doctorStop func()
 }
 
 // New returns a Manager over cat.
@@ -210,6 +216,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.switchover(e, st)
 	case *parser.Append:
 		return m.appendNode(e, st)
+	case *parser.Doctor:
+		return m.doctorCommand(e, st)
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
@@ -252,6 +260,14 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return paramColumns, nil
 	case *parser.Failover, *parser.Rewind, *parser.Switchover:
 		return nodeResultColumns, nil
+	case *parser.Doctor:
+		switch st.Action {
+		case "list":
+			return doctorColumns, nil
+		case "start", "stop":
+			return nodeResultColumns, nil
+		}
+		return nil, nil
 	case *parser.Append:
 		if st.Activate || st.Source.Name != "" {
 			return nil, nil

@@ -337,7 +337,18 @@ func processAlive(pid int) bool {
 		return !errors.Is(err, fs.ErrNotExist) || !procMounted()
 	}
 	name := strings.TrimSpace(string(comm))
-	return strings.HasPrefix(name, "postgres") || strings.HasPrefix(name, "postmaster")
+	if !strings.HasPrefix(name, "postgres") && !strings.HasPrefix(name, "postmaster") {
+		return false
+	}
+	// A killed postmaster stays a zombie until its parent (often init,
+	// which may take its time) reaps it; it is dead all the same, and a
+	// start must not be skipped as "already running".
+	if stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+			return false
+		}
+	}
+	return true
 }
 
 func procMounted() bool {

@@ -199,6 +199,20 @@ func (r *Runner) Running(ctx context.Context, path string) (bool, error) {
 	res, err := r.Run(ctx, "pg_ctl", "status", "-D", path)
 	switch res.ExitCode {
 	case 0:
+		// pg_ctl status trusts kill(pid, 0), which a killed postmaster
+		// that its parent has not reaped yet (a zombie) still passes.
+		// Such a node is down; wait for the reaping (a new postmaster
+		// refuses to start while the old pid exists) and say so.
+		if pid, alive, perr := PostmasterPID(path); perr == nil && pid != 0 && !alive {
+			for i := 0; i < 100 && zombie(pid); i++ {
+				select {
+				case <-ctx.Done():
+					return false, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			return false, nil
+		}
 		return true, nil
 	case 3:
 		return false, nil
@@ -423,4 +437,15 @@ func ParseDescribeConfig(out string) ([]Parameter, error) {
 		return nil, errors.New("postgres --describe-config printed no parameters")
 	}
 	return ps, nil
+}
+
+// zombie reports whether pid is a process that has exited and awaits its
+// parent's wait().
+func zombie(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
 }

@@ -1,0 +1,40 @@
+package doctor
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDecide(t *testing.T) {
+	cfg := Config{Failures: 3, Restarts: 1}
+	down := func(agent bool) []Observation { return []Observation{{Node: "dn1", AgentUp: agent}} }
+	up := []Observation{{Node: "dn1", Answering: true}}
+	tests := []struct {
+		name   string
+		rounds [][]Observation
+		want   [][]Action // per round
+	}{
+		{"a blip is not acted on", [][]Observation{down(true), down(true), up, down(true)},
+			[][]Action{nil, nil, nil, nil}},
+		{"restart first, then fail over", [][]Observation{down(true), down(true), down(true), down(true), down(true), down(true)},
+			[][]Action{nil, nil, {{Restart, "dn1"}}, nil, nil, {{Failover, "dn1"}}}},
+		{"no agent: fail over at once", [][]Observation{down(false), down(false), down(false)},
+			[][]Action{nil, nil, {{Failover, "dn1"}}}},
+		{"a restart that works resets", [][]Observation{down(true), down(true), down(true), up, down(true), down(true), down(true)},
+			[][]Action{nil, nil, {{Restart, "dn1"}}, nil, nil, nil, {{Restart, "dn1"}}}},
+		{"a node that leaves is forgotten", [][]Observation{down(true), down(true), nil, down(true), down(true)},
+			[][]Action{nil, nil, nil, nil, nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := Memory{}
+			for i, obs := range tt.rounds {
+				got := Decide(mem, obs, cfg)
+				if diff := cmp.Diff(tt.want[i], got); diff != "" {
+					t.Errorf("round %d (-want +got):\n%s", i+1, diff)
+				}
+			}
+		})
+	}
+}

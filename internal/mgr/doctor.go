@@ -1,0 +1,276 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/doctor"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+// Doctor settings in the catalog (mgr_setting).
+const (
+	settingDoctor     = "doctor.enable"
+	settingInterval   = "doctor.interval_ms"
+	settingFailures   = "doctor.failures"
+	settingRestarts   = "doctor.restarts"
+	doctorDescription = "self-healing: restart a master that went down, fail it over when it cannot be restarted"
+)
+
+// Run does the manager's background work until ctx ends: today the doctor,
+// when a DBA enabled it (START DOCTOR survives a manager restart).
+func (m *Manager) Run(ctx context.Context) {
+	m.doctorMu.Lock()
+	m.bg = ctx
+	m.doctorMu.Unlock()
+	set, err := m.cat.Settings(ctx)
+	if err != nil {
+		m.log.Warn("cannot read the manager's settings", "error", err)
+		return
+	}
+	if set[settingDoctor] == "on" {
+		m.startDoctor(set)
+	}
+	<-ctx.Done()
+	m.stopDoctor()
+}
+
+func doctorConfig(set map[string]string) doctor.Config {
+	cfg := doctor.DefaultConfig
+	if v, err := strconv.Atoi(set[settingInterval]); err == nil && v > 0 {
+		cfg.Interval = time.Duration(v) * time.Millisecond
+	}
+	if v, err := strconv.Atoi(set[settingFailures]); err == nil && v > 0 {
+		cfg.Failures = v
+	}
+	if v, err := strconv.Atoi(set[settingRestarts]); err == nil && v >= 0 {
+		cfg.Restarts = v
+	}
+	return cfg
+}
+
+func (m *Manager) startDoctor(set map[string]string) {
+	m.doctorMu.Lock()
+	defer m.doctorMu.Unlock()
+	if m.doctorStop != nil {
+		m.doctorStop()
+	}
+	parent := m.bg
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	m.doctorStop = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		doctor.Run(ctx, doctorHands{m}, doctorConfig(set), m.log)
+	}()
+	m.log.Info("doctor started")
+}
+
+func (m *Manager) stopDoctor() {
+	m.doctorMu.Lock()
+	defer m.doctorMu.Unlock()
+	if m.doctorStop != nil {
+		m.doctorStop()
+		m.doctorStop = nil
+		m.log.Info("doctor stopped")
+	}
+}
+
+// doctorHands gives the doctor the manager's actions.
+type doctorHands struct{ m *Manager }
+
+// curable are the masters the doctor watches: gtmcoord and datanode masters
+// in the cluster that a DBA did not stop (STOP clears allowcure).
+func curable(s *cluster.State) []cluster.Node {
+	var out []cluster.Node
+	for _, n := range s.Nodes {
+		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.DatanodeMaster) && n.InCluster && n.AllowCure {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes := curable(s)
+	obs := make([]doctor.Observation, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		h, _ := s.Host(n.Host)
+		o := doctor.Observation{Node: n.Name}
+		if conn, err := pgclient.Connect(ctx, h, n, 2*time.Second); err == nil {
+			if st, err := pgclient.NodeStatus(ctx, conn); err == nil && !st.Recovery {
+				o.Answering = true
+			}
+			conn.Close(ctx)
+		}
+		if !o.Answering {
+			_, err := d.m.agents.Ping(ctx, h, time.Second)
+			o.AgentUp = err == nil
+		}
+		obs[i] = o
+	})
+	return obs, nil
+}
+
+func (d doctorHands) Restart(ctx context.Context, node string) error {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return err
+	}
+	n, ok := s.Node(node)
+	if !ok {
+		return fmt.Errorf("node %q is gone", node)
+	}
+	t, err := d.m.target(s, n)
+	if err != nil {
+		return err
+	}
+	_, err = t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	return err
+}
+
+func (d doctorHands) Failover(ctx context.Context, node string) error {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return err
+	}
+	n, ok := s.Node(node)
+	if !ok {
+		return fmt.Errorf("node %q is gone", node)
+	}
+	kind := parser.NodeKind{Family: parser.Datanode, Role: parser.Master}
+	if n.Type == cluster.GtmcoordMaster {
+		kind.Family = parser.Gtmcoord
+	}
+	e := &req{ctx: ctx, sess: &pgwire.Session{User: "adbmgr doctor", Params: map[string]string{}}, w: logWriter{d.m.log}}
+	return d.m.failover(e, &parser.Failover{Kind: kind, Name: parser.Ident{Name: node}})
+}
+
+// logWriter is the ResultWriter of commands the doctor runs: NOTICEs go to
+// the manager's log, results nowhere.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Notice(sev, msg string)      { w.log.Info("doctor: "+msg, "severity", sev) }
+func (logWriter) Columns([]pgwire.Column) error { return nil }
+func (logWriter) Row([]*string) error           { return nil }
+func (logWriter) Complete(string) error         { return nil }
+func (logWriter) EmptyQuery() error             { return nil }
+
+var doctorColumns = []pgwire.Column{
+	{Name: "type", TypeOID: pgwire.OIDText},
+	{Name: "subtype", TypeOID: pgwire.OIDText},
+	{Name: "key", TypeOID: pgwire.OIDText},
+	{Name: "value", TypeOID: pgwire.OIDText},
+	{Name: "comment", TypeOID: pgwire.OIDText},
+}
+
+// doctorCommand is START DOCTOR, STOP DOCTOR, SET DOCTOR (…), SET DOCTOR
+// NODE n {ON|OFF} and LIST DOCTOR.
+func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
+	switch st.Action {
+	case "start":
+		if err := m.cat.SetSetting(e.ctx, settingDoctor, "on"); err != nil {
+			return err
+		}
+		set, err := m.cat.Settings(e.ctx)
+		if err != nil {
+			return err
+		}
+		m.startDoctor(set)
+		return writeNodeResult(e.w, "doctor", true, "started")
+	case "stop":
+		if err := m.cat.SetSetting(e.ctx, settingDoctor, "off"); err != nil {
+			return err
+		}
+		m.stopDoctor()
+		return writeNodeResult(e.w, "doctor", true, "stopped")
+	case "set":
+		keys := map[string]struct {
+			setting string
+			min     int
+		}{"interval_ms": {settingInterval, 100}, "failures": {settingFailures, 1}, "restarts": {settingRestarts, 0}}
+		for _, o := range st.Options {
+			k, ok := keys[o.Name.Name]
+			if !ok {
+				return pgerror.New(pgerror.SyntaxError, `option "%s" is not recognized`, o.Name.Name).
+					WithHint("Doctor options are interval_ms, failures, restarts.").At(e.q, o.Name.Pos)
+			}
+			v, err := strconv.Atoi(o.Value)
+			if err != nil || v < k.min {
+				return pgerror.New(pgerror.InvalidParameterValue, `invalid value for option "%s": "%s"`, o.Name.Name, o.Value).
+					WithHint("An integer of at least %d.", k.min).At(e.q, o.ValuePos)
+			}
+		}
+		for _, o := range st.Options {
+			if err := m.cat.SetSetting(e.ctx, keys[o.Name.Name].setting, o.Value); err != nil {
+				return err
+			}
+		}
+		if set, err := m.cat.Settings(e.ctx); err == nil && set[settingDoctor] == "on" {
+			m.startDoctor(set)
+		}
+		return e.w.Complete("SET DOCTOR")
+	case "set node":
+		if _, err := m.change(e, nil, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
+			n, ok := s.Node(st.Name.Name)
+			if !ok {
+				return cluster.Plan{}, pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.Name.Name)
+			}
+			n.AllowCure = st.On
+			return cluster.Plan{UpdateNodes: []cluster.Node{n}}, nil
+		}); err != nil {
+			return err
+		}
+		return e.w.Complete("SET DOCTOR")
+	case "list":
+		set, err := m.cat.Settings(e.ctx)
+		if err != nil {
+			return err
+		}
+		cfg := doctorConfig(set)
+		enable := set[settingDoctor]
+		if enable == "" {
+			enable = "off"
+		}
+		rows := []map[string]string{
+			{"type": "PARAMETER", "subtype": "", "key": "enable", "value": enable, "comment": doctorDescription},
+			{"type": "PARAMETER", "subtype": "", "key": "interval_ms", "value": strconv.Itoa(int(cfg.Interval / time.Millisecond)), "comment": "time between two looks at the masters"},
+			{"type": "PARAMETER", "subtype": "", "key": "failures", "value": strconv.Itoa(cfg.Failures), "comment": "failed looks in a row before acting"},
+			{"type": "PARAMETER", "subtype": "", "key": "restarts", "value": strconv.Itoa(cfg.Restarts), "comment": "restarts tried before failing over"},
+		}
+		var s *cluster.State
+		if err := m.cat.View(e.ctx, func(tx catalog.ReadTx) (err error) { s, err = tx.State(); return err }); err != nil {
+			return err
+		}
+		for _, n := range s.Nodes {
+			rows = append(rows, map[string]string{"type": "NODE", "subtype": string(n.Type), "key": n.Name, "value": onOff(n.AllowCure),
+				"comment": "whether the doctor may act on it"})
+		}
+		return writeTable(e.w, doctorColumns, rows)
+	}
+	return pgerror.NotImplemented("SET DOCTOR HOST").WithHint("The doctor watches masters; agents are restarted with START AGENT.")
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// postmasterPID reads a node's postmaster.pid.
+func postmasterPID(t testing.TB, n nodeSpec) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.Path, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestDoctor: with the doctor on, a master that crashes is restarted, and a
+// master that cannot be restarted (its host's agent is gone too) is failed
+// over to its sync slave within seconds.
+func TestDoctor(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c.mustRows(t, time.Minute, "SET DOCTOR (interval_ms = 500, failures = 2)")
+	c.mustRows(t, time.Minute, "START DOCTOR")
+	rows, _ := c.mustRows(t, time.Minute, "LIST DOCTOR")
+	if !strings.Contains(fmt.Sprint(rows), "PARAMETER  enable on") || !strings.Contains(fmt.Sprint(rows), "interval_ms 500") {
+		t.Errorf("LIST DOCTOR = %q", rows)
+	}
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE d (a int); INSERT INTO d VALUES (1)")
+
+	t.Run("RestartsACrashedMaster", func(t *testing.T) {
+		syscall.Kill(postmasterPID(t, c.node("dn1")), syscall.SIGKILL)
+		waitFor(t, 30*time.Second, "dn1 restarted by the doctor", func() (bool, string) {
+			rows, err := c.nodeSQL(c.node("dn1"), "SELECT pg_is_in_recovery()")
+			return err == nil && len(rows) == 1 && rows[0][0] == "f", fmt.Sprint(rows, err)
+		})
+		rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type) dn1")
+		if fmt.Sprint(rows) != "[[dn1 datanode master]]" {
+			t.Errorf("LIST NODE after the restart = %q", rows)
+		}
+	})
+
+	t.Run("FailsOverAMasterThatCannotRestart", func(t *testing.T) {
+		agent := c.agentPID(c.host("h2"))
+		if agent == 0 {
+			t.Fatal("no agent process for h2")
+		}
+		syscall.Kill(agent, syscall.SIGKILL)
+		syscall.Kill(postmasterPID(t, c.node("dn1")), syscall.SIGKILL)
+		start := time.Now()
+		waitFor(t, 60*time.Second, "dn1s promoted by the doctor", func() (bool, string) {
+			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, type) dn1s")
+			return err == nil && fmt.Sprint(rows) == "[[dn1s datanode master]]", fmt.Sprint(rows, err)
+		})
+		t.Logf("failed over %.1fs after the crash", time.Since(start).Seconds())
+		if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("dn1s is not a primary")
+		}
+		if v := c.nodeValue(t, c.node("dn1s"), "SELECT count(*) FROM d"); v != "1" {
+			t.Errorf("the committed row is not on dn1s: %s", v)
+		}
+		rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type, incluster) dn1")
+		if fmt.Sprint(rows) != "[[dn1 datanode slave f]]" {
+			t.Errorf("LIST NODE dn1 after the doctor's failover = %q", rows)
+		}
+		c.mustRows(t, time.Minute, "START AGENT h2")
+	})
+	c.mustRows(t, time.Minute, "STOP DOCTOR")
+}
