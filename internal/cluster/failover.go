@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,8 +152,11 @@ func ChooseCandidate(s *State, master, to string, force bool, probes map[string]
 // the old master's other direct slaves follow it with their sync states
 // (a potential one becomes sync if no sync one is left); the old master is
 // kicked out — a slave of the new master, not initialised, not in the
-// cluster — until REWIND brings it back.
-func PlanFailover(s *State, old, newMaster string) Plan {
+// cluster — until REWIND brings it back. Slaves in lost (they did not
+// answer, or are ahead of the new master and cannot follow it) leave the
+// cluster too, async, until REWIND: listed as sync they would make every
+// commit on the new master wait.
+func PlanFailover(s *State, old, newMaster string, lost ...string) Plan {
 	var p Plan
 	o, _ := s.Node(old)
 	n, _ := s.Node(newMaster)
@@ -171,6 +175,9 @@ func PlanFailover(s *State, old, newMaster string) Plan {
 			continue
 		}
 		c.Master = newMaster
+		if slices.Contains(lost, c.Name) {
+			c.SyncState, c.InCluster, c.Initialized, c.AllowCure = Async, false, false, false
+		}
 		if c.SyncState == Sync && c.InCluster {
 			hasSync = true
 		}
@@ -193,6 +200,9 @@ func PlanFailover(s *State, old, newMaster string) Plan {
 // under master: sync when the master has no sync slave, else potential
 // (reference §4.13 step 10 and the spec's example).
 func RewoundSyncState(s *State, master, node string) string {
+	if p, ok := s.Node(master); ok && !p.Type.IsMaster() {
+		return Async // a cascaded slave replicates asynchronously
+	}
 	if hasSyncChild(s, master, node) {
 		return Potential
 	}

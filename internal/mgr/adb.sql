@@ -22,9 +22,17 @@ CREATE TABLE IF NOT EXISTS adb.slot (
 );
 
 -- adb.conninfo is how this node reaches another one, as the manager would.
+-- Every value is quoted, as libpq wants it, so no name can add a keyword.
+CREATE OR REPLACE FUNCTION adb.conninfo_quote(v text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $fn$
+	SELECT '''' || replace(replace(v, E'\\', E'\\\\'), '''', E'\\''') || ''''
+$fn$;
+
 CREATE OR REPLACE FUNCTION adb.conninfo(node_name text) RETURNS text
 LANGUAGE sql STABLE AS $fn$
-	SELECT format('host=%s port=%s dbname=%s user=%s', host, port, current_database(), current_user)
+	SELECT format('host=%s port=%s dbname=%s user=%s',
+	              adb.conninfo_quote(host), adb.conninfo_quote(port::text),
+	              adb.conninfo_quote(current_database()), adb.conninfo_quote(current_user))
 	FROM adb.node WHERE name = node_name
 $fn$;
 
@@ -35,13 +43,23 @@ CREATE OR REPLACE FUNCTION adb.attach_distributed_table(nsp text, rel text, col 
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
 	nslots integer;
+	nonempty boolean;
 	r record;
 BEGIN
 	SELECT count(*) INTO nslots FROM adb.slot;
 	IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = nsp) THEN
 		EXECUTE format('CREATE SCHEMA %I', nsp);
 	END IF;
+	-- A table of that name on this coordinator is replaced only when it
+	-- holds nothing: coordinators are separate servers, and a table with
+	-- rows here is not the one being distributed.
 	IF to_regclass(format('%I.%I', nsp, rel)) IS NOT NULL THEN
+		IF EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass(format('%I.%I', nsp, rel)) AND relkind = 'r') THEN
+			EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I)', nsp, rel) INTO nonempty;
+			IF nonempty THEN
+				RAISE EXCEPTION 'table %.% on coordinator % is not empty', nsp, rel, current_setting('cluster_name');
+			END IF;
+		END IF;
 		EXECUTE format('DROP TABLE %I.%I', nsp, rel);
 	END IF;
 	EXECUTE format('CREATE TABLE %I.%I (%s) PARTITION BY HASH (%I)', nsp, rel, cols, col);
@@ -81,6 +99,9 @@ BEGIN
 	IF nonempty THEN
 		RAISE EXCEPTION 'table % is not empty', tbl USING HINT = 'Create the distributed table empty, then load it.';
 	END IF;
+	IF octet_length(rel) > 58 THEN
+		RAISE EXCEPTION 'table name "%" is too long for a distributed table (at most 58 bytes: shards are named <table>_<slot>)', rel;
+	END IF;
 	IF NOT EXISTS (SELECT 1 FROM adb.slot) THEN
 		RAISE EXCEPTION 'the cluster has no datanode master to hold the shards';
 	END IF;
@@ -96,7 +117,7 @@ BEGIN
 	FOR r IN SELECT name FROM adb.node WHERE type IN ('coordinator master', 'gtmcoord master') AND name <> me LOOP
 		-- dblink_exec runs commands that return no rows: wrap the call.
 		PERFORM dblink_exec(adb.conninfo(r.name),
-			format('DO $adbx$ BEGIN PERFORM adb.attach_distributed_table(%L, %L, %L, %L); END $adbx$', nsp, rel, col, cols));
+			format('DO %L', format('BEGIN PERFORM adb.attach_distributed_table(%L, %L, %L, %L); END', nsp, rel, col, cols)));
 	END LOOP;
 END
 $fn$;

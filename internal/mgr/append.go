@@ -8,6 +8,7 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -169,13 +170,34 @@ func (m *Manager) cloneCoordinator(e *req, s *cluster.State, sn *snapshot, n, so
 	if err := src.exec(e.ctx, func(c *pgx.Conn) error { return pgclient.EnsureSlot(e.ctx, c, n.Name) }); err != nil {
 		return fmt.Errorf("replication slot on %s: %w", source.Name, err)
 	}
-	// The slot only holds WAL for the copy; it goes when the copy is done.
-	defer src.exec(context.WithoutCancel(e.ctx), func(c *pgx.Conn) error { return pgclient.DropSlot(e.ctx, c, n.Name) })
+	// The slot only holds WAL for the copy; it goes when the copy is done
+	// (the walsender may still be marked active for a moment).
+	defer func() {
+		ctx := context.WithoutCancel(e.ctx)
+		for try := 0; try < 10; try++ {
+			var left int
+			err := src.exec(ctx, func(c *pgx.Conn) error {
+				if err := pgclient.DropSlot(ctx, c, n.Name); err != nil {
+					return err
+				}
+				return c.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgclient.Literal(n.Name)).Scan(&left)
+			})
+			if err == nil && left == 0 {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		e.w.Notice("WARNING", fmt.Sprintf(`replication slot "%s" is left on %s; drop it there: SELECT pg_drop_replication_slot('%s')`, n.Name, source.Name, n.Name))
+	}()
 	if err := t.basebackup(e.ctx, src, e.w); err != nil {
 		return fmt.Errorf("pg_basebackup from %s: %s", source.Name, agentError(err))
 	}
 	set := cluster.ServerParams(n, t.h)
-	if err := m.configureNode(e.ctx, t, set, nil, hba, sn.hba); err != nil {
+	user, remove := params.Effective(n, sn.params)
+	for k, v := range user {
+		set[k] = v
+	}
+	if err := m.configureNode(e.ctx, t, set, remove, hba, sn.hba); err != nil {
 		return err
 	}
 	if err := t.setConf(e.ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"}); err != nil {

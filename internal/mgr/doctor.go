@@ -129,14 +129,32 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 	return obs, nil
 }
 
-func (d doctorHands) Restart(ctx context.Context, node string) error {
+// stillCurable re-reads the catalog: a command that ran meanwhile (STOP,
+// FAILOVER, SWITCHOVER) may have changed what the node is.
+func (d doctorHands) stillCurable(ctx context.Context, node string) (*cluster.State, cluster.Node, error) {
 	s, err := d.m.state(ctx)
+	if err != nil {
+		return nil, cluster.Node{}, err
+	}
+	for _, n := range curable(s) {
+		if n.Name == node {
+			return s, n, nil
+		}
+	}
+	return nil, cluster.Node{}, fmt.Errorf("node %q is no longer a master the doctor may cure", node)
+}
+
+func (d doctorHands) Restart(ctx context.Context, node string) error {
+	// Under the cluster lock: a switch in progress has stopped the old
+	// master on purpose, and starting it again would make two masters.
+	unlock, err := d.m.lockCluster("the doctor's restart")
 	if err != nil {
 		return err
 	}
-	n, ok := s.Node(node)
-	if !ok {
-		return fmt.Errorf("node %q is gone", node)
+	defer unlock()
+	s, n, err := d.stillCurable(ctx, node)
+	if err != nil {
+		return err
 	}
 	t, err := d.m.target(s, n)
 	if err != nil {
@@ -147,13 +165,9 @@ func (d doctorHands) Restart(ctx context.Context, node string) error {
 }
 
 func (d doctorHands) Failover(ctx context.Context, node string) error {
-	s, err := d.m.state(ctx)
+	_, n, err := d.stillCurable(ctx, node)
 	if err != nil {
 		return err
-	}
-	n, ok := s.Node(node)
-	if !ok {
-		return fmt.Errorf("node %q is gone", node)
 	}
 	kind := parser.NodeKind{Family: parser.Datanode, Role: parser.Master}
 	if n.Type == cluster.GtmcoordMaster {

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -132,6 +133,19 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	if err != nil {
 		return revert(err)
 	}
+	// With TO … FORCE a follower may be ahead of the new master: it cannot
+	// stream from it and must be rewound like the old master.
+	probes := m.probeSlaves(e, s, old.Name)
+	var followers []string
+	for _, f := range cand.Followers {
+		if probes[f].LSN > cand.LSN {
+			cand.Lost = append(cand.Lost, f)
+			e.w.Notice("WARNING", fmt.Sprintf("%s is ahead of %s and cannot follow it; REWIND it", f, cand.Name))
+			continue
+		}
+		followers = append(followers, f)
+	}
+	cand.Followers = followers
 	e.notices(cand.Notices)
 	newNode, _ := s.Node(cand.Name)
 	nt, err := m.target(s, newNode)
@@ -139,8 +153,12 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 		return revert(err)
 	}
 	journal("running", "promote "+cand.Name, "")
-	if _, err := nt.pgctl(e.ctx, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", cand.Name, agentError(err)))
+	if err := m.promote(e, nt); err != nil {
+		if errors.Is(err, errUnclearPromotion) {
+			journal("failed", "promote", err.Error())
+			return err
+		}
+		return revert(err)
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", cand.Name))
 	// From here on the switch is done: the rest is finished even if the
@@ -150,7 +168,8 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	// A primary keeps the recovery settings it had as a standby; they would
 	// point it at the old master if it were ever made a standby by hand.
 	nt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
-	if err := m.switchCatalog(ctx, old.Name, cand.Name, cluster.PlanFailover); err != nil {
+	planFailover := func(s *cluster.State, o, n string) cluster.Plan { return cluster.PlanFailover(s, o, n, cand.Lost...) }
+	if err := m.switchCatalog(ctx, old.Name, cand.Name, planFailover); err != nil {
 		journal("failed", "catalog", err.Error())
 		return pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", cand.Name, err).
 			WithHint("Run FAILOVER again is not possible; fix the node table with care.")
@@ -205,7 +224,21 @@ func (m *Manager) fence(e *req, t target) (bool, error) {
 
 // switchCatalog records a switch from old to newMaster in one transaction,
 // parameter rows following the nodes' new types.
+//
+// It is tried a few times: after a promotion the catalog must follow, or a
+// later START ALL would start the old master as a second primary.
 func (m *Manager) switchCatalog(ctx context.Context, old, newMaster string, decide func(*cluster.State, string, string) cluster.Plan) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = m.switchCatalogOnce(ctx, old, newMaster, decide); err == nil {
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
+func (m *Manager) switchCatalogOnce(ctx context.Context, old, newMaster string, decide func(*cluster.State, string, string) cluster.Plan) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return m.cat.Update(ctx, func(tx catalog.Tx) error {
@@ -475,10 +508,7 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	if !n.InCluster || !old.InCluster {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s and its master must be in the cluster`, describeNode(n))
 	}
-	maxTrys := st.MaxTrys
-	if maxTrys < 10 {
-		maxTrys = 10
-	}
+	maxTrys := min(max(st.MaxTrys, 10), 3600)
 	ot, err := m.target(s, old)
 	if err != nil {
 		return err
@@ -537,24 +567,45 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	if err != nil {
 		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "read the control data of %s: %s", old.Name, agentError(err)))
 	}
+	// Only a clean shutdown ends with a checkpoint the standby can be
+	// checked against; after an immediate stop or a crash the last
+	// checkpoint says nothing about the last commits.
+	if st := cd.GetFields()["Database cluster state"]; st != "shut down" {
+		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "%s did not shut down cleanly (%s): cannot prove %s has all its WAL", old.Name, st, n.Name).
+			WithHint("Use FAILOVER for a master that cannot be stopped cleanly."))
+	}
 	ckpt, err := cluster.ParseLSN(cd.GetFields()["Latest checkpoint location"])
 	if err != nil {
 		return revert(pgerror.New(pgerror.Internal, "control data of %s: %s", old.Name, err))
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("wait max %d seconds to check %s and %s have the same xlog position", maxTrys, old.Name, n.Name))
+	// The replay position is the end of the last record replayed: past
+	// the shutdown checkpoint's start means the whole record is there.
 	caught := false
-	for i := 0; i < maxTrys*2 && !caught; i++ {
-		if p := m.probeSlaves(e, s, old.Name)[n.Name]; p.Reachable && p.LSN > ckpt {
+	deadline := time.Now().Add(time.Duration(maxTrys) * time.Second)
+	for !caught && time.Now().Before(deadline) && e.ctx.Err() == nil {
+		var lsn string
+		err := nt.exec(e.ctx, func(c *pgx.Conn) error {
+			return c.QueryRow(e.ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&lsn)
+		})
+		if v, perr := cluster.ParseLSN(lsn); err == nil && perr == nil && v > ckpt {
 			caught = true
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-e.ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	if !caught {
 		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "check %s and %s have the same xlog position failed", old.Name, n.Name))
 	}
-	if _, err := nt.pgctl(e.ctx, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", n.Name, agentError(err)))
+	if err := m.promote(e, nt); err != nil {
+		if errors.Is(err, errUnclearPromotion) {
+			journal("failed", "promote", err.Error())
+			return err
+		}
+		return revert(err)
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", n.Name))
 	ctx := context.WithoutCancel(e.ctx)
@@ -588,8 +639,19 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	if err != nil {
 		e.w.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it", old.Name, n.Name, agentError(err),
 			strings.ToUpper(string(old.Type.Family())), old.Name))
+		// Listed as sync it would make every commit on the new master
+		// wait for a node that does not stream.
+		m.markNodes(ctx, []string{old.Name}, func(x *cluster.Node) { x.SyncState, x.InCluster, x.Initialized = cluster.Async, false, false })
+		if after, err = m.state(ctx); err != nil {
+			return err
+		}
 	} else {
 		e.w.Notice("NOTICE", fmt.Sprintf("%s has followed %s success", old.Name, n.Name))
+		// The slots it kept for its slaves would hold WAL on a standby.
+		ot.exec(ctx, func(c *pgx.Conn) error {
+			_, err := c.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active")
+			return err
+		})
 	}
 	var followers []string
 	for _, c := range s.Children(old.Name) {
@@ -607,3 +669,34 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	journal("done", "end", n.Name)
 	return writeNodeResult(e.w, n.Name, true, fmt.Sprintf("switchover %s success", old.Type.Family()))
 }
+
+// promote promotes t's node. A promotion, once signalled, completes even if
+// pg_ctl gives up waiting or the statement is cancelled, so it runs to the
+// end, and a failure is believed only when the node still answers as a
+// standby: starting the old master next to a node that did become a
+// primary would make two masters. An unclear outcome stops the switch
+// without reverting.
+func (m *Manager) promote(e *req, t target) error {
+	ctx := context.WithoutCancel(e.ctx)
+	_, perr := t.pgctl(ctx, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	if perr == nil {
+		return nil
+	}
+	var rec bool
+	err := t.exec(ctx, func(c *pgx.Conn) error { return c.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec) })
+	switch {
+	case err == nil && rec:
+		// Still a standby: make sure it stays one, then revert.
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", t.n.Name, agentError(perr))
+	case err == nil:
+		e.w.Notice("WARNING", fmt.Sprintf("pg_ctl promote of %s reported %s, but it runs as a primary: the switch goes on", t.n.Name, agentError(perr)))
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errUnclearPromotion, pgerror.New(pgerror.Internal,
+		"promote %s: %s; its state is unknown (%v), so the old master is NOT started again", t.n.Name, agentError(perr), err).
+		WithHint("Check both nodes with MONITOR ALL before anything else; at most one of them may run as a primary."))
+}
+
+// errUnclearPromotion marks a promotion whose outcome is unknown: the
+// switch stops and nothing is reverted.
+var errUnclearPromotion = errors.New("unclear promotion")
