@@ -90,6 +90,7 @@ type Catalog interface {
 	// Settings returns the manager's own settings; SetSetting writes one.
 	Settings(ctx context.Context) (map[string]string, error)
 	SetSetting(ctx context.Context, key, value string) error
+	DeleteSetting(ctx context.Context, key string) error
 	Close() error
 }
 
@@ -628,5 +629,12 @@ func (c *SQLite) Settings(ctx context.Context) (map[string]string, error) {
 func (c *SQLite) SetSetting(ctx context.Context, key, value string) error {
 	return c.Update(ctx, func(t Tx) error {
 		return t.(*tx).exec(`INSERT INTO mgr_setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	})
+}
+
+// DeleteSetting implements Catalog.
+func (c *SQLite) DeleteSetting(ctx context.Context, key string) error {
+	return c.Update(ctx, func(t Tx) error {
+		return t.(*tx).exec(`DELETE FROM mgr_setting WHERE key = ?`, key)
 	})
 }

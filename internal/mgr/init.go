@@ -124,6 +124,14 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		return err
 	}
 	s := sn.s
+	if set, err := m.cat.Settings(e.ctx); err == nil {
+		for k := range set {
+			if strings.HasPrefix(k, expandPending) {
+				return pgerror.New(pgerror.ObjectInUse, "cannot INIT ALL while datanode %s is being expanded", strings.TrimPrefix(k, expandPending)).
+					WithHint("Finish with EXPAND ACTIVATE (or CLEAN the new datanode) first.")
+			}
+		}
+	}
 	stages, err := cluster.PlanInit(s)
 	if err != nil {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "cannot INIT ALL: %s", err)

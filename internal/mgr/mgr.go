@@ -218,6 +218,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.appendNode(e, st)
 	case *parser.Doctor:
 		return m.doctorCommand(e, st)
+	case *parser.Expand:
+		return m.expand(e, st)
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
@@ -258,6 +260,12 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return hbaColumns, nil
 	case *parser.ListParam:
 		return paramColumns, nil
+	case *parser.Expand:
+		switch st.Action {
+		case "datanode", "activate", "clean", "show status", "docheck status":
+			return nodeResultColumns, nil
+		}
+		return nil, nil
 	case *parser.Failover, *parser.Rewind, *parser.Switchover:
 		return nodeResultColumns, nil
 	case *parser.Doctor:
