@@ -75,8 +75,12 @@ func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 		return err
 	}
 	for k := range set {
-		if strings.HasPrefix(k, expandClean) {
+		switch {
+		case strings.HasPrefix(k, expandClean):
 			return pgerror.New(pgerror.ObjectNotInPrereqState, "an expansion is not cleaned yet").WithHint("Run EXPAND CLEAN first.")
+		case strings.HasPrefix(k, expandPending):
+			return pgerror.New(pgerror.ObjectNotInPrereqState, "datanode %s is being expanded already", strings.TrimPrefix(k, expandPending)).
+				WithHint("One expansion at a time: EXPAND ACTIVATE and EXPAND CLEAN it first.")
 		}
 	}
 	t, err := m.target(s, dst)
@@ -133,11 +137,15 @@ type partition struct {
 	slot                 int
 }
 
-// movingPartitions lists, on one coordinator, the partitions of slots.
-func movingPartitions(ctx context.Context, c *pgx.Conn, slots map[int]bool) ([]partition, error) {
+// movingPartitions lists, on one coordinator, the partitions of the
+// distributed tables for slots: foreign tables on src's server named
+// <table>_<slot>, children of a hash-partitioned <table>.
+func movingPartitions(ctx context.Context, c *pgx.Conn, src string, slots map[int]bool) ([]partition, error) {
 	rows, err := c.Query(ctx, `SELECT p.oid::regclass::text, ch.relname, n.nspname
 		FROM pg_inherits i JOIN pg_class ch ON ch.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-		JOIN pg_namespace n ON n.oid = ch.relnamespace JOIN pg_foreign_table ft ON ft.ftrelid = ch.oid`)
+		JOIN pg_namespace n ON n.oid = ch.relnamespace JOIN pg_foreign_table ft ON ft.ftrelid = ch.oid
+		JOIN pg_foreign_server s ON s.oid = ft.ftserver JOIN pg_partitioned_table pt ON pt.partrelid = p.oid
+		WHERE s.srvname = `+pgclient.Literal(src)+` AND pt.partstrat = 'h' AND ch.relname LIKE p.relname || '\_%'`)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +267,12 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 			return "", err
 		}
 		locks = append(locks, held{c: c, tx: tx})
-		parts, err := movingPartitions(e.ctx, c, moving)
+		// A session holding the table must not stall the switch (and every
+		// writer behind it) without end.
+		if _, err := tx.Exec(e.ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+			return "", err
+		}
+		parts, err := movingPartitions(e.ctx, c, src.Name, moving)
 		if err != nil {
 			return "", err
 		}
@@ -299,10 +312,10 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 	if !caught {
 		return "", fmt.Errorf("expend src node and dst node can not sync in 20 seconds")
 	}
-	if err := m.promote(e, dt); err != nil {
-		return "", err
-	}
-	dt.setConf(context.WithoutCancel(e.ctx), true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	// Re-point the partitions in the locked transactions first (creating
+	// a foreign table does not connect to dst): a failure here rolls
+	// everything back with dst still a standby, and ACTIVATE can be run
+	// again. Only then promote and commit.
 	dh, _ := s.Host(dst.Host)
 	for _, h := range locks {
 		var b strings.Builder
@@ -325,20 +338,33 @@ END $adb$;
 			return "", fmt.Errorf("re-point the slots on a coordinator: %w", err)
 		}
 	}
-	for i := range locks {
-		if err := locks[i].tx.Commit(e.ctx); err != nil {
-			return "", fmt.Errorf("commit the new slot map: %w", err)
-		}
+	if err := m.promote(e, dt); err != nil {
+		return "", err
 	}
 	ctx := context.WithoutCancel(e.ctx)
+	dt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	var failed []string
+	for i := range locks {
+		if err := locks[i].tx.Commit(ctx); err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return "", fmt.Errorf("%s was promoted but the new slot map did not commit on every coordinator (%s): compare adb.slot on the coordinators before anything else",
+			dst.Name, strings.Join(failed, "; "))
+	}
 	st.exec(ctx, func(c *pgx.Conn) error { return pgclient.DropSlot(ctx, c, dst.Name) })
 	if err := m.markNodes(ctx, []string{dst.Name}, func(x *cluster.Node) {
 		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
 	}); err != nil {
 		return "", err
 	}
-	m.cat.SetSetting(ctx, expandClean+dst.Name, src.Name+":"+strings.Join(movingList, ","))
-	m.cat.DeleteSetting(ctx, expandPending+dst.Name)
+	if err := m.cat.SetSetting(ctx, expandClean+dst.Name, src.Name+":"+strings.Join(movingList, ",")); err != nil {
+		return "", err
+	}
+	if err := m.cat.DeleteSetting(ctx, expandPending+dst.Name); err != nil {
+		return "", err
+	}
 	after, err := m.state(ctx)
 	if err == nil {
 		m.refreshCoordinators(&req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}, after, "", "")
@@ -391,6 +417,10 @@ func (m *Manager) expandClean(e *req) error {
 	if err != nil {
 		return err
 	}
+	tables, err := m.distributedTables(e, s)
+	if err != nil {
+		return err
+	}
 	var results []map[string]string
 	for k, v := range set {
 		if !strings.HasPrefix(k, expandClean) {
@@ -417,29 +447,27 @@ func (m *Manager) expandClean(e *req) error {
 			}
 			dropped := 0
 			err = t.exec(e.ctx, func(c *pgx.Conn) error {
-				rows, err := c.Query(e.ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-					WHERE c.relkind = 'r' AND c.relname ~ '_[0-9]+$' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'adb')`)
-				if err != nil {
-					return err
-				}
-				var victims []string
-				for rows.Next() {
-					var nsp, rel string
-					if err := rows.Scan(&nsp, &rel); err != nil {
-						rows.Close()
-						return err
+				// Only shards of distributed tables: <table>_<slot> for a
+				// table the coordinators distribute, never a user table that
+				// merely ends in a number.
+				for _, tbl := range tables {
+					for k := 0; k < slots; k++ {
+						if own[k] {
+							continue
+						}
+						name := pgclient.Ident(tbl[0]) + "." + pgclient.Ident(tbl[1]+"_"+strconv.Itoa(k))
+						var exists bool
+						if err := c.QueryRow(e.ctx, "SELECT to_regclass("+pgclient.Literal(name)+") IS NOT NULL").Scan(&exists); err != nil {
+							return err
+						}
+						if !exists {
+							continue
+						}
+						if _, err := c.Exec(e.ctx, "TRUNCATE "+name); err != nil {
+							return err
+						}
+						dropped++
 					}
-					k, err := strconv.Atoi(rel[strings.LastIndexByte(rel, '_')+1:])
-					if err == nil && k < slots && !own[k] {
-						victims = append(victims, pgclient.Ident(nsp)+"."+pgclient.Ident(rel))
-					}
-				}
-				rows.Close()
-				for _, v := range victims {
-					if _, err := c.Exec(e.ctx, "TRUNCATE "+v); err != nil {
-						return err
-					}
-					dropped++
 				}
 				return nil
 			})
@@ -472,4 +500,37 @@ func (m *Manager) expandStatus(e *req) error {
 	}
 	sort.Slice(results, func(i, j int) bool { return results[i]["nodename"] < results[j]["nodename"] })
 	return writeTable(e.w, nodeResultColumns, results)
+}
+
+// distributedTables lists (schema, table) of every distributed table, from
+// the first coordinator.
+func (m *Manager) distributedTables(e *req, s *cluster.State) ([][2]string, error) {
+	cns := coordinatorsOf(s)
+	if len(cns) == 0 {
+		return nil, fmt.Errorf("no coordinator in the cluster")
+	}
+	ct, err := m.target(s, cns[0])
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]string
+	err = ct.exec(e.ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(e.ctx, `SELECT DISTINCT n.nspname, p.relname FROM pg_partitioned_table pt
+			JOIN pg_class p ON p.oid = pt.partrelid JOIN pg_namespace n ON n.oid = p.relnamespace
+			JOIN pg_inherits i ON i.inhparent = p.oid JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid
+			WHERE pt.partstrat = 'h'`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t [2]string
+			if err := rows.Scan(&t[0], &t[1]); err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

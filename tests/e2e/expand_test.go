@@ -21,6 +21,8 @@ func TestExpand(t *testing.T) {
 	c.mustRows(t, 5*time.Minute, "INIT ALL")
 	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE ev (id int NOT NULL, v text); SELECT adb.create_distributed_table('ev', 'id'); INSERT INTO ev SELECT g, 'x' FROM generate_series(1, 2000) g")
 
+	// A user's own table on the datanode whose name ends like a shard's.
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE note_3 (a int); INSERT INTO note_3 VALUES (1)")
 	c.addNode(t, "datanode master", "dn2", "", "h3", "")
 	rows, notices := c.mustRows(t, 3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn2")
 	if len(rows) != 1 || rows[0][1] != "t" {
@@ -73,6 +75,9 @@ func TestExpand(t *testing.T) {
 	}
 	if total != 2200 {
 		t.Errorf("the shards of both datanodes hold %d rows, want 2200 (no duplicates left)", total)
+	}
+	if v := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM note_3"); v != "1" {
+		t.Errorf("EXPAND CLEAN emptied the user table note_3 on dn1")
 	}
 	rows, _ = c.mustRows(t, time.Minute, "EXPAND CLEAN")
 	if !strings.Contains(fmt.Sprint(rows), "No database need expand clean") {
