@@ -117,9 +117,11 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 		return err
 	}
 	defer cat.Close()
-	if ops, err := cat.Interrupted(ctx); err != nil {
+	ops, err := cat.Interrupted(ctx)
+	if err != nil {
 		return err
-	} else if len(ops) > 0 {
+	}
+	if len(ops) > 0 {
 		log.Warn("operations were interrupted by the previous manager's end; check the cluster with MONITOR ALL", "operations", ops)
 	}
 	clientTLS, err := pki.SetupManager(filepath.Join(dir, "pki"))
@@ -134,17 +136,22 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 	}
 	m := mgr.New(cat, mgr.Options{
 		// bin/adbmgr lives in <adbhome>/bin, like AntDB's layout.
-		InstallDir: filepath.Dir(filepath.Dir(exe)),
-		DataDir:    dir,
-		Agents:     agents,
-		Logger:     log,
+		InstallDir:  filepath.Dir(filepath.Dir(exe)),
+		DataDir:     dir,
+		Interrupted: len(ops) > 0,
+		Agents:      agents,
+		Logger:      log,
 	})
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
 	log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version)
-	go m.Run(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { m.Run(ctx); close(ran) }()
+	// The doctor stops (and finishes what it does) before the catalog closes.
+	defer func() { cancel(); <-ran }()
 	srv := pgwire.New(m, pgwire.Options{Logger: log})
 	err = srv.Serve(ctx, l)
 	log.Info("adbmgr stopped")

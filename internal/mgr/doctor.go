@@ -32,12 +32,26 @@ func (m *Manager) Run(ctx context.Context) {
 	m.doctorMu.Lock()
 	m.bg = ctx
 	m.doctorMu.Unlock()
-	set, err := m.cat.Settings(ctx)
-	if err != nil {
-		m.log.Warn("cannot read the manager's settings", "error", err)
-		return
+	var set map[string]string
+	for {
+		var err error
+		if set, err = m.cat.Settings(ctx); err == nil {
+			break
+		}
+		m.log.Warn("cannot read the manager's settings; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
 	}
-	if set[settingDoctor] == "on" {
+	switch {
+	case set[settingDoctor] != "on":
+	case m.interrupted:
+		// A switch cut off half-way may have left a master stopped on
+		// purpose; the doctor must not restart it before a DBA looked.
+		m.log.Warn("the doctor stays off: operations were interrupted by the previous manager's end; check the cluster, then START DOCTOR")
+	default:
 		m.startDoctor(set)
 	}
 	<-ctx.Done()
@@ -123,6 +137,17 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		if !o.Answering {
 			_, err := d.m.agents.Ping(ctx, h, time.Second)
 			o.AgentUp = err == nil
+			// A postmaster that runs but refuses connections (crash
+			// recovery, too many clients) is not down: neither a restart
+			// nor a failover would help it.
+			if t, terr := d.m.target(s, n); o.AgentUp && terr == nil {
+				cctx, cancel := call(ctx, time.Second)
+				st, serr := t.agent.Status(cctx, t.ref())
+				cancel()
+				if serr == nil && st.Running {
+					o.Answering = true
+				}
+			}
 		}
 		obs[i] = o
 	})
@@ -173,7 +198,8 @@ func (d doctorHands) Failover(ctx context.Context, node string) error {
 	if n.Type == cluster.GtmcoordMaster {
 		kind.Family = parser.Gtmcoord
 	}
-	e := &req{ctx: ctx, sess: &pgwire.Session{User: "adbmgr doctor", Params: map[string]string{}}, w: logWriter{d.m.log}}
+	e := &req{ctx: ctx, sess: &pgwire.Session{User: "adbmgr doctor", Params: map[string]string{"mgr_zone": n.Zone}},
+		w: logWriter{d.m.log}, doctor: true}
 	return d.m.failover(e, &parser.Failover{Kind: kind, Name: parser.Ident{Name: node}})
 }
 

@@ -111,12 +111,22 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	if err != nil {
 		return err
 	}
+	if e.doctor && !old.AllowCure {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "%s was stopped by a DBA meanwhile", old.Name)
+	}
+	// Before it is stopped, the doctor is told to keep off the old master:
+	// restarting it during or after the switch would make two masters.
+	if err := m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = false }); err != nil {
+		return err
+	}
 	stopped, err := m.fence(e, ot)
 	if err != nil {
+		m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = old.AllowCure })
 		journal("failed", "fence", err.Error())
 		return err
 	}
 	revert := func(cause error) error {
+		m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = old.AllowCure })
 		if stopped {
 			if _, err := ot.pgctl(context.WithoutCancel(e.ctx), agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
 				e.w.Notice("WARNING", fmt.Sprintf("could not start the old master %s again: %s", old.Name, agentError(err)))
@@ -546,11 +556,16 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s expected running status is master mode, but actually is not: %s`, old.Name, err)
 	}
 	journal := m.journal(e, "SWITCHOVER "+n.Name)
+	if err := m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = false }); err != nil {
+		return err
+	}
 	if _, err := m.fence(e, ot); err != nil {
+		m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = old.AllowCure })
 		journal("failed", "stop old master", err.Error())
 		return err
 	}
 	revert := func(cause error) error {
+		m.markNodes(e.ctx, []string{old.Name}, func(x *cluster.Node) { x.AllowCure = old.AllowCure })
 		if _, err := ot.pgctl(context.WithoutCancel(e.ctx), agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
 			e.w.Notice("WARNING", fmt.Sprintf("could not start %s again: %s", old.Name, agentError(err)))
 		} else {

@@ -127,6 +127,17 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 	if err := requireLocal(hosts, strings.ToUpper(verb)); err != nil {
 		return err
 	}
+	if !start {
+		// The doctor keeps off nodes a DBA stops — marked before they go
+		// down, so that it never sees them down and still curable.
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.Name)
+		}
+		if err := m.markNodes(e.ctx, names, func(n *cluster.Node) { n.AllowCure = false }); err != nil {
+			return err
+		}
+	}
 	var results []opResult
 	for _, typ := range order {
 		var group []cluster.Node
@@ -183,8 +194,10 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 		}
 	}
 	// The doctor may act on started nodes, not on nodes a DBA stopped.
-	if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = start }); err != nil {
-		return err
+	if start {
+		if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = true }); err != nil {
+			return err
+		}
 	}
 	return writeOpResults(e.w, results)
 }

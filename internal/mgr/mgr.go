@@ -22,6 +22,9 @@ import (
 
 // Options configures a Manager.
 type Options struct {
+	// Interrupted tells that the previous manager left operations
+	// unfinished (the journal's "interrupted" entries).
+	Interrupted bool
 	// DataDir is the manager's data directory (pki/, agents/).
 	DataDir string
 	// Agents reaches the hosts' agents; nil refuses every agent command.
@@ -49,6 +52,10 @@ type Manager struct {
 	// two of them never interleave. LIST and MONITOR never take it.
 	ops chan struct{}
 
+	// interrupted is set at start-up when the journal shows operations the
+	// previous manager did not finish.
+	interrupted bool
+
 	// bg is Run's context; the doctor lives under it.
 	bg         context.Context
 	doctorMu   sync.Mutex
@@ -72,7 +79,7 @@ func New(cat catalog.Catalog, opts Options) *Manager {
 		// Without credentials every agent looks unreachable.
 		agents = agentclient.New(&tls.Config{MinVersion: tls.VersionTLS13})
 	}
-	return &Manager{cat: cat, opts: opts, log: log, agents: agents, ops: make(chan struct{}, 1)}
+	return &Manager{cat: cat, opts: opts, log: log, agents: agents, ops: make(chan struct{}, 1), interrupted: opts.Interrupted}
 }
 
 func resolve(ctx context.Context, name string) (string, error) {
@@ -99,6 +106,8 @@ type req struct {
 	sess *pgwire.Session
 	q    string // the whole query string, for error positions
 	w    pgwire.ResultWriter
+	// doctor is set when the doctor runs the command, not a DBA.
+	doctor bool
 }
 
 // at positions err (if it is a *pgerror.Error without a position) at the
