@@ -47,8 +47,11 @@ fuzz:
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditConf -fuzztime 15s
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditHBA -fuzztime 15s
 
+# LIST NODE over 1,000 nodes (target < 20 ms) and INIT ALL of the demo
+# topology against the sum of its per-node steps.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+	$(GO) test -run '^$$' -bench ListNode -benchtime 50x ./tests/e2e
+	$(GO) test -run '^$$' -bench InitAll -benchtime 1x ./tests/e2e
 
 clean:
 	rm -rf bin demo

@@ -788,11 +788,10 @@ func TestClusterRefusals(t *testing.T) {
 //   - init_ms: wall time of INIT ALL as psql would see it, from the query to
 //     the result.
 //   - sum_steps_ms: the sum over INIT ALL's per-node steps (one NOTICE each)
-//     of how long each step took, measured from the client: the manager
-//     reports the nodes of one stage together when the stage ends, so a
-//     step's duration is taken as the time from the previous burst of
-//     NOTICEs (or the query) to its own NOTICE — an upper bound, exact for
-//     steps run one at a time. It is what a manager doing one node at a time
+//     of how long each step took, measured from the client: a step's
+//     duration is taken as the time from the previous stage's last NOTICE
+//     (or the query) to its own NOTICE — an upper bound, exact for steps
+//     run one at a time. It is what a manager doing one node at a time
 //     would take at best if every node took as long as its stage. The final
 //     synchronous_standby_names phase sends no NOTICE and is only in
 //     init_ms. init_ms well below sum_steps_ms shows that nodes of a stage
