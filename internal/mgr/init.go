@@ -517,6 +517,34 @@ func (m *Manager) configureCoordinator(ctx context.Context, s *cluster.State, c 
 		fmt.Fprintf(&b, "INSERT INTO adb.slot SELECT k, (ARRAY[%s])[k %% %d + 1] FROM generate_series(0, %d) k WHERE NOT EXISTS (SELECT 1 FROM adb.slot);\n",
 			strings.Join(dns, ", "), len(dns), slots-1)
 	}
+	// A server named after a node that is no longer a datanode master (a
+	// failover this coordinator missed while it was down) is renamed after
+	// the master of that node's replication group, so that its foreign
+	// tables and the slot map follow.
+	for _, old := range s.Nodes {
+		if old.Type == cluster.DatanodeMaster || old.Type.Family() != cluster.Datanode {
+			continue
+		}
+		root := old
+		for i := 0; i < len(s.Nodes) && root.Master != ""; i++ {
+			if p, found := s.Node(root.Master); found {
+				root = p
+			} else {
+				break
+			}
+		}
+		if root.Type != cluster.DatanodeMaster || !ok(root) {
+			continue
+		}
+		fmt.Fprintf(&b, `DO $adb$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s)
+	   AND NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[2]s) THEN
+		ALTER SERVER %[3]s RENAME TO %[4]s;
+	END IF;
+	UPDATE adb.slot SET node = %[2]s WHERE node = %[1]s;
+END $adb$;
+`, pgclient.Literal(old.Name), pgclient.Literal(root.Name), pgclient.Ident(old.Name), pgclient.Ident(root.Name))
+	}
 	for _, d := range s.Nodes {
 		if d.Type != cluster.DatanodeMaster || !ok(d) {
 			continue

@@ -198,6 +198,17 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 		if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = true }); err != nil {
 			return err
 		}
+		// A coordinator that was down may have missed a switch: bring its
+		// node list, servers and slot map up to date.
+		ok := func(x cluster.Node) bool { return x.InCluster }
+		for _, name := range done {
+			n, _ := s.Node(name)
+			if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && n.InCluster {
+				if err := m.configureCoordinator(e.ctx, s, n, ok); err != nil {
+					e.w.Notice("WARNING", fmt.Sprintf("could not refresh %s: %s", describeNode(n), err))
+				}
+			}
+		}
 	}
 	return writeOpResults(e.w, results)
 }
