@@ -3,6 +3,7 @@ package mgr
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,8 +194,15 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 	for _, n := range live {
 		var edit []*agentpb.HBALine
 		if drop {
+			// A line another remaining rule still gives this node stays.
+			kept := map[string]bool{}
+			for _, r := range sn.hba {
+				if r.Applies(n) && !slices.Contains(plan.DeleteHBA, r) {
+					kept[r.Line] = true
+				}
+			}
 			for _, r := range plan.DeleteHBA {
-				if r.Applies(n) {
+				if r.Applies(n) && !kept[r.Line] {
 					if l, err := parseHBALine(r.Line); err == nil {
 						edit = append(edit, l)
 					}
