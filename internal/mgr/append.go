@@ -21,9 +21,8 @@ import (
 // coordinator master by a clone of the gtmcoord master, which carries the
 // adb schema and every distributed table's definition.
 func (m *Manager) appendNode(e *req, st *parser.Append) error {
-	if st.Activate || st.Source.Name != "" {
-		return pgerror.NotImplemented("APPEND COORDINATOR … FOR / APPEND ACTIVATE").
-			WithHint("APPEND COORDINATOR MASTER n clones the gtmcoord master and activates it in one step.")
+	if st.Activate {
+		return m.appendActivate(e, st)
 	}
 	unlock, err := m.lockCluster("APPEND")
 	if err != nil {
@@ -68,6 +67,14 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 		if !source.InCluster {
 			return pgerror.New(pgerror.ObjectNotInPrereqState, `the master "%s" of %s is not in the cluster`, n.Master, describeNode(n))
 		}
+	case n.Type == cluster.CoordinatorMaster && st.Source.Name != "":
+		// APPEND COORDINATOR dest FOR src: a streaming copy of src until
+		// APPEND ACTIVATE COORDINATOR dest.
+		src, ok := s.Node(st.Source.Name)
+		if !ok || (src.Type != cluster.CoordinatorMaster && src.Type != cluster.GtmcoordMaster) || !src.InCluster {
+			return pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" does not exist in cluster`, st.Source.Name).At(e.q, st.Source.Pos)
+		}
+		source = src
 	case n.Type == cluster.CoordinatorMaster:
 		source = gtm
 	}
@@ -100,6 +107,14 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 	case n.Type == cluster.DatanodeMaster:
 		if err = m.initStep(e, s, sn, "initdb", n, hba, walseg, st.DataChecksums, noneFailed); err == nil {
 			err = m.initStep(e, s, sn, "start", n, hba, 0, false, noneFailed)
+		}
+	case st.Source.Name != "":
+		err = m.copyCoordinator(e, s, sn, n, source, hba)
+		if err == nil {
+			if err = m.cat.SetSetting(context.WithoutCancel(e.ctx), appendPending+n.Name, source.Name); err == nil {
+				journal("done", "copy", source.Name)
+				return writeNodeResult(e.w, n.Name, true, "streaming from "+source.Name+"; run APPEND ACTIVATE COORDINATOR "+n.Name)
+			}
 		}
 	default:
 		err = m.cloneCoordinator(e, s, sn, n, source, hba)
@@ -302,4 +317,74 @@ func (m *Manager) remove(e *req, st *parser.Remove) error {
 	}
 	m.refreshCoordinators(e2, after, "", "")
 	return e.w.Complete("REMOVE NODE")
+}
+
+// appendPending marks, in the catalog's settings, a coordinator copied with
+// APPEND COORDINATOR dest FOR src and not yet activated: value src.
+const appendPending = "append.coordinator."
+
+// copyCoordinator makes coordinator n a streaming standby of source (the
+// slave path of INIT), to be promoted by APPEND ACTIVATE.
+func (m *Manager) copyCoordinator(e *req, s *cluster.State, sn *snapshot, n, source cluster.Node, hba []cluster.HBALine) error {
+	asSlave := n
+	asSlave.Master = source.Name
+	s2 := &cluster.State{Hosts: s.Hosts, Nodes: append([]cluster.Node(nil), s.Nodes...)}
+	for i := range s2.Nodes {
+		if s2.Nodes[i].Name == n.Name {
+			s2.Nodes[i] = asSlave
+		}
+	}
+	return m.initStep(e, s2, sn, "basebackup", asSlave, hba, 0, false, func(string) bool { return false })
+}
+
+// appendActivate is APPEND ACTIVATE COORDINATOR n: the copy catches up with
+// its source, is promoted and joins the cluster as a coordinator.
+func (m *Manager) appendActivate(e *req, st *parser.Append) error {
+	unlock, err := m.lockCluster("APPEND ACTIVATE")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	set, err := m.cat.Settings(e.ctx)
+	if err != nil {
+		return err
+	}
+	srcName, ok := set[appendPending+st.Name.Name]
+	if !ok {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" was not copied with APPEND COORDINATOR %s FOR …`, st.Name.Name, st.Name.Name).At(e.q, st.Name.Pos)
+	}
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	n, _ := s.Node(st.Name.Name)
+	src, _ := s.Node(srcName)
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	srcT, err := m.target(s, src)
+	if err != nil {
+		return err
+	}
+	if err := m.promote(e, t); err != nil {
+		return err
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	t.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	srcT.exec(ctx, func(c *pgx.Conn) error { return pgclient.DropSlot(ctx, c, n.Name) })
+	if err := m.markNodes(ctx, []string{n.Name}, func(x *cluster.Node) {
+		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
+	}); err != nil {
+		return err
+	}
+	if err := m.cat.DeleteSetting(ctx, appendPending+n.Name); err != nil {
+		return err
+	}
+	after, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	m.refreshCoordinators(&req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}, after, "", "")
+	return writeNodeResult(e.w, n.Name, true, "success")
 }

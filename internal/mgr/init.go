@@ -130,6 +130,10 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 				return pgerror.New(pgerror.ObjectInUse, "cannot INIT ALL while datanode %s is being expanded", strings.TrimPrefix(k, expandPending)).
 					WithHint("Finish with EXPAND ACTIVATE (or CLEAN the new datanode) first.")
 			}
+			if strings.HasPrefix(k, appendPending) {
+				return pgerror.New(pgerror.ObjectInUse, "cannot INIT ALL while coordinator %s is a copy waiting for APPEND ACTIVATE", strings.TrimPrefix(k, appendPending)).
+					WithHint("Run APPEND ACTIVATE COORDINATOR %s first.", strings.TrimPrefix(k, appendPending))
+			}
 		}
 	}
 	stages, err := cluster.PlanInit(s)

@@ -286,9 +286,6 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		}
 		return nil, nil
 	case *parser.Append:
-		if st.Activate || st.Source.Name != "" {
-			return nil, nil
-		}
 		return nodeResultColumns, nil
 	case *parser.ShowParam:
 		return showParamColumns, nil

@@ -76,6 +76,34 @@ func TestAppendRemove(t *testing.T) {
 		}
 	})
 
+	t.Run("AppendCoordinatorForActivate", func(t *testing.T) {
+		c.addNode(t, "coordinator master", "cn3", "", "h1", "")
+		rows, notices := c.mustRows(t, 3*time.Minute, "APPEND COORDINATOR cn3 FOR cn1")
+		if len(rows) != 1 || rows[0][0] != "cn3" || rows[0][1] != "t" {
+			t.Fatalf("APPEND … FOR rows = %q\n%s", rows, notices)
+		}
+		if v := c.nodeValue(t, c.node("cn3"), "SELECT pg_is_in_recovery()"); v != "t" {
+			t.Errorf("cn3 is not a streaming copy of cn1 before ACTIVATE")
+		}
+		rows, _ = c.mustRows(t, time.Minute, "LIST NODE (initialized, incluster) cn3")
+		if fmt.Sprint(rows) != "[[t f]]" {
+			t.Errorf("LIST NODE cn3 before ACTIVATE = %q", rows)
+		}
+		rows, notices = c.mustRows(t, 3*time.Minute, "APPEND ACTIVATE COORDINATOR cn3")
+		if fmt.Sprint(rows) != "[[cn3 t success]]" {
+			t.Fatalf("APPEND ACTIVATE rows = %q\n%s", rows, notices)
+		}
+		if v := c.nodeValue(t, c.node("cn3"), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("cn3 is still a standby after ACTIVATE")
+		}
+		if v := c.nodeValue(t, c.node("cn3"), "SELECT count(*) FROM items"); v != "101" {
+			t.Errorf("items from cn3: %s rows", v)
+		}
+		if _, stderr, err := c.psqlRows(time.Minute, "APPEND ACTIVATE COORDINATOR cn3"); err == nil || !strings.Contains(stderr, "was not copied") {
+			t.Errorf("APPEND ACTIVATE twice: %v\n%s", err, stderr)
+		}
+	})
+
 	t.Run("Remove", func(t *testing.T) {
 		if _, stderr, err := c.psqlRows(time.Minute, "REMOVE DATANODE SLAVE dn1s"); err == nil || !strings.Contains(stderr, "is running, stop it first") {
 			t.Errorf("REMOVE of a running node: %v\n%s", err, stderr)
