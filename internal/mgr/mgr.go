@@ -232,9 +232,16 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
-		if st.What == "param" {
+		switch st.What {
+		case "param":
 			return m.flushParam(e)
+		case "readonly slave":
+			return m.flushReadonly(e)
 		}
+	case *parser.ShowBoottime:
+		return m.showBoottime(e, st)
+	case *parser.Checkout:
+		return m.checkout(e)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -287,6 +294,10 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return nil, nil
 	case *parser.Append:
 		return nodeResultColumns, nil
+	case *parser.ShowBoottime:
+		return boottimeColumns, nil
+	case *parser.Checkout:
+		return cleanColumns, nil
 	case *parser.ShowParam:
 		return showParamColumns, nil
 	case *parser.MonitorHA:

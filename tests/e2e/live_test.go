@@ -48,6 +48,23 @@ func TestLiveChanges(t *testing.T) {
 		return out
 	}
 
+	t.Run("BoottimeCheckoutFlush", func(t *testing.T) {
+		rows, _ := c.mustRows(t, time.Minute, "SHOW BOOTTIME ALL")
+		if len(rows) != 5 {
+			t.Fatalf("SHOW BOOTTIME ALL = %q", rows)
+		}
+		for _, r := range rows {
+			if r[2] != "t" || r[5] == "" {
+				t.Errorf("SHOW BOOTTIME row %q: want running with a boot time", r)
+			}
+		}
+		rows, _ = c.mustRows(t, time.Minute, "CHECKOUT DATANODE SLAVE STATUS")
+		if fmt.Sprint(rows) != "[[dn1s datanode slave t running as a standby] [dn1p datanode slave t running as a standby]]" {
+			t.Errorf("CHECKOUT DATANODE SLAVE STATUS = %q", rows)
+		}
+		c.mustRows(t, time.Minute, "FLUSH READONLY SLAVE")
+	})
+
 	t.Run("AlterSyncState", func(t *testing.T) {
 		wantReplication(t, map[string]string{"dn1s": "sync", "dn1p": "potential"})
 		_, notices := c.mustRows(t, time.Minute, "ALTER DATANODE SLAVE dn1p (SYNC_STATE=sync)")

@@ -1,0 +1,94 @@
+package mgr
+
+import (
+	"context"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+var boottimeColumns = []pgwire.Column{
+	{Name: "nodename", TypeOID: pgwire.OIDName},
+	{Name: "nodetype", TypeOID: pgwire.OIDText},
+	{Name: "status", TypeOID: pgwire.OIDBool},
+	{Name: "description", TypeOID: pgwire.OIDText},
+	{Name: "host", TypeOID: pgwire.OIDText},
+	{Name: "boot time", TypeOID: pgwire.OIDText},
+}
+
+// showBoottime is SHOW BOOTTIME [ALL] and its per-type forms: MONITOR's
+// probe, fewer columns.
+func (m *Manager) showBoottime(e *req, st *parser.ShowBoottime) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := selectTargets(e, s, st.Target)
+	if err != nil {
+		return err
+	}
+	cluster.SortForList(nodes)
+	rows := make([]map[string]string, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		h, _ := s.Host(n.Host)
+		probe := map[string]string{"status": "f"}
+		desc := m.probe(e.ctx, s, n, probe)
+		rows[i] = map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": probe["status"],
+			"description": desc, "host": h.Address, "boot time": probe["boot time"]}
+	})
+	return writeTable(e.w, boottimeColumns, rows)
+}
+
+// checkout is CHECKOUT DATANODE SLAVE STATUS: whether every datanode slave
+// in the cluster runs as a standby.
+func (m *Manager) checkout(e *req) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	var slaves []cluster.Node
+	for _, n := range s.Nodes {
+		if n.Type == cluster.DatanodeSlave && n.InCluster {
+			slaves = append(slaves, n)
+		}
+	}
+	cluster.SortForList(slaves)
+	rows := make([]map[string]string, len(slaves))
+	parallel(len(slaves), func(i int) {
+		n := slaves[i]
+		h, _ := s.Host(n.Host)
+		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "f"}
+		rows[i] = row
+		conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+		if err != nil {
+			row["description"] = "not running"
+			return
+		}
+		defer conn.Close(context.WithoutCancel(e.ctx))
+		st, err := pgclient.NodeStatus(e.ctx, conn)
+		switch {
+		case err != nil:
+			row["description"] = err.Error()
+		case !st.Recovery:
+			row["description"] = "runs as a primary, not as a standby"
+		default:
+			row["status"], row["description"] = "t", "running as a standby"
+		}
+	})
+	return writeTable(e.w, cleanColumns, rows)
+}
+
+// flushReadonly is FLUSH READONLY SLAVE: refresh every coordinator's
+// servers (a read-only coordinator's point at datanode slaves).
+func (m *Manager) flushReadonly(e *req) error {
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	m.refreshCoordinators(e, s, "", "")
+	return e.w.Complete("FLUSH READONLY SLAVE")
+}
