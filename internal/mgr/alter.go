@@ -65,7 +65,6 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 	if err != nil {
 		return err
 	}
-	inCluster := func(x cluster.Node) bool { return x.InCluster }
 	if slices.Contains(plan.Live, "sync_state") {
 		master, _ := after.Node(n.Master)
 		if err := m.pushSyncNames(e, after, master, inCluster, false); err != nil {

@@ -129,13 +129,12 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 	}); err != nil {
 		return err
 	}
-	ctx := context.WithoutCancel(e.ctx)
-	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
+	e2 := e.detached()
+	ctx := e2.ctx
 	after, err := m.state(ctx)
 	if err != nil {
 		return err
 	}
-	inCluster := func(x cluster.Node) bool { return x.InCluster }
 	if !n.Type.IsMaster() {
 		p, _ := after.Node(n.Master)
 		if err := m.pushSyncNames(e2, after, p, inCluster, true); err != nil {
@@ -296,9 +295,7 @@ func (m *Manager) remove(e *req, st *parser.Remove) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.WithoutCancel(e.ctx)
-	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
-	inCluster := func(x cluster.Node) bool { return x.InCluster }
+	e2 := e.detached()
 	done := map[string]bool{}
 	for _, n := range nodes {
 		if n.Type.IsMaster() || done[n.Master] {

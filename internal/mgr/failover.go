@@ -163,21 +163,13 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 		return revert(err)
 	}
 	journal("running", "promote "+cand.Name, "")
-	if err := m.promote(e, nt); err != nil {
-		if errors.Is(err, errUnclearPromotion) {
-			journal("failed", "promote", err.Error())
-			return err
-		}
-		return revert(err)
+	if err := m.takeOver(e, nt, journal, revert); err != nil {
+		return err
 	}
-	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", cand.Name))
 	// From here on the switch is done: the rest is finished even if the
 	// statement is cancelled, and problems are reported, not reverted.
-	ctx := context.WithoutCancel(e.ctx)
-	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
-	// A primary keeps the recovery settings it had as a standby; they would
-	// point it at the old master if it were ever made a standby by hand.
-	nt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	e2 := e.detached()
+	ctx := e2.ctx
 	planFailover := func(s *cluster.State, o, n string) cluster.Plan { return cluster.PlanFailover(s, o, n, cand.Lost...) }
 	if err := m.switchCatalog(ctx, old.Name, cand.Name, planFailover); err != nil {
 		journal("failed", "catalog", err.Error())
@@ -190,7 +182,6 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	}
 	newMaster, _ := after.Node(cand.Name)
 	m.follow(e2, after, newMaster, cand)
-	inCluster := func(n cluster.Node) bool { return n.InCluster }
 	if err := m.pushSyncNames(e2, after, newMaster, inCluster, false); err != nil {
 		e.w.Notice("WARNING", err.Error())
 	}
@@ -431,13 +422,12 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	}); err != nil {
 		return err
 	}
-	ctx := context.WithoutCancel(e.ctx)
-	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
+	e2 := e.detached()
+	ctx := e2.ctx
 	after, err := m.state(ctx)
 	if err != nil {
 		return err
 	}
-	inCluster := func(x cluster.Node) bool { return x.InCluster }
 	p, _ := after.Node(parent.Name)
 	if err := m.pushSyncNames(e2, after, p, inCluster, true); err != nil {
 		e.w.Notice("WARNING", err.Error())
@@ -615,17 +605,11 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	if !caught {
 		return revert(pgerror.New(pgerror.ObjectNotInPrereqState, "check %s and %s have the same xlog position failed", old.Name, n.Name))
 	}
-	if err := m.promote(e, nt); err != nil {
-		if errors.Is(err, errUnclearPromotion) {
-			journal("failed", "promote", err.Error())
-			return err
-		}
-		return revert(err)
+	if err := m.takeOver(e, nt, journal, revert); err != nil {
+		return err
 	}
-	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", n.Name))
-	ctx := context.WithoutCancel(e.ctx)
-	e2 := &req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}
-	nt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	e2 := e.detached()
+	ctx := e2.ctx
 	if err := m.switchCatalog(ctx, old.Name, n.Name, cluster.PlanSwitchover); err != nil {
 		journal("failed", "catalog", err.Error())
 		return pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", n.Name, err)
@@ -675,7 +659,6 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 		}
 	}
 	m.follow(e2, after, newMaster, cluster.Candidate{Name: n.Name, Followers: followers})
-	inCluster := func(x cluster.Node) bool { return x.InCluster }
 	if err := m.pushSyncNames(e2, after, newMaster, inCluster, true); err != nil {
 		e.w.Notice("WARNING", err.Error())
 	}
@@ -715,3 +698,20 @@ func (m *Manager) promote(e *req, t target) error {
 // errUnclearPromotion marks a promotion whose outcome is unknown: the
 // switch stops and nothing is reverted.
 var errUnclearPromotion = errors.New("unclear promotion")
+
+// takeOver promotes the new master of a switch. A failure that leaves it a
+// standby is reverted; an unclear one is not (see promote). A primary keeps
+// the recovery settings it had as a standby; they are removed, as they would
+// point it at the old master if it were ever made a standby by hand.
+func (m *Manager) takeOver(e *req, nt target, journal func(status, step, detail string), revert func(error) error) error {
+	if err := m.promote(e, nt); err != nil {
+		if errors.Is(err, errUnclearPromotion) {
+			journal("failed", "promote", err.Error())
+			return err
+		}
+		return revert(err)
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", nt.n.Name))
+	nt.setConf(context.WithoutCancel(e.ctx), true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	return nil
+}
