@@ -3,6 +3,7 @@ package mgr
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
@@ -29,23 +30,33 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 		return err
 	}
 	defer unlock()
-	walseg, err := walSegSize(e.q, st.Options)
+	desc, err := m.appendOne(e, st)
 	if err != nil {
 		return err
 	}
+	return writeNodeResult(e.w, st.Name.Name, true, desc)
+}
+
+// appendOne does APPEND of one node, under the caller's cluster lock, and
+// returns the result row's description.
+func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
+	walseg, err := walSegSize(e.q, st.Options)
+	if err != nil {
+		return "", err
+	}
 	sn, err := m.snapshot(e.ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	s := sn.s
 	want := nodeType(st.Kind)
 	n, ok := s.Node(st.Name.Name)
 	if !ok || n.Type != want {
-		return pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist in the node table`, want, st.Name.Name).
+		return "", pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist in the node table`, want, st.Name.Name).
 			WithHint("ADD the node first.").At(e.q, st.Name.Pos)
 	}
 	if n.InCluster {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s already exists in cluster`, describeNode(n)).At(e.q, st.Name.Pos)
+		return "", pgerror.New(pgerror.ObjectNotInPrereqState, `%s already exists in cluster`, describeNode(n)).At(e.q, st.Name.Pos)
 	}
 	var gtm cluster.Node
 	for _, x := range s.Nodes {
@@ -54,25 +65,25 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 		}
 	}
 	if gtm.Name == "" {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "gtm master is not initialized").WithHint("Run INIT ALL first.")
+		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "gtm master is not initialized").WithHint("Run INIT ALL first.")
 	}
 	t, err := m.target(s, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var source cluster.Node
 	switch {
 	case !n.Type.IsMaster():
 		source, _ = s.Node(n.Master)
 		if !source.InCluster {
-			return pgerror.New(pgerror.ObjectNotInPrereqState, `the master "%s" of %s is not in the cluster`, n.Master, describeNode(n))
+			return "", pgerror.New(pgerror.ObjectNotInPrereqState, `the master "%s" of %s is not in the cluster`, n.Master, describeNode(n))
 		}
 	case n.Type == cluster.CoordinatorMaster && st.Source.Name != "":
 		// APPEND COORDINATOR dest FOR src: a streaming copy of src until
 		// APPEND ACTIVATE COORDINATOR dest.
 		src, ok := s.Node(st.Source.Name)
 		if !ok || (src.Type != cluster.CoordinatorMaster && src.Type != cluster.GtmcoordMaster) || !src.InCluster {
-			return pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" does not exist in cluster`, st.Source.Name).At(e.q, st.Source.Pos)
+			return "", pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" does not exist in cluster`, st.Source.Name).At(e.q, st.Source.Pos)
 		}
 		source = src
 	case n.Type == cluster.CoordinatorMaster:
@@ -84,19 +95,19 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 		hosts = append(hosts, sh)
 	}
 	if err := requireLocal(hosts, "APPEND"); err != nil {
-		return err
+		return "", err
 	}
 	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{n}}}); err != nil {
-		return err
+		return "", err
 	}
 	if source.Name != "" && !pgclient.Ping(hosts[1].Address, source.Port, 2*time.Second) {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running, so you can't perform the current operation.`, describeNode(source))
+		return "", pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running, so you can't perform the current operation.`, describeNode(source))
 	}
 	journal := m.journal(e, "APPEND "+n.Name)
 	// The running nodes must trust the new node's host before it connects.
 	managerIP, err := pgclient.ManagerIP(t.h.Address)
 	if err != nil {
-		return err
+		return "", err
 	}
 	hba := cluster.HBALines(s, managerIP)
 	m.refreshHBA(e, s, hba)
@@ -113,7 +124,7 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 		if err == nil {
 			if err = m.cat.SetSetting(context.WithoutCancel(e.ctx), appendPending+n.Name, source.Name); err == nil {
 				journal("done", "copy", source.Name)
-				return writeNodeResult(e.w, n.Name, true, "streaming from "+source.Name+"; run APPEND ACTIVATE COORDINATOR "+n.Name)
+				return "streaming from " + source.Name + "; run APPEND ACTIVATE COORDINATOR " + n.Name, nil
 			}
 		}
 	default:
@@ -121,19 +132,19 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 	}
 	if err != nil {
 		journal("failed", "init", err.Error())
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "APPEND %s failed: %s", n.Name, err).
+		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "APPEND %s failed: %s", n.Name, err).
 			WithHint("Fix the cause; CLEAN the node if its directory is not empty, then APPEND it again.")
 	}
 	if err := m.markNodes(e.ctx, []string{n.Name}, func(x *cluster.Node) {
 		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
 	}); err != nil {
-		return err
+		return "", err
 	}
 	e2 := e.detached()
 	ctx := e2.ctx
 	after, err := m.state(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !n.Type.IsMaster() {
 		p, _ := after.Node(n.Master)
@@ -143,7 +154,7 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 	}
 	m.refreshCoordinators(e2, after, "", "")
 	journal("done", "end", "")
-	return writeNodeResult(e.w, n.Name, true, "success")
+	return "success", nil
 }
 
 // refreshHBA adds the manager's pg_hba.conf lines to every node of the
@@ -384,4 +395,51 @@ func (m *Manager) appendActivate(e *req, st *parser.Append) error {
 	}
 	m.refreshCoordinators(&req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}, after, "", "")
 	return writeNodeResult(e.w, n.Name, true, "success")
+}
+
+// zoneInit is ZONE INIT z (reference §4.16): every slave of zone z not yet
+// in the cluster joins it, as APPEND would, parents before their cascades.
+// Masters are not made here: a zone's masters come with INIT ALL.
+func (m *Manager) zoneInit(e *req, st *parser.Zone) error {
+	unlock, err := m.lockCluster("ZONE INIT")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	var todo []cluster.Node
+	for _, n := range s.Nodes {
+		if n.Zone == st.Zone.Name && !n.InCluster && !n.Type.IsMaster() {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `zone "%s" has no slave waiting to join the cluster`, st.Zone.Name).At(e.q, st.Zone.Pos)
+	}
+	sort.SliceStable(todo, func(i, j int) bool { return s.Depth(todo[i]) < s.Depth(todo[j]) })
+	var rows []map[string]string
+	for _, n := range todo {
+		kind := parser.NodeKind{Role: parser.Slave}
+		switch n.Type.Family() {
+		case cluster.Gtmcoord:
+			kind.Family = parser.Gtmcoord
+		case cluster.Coordinator:
+			kind.Family = parser.Coordinator
+		default:
+			kind.Family = parser.Datanode
+		}
+		desc, err := m.appendOne(e, &parser.Append{Kind: kind, Name: parser.Ident{Name: n.Name}})
+		ok := err == nil
+		if err != nil {
+			desc = err.Error()
+		}
+		rows = append(rows, map[string]string{"nodename": n.Name, "status": boolText(ok), "description": desc})
+		if !ok {
+			break // its cascades need it
+		}
+	}
+	return writeTable(e.w, nodeResultColumns, rows)
 }

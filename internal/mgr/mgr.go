@@ -229,6 +229,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.doctorCommand(e, st)
 	case *parser.Expand:
 		return m.expand(e, st)
+	case *parser.Zone:
+		if st.Action == "init" {
+			return m.zoneInit(e, st)
+		}
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
@@ -296,6 +300,11 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return nodeResultColumns, nil
 	case *parser.ShowBoottime:
 		return boottimeColumns, nil
+	case *parser.Zone:
+		if st.Action == "init" {
+			return nodeResultColumns, nil
+		}
+		return nil, nil
 	case *parser.Checkout:
 		return cleanColumns, nil
 	case *parser.ShowParam:

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,25 @@ func TestAppendRemove(t *testing.T) {
 		}
 		if _, stderr, err := c.psqlRows(time.Minute, "APPEND ACTIVATE COORDINATOR cn3"); err == nil || !strings.Contains(stderr, "was not copied") {
 			t.Errorf("APPEND ACTIVATE twice: %v\n%s", err, stderr)
+		}
+	})
+
+	t.Run("ZoneInit", func(t *testing.T) {
+		// A slave in a second zone (async, as a foreign-zone slave is),
+		// brought into the cluster by ZONE INIT.
+		n := nodeSpec{Name: "dn2z", Type: "datanode slave", Master: "dn2", Host: "h1", Port: freePortOn(t, c.host("h1").Addr),
+			Path: filepath.Join(c.Dir, "dn2z"), Sync: "async"}
+		c.M.MustExec(t, fmt.Sprintf("ADD DATANODE SLAVE dn2z FOR dn2 (HOST=h1, PORT=%d, PATH='%s', ZONE=z2)", n.Port, n.Path))
+		c.Nodes = append(c.Nodes, n)
+		rows, notices := c.mustRows(t, 3*time.Minute, "ZONE INIT z2")
+		if fmt.Sprint(rows) != "[[dn2z t success]]" {
+			t.Fatalf("ZONE INIT rows = %q\n%s", rows, notices)
+		}
+		if v := c.nodeValue(t, c.node("dn2"), "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'dn2z'"); v != "async" {
+			t.Errorf("dn2z on dn2's pg_stat_replication: %q", v)
+		}
+		if _, stderr, err := c.psqlRows(time.Minute, "ZONE INIT z2"); err == nil || !strings.Contains(stderr, "no slave waiting") {
+			t.Errorf("ZONE INIT with nothing to do: %v\n%s", err, stderr)
 		}
 	})
 
