@@ -248,6 +248,16 @@ func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 	return writeHostResults(e.w, res)
 }
 
+// requireAgent refuses a command that needs h's agent when it does not
+// answer, before anything is touched.
+func (m *Manager) requireAgent(ctx context.Context, h cluster.Host) error {
+	if _, err := m.agents.Ping(ctx, h, pingTimeout); err != nil {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, h.Name).
+			WithHint("Run START AGENT %s first.", h.Name)
+	}
+	return nil
+}
+
 func (m *Manager) monitorAgent(e *req, st *parser.MonitorAgent) error {
 	hosts, err := m.targetHosts(e, st.Target)
 	if err != nil {

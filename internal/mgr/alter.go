@@ -108,8 +108,8 @@ func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) e
 	if pgclient.Ping(t.h.Address, port, time.Second) {
 		return pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use`, port, t.h.Name, t.h.Address)
 	}
-	if _, err := m.agents.Ping(e.ctx, t.h, pingTimeout); err != nil {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, t.h.Name).WithHint("Run START AGENT %s first.", t.h.Name)
+	if err := m.requireAgent(e.ctx, t.h); err != nil {
+		return err
 	}
 	st, err := statusOf(e, t)
 	if err != nil {

@@ -360,8 +360,8 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	if err := requireLocal([]cluster.Host{t.h, pt.h}, "REWIND"); err != nil {
 		return err
 	}
-	if _, err := m.agents.Ping(e.ctx, t.h, pingTimeout); err != nil {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, t.h.Name).WithHint("Run START AGENT %s first.", t.h.Name)
+	if err := m.requireAgent(e.ctx, t.h); err != nil {
+		return err
 	}
 	pconn, err := pt.sql(e.ctx)
 	if err != nil {

@@ -183,8 +183,8 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 	}
 	for _, n := range live {
 		h, _ := s.Host(n.Host)
-		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
-			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, h.Name).WithHint("Run START AGENT %s first.", h.Name)
+		if err := m.requireAgent(e.ctx, h); err != nil {
+			return err
 		}
 	}
 	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {

@@ -35,6 +35,15 @@ type opResult struct {
 	desc     string
 }
 
+// notice reports r as a NOTICE, or a WARNING when it failed.
+func (r opResult) notice(w pgwire.ResultWriter) {
+	sev := "NOTICE"
+	if !r.ok {
+		sev = "WARNING"
+	}
+	w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
+}
+
 func writeOpResults(w pgwire.ResultWriter, res []opResult) error {
 	rows := make([]map[string]string, len(res))
 	for i, r := range res {
@@ -163,15 +172,9 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		results []opResult
 		failed  = map[string]bool{}
 	)
-	// note reports a finished step at once (the writer is safe for
+	// Each finished step is reported at once (the writer is safe for
 	// concurrent use), so progress shows while the stage's other nodes work.
-	note := func(r opResult) {
-		sev := "NOTICE"
-		if !r.ok {
-			sev = "WARNING"
-		}
-		e.w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
-	}
+	note := func(r opResult) { r.notice(e.w) }
 	record := func(r opResult) {
 		mu.Lock()
 		defer mu.Unlock()

@@ -179,11 +179,7 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 			}
 		})
 		for _, r := range res {
-			if r.ok {
-				e.w.Notice("NOTICE", fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
-			} else {
-				e.w.Notice("WARNING", fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
-			}
+			r.notice(e.w)
 		}
 		results = append(results, res...)
 	}
@@ -228,13 +224,23 @@ var monitorColumns = []pgwire.Column{
 // monitor shows whether each node runs, in LIST NODE's order. It takes no
 // lock: it must answer while a long operation runs.
 func (m *Manager) monitor(e *req, st *parser.Monitor) error {
-	s, err := m.state(e.ctx)
+	rows, err := m.monitorRows(e, st.Target)
 	if err != nil {
 		return err
 	}
-	nodes, err := selectTargets(e, s, st.Target)
+	return writeTable(e.w, monitorColumns, rows)
+}
+
+// monitorRows probes the targeted nodes in parallel, one row each (keyed by
+// MONITOR's column names), in LIST NODE's order.
+func (m *Manager) monitorRows(e *req, t parser.NodeTarget) ([]map[string]string, error) {
+	s, err := m.state(e.ctx)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	nodes, err := selectTargets(e, s, t)
+	if err != nil {
+		return nil, err
 	}
 	cluster.SortForList(nodes)
 	rows := make([]map[string]string, len(nodes))
@@ -246,7 +252,7 @@ func (m *Manager) monitor(e *req, st *parser.Monitor) error {
 		rows[i] = row
 		row["description"] = m.probe(e.ctx, s, n, row)
 	})
-	return writeTable(e.w, monitorColumns, rows)
+	return rows, nil
 }
 
 // probe fills a MONITOR row for n and returns its description.
@@ -416,9 +422,8 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		return err
 	}
 	for _, h := range hosts {
-		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
-			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running`, h.Name).
-				WithHint("Run START AGENT %s first.", h.Name)
+		if err := m.requireAgent(e.ctx, h); err != nil {
+			return err
 		}
 	}
 	rows := make([]map[string]string, len(nodes))

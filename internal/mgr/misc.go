@@ -20,26 +20,12 @@ var boottimeColumns = []pgwire.Column{
 }
 
 // showBoottime is SHOW BOOTTIME [ALL] and its per-type forms: MONITOR's
-// probe, fewer columns.
+// rows, fewer columns.
 func (m *Manager) showBoottime(e *req, st *parser.ShowBoottime) error {
-	s, err := m.state(e.ctx)
+	rows, err := m.monitorRows(e, st.Target)
 	if err != nil {
 		return err
 	}
-	nodes, err := selectTargets(e, s, st.Target)
-	if err != nil {
-		return err
-	}
-	cluster.SortForList(nodes)
-	rows := make([]map[string]string, len(nodes))
-	parallel(len(nodes), func(i int) {
-		n := nodes[i]
-		h, _ := s.Host(n.Host)
-		probe := map[string]string{"status": "f"}
-		desc := m.probe(e.ctx, s, n, probe)
-		rows[i] = map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": probe["status"],
-			"description": desc, "host": h.Address, "boot time": probe["boot time"]}
-	})
 	return writeTable(e.w, boottimeColumns, rows)
 }
 
