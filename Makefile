@@ -41,11 +41,14 @@ unit:
 e2e: build
 	$(GO) test -count=1 ./tests/...
 
-# The parser for FUZZTIME (the issue's 60 s), the agent's file editors briefly.
+# The parser for FUZZTIME (the issue's 60 s), the agent's file editors and the
+# wire server's startup and SCRAM exchange briefly.
 fuzz:
 	$(GO) test ./internal/parser -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditConf -fuzztime 15s
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditHBA -fuzztime 15s
+	$(GO) test ./internal/pgwire -run '^$$' -fuzz FuzzStartup -fuzztime 10s
+	$(GO) test ./internal/pgwire -run '^$$' -fuzz FuzzAuthExchange -fuzztime 10s
 
 # LIST NODE over 1,000 nodes (target < 20 ms) and INIT ALL of the demo
 # topology against the sum of its per-node steps.

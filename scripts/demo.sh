@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DEMO=$ROOT/demo
 PORT=${ADBMGR_PORT:-6432}
-PSQL=(psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
+# The manager's Unix socket lives in its data directory; peer authentication
+# lets root and the directory's owner in (TCP clients need a password).
+PSQL=(psql -X -v ON_ERROR_STOP=1 -h "$DEMO/mgr" -p "$PORT" -U postgres -d postgres)
 
 stop() {
 	if [ -f "$DEMO/mgr.pid" ] && kill -0 "$(cat "$DEMO/mgr.pid")" 2>/dev/null; then
@@ -35,6 +37,9 @@ if [ -d "$DEMO/data" ]; then
 fi
 mkdir -p "$DEMO"
 chmod 0755 "$DEMO"
+if [ ! -f "$DEMO/mgr/catalog.db" ]; then
+	bin/adbmgr init -D "$DEMO/mgr" -U postgres
+fi
 bin/adbmgr start -D "$DEMO/mgr" --listen "127.0.0.1:$PORT" >"$DEMO/mgr.log" 2>&1 &
 echo $! >"$DEMO/mgr.pid"
 for _ in $(seq 50); do
@@ -72,7 +77,8 @@ psql -X -h 127.0.0.3 -p 5432 -U postgres -d postgres -c "SELECT count(*), sum(am
 cat <<EOF2
 
 The demo cluster runs.
-  manager:      psql -h 127.0.0.1 -p $PORT -U postgres -d postgres   (try LIST NODE; MONITOR ALL; HELP)
+  manager:      psql -h $DEMO/mgr -p $PORT -U postgres -d postgres   (as root: peer authentication; try LIST NODE; MONITOR ALL; HELP)
+                over TCP: set a password first (ALTER USER postgres PASSWORD '...'), then psql -h 127.0.0.1 -p $PORT -U postgres
   coordinator:  psql -h 127.0.0.2 -p 5432 -U postgres -d postgres   (SELECT count(*) FROM demo_orders)
   datanode dn1: psql -h 127.0.0.3 -p 15432 -U postgres -d postgres
 Stop it with: make demo-stop

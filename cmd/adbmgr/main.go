@@ -1,8 +1,8 @@
 // Command adbmgr is the cluster manager: DBAs connect to it with psql and
 // manage hosts, nodes and the cluster with AntDB's command set.
 //
-//	adbmgr init -D DIR
-//	adbmgr start -D DIR [--listen 127.0.0.1:6432]
+//	adbmgr init -D DIR [--auth-local peer|trust] [--auth-host scram-sha-256|trust] [--pwfile F] [-U name]
+//	adbmgr start -D DIR [--listen 127.0.0.1:6432] [--socket-dir DIR] [--ssl-cert F --ssl-key F]
 //	adbmgr version
 package main
 
@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/adbmgr/adbmgr/internal/access"
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/mgr"
@@ -42,9 +43,18 @@ func main() {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  adbmgr init -D DIR                        create the manager's data directory
-  adbmgr start -D DIR [--listen ADDR:PORT]  run the manager in the foreground (default `+DefaultListen+`)
-  adbmgr version                            print the version
+  adbmgr init -D DIR [options]   create the manager's data directory
+      --auth-local peer|trust           Unix socket clients (default peer: root and DIR's owner)
+      --auth-host scram-sha-256|trust   TCP clients (default scram-sha-256)
+      --pwfile FILE                     the superuser's password (first line of FILE)
+      -U NAME                           the superuser's name (default postgres)
+  adbmgr start -D DIR [options]  run the manager in the foreground
+      --listen ADDR:PORT                TCP address (default `+DefaultListen+`)
+      --socket-dir DIR                  Unix socket directory (default: the data directory; "" for none)
+      --ssl-cert FILE --ssl-key FILE    TLS pair offered to clients (default: issued by the manager's CA)
+  adbmgr version                 print the version
+
+Connect with psql -h DIR -p PORT -U postgres (peer) or psql -h 127.0.0.1 -p PORT -U postgres (password).
 `)
 }
 
@@ -57,6 +67,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("D", os.Getenv("ADBMGR_DATA"), "manager data directory")
 	listen := fs.String("listen", DefaultListen, "address and port to listen on")
+	var initOpts access.InitOptions
+	var pwfile, socketDir, sslCert, sslKey string
+	socketDirSet := false
+	if args[0] == "init" {
+		fs.StringVar(&initOpts.AuthLocal, "auth-local", "peer", "authentication of Unix socket clients: peer or trust")
+		fs.StringVar(&initOpts.AuthHost, "auth-host", "scram-sha-256", "authentication of TCP clients: scram-sha-256 or trust")
+		fs.StringVar(&pwfile, "pwfile", "", "file whose first line is the superuser's password")
+		fs.StringVar(&initOpts.Superuser, "U", access.DefaultSuperuser, "name of the superuser")
+	} else {
+		fs.Func("socket-dir", "Unix socket directory (default: the data directory; empty for none)", func(v string) error {
+			socketDir, socketDirSet = v, true
+			return nil
+		})
+		fs.StringVar(&sslCert, "ssl-cert", "", "TLS certificate offered to clients")
+		fs.StringVar(&sslKey, "ssl-key", "", "TLS key of --ssl-cert")
+	}
 	switch args[0] {
 	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version, catalog.Version)
@@ -83,17 +109,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if args[0] == "init" {
-		return initDir(ctx, abs, stdout)
+		if pwfile != "" {
+			pw, err := access.ReadPasswordFile(pwfile)
+			if err != nil {
+				return err
+			}
+			initOpts.Password = pw
+		}
+		return initDir(ctx, abs, initOpts, stdout)
 	}
-	return start(ctx, abs, *listen, log)
+	if !socketDirSet {
+		socketDir = abs
+	}
+	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey}, log)
 }
 
-func initDir(ctx context.Context, dir string, stdout io.Writer) error {
+func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Writer) error {
 	if _, err := os.Stat(filepath.Join(dir, catalog.FileName)); err == nil {
 		return fmt.Errorf("%s is already initialised", dir)
 	}
 	cat, err := catalog.Open(ctx, dir)
 	if err != nil {
+		return err
+	}
+	if err := access.Init(ctx, dir, cat, o); err != nil {
+		cat.Close()
 		return err
 	}
 	if err := cat.Close(); err != nil {
@@ -103,10 +143,22 @@ func initDir(ctx context.Context, dir string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "adbmgr data directory initialised in %s\n", dir)
+	if o.AuthLocal == "trust" || o.AuthHost == "trust" {
+		fmt.Fprintf(stdout, "WARNING: trust authentication is enabled: anyone who can connect is a manager superuser\n")
+	}
+	if o.Password == "" && o.AuthHost != "trust" {
+		fmt.Fprintf(stdout, "the superuser has no password: connect over the Unix socket (psql -h %s) and set one with ALTER USER … PASSWORD\n", dir)
+	}
 	return nil
 }
 
-func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
+// serveOptions are adbmgr start's listening flags.
+type serveOptions struct {
+	listen, socketDir, sslCert, sslKey string
+}
+
+func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) error {
+	listen := so.listen
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return err
@@ -142,20 +194,89 @@ func start(ctx context.Context, dir, listen string, log *slog.Logger) error {
 		Agents:      agents,
 		Logger:      log,
 	})
+	auth, err := access.Load(ctx, dir, cat, listen)
+	if err != nil {
+		return err
+	}
+	for _, n := range auth.Notes {
+		log.Warn(n)
+	}
+	peer, err := access.PeerAllowed(dir)
+	if err != nil {
+		return err
+	}
+	serverTLS, err := access.ServerTLS(filepath.Join(dir, "pki"), listen, so.sslCert, so.sslKey)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
-	log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version)
+	listeners := []net.Listener{l}
+	if so.socketDir != "" {
+		ul, err := listenUnix(so.socketDir, l.Addr().(*net.TCPAddr).Port)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		listeners = append(listeners, ul)
+	}
+	for _, l := range listeners {
+		log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { m.Run(ctx); close(ran) }()
 	// The doctor stops (and finishes what it does) before the catalog closes.
 	defer func() { cancel(); <-ran }()
-	srv := pgwire.New(m, pgwire.Options{Logger: log})
-	err = srv.Serve(ctx, l)
+	srv := pgwire.New(m, pgwire.Options{
+		Logger:      log,
+		HBA:         auth.HBA,
+		Users:       access.Users{Cat: cat},
+		PeerAllowed: peer,
+		TLS:         serverTLS,
+	})
+	errs := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() {
+			err := srv.Serve(ctx, l)
+			// One listener failing ends the manager: a DBA must notice.
+			cancel()
+			errs <- err
+		}()
+	}
+	for range listeners {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
 	log.Info("adbmgr stopped")
 	return err
+}
+
+// listenUnix listens on DIR/.s.PGSQL.PORT, where psql -h DIR -p PORT looks.
+// A socket file left by a manager that was killed is removed first: the
+// data directory lock says no other manager uses it.
+func listenUnix(dir string, port int) (net.Listener, error) {
+	path := filepath.Join(dir, ".s.PGSQL."+strconv.Itoa(port))
+	if len(path) > 107 {
+		return nil, fmt.Errorf("unix socket path %s is longer than 107 bytes; give a shorter --socket-dir", path)
+	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	// Peer authentication decides who gets in; the mode only must let them
+	// reach it (the directory's mode may restrict further).
+	if err := os.Chmod(path, 0o777); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 // lockDir takes an exclusive lock on DIR/adbmgr.pid so that two managers

@@ -37,9 +37,12 @@ var schema2SQL string
 //go:embed schema_3.sql
 var schema3SQL string
 
+//go:embed schema_4.sql
+var schema4SQL string
+
 // The schema version is stored in PRAGMA user_version; migrations[i]
 // upgrades version i to i+1.
-var migrations = []string{schemaSQL, schema2SQL, schema3SQL}
+var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
@@ -91,6 +94,12 @@ type Catalog interface {
 	Settings(ctx context.Context) (map[string]string, error)
 	SetSetting(ctx context.Context, key, value string) error
 	DeleteSetting(ctx context.Context, key string) error
+	// Users returns every manager user, by name; User one user.
+	Users(ctx context.Context) ([]User, error)
+	User(ctx context.Context, name string) (User, bool, error)
+	// UpdateUsers runs fn over the user table in one serialised write
+	// transaction; fn's error rolls it back.
+	UpdateUsers(ctx context.Context, fn func(UserTx) error) error
 	Close() error
 }
 
@@ -182,13 +191,18 @@ type tx struct {
 
 // Update implements Catalog.
 func (c *SQLite) Update(ctx context.Context, fn func(Tx) error) error {
+	return c.write(ctx, func(q queryer) error { return fn(&tx{ctx: ctx, q: q}) })
+}
+
+// write runs fn in a serialised read-write transaction.
+func (c *SQLite) write(ctx context.Context, fn func(queryer) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, err := c.rw.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin catalog transaction: %w", err)
 	}
-	if err := fn(&tx{ctx: ctx, q: t}); err != nil {
+	if err := fn(t); err != nil {
 		t.Rollback()
 		return err
 	}

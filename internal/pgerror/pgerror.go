@@ -27,6 +27,7 @@ const (
 	ConfigFileError        = "F0000"
 	ConnectionFailure      = "08006"
 	InvalidAuthorization   = "28000"
+	InvalidPassword        = "28P01"
 	ProtocolViolation      = "08P01"
 	Internal               = "XX000"
 )

@@ -35,6 +35,9 @@ type conn struct {
 	sess Session
 
 	secret [4]byte // protocol 3.0 cancel keys are exactly 4 bytes
+	tls    bool    // nc is the TLS connection over the client's socket
+	// tlsCert is the DER of the certificate the TLS handshake presented.
+	tlsCert []byte
 
 	qmu     sync.Mutex
 	qcancel context.CancelCauseFunc // the running query's, nil when idle

@@ -45,6 +45,10 @@ type Session struct {
 	Application string
 	RemoteAddr  string
 	ProcessID   uint32
+	// AuthMethod is how the session logged in (trust, peer, scram-sha-256).
+	AuthMethod string
+	// TLS is set when the connection is encrypted.
+	TLS bool
 	// Params holds run-time parameters set by the client with SET, and the
 	// startup packet's options; the Handler owns it after startup.
 	Params map[string]string

@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,21 @@ type Options struct {
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 	// AllowNonLoopback lets clients from non-loopback addresses in with trust
-	// authentication. Off by default: trust is only safe for local users.
+	// authentication when HBA is nil. Off by default: trust is only safe for
+	// local users.
 	AllowNonLoopback bool
+	// HBA are the client authentication rules (see ParseHBA). nil keeps the
+	// embedded default: trust for loopback and Unix socket clients only.
+	HBA []HBARule
+	// Users looks up users for HBA authentication; nil lets any user name
+	// in that the method lets in.
+	Users Users
+	// PeerAllowed says whether the OS user uid of a Unix socket client may
+	// log in as any user under peer authentication.
+	PeerAllowed func(uid uint32) bool
+	// TLS, when set, is offered to TCP clients that ask for it (psql's
+	// sslmode=prefer, require, verify-full).
+	TLS *tls.Config
 }
 
 // Server serves the PostgreSQL protocol to clients and hands their queries to

@@ -2,6 +2,7 @@ package pgwire
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +22,10 @@ import (
 const startupTimeout = time.Minute
 
 // receiveStartup reads startup packets until the real StartupMessage. It
-// refuses SSL and GSS encryption with 'N', which every client treats as "go on
-// in plaintext" unless told to require encryption. A CancelRequest is handled
+// answers an SSLRequest with 'S' and a TLS handshake when the server has a
+// certificate (TCP only), and refuses it, and GSS encryption, with 'N', which
+// every client treats as "go on in plaintext" unless told to require
+// encryption. A CancelRequest is handled
 // here and ends the connection: it never carries a session. It returns nil
 // when the connection should be closed.
 func (c *conn) receiveStartup() *pgproto3.StartupMessage {
@@ -38,7 +41,11 @@ func (c *conn) receiveStartup() *pgproto3.StartupMessage {
 			return nil
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			if !c.startTLS() {
+				return nil
+			}
+		case *pgproto3.GSSEncRequest:
 			if _, err := c.nc.Write([]byte{'N'}); err != nil {
 				return nil
 			}
@@ -79,18 +86,16 @@ func (c *conn) startup() bool {
 		db = user // as libpq and PostgreSQL do
 	}
 	addr := c.nc.RemoteAddr()
-	if !c.srv.opts.AllowNonLoopback && !isLoopback(addr) {
-		c.log.Warn("pgwire: refused non-loopback client", "user", user, "database", db)
-		c.sendFatal(noHBAEntry(addr, user, db))
-		return false
-	}
-
 	c.sess = Session{
 		User:        user,
 		Database:    db,
 		Application: sm.Parameters["application_name"],
 		RemoteAddr:  addr.String(),
+		TLS:         c.tls,
 		Params:      make(map[string]string, len(sm.Parameters)),
+	}
+	if !c.authenticate(user, db) {
+		return false
 	}
 	for k, v := range sm.Parameters {
 		c.sess.Params[k] = v
@@ -155,7 +160,9 @@ func (c *conn) startup() bool {
 // names. PostgreSQL never answers a CancelRequest, so that a wrong key
 // reveals nothing; the client learns the outcome on its own connection.
 func (c *conn) handleCancelRequest(m *pgproto3.CancelRequest) {
-	if !c.srv.opts.AllowNonLoopback && !isLoopback(c.nc.RemoteAddr()) {
+	// The secret key is the credential; with HBA rules any client that can
+	// connect may send one, as in PostgreSQL.
+	if c.srv.opts.HBA == nil && !c.srv.opts.AllowNonLoopback && !isLoopback(c.nc.RemoteAddr()) {
 		return
 	}
 	found := c.srv.cancel(m.ProcessID, m.SecretKey)
@@ -176,13 +183,57 @@ func isLoopback(addr net.Addr) bool {
 }
 
 // noHBAEntry is PostgreSQL's own refusal, so DBAs recognise it.
-func noHBAEntry(addr net.Addr, user, db string) *pgerror.Error {
-	host := addr.String()
-	if a, ok := addr.(*net.TCPAddr); ok {
-		host = a.IP.String()
-	}
+func noHBAEntry(addr net.Addr, user, db string, tls bool) *pgerror.Error {
 	return fatal(pgerror.InvalidAuthorization,
-		`no pg_hba.conf entry for host "%s", user "%s", database "%s", no encryption`, host, user, db)
+		`no pg_hba.conf entry for host "%s", user "%s", database "%s", %s`, hostOf(addr), user, db, encryption(tls))
+}
+
+// startTLS answers an SSLRequest: 'S' and a server-side TLS handshake when
+// the server has a certificate and the client came over TCP, 'N' otherwise.
+// It reports whether the connection may go on.
+func (c *conn) startTLS() bool {
+	cfg := c.srv.opts.TLS
+	if _, isTCP := c.nc.(*net.TCPConn); cfg == nil || c.tls || !isTCP {
+		_, err := c.nc.Write([]byte{'N'})
+		return err == nil
+	}
+	if _, err := c.nc.Write([]byte{'S'}); err != nil {
+		return false
+	}
+	// Channel binding (SCRAM-SHA-256-PLUS) hashes the certificate we
+	// present, which the server side of crypto/tls does not report: note
+	// which one the handshake picks.
+	cfg = cfg.Clone()
+	pick, certs := cfg.GetCertificate, cfg.Certificates
+	// crypto/tls asks GetCertificate only when Certificates is empty.
+	cfg.Certificates = nil
+	cfg.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		var cert *tls.Certificate
+		if len(certs) > 0 {
+			cert = &certs[0]
+		}
+		if pick != nil {
+			var err error
+			if cert, err = pick(hello); err != nil {
+				return nil, err
+			}
+		}
+		if cert != nil && len(cert.Certificate) > 0 {
+			c.tlsCert = cert.Certificate[0]
+		}
+		return cert, nil
+	}
+	tc := tls.Server(c.nc, cfg)
+	// The read deadline set by startup bounds the handshake too.
+	if err := tc.Handshake(); err != nil {
+		c.log.Debug("pgwire: TLS handshake failed", "err", err)
+		return false
+	}
+	c.nc = tc
+	c.tls = true
+	c.be = pgproto3.NewBackend(tc, tc)
+	c.be.SetMaxBodyLen(maxMessageLen)
+	return true
 }
 
 // isDisconnect reports whether err just means the peer went away (or Serve

@@ -36,7 +36,7 @@ func TestIsLoopback(t *testing.T) {
 }
 
 func TestNoHBAEntryMessage(t *testing.T) {
-	e := noHBAEntry(&net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 40000}, "dba", "postgres")
+	e := noHBAEntry(&net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 40000}, "dba", "postgres", false)
 	want := `no pg_hba.conf entry for host "10.0.0.7", user "dba", database "postgres", no encryption`
 	if e.Message != want || e.Code != "28000" || e.Severity != "FATAL" {
 		t.Errorf("noHBAEntry = %s %s %q, want FATAL 28000 %q", e.Severity, e.Code, e.Message, want)

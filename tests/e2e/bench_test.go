@@ -26,7 +26,7 @@ func BenchmarkListNode1000(b *testing.B) {
 	}
 	m.MustExec(b, sql.String())
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", m.Port))
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", Password, m.Port))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -808,7 +808,7 @@ func BenchmarkInitAll(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), initTimeout)
 	defer cancel()
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.M.Port))
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", Password, c.M.Port))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -97,8 +97,24 @@ func StartManager(t testing.TB, dir string) *Manager {
 	return m
 }
 
+// Password is the e2e managers' superuser (postgres) password, for tests
+// that log in over TCP; the rest connect over the Unix socket in the data
+// directory with peer authentication (they run as root), the documented
+// default.
+const Password = "e2e-Secret-pw"
+
 func (m *Manager) start() {
 	m.t.Helper()
+	if _, err := os.Stat(filepath.Join(m.Dir, "catalog.db")); err != nil {
+		pwfile := filepath.Join(m.t.TempDir(), "pw")
+		if err := os.WriteFile(pwfile, []byte(Password+"\n"), 0o600); err != nil {
+			m.t.Fatal(err)
+		}
+		out, err := exec.Command(filepath.Join(binDir, "adbmgr"), "init", "-D", m.Dir, "-U", "postgres", "--pwfile", pwfile).CombinedOutput()
+		if err != nil {
+			m.t.Fatalf("adbmgr init: %v\n%s", err, out)
+		}
+	}
 	m.cmd = exec.Command(filepath.Join(binDir, "adbmgr"), "start", "-D", m.Dir, "--listen", "127.0.0.1:"+strconv.Itoa(m.Port))
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -107,7 +123,8 @@ func (m *Manager) start() {
 	m.stopped = false
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(m.Port), time.Second)
+		// The Unix socket opens after the TCP one: wait for it.
+		c, err := net.DialTimeout("unix", filepath.Join(m.Dir, ".s.PGSQL."+strconv.Itoa(m.Port)), time.Second)
 		if err == nil {
 			c.Close()
 			return
@@ -156,7 +173,7 @@ func (m *Manager) Restart() {
 // Psql runs psql with the given arguments against the manager and returns
 // stdout and stderr. It never fails the test by itself.
 func (m *Manager) Psql(ctx context.Context, args ...string) (stdout, stderr string, err error) {
-	base := []string{"-X", "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port), "-U", "postgres", "-d", "postgres", "-P", "pager=off"}
+	base := []string{"-X", "-h", m.Dir, "-p", strconv.Itoa(m.Port), "-U", "postgres", "-d", "postgres", "-P", "pager=off"}
 	cmd := exec.CommandContext(ctx, "psql", append(base, args...)...)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PGAPPNAME=adbmgr-e2e", "PGPASSWORD=", "PGSSLMODE=prefer")
 	var o, e bytes.Buffer
@@ -198,7 +215,7 @@ func (m *Manager) Transcript(t testing.TB, file string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	base := []string{"-X", "-a", "-h", "127.0.0.1", "-p", strconv.Itoa(m.Port), "-U", "postgres", "-d", "postgres",
+	base := []string{"-X", "-a", "-h", m.Dir, "-p", strconv.Itoa(m.Port), "-U", "postgres", "-d", "postgres",
 		"-P", "pager=off", "-v", "VERBOSITY=verbose", "-f", file}
 	cmd := exec.CommandContext(ctx, "psql", base...)
 	var buf bytes.Buffer
