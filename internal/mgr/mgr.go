@@ -136,6 +136,13 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 	if len(stmts) == 0 {
 		return w.EmptyQuery()
 	}
+	// Every statement is authorised before any runs: a refused one in a
+	// list changes nothing, as a syntax error does.
+	for _, st := range stmts {
+		if err := m.authorize(&req{ctx: ctx, sess: s, q: q, w: w}, st); err != nil {
+			return err
+		}
+	}
 	for _, st := range stmts {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -246,6 +253,14 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.showBoottime(e, st)
 	case *parser.Checkout:
 		return m.checkout(e)
+	case *parser.UserStmt:
+		return m.userStmt(e, st)
+	case *parser.DropUser:
+		return m.dropUser(e, st)
+	case *parser.Grant:
+		return m.grant(e, st)
+	case *parser.ListACL:
+		return m.listACL(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -278,6 +293,8 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return monitorColumns, nil
 	case *parser.ListHBA, *parser.ShowHBA:
 		return hbaColumns, nil
+	case *parser.ListACL:
+		return aclColumns, nil
 	case *parser.ListParam:
 		return paramColumns, nil
 	case *parser.Expand:

@@ -41,6 +41,11 @@ func newManager(t *testing.T) (*Manager, *catalog.SQLite) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
+	if err := cat.UpdateUsers(context.Background(), func(tx catalog.UserTx) error {
+		return tx.PutUser(catalog.User{Name: "postgres", Superuser: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return New(cat, Options{InstallDir: "/opt/adbmgr", Resolve: func(context.Context, string) (string, error) { return "", context.Canceled }}), cat
 }
 

@@ -506,6 +506,41 @@ type SetClusterInit struct {
 	Base
 }
 
+// UserStmt is CREATE USER name [[WITH] PASSWORD 'pw' | SUPERUSER …] or
+// ALTER USER name [WITH] {PASSWORD {'pw' | NULL} | [NO]SUPERUSER}.
+type UserStmt struct {
+	Base
+	Create bool
+	Name   Ident
+	// PasswordSet tells that PASSWORD was given; Password is "" for NULL.
+	PasswordSet bool
+	Password    string
+	Superuser   *bool // nil: not given
+}
+
+// DropUser is DROP USER [IF EXISTS] name [, …].
+type DropUser struct {
+	Base
+	IfExists bool
+	Names    []Ident
+}
+
+// Grant is GRANT {priv [, …] | ALL} TO {user [, …] | ALL}, or REVOKE … FROM.
+type Grant struct {
+	Base
+	Revoke   bool
+	AllPrivs bool
+	Privs    []string
+	AllUsers bool
+	Users    []Ident
+}
+
+// ListACL is LIST ACL [ALL].
+type ListACL struct {
+	Base
+	All bool
+}
+
 // Other is a recognised command of the wider AntDB set that this manager
 // does not model in detail (jobs, items, users, privileges, extensions,
 // monitoring-UI functions). Name is its canonical command name, e.g.
@@ -562,6 +597,22 @@ func (*ListNodeSize) Command() string   { return "LIST NODE SIZE" }
 func (*Checkout) Command() string       { return "CHECKOUT" }
 func (*SetClusterInit) Command() string { return "SET CLUSTER INIT" }
 func (s *Other) Command() string        { return s.Name }
+func (*DropUser) Command() string       { return "DROP USER" }
+func (*ListACL) Command() string        { return "LIST ACL" }
+
+func (s *UserStmt) Command() string {
+	if s.Create {
+		return "CREATE USER"
+	}
+	return "ALTER USER"
+}
+
+func (s *Grant) Command() string {
+	if s.Revoke {
+		return "REVOKE"
+	}
+	return "GRANT"
+}
 
 func (s *SetParam) Command() string {
 	if s.Reset {

@@ -379,14 +379,19 @@ SET DOCTOR HOST host_name { ON | OFF }`,
 	{"DROP EXTENSION", "remove an extension added with ADD EXTENSION",
 		`DROP EXTENSION extension_name`,
 		`DROP EXTENSION pg_stat_statements;`},
-	{"CREATE USER", "create a manager user",
-		`CREATE USER user_name [ PASSWORD 'password' ]`,
+	{"CREATE USER", "create a manager user (superusers only)",
+		`CREATE USER user_name [ [ WITH ] [ PASSWORD 'password' ] [ SUPERUSER | NOSUPERUSER ] ]
+
+The password is kept only as its SCRAM-SHA-256 verifier. A user without
+a password logs in only over the Unix socket (peer authentication).`,
 		`CREATE USER ops PASSWORD 'secret';`},
-	{"ALTER USER", "change a manager user's password",
-		`ALTER USER user_name PASSWORD 'password'`,
+	{"ALTER USER", "change a manager user's password or superuser flag",
+		`ALTER USER user_name [ WITH ] { PASSWORD { 'password' | NULL } | SUPERUSER | NOSUPERUSER } [ ... ]
+
+Every user may change its own password; the rest is for superusers.`,
 		`ALTER USER ops PASSWORD 'secret';`},
 	{"DROP USER", "remove manager users",
-		`DROP USER user_name [, ...]`,
+		`DROP USER [ IF EXISTS ] user_name [, ...]`,
 		`DROP USER ops;`},
 	{"GRANT", "let users run commands",
 		`GRANT { command [, ...] | ALL } TO { user_name [, ...] | ALL }
@@ -394,7 +399,11 @@ SET DOCTOR HOST host_name { ON | OFF }`,
 where command is one of:
 
     ADD, ALTER, APPEND, CLEAN, DEPLOY, DROP, FAILOVER, FLUSH, INIT,
-    LIST, MONITOR, RESET, SET, SHOW, START, STOP`,
+    LIST, MONITOR, RESET, SET, SHOW, START, STOP
+
+Superusers run everything. Only superusers run ADD HOST, ALTER HOST,
+START AGENT, DEPLOY, SWITCHOVER, APPEND … FOR, APPEND ACTIVATE, EXPAND,
+ZONE, the doctor's switches, and user and privilege commands.`,
 		`GRANT list, monitor TO ops;`},
 	{"REVOKE", "stop users from running commands",
 		`REVOKE { command [, ...] | ALL } FROM { user_name [, ...] | ALL }`,

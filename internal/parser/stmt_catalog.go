@@ -116,7 +116,9 @@ func (p *parser) alterStmt() (Statement, error) {
 			return nil, err
 		}
 		return s, p.end(&s.Base)
-	case isWord(t, "user") && !isWord(p.peekAt(1), "mapping"), isWord(t, "job"), isWord(t, "item"):
+	case isWord(t, "user") && !isWord(p.peekAt(1), "mapping"):
+		return p.userStmt(false)
+	case isWord(t, "job"), isWord(t, "item"):
 		return p.other("ALTER", 1)
 	case sqlObjects[t.text] && t.kind == tokIdent:
 		return p.sqlObjectStmt("ALTER")
@@ -180,7 +182,9 @@ func (p *parser) dropStmt() (Statement, error) {
 			return s, p.end(&s.Base)
 		}
 		return s, p.end(&s.Base, `"("`)
-	case isWord(t, "user") && !isWord(p.peekAt(1), "mapping"), isWord(t, "job"), isWord(t, "item"), isWord(t, "extension"):
+	case isWord(t, "user") && !isWord(p.peekAt(1), "mapping"):
+		return p.dropUser()
+	case isWord(t, "job"), isWord(t, "item"), isWord(t, "extension"):
 		return p.other("DROP", 1)
 	case sqlObjects[t.text] && t.kind == tokIdent:
 		return p.sqlObjectStmt("DROP")
@@ -229,7 +233,11 @@ func (p *parser) listStmt() (Statement, error) {
 		p.next()
 		s := &Doctor{Action: "list"}
 		return s, p.end(&s.Base)
-	case isWord(t, "job"), isWord(t, "item"), isWord(t, "acl"):
+	case isWord(t, "acl"):
+		p.next()
+		s := &ListACL{All: p.acceptWord("all")}
+		return s, p.end(&s.Base)
+	case isWord(t, "job"), isWord(t, "item"):
 		return p.other("LIST", 1)
 	}
 	return nil, p.expected(t, "HOST", "NODE", "PARAM", "HBA", "DOCTOR", "JOB", "ITEM", "ACL")

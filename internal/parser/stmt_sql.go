@@ -339,7 +339,7 @@ func (p *parser) createStmt() (Statement, error) {
 	p.next() // CREATE
 	t := p.peek()
 	if isWord(t, "user") && !isWord(p.peekAt(1), "mapping") {
-		return p.other("CREATE", 1)
+		return p.userStmt(true)
 	}
 	if t.kind == tokIdent && sqlObjects[t.text] {
 		return p.sqlObjectStmt("CREATE")

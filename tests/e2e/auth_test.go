@@ -135,3 +135,58 @@ func TestTrustOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("init --auth-host md5: %v\n%s", err, out)
 	}
 }
+
+// TestPrivileges: a manager user logs in with its password and runs what it
+// was granted; anything else is 42501 with the catalog unchanged; the
+// password is nowhere to be read back.
+func TestPrivileges(t *testing.T) {
+	m := StartManager(t, "")
+	m.MustExec(t, "CREATE USER ops PASSWORD 'ops-Pass-1'; ADD HOST h1 (protocol=local, address='127.0.0.2', agentport=5430);")
+	ops := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.Port), "-U", "ops", "-d", "postgres"}
+	env := []string{"PGPASSWORD=ops-Pass-1", "PGSSLMODE=require"}
+	before := m.Rows(t, "SELECT * FROM host")
+	for _, stmt := range []string{
+		"LIST HOST",
+		"ADD HOST evil (protocol=local, address='127.0.0.20', agentport=27190, adbhome='/tmp/evil')",
+		"ALTER HOST h1 (pghome='/tmp/evil')",
+		"START AGENT h1",
+		"DROP HOST h1",
+		"CREATE USER me2 SUPERUSER",
+		"GRANT ALL TO ops",
+	} {
+		out, err := psqlAs(t, "", env, ops, stmt)
+		if err == nil || !strings.Contains(out, "42501") || !strings.Contains(out, "permission denied") {
+			t.Errorf("%s as ops: %v\n%s", stmt, err, out)
+		}
+	}
+	m.MustExec(t, "GRANT list, drop TO ops")
+	if out, err := psqlAs(t, "", env, ops, "LIST HOST"); err != nil || !strings.Contains(out, "h1") {
+		t.Errorf("LIST HOST after GRANT list: %v\n%s", err, out)
+	}
+	out, err := psqlAs(t, "", env, ops, "START AGENT h1")
+	if err == nil || !strings.Contains(out, "42501") || !strings.Contains(out, "START AGENT is for superusers only") {
+		t.Errorf("START AGENT with every GRANT: %v\n%s", err, out)
+	}
+	if after := m.Rows(t, "SELECT * FROM host"); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("refused statements changed the hosts:\nbefore %v\nafter  %v", before, after)
+	}
+	if out, err := psqlAs(t, "", env, ops, "ALTER USER ops PASSWORD 'ops-Pass-2'"); err != nil {
+		t.Fatalf("own password: %v\n%s", err, out)
+	}
+	if out, err := psqlAs(t, "", env, ops, "LIST HOST"); err == nil {
+		t.Errorf("old password still works:\n%s", out)
+	}
+	acl := m.MustExec(t, "LIST ACL")
+	if !strings.Contains(acl, "ops      | drop,list") && !strings.Contains(acl, "drop,list") {
+		t.Errorf("LIST ACL:\n%s", acl)
+	}
+	for _, where := range []string{acl, m.MustExec(t, "SELECT * FROM journal"), m.log.String()} {
+		if strings.Contains(where, "ops-Pass") {
+			t.Errorf("a password is readable:\n%s", where)
+		}
+	}
+	m.MustExec(t, "DROP USER ops")
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=ops-Pass-2"}, ops, "LIST HOST"); err == nil {
+		t.Errorf("a dropped user logged in:\n%s", out)
+	}
+}

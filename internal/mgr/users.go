@@ -1,0 +1,289 @@
+package mgr
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pgwire"
+)
+
+// privSuperuser marks statements only a superuser may run.
+const privSuperuser = "superuser"
+
+// requiredPrivilege is the AntDB privilege (reference §3.12) a statement
+// needs: "" for none (session statements, HELP, and commands a user runs on
+// itself), privSuperuser for those AntDB reserves to superusers (SWITCHOVER,
+// APPEND … FOR, APPEND ACTIVATE), for the host commands through which a
+// user could run programs on the hosts (ADD/ALTER HOST, START AGENT,
+// DEPLOY), and for users, privileges and the doctor's switches.
+func requiredPrivilege(st parser.Statement) string {
+	switch st := st.(type) {
+	case *parser.Help, *parser.SetVar, *parser.ResetVar, *parser.ShowVar, *parser.Transaction, *parser.WriteSQL,
+		*parser.Other, *parser.ListACL:
+		return ""
+	case *parser.UserStmt:
+		// A user may change its own password (checked by alterUser).
+		if !st.Create && st.Superuser == nil {
+			return ""
+		}
+		return privSuperuser
+	case *parser.AddHost, *parser.AlterHost, *parser.StartAgent, *parser.Deploy, *parser.Switchover,
+		*parser.DropUser, *parser.Grant, *parser.Zone, *parser.Expand:
+		return privSuperuser
+	case *parser.Append:
+		if st.Activate || st.Source.Name != "" {
+			return privSuperuser
+		}
+		return "append"
+	case *parser.Doctor:
+		if st.Action == "list" {
+			return "list"
+		}
+		return privSuperuser
+	case *parser.AddNode, *parser.AddHBA:
+		return "add"
+	case *parser.AlterNode, *parser.ConfigSlave:
+		return "alter"
+	case *parser.DropHost, *parser.DropNode, *parser.DropZone, *parser.DropHBA, *parser.Remove:
+		return "drop"
+	case *parser.ListHost, *parser.ListNode, *parser.ListParam, *parser.ListHBA, *parser.ListNodeSize, *parser.Select:
+		return "list"
+	case *parser.ShowParam, *parser.ShowHBA, *parser.ShowBoottime:
+		return "show"
+	case *parser.Monitor, *parser.MonitorHA, *parser.MonitorAgent, *parser.Checkout:
+		return "monitor"
+	case *parser.StartNodes:
+		return "start"
+	case *parser.StopNodes, *parser.StopAgent:
+		return "stop"
+	case *parser.InitAll, *parser.SetClusterInit:
+		return "init"
+	case *parser.Clean:
+		return "clean"
+	case *parser.SetParam:
+		if st.Reset {
+			return "reset"
+		}
+		return "set"
+	case *parser.Failover, *parser.Rewind, *parser.Promote:
+		return "failover"
+	case *parser.Flush:
+		return "flush"
+	}
+	// A statement added later without a rule here is for superusers until
+	// someone decides otherwise.
+	return privSuperuser
+}
+
+// authorize refuses a statement the session's user may not run (42501),
+// reading the user afresh so that REVOKE and DROP USER act at once.
+func (m *Manager) authorize(e *req, st parser.Statement) error {
+	priv := requiredPrivilege(st)
+	if priv == "" {
+		return nil
+	}
+	u, ok, err := m.cat.User(e.ctx, e.sess.User)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return pgerror.New(pgerror.InvalidAuthorization, `role "%s" does not exist`, e.sess.User)
+	}
+	if u.Superuser || (priv != privSuperuser && slices.Contains(u.Privs, priv)) {
+		return nil
+	}
+	if priv == privSuperuser {
+		return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: %s is for superusers only", st.Command())
+	}
+	return pgerror.New(pgerror.InsufficientPrivilege, `permission denied: user "%s" lacks the %s privilege for %s`, u.Name, priv, st.Command()).
+		WithHint("A superuser can GRANT %s TO %s.", priv, quoteIdent(u.Name))
+}
+
+func quoteIdent(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+		}
+	}
+	return s
+}
+
+func (m *Manager) userStmt(e *req, st *parser.UserStmt) error {
+	name := st.Name.Name
+	if len(name) > 63 || strings.ContainsAny(name, ",\x00\n\r\t") {
+		return e.at(pgerror.New(pgerror.InvalidParameterValue, "invalid user name %q: up to 63 bytes, no commas or control characters", name), st.Name.Pos)
+	}
+	verifier := ""
+	if st.Password != "" {
+		v, err := pgwire.NewSCRAMVerifier(st.Password)
+		if err != nil {
+			return pgerror.New(pgerror.InvalidParameterValue, "invalid password: %v", err)
+		}
+		verifier = v
+	}
+	err := m.cat.UpdateUsers(e.ctx, func(t catalog.UserTx) error {
+		u, exists, err := t.User(name)
+		if err != nil {
+			return err
+		}
+		if st.Create {
+			if exists {
+				return e.at(pgerror.New(pgerror.DuplicateObject, `role "%s" already exists`, name), st.Name.Pos)
+			}
+			u = catalog.User{Name: name}
+		} else {
+			if !exists {
+				return e.at(pgerror.New(pgerror.UndefinedObject, `role "%s" does not exist`, name), st.Name.Pos)
+			}
+			if st.Superuser == nil && name != e.sess.User {
+				// Only the password is changed, and not the session's own.
+				me, ok, err := t.User(e.sess.User)
+				if err != nil {
+					return err
+				}
+				if !ok || !me.Superuser {
+					return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: only a superuser may change another user's password")
+				}
+			}
+		}
+		if st.PasswordSet {
+			u.Verifier = verifier
+		}
+		if st.Superuser != nil {
+			if u.Superuser && !*st.Superuser {
+				if err := keepOneSuperuser(t, name); err != nil {
+					return err
+				}
+			}
+			u.Superuser = *st.Superuser
+		}
+		return t.PutUser(u)
+	})
+	if err != nil {
+		return err
+	}
+	return e.w.Complete(st.Command())
+}
+
+// keepOneSuperuser refuses to take away the last superuser (name).
+func keepOneSuperuser(t catalog.UserTx, name string) error {
+	us, err := t.Users()
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		if u.Superuser && u.Name != name {
+			return nil
+		}
+	}
+	return pgerror.New(pgerror.ObjectInUse, `cannot remove the last superuser "%s"`, name).
+		WithHint("Make another user a superuser first (ALTER USER … SUPERUSER).")
+}
+
+func (m *Manager) dropUser(e *req, st *parser.DropUser) error {
+	err := m.cat.UpdateUsers(e.ctx, func(t catalog.UserTx) error {
+		for _, id := range st.Names {
+			u, ok, err := t.User(id.Name)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if st.IfExists {
+					e.w.Notice("NOTICE", `role "`+id.Name+`" does not exist, skipping`)
+					continue
+				}
+				return e.at(pgerror.New(pgerror.UndefinedObject, `role "%s" does not exist`, id.Name), id.Pos)
+			}
+			if u.Name == e.sess.User {
+				return e.at(pgerror.New(pgerror.ObjectInUse, "current user cannot be dropped"), id.Pos)
+			}
+			if u.Superuser {
+				if err := keepOneSuperuser(t, u.Name); err != nil {
+					return err
+				}
+			}
+			if err := t.DeleteUser(u.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.w.Complete("DROP USER")
+}
+
+func (m *Manager) grant(e *req, st *parser.Grant) error {
+	privs := st.Privs
+	if st.AllPrivs {
+		privs = parser.Privileges
+	}
+	err := m.cat.UpdateUsers(e.ctx, func(t catalog.UserTx) error {
+		var targets []catalog.User
+		if st.AllUsers {
+			us, err := t.Users()
+			if err != nil {
+				return err
+			}
+			targets = us
+		} else {
+			for _, id := range st.Users {
+				u, ok, err := t.User(id.Name)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return e.at(pgerror.New(pgerror.UndefinedObject, `role "%s" does not exist`, id.Name), id.Pos)
+				}
+				targets = append(targets, u)
+			}
+		}
+		for _, u := range targets {
+			if st.Revoke {
+				u.Privs = slices.DeleteFunc(u.Privs, func(p string) bool { return slices.Contains(privs, p) })
+			} else {
+				u.Privs = append(u.Privs, privs...)
+			}
+			if err := t.PutUser(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.w.Complete(st.Command())
+}
+
+var aclColumns = []pgwire.Column{{Name: "username", TypeOID: pgwire.OIDName}, {Name: "acl", TypeOID: pgwire.OIDText}}
+
+// listACL shows each user's privileges (a superuser's as "superuser"); a
+// user who is not a superuser sees only its own row. LIST ACL and LIST ACL
+// ALL are the same here: AntDB's ALL also lists its internal roles.
+func (m *Manager) listACL(e *req, st *parser.ListACL) error {
+	us, err := m.cat.Users(e.ctx)
+	if err != nil {
+		return err
+	}
+	me, _, err := m.cat.User(e.ctx, e.sess.User)
+	if err != nil {
+		return err
+	}
+	var rows []map[string]string
+	for _, u := range us {
+		if !me.Superuser && u.Name != me.Name {
+			continue
+		}
+		acl := strings.Join(u.Privs, ",")
+		if u.Superuser {
+			acl = "superuser"
+		}
+		rows = append(rows, map[string]string{"username": u.Name, "acl": acl})
+	}
+	return writeTable(e.w, aclColumns, rows)
+}
