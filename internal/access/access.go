@@ -218,9 +218,9 @@ func ServerTLS(pkiDir, listen, certFile, keyFile string) (*tls.Config, error) {
 type Users struct{ Cat catalog.Catalog }
 
 // LookupUser implements pgwire.Users.
-func (u Users) LookupUser(ctx context.Context, name string) (string, bool, error) {
+func (u Users) LookupUser(ctx context.Context, name string) (pgwire.UserInfo, bool, error) {
 	usr, ok, err := u.Cat.User(ctx, name)
-	return usr.Verifier, ok, err
+	return pgwire.UserInfo{Verifier: usr.Verifier, Superuser: usr.Superuser}, ok, err
 }
 
 func writeFile(path string, data []byte) error {

@@ -24,10 +24,19 @@ import (
 
 // Users looks manager users up for authentication.
 type Users interface {
-	// LookupUser reports whether the user exists and its SCRAM verifier
-	// ("" when it has no password: it can then log in only where no
-	// password is asked for).
-	LookupUser(ctx context.Context, name string) (verifier string, exists bool, err error)
+	// LookupUser reports whether the user exists, and what authentication
+	// needs to know of it.
+	LookupUser(ctx context.Context, name string) (u UserInfo, exists bool, err error)
+}
+
+// UserInfo is what pgwire knows of a user.
+type UserInfo struct {
+	// Verifier is the SCRAM verifier ("" when the user has no password: it
+	// can then log in only where no password is asked for).
+	Verifier string
+	// Superuser is reported to the client as is_superuser (psql's prompt
+	// shows # for a superuser, > otherwise).
+	Superuser bool
 }
 
 // scramIterations is PostgreSQL's default scram_iterations.
@@ -133,6 +142,7 @@ func (c *conn) authenticate(user, db string) bool {
 			return false
 		}
 		c.sess.AuthMethod = AuthTrust
+		c.superuser = true
 		return true
 	}
 	_, local := addr.(*net.UnixAddr)
@@ -158,10 +168,10 @@ func (c *conn) authenticate(user, db string) bool {
 			hostOf(addr), user, db, encryption(c.tls)))
 		return false
 	}
-	verifier, exists := "", true
+	info, exists := UserInfo{Superuser: true}, true
 	if opts.Users != nil {
 		var err error
-		verifier, exists, err = opts.Users.LookupUser(c.ctx, user)
+		info, exists, err = opts.Users.LookupUser(c.ctx, user)
 		if err != nil {
 			c.log.Error("pgwire: user lookup failed", "user", user, "err", err)
 			c.sendFatal(fatal(pgerror.Internal, "could not look up user %q", user))
@@ -187,7 +197,7 @@ func (c *conn) authenticate(user, db string) bool {
 			return false
 		}
 	case AuthSCRAM:
-		if err := c.scramExchange(user, verifier, exists); err != nil {
+		if err := c.scramExchange(user, info.Verifier, exists); err != nil {
 			if !isDisconnect(err) {
 				c.log.Warn("pgwire: password authentication failed", "user", user, "err", err)
 				c.sendFatal(fatal(pgerror.InvalidPassword, `password authentication failed for user "%s"`, user))
@@ -195,6 +205,7 @@ func (c *conn) authenticate(user, db string) bool {
 			return false
 		}
 	}
+	c.superuser = info.Superuser
 	return true
 }
 

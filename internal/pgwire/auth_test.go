@@ -28,9 +28,9 @@ import (
 
 type mapUsers map[string]string // name → verifier
 
-func (m mapUsers) LookupUser(_ context.Context, name string) (string, bool, error) {
+func (m mapUsers) LookupUser(_ context.Context, name string) (UserInfo, bool, error) {
 	v, ok := m[name]
-	return v, ok, nil
+	return UserInfo{Verifier: v}, ok, nil
 }
 
 func mustVerifier(t testing.TB, pw string) string {
@@ -353,4 +353,28 @@ func FuzzStartup(f *testing.F) {
 			t.Fatalf("errors logged for %q:\n%q", data, lines)
 		}
 	})
+}
+
+func TestIsSuperuserReported(t *testing.T) {
+	users := superUsers{"boss": true, "ops": false}
+	ts := startServer(t, fakeHandler{}, Options{HBA: mustHBA(t, "host all all all trust"), Users: users})
+	for name, want := range map[string]string{"boss": "on", "ops": "off"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := pgconn.Connect(ctx, fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", name, ts.addr.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ParameterStatus("is_superuser"); got != want {
+			t.Errorf("%s: is_superuser = %q, want %q", name, got, want)
+		}
+		c.Close(ctx)
+		cancel()
+	}
+}
+
+type superUsers map[string]bool
+
+func (m superUsers) LookupUser(_ context.Context, name string) (UserInfo, bool, error) {
+	s, ok := m[name]
+	return UserInfo{Superuser: s}, ok, nil
 }

@@ -38,6 +38,8 @@ type conn struct {
 	tls    bool    // nc is the TLS connection over the client's socket
 	// tlsCert is the DER of the certificate the TLS handshake presented.
 	tlsCert []byte
+	// superuser is reported as is_superuser at startup.
+	superuser bool
 
 	qmu     sync.Mutex
 	qcancel context.CancelCauseFunc // the running query's, nil when idle

@@ -133,7 +133,7 @@ func (c *conn) startup() bool {
 		{"standard_conforming_strings", "on"},
 		{"TimeZone", "UTC"},
 		{"IntervalStyle", "postgres"},
-		{"is_superuser", "on"},
+		{"is_superuser", onOff(c.superuser)},
 		{"session_authorization", user},
 		{"application_name", c.sess.Application},
 	} {
@@ -244,4 +244,11 @@ func isDisconnect(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
