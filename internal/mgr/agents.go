@@ -157,7 +157,7 @@ func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host) error {
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := ca.Issue("adbagent "+h.Name, []net.IP{ip}, nil, true, false)
+	certPEM, keyPEM, err := ca.IssueAgent(h.Name, []net.IP{ip})
 	if err != nil {
 		return err
 	}
