@@ -256,6 +256,11 @@ func TestMutualTLS(t *testing.T) {
 	if err := Serve(ctx, lis, weak, Options{}); err == nil {
 		t.Error("Serve accepted a TLS configuration without required client certificates")
 	}
+	anyClient := p.serverTLS(t)
+	anyClient.VerifyConnection = nil
+	if err := Serve(ctx, lis, anyClient, Options{}); err == nil {
+		t.Error("Serve accepted a TLS configuration that does not check the client's identity")
+	}
 }
 
 func TestShutdownRPC(t *testing.T) {

@@ -73,7 +73,8 @@ where column can be one of:
 The manager's client certificate and each running agent's server
 certificate are reissued by the manager's CA; agents pick theirs up on the
 next connection, without a restart. MONITOR AGENT shows when each agent's
-certificate expires. CA first replaces the certificate authority itself.`,
+certificate expires. With CA (a new certificate authority) it is not
+built yet: its hint gives the offline procedure.`,
 		`ROTATE CERTIFICATES;`},
 
 	// ---------------------------------------------------------- nodes
