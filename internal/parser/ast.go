@@ -525,31 +525,25 @@ type Other struct {
 
 // Command implementations: the names used in command tags and messages.
 
-func (*AddHost) Command() string       { return "ADD HOST" }
-func (*AlterHost) Command() string     { return "ALTER HOST" }
-func (*DropHost) Command() string      { return "DROP HOST" }
-func (*ListHost) Command() string      { return "LIST HOST" }
-func (*AddNode) Command() string       { return "ADD NODE" }
-func (*AlterNode) Command() string     { return "ALTER NODE" }
-func (*DropNode) Command() string      { return "DROP NODE" }
-func (*DropZone) Command() string      { return "DROP ZONE" }
-func (*ListNode) Command() string      { return "LIST NODE" }
-func (*Help) Command() string          { return "HELP" }
-func (*Select) Command() string        { return "SELECT" }
-func (s *WriteSQL) Command() string    { return s.Verb }
-func (*SetVar) Command() string        { return "SET" }
-func (*ResetVar) Command() string      { return "RESET" }
-func (*ShowVar) Command() string       { return "SHOW" }
-func (s *Transaction) Command() string { return s.Verb }
-func (*StartAgent) Command() string    { return "START AGENT" }
-func (*StopAgent) Command() string     { return "STOP AGENT" }
-func (*MonitorAgent) Command() string  { return "MONITOR AGENT" }
-func (s *RotateCertificates) Command() string {
-	if s.CA {
-		return "ROTATE CERTIFICATES CA"
-	}
-	return "ROTATE CERTIFICATES"
-}
+func (*AddHost) Command() string        { return "ADD HOST" }
+func (*AlterHost) Command() string      { return "ALTER HOST" }
+func (*DropHost) Command() string       { return "DROP HOST" }
+func (*ListHost) Command() string       { return "LIST HOST" }
+func (*AddNode) Command() string        { return "ADD NODE" }
+func (*AlterNode) Command() string      { return "ALTER NODE" }
+func (*DropNode) Command() string       { return "DROP NODE" }
+func (*DropZone) Command() string       { return "DROP ZONE" }
+func (*ListNode) Command() string       { return "LIST NODE" }
+func (*Help) Command() string           { return "HELP" }
+func (*Select) Command() string         { return "SELECT" }
+func (s *WriteSQL) Command() string     { return s.Verb }
+func (*SetVar) Command() string         { return "SET" }
+func (*ResetVar) Command() string       { return "RESET" }
+func (*ShowVar) Command() string        { return "SHOW" }
+func (s *Transaction) Command() string  { return s.Verb }
+func (*StartAgent) Command() string     { return "START AGENT" }
+func (*StopAgent) Command() string      { return "STOP AGENT" }
+func (*MonitorAgent) Command() string   { return "MONITOR AGENT" }
 func (*Deploy) Command() string         { return "DEPLOY" }
 func (*InitAll) Command() string        { return "INIT ALL" }
 func (*StartNodes) Command() string     { return "START" }
@@ -599,6 +593,13 @@ func (s *Promote) Command() string {
 }
 
 func (s *Flush) Command() string { return "FLUSH " + upper(s.What) }
+
+func (s *RotateCertificates) Command() string {
+	if s.CA {
+		return "ROTATE CERTIFICATES CA"
+	}
+	return "ROTATE CERTIFICATES"
+}
 
 func upper(s string) string {
 	b := []byte(s)
