@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -73,11 +75,13 @@ func certs(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		name           string
-		ips            []net.IP
-		server, client bool
-	}{{"agent", []net.IP{net.ParseIP("127.0.0.1")}, true, false}, {"manager", nil, false, true}} {
-		cert, key, err := ca.Issue(c.name, c.ips, nil, c.server, c.client)
+		name  string
+		issue func() ([]byte, []byte, error)
+	}{
+		{"agent", func() ([]byte, []byte, error) { return ca.IssueAgent("h1", []net.IP{net.ParseIP("127.0.0.1")}) }},
+		{"manager", ca.IssueManager},
+	} {
+		cert, key, err := c.issue()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,5 +269,77 @@ func TestSignalsAndSurvival(t *testing.T) {
 	}
 	if r, err := a.c.PgCtl(ctx, &agentpb.PgCtlRequest{Node: node, Action: agentpb.PgCtlRequest_STOP}); err != nil || r.Already {
 		t.Fatalf("stop: %v %v", r, err)
+	}
+}
+
+// TestClientIdentity: the real binary accepts the manager's certificate and
+// refuses no certificate, another CA's and its own (an agent's) presented
+// as a client; after its files are rewritten (ROTATE CERTIFICATES) it
+// presents the new certificate without a restart.
+func TestClientIdentity(t *testing.T) {
+	bin := build(t)
+	pkiDir := certs(t)
+	a := startAgent(t, bin, pkiDir)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr := a.cmd.Args[2]
+	mgr, err := pki.ClientTLS(filepath.Join(pkiDir, "manager.crt"), filepath.Join(pkiDir, "manager.key"), filepath.Join(pkiDir, pki.CACert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr.ServerName = "127.0.0.1"
+	other := certs(t)
+	withPair := func(dir, name string) *tls.Config {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: mgr.RootCAs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+	}
+	for name, cfg := range map[string]*tls.Config{
+		"no certificate":       {RootCAs: mgr.RootCAs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13},
+		"another CA's manager": withPair(other, "manager"),
+		"the agent's own":      withPair(pkiDir, "agent"),
+	} {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := agentpb.NewAgentClient(conn).Ping(ctx, &agentpb.PingRequest{}); err == nil {
+			t.Errorf("agent accepted a client with %s certificate", name)
+		}
+		conn.Close()
+	}
+
+	presented := func() *x509.Certificate {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, mgr)
+		if err != nil {
+			t.Fatalf("manager refused: %v", err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0]
+	}
+	before := presented()
+	ca, err := pki.LoadCA(pkiDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.IssueAgent("h1", []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WritePair(pkiDir, "agent", cert, key); err != nil {
+		t.Fatal(err)
+	}
+	want, err := pki.ReadCert(filepath.Join(pkiDir, "agent.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := presented(); got.SerialNumber.Cmp(want.SerialNumber) != 0 || got.SerialNumber.Cmp(before.SerialNumber) == 0 {
+		t.Errorf("after rewriting its files the agent presents serial %v, want the new %v", got.SerialNumber, want.SerialNumber)
+	}
+	if _, err := a.c.Ping(ctx, &agentpb.PingRequest{}); err != nil {
+		t.Errorf("Ping after the rewrite: %v", err)
 	}
 }

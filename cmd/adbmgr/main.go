@@ -164,6 +164,15 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		return err
 	}
 	defer unlock()
+	// Earlier versions created catalog.db 0644; nothing in DIR is for
+	// other users (the CA key, agents' keys, the catalog).
+	changed, err := catalog.Private(dir)
+	if err != nil {
+		return err
+	}
+	for _, c := range changed {
+		log.Warn("made a file of the data directory private", "change", c)
+	}
 	cat, err := catalog.Open(ctx, dir)
 	if err != nil {
 		return err
@@ -176,7 +185,18 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	if len(ops) > 0 {
 		log.Warn("operations were interrupted by the previous manager's end; check the cluster with MONITOR ALL", "operations", ops)
 	}
-	clientTLS, err := pki.SetupManager(filepath.Join(dir, "pki"))
+	pkiDir := filepath.Join(dir, "pki")
+	renewed, err := pki.EnsureManager(pkiDir)
+	if err != nil {
+		return err
+	}
+	if renewed != "" {
+		// Agents accept the new certificate (same CA), and agents of an
+		// earlier version accept any; restart those (STOP AGENT, START
+		// AGENT) so that they check the manager's identity.
+		log.Info("issued the manager a new client certificate", "reason", renewed)
+	}
+	clientTLS, err := pki.ClientTLS(filepath.Join(pkiDir, pki.ManagerCert), filepath.Join(pkiDir, pki.ManagerKey), filepath.Join(pkiDir, pki.CACert))
 	if err != nil {
 		return err
 	}

@@ -65,14 +65,14 @@ func newPKI(t *testing.T) testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, k, err := ca.Issue("agent", []net.IP{net.ParseIP("127.0.0.1")}, nil, true, false)
+	c, k, err := ca.IssueAgent("h1", []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ca.WritePair(dir, "agent", c, k); err != nil {
 		t.Fatal(err)
 	}
-	c, k, err = ca.Issue("adbmgr", nil, nil, false, true)
+	c, k, err = ca.IssueManager()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +223,31 @@ func TestMutualTLS(t *testing.T) {
 		t.Error("client with a foreign certificate accepted")
 	}
 
+	// Only the manager's certificate opens the agent, not any the CA
+	// signed: not the agent's own (a host's root can read it), not another
+	// client's (the CA may sign PostgreSQL's).
+	ca, err := pki.LoadCA(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, k, err := ca.Issue("adbmgr", nil, nil, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.WritePair(p.dir, "client", c, k); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"agent", "client"} {
+		pair, err := tls.LoadX509KeyPair(p.file(name+".crt"), p.file(name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: anon.RootCAs, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+		if _, err := dial(t, a.addr, cfg).Ping(ctx, &agentpb.PingRequest{}); err == nil {
+			t.Errorf("client with the %s certificate of the agent's CA accepted", name)
+		}
+	}
+
 	// Serve refuses to run without client authentication.
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer lis.Close()
@@ -230,6 +255,11 @@ func TestMutualTLS(t *testing.T) {
 	weak.ClientAuth = tls.VerifyClientCertIfGiven
 	if err := Serve(ctx, lis, weak, Options{}); err == nil {
 		t.Error("Serve accepted a TLS configuration without required client certificates")
+	}
+	anyClient := p.serverTLS(t)
+	anyClient.VerifyConnection = nil
+	if err := Serve(ctx, lis, anyClient, Options{}); err == nil {
+		t.Error("Serve accepted a TLS configuration that does not check the client's identity")
 	}
 }
 

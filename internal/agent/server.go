@@ -87,6 +87,12 @@ func Serve(ctx context.Context, lis net.Listener, tlsConf *tls.Config, o Options
 	if tlsConf == nil || tlsConf.ClientAuth != tls.RequireAndVerifyClientCert || tlsConf.ClientCAs == nil {
 		return errors.New("agent: refusing to serve without mutual TLS (client certificates required and verified)")
 	}
+	// Any certificate of the CA is not enough (it may sign PostgreSQL's):
+	// the configuration must check the client is the manager
+	// (pki.ServerTLS).
+	if tlsConf.VerifyConnection == nil && tlsConf.VerifyPeerCertificate == nil {
+		return errors.New("agent: refusing to serve without a check of the client's identity")
+	}
 	s := NewServer(o)
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsConf)),

@@ -6,6 +6,7 @@ package agentclient
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -94,6 +96,28 @@ func (p *Pool) Ping(ctx context.Context, h cluster.Host, timeout time.Duration) 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return c.Ping(ctx, &agentpb.PingRequest{})
+}
+
+// PingCert is Ping that also returns the certificate the agent presented
+// on the connection the call used (MONITOR AGENT shows its expiry, ROTATE
+// CERTIFICATES checks the agent took its new one).
+func (p *Pool) PingCert(ctx context.Context, h cluster.Host, timeout time.Duration) (*agentpb.PingResponse, *x509.Certificate, error) {
+	c, err := p.Client(h)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var pr peer.Peer
+	resp, err := c.Ping(ctx, &agentpb.PingRequest{}, grpc.Peer(&pr))
+	if err != nil {
+		return nil, nil, err
+	}
+	var cert *x509.Certificate
+	if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+		cert = ti.State.PeerCertificates[0]
+	}
+	return resp, cert, nil
 }
 
 // Message returns a gRPC error's message without the "rpc error: code = …"

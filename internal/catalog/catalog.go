@@ -122,6 +122,18 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 		return nil, fmt.Errorf("create catalog directory: %w", err)
 	}
 	file := filepath.Join(dir, FileName)
+	if err := createPrivate(file); err != nil {
+		return nil, fmt.Errorf("create catalog: %w", err)
+	}
+	// A catalog of an earlier version was created 0644; its -wal and -shm
+	// files, when left over, too.
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(f, fi.Mode().Perm()&^0o077); err != nil {
+				return nil, fmt.Errorf("make %s private: %w", f, err)
+			}
+		}
+	}
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
 	rw, err := sql.Open("sqlite", "file:"+file+"?_txlock=immediate&"+pragmas)
 	if err != nil {

@@ -2,11 +2,14 @@ package catalog
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/google/go-cmp/cmp"
 )
 
 func open(t *testing.T) *SQLite {
@@ -157,5 +160,71 @@ func TestDefaultGUCs(t *testing.T) {
 	}
 	if len(gucs) < 300 {
 		t.Errorf("only %d parameters", len(gucs))
+	}
+}
+
+// The catalog and its -wal and -shm files are 0600, also when an earlier
+// version left them 0644; Private makes a whole data directory private.
+func TestFileModes(t *testing.T) {
+	dir := t.TempDir()
+	check := func(when string) {
+		t.Helper()
+		for _, f := range []string{FileName, FileName + "-wal", FileName + "-shm"} {
+			fi, err := os.Stat(filepath.Join(dir, f))
+			if err != nil {
+				t.Errorf("%s: %v", when, err)
+			} else if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s is %#o, want 0600", when, f, fi.Mode().Perm())
+			}
+		}
+	}
+	c, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(t, c, cluster.Plan{InsertHost: host("h1", "127.0.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	check("new catalog")
+	c.Close()
+
+	os.Chmod(filepath.Join(dir, FileName), 0o644)
+	c, err = Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(t, c, cluster.Plan{InsertHost: host("h2", "127.0.0.3")}); err != nil {
+		t.Fatal(err)
+	}
+	check("catalog of an earlier version (0644)")
+	c.Close()
+
+	os.MkdirAll(filepath.Join(dir, "agents", "h1"), 0o755)
+	os.WriteFile(filepath.Join(dir, "agents", "h1", "agent.key"), []byte("k"), 0o644)
+	os.WriteFile(filepath.Join(dir, "adbmgr.pid"), []byte("1\n"), 0o600)
+	os.Chmod(filepath.Join(dir, "adbmgr.pid"), 0o664) // past the umask
+	outside := filepath.Join(t.TempDir(), "outside")
+	os.WriteFile(outside, nil, 0o644)
+	os.Symlink(outside, filepath.Join(dir, "link"))
+	os.Chmod(dir, 0o755)
+	changed, err := Private(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		dir + ": 0755 -> 0700",
+		filepath.Join(dir, "adbmgr.pid") + ": 0664 -> 0600",
+		filepath.Join(dir, "agents") + ": 0755 -> 0700",
+		filepath.Join(dir, "agents", "h1") + ": 0755 -> 0700",
+		filepath.Join(dir, "agents", "h1", "agent.key") + ": 0644 -> 0600",
+	}
+	if diff := cmp.Diff(want, changed); diff != "" {
+		t.Errorf("Private (-want +got):\n%s", diff)
+	}
+	if changed, _ := Private(dir); len(changed) != 0 {
+		t.Errorf("Private again changed %q", changed)
+	}
+	if fi, _ := os.Stat(outside); fi == nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("Private followed a symbolic link out of the directory")
 	}
 }

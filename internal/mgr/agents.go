@@ -157,7 +157,7 @@ func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host) error {
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := ca.Issue("adbagent "+h.Name, []net.IP{ip}, nil, true, false)
+	certPEM, keyPEM, err := ca.IssueAgent(h.Name, []net.IP{ip})
 	if err != nil {
 		return err
 	}
@@ -263,12 +263,15 @@ func (m *Manager) monitorAgent(e *req, st *parser.MonitorAgent) error {
 	if err != nil {
 		return err
 	}
-	res := make([]hostResult, len(hosts))
+	rows := make([]map[string]string, len(hosts))
 	parallel(len(hosts), func(i int) {
-		res[i] = hostResult{host: hosts[i].Name, ok: true, desc: "running"}
-		if _, err := m.agents.Ping(e.ctx, hosts[i], pingTimeout); err != nil {
-			res[i].ok, res[i].desc = false, "not running"
+		rows[i] = map[string]string{"hostname": hosts[i].Name, "status": boolText(true), "description": "running"}
+		_, cert, err := m.agents.PingCert(e.ctx, hosts[i], pingTimeout)
+		if err != nil {
+			rows[i]["status"], rows[i]["description"] = boolText(false), "not running"
+		} else if cert != nil {
+			rows[i]["cert_expires"] = certTime(cert.NotAfter)
 		}
 	})
-	return writeHostResults(e.w, res)
+	return writeTable(e.w, monitorAgentColumns, rows)
 }

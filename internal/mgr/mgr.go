@@ -198,6 +198,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.stopAgent(e, st)
 	case *parser.MonitorAgent:
 		return m.monitorAgent(e, st)
+	case *parser.RotateCertificates:
+		return m.rotateCertificates(e, st)
 	case *parser.InitAll:
 		return m.initAll(e, st)
 	case *parser.StartNodes:
@@ -285,8 +287,10 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return project(q, nodeColumns, st.Columns, "LIST NODE")
 	case *parser.Help:
 		return helpColumns, nil
-	case *parser.StartAgent, *parser.StopAgent, *parser.MonitorAgent:
+	case *parser.StartAgent, *parser.StopAgent, *parser.RotateCertificates:
 		return hostResultColumns, nil
+	case *parser.MonitorAgent:
+		return monitorAgentColumns, nil
 	case *parser.InitAll, *parser.StartNodes, *parser.StopNodes:
 		return opColumns, nil
 	case *parser.Monitor:

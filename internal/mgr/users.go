@@ -31,7 +31,7 @@ func requiredPrivilege(st parser.Statement) string {
 		}
 		return privSuperuser
 	case *parser.AddHost, *parser.AlterHost, *parser.StartAgent, *parser.Deploy, *parser.Switchover,
-		*parser.DropUser, *parser.Grant, *parser.Zone, *parser.Expand:
+		*parser.DropUser, *parser.Grant, *parser.Zone, *parser.Expand, *parser.RotateCertificates:
 		return privSuperuser
 	case *parser.Append:
 		if st.Activate || st.Source.Name != "" {

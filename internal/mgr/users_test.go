@@ -28,6 +28,7 @@ func TestRequiredPrivilege(t *testing.T) {
 		{"ALTER HOST h (pghome='/x')", privSuperuser},
 		{"START AGENT ALL", privSuperuser},
 		{"DEPLOY ALL", privSuperuser},
+		{"ROTATE CERTIFICATES", privSuperuser},
 		{"SWITCHOVER DATANODE SLAVE s", privSuperuser},
 		{"APPEND COORDINATOR cn3 FOR cn1", privSuperuser},
 		{"APPEND ACTIVATE COORDINATOR cn3", privSuperuser},

@@ -268,6 +268,14 @@ type MonitorAgent struct {
 	Target AgentTarget
 }
 
+// RotateCertificates is ROTATE CERTIFICATES [CA] (adbmgr's, not AntDB's):
+// new certificates for the manager and every running agent; with CA, a new
+// certificate authority first.
+type RotateCertificates struct {
+	Base
+	CA bool
+}
+
 // Deploy is DEPLOY {ALL | h [, …]} [PASSWORD pw].
 type Deploy struct {
 	Base
@@ -636,6 +644,13 @@ func (s *Promote) Command() string {
 }
 
 func (s *Flush) Command() string { return "FLUSH " + upper(s.What) }
+
+func (s *RotateCertificates) Command() string {
+	if s.CA {
+		return "ROTATE CERTIFICATES CA"
+	}
+	return "ROTATE CERTIFICATES"
+}
 
 func upper(s string) string {
 	b := []byte(s)

@@ -67,6 +67,15 @@ where column can be one of:
 	{"MONITOR AGENT", "show whether the agents are running",
 		`MONITOR AGENT [ ALL | host_name [, ...] ]`,
 		`MONITOR AGENT;`},
+	{"ROTATE CERTIFICATES", "issue new certificates to the manager and the running agents",
+		`ROTATE CERTIFICATES [ CA ]
+
+The manager's client certificate and each running agent's server
+certificate are reissued by the manager's CA; agents pick theirs up on the
+next connection, without a restart. MONITOR AGENT shows when each agent's
+certificate expires. With CA (a new certificate authority) it is not
+built yet: its hint gives the offline procedure.`,
+		`ROTATE CERTIFICATES;`},
 
 	// ---------------------------------------------------------- nodes
 	{"ADD GTMCOORD", "add a gtmcoord to the node table",

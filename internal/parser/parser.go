@@ -505,6 +505,7 @@ func init() {
 		"zone":       (*parser).zoneStmt,
 		"flush":      (*parser).flushStmt,
 		"checkout":   (*parser).checkoutStmt,
+		"rotate":     (*parser).rotateStmt,
 		"grant":      (*parser).grantStmt,
 		"revoke":     (*parser).grantStmt,
 		"create":     (*parser).createStmt,

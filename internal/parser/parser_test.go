@@ -296,6 +296,9 @@ func TestSyntaxErrors(t *testing.T) {
 		{"MONITOR HA 5", 12, "5", `Expected ZONE, "(", a node name or end of statement.`},
 		{"MONITOR HA ZONE", 16, "", "Expected a zone name."},
 		{"MONITOR AGENT a b", 17, "b", `Expected "," or end of statement.`},
+		{"ROTATE", 7, "", "Expected CERTIFICATES."},
+		{"ROTATE CERTIFICATES x", 21, "x", "Expected CA or end of statement."},
+		{"ROTATE CERTIFICATES CA x", 24, "x", "Expected end of statement."},
 		// DEPLOY / INIT / CLEAN
 		{"DEPLOY", 7, "", "Expected ALL or a host name."},
 		{"DEPLOY ALL x", 12, "x", "Expected PASSWORD or end of statement."},

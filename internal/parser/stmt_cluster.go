@@ -710,6 +710,20 @@ func (p *parser) checkoutStmt() (Statement, error) {
 	return s, p.end(&s.Base)
 }
 
+// rotateStmt is ROTATE CERTIFICATES [CA].
+func (p *parser) rotateStmt() (Statement, error) {
+	p.next() // ROTATE
+	if err := p.expectWords("certificates"); err != nil {
+		return nil, err
+	}
+	s := &RotateCertificates{}
+	if p.acceptWord("ca") {
+		s.CA = true
+		return s, p.end(&s.Base)
+	}
+	return s, p.end(&s.Base, "CA")
+}
+
 // showBoottime is SHOW BOOTTIME [ALL] | family [ALL] |
 // family role {ALL | n [, …]}.
 func (p *parser) showBoottime() (Statement, error) {

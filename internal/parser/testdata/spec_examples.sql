@@ -222,6 +222,9 @@ STOP AGENT h1;
 MONITOR AGENT;
 MONITOR AGENT ALL;
 MONITOR AGENT h1, h2;
+-- adbmgr's own: certificates of the manager and the agents
+ROTATE CERTIFICATES;
+ROTATE CERTIFICATES CA;
 -- 3.2 node definition
 ADD GTMCOORD MASTER gc1 (host=h1, port=6768, path='/data/gc1');
 ADD GTMCOORD SLAVE gc2 FOR gc1 (host=h2, port=6768, path='/data/gc2', sync_state='sync');
@@ -544,3 +547,5 @@ SELECT "unterminated;
 SELECT 1 /* unterminated;
 SELECT $x$ unterminated;
 LIST NODE dn1 ~
+ROTATE CERTIFICATE;
+ROTATE CERTIFICATES ALL;
