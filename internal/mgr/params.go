@@ -124,6 +124,27 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 	return e.w.Complete(st.Command())
 }
 
+// warnUnwritable tells the DBA about catalog rows no node gets because the
+// agent would refuse them (stored before SET checked names), and how to
+// remove them.
+func warnUnwritable(e *req, nodes []cluster.Node, rows []cluster.Param) {
+	seen := map[string]bool{}
+	var bad []string
+	for _, n := range nodes {
+		for _, p := range params.Unwritable(n, rows) {
+			id := p.Node + "\x00" + p.Type + "\x00" + p.Key
+			if !seen[id] {
+				seen[id] = true
+				bad = append(bad, fmt.Sprintf(`"%s" (%s %s)`, p.Key, params.TypeLabel(p), p.Node))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		e.w.Notice("WARNING", "these parameter rows are not written to postgresql.conf, which cannot hold them: "+
+			strings.Join(bad, ", ")+`; remove them with RESET … ("name")`)
+	}
+}
+
 func statusOf(e *req, t target) (*agentpb.NodeStatus, error) {
 	ctx, cancel := call(e.ctx, pingTimeout)
 	defer cancel()
