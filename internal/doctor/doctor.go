@@ -18,6 +18,14 @@ type Observation struct {
 	Node string
 	// Answering: it accepted an SQL connection and answered as a primary.
 	Answering bool
+	// Responding: it runs and answered the manager with an error of its own
+	// (an SQL or authentication error, too many clients, a database that
+	// refuses connections). It is not down, and neither a restart nor a
+	// failover cures what a DBA must fix, so the doctor leaves it alone.
+	// Down means cannot connect or not running.
+	Responding bool
+	// Error is what it answered when Responding, for the log.
+	Error string
 	// AgentUp: the agent of its host answered, so a restart is possible.
 	AgentUp bool
 }
@@ -61,7 +69,7 @@ type health struct {
 type Memory map[string]*health
 
 // Decide returns the actions of one round and updates mem. A node that
-// answers is forgotten; one that failed cfg.Failures rounds in a row is
+// answers, if only with an error of its own, is forgotten; one that failed cfg.Failures rounds in a row is
 // restarted while restarts remain and its agent is up, and failed over
 // otherwise. After an action the count starts again, so the next action
 // comes only after another cfg.Failures failed rounds.
@@ -70,7 +78,7 @@ func Decide(mem Memory, obs []Observation, cfg Config) []Action {
 	seen := map[string]bool{}
 	for _, o := range obs {
 		seen[o.Node] = true
-		if o.Answering {
+		if o.Answering || o.Responding {
 			delete(mem, o.Node)
 			continue
 		}
@@ -115,6 +123,7 @@ type Actions interface {
 // Run is the loop; it returns when ctx is cancelled.
 func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 	mem := Memory{}
+	responding := map[string]bool{} // said once, not every round
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -128,6 +137,16 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 			log.Warn("doctor: cannot observe the cluster", "error", err)
 			continue
 		}
+		now := map[string]bool{}
+		for _, o := range obs {
+			if o.Responding {
+				now[o.Node] = true
+				if !responding[o.Node] {
+					log.Warn("doctor: master runs but answers with an error; leaving it alone", "node", o.Node, "error", o.Error)
+				}
+			}
+		}
+		responding = now
 		for _, act := range Decide(mem, obs, cfg) {
 			var err error
 			switch act.Kind {

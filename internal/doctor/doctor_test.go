@@ -10,6 +10,9 @@ func TestDecide(t *testing.T) {
 	cfg := Config{Failures: 3, Restarts: 1}
 	down := func(agent bool) []Observation { return []Observation{{Node: "dn1", AgentUp: agent}} }
 	up := []Observation{{Node: "dn1", Answering: true}}
+	erring := func(agent bool) []Observation {
+		return []Observation{{Node: "dn1", Responding: true, AgentUp: agent, Error: "55000: database \"postgres\" is not currently accepting connections"}}
+	}
 	tests := []struct {
 		name   string
 		rounds [][]Observation
@@ -23,6 +26,12 @@ func TestDecide(t *testing.T) {
 			[][]Action{nil, nil, {{Failover, "dn1"}}}},
 		{"a restart that works resets", [][]Observation{down(true), down(true), down(true), up, down(true), down(true), down(true)},
 			[][]Action{nil, nil, {{Restart, "dn1"}}, nil, nil, nil, {{Restart, "dn1"}}}},
+		// Up but answering with an error (SQL, authentication, too many
+		// clients): never restarted nor failed over, agent or not.
+		{"a master answering with an error is left alone", [][]Observation{erring(false), erring(false), erring(false), erring(true), erring(false)},
+			[][]Action{nil, nil, nil, nil, nil}},
+		{"an error answer is not a failed round", [][]Observation{down(false), down(false), erring(false), down(false), down(false)},
+			[][]Action{nil, nil, nil, nil, nil}},
 		{"a node that leaves is forgotten", [][]Observation{down(true), down(true), nil, down(true), down(true)},
 			[][]Action{nil, nil, nil, nil, nil}},
 	}

@@ -128,13 +128,24 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		n := nodes[i]
 		h, _ := s.Host(n.Host)
 		o := doctor.Observation{Node: n.Name}
-		if conn, err := pgclient.Connect(ctx, h, n, 2*time.Second); err == nil {
-			if st, err := pgclient.NodeStatus(ctx, conn); err == nil && !st.Recovery {
+		conn, err := pgclient.Connect(ctx, h, n, 2*time.Second)
+		if err == nil {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			var st pgclient.Status
+			if st, err = pgclient.NodeStatus(qctx, conn); err == nil && !st.Recovery {
 				o.Answering = true
 			}
+			cancel()
 			conn.Close(ctx)
 		}
-		if !o.Answering {
+		if pe := pgclient.ServerError(err); pe != nil {
+			// It runs and said no (a DBA's pg_hba.conf or ALTER DATABASE,
+			// too many clients…): not down. Restarting or failing it over
+			// would not fix that, and would lose what it is doing.
+			o.Responding = true
+			o.Error = pe.Code + ": " + pe.Message
+		}
+		if !o.Answering && !o.Responding {
 			_, err := d.m.agents.Ping(ctx, h, time.Second)
 			o.AgentUp = err == nil
 			// A postmaster that runs but refuses connections (crash

@@ -152,6 +152,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	if err := m.initPrecheck(e.ctx, s, stages); err != nil {
 		return err
 	}
+	warnUnwritable(e, s.Nodes, sn.params)
 	// The address the manager's connections leave from, toward the
 	// gtmcoord master's host (PlanInit guarantees there is one).
 	var gtmHost cluster.Host

@@ -258,14 +258,29 @@ func (m *Manager) monitorRows(e *req, t parser.NodeTarget) ([]map[string]string,
 // probe fills a MONITOR row for n and returns its description.
 func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, row map[string]string) string {
 	h, _ := s.Host(n.Host)
-	if conn, err := pgclient.Connect(ctx, h, n, 3*time.Second); err == nil {
+	conn, err := pgclient.Connect(ctx, h, n, 3*time.Second)
+	if err == nil {
 		defer conn.Close(ctx)
-		if st, err := pgclient.NodeStatus(ctx, conn); err == nil {
+		var st pgclient.Status
+		if st, err = pgclient.NodeStatus(ctx, conn); err == nil {
 			row["status"] = "t"
 			row["recovery"] = strconv.FormatBool(st.Recovery)
 			row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
 			return "running"
 		}
+		if pe := pgclient.ServerError(err); pe != nil {
+			// Up (it answered), but the manager's query failed: say so
+			// rather than "not running", which would send a DBA (or a
+			// script) to restart or fail over a healthy master.
+			row["status"] = "t"
+			return fmt.Sprintf("running, but adbmgr's query fails: %s (SQLSTATE %s)", pe.Message, pe.Code)
+		}
+	} else if pe := pgclient.ServerError(err); pe != nil && pe.Code != pgclient.CannotConnectNow {
+		// As libpq's PQping: a server that sends an error other than
+		// "starting up / shutting down" runs, though it refused this
+		// login (pg_hba.conf, too many clients, ALLOW_CONNECTIONS false).
+		row["status"] = "t"
+		return fmt.Sprintf("running, but refuses adbmgr's connection: %s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
 	t, err := m.target(s, n)
 	if err != nil {

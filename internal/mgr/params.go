@@ -124,6 +124,27 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 	return e.w.Complete(st.Command())
 }
 
+// warnUnwritable tells the DBA about catalog rows no node gets because the
+// agent would refuse them (stored before SET checked names), and how to
+// remove them.
+func warnUnwritable(e *req, nodes []cluster.Node, rows []cluster.Param) {
+	seen := map[string]bool{}
+	var bad []string
+	for _, n := range nodes {
+		for _, p := range params.Unwritable(n, rows) {
+			id := p.Node + "\x00" + p.Type + "\x00" + p.Key
+			if !seen[id] {
+				seen[id] = true
+				bad = append(bad, fmt.Sprintf(`"%s" (%s %s)`, p.Key, params.TypeLabel(p), p.Node))
+			}
+		}
+	}
+	if len(bad) > 0 {
+		e.w.Notice("WARNING", "these parameter rows are not written to postgresql.conf, which cannot hold them: "+
+			strings.Join(bad, ", ")+`; remove them with RESET … ("name")`)
+	}
+}
+
 func statusOf(e *req, t target) (*agentpb.NodeStatus, error) {
 	ctx, cancel := call(e.ctx, pingTimeout)
 	defer cancel()
@@ -205,8 +226,18 @@ func (m *Manager) showParam(e *req, st *parser.ShowParam) error {
 		return pgerror.New(pgerror.ConnectionFailure, "cannot connect to %s: %s", describeNode(n), err).WithHint("MONITOR ALL shows whether it runs.")
 	}
 	defer conn.Close(e.ctx)
-	rows, err := conn.Query(e.ctx, fmt.Sprintf(`SELECT name, setting, coalesce(unit, ''), context, source, pending_restart
-		FROM pg_settings WHERE name ILIKE %s ORDER BY name`, pgclient.Literal("%"+st.Pattern+"%")))
+	// The manager's connection sets pgclient.SessionParams itself (source
+	// "client"); for those, show what the node's other sessions get: the
+	// value of its configuration files, as written there, or the default.
+	rows, err := conn.Query(e.ctx, fmt.Sprintf(`SELECT s.name,
+		CASE WHEN s.source = 'client' THEN coalesce(f.setting, s.boot_val, '') ELSE s.setting END,
+		CASE WHEN s.source = 'client' AND f.setting IS NOT NULL THEN '' ELSE coalesce(s.unit, '') END,
+		s.context,
+		CASE WHEN s.source <> 'client' THEN s.source WHEN f.setting IS NULL THEN 'default' ELSE 'configuration file' END,
+		s.pending_restart
+		FROM pg_settings s LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings
+			WHERE lower(name) = lower(s.name) AND applied ORDER BY seqno DESC LIMIT 1) f ON true
+		WHERE s.name ILIKE %s ORDER BY s.name`, pgclient.Literal("%"+st.Pattern+"%")))
 	if err != nil {
 		return err
 	}

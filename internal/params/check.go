@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgconf"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -74,9 +75,8 @@ func canonicalKey(key string) string { return strings.ToLower(strings.TrimSpace(
 // its definition (ok false when unknown and force allowed it).
 func checkKey(gucs map[string]cluster.GUC, key string, force bool) (string, cluster.GUC, bool, error) {
 	key = canonicalKey(key)
-	if !validName(key) {
-		return key, cluster.GUC{}, false, pgerror.New(pgerror.InvalidName, `invalid configuration parameter name "%s"`, key).
-			WithDetail("A parameter name is one or more simple identifiers separated by dots.")
+	if err := CheckName(key); err != nil {
+		return key, cluster.GUC{}, false, err
 	}
 	if _, ok := managed[key]; ok {
 		return key, cluster.GUC{}, false, managedError(key)
@@ -88,27 +88,29 @@ func checkKey(gucs map[string]cluster.GUC, key string, force bool) (string, clus
 	return key, g, ok, nil
 }
 
-// validName is guc-file.l's ID or QUALIFIED_ID: what postgresql.conf can
-// hold as a key. FORCE skips the catalog lookup, so this is what keeps a
-// quoted identifier such as "a b" from corrupting the file.
-func validName(key string) bool {
-	if key == "" {
-		return false
+// CheckName refuses a name the agent would not write into postgresql.conf
+// (pgconf.ValidKey, the agent's own rule: guc-file.l's ID or ID.ID, ASCII,
+// not an include directive). FORCE skips the lookup in the server's
+// parameters, so this is what keeps "a.b.c", "a b" or include_dir out of
+// the catalog: stored, they would make every later INIT of the family fail.
+func CheckName(key string) error {
+	if pgconf.ValidKey(key) == nil {
+		return nil
 	}
-	for _, part := range strings.Split(key, ".") {
-		if part == "" {
-			return false
-		}
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			letter := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80
-			if !letter && !(i > 0 && c >= '0' && c <= '9') {
-				return false
-			}
-		}
+	if pgconf.IsDirective(key) {
+		return pgerror.New(pgerror.InvalidName, `"%s" is a configuration file directive, not a parameter`, key).
+			WithDetail("Written into postgresql.conf it would make PostgreSQL read another file.")
 	}
-	return true
+	return pgerror.New(pgerror.InvalidName, `invalid configuration parameter name "%s"`, key).
+		WithDetail("A name in postgresql.conf is a simple identifier (ASCII letters, digits, _), " +
+			"or two separated by one dot (plugin.name), of at most 256 bytes.")
 }
+
+// Writable reports whether a catalog row for key can reach postgresql.conf:
+// the agent accepts the name. Rows stored before SET checked names are
+// skipped where files are written (Effective, Updates) so that they cannot
+// stop INIT, and RESET deletes them.
+func Writable(key string) bool { return pgconf.ValidKey(key) == nil }
 
 // Check validates one SET value against the server's definition (unless
 // force) and returns the canonical value to store and write: unquoted (the
@@ -133,6 +135,12 @@ func Check(gucs map[string]cluster.GUC, s Setting, force bool) (string, error) {
 		// A configuration line ends at a newline; NUL ends a C string.
 		return "", pgerror.New(pgerror.InvalidParameterValue,
 			`invalid value for parameter "%s": postgresql.conf values cannot contain a newline or NUL byte`, key)
+	}
+	if err := pgconf.ValidValue(v); err != nil {
+		// The agent's own rule (a length bound), so that a stored value
+		// always reaches the nodes.
+		return "", pgerror.New(pgerror.InvalidParameterValue,
+			`invalid value for parameter "%s": longer than %d bytes`, key, pgconf.MaxValueLen)
 	}
 	if v == Removed {
 		return "", pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "%s": "%s"`, key, v).

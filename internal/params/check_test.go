@@ -1,8 +1,10 @@
 package params
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/adbmgr/adbmgr/internal/pgconf"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/google/go-cmp/cmp"
 )
@@ -186,6 +188,25 @@ func TestCheck(t *testing.T) {
 		{"unknown with force", "pg_stat_statements.max", "10000", true, ok("10000")},
 		{"bad name with force", "a b", "1", true,
 			fail(pgerror.InvalidName, `invalid configuration parameter name "a b"`, "")},
+		// Names the agent refuses (pgconf.ValidKey), refused even with FORCE.
+		{"two dots with force", "a.b.c", "1", true, fail(pgerror.InvalidName, `invalid configuration parameter name "a.b.c"`, "")},
+		{"empty part with force", "a.", "1", true, fail(pgerror.InvalidName, `invalid configuration parameter name "a."`, "")},
+		{"leading digit with force", "1a", "1", true, fail(pgerror.InvalidName, `invalid configuration parameter name "1a"`, "")},
+		{"non-ASCII with force", "ключ", "1", true, fail(pgerror.InvalidName, `invalid configuration parameter name "ключ"`, "")},
+		{"too long with force", "x" + strings.Repeat("y", 256), "1", true,
+			fail(pgerror.InvalidName, `invalid configuration parameter name "x`+strings.Repeat("y", 256)+`"`, "")},
+		{"include with force", "include", "/etc/x.conf", true,
+			fail(pgerror.InvalidName, `"include" is a configuration file directive, not a parameter`, "")},
+		{"INCLUDE_DIR with force", "INCLUDE_DIR", "/etc", true,
+			fail(pgerror.InvalidName, `"include_dir" is a configuration file directive, not a parameter`, "")},
+		{"include_if_exists", "include_if_exists", "x", false,
+			fail(pgerror.InvalidName, `"include_if_exists" is a configuration file directive, not a parameter`, "")},
+		{"qualified name with force", "Auto_Explain.log_min_duration", "10", true, ok("10")},
+		{"value at the bound with force", "x.y", strings.Repeat("v", pgconf.MaxValueLen), true, ok(strings.Repeat("v", pgconf.MaxValueLen))},
+		{"value too long with force", "x.y", strings.Repeat("v", pgconf.MaxValueLen+1), true, fail(pgerror.InvalidParameterValue,
+			`invalid value for parameter "x.y": longer than 65536 bytes`, "")},
+		{"NUL with force", "x.y", "a\x00b", true, fail(pgerror.InvalidParameterValue,
+			`invalid value for parameter "x.y": postgresql.conf values cannot contain a newline or NUL byte`, "")},
 		{"internal", "block_size", "8192", false,
 			fail(cantChangeRuntimeParam, `parameter "block_size" cannot be changed`, "")},
 		{"internal with force", "block_size", "8192", true, ok("8192")},
@@ -305,6 +326,13 @@ func FuzzCheck(f *testing.F) {
 		}
 		if v == Removed {
 			t.Fatalf("Check(%q, %q) returned the reserved %q", key, value, Removed)
+		}
+		// What SET accepts, the agent writes.
+		if err := pgconf.ValidKey(canonicalKey(key)); err != nil {
+			t.Fatalf("Check accepted %q, which the agent refuses: %v", key, err)
+		}
+		if _, err := pgconf.QuoteValue(v); err != nil {
+			t.Fatalf("Check accepted %q = %q, which the agent refuses: %v", key, v, err)
 		}
 	})
 }

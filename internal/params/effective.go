@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgconf"
 )
 
 // Effective returns what node n's postgresql.conf must say according to the
@@ -13,13 +14,17 @@ import (
 // narrower winning; a "--" value puts the key in remove instead of set.
 // remove is sorted. Keys the manager owns never come out of here, even if
 // an old catalog holds them, so the manager's per-node values (port, socket
-// directory…) cannot be overridden.
+// directory…) cannot be overridden. Nor do rows the agent would refuse (a
+// name such as "a.b.c" or include_dir, a value with a NUL byte), which a
+// catalog from before SET checked them may hold: one of them would make
+// every INIT of the family fail; Unwritable lists them so that the caller
+// can warn, and RESET removes them.
 func Effective(n cluster.Node, all []cluster.Param) (set map[string]string, remove []string) {
 	final := map[string]string{}
 	for _, lv := range []level{levelFamily, levelType, levelNode} {
 		for _, p := range all {
-			if rowLevel(p) == lv && p.Applies(n) && !IsManaged(p.Key) {
-				final[p.Key] = p.Value
+			if rowLevel(p) == lv && p.Applies(n) && !IsManaged(p.Key) && writableRow(p) {
+				final[canonicalKey(p.Key)] = p.Value
 			}
 		}
 	}
@@ -46,6 +51,9 @@ func Updates(n cluster.Node, all []cluster.Param, keys []string) (set map[string
 	set = map[string]string{}
 	for _, k := range keys {
 		k = canonicalKey(k)
+		if !Writable(k) {
+			continue // never written, so nothing to remove (RESET of a bad row)
+		}
 		if v, ok := eff[k]; ok {
 			set[k] = v
 		} else if !slices.Contains(remove, k) {
@@ -54,6 +62,24 @@ func Updates(n cluster.Node, all []cluster.Param, keys []string) (set map[string
 	}
 	slices.Sort(remove)
 	return set, remove
+}
+
+// writableRow: the agent accepts the row's name and, unless it is "--",
+// its value.
+func writableRow(p cluster.Param) bool {
+	return Writable(p.Key) && (p.Value == Removed || pgconf.ValidValue(p.Value) == nil)
+}
+
+// Unwritable returns the rows that apply to node n and that Effective
+// leaves out because the agent would refuse them.
+func Unwritable(n cluster.Node, all []cluster.Param) []cluster.Param {
+	var out []cluster.Param
+	for _, p := range all {
+		if p.Applies(n) && !IsManaged(p.Key) && !writableRow(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // TypeLabel is a row's nodetype column in LIST PARAM: the node type, or for

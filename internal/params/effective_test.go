@@ -31,6 +31,13 @@ func TestEffective(t *testing.T) {
 		row("ds0", dnM, "work_mem", "1MB"), // stale type: ds0 is a slave
 		row("*", "coordinator", "work_mem", "2MB"),
 		row("*", dnFam, "port", "1"), // a manager key in an old catalog
+		// Rows the agent refuses, in a catalog from before SET checked
+		// them: left out, so that INIT still works.
+		row("*", dnFam, "a.b.c", "1"),
+		row("*", dnFam, "include_dir", "/etc"),
+		row("dm0", dnM, "Include", Removed),
+		row("*", dnFam, "x.y", "a\x00b"),
+		row("ds1", dnS, "Work_Mem", "8MB"), // keys come out lower-cased
 	}
 	tests := []struct {
 		node       string
@@ -136,5 +143,26 @@ func TestList(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestUnwritable(t *testing.T) {
+	s := testState()
+	all := []cluster.Param{
+		row("*", dnFam, "a.b.c", "1"),
+		row("dm1", dnM, "include", "/etc/passwd"),
+		row("*", dnFam, "x.y", "a\x00b"),
+		row("*", dnFam, "work_mem", "8MB"),
+		row("*", dnFam, "archive_command", Removed),
+		row("*", dnFam, "port", "1"), // the manager's: skipped for another reason
+		row("*", "coordinator", "include_dir", "/etc"),
+	}
+	got := Unwritable(node(s, "dm0"), all)
+	want := []cluster.Param{row("*", dnFam, "a.b.c", "1"), row("*", dnFam, "x.y", "a\x00b")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dm0 (-want +got):\n%s", diff)
+	}
+	if got := Unwritable(node(s, "cn1"), all); len(got) != 1 || got[0].Key != "include_dir" {
+		t.Errorf("cn1: %v", got)
 	}
 }

@@ -1,6 +1,9 @@
 package params
 
 import (
+	"fmt"
+	"slices"
+
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -91,6 +94,32 @@ func PlanSet(s *cluster.State, existing []cluster.Param, t Target, settings []Se
 	}
 	for _, st := range settings {
 		var key, value string
+		if reset && !Writable(canonicalKey(st.Key)) {
+			// A row the agent refuses, stored before SET checked names:
+			// RESET is the way out, so it deletes the rows it covers and
+			// stores nothing (not even "--", which the agent would refuse
+			// to remove as well).
+			key = canonicalKey(st.Key)
+			if seenKey[key] {
+				return cluster.Plan{}, pgerror.New(pgerror.SyntaxError, "conflicting or redundant options").
+					WithDetail(`Parameter "%s" is given more than once.`, key)
+			}
+			seenKey[key] = true
+			rows, anywhere := unwritableRows(existing, t, key)
+			if len(rows) == 0 {
+				if !anywhere {
+					return cluster.Plan{}, CheckName(key)
+				}
+				return cluster.Plan{}, pgerror.New(pgerror.UndefinedObject, `parameter "%s" is not stored at this level`, key).
+					WithHint("LIST PARAM shows its rows; RESET the level that holds it (a SET DATANODE ALL row with RESET DATANODE ALL).")
+			}
+			for _, p := range rows {
+				del(p)
+			}
+			plan.Notices = append(plan.Notices, cluster.Notice{Severity: "NOTICE",
+				Message: fmt.Sprintf(`removed parameter "%s" from the catalog; it was never written to postgresql.conf`, key)})
+			continue
+		}
 		if reset {
 			var g cluster.GUC
 			var known bool
@@ -174,6 +203,31 @@ func PlanSet(s *cluster.State, existing []cluster.Param, t Target, settings []Se
 		}
 	}
 	return plan, nil
+}
+
+// unwritableRows returns the rows of an unwritable key (compared
+// case-insensitively: such rows were not necessarily stored lower-cased)
+// that target t covers: for a family target every row of the family, for a
+// type target the type's rows, for named nodes their own rows. anywhere
+// reports whether the catalog holds the key at all.
+func unwritableRows(existing []cluster.Param, t Target, key string) (rows []cluster.Param, anywhere bool) {
+	typ := t.paramType()
+	for _, p := range existing {
+		if canonicalKey(p.Key) != key {
+			continue
+		}
+		anywhere = true
+		f, _, ok := rowFamily(p.Type)
+		switch {
+		case !ok || f != t.Family:
+		case t.Role == "":
+			rows = append(rows, p)
+		case p.Type != typ:
+		case t.All || slices.Contains(t.Names, p.Node):
+			rows = append(rows, p)
+		}
+	}
+	return rows, anywhere
 }
 
 // stored decides whether a row holding value is needed below a wider row

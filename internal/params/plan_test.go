@@ -6,6 +6,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // testState is one gtmcoord master, one coordinator, two datanode masters
@@ -381,6 +382,85 @@ func TestPlanSetErrors(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, outcomeOf(t, "", err)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Rows the agent refuses, planted by a catalog from before SET checked
+// names: RESET (with or without FORCE) deletes the rows it covers and
+// stores nothing, so the nodes can be INITed and restarted again.
+func TestPlanResetUnwritable(t *testing.T) {
+	planted := []cluster.Param{
+		row("*", dnFam, "a.b.c", "1"),
+		row("*", dnM, "INCLUDE_DIR", "/etc"),
+		row("dm0", dnM, "include", "/etc/passwd"),
+		row("*", "coordinator", "a.b.c", "2"),
+		row("*", dnFam, "work_mem", "8MB"),
+	}
+	removed := func(k string) cluster.Notice {
+		return cluster.Notice{Severity: "NOTICE", Message: `removed parameter "` + k + `" from the catalog; it was never written to postgresql.conf`}
+	}
+	tests := []struct {
+		name     string
+		target   Target
+		settings []Setting
+		force    bool
+		want     cluster.Plan
+		wantErr  outcome
+	}{
+		{name: "family RESET FORCE deletes the family's rows of the key", target: datanodeAll, settings: keys("a.b.c"), force: true,
+			want: cluster.Plan{DeleteParams: []cluster.Param{row("*", dnFam, "a.b.c", "1")}, Notices: []cluster.Notice{removed("a.b.c")}}},
+		{name: "plain RESET as well, any case", target: datanodeAll, settings: keys("Include_Dir", "include"),
+			want: cluster.Plan{
+				DeleteParams: []cluster.Param{row("*", dnM, "INCLUDE_DIR", "/etc"), row("dm0", dnM, "include", "/etc/passwd")},
+				Notices:      []cluster.Notice{removed("include_dir"), removed("include")},
+			}},
+		{name: "type RESET deletes the type and node rows", target: dnMasterAll, settings: keys("include"), force: true,
+			want: cluster.Plan{DeleteParams: []cluster.Param{row("dm0", dnM, "include", "/etc/passwd")}, Notices: []cluster.Notice{removed("include")}}},
+		{name: "node RESET deletes the node's row", target: dnMaster("dm0"), settings: keys("include"),
+			want: cluster.Plan{DeleteParams: []cluster.Param{row("dm0", dnM, "include", "/etc/passwd")}, Notices: []cluster.Notice{removed("include")}}},
+		{name: "a level that does not hold it", target: dnMaster("dm1"), settings: keys("include"),
+			wantErr: fail(pgerror.UndefinedObject, `parameter "include" is not stored at this level`,
+				"LIST PARAM shows its rows; RESET the level that holds it (a SET DATANODE ALL row with RESET DATANODE ALL).")},
+		{name: "not in the catalog at all", target: datanodeAll, settings: keys("x.y.z"), force: true,
+			wantErr: fail(pgerror.InvalidName, `invalid configuration parameter name "x.y.z"`, "")},
+		{name: "given twice", target: datanodeAll, settings: keys("a.b.c", "A.B.C"), force: true,
+			wantErr: fail(pgerror.SyntaxError, "conflicting or redundant options", "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := PlanSet(testState(), planted, tt.target, tt.settings, testGUCs(), tt.force, true)
+			if tt.wantErr != (outcome{}) {
+				if diff := cmp.Diff(tt.wantErr, outcomeOf(t, "", err)); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, plan, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			// After the plan nothing of the key reaches the agent, and
+			// what the nodes get is writable.
+			after := Apply(planted, plan)
+			for _, n := range testState().Nodes {
+				set, remove := Effective(n, after)
+				for k := range set {
+					if !Writable(k) {
+						t.Errorf("%s: Effective sets %q", n.Name, k)
+					}
+				}
+				for _, k := range remove {
+					if !Writable(k) {
+						t.Errorf("%s: Effective removes %q", n.Name, k)
+					}
+				}
+				if _, remove := Updates(n, after, []string{"a.b.c", "include", "include_dir"}); len(remove) > 0 {
+					t.Errorf("%s: Updates removes %q", n.Name, remove)
+				}
 			}
 		})
 	}

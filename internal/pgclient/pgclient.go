@@ -4,6 +4,7 @@ package pgclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Connect opens a connection to node n on host h as the host's user, to the
@@ -23,16 +25,85 @@ func Connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.D
 		return nil, err
 	}
 	cfg.ConnectTimeout = timeout
-	// Bound every statement the manager sends: an application holding a
-	// lock must not hang a command (and the cluster lock) forever.
-	cfg.RuntimeParams["statement_timeout"] = "120s"
-	cfg.RuntimeParams["lock_timeout"] = "30s"
+	for k, v := range SessionParams() {
+		cfg.RuntimeParams[k] = v
+	}
 	// Simple protocol: one round trip, no statement cache to go stale across
 	// the node restarts the manager causes.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// SessionParams are the settings of every manager connection to a node,
+// sent in the startup packet. A setting from the startup packet (source
+// "client") wins over postgresql.conf, ALTER SYSTEM, ALTER DATABASE and
+// ALTER ROLE, so a DBA may SET any of these on the nodes for the
+// applications' sake without changing how the manager's own queries are
+// parsed, run or answered. Without them one `SET DATANODE ALL
+// (standard_conforming_strings = off)` made pgx refuse every query (its
+// simple protocol requires on), so MONITOR showed healthy masters as down.
+func SessionParams() map[string]string {
+	return map[string]string{
+		// How text is parsed and printed: pgx's simple protocol requires
+		// UTF8 and standard strings (Literal doubles quotes only, so with
+		// backslash escapes on, a value could end the literal early);
+		// timestamps and intervals are scanned in ISO and postgres style
+		// (pg_postmaster_start_time in MONITOR).
+		"client_encoding":             "UTF8",
+		"standard_conforming_strings": "on",
+		"DateStyle":                   "ISO, MDY",
+		"IntervalStyle":               "postgres",
+		"TimeZone":                    "UTC",
+		"extra_float_digits":          "1",
+		"bytea_output":                "hex",
+		// MONITOR and the logs show the node's errors in English,
+		// whatever the node's locale.
+		"lc_messages": "C",
+		// Names resolve as on a fresh cluster: the manager creates
+		// extensions and the adb schema's objects in the usual places.
+		"search_path":        `"$user", public`,
+		"default_tablespace": "",
+		// The manager writes on masters (adb.*, slots, foreign servers):
+		// transactions are read-write, read committed, never deferred.
+		"default_transaction_read_only":  "off",
+		"default_transaction_isolation":  "read committed",
+		"default_transaction_deferrable": "off",
+		// Bound every statement the manager sends: an application holding
+		// a lock must not hang a command (and the cluster lock) forever.
+		"statement_timeout": "120s",
+		"lock_timeout":      "30s",
+		// EXPAND ACTIVATE holds its coordinator transactions open while it
+		// waits for replay; a node's idle timeout must not end them.
+		"idle_in_transaction_session_timeout": "0",
+		"idle_session_timeout":                "0",
+		// A library that cannot be loaded would make every new session
+		// fail (FATAL), the manager's included; the manager needs none.
+		// (This and lc_messages need a superuser, which the manager's
+		// user is: the host's user, who ran initdb.)
+		"session_preload_libraries": "",
+		"local_preload_libraries":   "",
+	}
+}
+
+// CannotConnectNow is the SQLSTATE of "the database system is starting up"
+// (or shutting down, or in recovery without hot standby): the postmaster
+// runs but lets nobody in, which libpq's PQping reports as PQPING_REJECT.
+const CannotConnectNow = "57P03"
+
+// ServerError returns the error the node itself sent (an ErrorResponse
+// during the startup or to a query: an SQL error, an authentication
+// failure, too many clients, a database that refuses connections), or nil
+// when err is not one (refused, timed out, reset: the node may be down).
+// A node that sends an error runs; as libpq's PQping says, it is up, even
+// if it did not like the manager's user or query.
+func ServerError(err error) *pgconn.PgError {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
 }
 
 // Status is what MONITOR shows of a running node.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -34,6 +35,22 @@ func TestQuoteValue(t *testing.T) {
 	}
 	if _, err := QuoteValue("a\x00b"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("NUL accepted: %v", err)
+	}
+}
+
+func TestValidValue(t *testing.T) {
+	for _, v := range []string{"", "on", "a\nb", "it's", strings.Repeat("v", MaxValueLen)} {
+		if err := ValidValue(v); err != nil {
+			t.Errorf("ValidValue(%.20q) = %v", v, err)
+		}
+	}
+	for _, v := range []string{"a\x00b", strings.Repeat("v", MaxValueLen+1)} {
+		if err := ValidValue(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidValue(%.20q) = %v, want ErrInvalid", v, err)
+		}
+		if _, err := QuoteValue(v); !errors.Is(err, ErrInvalid) {
+			t.Errorf("QuoteValue(%.20q) = %v, want ErrInvalid", v, err)
+		}
 	}
 }
 
