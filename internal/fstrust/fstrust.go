@@ -79,6 +79,22 @@ func Executable(path string, uid uint32) error {
 	return nil
 }
 
+// File checks an open file the way Executable checks its path's last
+// element: a regular file owned by root or uid, not writable by group or
+// others. Checking the descriptor that will be read or run closes the gap
+// between checking a path and opening it.
+func File(f *os.File, uid uint32) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return &UnsafeError{Path: f.Name(), Culprit: f.Name(), Reason: "is not a regular file"}
+	}
+	w := walker{path: f.Name(), uid: uid}
+	return w.judge(f.Name(), fi, true)
+}
+
 // check walks path from / and returns what it finally names.
 func check(path string, uid uint32) (fs.FileInfo, error) {
 	if !filepath.IsAbs(path) || filepath.Clean(path) != path || strings.IndexByte(path, 0) >= 0 {

@@ -199,3 +199,28 @@ func TestSystemPlaces(t *testing.T) {
 		t.Errorf("/tmp itself (1777) trusted as a directory")
 	}
 }
+
+func TestFile(t *testing.T) {
+	base := tree(t)
+	for _, tc := range []struct {
+		path, reason string
+	}{
+		{"good/bin/tool", ""},
+		{"good/bin/otherw", "is writable by others"},
+		{"good/bin/strangers", "is owned by uid 65534"},
+		{"good/bin/subdir", "is not a regular file"},
+		// The descriptor alone is judged: the directory is Executable's job.
+		{"evil/bin/adbagent", "is owned by uid 65534"},
+		{"rootevil/tool", ""},
+	} {
+		f, err := os.Open(filepath.Join(base, tc.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = File(f, nodeUser)
+		f.Close()
+		if (tc.reason == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("File(%s) = %v, want %q", tc.path, err, tc.reason)
+		}
+	}
+}
