@@ -116,6 +116,9 @@ func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
 	if err := requireLocal(hosts, "START AGENT"); err != nil {
 		return err
 	}
+	if len(hosts) == 0 {
+		return writeHostResults(e.w, nil)
+	}
 	// Every host's agent binary is checked before any agent starts: a
 	// refusal runs nothing.
 	bin, err := m.openAgent(hosts)

@@ -87,7 +87,7 @@ func sameFiles(a, b cluster.Host) bool {
 // write is not the one vetHost checked (the catalog changed in between,
 // which the catalog lock should prevent).
 func changedUnderUs(vetted, h *cluster.Host) error {
-	if vetted == nil || h == nil || sameFiles(*vetted, *h) {
+	if h == nil || vetted != nil && sameFiles(*vetted, *h) {
 		return nil
 	}
 	return pgerror.New(pgerror.SerializationFailure, `host "%s" changed while its files were checked`, h.Name).WithHint("Run the command again.")

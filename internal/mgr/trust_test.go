@@ -325,3 +325,29 @@ func TestOpenAgent(t *testing.T) {
 		t.Error("/tmp/pwned exists")
 	}
 }
+
+func TestChangedUnderUs(t *testing.T) {
+	h := cluster.Host{Name: "h", Protocol: cluster.ProtocolLocal, User: "postgres", ADBHome: "/a", PGHome: "/p"}
+	moved := h
+	moved.PGHome = "/elsewhere"
+	port := h
+	port.AgentPort = 1
+	for _, tc := range []struct {
+		vetted, h *cluster.Host
+		refused   bool
+	}{
+		{nil, nil, false},
+		{&h, nil, false},
+		{&h, &h, false},
+		{&h, &port, false},
+		{&h, &moved, true},
+		// The dry run refused (or wrote no host) but the transaction
+		// would write one: it was never checked.
+		{nil, &h, true},
+	} {
+		err := changedUnderUs(tc.vetted, tc.h)
+		if pe, ok := pgerror.As(err); tc.refused != (err != nil) || err != nil && (!ok || pe.Code != pgerror.SerializationFailure) {
+			t.Errorf("changedUnderUs(%v, %v) = %v, want refused %v", tc.vetted, tc.h, err, tc.refused)
+		}
+	}
+}
