@@ -209,6 +209,7 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	m := mgr.New(cat, mgr.Options{
 		// bin/adbmgr lives in <adbhome>/bin, like AntDB's layout.
 		InstallDir:  filepath.Dir(filepath.Dir(exe)),
+		AgentBinary: filepath.Join(filepath.Dir(exe), "adbagent"),
 		DataDir:     dir,
 		Interrupted: len(ops) > 0,
 		Agents:      agents,

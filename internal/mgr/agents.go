@@ -116,10 +116,27 @@ func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
 	if err := requireLocal(hosts, "START AGENT"); err != nil {
 		return err
 	}
+	if len(hosts) == 0 {
+		return writeHostResults(e.w, nil)
+	}
+	// Every host's agent binary is checked before any agent starts: a
+	// refusal runs nothing.
+	bin, err := m.openAgent(hosts)
+	if err != nil {
+		if pe, ok := pgerror.As(err); ok && !st.Target.All {
+			for _, id := range st.Target.Hosts {
+				if strings.Contains(pe.Message, `host "`+id.Name+`"`) {
+					pe.At(e.q, id.Pos)
+				}
+			}
+		}
+		return err
+	}
+	defer bin.Close()
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
 		res[i] = hostResult{host: hosts[i].Name, ok: true, desc: "success"}
-		if err := m.startLocalAgent(e.ctx, hosts[i]); err != nil {
+		if err := m.startLocalAgent(e.ctx, hosts[i], bin); err != nil {
 			res[i].ok, res[i].desc = false, err.Error()
 		}
 	})
@@ -132,15 +149,14 @@ func (m *Manager) agentDir(h cluster.Host) string {
 }
 
 // startLocalAgent starts adbagent on this machine for host h, unless it
-// already answers. The agent runs in its own session so that it outlives the
-// manager (a manager restart must not take the cluster's agents down).
-func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host) error {
+// already answers. bin is the manager's own agent, open and verified
+// (openAgent); it is what runs. The agent runs in its own session so that
+// it outlives the manager (a manager restart must not take the cluster's
+// agents down), and it gets none of the manager's descriptors: stdin is
+// /dev/null, stdout and stderr its own log, and nothing else passes exec.
+func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host, bin *os.File) error {
 	if _, err := m.agents.Ping(ctx, h, pingTimeout); err == nil {
 		return nil
-	}
-	bin := filepath.Join(h.ADBHome, "bin", "adbagent")
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("agent binary %s not found (adbhome of host %q)", bin, h.Name)
 	}
 	ip := net.ParseIP(h.Address)
 	if ip == nil {
@@ -165,13 +181,23 @@ func (m *Manager) startLocalAgent(ctx context.Context, h cluster.Host) error {
 		return err
 	}
 	logFile := filepath.Join(dir, "agent.log")
-	cmd := osexec.Command(bin, "--listen", agentclient.Target(h),
+	stdin, out, err := agentOutput(logFile)
+	if err != nil {
+		return err
+	}
+	defer stdin.Close()
+	defer out.Close()
+	cmd := osexec.Command(procFD(bin), "--listen", agentclient.Target(h),
 		"--cert", filepath.Join(dir, "agent.crt"), "--key", filepath.Join(dir, "agent.key"),
 		"--ca", filepath.Join(dir, pki.CACert), "--log", logFile)
+	// ps shows the file that runs, not /proc/self/fd/N.
+	cmd.Args[0] = m.opts.AgentBinary
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
+	closeInheritedOnExec()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", m.opts.AgentBinary, err)
 	}
 	// Reap the agent if it exits while the manager runs; after the manager
 	// exits, init adopts it.

@@ -45,12 +45,13 @@ func (m *Manager) hostSpec(q string, list []parser.Option) (cluster.HostSpec, *o
 	if spec.Address, err = o.str("address", ipAddress); err != nil {
 		return spec, nil, err
 	}
-	if spec.ADBHome, err = o.str("adbhome", absPath); err != nil {
+	if spec.ADBHome, err = o.str("adbhome", homePath); err != nil {
 		return spec, nil, err
 	}
-	if spec.PGHome, err = o.str("pghome", absPath); err != nil {
+	if spec.PGHome, err = o.str("pghome", homePath); err != nil {
 		return spec, nil, err
 	}
+	spec.ADBHome, spec.PGHome = homeClean(spec.ADBHome), homeClean(spec.PGHome)
 	return spec, o, nil
 }
 
@@ -76,14 +77,24 @@ func (m *Manager) addHost(e *req, st *parser.AddHost) error {
 		return err
 	}
 	defer unlock()
+	decide := func(s *cluster.State) (cluster.Plan, error) {
+		return cluster.AddHost(s, st.Name.Name, spec, def, st.IfNotExists)
+	}
+	vetted, err := m.vetHost(e.ctx, decide)
+	if err != nil {
+		return e.at(err, o.fieldPos(err, st.Name.Pos))
+	}
 	var plan cluster.Plan
 	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
 		if err != nil {
 			return err
 		}
-		if plan, err = cluster.AddHost(s, st.Name.Name, spec, def, st.IfNotExists); err != nil {
+		if plan, err = decide(s); err != nil {
 			return e.at(err, o.fieldPos(err, st.Name.Pos))
+		}
+		if err := changedUnderUs(vetted, plan.InsertHost); err != nil {
+			return err
 		}
 		return tx.Apply(plan)
 	})
@@ -104,14 +115,22 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 		return err
 	}
 	defer unlock()
+	decide := func(s *cluster.State) (cluster.Plan, error) { return cluster.AlterHost(s, st.Name.Name, spec) }
+	vetted, err := m.vetHost(e.ctx, decide)
+	if err != nil {
+		return e.at(err, o.fieldPos(err, st.Name.Pos))
+	}
 	var plan cluster.Plan
 	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
 		s, err := tx.State()
 		if err != nil {
 			return err
 		}
-		if plan, err = cluster.AlterHost(s, st.Name.Name, spec); err != nil {
+		if plan, err = decide(s); err != nil {
 			return e.at(err, o.fieldPos(err, st.Name.Pos))
+		}
+		if err := changedUnderUs(vetted, plan.UpdateHost); err != nil {
+			return err
 		}
 		return tx.Apply(plan)
 	})

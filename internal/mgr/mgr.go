@@ -37,7 +37,15 @@ type Options struct {
 	// Resolve maps a host name to an address when ADD HOST has no ADDRESS.
 	// Defaults to the system resolver, IPv4 preferred.
 	Resolve func(ctx context.Context, name string) (string, error)
-	Logger  *slog.Logger
+	// AgentBinary is the adbagent shipped beside bin/adbmgr: START AGENT
+	// runs it, and only when a host's <adbhome>/bin/adbagent has the same
+	// SHA-256. Empty: no agent is started.
+	AgentBinary string
+	// CheckHostFiles checks a local host's adbhome and pghome at ADD and
+	// ALTER HOST; nil means checkHostFiles (ownership and modes on this
+	// machine). Tests with invented paths replace it.
+	CheckHostFiles func(cluster.Host) error
+	Logger         *slog.Logger
 }
 
 // Manager executes statements against the catalog.

@@ -46,7 +46,9 @@ func newManager(t *testing.T) (*Manager, *catalog.SQLite) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return New(cat, Options{InstallDir: "/opt/adbmgr", Resolve: func(context.Context, string) (string, error) { return "", context.Canceled }}), cat
+	return New(cat, Options{InstallDir: "/opt/adbmgr", Resolve: func(context.Context, string) (string, error) { return "", context.Canceled },
+		// /opt/adbmgr need not exist here: trust_test.go tests the checks.
+		CheckHostFiles: func(cluster.Host) error { return nil }}), cat
 }
 
 func run(t *testing.T, m *Manager, q string) (*recorder, error) {

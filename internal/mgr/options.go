@@ -4,8 +4,10 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -161,9 +163,49 @@ func absPath(v string) string {
 	return ""
 }
 
+// homePath checks ADBHOME and PGHOME, which name installations whose
+// programs the agent runs (as root, for the agent itself). The value is
+// stored cleaned (homeClean), so a ".." is refused rather than resolved:
+// "/opt/adb/../../tmp/evil" is not a way to write /tmp/evil that a DBA
+// reading LIST HOST should have to decode.
+func homePath(v string) string {
+	switch {
+	case !strings.HasPrefix(v, "/"):
+		return "The path must be absolute."
+	case len(v) > maxPath:
+		return "The path is too long."
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return "The path contains a control character."
+	case slices.Contains(strings.Split(v, "/"), ".."):
+		return `The path must not contain "..".`
+	case path.Clean(v) == "/":
+		return "The root directory cannot be an installation directory."
+	}
+	return ""
+}
+
+// homeClean stores a path that passed homePath in its clean form, without
+// "//", "/./" or a trailing "/", as the agent requires.
+func homeClean(v *string) *string {
+	if v == nil {
+		return nil
+	}
+	c := path.Clean(*v)
+	return &c
+}
+
 func ipAddress(v string) string {
-	if net.ParseIP(v) == nil {
+	ip := net.ParseIP(v)
+	switch {
+	case ip == nil:
 		return "The address must be an IPv4 or IPv6 address literal."
+	// Nodes listen on the host's address and the agent on address:agentport:
+	// 0.0.0.0 or :: would expose them on every interface, and the other
+	// hosts could not reach a host by it anyway.
+	case ip.IsUnspecified():
+		return "The address must be the host's own address, not an unspecified one (0.0.0.0 or ::, which mean every interface)."
+	case ip.IsMulticast(), ip.Equal(net.IPv4bcast):
+		return "The address must be a unicast address of the host, not a multicast or broadcast one."
 	}
 	return ""
 }

@@ -437,3 +437,70 @@ func TestRealTools(t *testing.T) {
 		t.Errorf("IsReady(closed port) = %q, %v", ready, err)
 	}
 }
+
+// The agent refuses to run a tool, or a tool that runs postgres, that
+// someone other than root and the node's user could have written: the
+// script is never executed.
+func TestRunRefusesUntrustedPrograms(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files other owners")
+	}
+	u, err := LookupUser(testUser(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	markerDir := sharedDir(t)
+	if err := os.Chown(markerDir, int(u.UID), -1); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(markerDir, "ran")
+	body := "touch " + marker
+	for _, tc := range []struct {
+		name  string
+		tool  string
+		setup func(home string) error
+		want  string
+	}{
+		{"tool owned by nobody", "initdb", func(home string) error { return os.Chown(filepath.Join(home, "bin", "initdb"), 65534, -1) },
+			"is owned by uid 65534 (nobody)"},
+		{"bin owned by nobody", "pg_ctl", func(home string) error { return os.Chown(filepath.Join(home, "bin"), 65534, -1) },
+			"is owned by uid 65534 (nobody)"},
+		{"world-writable tool", "pg_rewind", func(home string) error { return os.Chmod(filepath.Join(home, "bin", "pg_rewind"), 0o757) },
+			"is writable by others (mode 0757)"},
+		{"group-writable pghome", "pg_basebackup", func(home string) error { return os.Chmod(home, 0o775) },
+			"is writable by group (mode 0775)"},
+		{"postgres owned by nobody", "initdb", func(home string) error { return os.Chown(filepath.Join(home, "bin", "postgres"), 65534, -1) },
+			"postgres is owned by uid 65534 (nobody)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := fakeHome(t, map[string]string{tc.tool: body, "postgres": body})
+			if err := tc.setup(home); err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(home, testUser(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.Run(context.Background(), tc.tool)
+			if !errors.Is(err, ErrNotPermitted) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Run(%s) = %v, want ErrNotPermitted saying %q", tc.tool, err, tc.want)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatalf("the untrusted program ran")
+			}
+		})
+	}
+	// The same installation, trusted, runs: the marker proves the test
+	// would have seen an execution.
+	home := fakeHome(t, map[string]string{"pg_ctl": body, "postgres": body})
+	r, err := New(home, testUser(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background(), "pg_ctl"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("a trusted tool did not run: %v", err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/adbmgr/adbmgr/internal/fstrust"
 )
 
 // ErrInvalid marks a request that cannot work whatever the host's state: an
@@ -237,6 +239,9 @@ func (r *Runner) run(ctx context.Context, tool string, onLine func(string), maxO
 	if err != nil || !fi.Mode().IsRegular() {
 		return Result{}, fmt.Errorf("%w: %s is not an installed program", ErrInvalid, path)
 	}
+	if err := r.trusted(path); err != nil {
+		return Result{}, err
+	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = r.env()
 	// The working directory must be one the user can read: tools that
@@ -272,6 +277,27 @@ func (r *Runner) run(ctx context.Context, tool string, onLine func(string), maxO
 		te.Err = ctx.Err()
 	}
 	return res, te
+}
+
+// trusted refuses to run path unless root and the node's user alone
+// control it and every directory above it (fstrust): otherwise whoever can
+// write there runs code as the node's user, a database superuser, and the
+// agent, root, would be the one starting it. initdb, pg_ctl and pg_rewind
+// run the installation's postgres in turn, so it is checked too. Checked
+// before every run, not once: pghome may change under a running agent.
+func (r *Runner) trusted(path string) error {
+	progs := []string{path}
+	if pg := r.Path("postgres"); pg != path {
+		if _, err := os.Lstat(pg); err == nil {
+			progs = append(progs, pg)
+		}
+	}
+	for _, p := range progs {
+		if err := fstrust.Executable(p, r.user.UID); err != nil {
+			return fmt.Errorf("%w: refusing to run %s: %v", ErrNotPermitted, p, err)
+		}
+	}
+	return nil
 }
 
 func (r *Runner) env() []string {

@@ -20,6 +20,8 @@ const (
 	UniqueViolation        = "23505"
 	ReadOnlySQLTransaction = "25006"
 	InsufficientPrivilege  = "42501"
+	UndefinedFile          = "58P01"
+	SerializationFailure   = "40001"
 	QueryCanceled          = "57014"
 	UndefinedColumn        = "42703"
 	UndefinedTable         = "42P01"
