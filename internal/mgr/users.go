@@ -64,6 +64,11 @@ func requiredPrivilege(st parser.Statement) string {
 	case *parser.Clean:
 		return "clean"
 	case *parser.SetParam:
+		for _, o := range st.Params {
+			if programParams[strings.ToLower(o.Name.Name)] {
+				return privSuperuser
+			}
+		}
 		if st.Reset {
 			return "reset"
 		}
@@ -76,6 +81,24 @@ func requiredPrivilege(st parser.Statement) string {
 	// A statement added later without a rule here is for superusers until
 	// someone decides otherwise.
 	return privSuperuser
+}
+
+// programParams are the server parameters that make a node run a program
+// or load a library of the setter's choosing as the host's OS user: with
+// them a user GRANTed only "set" would own every host's PostgreSQL account,
+// so they are for superusers (PostgreSQL itself makes them superuser or
+// postmaster settings for the same reason).
+var programParams = map[string]bool{
+	"archive_command": true, "archive_library": true, "restore_command": true,
+	"archive_cleanup_command": true, "recovery_end_command": true,
+	"ssl_passphrase_command": true, "shared_preload_libraries": true,
+	"session_preload_libraries": true, "local_preload_libraries": true,
+	"dynamic_library_path": true, "data_directory": true, "hba_file": true,
+	"ident_file": true, "config_file": true, "external_pid_file": true,
+	"log_directory": true, "unix_socket_directories": true, "unix_socket_group": true,
+	"unix_socket_permissions": true, "ssl_cert_file": true, "ssl_key_file": true,
+	"ssl_ca_file": true, "ssl_crl_file": true, "ssl_crl_dir": true,
+	"jit_provider": true, "listen_addresses": true,
 }
 
 // authorize refuses a statement the session's user may not run (42501),
