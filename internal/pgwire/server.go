@@ -23,6 +23,24 @@ const DefaultServerVersion = "15.0 (adbmgr)"
 // that stopped reading, must not hold shutdown hostage.
 const shutdownGrace = 5 * time.Second
 
+// Defaults of the Options that bound what clients may hold.
+const (
+	// DefaultStartupTimeout bounds the handshake, like PostgreSQL's
+	// authentication_timeout (1 minute there): a client that connects and
+	// says nothing must not hold a socket for long.
+	DefaultStartupTimeout = 10 * time.Second
+	// DefaultMaxStartup caps connections still in the handshake.
+	DefaultMaxStartup = 64
+	// DefaultMaxSessions caps established sessions, as max_connections.
+	DefaultMaxSessions = 100
+	// DefaultMaxPrepared caps a session's named prepared statements, and
+	// separately its portals.
+	DefaultMaxPrepared = 1000
+	// DefaultWriteTimeout bounds one write of results or notices to a
+	// client that stopped reading.
+	DefaultWriteTimeout = time.Minute
+)
+
 // Options configures a Server. The zero value is usable.
 type Options struct {
 	// ServerVersion is sent as the server_version parameter
@@ -33,6 +51,26 @@ type Options struct {
 	// AllowNonLoopback lets clients from non-loopback addresses in with trust
 	// authentication. Off by default: trust is only safe for local users.
 	AllowNonLoopback bool
+
+	// StartupTimeout bounds the handshake (default DefaultStartupTimeout).
+	StartupTimeout time.Duration
+	// MaxStartup caps connections still in the handshake (default
+	// DefaultMaxStartup). A connection beyond it makes the server close
+	// the oldest of them at once: a flood of silent sockets then costs the
+	// flood, not the client that just arrived, and never more than
+	// MaxStartup descriptors and goroutines.
+	MaxStartup int
+	// MaxSessions caps sessions, those in the handshake included (default
+	// DefaultMaxSessions); a client beyond it gets FATAL 53300 "sorry, too
+	// many clients already".
+	MaxSessions int
+	// MaxPrepared caps a session's prepared statements and its portals
+	// (default DefaultMaxPrepared); beyond it Parse and Bind fail with 53400.
+	MaxPrepared int
+	// WriteTimeout bounds one write of results or notices (default
+	// DefaultWriteTimeout). A client that accepts nothing for that long
+	// loses its session, so that a query never waits on it for ever.
+	WriteTimeout time.Duration
 }
 
 // Server serves the PostgreSQL protocol to clients and hands their queries to
@@ -49,12 +87,44 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[uint32]*conn // live sessions by ProcessID, for CancelRequest
+	// pending holds the connections in the handshake, oldest first, and
+	// established counts the sessions past it; together they stay within
+	// MaxSessions (refused connections aside), so that a session slot is
+	// reserved when its connection arrives.
+	pending      []*pendingConn
+	established  int
+	evicted      atomic.Int64 // connections closed to make room, for the log
+	lastEvictLog time.Time
+}
+
+// pendingConn is a connection in the handshake.
+type pendingConn struct {
+	nc net.Conn
+	// refuse: the sessions were full when it arrived; its startup packet is
+	// answered with 53300.
+	refuse  bool
+	evicted bool
 }
 
 // New returns a Server that runs queries with h.
 func New(h Handler, opts Options) *Server {
 	if opts.ServerVersion == "" {
 		opts.ServerVersion = DefaultServerVersion
+	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = DefaultStartupTimeout
+	}
+	if opts.MaxStartup <= 0 {
+		opts.MaxStartup = DefaultMaxStartup
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxPrepared <= 0 {
+		opts.MaxPrepared = DefaultMaxPrepared
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -152,6 +222,75 @@ func isTransientAcceptError(err error) bool {
 		}
 	}
 	return false
+}
+
+// admit records a new connection as in the handshake, closing the oldest
+// ones in the handshake when that would exceed MaxStartup, or MaxSessions
+// while some are still in the handshake. It decides whether the connection
+// is refused for lack of sessions.
+func (s *Server) admit(nc net.Conn) *pendingConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.pending) >= s.opts.MaxStartup {
+		s.evictLocked(0)
+	}
+	for {
+		reserved, oldest := 0, -1
+		for i, p := range s.pending {
+			if !p.refuse {
+				reserved++
+				if oldest < 0 {
+					oldest = i
+				}
+			}
+		}
+		if s.established+reserved < s.opts.MaxSessions || oldest < 0 {
+			break
+		}
+		s.evictLocked(oldest)
+	}
+	p := &pendingConn{nc: nc, refuse: s.established >= s.opts.MaxSessions}
+	s.pending = append(s.pending, p)
+	return p
+}
+
+// evictLocked closes the connection pending[i]; its goroutine then fails
+// to read and ends.
+func (s *Server) evictLocked(i int) {
+	p := s.pending[i]
+	s.pending = append(s.pending[:i], s.pending[i+1:]...)
+	p.evicted = true
+	p.nc.Close()
+	n := s.evicted.Add(1)
+	if now := time.Now(); now.Sub(s.lastEvictLog) >= 10*time.Second {
+		s.lastEvictLog = now
+		s.log.Warn("pgwire: too many connections in startup; closing the oldest", "closed_so_far", n,
+			"max_startup", s.opts.MaxStartup, "max_sessions", s.opts.MaxSessions)
+	}
+}
+
+// started ends p's handshake; ok tells that it became a session, which
+// the caller ends with ended.
+func (s *Server) started(p *pendingConn, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !p.evicted {
+		for i, q := range s.pending {
+			if q == p {
+				s.pending = append(s.pending[:i], s.pending[i+1:]...)
+				break
+			}
+		}
+	}
+	if ok {
+		s.established++
+	}
+}
+
+func (s *Server) ended() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.established--
 }
 
 // register makes c reachable by CancelRequest and assigns its ProcessID.
