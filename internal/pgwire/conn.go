@@ -38,6 +38,7 @@ type conn struct {
 	log  *slog.Logger
 	ctx  context.Context // the session's life; Serve cancels it on shutdown
 	sess Session
+	pend *pendingConn // admission state, under srv.mu
 
 	secret [4]byte // protocol 3.0 cancel keys are exactly 4 bytes
 
@@ -78,6 +79,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		be:      pgproto3.NewBackend(nc, nc),
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		ctx:     ctx,
+		pend:    p,
 		stmts:   make(map[string]*statement),
 		portals: make(map[string]*portal),
 	}
@@ -96,14 +98,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Now()) })
 	defer stop()
 
-	// The connection counts as in the handshake until it is a session or
-	// closed, refusals and panics included.
-	established := false
-	defer func() {
-		if !established {
-			s.started(p, false)
-		}
-	}()
+	// The connection counts as in the handshake until register makes it a
+	// session, and as one until it closes, refusals and panics included.
+	defer s.leave(c)
 	if p.refuse {
 		c.refuseStartup()
 		return
@@ -111,10 +108,6 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	if !c.startup() {
 		return
 	}
-	established = true
-	s.started(p, true)
-	defer s.ended()
-	defer s.unregister(c)
 	c.serve()
 	c.log.Debug("pgwire: session ended")
 }

@@ -103,7 +103,8 @@ type pendingConn struct {
 	// refuse: the sessions were full when it arrived; its startup packet is
 	// answered with 53300.
 	refuse  bool
-	evicted bool
+	evicted bool // closed to make room
+	session bool // past the handshake: counted in established
 }
 
 // New returns a Server that runs queries with h.
@@ -269,11 +270,18 @@ func (s *Server) evictLocked(i int) {
 	}
 }
 
-// started ends p's handshake; ok tells that it became a session, which
-// the caller ends with ended.
-func (s *Server) started(p *pendingConn, ok bool) {
+// leave forgets c's connection: from the handshake, or as a session.
+func (s *Server) leave(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p := c.pend
+	if p.session {
+		s.established--
+		if s.sessions[c.sess.ProcessID] == c {
+			delete(s.sessions, c.sess.ProcessID)
+		}
+		return
+	}
 	if !p.evicted {
 		for i, q := range s.pending {
 			if q == p {
@@ -282,21 +290,27 @@ func (s *Server) started(p *pendingConn, ok bool) {
 			}
 		}
 	}
-	if ok {
-		s.established++
-	}
-}
-
-func (s *Server) ended() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.established--
 }
 
 // register makes c reachable by CancelRequest and assigns its ProcessID.
+// The handshake is over: c's connection becomes a session, in the same
+// step, so that it is never taken for one still in the handshake (and
+// closed to make room) once the client was told it is in.
 func (s *Server) register(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p := c.pend; p != nil && !p.session {
+		if !p.evicted {
+			for i, q := range s.pending {
+				if q == p {
+					s.pending = append(s.pending[:i], s.pending[i+1:]...)
+					break
+				}
+			}
+		}
+		p.session = true
+		s.established++
+	}
 	for {
 		// Skip 0 (clients treat it as "no key") and, after wrap-around, PIDs
 		// still in use by long-lived sessions.
@@ -306,14 +320,6 @@ func (s *Server) register(c *conn) {
 			s.sessions[pid] = c
 			return
 		}
-	}
-}
-
-func (s *Server) unregister(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[c.sess.ProcessID] == c {
-		delete(s.sessions, c.sess.ProcessID)
 	}
 }
 
