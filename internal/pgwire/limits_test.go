@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -314,5 +315,50 @@ func TestPreparedBytesCap(t *testing.T) {
 		} else if i == 1 && !strings.HasPrefix(got[0], "E ERROR 53400 ") {
 			t.Fatalf("Parse s1 past the byte cap: %q", got)
 		}
+	}
+}
+
+// emfileListener fails its next Accept with EMFILE when told to.
+type emfileListener struct {
+	net.Listener
+	fail chan struct{}
+}
+
+func (l emfileListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.fail:
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	default:
+	}
+	return l.Listener.Accept()
+}
+
+// Out of descriptors, the server gives up a connection still in the
+// handshake and goes on accepting.
+func TestAcceptEMFILEShedsPending(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := make(chan struct{}, 1)
+	ts := serveOn(t, emfileListener{l, fail}, fakeHandler{}, Options{})
+	idle, err := net.Dial("tcp", ts.addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	waitFor(t, "admission", func() bool { p, _ := ts.srv.counts(); return p == 1 })
+	fail <- struct{}{}
+	// The Accept blocked on the idle connection's successor returns only
+	// when one arrives; the next one fails with EMFILE.
+	c1 := connect(t, ts, pgx.QueryExecModeSimpleProtocol, nil)
+	_ = c1
+	waitFor(t, "the silent connection to be shed", func() bool { return ts.srv.evicted.Load() == 1 })
+	if !isClosed(idle) {
+		t.Error("the silent connection is still open")
+	}
+	conn := connect(t, ts, pgx.QueryExecModeSimpleProtocol, nil)
+	if _, err := conn.Exec(context.Background(), "cmd"); err != nil {
+		t.Fatalf("after EMFILE: %v", err)
 	}
 }

@@ -162,7 +162,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			if isTransientAcceptError(aerr) {
 				// Out of file descriptors and the like: existing sessions
-				// will free some; spinning would only burn CPU.
+				// will free some; spinning would only burn CPU. A
+				// connection still in the handshake is the cheapest to
+				// give up for it.
+				if errors.Is(aerr, syscall.EMFILE) || errors.Is(aerr, syscall.ENFILE) {
+					s.shed()
+				}
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("pgwire: accept failed; retrying", "err", aerr, "delay", backoff)
 				select {
@@ -233,7 +238,7 @@ func (s *Server) admit(nc net.Conn) *pendingConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.pending) >= s.opts.MaxStartup {
-		s.evictLocked(0)
+		s.evictLocked(0, "too many connections in startup")
 	}
 	for {
 		reserved, oldest := 0, -1
@@ -248,16 +253,26 @@ func (s *Server) admit(nc net.Conn) *pendingConn {
 		if s.established+reserved < s.opts.MaxSessions || oldest < 0 {
 			break
 		}
-		s.evictLocked(oldest)
+		s.evictLocked(oldest, "too many sessions")
 	}
 	p := &pendingConn{nc: nc, refuse: s.established >= s.opts.MaxSessions}
 	s.pending = append(s.pending, p)
 	return p
 }
 
+// shed closes the oldest connection in the handshake, if any, to free a
+// descriptor.
+func (s *Server) shed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		s.evictLocked(0, "out of file descriptors")
+	}
+}
+
 // evictLocked closes the connection pending[i]; its goroutine then fails
 // to read and ends.
-func (s *Server) evictLocked(i int) {
+func (s *Server) evictLocked(i int, why string) {
 	p := s.pending[i]
 	s.pending = append(s.pending[:i], s.pending[i+1:]...)
 	p.evicted = true
@@ -265,7 +280,7 @@ func (s *Server) evictLocked(i int) {
 	n := s.evicted.Add(1)
 	if now := time.Now(); now.Sub(s.lastEvictLog) >= 10*time.Second {
 		s.lastEvictLog = now
-		s.log.Warn("pgwire: too many connections in startup; closing the oldest", "closed_so_far", n,
+		s.log.Warn("pgwire: closing the oldest connection still in startup", "reason", why, "closed_so_far", n,
 			"max_startup", s.opts.MaxStartup, "max_sessions", s.opts.MaxSessions)
 	}
 }
