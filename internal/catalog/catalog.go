@@ -87,6 +87,10 @@ type Catalog interface {
 	View(ctx context.Context, fn func(ReadTx) error) error
 	// Query runs a user's read-only SQL over the catalog views.
 	Query(ctx context.Context, query string) (*Result, error)
+	// Stream runs a user's read-only SQL over the catalog views and hands
+	// the rows to out as they are read, so a big result is never held
+	// whole. It returns the number of rows delivered.
+	Stream(ctx context.Context, query string, out RowSink) (int, error)
 	// Journal records the progress of a multi-step command: a new entry
 	// when id is 0 (its id is returned), else an update of entry id.
 	Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error)
@@ -103,14 +107,43 @@ type Catalog interface {
 	Close() error
 }
 
+// RowSink receives a streamed result: Columns once, before any row, then
+// each Row. An error from either ends the query and is returned as is.
+type RowSink interface {
+	Columns(cols []Column) error
+	Row(values []*string) error
+}
+
+// User SQL runs on connections of its own, never the ones commands and the
+// doctor read with, so that runaway SELECTs cannot starve them.
+const (
+	// userConns is the size of the pool for users' SELECTs; a SELECT that
+	// finds them all busy waits for one within its statement timeout.
+	userConns = 4
+	// userMaxLength caps a string or blob a user's SELECT can build
+	// (SQLite's SQLITE_LIMIT_LENGTH, 1 GB by default): printf('%.*c', …),
+	// zeroblob() or group_concat() over a recursive CTE could otherwise
+	// make one value of a gigabyte per connection.
+	userMaxLength = 16 << 20
+	// userCacheKiB bounds each user connection's page cache (temporary
+	// b-trees of ORDER BY, DISTINCT and UNION included).
+	userCacheKiB = 8 << 10
+	// typePeekRows and typePeekBytes bound what Stream reads before
+	// announcing the columns, to guess the type of columns SQLite does not
+	// declare.
+	typePeekRows  = 1000
+	typePeekBytes = 1 << 20
+)
+
 // FileName is the catalog's file inside the manager's data directory.
 const FileName = "catalog.db"
 
 // SQLite is the SQLite-backed Catalog.
 type SQLite struct {
-	mu sync.Mutex // serialises Update: one writer, and BEGIN IMMEDIATE besides
-	rw *sql.DB
-	ro *sql.DB
+	mu   sync.Mutex // serialises Update: one writer, and BEGIN IMMEDIATE besides
+	rw   *sql.DB
+	ro   *sql.DB // commands' and the doctor's snapshots
+	user *sql.DB // users' SELECTs
 }
 
 var registerOnce sync.Once
@@ -155,6 +188,16 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 	}
 	ro.SetMaxOpenConns(4)
 	c.ro = ro
+	user, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"+
+		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(FILE)", userCacheKiB))
+	if err != nil {
+		ro.Close()
+		rw.Close()
+		return nil, fmt.Errorf("open catalog for user SQL: %w", err)
+	}
+	user.SetMaxOpenConns(userConns)
+	user.SetMaxIdleConns(userConns)
+	c.user = user
 	return c, nil
 }
 
@@ -188,7 +231,7 @@ func (c *SQLite) migrate(ctx context.Context) error {
 
 // Close closes both pools.
 func (c *SQLite) Close() error {
-	return errors.Join(c.ro.Close(), c.rw.Close())
+	return errors.Join(c.user.Close(), c.ro.Close(), c.rw.Close())
 }
 
 type queryer interface {
@@ -530,22 +573,46 @@ func registerFunctions() {
 	})
 }
 
-// Query implements Catalog: the query runs on the read-only pool; values
-// are rendered as PostgreSQL's text format (booleans as t/f come from the
-// views themselves).
+// Query implements Catalog by collecting what Stream delivers.
 func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
-	rows, err := c.ro.QueryContext(ctx, query)
+	var col collect
+	if _, err := c.Stream(ctx, query, &col); err != nil {
+		return nil, err
+	}
+	return &col.res, nil
+}
+
+type collect struct{ res Result }
+
+func (c *collect) Columns(cols []Column) error { c.res.Columns = cols; return nil }
+func (c *collect) Row(v []*string) error       { c.res.Rows = append(c.res.Rows, v); return nil }
+
+// Stream implements Catalog: the query runs on the pool for user SQL, and
+// values are rendered as PostgreSQL's text format (booleans as t/f come from
+// the views themselves). ctx interrupts SQLite mid-statement (the driver
+// calls sqlite3_interrupt), so a statement timeout or a cancel stops even a
+// recursive CTE that never yields a row.
+func (c *SQLite) Stream(ctx context.Context, query string, out RowSink) (int, error) {
+	conn, err := c.user.Conn(ctx)
 	if err != nil {
-		return nil, sqlError(ctx, err)
+		return 0, sqlError(ctx, err)
+	}
+	defer conn.Close()
+	if _, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, userMaxLength); err != nil {
+		return 0, fmt.Errorf("limit user SQL: %w", err)
+	}
+	rows, err := conn.QueryContext(ctx, query)
+	if err != nil {
+		return 0, sqlError(ctx, err)
 	}
 	defer rows.Close()
 	types, err := rows.ColumnTypes()
 	if err != nil {
-		return nil, sqlError(ctx, err)
+		return 0, sqlError(ctx, err)
 	}
-	res := &Result{}
-	for _, ct := range types {
-		res.Columns = append(res.Columns, Column{Name: ct.Name(), Integer: strings.EqualFold(ct.DatabaseTypeName(), "INTEGER")})
+	cols := make([]Column, len(types))
+	for i, ct := range types {
+		cols[i] = Column{Name: ct.Name(), Integer: strings.EqualFold(ct.DatabaseTypeName(), "INTEGER")}
 	}
 	vals := make([]any, len(types))
 	ptrs := make([]any, len(types))
@@ -553,15 +620,40 @@ func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
 		ptrs[i] = &vals[i]
 	}
 	// SQLite has no declared type for expressions such as count(*); a
-	// column whose every value is an integer is announced as one, so that
-	// clients can scan it into integers.
+	// column whose every value in the first typePeekRows rows is an
+	// integer is announced as one, so that clients can scan it into
+	// integers. Those rows are held back until the columns are announced;
+	// every later row goes out as it is read, so the client's pace, not
+	// the manager's memory, bounds a big result.
 	allInt := make([]bool, len(types))
 	for i := range allInt {
 		allInt[i] = true
 	}
+	var peek [][]*string
+	peekBytes := 0
+	announced := false
+	announce := func() error {
+		announced = true
+		if len(peek) > 0 {
+			for i := range cols {
+				cols[i].Integer = allInt[i]
+			}
+		}
+		if err := out.Columns(cols); err != nil {
+			return err
+		}
+		for _, r := range peek {
+			if err := out.Row(r); err != nil {
+				return err
+			}
+		}
+		peek = nil
+		return nil
+	}
+	n := 0
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, sqlError(ctx, err)
+			return n, sqlError(ctx, err)
 		}
 		row := make([]*string, len(vals))
 		for i, v := range vals {
@@ -569,18 +661,33 @@ func (c *SQLite) Query(ctx context.Context, query string) (*Result, error) {
 			if _, isInt := v.(int64); !isInt && v != nil {
 				allInt[i] = false
 			}
+			if row[i] != nil {
+				peekBytes += len(*row[i])
+			}
 		}
-		res.Rows = append(res.Rows, row)
+		n++
+		if announced {
+			if err := out.Row(row); err != nil {
+				return n, err
+			}
+			continue
+		}
+		peek = append(peek, row)
+		if len(peek) >= typePeekRows || peekBytes >= typePeekBytes {
+			if err := announce(); err != nil {
+				return n, err
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, sqlError(ctx, err)
+		return n, sqlError(ctx, err)
 	}
-	if len(res.Rows) > 0 {
-		for i := range res.Columns {
-			res.Columns[i].Integer = allInt[i]
+	if !announced {
+		if err := announce(); err != nil {
+			return n, err
 		}
 	}
-	return res, nil
+	return n, nil
 }
 
 func render(v any) *string {
@@ -625,6 +732,10 @@ func sqlError(ctx context.Context, err error) error {
 			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba and journal.")
 		case strings.Contains(msg, "no such column"):
 			return pgerror.New(pgerror.UndefinedColumn, "%s", msg)
+		case strings.Contains(msg, "too big"):
+			// userMaxLength: program_limit_exceeded, as PostgreSQL's
+			// "invalid memory alloc request size".
+			return pgerror.New("54000", "%s", msg).WithHint("A value of user SQL may hold at most %d MB.", userMaxLength>>20)
 		case strings.Contains(msg, "readonly") || strings.Contains(msg, "query_only"):
 			return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot write the catalog through SQL: %s", msg)
 		}

@@ -2,10 +2,12 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -226,5 +228,93 @@ func TestFileModes(t *testing.T) {
 	}
 	if fi, _ := os.Stat(outside); fi == nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("Private followed a symbolic link out of the directory")
+	}
+}
+
+// A runaway recursive SELECT is interrupted inside SQLite when its context
+// ends, and while four of them hold every connection for user SQL the
+// commands' snapshots still answer at once.
+func TestStreamRunawayInterrupted(t *testing.T) {
+	c := open(t)
+	if err := apply(t, c, cluster.Plan{InsertHost: host("h1", "127.0.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	const runaway = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM r) SELECT count(*) FROM r, host`
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, userConns)
+	for range userConns {
+		go func() {
+			_, err := c.Query(ctx, runaway)
+			errs <- err
+		}()
+	}
+	// Give the runaways time to take every user connection.
+	time.Sleep(200 * time.Millisecond)
+	vctx, vcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer vcancel()
+	if err := c.View(vctx, func(tx ReadTx) error {
+		_, err := tx.State()
+		return err
+	}); err != nil {
+		t.Fatalf("View while user SQL runs away: %v", err)
+	}
+	cancel()
+	for range userConns {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("runaway query: got %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a runaway query was not interrupted within 5s of its cancel")
+		}
+	}
+	// The connections went back to the pool and work.
+	res, err := c.Query(context.Background(), `SELECT count(*) FROM host`)
+	if err != nil || len(res.Rows) != 1 || *res.Rows[0][0] != "1" {
+		t.Fatalf("after the cancel: %v %v", res, err)
+	}
+}
+
+func TestStreamValueLengthLimit(t *testing.T) {
+	c := open(t)
+	_, err := c.Query(context.Background(), `SELECT length(zeroblob(100000000))`)
+	if pe, ok := pgerror.As(err); !ok || pe.Code != "54000" {
+		t.Fatalf("a 100 MB value: got %v, want 54000", err)
+	}
+	if _, err := c.Query(context.Background(), `SELECT length(zeroblob(1000000))`); err != nil {
+		t.Fatalf("a 1 MB value: %v", err)
+	}
+}
+
+type countSink struct {
+	cols []Column
+	rows int
+	stop int
+}
+
+var errStop = errors.New("stop")
+
+func (s *countSink) Columns(cols []Column) error { s.cols = cols; return nil }
+func (s *countSink) Row([]*string) error {
+	s.rows++
+	if s.rows == s.stop {
+		return errStop
+	}
+	return nil
+}
+
+// Stream hands rows over as they are read: a sink that stops early stops an
+// endless result, and undeclared integer columns are recognised from the
+// first rows.
+func TestStreamRows(t *testing.T) {
+	c := open(t)
+	s := &countSink{stop: 5000}
+	n, err := c.Stream(context.Background(), `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM r) SELECT x, 'a' || x FROM r`, s)
+	if !errors.Is(err, errStop) || n != 5000 {
+		t.Fatalf("Stream: n=%d err=%v", n, err)
+	}
+	if len(s.cols) != 2 || !s.cols[0].Integer || s.cols[1].Integer {
+		t.Fatalf("columns: %+v", s.cols)
 	}
 }

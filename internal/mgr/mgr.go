@@ -347,11 +347,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 	case *parser.ShowVar:
 		return showColumns(st), nil
 	case *parser.Select:
-		res, err := m.cat.Query(ctx, st.Text)
-		if err != nil {
-			return nil, err
-		}
-		return resultColumns(res), nil
+		return m.describeSelect(ctx, s, st)
 	}
 	return nil, nil
 }

@@ -27,6 +27,7 @@ var defaultParams = map[string]string{
 	"mgr_zone":                      "local",
 	"max_identifier_length":         "63",
 	"extra_float_digits":            "1",
+	"statement_timeout":             defaultStatementTimeout,
 }
 
 func (m *Manager) param(e *req, name string) (string, bool) {
@@ -50,6 +51,15 @@ func (m *Manager) setVar(e *req, st *parser.SetVar) error {
 		if hint := zoneName(st.Value); hint != "" {
 			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "mgr_zone": "%s"`, st.Value).WithHint("%s", hint)
 		}
+	}
+	if name == "statement_timeout" {
+		d, err := parseDuration(st.Value)
+		if err != nil {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "statement_timeout": "%s"`, st.Value).
+				WithHint(`Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".`)
+		}
+		e.sess.Params[name] = formatDuration(d)
+		return e.w.Complete("SET")
 	}
 	e.sess.Params[name] = st.Value
 	return e.w.Complete("SET")

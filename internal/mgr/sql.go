@@ -1,36 +1,154 @@
 package mgr
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
+// Users' SQL over the catalog runs with a statement timeout, like
+// PostgreSQL's statement_timeout but on by default: a recursive CTE that
+// never ends must give its connection back. SET statement_timeout changes
+// it per session; 0 ("no timeout" in PostgreSQL) and anything longer than
+// maxStatementTimeout get maxStatementTimeout, because the connections for
+// user SQL are few and shared by every session.
+const (
+	defaultStatementTimeout = "30s"
+	maxStatementTimeout     = 5 * time.Minute
+)
+
+// errStatementTimeout is the cause of a context ended by the timeout, so
+// that the error can be told apart from a cancel or a client that left.
+var errStatementTimeout = errors.New("statement timeout")
+
+// errDescribed stops a query once Describe has its columns.
+var errDescribed = errors.New("described")
+
 // sqlSelect runs a user's read-only query over the catalog views (host,
-// node) on the catalog's read-only connection.
+// node, …) on the catalog's connections for user SQL, writing rows as they
+// are read: a client that reads slowly slows the query down instead of
+// making the manager buffer the result.
 func (m *Manager) sqlSelect(e *req, st *parser.Select) error {
-	res, err := m.cat.Query(e.ctx, st.Text)
+	n := 0
+	err := m.userSQL(e.ctx, e.sess, func(ctx context.Context) error {
+		var err error
+		n, err = m.cat.Stream(ctx, st.Text, selectSink{e.w})
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if err := e.w.Columns(resultColumns(res)); err != nil {
-		return err
-	}
-	for _, r := range res.Rows {
-		if err := e.w.Row(r); err != nil {
-			return err
-		}
-	}
-	return complete(e.w, len(res.Rows))
+	return complete(e.w, n)
 }
 
-func resultColumns(res *catalog.Result) []pgwire.Column {
-	cols := make([]pgwire.Column, len(res.Columns))
-	for i, c := range res.Columns {
+// describeSelect returns the columns of a user's query. It reads no more
+// of the result than Stream needs to type the columns.
+func (m *Manager) describeSelect(ctx context.Context, sess *pgwire.Session, st *parser.Select) ([]pgwire.Column, error) {
+	var sink describeSink
+	err := m.userSQL(ctx, sess, func(ctx context.Context) error {
+		_, err := m.cat.Stream(ctx, st.Text, &sink)
+		if errors.Is(err, errDescribed) {
+			return nil
+		}
+		return err
+	})
+	return sink.cols, err
+}
+
+// userSQL runs fn under the session's statement timeout and reports the
+// timeout as PostgreSQL does (57014).
+func (m *Manager) userSQL(ctx context.Context, sess *pgwire.Session, fn func(ctx context.Context) error) error {
+	v := defaultStatementTimeout
+	if sess != nil {
+		if s, ok := sess.Params["statement_timeout"]; ok {
+			v = s
+		}
+	}
+	d, err := parseDuration(v)
+	if err != nil || d <= 0 || d > maxStatementTimeout {
+		d = maxStatementTimeout
+	}
+	tctx, cancel := context.WithTimeoutCause(ctx, d, errStatementTimeout)
+	defer cancel()
+	err = fn(tctx)
+	if err != nil && ctx.Err() == nil && context.Cause(tctx) == errStatementTimeout {
+		return pgerror.New(pgerror.QueryCanceled, "canceling statement due to statement timeout")
+	}
+	return err
+}
+
+type selectSink struct{ w pgwire.ResultWriter }
+
+func (s selectSink) Columns(cols []catalog.Column) error { return s.w.Columns(wireColumns(cols)) }
+func (s selectSink) Row(values []*string) error          { return s.w.Row(values) }
+
+type describeSink struct{ cols []pgwire.Column }
+
+func (s *describeSink) Columns(cols []catalog.Column) error {
+	s.cols = wireColumns(cols)
+	return errDescribed
+}
+func (s *describeSink) Row([]*string) error { return errDescribed }
+
+func wireColumns(in []catalog.Column) []pgwire.Column {
+	cols := make([]pgwire.Column, len(in))
+	for i, c := range in {
 		cols[i] = pgwire.Column{Name: c.Name, TypeOID: pgwire.OIDText}
 		if c.Integer {
 			cols[i].TypeOID = pgwire.OIDInt8
 		}
 	}
 	return cols
+}
+
+// parseDuration reads a time setting as PostgreSQL does for a GUC whose
+// unit is milliseconds: a number with an optional unit (us, ms, s, min, h,
+// d), rounded to whole milliseconds.
+func parseDuration(v string) (time.Duration, error) {
+	s := strings.TrimSpace(v)
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' || (i == 0 && (s[i] == '-' || s[i] == '+'))) {
+		i++
+	}
+	num, unit := s[:i], strings.TrimSpace(s[i:])
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("not a number")
+	}
+	mult := map[string]float64{"": 1, "us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	ms := math.Round(f * mult)
+	if ms < 0 || ms > math.MaxInt32 {
+		return 0, fmt.Errorf("%.0f ms is out of range", ms)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// formatDuration shows a time setting as PostgreSQL's SHOW does: in the
+// largest unit that divides it.
+func formatDuration(d time.Duration) string {
+	ms := d.Milliseconds()
+	if ms == 0 {
+		return "0"
+	}
+	for _, u := range []struct {
+		name string
+		ms   int64
+	}{{"d", 86400000}, {"h", 3600000}, {"min", 60000}, {"s", 1000}} {
+		if ms%u.ms == 0 {
+			return strconv.FormatInt(ms/u.ms, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(ms, 10) + "ms"
 }

@@ -19,6 +19,11 @@ import (
 // the cap keeps a garbage length word from making us allocate gigabytes.
 const maxMessageLen = 16 << 20
 
+// maxPreparedBytes caps the query text a session's prepared statements
+// hold, so that Options.MaxPrepared statements of maxMessageLen each cannot
+// add up to gigabytes. One statement of the largest size still fits.
+const maxPreparedBytes = maxMessageLen
+
 // errSessionEnd tells the message loop to close the connection; whatever
 // the client needed to hear has been sent.
 var errSessionEnd = errors.New("pgwire: session ended")
@@ -33,6 +38,7 @@ type conn struct {
 	log  *slog.Logger
 	ctx  context.Context // the session's life; Serve cancels it on shutdown
 	sess Session
+	pend *pendingConn // admission state, under srv.mu
 
 	secret [4]byte // protocol 3.0 cancel keys are exactly 4 bytes
 	tls    bool    // nc is the TLS connection over the client's socket
@@ -44,8 +50,9 @@ type conn struct {
 	qmu     sync.Mutex
 	qcancel context.CancelCauseFunc // the running query's, nil when idle
 
-	stmts   map[string]*statement
-	portals map[string]*portal
+	stmts     map[string]*statement
+	stmtBytes int // query text held by stmts, bounded by maxPreparedBytes
+	portals   map[string]*portal
 	// ignoreTillSync is set by an error in an extended-protocol message:
 	// the client has pipelined the rest of the batch, which must be skipped
 	// up to Sync, as PostgreSQL does.
@@ -67,12 +74,17 @@ type portal struct {
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	// Admission first, before anything is allocated for the connection:
+	// it may close older connections in the handshake, or this one's fate
+	// may be a refusal.
+	p := s.admit(nc)
 	c := &conn{
 		srv:     s,
 		nc:      nc,
 		be:      pgproto3.NewBackend(nc, nc),
 		log:     s.log.With("remote", nc.RemoteAddr().String()),
 		ctx:     ctx,
+		pend:    p,
 		stmts:   make(map[string]*statement),
 		portals: make(map[string]*portal),
 	}
@@ -91,12 +103,33 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Now()) })
 	defer stop()
 
+	// The connection counts as in the handshake until register makes it a
+	// session, and as one until it closes, refusals and panics included.
+	defer s.leave(c)
+	if p.refuse {
+		c.refuseStartup()
+		return
+	}
 	if !c.startup() {
 		return
 	}
-	defer s.unregister(c)
 	c.serve()
 	c.log.Debug("pgwire: session ended")
+}
+
+// refuseStartup answers the startup packet of a client that arrived when
+// every session was taken, as PostgreSQL does. A CancelRequest is still
+// served: cancelling is how a DBA frees a session.
+func (c *conn) refuseStartup() {
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.StartupTimeout))
+	if c.ctx.Err() != nil {
+		return
+	}
+	if c.receiveStartup() == nil {
+		return
+	}
+	c.log.Warn("pgwire: refused a client: too many sessions", "max_sessions", c.srv.opts.MaxSessions)
+	c.sendFatal(fatal(codeTooManyConnections, "sorry, too many clients already"))
 }
 
 // serve is the message loop of an established session.
@@ -157,7 +190,9 @@ func (c *conn) serve() {
 			return
 		}
 		if err != nil {
-			if !errors.Is(err, errSessionEnd) && !isDisconnect(err) {
+			if errors.Is(err, errClientGone) {
+				c.log.Debug("pgwire: client left during a query; the query was cancelled")
+			} else if !errors.Is(err, errSessionEnd) && !isDisconnect(err) {
 				c.log.Debug("pgwire: closing connection", "err", err)
 			}
 			return
@@ -165,8 +200,9 @@ func (c *conn) serve() {
 	}
 }
 
-// runQuery runs fn with a query context that a CancelRequest can cancel
-// and translates its error for the client.
+// runQuery runs fn with a query context that a CancelRequest can cancel,
+// and that ends when the client leaves meanwhile, and translates its error
+// for the client. It returns errClientGone if the client left.
 func (c *conn) runQuery(fn func(ctx context.Context) error) error {
 	qctx, cancel := context.WithCancelCause(c.ctx)
 	c.qmu.Lock()
@@ -178,7 +214,13 @@ func (c *conn) runQuery(fn func(ctx context.Context) error) error {
 		c.qmu.Unlock()
 		cancel(nil)
 	}()
-	return queryError(qctx, fn(qctx))
+	stopWatch := c.watchPeer(cancel)
+	err := fn(qctx)
+	stopWatch()
+	if context.Cause(qctx) == errClientGone {
+		return errClientGone
+	}
+	return queryError(qctx, err)
 }
 
 // cancelQuery cancels the running query, if any. A cancel that arrives
@@ -199,7 +241,7 @@ func (c *conn) secretMatches(secret []byte) bool {
 // it, then ReadyForQuery.
 func (c *conn) simpleQuery(query string) error {
 	// A simple query ends the unnamed statement and portal, as in PostgreSQL.
-	delete(c.stmts, "")
+	c.setStatement("", nil)
 	delete(c.portals, "")
 	w := &resultWriter{c: c}
 	err := c.runQuery(func(ctx context.Context) error {
@@ -208,6 +250,9 @@ func (c *conn) simpleQuery(query string) error {
 	})
 	if c.ctx.Err() != nil {
 		return c.terminate()
+	}
+	if err := w.failed(err); err != nil {
+		return err
 	}
 	if err == nil {
 		err = w.end()
@@ -229,6 +274,9 @@ func (c *conn) extendedError(err error) error {
 	if c.ctx.Err() != nil {
 		return c.terminate()
 	}
+	if errors.Is(err, errClientGone) {
+		return err
+	}
 	if isFatal(err) {
 		c.sendFatal(err)
 		return errSessionEnd
@@ -246,6 +294,22 @@ func (c *conn) parse(m *pgproto3.Parse) error {
 		if _, dup := c.stmts[m.Name]; dup {
 			return c.extendedError(pgerror.New(codeDuplicatePreparedStatement, "prepared statement \"%s\" already exists", m.Name))
 		}
+		named := len(c.stmts)
+		if _, ok := c.stmts[""]; ok {
+			named--
+		}
+		if named >= c.srv.opts.MaxPrepared {
+			return c.extendedError(pgerror.New(codeConfigurationLimitExceeded, "too many prepared statements in this session (at most %d)", c.srv.opts.MaxPrepared).
+				WithHint("Close prepared statements that are no longer needed (DEALLOCATE)."))
+		}
+	}
+	held := c.stmtBytes
+	if old, ok := c.stmts[m.Name]; ok {
+		held -= len(old.query) // the unnamed statement is replaced
+	}
+	if held+len(m.Query) > maxPreparedBytes {
+		return c.extendedError(pgerror.New(codeConfigurationLimitExceeded, "prepared statements of this session would hold more than %d MB of query text", maxPreparedBytes>>20).
+			WithHint("Close prepared statements that are no longer needed (DEALLOCATE)."))
 	}
 	query := m.Query
 	var cols []Column
@@ -257,9 +321,22 @@ func (c *conn) parse(m *pgproto3.Parse) error {
 	if err != nil {
 		return c.extendedError(err)
 	}
-	c.stmts[m.Name] = &statement{query: query, cols: cols}
+	c.setStatement(m.Name, &statement{query: query, cols: cols})
 	c.be.Send(&pgproto3.ParseComplete{})
 	return nil
+}
+
+// setStatement stores (or, with nil, removes) a prepared statement and
+// keeps the count of the query text held.
+func (c *conn) setStatement(name string, st *statement) {
+	if old, ok := c.stmts[name]; ok {
+		c.stmtBytes -= len(old.query)
+		delete(c.stmts, name)
+	}
+	if st != nil {
+		c.stmts[name] = st
+		c.stmtBytes += len(st.query)
+	}
 }
 
 func (c *conn) bind(m *pgproto3.Bind) error {
@@ -278,6 +355,10 @@ func (c *conn) bind(m *pgproto3.Bind) error {
 	if m.DestinationPortal != "" {
 		if _, dup := c.portals[m.DestinationPortal]; dup {
 			return c.extendedError(pgerror.New(codeDuplicateCursor, "cursor \"%s\" already exists", m.DestinationPortal))
+		}
+		if len(c.portals) >= c.srv.opts.MaxPrepared {
+			return c.extendedError(pgerror.New(codeConfigurationLimitExceeded, "too many portals in this session (at most %d)", c.srv.opts.MaxPrepared).
+				WithHint("Close portals that are no longer needed, or end the batch with Sync."))
 		}
 	}
 	c.portals[m.DestinationPortal] = &portal{stmt: st, formats: formats}
@@ -368,6 +449,9 @@ func (c *conn) execute(m *pgproto3.Execute) error {
 	if c.ctx.Err() != nil {
 		return c.terminate()
 	}
+	if err := w.failed(err); err != nil {
+		return err
+	}
 	if err == nil {
 		err = w.end()
 	}
@@ -380,7 +464,7 @@ func (c *conn) execute(m *pgproto3.Execute) error {
 func (c *conn) closeObject(m *pgproto3.Close) error {
 	switch m.ObjectType {
 	case 'S':
-		delete(c.stmts, m.Name)
+		c.setStatement(m.Name, nil)
 	case 'P':
 		delete(c.portals, m.Name)
 	default:

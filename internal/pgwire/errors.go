@@ -20,12 +20,19 @@ const (
 	codeInvalidTextRepresentation  = "22P02"
 	codeSuccessfulCompletion       = "00000"
 	codeWarning                    = "01000"
+	codeTooManyConnections         = "53300"
+	codeConfigurationLimitExceeded = "53400"
 )
 
 // errCancelRequest is the cause of a query context cancelled by a
 // CancelRequest, so that the resulting error can be told apart from
 // shutdown or a Handler's own deadline.
 var errCancelRequest = errors.New("pgwire: query cancelled by CancelRequest")
+
+// errClientGone is the cause of a query context cancelled because the
+// client closed its connection while the query ran; nobody is left to
+// answer, so the session ends.
+var errClientGone = errors.New("pgwire: client closed the connection during the query")
 
 // queryError turns what a Handler returned into the error the client sees.
 // A *pgerror.Error passes through: the Handler chose its words. Otherwise a

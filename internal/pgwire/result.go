@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -151,11 +152,30 @@ func (w *resultWriter) usableLocked() error {
 	return nil
 }
 
+// flushLocked writes what is buffered. Rows go out as the Handler produces
+// them, so a client that reads slowly blocks the Handler here (the query
+// waits, the manager buffers no more than flushThreshold); one that reads
+// nothing for WriteTimeout makes the write fail, which ends the session.
 func (w *resultWriter) flushLocked() {
 	w.unflushed = 0
-	if err := w.c.be.Flush(); err != nil && w.err == nil {
+	w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.opts.WriteTimeout))
+	err := w.c.be.Flush()
+	w.c.nc.SetWriteDeadline(time.Time{})
+	if err != nil && w.err == nil {
 		w.err = err
 	}
+}
+
+// failed returns what ends the session after the Handler returned err: the
+// client left, or a write failed part-way through a message, after which
+// the stream cannot be trusted.
+func (w *resultWriter) failed(err error) error {
+	if errors.Is(err, errClientGone) {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // finish retires the writer when the Handler returns.

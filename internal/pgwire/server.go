@@ -24,6 +24,24 @@ const DefaultServerVersion = "15.0 (adbmgr)"
 // that stopped reading, must not hold shutdown hostage.
 const shutdownGrace = 5 * time.Second
 
+// Defaults of the Options that bound what clients may hold.
+const (
+	// DefaultStartupTimeout bounds the handshake, like PostgreSQL's
+	// authentication_timeout (1 minute there): a client that connects and
+	// says nothing must not hold a socket for long.
+	DefaultStartupTimeout = 10 * time.Second
+	// DefaultMaxStartup caps connections still in the handshake.
+	DefaultMaxStartup = 64
+	// DefaultMaxSessions caps established sessions, as max_connections.
+	DefaultMaxSessions = 100
+	// DefaultMaxPrepared caps a session's named prepared statements, and
+	// separately its portals.
+	DefaultMaxPrepared = 1000
+	// DefaultWriteTimeout bounds one write of results or notices to a
+	// client that stopped reading.
+	DefaultWriteTimeout = time.Minute
+)
+
 // Options configures a Server. The zero value is usable.
 type Options struct {
 	// ServerVersion is sent as the server_version parameter
@@ -47,6 +65,26 @@ type Options struct {
 	// TLS, when set, is offered to TCP clients that ask for it (psql's
 	// sslmode=prefer, require, verify-full).
 	TLS *tls.Config
+
+	// StartupTimeout bounds the handshake (default DefaultStartupTimeout).
+	StartupTimeout time.Duration
+	// MaxStartup caps connections still in the handshake (default
+	// DefaultMaxStartup). A connection beyond it makes the server close
+	// the oldest of them at once: a flood of silent sockets then costs the
+	// flood, not the client that just arrived, and never more than
+	// MaxStartup descriptors and goroutines.
+	MaxStartup int
+	// MaxSessions caps sessions, those in the handshake included (default
+	// DefaultMaxSessions); a client beyond it gets FATAL 53300 "sorry, too
+	// many clients already".
+	MaxSessions int
+	// MaxPrepared caps a session's prepared statements and its portals
+	// (default DefaultMaxPrepared); beyond it Parse and Bind fail with 53400.
+	MaxPrepared int
+	// WriteTimeout bounds one write of results or notices (default
+	// DefaultWriteTimeout). A client that accepts nothing for that long
+	// loses its session, so that a query never waits on it for ever.
+	WriteTimeout time.Duration
 }
 
 // Server serves the PostgreSQL protocol to clients and hands their queries to
@@ -63,12 +101,45 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[uint32]*conn // live sessions by ProcessID, for CancelRequest
+	// pending holds the connections in the handshake, oldest first, and
+	// established counts the sessions past it; together they stay within
+	// MaxSessions (refused connections aside), so that a session slot is
+	// reserved when its connection arrives.
+	pending      []*pendingConn
+	established  int
+	evicted      atomic.Int64 // connections closed to make room, for the log
+	lastEvictLog time.Time
+}
+
+// pendingConn is a connection in the handshake.
+type pendingConn struct {
+	nc net.Conn
+	// refuse: the sessions were full when it arrived; its startup packet is
+	// answered with 53300.
+	refuse  bool
+	evicted bool // closed to make room
+	session bool // past the handshake: counted in established
 }
 
 // New returns a Server that runs queries with h.
 func New(h Handler, opts Options) *Server {
 	if opts.ServerVersion == "" {
 		opts.ServerVersion = DefaultServerVersion
+	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = DefaultStartupTimeout
+	}
+	if opts.MaxStartup <= 0 {
+		opts.MaxStartup = DefaultMaxStartup
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxPrepared <= 0 {
+		opts.MaxPrepared = DefaultMaxPrepared
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -105,7 +176,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			if isTransientAcceptError(aerr) {
 				// Out of file descriptors and the like: existing sessions
-				// will free some; spinning would only burn CPU.
+				// will free some; spinning would only burn CPU. A
+				// connection still in the handshake is the cheapest to
+				// give up for it.
+				if errors.Is(aerr, syscall.EMFILE) || errors.Is(aerr, syscall.ENFILE) {
+					s.shed()
+				}
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.log.Warn("pgwire: accept failed; retrying", "err", aerr, "delay", backoff)
 				select {
@@ -168,10 +244,102 @@ func isTransientAcceptError(err error) bool {
 	return false
 }
 
+// admit records a new connection as in the handshake, closing the oldest
+// ones in the handshake when that would exceed MaxStartup, or MaxSessions
+// while some are still in the handshake. It decides whether the connection
+// is refused for lack of sessions.
+func (s *Server) admit(nc net.Conn) *pendingConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.pending) >= s.opts.MaxStartup {
+		s.evictLocked(0, "too many connections in startup")
+	}
+	for {
+		reserved, oldest := 0, -1
+		for i, p := range s.pending {
+			if !p.refuse {
+				reserved++
+				if oldest < 0 {
+					oldest = i
+				}
+			}
+		}
+		if s.established+reserved < s.opts.MaxSessions || oldest < 0 {
+			break
+		}
+		s.evictLocked(oldest, "too many sessions")
+	}
+	p := &pendingConn{nc: nc, refuse: s.established >= s.opts.MaxSessions}
+	s.pending = append(s.pending, p)
+	return p
+}
+
+// shed closes the oldest connection in the handshake, if any, to free a
+// descriptor.
+func (s *Server) shed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		s.evictLocked(0, "out of file descriptors")
+	}
+}
+
+// evictLocked closes the connection pending[i]; its goroutine then fails
+// to read and ends.
+func (s *Server) evictLocked(i int, why string) {
+	p := s.pending[i]
+	s.pending = append(s.pending[:i], s.pending[i+1:]...)
+	p.evicted = true
+	p.nc.Close()
+	n := s.evicted.Add(1)
+	if now := time.Now(); now.Sub(s.lastEvictLog) >= 10*time.Second {
+		s.lastEvictLog = now
+		s.log.Warn("pgwire: closing the oldest connection still in startup", "reason", why, "closed_so_far", n,
+			"max_startup", s.opts.MaxStartup, "max_sessions", s.opts.MaxSessions)
+	}
+}
+
+// leave forgets c's connection: from the handshake, or as a session.
+func (s *Server) leave(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := c.pend
+	if p.session {
+		s.established--
+		if s.sessions[c.sess.ProcessID] == c {
+			delete(s.sessions, c.sess.ProcessID)
+		}
+		return
+	}
+	if !p.evicted {
+		for i, q := range s.pending {
+			if q == p {
+				s.pending = append(s.pending[:i], s.pending[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
 // register makes c reachable by CancelRequest and assigns its ProcessID.
+// The handshake is over: c's connection becomes a session, in the same
+// step, so that it is never taken for one still in the handshake (and
+// closed to make room) once the client was told it is in.
 func (s *Server) register(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p := c.pend; p != nil && !p.session {
+		if !p.evicted {
+			for i, q := range s.pending {
+				if q == p {
+					s.pending = append(s.pending[:i], s.pending[i+1:]...)
+					break
+				}
+			}
+		}
+		p.session = true
+		s.established++
+	}
 	for {
 		// Skip 0 (clients treat it as "no key") and, after wrap-around, PIDs
 		// still in use by long-lived sessions.
@@ -181,14 +349,6 @@ func (s *Server) register(c *conn) {
 			s.sessions[pid] = c
 			return
 		}
-	}
-}
-
-func (s *Server) unregister(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[c.sess.ProcessID] == c {
-		delete(s.sessions, c.sess.ProcessID)
 	}
 }
 

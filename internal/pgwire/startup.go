@@ -16,11 +16,6 @@ import (
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
-// startupTimeout bounds the handshake, like PostgreSQL's
-// authentication_timeout: a client that connects and says nothing must not
-// hold a goroutine and a socket forever.
-const startupTimeout = time.Minute
-
 // receiveStartup reads startup packets until the real StartupMessage. It
 // answers an SSLRequest with 'S' and a TLS handshake when the server has a
 // certificate (TCP only), and refuses it, and GSS encryption, with 'N', which
@@ -65,9 +60,9 @@ func (c *conn) receiveStartup() *pgproto3.StartupMessage {
 // startup runs the handshake and reports whether the session is ready for
 // queries. On success the session is registered for CancelRequest.
 func (c *conn) startup() bool {
-	// Deadline errors from a shutdown poke and from startupTimeout look the
+	// Deadline errors from a shutdown poke and from StartupTimeout look the
 	// same; both end the handshake.
-	c.nc.SetReadDeadline(time.Now().Add(startupTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.StartupTimeout))
 	if c.ctx.Err() != nil {
 		return false // shutting down; the deadline above undid Serve's poke
 	}
