@@ -128,7 +128,7 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		n := nodes[i]
 		h, _ := s.Host(n.Host)
 		o := doctor.Observation{Node: n.Name}
-		if conn, err := pgclient.Connect(ctx, h, n, 2*time.Second); err == nil {
+		if conn, err := d.m.connect(ctx, h, n, 2*time.Second); err == nil {
 			if st, err := pgclient.NodeStatus(ctx, conn); err == nil && !st.Recovery {
 				o.Answering = true
 			}

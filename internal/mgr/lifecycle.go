@@ -258,7 +258,7 @@ func (m *Manager) monitorRows(e *req, t parser.NodeTarget) ([]map[string]string,
 // probe fills a MONITOR row for n and returns its description.
 func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, row map[string]string) string {
 	h, _ := s.Host(n.Host)
-	if conn, err := pgclient.Connect(ctx, h, n, 3*time.Second); err == nil {
+	if conn, err := m.connect(ctx, h, n, 3*time.Second); err == nil {
 		defer conn.Close(ctx)
 		if st, err := pgclient.NodeStatus(ctx, conn); err == nil {
 			row["status"] = "t"
@@ -343,7 +343,7 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 			continue
 		}
 		h, _ := s.Host(p.Host)
-		conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+		conn, err := m.connect(e.ctx, h, p, 3*time.Second)
 		if err != nil {
 			continue
 		}
@@ -470,7 +470,7 @@ func (m *Manager) dropSlot(e *req, s *cluster.State, n cluster.Node) {
 		return
 	}
 	h, _ := s.Host(p.Host)
-	conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+	conn, err := m.connect(e.ctx, h, p, 3*time.Second)
 	if err == nil {
 		err = pgclient.DropSlot(e.ctx, conn, n.Name)
 		conn.Close(e.ctx)
