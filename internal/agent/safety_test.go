@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgctl"
 	"google.golang.org/grpc/codes"
 )
@@ -470,5 +471,16 @@ func TestSocketDirTakeover(t *testing.T) {
 	os.Chmod(squat, 0o755)
 	if err := s.socketDir(n, squat); err != nil {
 		t.Errorf("the user's own: %v", err)
+	}
+}
+
+// The agent writes a node's secrets under the names the manager puts into
+// postgresql.conf and the connection strings.
+func TestSecretFileNames(t *testing.T) {
+	for got, want := range map[string]string{PassFileName: cluster.PassFile, ServerCertName: cluster.ServerCert,
+		ServerKeyName: cluster.ServerKey, RootCertName: cluster.RootCert} {
+		if got != want {
+			t.Errorf("agent writes %s, the manager names %s", got, want)
+		}
 	}
 }
