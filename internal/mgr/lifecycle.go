@@ -127,6 +127,12 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 	if err := requireLocal(hosts, strings.ToUpper(verb)); err != nil {
 		return err
 	}
+	if start {
+		// A start (of a running node too) rewrites the nodes' secrets:
+		// after the nodes' password changed (docs: rotating it), START ALL
+		// brings every password file up to date, the DBAs' one included.
+		m.refreshDBAPassFile(e, s)
+	}
 	if !start {
 		// The doctor keeps off nodes a DBA stops — marked before they go
 		// down, so that it never sees them down and still curable.

@@ -256,6 +256,12 @@ func (c *testCluster) nodeEnv() []string {
 		"PGSSLMODE=verify-full", "PGSSLROOTCERT=" + filepath.Join(c.M.Dir, "pki", "ca.crt")}
 }
 
+// nodeConnString is nodeEnv for a Go client (pgx reads passfile too).
+func (c *testCluster) nodeConnString(n nodeSpec) string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres passfile=%s sslmode=verify-full sslrootcert=%s",
+		c.host(n.Host).Addr, n.Port, filepath.Join(c.M.Dir, "pgpass"), filepath.Join(c.M.Dir, "pki", "ca.crt"))
+}
+
 func (c *testCluster) mustNodeSQL(t testing.TB, n nodeSpec, sql string) [][]string {
 	t.Helper()
 	rows, err := c.nodeSQL(n, sql)
