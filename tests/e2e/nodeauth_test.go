@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestNodesTrustNobody: the nodes of an initialised cluster trust no host
@@ -121,6 +124,8 @@ func TestNodesTrustNobody(t *testing.T) {
 		}
 	}
 
+	c.rotatePassword(t)
+
 	// CLEAN removes the socket directories with the secrets.
 	c.mustRows(t, 2*time.Minute, "STOP ALL MODE fast")
 	c.mustRows(t, 2*time.Minute, "CLEAN ALL")
@@ -192,5 +197,41 @@ func (c *testCluster) refusals(t *testing.T, n nodeSpec, sd, password string) {
 		"-U", "postgres", "-d", "postgres", "-c", "SELECT current_user").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "postgres" {
 		t.Errorf("%s: postgres over the socket: %v\n%s", n.Name, err, out)
+	}
+}
+
+// rotatePassword follows the documented rotation of the nodes' password:
+// ALTER ROLE on every master (the slaves replay it), the new password into
+// DIR/node.password with the manager stopped, then START ALL, which
+// rewrites every node's password file and the DBAs' one. Afterwards the
+// manager, the DBAs, replication and the coordinators use the new one.
+func (c *testCluster) rotatePassword(t *testing.T) {
+	t.Helper()
+	newPW := "rotated_" + strconv.FormatInt(time.Now().UnixNano(), 36) + "_0123456789abcdefghij"
+	for _, n := range c.Nodes {
+		if n.isMaster() {
+			c.mustNodeSQL(t, n, "ALTER ROLE postgres PASSWORD '"+newPW+"'")
+		}
+	}
+	c.M.Stop()
+	if err := os.WriteFile(filepath.Join(c.M.Dir, "node.password"), []byte(newPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.M.Restart()
+	c.mustRows(t, 2*time.Minute, "START ALL")
+	if b, _ := os.ReadFile(filepath.Join(c.M.Dir, "pgpass")); !strings.Contains(string(b), newPW) {
+		t.Fatalf("DIR/pgpass not rewritten by START ALL")
+	}
+	if diff := cmp.Diff(c.wantRunning(), c.monitor(t)); diff != "" {
+		t.Errorf("MONITOR ALL after the rotation (-want +got):\n%s", diff)
+	}
+	// The slave reconnects with the new password.
+	c.mustNodeSQL(t, c.node("dn1"), "SELECT pg_terminate_backend(pid) FROM pg_stat_replication")
+	waitFor(t, 30*time.Second, "dn1s streams again", func() (bool, string) {
+		rows, err := c.nodeSQL(c.node("dn1"), "SELECT application_name, state FROM pg_stat_replication")
+		return err == nil && fmt.Sprint(rows) == "[[dn1s streaming]]", fmt.Sprint(rows, err)
+	})
+	if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM dblink(adb.conninfo('dn1'), 'SELECT 1') AS t(x int)"); v != "1" {
+		t.Errorf("dblink from cn1 after the rotation: %s", v)
 	}
 }
