@@ -488,12 +488,28 @@ func (s *Server) socketDir(n *node, dir string) error {
 	if within(dir, n.path) {
 		return invalidf("socket directory %s is inside the data directory %s: pg_rewind from this node would fail on the socket; use a directory outside it", dir, n.path)
 	}
-	if fi, err := os.Lstat(dir); err != nil || ownedByRoot(fi) {
+	if fi, err := os.Lstat(dir); (err != nil || ownedByRoot(fi)) && !inOwnRunDir(dir) {
 		if err := checkDataPath(dir, n.run.PGHome()); err != nil {
 			return invalidf("cannot create or take over socket directory: %v", err)
 		}
 	}
 	return n.run.MakeSocketDir(dir)
+}
+
+// inOwnRunDir reports whether dir is a directory of the agent's own
+// installation's run directory, <adbhome>/run/<name> (adbhome holding the
+// agent's bin/), where the manager puts the nodes' socket directories
+// (cluster.SocketDir). It may be created there although adbhome lies in a
+// system directory (/usr/local/adbmgr): the installation is root's or the
+// host user's and not writable by others (START AGENT checks), so nobody
+// else can have planted anything in it.
+func inOwnRunDir(dir string) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	run := filepath.Join(filepath.Dir(filepath.Dir(exe)), "run")
+	return filepath.Dir(dir) == run && filepath.Base(dir) != "." && filepath.Base(dir) != ".."
 }
 
 func ownedByRoot(fi fs.FileInfo) bool {
