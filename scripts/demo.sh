@@ -17,7 +17,7 @@ stop() {
 		kill "$(cat "$DEMO/mgr.pid")" && sleep 1
 	fi
 	rm -f "$DEMO/mgr.pid"
-	echo "demo stopped (data kept in $DEMO; rm -rf demo to start afresh)"
+	echo "demo stopped (data kept in $DEMO; rm -rf demo run to start afresh)"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -30,7 +30,7 @@ if [ -f "$DEMO/mgr.pid" ] && kill -0 "$(cat "$DEMO/mgr.pid")" 2>/dev/null; then
 	exit 1
 fi
 if [ -d "$DEMO/data" ]; then
-	echo "$DEMO/data exists from an earlier demo: rm -rf demo to start afresh" >&2
+	echo "$DEMO/data exists from an earlier demo: rm -rf demo run to start afresh" >&2
 	exit 1
 fi
 mkdir -p "$DEMO"
