@@ -57,7 +57,7 @@ bench: build
 	$(GO) test -run '^$$' -bench InitAll -benchtime 1x ./tests/e2e
 
 clean:
-	rm -rf bin demo
+	rm -rf bin demo run
 
 # Regenerate the agent contract's Go code (committed; needs protoc,
 # protoc-gen-go and protoc-gen-go-grpc).

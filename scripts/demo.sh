@@ -19,7 +19,7 @@ stop() {
 		kill "$(cat "$DEMO/mgr.pid")" && sleep 1
 	fi
 	rm -f "$DEMO/mgr.pid"
-	echo "demo stopped (data kept in $DEMO; rm -rf demo to start afresh)"
+	echo "demo stopped (data kept in $DEMO; rm -rf demo run to start afresh)"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -32,7 +32,7 @@ if [ -f "$DEMO/mgr.pid" ] && kill -0 "$(cat "$DEMO/mgr.pid")" 2>/dev/null; then
 	exit 1
 fi
 if [ -d "$DEMO/data" ]; then
-	echo "$DEMO/data exists from an earlier demo: rm -rf demo to start afresh" >&2
+	echo "$DEMO/data exists from an earlier demo: rm -rf demo run to start afresh" >&2
 	exit 1
 fi
 mkdir -p "$DEMO"
@@ -65,6 +65,10 @@ INIT ALL;
 MONITOR ALL;
 MONITOR HA;
 SQL
+# The nodes trust nobody: psql reaches them with the nodes' password from
+# the file the manager keeps for DBAs, and checks their certificates
+# against the manager's CA.
+export PGPASSFILE=$DEMO/mgr/pgpass PGSSLMODE=verify-full PGSSLROOTCERT=$DEMO/mgr/pki/ca.crt
 # A distributed table: 64 hash slots over dn1 and dn2, seen from every coordinator.
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.2 -p 5432 -U postgres -d postgres <<SQL
 CREATE TABLE demo_orders (id int NOT NULL, amount numeric);
@@ -79,7 +83,12 @@ cat <<EOF2
 The demo cluster runs.
   manager:      psql -h $DEMO/mgr -p $PORT -U postgres -d postgres   (as root: peer authentication; try LIST NODE; MONITOR ALL; HELP)
                 over TCP: set a password first (ALTER USER postgres PASSWORD '...'), then psql -h 127.0.0.1 -p $PORT -U postgres
+The nodes need the password and TLS (no trust lines); the manager keeps a
+password file for DBAs and its CA:
+  export PGPASSFILE=$DEMO/mgr/pgpass PGSSLMODE=verify-full PGSSLROOTCERT=$DEMO/mgr/pki/ca.crt
   coordinator:  psql -h 127.0.0.2 -p 5432 -U postgres -d postgres   (SELECT count(*) FROM demo_orders)
   datanode dn1: psql -h 127.0.0.3 -p 15432 -U postgres -d postgres
+On a node's host, its OS user also gets in over the node's socket (peer):
+  runuser -u postgres -- psql -h $ROOT/run/<node>-<hash> -p <port>   (SHOW unix_socket_directories)
 Stop it with: make demo-stop
 EOF2

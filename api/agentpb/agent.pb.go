@@ -88,7 +88,7 @@ func (x PgCtlRequest_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PgCtlRequest_Action.Descriptor instead.
 func (PgCtlRequest_Action) EnumDescriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{9, 0}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{10, 0}
 }
 
 type PgCtlRequest_Mode int32
@@ -140,7 +140,7 @@ func (x PgCtlRequest_Mode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PgCtlRequest_Mode.Descriptor instead.
 func (PgCtlRequest_Mode) EnumDescriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{9, 1}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{10, 1}
 }
 
 type EditConfRequest_File int32
@@ -189,7 +189,7 @@ func (x EditConfRequest_File) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EditConfRequest_File.Descriptor instead.
 func (EditConfRequest_File) EnumDescriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{12, 0}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // NodeRef names one node on this host. path must be an absolute, clean
@@ -287,6 +287,87 @@ func (x *NodeRef) GetSocketDir() string {
 	return ""
 }
 
+// NodeSecrets are what a node needs to prove who it is and to reach its
+// peers without trust lines in pg_hba.conf. The agent writes them into the
+// node's socket directory (outside the data directory, so pg_basebackup and
+// pg_rewind never copy them), owned by the node's user, mode 0600:
+// pgpass (a libpq password file, "*:*:*:*:<password>", which primary_conninfo,
+// pg_basebackup, pg_rewind and the coordinators' dblink/postgres_fdw
+// connections name with passfile=, so the password itself is in no
+// configuration file), server.crt and server.key (ssl_cert_file and
+// ssl_key_file), root.crt (the manager's CA: ssl_ca_file, and sslrootcert of
+// the node's outgoing connections). Empty fields leave their file alone.
+// Never logged.
+type NodeSecrets struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// password is the nodes' superuser password (SCRAM-SHA-256 on the
+	// server side): printable ASCII without ':' or backslash.
+	Password      string `protobuf:"bytes,1,opt,name=password,proto3" json:"password,omitempty"`
+	ServerCert    []byte `protobuf:"bytes,2,opt,name=server_cert,json=serverCert,proto3" json:"server_cert,omitempty"`
+	ServerKey     []byte `protobuf:"bytes,3,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	CaCert        []byte `protobuf:"bytes,4,opt,name=ca_cert,json=caCert,proto3" json:"ca_cert,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeSecrets) Reset() {
+	*x = NodeSecrets{}
+	mi := &file_api_agentpb_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeSecrets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeSecrets) ProtoMessage() {}
+
+func (x *NodeSecrets) ProtoReflect() protoreflect.Message {
+	mi := &file_api_agentpb_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeSecrets.ProtoReflect.Descriptor instead.
+func (*NodeSecrets) Descriptor() ([]byte, []int) {
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodeSecrets) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *NodeSecrets) GetServerCert() []byte {
+	if x != nil {
+		return x.ServerCert
+	}
+	return nil
+}
+
+func (x *NodeSecrets) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+func (x *NodeSecrets) GetCaCert() []byte {
+	if x != nil {
+		return x.CaCert
+	}
+	return nil
+}
+
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -295,7 +376,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[1]
+	mi := &file_api_agentpb_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +388,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[1]
+	mi := &file_api_agentpb_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +401,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{1}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{2}
 }
 
 type PingResponse struct {
@@ -337,7 +418,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[2]
+	mi := &file_api_agentpb_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +430,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[2]
+	mi := &file_api_agentpb_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +443,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{2}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PingResponse) GetVersion() string {
@@ -408,7 +489,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[3]
+	mi := &file_api_agentpb_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +501,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[3]
+	mi := &file_api_agentpb_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +514,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{3}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{4}
 }
 
 type ShutdownResponse struct {
@@ -444,7 +525,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[4]
+	mi := &file_api_agentpb_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +537,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[4]
+	mi := &file_api_agentpb_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +550,7 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{4}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{5}
 }
 
 // ToolResult is the outcome of running a PostgreSQL tool. The RPC fails
@@ -489,7 +570,7 @@ type ToolResult struct {
 
 func (x *ToolResult) Reset() {
 	*x = ToolResult{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[5]
+	mi := &file_api_agentpb_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +582,7 @@ func (x *ToolResult) String() string {
 func (*ToolResult) ProtoMessage() {}
 
 func (x *ToolResult) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[5]
+	mi := &file_api_agentpb_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +595,7 @@ func (x *ToolResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolResult.ProtoReflect.Descriptor instead.
 func (*ToolResult) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{5}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ToolResult) GetOk() bool {
@@ -545,15 +626,21 @@ type InitDBRequest struct {
 	// wal_segsize_mb is 0 for the default.
 	WalSegsizeMb int32 `protobuf:"varint,3,opt,name=wal_segsize_mb,json=walSegsizeMb,proto3" json:"wal_segsize_mb,omitempty"`
 	// encoding and locale default to UTF8 and C.
-	Encoding      string `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
-	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	Encoding string `protobuf:"bytes,4,opt,name=encoding,proto3" json:"encoding,omitempty"`
+	Locale   string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
+	// secrets, when set, are written first (socket_dir is then required);
+	// the bootstrap superuser gets secrets.password (initdb --pwfile, from a
+	// file the agent removes afterwards), local connections are peer and
+	// host connections scram-sha-256. Without a password the superuser has
+	// none and host connections are refused until one is set.
+	Secrets       *NodeSecrets `protobuf:"bytes,6,opt,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InitDBRequest) Reset() {
 	*x = InitDBRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[6]
+	mi := &file_api_agentpb_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +652,7 @@ func (x *InitDBRequest) String() string {
 func (*InitDBRequest) ProtoMessage() {}
 
 func (x *InitDBRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[6]
+	mi := &file_api_agentpb_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +665,7 @@ func (x *InitDBRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitDBRequest.ProtoReflect.Descriptor instead.
 func (*InitDBRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{6}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InitDBRequest) GetNode() *NodeRef {
@@ -616,6 +703,13 @@ func (x *InitDBRequest) GetLocale() string {
 	return ""
 }
 
+func (x *InitDBRequest) GetSecrets() *NodeSecrets {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type BaseBackupRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Node       *NodeRef               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -626,14 +720,18 @@ type BaseBackupRequest struct {
 	// it into primary_conninfo.
 	ApplicationName string `protobuf:"bytes,5,opt,name=application_name,json=applicationName,proto3" json:"application_name,omitempty"`
 	// slot, when set, is used with -S (it must exist on the source).
-	Slot          string `protobuf:"bytes,6,opt,name=slot,proto3" json:"slot,omitempty"`
+	Slot string `protobuf:"bytes,6,opt,name=slot,proto3" json:"slot,omitempty"`
+	// secrets, when set, are written first into the new node's socket
+	// directory; pg_basebackup then authenticates with its pgpass and, when
+	// a CA is given, requires TLS verified against it (sslmode=verify-full).
+	Secrets       *NodeSecrets `protobuf:"bytes,7,opt,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BaseBackupRequest) Reset() {
 	*x = BaseBackupRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[7]
+	mi := &file_api_agentpb_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +743,7 @@ func (x *BaseBackupRequest) String() string {
 func (*BaseBackupRequest) ProtoMessage() {}
 
 func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[7]
+	mi := &file_api_agentpb_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +756,7 @@ func (x *BaseBackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupRequest.ProtoReflect.Descriptor instead.
 func (*BaseBackupRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{7}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BaseBackupRequest) GetNode() *NodeRef {
@@ -703,6 +801,13 @@ func (x *BaseBackupRequest) GetSlot() string {
 	return ""
 }
 
+func (x *BaseBackupRequest) GetSecrets() *NodeSecrets {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type BaseBackupProgress struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DoneKb        int64                  `protobuf:"varint,1,opt,name=done_kb,json=doneKb,proto3" json:"done_kb,omitempty"`
@@ -715,7 +820,7 @@ type BaseBackupProgress struct {
 
 func (x *BaseBackupProgress) Reset() {
 	*x = BaseBackupProgress{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[8]
+	mi := &file_api_agentpb_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +832,7 @@ func (x *BaseBackupProgress) String() string {
 func (*BaseBackupProgress) ProtoMessage() {}
 
 func (x *BaseBackupProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[8]
+	mi := &file_api_agentpb_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +845,7 @@ func (x *BaseBackupProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaseBackupProgress.ProtoReflect.Descriptor instead.
 func (*BaseBackupProgress) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{8}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BaseBackupProgress) GetDoneKb() int64 {
@@ -777,14 +882,17 @@ type PgCtlRequest struct {
 	Action PgCtlRequest_Action    `protobuf:"varint,2,opt,name=action,proto3,enum=adbmgr.agent.v1.PgCtlRequest_Action" json:"action,omitempty"`
 	Mode   PgCtlRequest_Mode      `protobuf:"varint,3,opt,name=mode,proto3,enum=adbmgr.agent.v1.PgCtlRequest_Mode" json:"mode,omitempty"`
 	// wait_seconds bounds pg_ctl -w -t; 0 means 60.
-	WaitSeconds   int32 `protobuf:"varint,4,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	WaitSeconds int32 `protobuf:"varint,4,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	// secrets, when set, are (re)written before the action (socket_dir is
+	// then required): a start or reload then uses the current ones.
+	Secrets       *NodeSecrets `protobuf:"bytes,5,opt,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PgCtlRequest) Reset() {
 	*x = PgCtlRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[9]
+	mi := &file_api_agentpb_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +904,7 @@ func (x *PgCtlRequest) String() string {
 func (*PgCtlRequest) ProtoMessage() {}
 
 func (x *PgCtlRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[9]
+	mi := &file_api_agentpb_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +917,7 @@ func (x *PgCtlRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PgCtlRequest.ProtoReflect.Descriptor instead.
 func (*PgCtlRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{9}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PgCtlRequest) GetNode() *NodeRef {
@@ -840,6 +948,13 @@ func (x *PgCtlRequest) GetWaitSeconds() int32 {
 	return 0
 }
 
+func (x *PgCtlRequest) GetSecrets() *NodeSecrets {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type RewindRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Node       *NodeRef               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -851,13 +966,15 @@ type RewindRequest struct {
 	// application_name is put into the source connection string, so that -R
 	// writes it into primary_conninfo (as BaseBackupRequest's does).
 	ApplicationName string `protobuf:"bytes,6,opt,name=application_name,json=applicationName,proto3" json:"application_name,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// secrets: as in BaseBackupRequest.
+	Secrets       *NodeSecrets `protobuf:"bytes,7,opt,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RewindRequest) Reset() {
 	*x = RewindRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[10]
+	mi := &file_api_agentpb_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +986,7 @@ func (x *RewindRequest) String() string {
 func (*RewindRequest) ProtoMessage() {}
 
 func (x *RewindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[10]
+	mi := &file_api_agentpb_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +999,7 @@ func (x *RewindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RewindRequest.ProtoReflect.Descriptor instead.
 func (*RewindRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{10}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RewindRequest) GetNode() *NodeRef {
@@ -927,6 +1044,13 @@ func (x *RewindRequest) GetApplicationName() string {
 	return ""
 }
 
+func (x *RewindRequest) GetSecrets() *NodeSecrets {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type ControlDataResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Fields        map[string]string      `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -936,7 +1060,7 @@ type ControlDataResponse struct {
 
 func (x *ControlDataResponse) Reset() {
 	*x = ControlDataResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[11]
+	mi := &file_api_agentpb_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1072,7 @@ func (x *ControlDataResponse) String() string {
 func (*ControlDataResponse) ProtoMessage() {}
 
 func (x *ControlDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[11]
+	mi := &file_api_agentpb_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1085,7 @@ func (x *ControlDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlDataResponse.ProtoReflect.Descriptor instead.
 func (*ControlDataResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{11}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ControlDataResponse) GetFields() map[string]string {
@@ -986,7 +1110,7 @@ type EditConfRequest struct {
 
 func (x *EditConfRequest) Reset() {
 	*x = EditConfRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[12]
+	mi := &file_api_agentpb_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1122,7 @@ func (x *EditConfRequest) String() string {
 func (*EditConfRequest) ProtoMessage() {}
 
 func (x *EditConfRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[12]
+	mi := &file_api_agentpb_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1135,7 @@ func (x *EditConfRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditConfRequest.ProtoReflect.Descriptor instead.
 func (*EditConfRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{12}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EditConfRequest) GetNode() *NodeRef {
@@ -1052,7 +1176,7 @@ type EditConfResponse struct {
 
 func (x *EditConfResponse) Reset() {
 	*x = EditConfResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[13]
+	mi := &file_api_agentpb_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1188,7 @@ func (x *EditConfResponse) String() string {
 func (*EditConfResponse) ProtoMessage() {}
 
 func (x *EditConfResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[13]
+	mi := &file_api_agentpb_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1201,7 @@ func (x *EditConfResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditConfResponse.ProtoReflect.Descriptor instead.
 func (*EditConfResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{13}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EditConfResponse) GetChanged() bool {
@@ -1107,7 +1231,7 @@ type EditHBARequest struct {
 
 func (x *EditHBARequest) Reset() {
 	*x = EditHBARequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[14]
+	mi := &file_api_agentpb_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1243,7 @@ func (x *EditHBARequest) String() string {
 func (*EditHBARequest) ProtoMessage() {}
 
 func (x *EditHBARequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[14]
+	mi := &file_api_agentpb_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1256,7 @@ func (x *EditHBARequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EditHBARequest.ProtoReflect.Descriptor instead.
 func (*EditHBARequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{14}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EditHBARequest) GetNode() *NodeRef {
@@ -1186,7 +1310,7 @@ type HBALine struct {
 
 func (x *HBALine) Reset() {
 	*x = HBALine{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[15]
+	mi := &file_api_agentpb_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1322,7 @@ func (x *HBALine) String() string {
 func (*HBALine) ProtoMessage() {}
 
 func (x *HBALine) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[15]
+	mi := &file_api_agentpb_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1335,7 @@ func (x *HBALine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HBALine.ProtoReflect.Descriptor instead.
 func (*HBALine) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{15}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HBALine) GetType() string {
@@ -1260,7 +1384,7 @@ type HBAResponse struct {
 
 func (x *HBAResponse) Reset() {
 	*x = HBAResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[16]
+	mi := &file_api_agentpb_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1396,7 @@ func (x *HBAResponse) String() string {
 func (*HBAResponse) ProtoMessage() {}
 
 func (x *HBAResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[16]
+	mi := &file_api_agentpb_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1409,7 @@ func (x *HBAResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HBAResponse.ProtoReflect.Descriptor instead.
 func (*HBAResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{16}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HBAResponse) GetLines() []string {
@@ -1305,7 +1429,7 @@ type SetStandbyRequest struct {
 
 func (x *SetStandbyRequest) Reset() {
 	*x = SetStandbyRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[17]
+	mi := &file_api_agentpb_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1441,7 @@ func (x *SetStandbyRequest) String() string {
 func (*SetStandbyRequest) ProtoMessage() {}
 
 func (x *SetStandbyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[17]
+	mi := &file_api_agentpb_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1454,7 @@ func (x *SetStandbyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStandbyRequest.ProtoReflect.Descriptor instead.
 func (*SetStandbyRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{17}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetStandbyRequest) GetNode() *NodeRef {
@@ -1356,7 +1480,7 @@ type SetStandbyResponse struct {
 
 func (x *SetStandbyResponse) Reset() {
 	*x = SetStandbyResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[18]
+	mi := &file_api_agentpb_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1492,7 @@ func (x *SetStandbyResponse) String() string {
 func (*SetStandbyResponse) ProtoMessage() {}
 
 func (x *SetStandbyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[18]
+	mi := &file_api_agentpb_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1505,7 @@ func (x *SetStandbyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStandbyResponse.ProtoReflect.Descriptor instead.
 func (*SetStandbyResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{18}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetStandbyResponse) GetChanged() bool {
@@ -1404,7 +1528,7 @@ type DirStatus struct {
 
 func (x *DirStatus) Reset() {
 	*x = DirStatus{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[19]
+	mi := &file_api_agentpb_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1540,7 @@ func (x *DirStatus) String() string {
 func (*DirStatus) ProtoMessage() {}
 
 func (x *DirStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[19]
+	mi := &file_api_agentpb_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1553,7 @@ func (x *DirStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirStatus.ProtoReflect.Descriptor instead.
 func (*DirStatus) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{19}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DirStatus) GetExists() bool {
@@ -1476,7 +1600,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[20]
+	mi := &file_api_agentpb_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1612,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[20]
+	mi := &file_api_agentpb_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1625,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{20}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeStatus) GetRunning() bool {
@@ -1542,7 +1666,7 @@ type DescribeConfigRequest struct {
 
 func (x *DescribeConfigRequest) Reset() {
 	*x = DescribeConfigRequest{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[21]
+	mi := &file_api_agentpb_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1678,7 @@ func (x *DescribeConfigRequest) String() string {
 func (*DescribeConfigRequest) ProtoMessage() {}
 
 func (x *DescribeConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[21]
+	mi := &file_api_agentpb_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1691,7 @@ func (x *DescribeConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeConfigRequest.ProtoReflect.Descriptor instead.
 func (*DescribeConfigRequest) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{21}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeConfigRequest) GetPghome() string {
@@ -1603,7 +1727,7 @@ type Parameter struct {
 
 func (x *Parameter) Reset() {
 	*x = Parameter{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[22]
+	mi := &file_api_agentpb_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1739,7 @@ func (x *Parameter) String() string {
 func (*Parameter) ProtoMessage() {}
 
 func (x *Parameter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[22]
+	mi := &file_api_agentpb_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1752,7 @@ func (x *Parameter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Parameter.ProtoReflect.Descriptor instead.
 func (*Parameter) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{22}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Parameter) GetName() string {
@@ -1696,7 +1820,7 @@ type DescribeConfigResponse struct {
 
 func (x *DescribeConfigResponse) Reset() {
 	*x = DescribeConfigResponse{}
-	mi := &file_api_agentpb_agent_proto_msgTypes[23]
+	mi := &file_api_agentpb_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1832,7 @@ func (x *DescribeConfigResponse) String() string {
 func (*DescribeConfigResponse) ProtoMessage() {}
 
 func (x *DescribeConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_agentpb_agent_proto_msgTypes[23]
+	mi := &file_api_agentpb_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1845,7 @@ func (x *DescribeConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeConfigResponse.ProtoReflect.Descriptor instead.
 func (*DescribeConfigResponse) Descriptor() ([]byte, []int) {
-	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{23}
+	return file_api_agentpb_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DescribeConfigResponse) GetParameters() []*Parameter {
@@ -1743,7 +1867,14 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\x04port\x18\x04 \x01(\x05R\x04port\x12\x18\n" +
 	"\aaddress\x18\x05 \x01(\tR\aaddress\x12\x1d\n" +
 	"\n" +
-	"socket_dir\x18\x06 \x01(\tR\tsocketDir\"\r\n" +
+	"socket_dir\x18\x06 \x01(\tR\tsocketDir\"\x82\x01\n" +
+	"\vNodeSecrets\x12\x1a\n" +
+	"\bpassword\x18\x01 \x01(\tR\bpassword\x12\x1f\n" +
+	"\vserver_cert\x18\x02 \x01(\fR\n" +
+	"serverCert\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x03 \x01(\fR\tserverKey\x12\x17\n" +
+	"\aca_cert\x18\x04 \x01(\fR\x06caCert\"\r\n" +
 	"\vPingRequest\"\x82\x01\n" +
 	"\fPingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1a\n" +
@@ -1757,13 +1888,14 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"ToolResult\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\tR\x06output\x12\x18\n" +
-	"\aalready\x18\x03 \x01(\bR\aalready\"\xbe\x01\n" +
+	"\aalready\x18\x03 \x01(\bR\aalready\"\xf6\x01\n" +
 	"\rInitDBRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.adbmgr.agent.v1.NodeRefR\x04node\x12%\n" +
 	"\x0edata_checksums\x18\x02 \x01(\bR\rdataChecksums\x12$\n" +
 	"\x0ewal_segsize_mb\x18\x03 \x01(\x05R\fwalSegsizeMb\x12\x1a\n" +
 	"\bencoding\x18\x04 \x01(\tR\bencoding\x12\x16\n" +
-	"\x06locale\x18\x05 \x01(\tR\x06locale\"\xe3\x01\n" +
+	"\x06locale\x18\x05 \x01(\tR\x06locale\x126\n" +
+	"\asecrets\x18\x06 \x01(\v2\x1c.adbmgr.agent.v1.NodeSecretsR\asecrets\"\x9b\x02\n" +
 	"\x11BaseBackupRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.adbmgr.agent.v1.NodeRefR\x04node\x12\x1f\n" +
 	"\vsource_host\x18\x02 \x01(\tR\n" +
@@ -1773,17 +1905,19 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\vsource_user\x18\x04 \x01(\tR\n" +
 	"sourceUser\x12)\n" +
 	"\x10application_name\x18\x05 \x01(\tR\x0fapplicationName\x12\x12\n" +
-	"\x04slot\x18\x06 \x01(\tR\x04slot\"\x91\x01\n" +
+	"\x04slot\x18\x06 \x01(\tR\x04slot\x126\n" +
+	"\asecrets\x18\a \x01(\v2\x1c.adbmgr.agent.v1.NodeSecretsR\asecrets\"\x91\x01\n" +
 	"\x12BaseBackupProgress\x12\x17\n" +
 	"\adone_kb\x18\x01 \x01(\x03R\x06doneKb\x12\x19\n" +
 	"\btotal_kb\x18\x02 \x01(\x03R\atotalKb\x12\x12\n" +
 	"\x04done\x18\x03 \x01(\bR\x04done\x123\n" +
-	"\x06result\x18\x04 \x01(\v2\x1b.adbmgr.agent.v1.ToolResultR\x06result\"\xf4\x02\n" +
+	"\x06result\x18\x04 \x01(\v2\x1b.adbmgr.agent.v1.ToolResultR\x06result\"\xac\x03\n" +
 	"\fPgCtlRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.adbmgr.agent.v1.NodeRefR\x04node\x12<\n" +
 	"\x06action\x18\x02 \x01(\x0e2$.adbmgr.agent.v1.PgCtlRequest.ActionR\x06action\x126\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\".adbmgr.agent.v1.PgCtlRequest.ModeR\x04mode\x12!\n" +
-	"\fwait_seconds\x18\x04 \x01(\x05R\vwaitSeconds\"[\n" +
+	"\fwait_seconds\x18\x04 \x01(\x05R\vwaitSeconds\x126\n" +
+	"\asecrets\x18\x05 \x01(\v2\x1c.adbmgr.agent.v1.NodeSecretsR\asecrets\"[\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05START\x10\x01\x12\b\n" +
@@ -1796,7 +1930,7 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05SMART\x10\x01\x12\b\n" +
 	"\x04FAST\x10\x02\x12\r\n" +
-	"\tIMMEDIATE\x10\x03\"\xfb\x01\n" +
+	"\tIMMEDIATE\x10\x03\"\xb3\x02\n" +
 	"\rRewindRequest\x12,\n" +
 	"\x04node\x18\x01 \x01(\v2\x18.adbmgr.agent.v1.NodeRefR\x04node\x12\x1f\n" +
 	"\vsource_host\x18\x02 \x01(\tR\n" +
@@ -1806,7 +1940,8 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\vsource_user\x18\x04 \x01(\tR\n" +
 	"sourceUser\x12.\n" +
 	"\x13write_recovery_conf\x18\x05 \x01(\bR\x11writeRecoveryConf\x12)\n" +
-	"\x10application_name\x18\x06 \x01(\tR\x0fapplicationName\"\x9a\x01\n" +
+	"\x10application_name\x18\x06 \x01(\tR\x0fapplicationName\x126\n" +
+	"\asecrets\x18\a \x01(\v2\x1c.adbmgr.agent.v1.NodeSecretsR\asecrets\"\x9a\x01\n" +
 	"\x13ControlDataResponse\x12H\n" +
 	"\x06fields\x18\x01 \x03(\v20.adbmgr.agent.v1.ControlDataResponse.FieldsEntryR\x06fields\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
@@ -1907,91 +2042,96 @@ func file_api_agentpb_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_api_agentpb_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_api_agentpb_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_api_agentpb_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_api_agentpb_agent_proto_goTypes = []any{
 	(PgCtlRequest_Action)(0),       // 0: adbmgr.agent.v1.PgCtlRequest.Action
 	(PgCtlRequest_Mode)(0),         // 1: adbmgr.agent.v1.PgCtlRequest.Mode
 	(EditConfRequest_File)(0),      // 2: adbmgr.agent.v1.EditConfRequest.File
 	(*NodeRef)(nil),                // 3: adbmgr.agent.v1.NodeRef
-	(*PingRequest)(nil),            // 4: adbmgr.agent.v1.PingRequest
-	(*PingResponse)(nil),           // 5: adbmgr.agent.v1.PingResponse
-	(*ShutdownRequest)(nil),        // 6: adbmgr.agent.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),       // 7: adbmgr.agent.v1.ShutdownResponse
-	(*ToolResult)(nil),             // 8: adbmgr.agent.v1.ToolResult
-	(*InitDBRequest)(nil),          // 9: adbmgr.agent.v1.InitDBRequest
-	(*BaseBackupRequest)(nil),      // 10: adbmgr.agent.v1.BaseBackupRequest
-	(*BaseBackupProgress)(nil),     // 11: adbmgr.agent.v1.BaseBackupProgress
-	(*PgCtlRequest)(nil),           // 12: adbmgr.agent.v1.PgCtlRequest
-	(*RewindRequest)(nil),          // 13: adbmgr.agent.v1.RewindRequest
-	(*ControlDataResponse)(nil),    // 14: adbmgr.agent.v1.ControlDataResponse
-	(*EditConfRequest)(nil),        // 15: adbmgr.agent.v1.EditConfRequest
-	(*EditConfResponse)(nil),       // 16: adbmgr.agent.v1.EditConfResponse
-	(*EditHBARequest)(nil),         // 17: adbmgr.agent.v1.EditHBARequest
-	(*HBALine)(nil),                // 18: adbmgr.agent.v1.HBALine
-	(*HBAResponse)(nil),            // 19: adbmgr.agent.v1.HBAResponse
-	(*SetStandbyRequest)(nil),      // 20: adbmgr.agent.v1.SetStandbyRequest
-	(*SetStandbyResponse)(nil),     // 21: adbmgr.agent.v1.SetStandbyResponse
-	(*DirStatus)(nil),              // 22: adbmgr.agent.v1.DirStatus
-	(*NodeStatus)(nil),             // 23: adbmgr.agent.v1.NodeStatus
-	(*DescribeConfigRequest)(nil),  // 24: adbmgr.agent.v1.DescribeConfigRequest
-	(*Parameter)(nil),              // 25: adbmgr.agent.v1.Parameter
-	(*DescribeConfigResponse)(nil), // 26: adbmgr.agent.v1.DescribeConfigResponse
-	nil,                            // 27: adbmgr.agent.v1.ControlDataResponse.FieldsEntry
-	nil,                            // 28: adbmgr.agent.v1.EditConfRequest.SetEntry
+	(*NodeSecrets)(nil),            // 4: adbmgr.agent.v1.NodeSecrets
+	(*PingRequest)(nil),            // 5: adbmgr.agent.v1.PingRequest
+	(*PingResponse)(nil),           // 6: adbmgr.agent.v1.PingResponse
+	(*ShutdownRequest)(nil),        // 7: adbmgr.agent.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),       // 8: adbmgr.agent.v1.ShutdownResponse
+	(*ToolResult)(nil),             // 9: adbmgr.agent.v1.ToolResult
+	(*InitDBRequest)(nil),          // 10: adbmgr.agent.v1.InitDBRequest
+	(*BaseBackupRequest)(nil),      // 11: adbmgr.agent.v1.BaseBackupRequest
+	(*BaseBackupProgress)(nil),     // 12: adbmgr.agent.v1.BaseBackupProgress
+	(*PgCtlRequest)(nil),           // 13: adbmgr.agent.v1.PgCtlRequest
+	(*RewindRequest)(nil),          // 14: adbmgr.agent.v1.RewindRequest
+	(*ControlDataResponse)(nil),    // 15: adbmgr.agent.v1.ControlDataResponse
+	(*EditConfRequest)(nil),        // 16: adbmgr.agent.v1.EditConfRequest
+	(*EditConfResponse)(nil),       // 17: adbmgr.agent.v1.EditConfResponse
+	(*EditHBARequest)(nil),         // 18: adbmgr.agent.v1.EditHBARequest
+	(*HBALine)(nil),                // 19: adbmgr.agent.v1.HBALine
+	(*HBAResponse)(nil),            // 20: adbmgr.agent.v1.HBAResponse
+	(*SetStandbyRequest)(nil),      // 21: adbmgr.agent.v1.SetStandbyRequest
+	(*SetStandbyResponse)(nil),     // 22: adbmgr.agent.v1.SetStandbyResponse
+	(*DirStatus)(nil),              // 23: adbmgr.agent.v1.DirStatus
+	(*NodeStatus)(nil),             // 24: adbmgr.agent.v1.NodeStatus
+	(*DescribeConfigRequest)(nil),  // 25: adbmgr.agent.v1.DescribeConfigRequest
+	(*Parameter)(nil),              // 26: adbmgr.agent.v1.Parameter
+	(*DescribeConfigResponse)(nil), // 27: adbmgr.agent.v1.DescribeConfigResponse
+	nil,                            // 28: adbmgr.agent.v1.ControlDataResponse.FieldsEntry
+	nil,                            // 29: adbmgr.agent.v1.EditConfRequest.SetEntry
 }
 var file_api_agentpb_agent_proto_depIdxs = []int32{
 	3,  // 0: adbmgr.agent.v1.InitDBRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	3,  // 1: adbmgr.agent.v1.BaseBackupRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	8,  // 2: adbmgr.agent.v1.BaseBackupProgress.result:type_name -> adbmgr.agent.v1.ToolResult
-	3,  // 3: adbmgr.agent.v1.PgCtlRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	0,  // 4: adbmgr.agent.v1.PgCtlRequest.action:type_name -> adbmgr.agent.v1.PgCtlRequest.Action
-	1,  // 5: adbmgr.agent.v1.PgCtlRequest.mode:type_name -> adbmgr.agent.v1.PgCtlRequest.Mode
-	3,  // 6: adbmgr.agent.v1.RewindRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	27, // 7: adbmgr.agent.v1.ControlDataResponse.fields:type_name -> adbmgr.agent.v1.ControlDataResponse.FieldsEntry
-	3,  // 8: adbmgr.agent.v1.EditConfRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	2,  // 9: adbmgr.agent.v1.EditConfRequest.file:type_name -> adbmgr.agent.v1.EditConfRequest.File
-	28, // 10: adbmgr.agent.v1.EditConfRequest.set:type_name -> adbmgr.agent.v1.EditConfRequest.SetEntry
-	3,  // 11: adbmgr.agent.v1.EditHBARequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	18, // 12: adbmgr.agent.v1.EditHBARequest.add_managed:type_name -> adbmgr.agent.v1.HBALine
-	18, // 13: adbmgr.agent.v1.EditHBARequest.add_tail:type_name -> adbmgr.agent.v1.HBALine
-	18, // 14: adbmgr.agent.v1.EditHBARequest.remove:type_name -> adbmgr.agent.v1.HBALine
-	3,  // 15: adbmgr.agent.v1.SetStandbyRequest.node:type_name -> adbmgr.agent.v1.NodeRef
-	25, // 16: adbmgr.agent.v1.DescribeConfigResponse.parameters:type_name -> adbmgr.agent.v1.Parameter
-	4,  // 17: adbmgr.agent.v1.Agent.Ping:input_type -> adbmgr.agent.v1.PingRequest
-	6,  // 18: adbmgr.agent.v1.Agent.Shutdown:input_type -> adbmgr.agent.v1.ShutdownRequest
-	9,  // 19: adbmgr.agent.v1.Agent.InitDB:input_type -> adbmgr.agent.v1.InitDBRequest
-	10, // 20: adbmgr.agent.v1.Agent.BaseBackup:input_type -> adbmgr.agent.v1.BaseBackupRequest
-	12, // 21: adbmgr.agent.v1.Agent.PgCtl:input_type -> adbmgr.agent.v1.PgCtlRequest
-	13, // 22: adbmgr.agent.v1.Agent.Rewind:input_type -> adbmgr.agent.v1.RewindRequest
-	3,  // 23: adbmgr.agent.v1.Agent.ControlData:input_type -> adbmgr.agent.v1.NodeRef
-	15, // 24: adbmgr.agent.v1.Agent.EditConf:input_type -> adbmgr.agent.v1.EditConfRequest
-	17, // 25: adbmgr.agent.v1.Agent.EditHBA:input_type -> adbmgr.agent.v1.EditHBARequest
-	3,  // 26: adbmgr.agent.v1.Agent.ReadHBA:input_type -> adbmgr.agent.v1.NodeRef
-	20, // 27: adbmgr.agent.v1.Agent.SetStandby:input_type -> adbmgr.agent.v1.SetStandbyRequest
-	3,  // 28: adbmgr.agent.v1.Agent.CheckDir:input_type -> adbmgr.agent.v1.NodeRef
-	3,  // 29: adbmgr.agent.v1.Agent.CleanDir:input_type -> adbmgr.agent.v1.NodeRef
-	3,  // 30: adbmgr.agent.v1.Agent.Status:input_type -> adbmgr.agent.v1.NodeRef
-	24, // 31: adbmgr.agent.v1.Agent.DescribeConfig:input_type -> adbmgr.agent.v1.DescribeConfigRequest
-	5,  // 32: adbmgr.agent.v1.Agent.Ping:output_type -> adbmgr.agent.v1.PingResponse
-	7,  // 33: adbmgr.agent.v1.Agent.Shutdown:output_type -> adbmgr.agent.v1.ShutdownResponse
-	8,  // 34: adbmgr.agent.v1.Agent.InitDB:output_type -> adbmgr.agent.v1.ToolResult
-	11, // 35: adbmgr.agent.v1.Agent.BaseBackup:output_type -> adbmgr.agent.v1.BaseBackupProgress
-	8,  // 36: adbmgr.agent.v1.Agent.PgCtl:output_type -> adbmgr.agent.v1.ToolResult
-	8,  // 37: adbmgr.agent.v1.Agent.Rewind:output_type -> adbmgr.agent.v1.ToolResult
-	14, // 38: adbmgr.agent.v1.Agent.ControlData:output_type -> adbmgr.agent.v1.ControlDataResponse
-	16, // 39: adbmgr.agent.v1.Agent.EditConf:output_type -> adbmgr.agent.v1.EditConfResponse
-	19, // 40: adbmgr.agent.v1.Agent.EditHBA:output_type -> adbmgr.agent.v1.HBAResponse
-	19, // 41: adbmgr.agent.v1.Agent.ReadHBA:output_type -> adbmgr.agent.v1.HBAResponse
-	21, // 42: adbmgr.agent.v1.Agent.SetStandby:output_type -> adbmgr.agent.v1.SetStandbyResponse
-	22, // 43: adbmgr.agent.v1.Agent.CheckDir:output_type -> adbmgr.agent.v1.DirStatus
-	8,  // 44: adbmgr.agent.v1.Agent.CleanDir:output_type -> adbmgr.agent.v1.ToolResult
-	23, // 45: adbmgr.agent.v1.Agent.Status:output_type -> adbmgr.agent.v1.NodeStatus
-	26, // 46: adbmgr.agent.v1.Agent.DescribeConfig:output_type -> adbmgr.agent.v1.DescribeConfigResponse
-	32, // [32:47] is the sub-list for method output_type
-	17, // [17:32] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	4,  // 1: adbmgr.agent.v1.InitDBRequest.secrets:type_name -> adbmgr.agent.v1.NodeSecrets
+	3,  // 2: adbmgr.agent.v1.BaseBackupRequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	4,  // 3: adbmgr.agent.v1.BaseBackupRequest.secrets:type_name -> adbmgr.agent.v1.NodeSecrets
+	9,  // 4: adbmgr.agent.v1.BaseBackupProgress.result:type_name -> adbmgr.agent.v1.ToolResult
+	3,  // 5: adbmgr.agent.v1.PgCtlRequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	0,  // 6: adbmgr.agent.v1.PgCtlRequest.action:type_name -> adbmgr.agent.v1.PgCtlRequest.Action
+	1,  // 7: adbmgr.agent.v1.PgCtlRequest.mode:type_name -> adbmgr.agent.v1.PgCtlRequest.Mode
+	4,  // 8: adbmgr.agent.v1.PgCtlRequest.secrets:type_name -> adbmgr.agent.v1.NodeSecrets
+	3,  // 9: adbmgr.agent.v1.RewindRequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	4,  // 10: adbmgr.agent.v1.RewindRequest.secrets:type_name -> adbmgr.agent.v1.NodeSecrets
+	28, // 11: adbmgr.agent.v1.ControlDataResponse.fields:type_name -> adbmgr.agent.v1.ControlDataResponse.FieldsEntry
+	3,  // 12: adbmgr.agent.v1.EditConfRequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	2,  // 13: adbmgr.agent.v1.EditConfRequest.file:type_name -> adbmgr.agent.v1.EditConfRequest.File
+	29, // 14: adbmgr.agent.v1.EditConfRequest.set:type_name -> adbmgr.agent.v1.EditConfRequest.SetEntry
+	3,  // 15: adbmgr.agent.v1.EditHBARequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	19, // 16: adbmgr.agent.v1.EditHBARequest.add_managed:type_name -> adbmgr.agent.v1.HBALine
+	19, // 17: adbmgr.agent.v1.EditHBARequest.add_tail:type_name -> adbmgr.agent.v1.HBALine
+	19, // 18: adbmgr.agent.v1.EditHBARequest.remove:type_name -> adbmgr.agent.v1.HBALine
+	3,  // 19: adbmgr.agent.v1.SetStandbyRequest.node:type_name -> adbmgr.agent.v1.NodeRef
+	26, // 20: adbmgr.agent.v1.DescribeConfigResponse.parameters:type_name -> adbmgr.agent.v1.Parameter
+	5,  // 21: adbmgr.agent.v1.Agent.Ping:input_type -> adbmgr.agent.v1.PingRequest
+	7,  // 22: adbmgr.agent.v1.Agent.Shutdown:input_type -> adbmgr.agent.v1.ShutdownRequest
+	10, // 23: adbmgr.agent.v1.Agent.InitDB:input_type -> adbmgr.agent.v1.InitDBRequest
+	11, // 24: adbmgr.agent.v1.Agent.BaseBackup:input_type -> adbmgr.agent.v1.BaseBackupRequest
+	13, // 25: adbmgr.agent.v1.Agent.PgCtl:input_type -> adbmgr.agent.v1.PgCtlRequest
+	14, // 26: adbmgr.agent.v1.Agent.Rewind:input_type -> adbmgr.agent.v1.RewindRequest
+	3,  // 27: adbmgr.agent.v1.Agent.ControlData:input_type -> adbmgr.agent.v1.NodeRef
+	16, // 28: adbmgr.agent.v1.Agent.EditConf:input_type -> adbmgr.agent.v1.EditConfRequest
+	18, // 29: adbmgr.agent.v1.Agent.EditHBA:input_type -> adbmgr.agent.v1.EditHBARequest
+	3,  // 30: adbmgr.agent.v1.Agent.ReadHBA:input_type -> adbmgr.agent.v1.NodeRef
+	21, // 31: adbmgr.agent.v1.Agent.SetStandby:input_type -> adbmgr.agent.v1.SetStandbyRequest
+	3,  // 32: adbmgr.agent.v1.Agent.CheckDir:input_type -> adbmgr.agent.v1.NodeRef
+	3,  // 33: adbmgr.agent.v1.Agent.CleanDir:input_type -> adbmgr.agent.v1.NodeRef
+	3,  // 34: adbmgr.agent.v1.Agent.Status:input_type -> adbmgr.agent.v1.NodeRef
+	25, // 35: adbmgr.agent.v1.Agent.DescribeConfig:input_type -> adbmgr.agent.v1.DescribeConfigRequest
+	6,  // 36: adbmgr.agent.v1.Agent.Ping:output_type -> adbmgr.agent.v1.PingResponse
+	8,  // 37: adbmgr.agent.v1.Agent.Shutdown:output_type -> adbmgr.agent.v1.ShutdownResponse
+	9,  // 38: adbmgr.agent.v1.Agent.InitDB:output_type -> adbmgr.agent.v1.ToolResult
+	12, // 39: adbmgr.agent.v1.Agent.BaseBackup:output_type -> adbmgr.agent.v1.BaseBackupProgress
+	9,  // 40: adbmgr.agent.v1.Agent.PgCtl:output_type -> adbmgr.agent.v1.ToolResult
+	9,  // 41: adbmgr.agent.v1.Agent.Rewind:output_type -> adbmgr.agent.v1.ToolResult
+	15, // 42: adbmgr.agent.v1.Agent.ControlData:output_type -> adbmgr.agent.v1.ControlDataResponse
+	17, // 43: adbmgr.agent.v1.Agent.EditConf:output_type -> adbmgr.agent.v1.EditConfResponse
+	20, // 44: adbmgr.agent.v1.Agent.EditHBA:output_type -> adbmgr.agent.v1.HBAResponse
+	20, // 45: adbmgr.agent.v1.Agent.ReadHBA:output_type -> adbmgr.agent.v1.HBAResponse
+	22, // 46: adbmgr.agent.v1.Agent.SetStandby:output_type -> adbmgr.agent.v1.SetStandbyResponse
+	23, // 47: adbmgr.agent.v1.Agent.CheckDir:output_type -> adbmgr.agent.v1.DirStatus
+	9,  // 48: adbmgr.agent.v1.Agent.CleanDir:output_type -> adbmgr.agent.v1.ToolResult
+	24, // 49: adbmgr.agent.v1.Agent.Status:output_type -> adbmgr.agent.v1.NodeStatus
+	27, // 50: adbmgr.agent.v1.Agent.DescribeConfig:output_type -> adbmgr.agent.v1.DescribeConfigResponse
+	36, // [36:51] is the sub-list for method output_type
+	21, // [21:36] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_api_agentpb_agent_proto_init() }
@@ -2005,7 +2145,7 @@ func file_api_agentpb_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_agentpb_agent_proto_rawDesc), len(file_api_agentpb_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -411,9 +411,24 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Fatalf("CheckDir(absent) = %v, %v", ds, err)
 	}
 
-	// InitDB creates the directory (and its parent) for the user.
-	if _, err := c.InitDB(ctx, &agentpb.InitDBRequest{Node: n1, DataChecksums: true}); err != nil {
+	// InitDB creates the directory (and its parent) for the user, with a
+	// superuser password and no trust.
+	secrets := &agentpb.NodeSecrets{Password: "Zq9-node-password_x"}
+	if _, err := c.InitDB(ctx, &agentpb.InitDBRequest{Node: n1, DataChecksums: true, Secrets: secrets}); err != nil {
 		t.Fatalf("InitDB: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(n1path, "pg_hba.conf")); err != nil || strings.Contains(hbaRules(string(b)), "trust") ||
+		!strings.Contains(string(b), "peer") || !strings.Contains(string(b), "scram-sha-256") {
+		t.Errorf("pg_hba.conf after initdb (%v):\n%s", err, b)
+	}
+	checkSecretFile(t, filepath.Join(s1, PassFileName), "*:*:*:*:"+secrets.Password+"\n")
+	if left, _ := filepath.Glob(filepath.Join(s1, ".initdb-pw-*")); len(left) > 0 {
+		t.Errorf("initdb's password file left: %v", left)
+	}
+	_, err = c.InitDB(ctx, &agentpb.InitDBRequest{Node: n2, Secrets: &agentpb.NodeSecrets{Password: "a:b"}})
+	wantCode(t, "InitDB with a bad password", err, codes.InvalidArgument, "password")
+	if _, err := os.Stat(s2); err == nil {
+		t.Errorf("a refused InitDB created %s", s2)
 	}
 	fi, err := os.Stat(n1path)
 	if err != nil || fi.Mode().Perm() != 0o700 {
@@ -464,7 +479,7 @@ func TestNodeLifecycle(t *testing.T) {
 		}
 	}
 
-	repl := &agentpb.HBALine{Type: "host", Database: "replication", User: usr, Address: "127.0.0.1/32", Method: "trust"}
+	repl := &agentpb.HBALine{Type: "host", Database: "replication", User: usr, Address: "127.0.0.1/32", Method: "scram-sha-256"}
 	hba, err := c.EditHBA(ctx, &agentpb.EditHBARequest{Node: n1, AddManaged: []*agentpb.HBALine{repl}, EnsureSeparator: true})
 	if err != nil {
 		t.Fatalf("EditHBA: %v", err)
@@ -530,7 +545,14 @@ func TestNodeLifecycle(t *testing.T) {
 	c = dial(t, a.addr, p.clientTLS(t))
 
 	// A standby by base backup, with progress.
+	// Without the password the source refuses.
 	stream, err := c.BaseBackup(ctx, &agentpb.BaseBackupRequest{Node: n2, SourceHost: "127.0.0.1", SourcePort: int32(p1), SourceUser: usr, ApplicationName: "n2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = recvAll(t, stream)
+	wantCode(t, "BaseBackup without a password", err, codes.Internal, "password")
+	stream, err = c.BaseBackup(ctx, &agentpb.BaseBackupRequest{Node: n2, SourceHost: "127.0.0.1", SourcePort: int32(p1), SourceUser: usr, ApplicationName: "n2", Secrets: secrets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,9 +578,11 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Errorf("the source's logfile was copied")
 	}
 	auto, _ := os.ReadFile(filepath.Join(n2path, "postgresql.auto.conf"))
-	if ci := pgconf.Effective(auto)["primary_conninfo"]; !strings.Contains(ci, "application_name=n2") || !strings.Contains(ci, "port="+strconv.Itoa(p1)) {
-		t.Errorf("primary_conninfo = %q", ci)
+	if ci := pgconf.Effective(auto)["primary_conninfo"]; !strings.Contains(ci, "application_name=n2") || !strings.Contains(ci, "port="+strconv.Itoa(p1)) ||
+		!strings.Contains(ci, "passfile=") || strings.Contains(string(auto), secrets.Password) {
+		t.Errorf("primary_conninfo = %q (passfile wanted, password not)", ci)
 	}
+	checkSecretFile(t, filepath.Join(s2, PassFileName), "*:*:*:*:"+secrets.Password+"\n")
 	// The copy carries n1's settings: started as it is, it collides with
 	// n1, and the error shows the server log's explanation.
 	_, err = c.PgCtl(ctx, &agentpb.PgCtlRequest{Node: n2, Action: agentpb.PgCtlRequest_START, WaitSeconds: 10})
@@ -597,7 +621,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if _, err := c.PgCtl(ctx, &agentpb.PgCtlRequest{Node: n1, Action: agentpb.PgCtlRequest_STOP, Mode: agentpb.PgCtlRequest_FAST}); err != nil {
 		t.Fatalf("stop n1: %v", err)
 	}
-	rw, err := c.Rewind(ctx, &agentpb.RewindRequest{Node: n1, SourceHost: "127.0.0.1", SourcePort: int32(p2), SourceUser: usr, ApplicationName: "n1", WriteRecoveryConf: true})
+	rw, err := c.Rewind(ctx, &agentpb.RewindRequest{Node: n1, SourceHost: "127.0.0.1", SourcePort: int32(p2), SourceUser: usr, ApplicationName: "n1", WriteRecoveryConf: true, Secrets: secrets})
 	if err != nil {
 		t.Fatalf("Rewind: %v", err)
 	}
@@ -608,7 +632,8 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Errorf("n1's postgresql.conf after rewind: port %s, sockets %s", got["port"], got["unix_socket_directories"])
 	}
 	auto, _ = os.ReadFile(filepath.Join(n1path, "postgresql.auto.conf"))
-	if ci := pgconf.Effective(auto)["primary_conninfo"]; !strings.Contains(ci, "application_name=n1") || !strings.Contains(ci, "port="+strconv.Itoa(p2)) {
+	if ci := pgconf.Effective(auto)["primary_conninfo"]; !strings.Contains(ci, "application_name=n1") || !strings.Contains(ci, "port="+strconv.Itoa(p2)) ||
+		strings.Contains(string(auto), secrets.Password) {
 		t.Errorf("n1's primary_conninfo = %q", ci)
 	}
 	if _, err := os.Stat(filepath.Join(n1path, "standby.signal")); err != nil {
@@ -715,5 +740,36 @@ func TestCheckDataPath(t *testing.T) {
 	exe, _ := os.Executable()
 	if err := checkDataPath(filepath.Dir(exe), ""); err == nil {
 		t.Errorf("the agent's own directory accepted")
+	}
+}
+
+// hbaRules drops pg_hba.conf's comments.
+func hbaRules(conf string) string {
+	var out []string
+	for _, l := range strings.Split(conf, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// checkSecretFile checks a file the agent wrote for a node: the content,
+// mode 0600, owned by the node's user.
+func checkSecretFile(t *testing.T, path, want string) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return
+	}
+	if fi.Mode() != 0o600 {
+		t.Errorf("%s is %v, want -rw-------", path, fi.Mode())
+	}
+	if os.Geteuid() == 0 && fi.Sys().(*syscall.Stat_t).Uid == 0 {
+		t.Errorf("%s belongs to root", path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != want {
+		t.Errorf("%s holds %q", path, b)
 	}
 }

@@ -277,6 +277,18 @@ func (s *Server) initDB(ctx context.Context, req *agentpb.InitDBRequest) (*agent
 	if err := n.prepareEmpty(); err != nil {
 		return nil, err
 	}
+	if _, err := s.writeSecrets(n, req.GetNode(), req.GetSecrets()); err != nil {
+		return nil, err
+	}
+	var pwFile string
+	if pw := req.GetSecrets().GetPassword(); pw != "" {
+		// In the socket directory: the node's user's own, which nobody
+		// else may write to, and not the data directory initdb fills.
+		if pwFile, err = s.pwFile(n, req.GetNode().GetSocketDir(), pw); err != nil {
+			return nil, fmt.Errorf("write the password file for initdb: %w", err)
+		}
+		defer os.Remove(pwFile)
+	}
 	ctx, cancel := withDefaultTimeout(ctx, initDBTimeout)
 	defer cancel()
 	res, err := n.run.InitDB(ctx, n.path, pgctl.InitDBOptions{
@@ -284,6 +296,7 @@ func (s *Server) initDB(ctx context.Context, req *agentpb.InitDBRequest) (*agent
 		Locale:        req.GetLocale(),
 		DataChecksums: req.GetDataChecksums(),
 		WALSegSizeMB:  int(req.GetWalSegsizeMb()),
+		PWFile:        pwFile,
 	})
 	if err != nil {
 		// initdb removes what it wrote when it fails, but not when it is
@@ -330,6 +343,11 @@ func (s *Server) baseBackup(req *agentpb.BaseBackupRequest, stream agentpb.Agent
 	if err := n.prepareEmpty(); err != nil {
 		return err
 	}
+	files, err := s.writeSecrets(n, req.GetNode(), req.GetSecrets())
+	if err != nil {
+		return err
+	}
+	src.PassFile, src.SSLRootCert = files.passFile, files.rootCert
 	var last agentpb.BaseBackupProgress
 	var sendErr error
 	progress := func(done, total int64) {
@@ -407,6 +425,9 @@ func (s *Server) pgCtl(ctx context.Context, req *agentpb.PgCtlRequest) (*agentpb
 			return nil, err
 		}
 	}
+	if _, err := s.writeSecrets(n, req.GetNode(), req.GetSecrets()); err != nil {
+		return nil, err
+	}
 	var res pgctl.Result
 	switch action {
 	case agentpb.PgCtlRequest_START:
@@ -467,12 +488,28 @@ func (s *Server) socketDir(n *node, dir string) error {
 	if within(dir, n.path) {
 		return invalidf("socket directory %s is inside the data directory %s: pg_rewind from this node would fail on the socket; use a directory outside it", dir, n.path)
 	}
-	if fi, err := os.Lstat(dir); err != nil || ownedByRoot(fi) {
+	if fi, err := os.Lstat(dir); (err != nil || ownedByRoot(fi)) && !inOwnRunDir(dir) {
 		if err := checkDataPath(dir, n.run.PGHome()); err != nil {
 			return invalidf("cannot create or take over socket directory: %v", err)
 		}
 	}
 	return n.run.MakeSocketDir(dir)
+}
+
+// inOwnRunDir reports whether dir is a directory of the agent's own
+// installation's run directory, <adbhome>/run/<name> (adbhome holding the
+// agent's bin/), where the manager puts the nodes' socket directories
+// (cluster.SocketDir). It may be created there although adbhome lies in a
+// system directory (/usr/local/adbmgr): the installation is root's or the
+// host user's and not writable by others (START AGENT checks), so nobody
+// else can have planted anything in it.
+func inOwnRunDir(dir string) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	run := filepath.Join(filepath.Dir(filepath.Dir(exe)), "run")
+	return filepath.Dir(dir) == run && filepath.Base(dir) != "." && filepath.Base(dir) != ".."
 }
 
 func ownedByRoot(fi fs.FileInfo) bool {
@@ -526,6 +563,11 @@ func (s *Server) rewind(ctx context.Context, req *agentpb.RewindRequest) (*agent
 	} else if alive {
 		return nil, preconditionf("node %s is running (pid %d): stop it before rewinding", n.path, pid)
 	}
+	files, err := s.writeSecrets(n, req.GetNode(), req.GetSecrets())
+	if err != nil {
+		return nil, err
+	}
+	src.PassFile, src.SSLRootCert = files.passFile, files.rootCert
 	saved := map[string][]byte{}
 	for _, name := range keptByRewind {
 		b, err := pgconf.ReadFile(n.file(name))
@@ -736,35 +778,41 @@ func (s *Server) CleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.T
 }
 
 // removeSocketDir removes the socket directory of a node CLEAN just found
-// stopped: the stale .s.PGSQL.<port> and its lock file that a crash leaves,
-// then the directory if that left it empty.
+// stopped: the secrets the agent wrote there (NodeSecrets), the stale
+// .s.PGSQL.<port> and its lock file that a crash leaves, then the
+// directory if that left it empty.
 //
 // The directory is whatever the request names, and may be shared
 // (/var/run/postgresql holds the sockets of every local server), so only
-// one the manager generated is touched: /tmp/adbmgr-*, a real directory
-// (not a link) owned by the node's user. Only this node's port is
-// considered, and only when its lock file names no live postmaster (or is
-// missing: PostgreSQL writes it before the socket). Everything else in the
-// directory is kept, and so is the directory then. It works through an
-// os.Root, so a link swapped in meanwhile leads nowhere.
+// one laid out as the manager lays them out is touched: a real directory
+// (not a link) owned by the node's user, in a directory named "run"
+// (<adbhome>/run) that belongs to root or to that user and that nobody else
+// may write to. Only this node's port is considered, and only when its lock
+// file names no live postmaster (or is missing: PostgreSQL writes it before
+// the socket). Everything else in the directory is kept, and so is the
+// directory then. It works through an os.Root, so a link swapped in
+// meanwhile leads nowhere.
 func removeSocketDir(dir string, port int, uid uint32) {
-	base := filepath.Base(dir)
-	if checkAuxPath("socket directory", dir) != nil || filepath.Dir(dir) != "/tmp" || !strings.HasPrefix(base, "adbmgr-") {
+	parent, base := filepath.Dir(dir), filepath.Base(dir)
+	if checkAuxPath("socket directory", dir) != nil || filepath.Base(parent) != "run" {
 		return
 	}
-	tmp, err := os.OpenRoot("/tmp")
+	run, err := os.OpenRoot(parent)
 	if err != nil {
 		return
 	}
-	defer tmp.Close()
-	fi, err := tmp.Lstat(base)
+	defer run.Close()
+	if pfi, err := run.Stat("."); err != nil || parentSafe(parent, pfi, uid) != nil || pfi.Mode().Perm()&0o022 != 0 {
+		return
+	}
+	fi, err := run.Lstat(base)
 	if err != nil || !fi.IsDir() { // a link is not IsDir for Lstat
 		return
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
 		return
 	}
-	root, err := tmp.OpenRoot(base)
+	root, err := run.OpenRoot(base)
 	if err != nil {
 		return
 	}
@@ -777,9 +825,12 @@ func removeSocketDir(dir string, port int, uid uint32) {
 		if _, alive, err := pgctl.LockFilePID(filepath.Join(dir, sock+".lock")); err == nil && !alive {
 			root.Remove(sock)
 			root.Remove(sock + ".lock")
+		} else {
+			return // the node runs after all: its secrets stay
 		}
 	}
-	tmp.Remove(base) // fails, harmlessly, when something else is left
+	removeSecrets(root)
+	run.Remove(base) // fails, harmlessly, when something else is left
 }
 
 func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {

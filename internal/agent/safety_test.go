@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgctl"
 	"google.golang.org/grpc/codes"
 )
@@ -272,20 +273,37 @@ func fakePostmaster(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-// tmpSocketDir makes /tmp/adbmgr-<test>-<n> owned by uid, with this port's
-// socket (a plain file stands in) and lock file naming pid.
+// tmpSocketDir makes <tmp>/run/<name> (the manager's layout,
+// <adbhome>/run/<node>-<hash>, run being root's 0755) owned by uid, with
+// this port's socket (a plain file stands in) and lock file naming pid.
 func tmpSocketDir(t *testing.T, uid uint32, port, pid int) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "adbmgr-agenttest-")
-	if err != nil {
+	dir := filepath.Join(runDir(t), "dn-"+strconv.Itoa(port)+"-"+strconv.Itoa(pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	fillSocketDir(t, dir, port, pid)
 	if err := os.Chown(dir, int(uid), -1); err != nil && os.Geteuid() == 0 {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// runDir makes a fresh <tmp>/run, mode 0755.
+func runDir(t *testing.T) string {
+	t.Helper()
+	base, err := os.MkdirTemp("/tmp", "adbmgr-agenttest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	run := filepath.Join(base, "run")
+	if err := os.Mkdir(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(run, 0o755)
+	return run
 }
 
 func fillSocketDir(t *testing.T, dir string, port, pid int) {
@@ -305,8 +323,14 @@ func TestRemoveSocketDir(t *testing.T) {
 	const port, dead = 5999, 2147483000
 	gone := func(dir string) bool { _, err := os.Lstat(dir); return os.IsNotExist(err) }
 
-	// The manager's kind, stale: emptied and removed.
+	// The manager's kind, stale: emptied and removed, with the secrets
+	// the agent wrote there.
 	d := tmpSocketDir(t, uid, port, dead)
+	for _, f := range []string{PassFileName, ServerCertName, ServerKeyName, RootCertName, ".initdb-pw-123"} {
+		if err := os.WriteFile(filepath.Join(d, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	removeSocketDir(d, port, uid)
 	if !gone(d) {
 		t.Errorf("%s with stale files kept", d)
@@ -354,7 +378,7 @@ func TestRemoveSocketDir(t *testing.T) {
 	}
 
 	// A link named like the manager's to a directory with stale files.
-	link := filepath.Join("/tmp", "adbmgr-agenttest-link-"+strconv.Itoa(os.Getpid()))
+	link := filepath.Join(runDir(t), "dn-link")
 	if err := os.Symlink(shared, link); err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +390,15 @@ func TestRemoveSocketDir(t *testing.T) {
 	if _, err := os.Lstat(link); err != nil {
 		t.Errorf("link removed: %v", err)
 	}
+
+	// In a run directory others may write to: left alone.
+	d = tmpSocketDir(t, uid, port, dead)
+	os.Chmod(filepath.Dir(d), 0o777)
+	removeSocketDir(d, port, uid)
+	if gone(d) {
+		t.Errorf("%s in a world-writable run directory removed", d)
+	}
+	os.Chmod(filepath.Dir(d), 0o755)
 
 	// The manager's kind, but another user's.
 	if os.Geteuid() == 0 {
@@ -438,5 +471,16 @@ func TestSocketDirTakeover(t *testing.T) {
 	os.Chmod(squat, 0o755)
 	if err := s.socketDir(n, squat); err != nil {
 		t.Errorf("the user's own: %v", err)
+	}
+}
+
+// The agent writes a node's secrets under the names the manager puts into
+// postgresql.conf and the connection strings.
+func TestSecretFileNames(t *testing.T) {
+	for got, want := range map[string]string{PassFileName: cluster.PassFile, ServerCertName: cluster.ServerCert,
+		ServerKeyName: cluster.ServerKey, RootCertName: cluster.RootCert} {
+		if got != want {
+			t.Errorf("agent writes %s, the manager names %s", got, want)
+		}
 	}
 }

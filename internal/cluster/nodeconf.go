@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,14 +19,33 @@ const maxSocketPath = 107
 // SocketDir is a node's unix_socket_directories: a directory of its own, so
 // that nodes of different loopback "hosts" sharing a port never collide on
 // /var/run/postgresql/.s.PGSQL.<port>. It lies outside the data directory
-// because pg_rewind copies every file of its source and fails on a socket.
-// The name carries the node's name for people and a hash of its address
-// and path so that two clusters on one machine never share it; the agent
-// creates it at start.
+// because pg_rewind copies every file of its source and fails on a socket,
+// and under <adbhome>/run: a directory of the host's installation that
+// belongs to root (or the host's user) and nobody else may write to, so no
+// other local user can create it first to plant a socket clients would
+// trust (a predictable name in /tmp could be). The agent creates it, owned
+// by the host's user, and keeps the node's secrets there (NodeFile); CLEAN
+// removes it. The name carries the node's name for people and a hash of
+// its address and path so that two clusters sharing an adbhome never share
+// it.
 func SocketDir(n Node, h Host) string {
 	sum := sha256.Sum256([]byte(h.Address + ":" + n.Path))
-	return "/tmp/adbmgr-" + n.Name + "-" + hex.EncodeToString(sum[:4])
+	return path.Join(h.ADBHome, "run", n.Name+"-"+hex.EncodeToString(sum[:4]))
 }
+
+// Files the agent writes into a node's socket directory (agentpb's
+// NodeSecrets): the libpq password file the node's outgoing connections
+// name with passfile=, its server certificate and key, and the manager's
+// CA certificate, which its outgoing connections verify peers against.
+const (
+	PassFile   = "pgpass"
+	ServerCert = "server.crt"
+	ServerKey  = "server.key"
+	RootCert   = "root.crt"
+)
+
+// NodeFile is the path of one of those files for node n.
+func NodeFile(n Node, h Host, name string) string { return path.Join(SocketDir(n, h), name) }
 
 // CheckSocketPath refuses a socket path longer than Linux takes
 // (.s.PGSQL.<port>.lock is the longest file PostgreSQL puts there).
@@ -40,12 +60,20 @@ func CheckSocketPath(n Node, h Host) error {
 // ServerParams are the postgresql.conf settings every node gets from the
 // manager (reference §1, adapted to PostgreSQL 15): each node listens on its
 // host's address only, on its own socket directory, and is ready to be a
-// primary, a standby and a pg_rewind target.
+// primary, a standby and a pg_rewind target. TLS is on, with a certificate
+// the manager's CA issued for the host's address; passwords are stored as
+// SCRAM-SHA-256 verifiers (PostgreSQL 15's default, said explicitly: an md5
+// verifier would not do for the scram-sha-256 lines of pg_hba.conf).
 func ServerParams(n Node, h Host) map[string]string {
 	return map[string]string{
 		"listen_addresses":          h.Address,
 		"port":                      strconv.Itoa(n.Port),
 		"unix_socket_directories":   SocketDir(n, h),
+		"ssl":                       "on",
+		"ssl_cert_file":             NodeFile(n, h, ServerCert),
+		"ssl_key_file":              NodeFile(n, h, ServerKey),
+		"ssl_ca_file":               NodeFile(n, h, RootCert),
+		"password_encryption":       "scram-sha-256",
 		"cluster_name":              n.Name,
 		"wal_level":                 "replica",
 		"hot_standby":               "on",
@@ -91,8 +119,13 @@ func cidrs(addr string) []string {
 // HBALines are the pg_hba.conf rules the manager gives a node: every host of
 // the cluster may connect for queries and for replication (coordinators
 // reach datanodes, slaves stream from masters and cascade parents, rewind
-// needs the source), and so may the manager. Trust, as AntDB does, until the
-// security work brings SCRAM and TLS.
+// needs the source), and so may the manager — over TLS only (hostssl) and
+// with a password (scram-sha-256), never trusted: the lines admit a
+// connection from a cluster host, not any account on it. The password is
+// the one the manager generated for the nodes' superusers; the nodes reach
+// each other with it from their password files (NodeFile PassFile).
+// initdb's own lines above them say peer for Unix sockets and
+// scram-sha-256 for 127.0.0.1 and ::1.
 func HBALines(s *State, managerIP string) []HBALine {
 	seen := map[string]bool{}
 	var nets []string
@@ -113,10 +146,13 @@ func HBALines(s *State, managerIP string) []HBALine {
 	sort.Strings(nets)
 	var out []HBALine
 	for _, c := range nets {
-		out = append(out, HBALine{"host", "all", "all", c, "trust"}, HBALine{"host", "replication", "all", c, "trust"})
+		out = append(out, HBALine{"hostssl", "all", "all", c, AuthMethod}, HBALine{"hostssl", "replication", "all", c, AuthMethod})
 	}
 	return out
 }
+
+// AuthMethod is how nodes authenticate the cluster's hosts.
+const AuthMethod = "scram-sha-256"
 
 // SyncNames computes a master's synchronous_standby_names from its direct
 // slaves that are in the cluster (or about to be, with inCluster) : sync
@@ -202,11 +238,16 @@ func ConnInfo(kv ...string) string {
 
 // StandbyParams are a slave's postgresql.auto.conf recovery settings:
 // stream from its parent, through a slot named after itself, following
-// timeline switches (failover).
-func StandbyParams(n, parent Node, parentHost Host) map[string]string {
+// timeline switches (failover). The password comes from the slave's own
+// password file (passfile=), so it is in no configuration file, and the
+// parent must prove with its certificate that it is the node at that
+// address (sslmode=verify-full against the manager's CA, a copy of which
+// lies beside the slave) before it gets the password or sends WAL.
+func StandbyParams(n, parent Node, parentHost, host Host) map[string]string {
 	return map[string]string{
 		"primary_conninfo": ConnInfo("host", parentHost.Address, "port", strconv.Itoa(parent.Port),
-			"user", parentHost.User, "application_name", n.Name),
+			"user", parentHost.User, "application_name", n.Name, "passfile", NodeFile(n, host, PassFile),
+			"sslmode", "verify-full", "sslrootcert", NodeFile(n, host, RootCert)),
 		"primary_slot_name":        n.Name,
 		"recovery_target_timeline": "latest",
 	}

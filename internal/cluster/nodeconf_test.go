@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -80,5 +81,116 @@ func TestHBALinesLoopback(t *testing.T) {
 func TestConnInfo(t *testing.T) {
 	if got := ConnInfo("host", "10.0.0.1", "application_name", `a'b\c`); got != `host='10.0.0.1' application_name='a\'b\\c'` {
 		t.Errorf("ConnInfo = %s", got)
+	}
+}
+
+// No node is ever told to trust anyone: every line the manager writes
+// needs TLS and a SCRAM password, for queries and for replication, from
+// every cluster host and the manager, whatever the addresses.
+func TestHBALinesNoTrust(t *testing.T) {
+	hosts := []Host{
+		{Name: "h1", Address: "10.0.0.1", User: "postgres"},
+		{Name: "h2", Address: "10.0.0.2", User: "postgres"},
+		{Name: "h6", Address: "fd00::6", User: "adb"},
+	}
+	s := &State{Hosts: hosts, Nodes: []Node{
+		{Name: "gc", Host: "h1", Type: GtmcoordMaster, Port: 5432, Path: "/d/gc"},
+		{Name: "dn1", Host: "h2", Type: DatanodeMaster, Port: 5433, Path: "/d/dn1"},
+		{Name: "dn1s", Host: "h6", Type: DatanodeSlave, Master: "dn1", SyncState: Sync, Port: 5433, Path: "/d/dn1s"},
+	}}
+	tests := []struct {
+		name, manager string
+		want          []HBALine
+	}{
+		{"manager on a cluster host", "10.0.0.1", []HBALine{
+			{"hostssl", "all", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "fd00::6/128", "scram-sha-256"},
+			{"hostssl", "replication", "all", "fd00::6/128", "scram-sha-256"},
+		}},
+		{"manager elsewhere", "10.9.9.9", []HBALine{
+			{"hostssl", "all", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "10.9.9.9/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.9.9.9/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "fd00::6/128", "scram-sha-256"},
+			{"hostssl", "replication", "all", "fd00::6/128", "scram-sha-256"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := HBALines(s, tc.manager)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("HBALines (-want +got):\n%s", diff)
+			}
+			for _, l := range got {
+				if l.Method != "scram-sha-256" || l.Type != "hostssl" {
+					t.Errorf("line %v is not hostssl scram-sha-256", l)
+				}
+			}
+		})
+	}
+}
+
+// The socket directory lies under the host's adbhome (never a predictable
+// name in /tmp), outside the data directory, one per node and data path;
+// the node's secrets lie in it; TLS is on with them.
+func TestNodeFiles(t *testing.T) {
+	h := Host{Name: "h1", Address: "10.0.0.1", User: "postgres", ADBHome: "/opt/adb"}
+	n := Node{Name: "dn1", Host: "h1", Type: DatanodeMaster, Port: 5433, Path: "/data/dn1"}
+	sd := SocketDir(n, h)
+	if !strings.HasPrefix(sd, "/opt/adb/run/dn1-") || len(sd) != len("/opt/adb/run/dn1-")+8 {
+		t.Errorf("SocketDir = %s, want /opt/adb/run/dn1-<8 hex>", sd)
+	}
+	moved := n
+	moved.Path = "/data2/dn1"
+	if SocketDir(moved, h) == sd {
+		t.Errorf("two data paths share the socket directory %s", sd)
+	}
+	p := ServerParams(n, h)
+	want := map[string]string{
+		"unix_socket_directories": sd,
+		"ssl":                     "on",
+		"ssl_cert_file":           sd + "/server.crt",
+		"ssl_key_file":            sd + "/server.key",
+		"ssl_ca_file":             sd + "/root.crt",
+		"password_encryption":     "scram-sha-256",
+	}
+	for k, v := range want {
+		if p[k] != v {
+			t.Errorf("ServerParams[%s] = %q, want %q", k, p[k], v)
+		}
+	}
+	long := h
+	long.ADBHome = "/" + strings.Repeat("x", 80)
+	if err := CheckSocketPath(n, long); err == nil {
+		t.Errorf("socket path under a long adbhome accepted")
+	}
+	if err := CheckSocketPath(n, h); err != nil {
+		t.Errorf("CheckSocketPath: %v", err)
+	}
+}
+
+// A slave's primary_conninfo names its password file and requires a
+// verified certificate; the password itself is never in it.
+func TestStandbyParams(t *testing.T) {
+	mh := Host{Name: "h1", Address: "10.0.0.1", User: "postgres", ADBHome: "/opt/adb"}
+	sh := Host{Name: "h2", Address: "10.0.0.2", User: "postgres", ADBHome: "/opt/adb2"}
+	m := Node{Name: "dn1", Host: "h1", Type: DatanodeMaster, Port: 5433, Path: "/data/dn1"}
+	s := Node{Name: "dn1s", Host: "h2", Type: DatanodeSlave, Master: "dn1", Port: 5434, Path: "/data/dn1s"}
+	sd := SocketDir(s, sh)
+	got := StandbyParams(s, m, mh, sh)
+	want := map[string]string{
+		"primary_conninfo": "host='10.0.0.1' port='5433' user='postgres' application_name='dn1s' passfile='" + sd + "/pgpass' " +
+			"sslmode='verify-full' sslrootcert='" + sd + "/root.crt'",
+		"primary_slot_name":        "dn1s",
+		"recovery_target_timeline": "latest",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("StandbyParams (-want +got):\n%s", diff)
 	}
 }

@@ -28,12 +28,45 @@ LANGUAGE sql IMMUTABLE AS $fn$
 	SELECT '''' || replace(replace(v, E'\\', E'\\\\'), '''', E'\\''') || ''''
 $fn$;
 
+-- Nodes trust nobody (pg_hba.conf: hostssl … scram-sha-256): the password
+-- comes from this node's own password file, beside its socket, which only
+-- the node's OS user can read — never from a connection string or a user
+-- mapping that a catalog query could show — and the peer must prove with
+-- a certificate from the manager's CA that it is the node at that address.
+-- Both paths are this node's, read from its settings, so a coordinator
+-- cloned from another one does not use its source's.
+CREATE OR REPLACE FUNCTION adb.passfile() RETURNS text
+LANGUAGE sql STABLE AS $fn$
+	SELECT split_part(current_setting('unix_socket_directories'), ',', 1) || '/pgpass'
+$fn$;
+
 CREATE OR REPLACE FUNCTION adb.conninfo(node_name text) RETURNS text
 LANGUAGE sql STABLE AS $fn$
-	SELECT format('host=%s port=%s dbname=%s user=%s',
+	SELECT format('host=%s port=%s dbname=%s user=%s passfile=%s sslmode=verify-full sslrootcert=%s',
 	              adb.conninfo_quote(host), adb.conninfo_quote(port::text),
-	              adb.conninfo_quote(current_database()), adb.conninfo_quote(current_user))
+	              adb.conninfo_quote(current_database()), adb.conninfo_quote(current_user),
+	              adb.conninfo_quote(adb.passfile()), adb.conninfo_quote(current_setting('ssl_ca_file')))
 	FROM adb.node WHERE name = node_name
+$fn$;
+
+-- adb.secure_server(srv) gives the postgres_fdw server srv this node's
+-- password file and CA, as adb.conninfo does for dblink: the user mapping
+-- names the user only.
+CREATE OR REPLACE FUNCTION adb.secure_server(srv text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	o record;
+BEGIN
+	FOR o IN SELECT * FROM (VALUES ('passfile', adb.passfile()), ('sslmode', 'verify-full'),
+	                               ('sslrootcert', current_setting('ssl_ca_file'))) AS v(name, value) LOOP
+		IF EXISTS (SELECT 1 FROM pg_foreign_server s, unnest(s.srvoptions) opt
+		           WHERE s.srvname = srv AND opt LIKE o.name || '=%') THEN
+			EXECUTE format('ALTER SERVER %I OPTIONS (SET %I %L)', srv, o.name, o.value);
+		ELSE
+			EXECUTE format('ALTER SERVER %I OPTIONS (ADD %I %L)', srv, o.name, o.value);
+		END IF;
+	END LOOP;
+END
 $fn$;
 
 -- adb.attach_distributed_table builds, on this coordinator, the parent table

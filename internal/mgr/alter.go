@@ -151,7 +151,7 @@ func (m *Manager) repoint(e *req, s *cluster.State, n cluster.Node) {
 		}
 		t, err := m.target(s, c)
 		if err == nil {
-			err = t.setConf(e.ctx, true, cluster.StandbyParams(c, n, h), nil)
+			err = t.setConf(e.ctx, true, cluster.StandbyParams(c, n, h, t.h), nil)
 		}
 		if err == nil {
 			_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)

@@ -111,6 +111,7 @@ func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
 	}
 	hba := cluster.HBALines(s, managerIP)
 	m.refreshHBA(e, s, hba)
+	m.refreshDBAPassFile(e, s)
 	noneFailed := func(string) bool { return false }
 	switch {
 	case !n.Type.IsMaster():

@@ -128,7 +128,7 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		n := nodes[i]
 		h, _ := s.Host(n.Host)
 		o := doctor.Observation{Node: n.Name}
-		conn, err := pgclient.Connect(ctx, h, n, 2*time.Second)
+		conn, err := d.m.connect(ctx, h, n, 2*time.Second)
 		if err == nil {
 			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			var st pgclient.Status

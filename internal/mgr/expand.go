@@ -100,6 +100,7 @@ func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 	}
 	hba := cluster.HBALines(s, managerIP)
 	m.refreshHBA(e, s, hba)
+	m.refreshDBAPassFile(e, s)
 	// dst streams from src like a slave until ACTIVATE.
 	asSlave := dst
 	asSlave.Master = src.Name
@@ -215,7 +216,7 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 		return "", err
 	}
 	var conn *pgx.Conn
-	if conn, err = pgclient.Connect(e.ctx, st.h, src, 5*time.Second); err != nil {
+	if conn, err = m.connect(e.ctx, st.h, src, 5*time.Second); err != nil {
 		return "", fmt.Errorf("connect %s: %w", src.Name, err)
 	}
 	defer conn.Close(e.ctx)
@@ -324,6 +325,7 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 		CREATE SERVER %[2]s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %[3]s, port %[4]s, dbname 'postgres');
 		CREATE USER MAPPING FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
 	END IF;
+	PERFORM adb.secure_server(%[1]s);
 END $adb$;
 `, pgclient.Literal(dst.Name), pgclient.Ident(dst.Name), pgclient.Literal(dh.Address), pgclient.Literal(strconv.Itoa(dst.Port)), pgclient.Literal(dh.User))
 		for _, p := range h.parts {

@@ -36,7 +36,7 @@ func (m *Manager) probeSlaves(e *req, s *cluster.State, master string) map[strin
 	parallel(len(kids), func(i int) {
 		n := kids[i]
 		h, _ := s.Host(n.Host)
-		conn, err := pgclient.Connect(e.ctx, h, n, 5*time.Second)
+		conn, err := m.connect(e.ctx, h, n, 5*time.Second)
 		if err != nil {
 			return
 		}
@@ -280,7 +280,7 @@ func (m *Manager) follow(e *req, s *cluster.State, newMaster cluster.Node, cand 
 			err = mt.exec(e.ctx, func(c *pgx.Conn) error { return pgclient.EnsureSlot(e.ctx, c, f.Name) })
 		}
 		if err == nil {
-			err = ft.setConf(e.ctx, true, cluster.StandbyParams(f, newMaster, mt.h), nil)
+			err = ft.setConf(e.ctx, true, cluster.StandbyParams(f, newMaster, mt.h, ft.h), nil)
 		}
 		if err == nil {
 			_, err = ft.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
@@ -385,9 +385,13 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 		return fail("replication slot", err)
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("pg_rewind %s from %s", n.Name, parent.Name))
+	sec, err := t.secrets()
+	if err != nil {
+		return fail("node credentials", err)
+	}
 	cctx, cancel := call(e.ctx, time.Hour)
 	res, err := t.agent.Rewind(cctx, &agentpb.RewindRequest{Node: t.ref(), SourceHost: pt.h.Address, SourcePort: int32(parent.Port),
-		SourceUser: pt.h.User, WriteRecoveryConf: true, ApplicationName: n.Name})
+		SourceUser: pt.h.User, WriteRecoveryConf: true, ApplicationName: n.Name, Secrets: sec})
 	cancel()
 	if err != nil {
 		return fail("pg_rewind", err)
@@ -404,7 +408,7 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	if err := m.configureNode(e.ctx, t, set, remove, cluster.HBALines(s, managerIP), sn.hba); err != nil {
 		return fail("configure", err)
 	}
-	if err := t.setConf(e.ctx, true, cluster.StandbyParams(n, parent, pt.h), nil); err != nil {
+	if err := t.setConf(e.ctx, true, cluster.StandbyParams(n, parent, pt.h, t.h), nil); err != nil {
 		return fail("recovery settings", err)
 	}
 	cctx, cancel = call(e.ctx, 30*time.Second)
@@ -458,7 +462,7 @@ func (m *Manager) cleanShutdown(e *req, t target, parent cluster.Node, ph cluste
 		return nil
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("%s was not shut down cleanly (%s): starting it once as a standby to finish its recovery", t.n.Name, state))
-	if err := t.setConf(e.ctx, true, cluster.StandbyParams(t.n, parent, ph), nil); err != nil {
+	if err := t.setConf(e.ctx, true, cluster.StandbyParams(t.n, parent, ph, t.h), nil); err != nil {
 		return err
 	}
 	cctx, cancel = call(e.ctx, 30*time.Second)
@@ -625,7 +629,7 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	ot.n = oldNow
 	err = nt.exec(ctx, func(c *pgx.Conn) error { return pgclient.EnsureSlot(ctx, c, old.Name) })
 	if err == nil {
-		err = ot.setConf(ctx, true, cluster.StandbyParams(oldNow, newMaster, nt.h), nil)
+		err = ot.setConf(ctx, true, cluster.StandbyParams(oldNow, newMaster, nt.h, ot.h), nil)
 	}
 	if err == nil {
 		cctx, cancel := call(ctx, 30*time.Second)

@@ -166,6 +166,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		return fmt.Errorf("find the manager's address: %w", err)
 	}
 	hba := cluster.HBALines(s, managerIP)
+	m.refreshDBAPassFile(e, s)
 	journal := m.journal(e, "INIT ALL")
 
 	var (
@@ -405,7 +406,11 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 	case "initdb":
 		cctx, cancel := call(ctx, 5*time.Minute)
 		defer cancel()
-		if _, err := t.agent.InitDB(cctx, &agentpb.InitDBRequest{Node: t.ref(), DataChecksums: checksums, WalSegsizeMb: walseg}); err != nil {
+		sec, err := t.secrets()
+		if err != nil {
+			return err
+		}
+		if _, err := t.agent.InitDB(cctx, &agentpb.InitDBRequest{Node: t.ref(), DataChecksums: checksums, WalSegsizeMb: walseg, Secrets: sec}); err != nil {
 			return fmt.Errorf("initdb: %s", agentError(err))
 		}
 		if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
@@ -445,7 +450,7 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 			if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
 				return err
 			}
-			if err := t.setConf(ctx, true, cluster.StandbyParams(n, parentNode, parent.h), nil); err != nil {
+			if err := t.setConf(ctx, true, cluster.StandbyParams(n, parentNode, parent.h, t.h), nil); err != nil {
 				return fmt.Errorf("write recovery settings: %s", agentError(err))
 			}
 			cctx, cancel := call(ctx, 30*time.Second)
@@ -575,6 +580,7 @@ END $adb$;
 		CREATE SERVER %[2]s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %[3]s, port %[4]s, dbname 'postgres');
 	END IF;
 END $adb$;
+SELECT adb.secure_server(%[1]s);
 CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
 `, pgclient.Literal(d.Name), srv, pgclient.Literal(h.Address), pgclient.Literal(strconv.Itoa(src.Port)), pgclient.Literal(h.User))
 	}

@@ -127,6 +127,12 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 	if err := requireLocal(hosts, strings.ToUpper(verb)); err != nil {
 		return err
 	}
+	if start {
+		// A start (of a running node too) rewrites the nodes' secrets:
+		// after the nodes' password changed (docs: rotating it), START ALL
+		// brings every password file up to date, the DBAs' one included.
+		m.refreshDBAPassFile(e, s)
+	}
 	if !start {
 		// The doctor keeps off nodes a DBA stops — marked before they go
 		// down, so that it never sees them down and still curable.
@@ -258,7 +264,7 @@ func (m *Manager) monitorRows(e *req, t parser.NodeTarget) ([]map[string]string,
 // probe fills a MONITOR row for n and returns its description.
 func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, row map[string]string) string {
 	h, _ := s.Host(n.Host)
-	conn, err := pgclient.Connect(ctx, h, n, 3*time.Second)
+	conn, err := m.connect(ctx, h, n, 3*time.Second)
 	if err == nil {
 		defer conn.Close(ctx)
 		var st pgclient.Status
@@ -358,7 +364,7 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 			continue
 		}
 		h, _ := s.Host(p.Host)
-		conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+		conn, err := m.connect(e.ctx, h, p, 3*time.Second)
 		if err != nil {
 			continue
 		}
@@ -485,7 +491,7 @@ func (m *Manager) dropSlot(e *req, s *cluster.State, n cluster.Node) {
 		return
 	}
 	h, _ := s.Host(p.Host)
-	conn, err := pgclient.Connect(e.ctx, h, p, 3*time.Second)
+	conn, err := m.connect(e.ctx, h, p, 3*time.Second)
 	if err == nil {
 		err = pgclient.DropSlot(e.ctx, conn, n.Name)
 		conn.Close(e.ctx)

@@ -64,6 +64,9 @@ type Manager struct {
 	// previous manager did not finish.
 	interrupted bool
 
+	// creds are the nodes' password and the CA (nodesecrets.go).
+	creds nodeCreds
+
 	// bg is Run's context; the doctor lives under it.
 	bg         context.Context
 	doctorMu   sync.Mutex

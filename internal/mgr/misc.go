@@ -49,7 +49,7 @@ func (m *Manager) checkout(e *req) error {
 		h, _ := s.Host(n.Host)
 		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "f"}
 		rows[i] = row
-		conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+		conn, err := m.connect(e.ctx, h, n, 3*time.Second)
 		if err != nil {
 			row["description"] = "not running"
 			return

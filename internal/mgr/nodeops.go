@@ -32,6 +32,8 @@ type target struct {
 	n     cluster.Node
 	h     cluster.Host
 	agent agentpb.AgentClient
+	// m gives the node's credentials (nodesecrets.go).
+	m *Manager
 }
 
 func (m *Manager) target(s *cluster.State, n cluster.Node) (target, error) {
@@ -43,7 +45,7 @@ func (m *Manager) target(s *cluster.State, n cluster.Node) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	return target{n: n, h: h, agent: c}, nil
+	return target{n: n, h: h, agent: c, m: m}, nil
 }
 
 func (t target) ref() *agentpb.NodeRef { return nodeRef(t.n, t.h) }
@@ -53,11 +55,37 @@ func call(ctx context.Context, d time.Duration) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, d)
 }
 
-// pgctl runs one pg_ctl action on t's node.
+// pgctl runs one pg_ctl action on t's node. The node's secrets go along
+// for the actions that (re)read them, so a node always starts with the
+// current password file and a valid certificate.
 func (t target) pgctl(ctx context.Context, action agentpb.PgCtlRequest_Action, mode agentpb.PgCtlRequest_Mode) (*agentpb.ToolResult, error) {
+	req := &agentpb.PgCtlRequest{Node: t.ref(), Action: action, Mode: mode, WaitSeconds: 120}
+	switch action {
+	case agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_RESTART, agentpb.PgCtlRequest_RELOAD:
+		sec, err := t.secrets()
+		if err != nil {
+			return nil, err
+		}
+		req.Secrets = sec
+	}
 	ctx, cancel := call(ctx, 150*time.Second)
 	defer cancel()
-	return t.agent.PgCtl(ctx, &agentpb.PgCtlRequest{Node: t.ref(), Action: action, Mode: mode, WaitSeconds: 120})
+	return t.agent.PgCtl(ctx, req)
+}
+
+// secrets are t's node's credentials for the agent.
+func (t target) secrets() (*agentpb.NodeSecrets, error) {
+	return t.m.nodeSecrets(t.n, t.h)
+}
+
+// connect opens a connection to node n of host h with the nodes'
+// credentials.
+func (m *Manager) connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.Duration) (*pgx.Conn, error) {
+	a, err := m.nodeAuth()
+	if err != nil {
+		return nil, err
+	}
+	return pgclient.Connect(ctx, h, n, timeout, a)
 }
 
 // setConf writes parameters into postgresql.conf (auto: postgresql.auto.conf).
@@ -86,7 +114,7 @@ func (t target) setHBA(ctx context.Context, lines []cluster.HBALine, tail []*age
 
 // sql opens a connection to t's node.
 func (t target) sql(ctx context.Context) (*pgx.Conn, error) {
-	return pgclient.Connect(ctx, t.h, t.n, 10*time.Second)
+	return t.m.connect(ctx, t.h, t.n, 10*time.Second)
 }
 
 // exec runs f on a fresh connection to t's node.
@@ -104,9 +132,13 @@ func (t target) exec(ctx context.Context, f func(*pgx.Conn) error) error {
 func (t target) basebackup(ctx context.Context, parent target, w pgwire.ResultWriter) error {
 	ctx, cancel := call(ctx, 6*time.Hour)
 	defer cancel()
+	sec, err := t.secrets()
+	if err != nil {
+		return err
+	}
 	stream, err := t.agent.BaseBackup(ctx, &agentpb.BaseBackupRequest{
 		Node: t.ref(), SourceHost: parent.h.Address, SourcePort: int32(parent.n.Port), SourceUser: parent.h.User,
-		ApplicationName: t.n.Name, Slot: t.n.Name,
+		ApplicationName: t.n.Name, Slot: t.n.Name, Secrets: sec,
 	})
 	if err != nil {
 		return err

@@ -221,7 +221,7 @@ func (m *Manager) showParam(e *req, st *parser.ShowParam) error {
 		return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.Node.Name).At(e.q, st.Node.Pos)
 	}
 	h, _ := s.Host(n.Host)
-	conn, err := pgclient.Connect(e.ctx, h, n, 5*time.Second)
+	conn, err := m.connect(e.ctx, h, n, 5*time.Second)
 	if err != nil {
 		return pgerror.New(pgerror.ConnectionFailure, "cannot connect to %s: %s", describeNode(n), err).WithHint("MONITOR ALL shows whether it runs.")
 	}
@@ -271,7 +271,7 @@ func (m *Manager) flushParam(e *req) error {
 			continue
 		}
 		h, _ := s.Host(n.Host)
-		gucs, err := readSettings(e, h, n)
+		gucs, err := m.readSettings(e, h, n)
 		if err != nil {
 			m.log.Warn("FLUSH PARAM: cannot read pg_settings", "node", n.Name, "error", err)
 			continue
@@ -287,8 +287,8 @@ func (m *Manager) flushParam(e *req) error {
 }
 
 // readSettings reads pg_settings from one node.
-func readSettings(e *req, h cluster.Host, n cluster.Node) ([]cluster.GUC, error) {
-	conn, err := pgclient.Connect(e.ctx, h, n, 3*time.Second)
+func (m *Manager) readSettings(e *req, h cluster.Host, n cluster.Node) ([]cluster.GUC, error) {
+	conn, err := m.connect(e.ctx, h, n, 3*time.Second)
 	if err != nil {
 		return nil, err
 	}

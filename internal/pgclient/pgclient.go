@@ -4,6 +4,8 @@ package pgclient
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -15,14 +17,30 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// Auth is how the manager authenticates to nodes and they to it.
+type Auth struct {
+	// Password is the nodes' superuser password (SCRAM-SHA-256).
+	Password string
+	// RootCAs, when set, makes the connection require TLS with a node
+	// certificate issued by the manager's CA for the host's address (as
+	// libpq's sslmode=verify-full); nil connects without TLS.
+	RootCAs *x509.CertPool
+}
+
 // Connect opens a connection to node n on host h as the host's user, to the
-// postgres database, within timeout. The manager is trusted in every node's
-// pg_hba.conf (cluster.HBALines).
-func Connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.Duration) (*pgx.Conn, error) {
+// postgres database, within timeout, with a (cluster.HBALines: hostssl,
+// scram-sha-256).
+func Connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.Duration, a Auth) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(cluster.ConnInfo("host", h.Address, "port", strconv.Itoa(n.Port),
 		"user", h.User, "dbname", "postgres", "sslmode", "disable", "application_name", "adbmgr"))
 	if err != nil {
 		return nil, err
+	}
+	// Set after parsing: the password never goes through a string, and
+	// sslmode=disable left no plaintext fallback to take when TLS is on.
+	cfg.Password = a.Password
+	if a.RootCAs != nil {
+		cfg.TLSConfig = &tls.Config{RootCAs: a.RootCAs, ServerName: h.Address, MinVersion: tls.VersionTLS12}
 	}
 	cfg.ConnectTimeout = timeout
 	for k, v := range SessionParams() {

@@ -149,7 +149,15 @@ func TestConnInfo(t *testing.T) {
 	if got := s.ConnInfo(); got != want {
 		t.Errorf("ConnInfo() = %s, want %s", got, want)
 	}
-	for _, bad := range []Source{{Port: 1}, {Host: "h"}, {Host: "h", Port: 70000}, {Host: "h\x00", Port: 1}, {Host: "h", Port: 1, ApplicationName: strings.Repeat("x", 64)}} {
+	// The password comes from a file, and the server must show a
+	// certificate of the CA for the host: no password in the string.
+	s.PassFile, s.SSLRootCert = "/opt/adb/run/dn1-1/pgpass", "/opt/adb/run/dn1-1/root.crt"
+	want += ` passfile='/opt/adb/run/dn1-1/pgpass' sslmode='verify-full' sslrootcert='/opt/adb/run/dn1-1/root.crt'`
+	if got := s.ConnInfo(); got != want {
+		t.Errorf("ConnInfo() = %s, want %s", got, want)
+	}
+	for _, bad := range []Source{{Port: 1}, {Host: "h"}, {Host: "h", Port: 70000}, {Host: "h\x00", Port: 1}, {Host: "h", Port: 1, ApplicationName: strings.Repeat("x", 64)},
+		{Host: "h", Port: 1, PassFile: "/x\x00"}} {
 		if err := bad.Validate(); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v", bad, err)
 		}

@@ -32,15 +32,21 @@ type InitDBOptions struct {
 	Locale        string // default C
 	DataChecksums bool
 	WALSegSizeMB  int // 0: PostgreSQL's default (16)
+	// PWFile is a file the node's user can read whose first line is the
+	// bootstrap superuser's password (initdb --pwfile); "" gives the
+	// superuser no password.
+	PWFile string
 }
 
 // InitDB creates a cluster in path, which must be empty or absent (initdb
 // checks too). The bootstrap superuser is the node's OS user, as AntDB's
 // initdb without -U gives, so that the manager and the tools connect as
-// that user. Authentication is trust (-A trust, which also silences initdb's
-// warning about it): that is initdb's default anyway, and the manager
-// manages pg_hba.conf itself afterwards; initdb's own lines (local and
-// 127.0.0.1/::1, for all and for replication) come first in the file.
+// that user. Nothing is trusted: initdb's own lines (local, and
+// 127.0.0.1/::1 for all and for replication, which come first in the file)
+// say peer for Unix sockets — only the OS user of the same name gets in,
+// the node's user as its superuser — and scram-sha-256 for TCP, so another
+// account on the host cannot become the superuser (COPY … TO PROGRAM would
+// run as the node's user). The manager adds its own lines afterwards.
 func (r *Runner) InitDB(ctx context.Context, path string, o InitDBOptions) (Result, error) {
 	enc, loc := o.Encoding, o.Locale
 	if enc == "" {
@@ -55,7 +61,14 @@ func (r *Runner) InitDB(ctx context.Context, path string, o InitDBOptions) (Resu
 	if !reLocale.MatchString(loc) {
 		return Result{}, fmt.Errorf("%w: locale %q", ErrInvalid, loc)
 	}
-	args := []string{"-D", path, "-E", enc, "--locale=" + loc, "-U", r.user.Name, "-A", "trust", "--no-instructions"}
+	args := []string{"-D", path, "-E", enc, "--locale=" + loc, "-U", r.user.Name,
+		"--auth-local=peer", "--auth-host=scram-sha-256", "--no-instructions"}
+	if o.PWFile != "" {
+		if !filepath.IsAbs(o.PWFile) || strings.IndexByte(o.PWFile, 0) >= 0 {
+			return Result{}, fmt.Errorf("%w: password file %q", ErrInvalid, o.PWFile)
+		}
+		args = append(args, "--pwfile="+o.PWFile)
+	}
 	if o.DataChecksums {
 		args = append(args, "-k")
 	}
@@ -75,6 +88,15 @@ type Source struct {
 	User            string
 	ApplicationName string
 	DBName          string
+	// PassFile is a libpq password file (passfile=): the password never
+	// appears in the connection string, so neither in the process list nor
+	// in the primary_conninfo -R writes.
+	PassFile string
+	// SSLRootCert, when set, makes the connection require TLS with a
+	// server certificate signed by that CA for the host's address
+	// (sslmode=verify-full): a node proves it is the node the catalog
+	// names before it gets the password or the WAL.
+	SSLRootCert string
 }
 
 // Validate checks the fields a connection string cannot make safe by
@@ -86,7 +108,7 @@ func (s Source) Validate() error {
 	if s.Port < 1 || s.Port > 65535 {
 		return fmt.Errorf("%w: source port %d", ErrInvalid, s.Port)
 	}
-	for _, v := range []string{s.Host, s.User, s.ApplicationName, s.DBName} {
+	for _, v := range []string{s.Host, s.User, s.ApplicationName, s.DBName, s.PassFile, s.SSLRootCert} {
 		if strings.IndexByte(v, 0) >= 0 {
 			return fmt.Errorf("%w: NUL byte in a connection parameter", ErrInvalid)
 		}
@@ -110,6 +132,12 @@ func (s Source) ConnInfo() string {
 	}
 	if s.ApplicationName != "" {
 		parts = append(parts, "application_name="+QuoteConnValue(s.ApplicationName))
+	}
+	if s.PassFile != "" {
+		parts = append(parts, "passfile="+QuoteConnValue(s.PassFile))
+	}
+	if s.SSLRootCert != "" {
+		parts = append(parts, "sslmode='verify-full'", "sslrootcert="+QuoteConnValue(s.SSLRootCert))
 	}
 	return strings.Join(parts, " ")
 }

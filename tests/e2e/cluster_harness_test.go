@@ -231,19 +231,35 @@ func splitRows(out string) [][]string {
 }
 
 // nodeSQL runs sql on a node itself, as a DBA would: psql -h <its host's
-// address> -p <its port> -U postgres.
+// address> -p <its port> -U postgres, with the password file the manager
+// keeps for DBAs and the node's certificate checked against the manager's
+// CA (README: "Connecting to the nodes").
 func (c *testCluster) nodeSQL(n nodeSpec, sql string) ([][]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", "postgres",
 		"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-F", "\t", "-c", sql)
-	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5", "PGSSLMODE=disable", "PGAPPNAME=adbmgr-e2e", "PGPASSWORD=")
+	cmd.Env = append(os.Environ(), c.nodeEnv()...)
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("psql on %s (%s:%d): %v: %s", n.Name, c.host(n.Host).Addr, n.Port, err, strings.TrimSpace(e.String()))
 	}
 	return splitRows(o.String()), nil
+}
+
+// nodeEnv is the environment a DBA's psql needs to reach the nodes:
+// the manager's DBA password file and its CA.
+func (c *testCluster) nodeEnv() []string {
+	return []string{"PGCONNECT_TIMEOUT=5", "PGAPPNAME=adbmgr-e2e", "PGPASSWORD=",
+		"PGPASSFILE=" + filepath.Join(c.M.Dir, "pgpass"),
+		"PGSSLMODE=verify-full", "PGSSLROOTCERT=" + filepath.Join(c.M.Dir, "pki", "ca.crt")}
+}
+
+// nodeConnString is nodeEnv for a Go client (pgx reads passfile too).
+func (c *testCluster) nodeConnString(n nodeSpec) string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres passfile=%s sslmode=verify-full sslrootcert=%s",
+		c.host(n.Host).Addr, n.Port, filepath.Join(c.M.Dir, "pgpass"), filepath.Join(c.M.Dir, "pki", "ca.crt"))
 }
 
 func (c *testCluster) mustNodeSQL(t testing.TB, n nodeSpec, sql string) [][]string {
@@ -541,8 +557,8 @@ func (c *testCluster) cleanup() {
 	}
 	for _, d := range append([]string{c.Dir}, c.socketDirs...) {
 		// A socket directory is whatever a node said: remove only one
-		// of its own in /tmp, never /tmp or a shared one.
-		if filepath.Dir(d) != "/tmp" && d != c.Dir {
+		// of its own in the test's adbhome, never a shared one.
+		if filepath.Dir(d) != filepath.Join(filepath.Dir(binDir), "run") && d != c.Dir {
 			continue
 		}
 		if err := os.RemoveAll(d); err != nil {

@@ -192,7 +192,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	dn1 := c.node("dn1")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=disable", c.host(dn1.Host).Addr, dn1.Port))
+	conn, err := pgx.Connect(ctx, c.nodeConnString(dn1))
 	if err != nil {
 		t.Fatal(err)
 	}
