@@ -37,7 +37,7 @@ func (c *testCluster) nodeSQLIn(n nodeSpec, db, sql string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", "postgres",
 		"-d", db, "-v", "ON_ERROR_STOP=1", "-A", "-t", "-c", sql)
-	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=5", "PGSSLMODE=disable", "PGAPPNAME=adbmgr-e2e", "PGPASSWORD=")
+	cmd.Env = append(os.Environ(), c.nodeEnv()...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
