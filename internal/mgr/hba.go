@@ -117,6 +117,13 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 		if err != nil {
 			return pgerror.New(pgerror.InvalidParameterValue, `invalid pg_hba.conf line "%s": %s`, l, err)
 		}
+		if !drop && strings.EqualFold(pl.Method, "trust") {
+			// A trust line makes every account that can reach the node a
+			// database superuser, able to run programs as the host's user
+			// (COPY … TO PROGRAM): nodes trust nobody.
+			return pgerror.New(pgerror.InsufficientPrivilege, `refusing pg_hba.conf line "%s": nodes trust nobody`, l).
+				WithHint("Use scram-sha-256 (the nodes' users need passwords), or peer for local lines.")
+		}
 		parsed = append(parsed, pl)
 	}
 	if !drop && len(parsed) == 0 {

@@ -136,6 +136,10 @@ func TestLiveChanges(t *testing.T) {
 		if _, stderr, err := c.psqlRows(time.Minute, `ADD HBA DATANODE ALL ("host all all 10.1.2.0/24 trsut")`); err == nil || !strings.Contains(stderr, "22023") {
 			t.Errorf("a line with an unknown method was accepted: %v\n%s", err, stderr)
 		}
+		// Nodes trust nobody, not even when a DBA asks.
+		if _, stderr, err := c.psqlRows(time.Minute, `ADD HBA DATANODE ALL ("host all all 10.1.2.0/24 trust")`); err == nil || !strings.Contains(stderr, "42501") || !strings.Contains(stderr, "nodes trust nobody") {
+			t.Errorf("a trust line was accepted: %v\n%s", err, stderr)
+		}
 		c.mustRows(t, time.Minute, fmt.Sprintf(`ADD HBA DATANODE ALL ("%s")`, line))
 		rows, _ := c.mustRows(t, time.Minute, "LIST HBA")
 		if len(rows) != 1 || rows[0][2] != line {
