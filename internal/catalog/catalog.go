@@ -168,7 +168,7 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 		}
 	}
 	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-	rw, err := sql.Open("sqlite", "file:"+file+"?_txlock=immediate&"+pragmas)
+	rw, err := sql.Open("sqlite", "file:"+uriPath(file)+"?_txlock=immediate&"+pragmas)
 	if err != nil {
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
@@ -181,14 +181,14 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 	// The read-only pool cannot write even if a user finds a way to send a
 	// writing statement through SELECT: the file is opened read-only and
 	// query_only is set on every connection.
-	ro, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	ro, err := sql.Open("sqlite", "file:"+uriPath(file)+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
 	if err != nil {
 		rw.Close()
 		return nil, fmt.Errorf("open catalog read-only: %w", err)
 	}
 	ro.SetMaxOpenConns(4)
 	c.ro = ro
-	user, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"+
+	user, err := sql.Open("sqlite", "file:"+uriPath(file)+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"+
 		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(FILE)", userCacheKiB))
 	if err != nil {
 		ro.Close()
@@ -774,4 +774,11 @@ func (c *SQLite) DeleteSetting(ctx context.Context, key string) error {
 	return c.Update(ctx, func(t Tx) error {
 		return t.(*tx).exec(`DELETE FROM mgr_setting WHERE key = ?`, key)
 	})
+}
+
+// uriPath escapes a file name for a SQLite "file:" URI: a data directory
+// with "?", "#" or "%" in its name must not end the path early or be
+// decoded into another file.
+func uriPath(file string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(file)
 }

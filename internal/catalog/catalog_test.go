@@ -318,3 +318,19 @@ func TestStreamRows(t *testing.T) {
 		t.Fatalf("columns: %+v", s.cols)
 	}
 }
+
+// A data directory whose name holds URI syntax keeps its catalog inside.
+func TestOpenOddDirectoryName(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c%41")
+	c, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(t, c, cluster.Plan{InsertHost: host("h1", "127.0.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Fatalf("catalog not in %s: %v", dir, err)
+	}
+}
