@@ -291,6 +291,10 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		// Execute never half-runs a list.
 		return nil, pgerror.New(pgerror.SyntaxError, "cannot insert multiple commands into a prepared statement")
 	}
+	// Describing a SELECT reads the catalog: only for users who may run it.
+	if err := m.authorize(&req{ctx: ctx, sess: s, q: q}, stmts[0]); err != nil {
+		return nil, err
+	}
 	switch st := stmts[0].(type) {
 	case *parser.ListHost:
 		return project(q, hostColumns, st.Columns, "LIST HOST")

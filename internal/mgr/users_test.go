@@ -95,6 +95,9 @@ func TestUsersAndPrivileges(t *testing.T) {
 	mustRun(t, m, "GRANT list, add TO ops")
 	_, err = runAs(m, "ops", "ADD DATANODE MASTER dn1 (host=h1, port=5432, path='/d/dn1'); ADD HOST h1 (address='127.0.0.9')")
 	wantSQLState(t, err, pgerror.InsufficientPrivilege)
+	if _, err := m.Describe(context.Background(), &pgwire.Session{User: "Viewer"}, "SELECT * FROM node"); err == nil {
+		t.Error("Describe of a SELECT for a user without list")
+	}
 	if r, err := runAs(m, "ops", "LIST HOST"); err != nil || len(r.rows) != 0 {
 		t.Fatalf("LIST HOST as ops: %v %v", r.rows, err)
 	}
