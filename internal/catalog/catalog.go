@@ -188,13 +188,8 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 	}
 	ro.SetMaxOpenConns(4)
 	c.ro = ro
-	user, err := sql.Open("sqlite", "file:"+uriPath(file)+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)"+
-		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(FILE)", userCacheKiB))
-	if err != nil {
-		ro.Close()
-		rw.Close()
-		return nil, fmt.Errorf("open catalog for user SQL: %w", err)
-	}
+	user := sql.OpenDB(userConnector{"file:" + uriPath(file) + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)" +
+		fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=temp_store(FILE)", userCacheKiB)})
 	user.SetMaxOpenConns(userConns)
 	user.SetMaxIdleConns(userConns)
 	c.user = user
@@ -566,11 +561,55 @@ func registerFunctions() {
 	str := func(v func() string) func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
 		return func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) { return v(), nil }
 	}
-	_ = sqlite.RegisterScalarFunction("version", 0, str(func() string { return Version }))
-	_ = sqlite.RegisterScalarFunction("current_database", 0, str(func() string { return "postgres" }))
-	_ = sqlite.RegisterScalarFunction("pg_backend_pid", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
-		return int64(os.Getpid()), nil
+	for _, reg := range []func(string, int32, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error)) error{
+		sqlite.RegisterScalarFunction, userDriver.RegisterScalarFunction} {
+		_ = reg("version", 0, str(func() string { return Version }))
+		_ = reg("current_database", 0, str(func() string { return "postgres" }))
+		_ = reg("pg_backend_pid", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+			return int64(os.Getpid()), nil
+		})
+	}
+	userDriver.RegisterConnectionHook(func(conn sqlite.ExecQuerierContext, _ string) error {
+		r, ok := conn.(sqlite.AuthorizerRegisterer)
+		if !ok {
+			return errors.New("sqlite driver without an authorizer")
+		}
+		return r.RegisterAuthorizer(userAuthorizer)
 	})
+}
+
+// userDriver opens the connections users' SQL runs on; they get the
+// authorizer userAuthorizer on top of read-only mode.
+var userDriver = &sqlite.Driver{}
+
+type userConnector struct{ dsn string }
+
+func (c userConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return userDriver.Open(c.dsn)
+}
+
+func (c userConnector) Driver() driver.Driver { return userDriver }
+
+// userAuthorizer lets users' SQL read the catalog through its views only
+// (host, node, param, hba, journal), as PostgreSQL keeps pg_authid from
+// everyone but superusers: the tables behind them, mgr_user's password
+// verifiers above all, are not for reading directly; nor are PRAGMA and
+// ATTACH, which could reach other files or settings.
+func userAuthorizer(action sqlite.AuthorizerActionCode, arg1, arg2, db, view string) sqlite.AuthorizerReturnCode {
+	switch action {
+	case sqlite.AuthRead:
+		// A read with no column (count(*)) reads no value, and SQLite
+		// names no view for it even when the query went through one.
+		if arg1 == "mgr_user" || (view == "" && arg2 != "" && strings.HasPrefix(arg1, "mgr_")) {
+			return sqlite.AuthorizerDeny
+		}
+	case sqlite.AuthPragma, sqlite.AuthAttach, sqlite.AuthDetach:
+		return sqlite.AuthorizerDeny
+	}
+	return sqlite.AuthorizerOK
 }
 
 // Query implements Catalog by collecting what Stream delivers.
@@ -736,6 +775,9 @@ func sqlError(ctx context.Context, err error) error {
 			// userMaxLength: program_limit_exceeded, as PostgreSQL's
 			// "invalid memory alloc request size".
 			return pgerror.New("54000", "%s", msg).WithHint("A value of user SQL may hold at most %d MB.", userMaxLength>>20)
+		case strings.Contains(msg, "not authorized") || strings.Contains(msg, "prohibited"):
+			return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: %s", msg).
+				WithHint("SQL reads the catalog views host, node, param, hba and journal.")
 		case strings.Contains(msg, "readonly") || strings.Contains(msg, "query_only"):
 			return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot write the catalog through SQL: %s", msg)
 		}

@@ -334,3 +334,34 @@ func TestOpenOddDirectoryName(t *testing.T) {
 		t.Fatalf("catalog not in %s: %v", dir, err)
 	}
 }
+
+// Users' SQL reads the views, never the tables behind them: mgr_user's
+// verifiers above all.
+func TestUserSQLOnlyViews(t *testing.T) {
+	c := open(t)
+	if err := apply(t, c, cluster.Plan{InsertHost: host("h1", "127.0.0.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateUsers(context.Background(), func(tx UserTx) error {
+		return tx.PutUser(User{Name: "postgres", Verifier: "SCRAM-SHA-256$secret", Superuser: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Query(context.Background(), "SELECT name FROM host"); err != nil || len(r.Rows) != 1 {
+		t.Fatalf("SELECT FROM host: %v %v", r, err)
+	}
+	for _, q := range []string{
+		"SELECT * FROM mgr_user",
+		"SELECT verifier FROM mgr_user",
+		"SELECT (SELECT verifier FROM mgr_user LIMIT 1) FROM host",
+		"WITH u AS (SELECT * FROM mgr_user) SELECT * FROM u",
+		"SELECT * FROM mgr_setting",
+		"SELECT * FROM pragma_table_info('mgr_user')",
+	} {
+		_, err := c.Query(context.Background(), q)
+		pe, ok := pgerror.As(err)
+		if !ok || pe.Code != pgerror.InsufficientPrivilege {
+			t.Errorf("%s: %v, want 42501", q, err)
+		}
+	}
+}

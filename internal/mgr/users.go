@@ -99,6 +99,9 @@ var programParams = map[string]bool{
 	"unix_socket_permissions": true, "ssl_cert_file": true, "ssl_key_file": true,
 	"ssl_ca_file": true, "ssl_crl_file": true, "ssl_crl_dir": true,
 	"jit_provider": true, "listen_addresses": true,
+	// Where the server writes its log, with text clients choose.
+	"log_filename": true, "logging_collector": true, "log_destination": true,
+	"log_file_mode": true, "log_line_prefix": true, "syslog_ident": true, "event_source": true,
 }
 
 // authorize refuses a statement the session's user may not run (42501),

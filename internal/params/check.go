@@ -26,12 +26,34 @@ var managed = map[string]string{
 	"primary_slot_name":        "adbmgr creates a replication slot per slave and names it here.",
 	"recovery_target_timeline": "adbmgr writes \"latest\" for each slave so that slaves follow a promoted master.",
 	"listen_addresses":         "adbmgr sets it to the address of the node's host, where adbmgr and the other nodes connect.",
-	"unix_socket_directories":  "adbmgr gives each node a socket directory of its own (/tmp/adbmgr-<node>-<hash>) and looks for it there (pg_ctl, status checks).",
+	"unix_socket_directories":  "adbmgr gives each node a socket directory of its own (<adbhome>/run/<node>-<hash>) and looks for it there (pg_ctl, status checks).",
 	"data_directory":           "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
 	"config_file":              "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
 	"hba_file":                 "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
 	"ident_file":               "adbmgr keeps each node's files in its data directory (the node's path) and edits them there.",
+	// Nodes trust nobody: replication, coordinators and the manager reach
+	// them over TLS with SCRAM. Turning TLS off or weakening it, or storing
+	// passwords as MD5, would cut those connections (and MONITOR would show
+	// running nodes as down) or weaken every credential.
+	"ssl":                                    tlsManaged,
+	"ssl_cert_file":                          tlsManaged,
+	"ssl_key_file":                           tlsManaged,
+	"ssl_ca_file":                            tlsManaged,
+	"ssl_crl_file":                           tlsManaged,
+	"ssl_crl_dir":                            tlsManaged,
+	"ssl_ciphers":                            tlsManaged,
+	"ssl_min_protocol_version":               tlsManaged,
+	"ssl_max_protocol_version":               tlsManaged,
+	"ssl_dh_params_file":                     tlsManaged,
+	"ssl_ecdh_curve":                         tlsManaged,
+	"ssl_passphrase_command":                 tlsManaged,
+	"ssl_passphrase_command_supports_reload": tlsManaged,
+	"password_encryption": "adbmgr keeps the nodes' passwords as SCRAM-SHA-256 verifiers; the nodes' pg_hba.conf " +
+		"asks for scram-sha-256, which an MD5-stored password cannot pass.",
 }
+
+const tlsManaged = "adbmgr runs every node with TLS (a certificate from its CA); replication, the coordinators " +
+	"and the manager connect with sslmode=verify-full."
 
 // managedHints point at the command that does change what the key controls.
 var managedHints = map[string]string{
@@ -145,6 +167,9 @@ func Check(gucs map[string]cluster.GUC, s Setting, force bool) (string, error) {
 	if v == Removed {
 		return "", pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "%s": "%s"`, key, v).
 			WithHint(`"--" is how adbmgr records RESET … FORCE; use RESET … FORCE to remove the parameter from postgresql.conf.`)
+	}
+	if err := checkLogPath(key, v); err != nil {
+		return "", err
 	}
 	if force || !known {
 		return v, nil
@@ -575,4 +600,34 @@ func cStrtod(s string) (float64, int, bool) {
 		return 0, 0, false // underflow to zero: ERANGE as well
 	}
 	return f, i, true
+}
+
+// checkLogPath keeps the server log out of the data directory's own files,
+// even with FORCE: PostgreSQL writes its log, with text a client can choose
+// (a user name, a statement), to log_directory/log_filename, and pointing
+// that at pg_hba.conf or postgresql.auto.conf lets a client write rules or
+// settings — a trust line — or leaves a node that cannot start.
+func checkLogPath(key, v string) error {
+	val := strings.Trim(strings.TrimSpace(v), "'")
+	switch key {
+	case "log_filename":
+		if strings.Contains(val, "/") || val == "." || val == ".." || val == "" ||
+			strings.HasSuffix(val, ".conf") || strings.HasSuffix(val, ".signal") || strings.HasPrefix(val, "PG_") ||
+			strings.HasPrefix(val, "postmaster.") {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "log_filename": "%s"`, v).
+				WithDetail("log_filename must be a plain file name (a strftime pattern such as postgresql-%%Y-%%m-%%d.log), not a path or a name of the node's own files.")
+		}
+	case "log_directory":
+		rel := !strings.HasPrefix(val, "/")
+		parts := strings.Split(val, "/")
+		bad := val == "" || (rel && (parts[0] == "." || parts[0] == "base" || parts[0] == "global" || strings.HasPrefix(parts[0], "pg_")))
+		for _, p := range parts {
+			bad = bad || p == ".."
+		}
+		if bad {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for parameter "log_directory": "%s"`, v).
+				WithDetail("The log directory must not be the data directory itself or one of PostgreSQL's own directories in it (base, global, pg_*), nor contain \"..\".")
+		}
+	}
+	return nil
 }

@@ -336,3 +336,49 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// The review's attack: log_filename pointed at pg_hba.conf let a client's
+// user name become a trust line. Nobody may point the log at the node's
+// own files, FORCE or not; TLS and password storage are adbmgr's.
+func TestCheckLogPathsAndTLS(t *testing.T) {
+	gucs := testGUCs()
+	for _, tc := range []struct {
+		key, value string
+		code       string // "" accepted
+	}{
+		{"log_filename", "'../pg_hba.conf'", pgerror.InvalidParameterValue},
+		{"log_filename", "pg_hba.conf", pgerror.InvalidParameterValue},
+		{"log_filename", "postgresql.auto.conf", pgerror.InvalidParameterValue},
+		{"log_filename", "standby.signal", pgerror.InvalidParameterValue},
+		{"log_filename", "PG_VERSION", pgerror.InvalidParameterValue},
+		{"log_filename", "/etc/passwd", pgerror.InvalidParameterValue},
+		{"log_filename", "'postgresql-%Y-%m-%d.log'", ""},
+		{"log_directory", ".", pgerror.InvalidParameterValue},
+		{"log_directory", "'global'", pgerror.InvalidParameterValue},
+		{"log_directory", "pg_wal", pgerror.InvalidParameterValue},
+		{"log_directory", "log/../..", pgerror.InvalidParameterValue},
+		{"log_directory", "'/var/log/postgresql'", ""},
+		{"log_directory", "log", ""},
+		{"ssl", "off", pgerror.InsufficientPrivilege},
+		{"SSL_Ciphers", "NULL", pgerror.InsufficientPrivilege},
+		{"ssl_min_protocol_version", "TLSv1", pgerror.InsufficientPrivilege},
+		{"password_encryption", "md5", pgerror.InsufficientPrivilege},
+	} {
+		for _, force := range []bool{false, true} {
+			if strings.HasPrefix(tc.key, "log_") && !force {
+				continue // not in testGUCs: unknown without FORCE
+			}
+			_, err := Check(gucs, Setting{Key: tc.key, Value: tc.value, HasValue: true}, force)
+			if tc.code == "" {
+				if err != nil && force {
+					t.Errorf("%s = %s (force): %v", tc.key, tc.value, err)
+				}
+				continue
+			}
+			pe, ok := pgerror.As(err)
+			if !ok || pe.Code != tc.code {
+				t.Errorf("%s = %s (force %v): %v, want %s", tc.key, tc.value, force, err, tc.code)
+			}
+		}
+	}
+}

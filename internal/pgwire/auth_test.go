@@ -378,3 +378,31 @@ func (m superUsers) LookupUser(_ context.Context, name string) (UserInfo, bool, 
 	s, ok := m[name]
 	return UserInfo{Superuser: s}, ok, nil
 }
+
+// Users who are not superusers cannot take the last ReservedSessions: the
+// DBA still gets in when they hold every other session.
+func TestReservedSessions(t *testing.T) {
+	users := superUsers{"boss": true, "ops": false}
+	ts := startServer(t, fakeHandler{}, Options{HBA: mustHBA(t, "host all all all trust"), Users: users, MaxSessions: 4, ReservedSessions: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := func(u string) string {
+		return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", u, ts.addr.Port)
+	}
+	for range 2 {
+		c, err := pgconn.Connect(ctx, url("ops"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+	}
+	wantCode(t, connErr(t, url("ops")), "53300", "reserved for superusers")
+	for range 2 {
+		c, err := pgconn.Connect(ctx, url("boss"))
+		if err != nil {
+			t.Fatalf("superuser in a reserved session: %v", err)
+		}
+		defer c.Close(ctx)
+	}
+	wantCode(t, connErr(t, url("boss")), "53300", "too many clients")
+}

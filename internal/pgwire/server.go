@@ -34,6 +34,8 @@ const (
 	DefaultMaxStartup = 64
 	// DefaultMaxSessions caps established sessions, as max_connections.
 	DefaultMaxSessions = 100
+	// DefaultReservedSessions is PostgreSQL's superuser_reserved_connections.
+	DefaultReservedSessions = 3
 	// DefaultMaxPrepared caps a session's named prepared statements, and
 	// separately its portals.
 	DefaultMaxPrepared = 1000
@@ -78,6 +80,9 @@ type Options struct {
 	// DefaultMaxSessions); a client beyond it gets FATAL 53300 "sorry, too
 	// many clients already".
 	MaxSessions int
+	// ReservedSessions of MaxSessions are kept for superusers (default
+	// DefaultReservedSessions), as superuser_reserved_connections.
+	ReservedSessions int
 	// MaxPrepared caps a session's prepared statements and its portals
 	// (default DefaultMaxPrepared); beyond it Parse and Bind fail with 53400.
 	MaxPrepared int
@@ -132,8 +137,14 @@ func New(h Handler, opts Options) *Server {
 	if opts.MaxStartup <= 0 {
 		opts.MaxStartup = DefaultMaxStartup
 	}
+	if opts.ReservedSessions <= 0 {
+		opts.ReservedSessions = DefaultReservedSessions
+	}
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.ReservedSessions >= opts.MaxSessions {
+		opts.ReservedSessions = 0
 	}
 	if opts.MaxPrepared <= 0 {
 		opts.MaxPrepared = DefaultMaxPrepared
@@ -324,10 +335,16 @@ func (s *Server) leave(c *conn) {
 // register makes c reachable by CancelRequest and assigns its ProcessID.
 // The handshake is over: c's connection becomes a session, in the same
 // step, so that it is never taken for one still in the handshake (and
-// closed to make room) once the client was told it is in.
-func (s *Server) register(c *conn) {
+// closed to make room) once the client was told it is in. It refuses (false)
+// a user who is not a superuser when only the ReservedSessions are left,
+// as PostgreSQL's superuser_reserved_connections: logged-in users holding
+// every session must not lock the DBA out.
+func (s *Server) register(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !c.superuser && s.established >= s.opts.MaxSessions-s.opts.ReservedSessions {
+		return false
+	}
 	if p := c.pend; p != nil && !p.session {
 		if !p.evicted {
 			for i, q := range s.pending {
@@ -347,7 +364,7 @@ func (s *Server) register(c *conn) {
 		if _, busy := s.sessions[pid]; pid != 0 && !busy {
 			c.sess.ProcessID = pid
 			s.sessions[pid] = c
-			return
+			return true
 		}
 	}
 }

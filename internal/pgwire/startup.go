@@ -134,7 +134,11 @@ func (c *conn) startup() bool {
 	} {
 		c.be.Send(&pgproto3.ParameterStatus{Name: p[0], Value: p[1]})
 	}
-	c.srv.register(c)
+	if !c.srv.register(c) {
+		c.log.Warn("pgwire: refused a client: the remaining sessions are reserved for superusers", "user", user)
+		c.sendFatal(fatal(codeTooManyConnections, "remaining connection slots are reserved for superusers"))
+		return false
+	}
 	c.log = c.log.With("pid", c.sess.ProcessID, "user", user)
 	c.be.Send(&pgproto3.BackendKeyData{ProcessID: c.sess.ProcessID, SecretKey: c.secret[:]})
 	c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
