@@ -128,18 +128,24 @@ func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Wr
 	if _, err := os.Stat(filepath.Join(dir, catalog.FileName)); err == nil {
 		return fmt.Errorf("%s is already initialised", dir)
 	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	cat, err := catalog.Open(ctx, dir)
 	if err != nil {
 		return err
 	}
-	if err := access.Init(ctx, dir, cat, o); err != nil {
-		cat.Close()
-		return err
+	err = access.Init(ctx, dir, cat, o)
+	err = errors.Join(err, cat.Close())
+	if err == nil {
+		_, err = pki.SetupManager(filepath.Join(dir, "pki"))
 	}
-	if err := cat.Close(); err != nil {
-		return err
-	}
-	if _, err := pki.SetupManager(filepath.Join(dir, "pki")); err != nil {
+	if err != nil {
+		// Half an init must not pass for a whole one ("already
+		// initialised") at the next try.
+		for _, f := range []string{catalog.FileName, catalog.FileName + "-wal", catalog.FileName + "-shm", access.HBAFile} {
+			os.Remove(filepath.Join(dir, f))
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "adbmgr data directory initialised in %s\n", dir)

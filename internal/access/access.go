@@ -37,28 +37,10 @@ type InitOptions struct {
 // Init writes the authentication file and creates the superuser in a new
 // data directory.
 func Init(ctx context.Context, dir string, cat catalog.Catalog, o InitOptions) error {
-	if o.AuthLocal == "" {
-		o.AuthLocal = pgwire.AuthPeer
-	}
-	if o.AuthHost == "" {
-		o.AuthHost = pgwire.AuthSCRAM
-	}
-	if o.Superuser == "" {
-		o.Superuser = DefaultSuperuser
-	}
-	switch o.AuthLocal {
-	case pgwire.AuthPeer, pgwire.AuthTrust, pgwire.AuthSCRAM:
-	default:
-		return fmt.Errorf("invalid --auth-local %q: peer, scram-sha-256 or trust", o.AuthLocal)
-	}
-	switch o.AuthHost {
-	case pgwire.AuthSCRAM, pgwire.AuthTrust:
-	default:
-		return fmt.Errorf("invalid --auth-host %q: scram-sha-256 or trust", o.AuthHost)
-	}
-	if err := ValidUserName(o.Superuser); err != nil {
+	if err := o.Validate(); err != nil {
 		return err
 	}
+	o.defaults()
 	u := catalog.User{Name: o.Superuser, Superuser: true}
 	if o.Password != "" {
 		v, err := pgwire.NewSCRAMVerifier(o.Password)
@@ -71,6 +53,34 @@ func Init(ctx context.Context, dir string, cat catalog.Catalog, o InitOptions) e
 		return err
 	}
 	return writeFile(filepath.Join(dir, HBAFile), []byte(pgwire.DefaultHBA(o.AuthLocal, o.AuthHost)))
+}
+
+func (o *InitOptions) defaults() {
+	if o.AuthLocal == "" {
+		o.AuthLocal = pgwire.AuthPeer
+	}
+	if o.AuthHost == "" {
+		o.AuthHost = pgwire.AuthSCRAM
+	}
+	if o.Superuser == "" {
+		o.Superuser = DefaultSuperuser
+	}
+}
+
+// Validate checks init's flags before anything is written.
+func (o InitOptions) Validate() error {
+	o.defaults()
+	switch o.AuthLocal {
+	case pgwire.AuthPeer, pgwire.AuthTrust, pgwire.AuthSCRAM:
+	default:
+		return fmt.Errorf("invalid --auth-local %q: peer, scram-sha-256 or trust", o.AuthLocal)
+	}
+	switch o.AuthHost {
+	case pgwire.AuthSCRAM, pgwire.AuthTrust:
+	default:
+		return fmt.Errorf("invalid --auth-host %q: scram-sha-256 or trust", o.AuthHost)
+	}
+	return ValidUserName(o.Superuser)
 }
 
 // ReadPasswordFile reads the first line of a --pwfile, as initdb does.

@@ -99,7 +99,7 @@ func CreateCA(dir string) error {
 	if err := writeFile(filepath.Join(dir, CAKey), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, CACert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeFile(filepath.Join(dir, CACert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 }
 
 // LoadCA reads the CA from dir.
@@ -215,10 +215,10 @@ func (ca *CA) WritePair(dir, name string, certPEM, keyPEM []byte) error {
 	if err := writeFile(filepath.Join(dir, name+".key"), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, name+".crt"), certPEM, 0o644); err != nil {
+	if err := writeFile(filepath.Join(dir, name+".crt"), certPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, CACert), ca.certPEM, 0o644)
+	return writeFile(filepath.Join(dir, CACert), ca.certPEM, 0o600)
 }
 
 // ServerTLS is the agent's configuration: its own pair, and client
