@@ -1,6 +1,8 @@
 package mgr
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -166,6 +168,14 @@ func (m *Manager) dropHost(e *req, st *parser.DropHost) error {
 		return err
 	}
 	e.notices(plan.Notices)
+	if m.opts.DataDir != "" {
+		// The host's agent credentials go with it (its log stays).
+		for _, name := range plan.DeleteHosts {
+			for _, f := range []string{"agent.key", "agent.crt"} {
+				os.Remove(filepath.Join(m.opts.DataDir, "agents", name, f))
+			}
+		}
+	}
 	return e.w.Complete("DROP HOST")
 }
 

@@ -1,6 +1,8 @@
 package mgr
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -152,11 +154,19 @@ func (m *Manager) dropNode(e *req, st *parser.DropNode) error {
 		names[i] = n.Name
 	}
 	t := nodeType(st.Kind)
-	if _, err := m.change(e, nil, 0, func(s *cluster.State) (cluster.Plan, error) {
+	plan, err := m.change(e, nil, 0, func(s *cluster.State) (cluster.Plan, error) {
 		p, err := cluster.DropNodes(s, t, names)
 		return p, e.at(err, identPos(st.Names, err))
-	}); err != nil {
+	})
+	if err != nil {
 		return err
+	}
+	if m.opts.DataDir != "" {
+		// The node's certificate and key go with it. Its data and socket
+		// directories stay on its host, as in AntDB: CLEAN removes them.
+		for _, name := range plan.DeleteNodes {
+			os.RemoveAll(filepath.Join(m.opts.DataDir, nodeCertDir, name))
+		}
 	}
 	return e.w.Complete("DROP NODE")
 }

@@ -2,6 +2,8 @@ package mgr
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -152,4 +154,30 @@ func mustRunAs(t *testing.T, m *Manager, user, q string) *recorder {
 		t.Fatalf("%s as %s: %v", q, user, err)
 	}
 	return r
+}
+
+// DROP NODE and DROP HOST take the node's certificate and the agent's
+// credentials out of the data directory with them.
+func TestDropRemovesCredentials(t *testing.T) {
+	m, _ := newManager(t)
+	m.opts.DataDir = t.TempDir()
+	nodeKey := filepath.Join(m.opts.DataDir, nodeCertDir, "dn1", "server.key")
+	agentKey := filepath.Join(m.opts.DataDir, "agents", "h1", "agent.key")
+	agentLog := filepath.Join(m.opts.DataDir, "agents", "h1", "agent.log")
+	for _, f := range []string{nodeKey, agentKey, agentLog} {
+		os.MkdirAll(filepath.Dir(f), 0o700)
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRun(t, m, `ADD HOST h1 (protocol=local, address='127.0.0.2'); ADD DATANODE MASTER dn1 (HOST=h1, PORT=5432, PATH='/d/dn1')`)
+	mustRun(t, m, `DROP DATANODE MASTER dn1; DROP HOST h1`)
+	for _, f := range []string{nodeKey, agentKey} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(agentLog); err != nil {
+		t.Errorf("the agent's log went too: %v", err)
+	}
 }
