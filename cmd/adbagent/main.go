@@ -18,6 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/adbmgr/adbmgr/internal/agent"
 	"github.com/adbmgr/adbmgr/internal/pki"
@@ -29,6 +32,9 @@ func main() {
 		fmt.Println("adbagent", agent.Version)
 		return
 	}
+	// The manager execs its verified copy through /proc/self/fd/N, which
+	// names the process "N" in ps, top and pgrep; say what it is.
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("adbagent\x00")[0])), 0, 0, 0)
 	if err := run(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return

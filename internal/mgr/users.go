@@ -122,6 +122,14 @@ func (m *Manager) authorize(e *req, st parser.Statement) error {
 		return nil
 	}
 	if priv == privSuperuser {
+		if sp, ok := st.(*parser.SetParam); ok {
+			for _, o := range sp.Params {
+				if programParams[strings.ToLower(o.Name.Name)] {
+					return e.at(pgerror.New(pgerror.InsufficientPrivilege, `permission denied: only superusers may set parameter "%s"`, o.Name.Name).
+						WithDetail("It makes the nodes run a program, load a library or write a file of the setter's choosing as the host's OS user."), o.Name.Pos)
+				}
+			}
+		}
 		return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: %s is for superusers only", st.Command())
 	}
 	return pgerror.New(pgerror.InsufficientPrivilege, `permission denied: user "%s" lacks the %s privilege for %s`, u.Name, priv, st.Command()).
