@@ -36,6 +36,9 @@ const DefaultListen = "127.0.0.1:6432"
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the flags were printed
+		}
 		fmt.Fprintln(os.Stderr, "adbmgr:", err)
 		os.Exit(1)
 	}

@@ -104,8 +104,20 @@ func checkHostFiles(h cluster.Host) error {
 			return &cluster.FieldError{Field: f.field, Err: untrusted(h, f.field, f.path, err)}
 		}
 	}
+	// pghome's bin may be a link elsewhere, and each tool one too: the
+	// agent checks them again before every run, but a DBA should hear it
+	// now. Tools that are not there are the agent's to report.
+	for _, tool := range pgTools {
+		p := filepath.Join(h.PGHome, "bin", tool)
+		if err := fstrust.Executable(p, uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return &cluster.FieldError{Field: "pghome", Err: untrusted(h, "pghome", p, err)}
+		}
+	}
 	return nil
 }
+
+// pgTools are the programs the agent runs from pghome/bin.
+var pgTools = []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "pg_rewind", "pg_controldata"}
 
 // untrusted turns an fstrust refusal of one of h's paths into the DBA's
 // error: 58P01 when it does not exist, otherwise 55000 (PostgreSQL's code

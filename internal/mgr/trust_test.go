@@ -212,9 +212,17 @@ func TestCheckHostFiles(t *testing.T) {
 	mk("good", dir, 0, "")
 	mk("evil", dir, 65534, "")
 	mk("open", fs.ModeDir|0o777, 0, "")
+	// The review's case: a root-owned pghome whose bin links to nobody's.
+	mk("evilbin", dir, 65534, "")
+	mk("evilbin/initdb", 0o755, 65534, "#!/bin/sh\n")
+	mk("linked", dir, 0, "")
+	if err := os.Symlink(filepath.Join(base, "evilbin"), filepath.Join(base, "linked", "bin")); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		adbhome, pghome, field, code, msg string
 	}{
+		{"good", "linked", "pghome", pgerror.ObjectNotInPrereqState, "65534"},
 		{"good", "good", "", "", ""},
 		{"evil", "good", "adbhome", pgerror.ObjectNotInPrereqState, "is owned by uid 65534 (nobody)"},
 		{"good", "evil", "pghome", pgerror.ObjectNotInPrereqState, "is owned by uid 65534 (nobody)"},
