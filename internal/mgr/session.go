@@ -1,6 +1,7 @@
 package mgr
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -59,6 +60,11 @@ func (m *Manager) setVar(e *req, st *parser.SetVar) error {
 				WithHint(`Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".`)
 		}
 		e.sess.Params[name] = formatDuration(d)
+		if d <= 0 || d > maxStatementTimeout {
+			// The user-SQL connections are few and shared: say so rather
+			// than let SHOW suggest a longer (or no) limit applies.
+			e.w.Notice("NOTICE", fmt.Sprintf("SQL over the catalog still stops after %s: the manager's cap on statement_timeout", formatDuration(maxStatementTimeout)))
+		}
 		return e.w.Complete("SET")
 	}
 	e.sess.Params[name] = st.Value

@@ -123,7 +123,9 @@ func PlanSet(s *cluster.State, existing []cluster.Param, t Target, settings []Se
 		if reset {
 			var g cluster.GUC
 			var known bool
-			key, g, known, err = checkKey(gucs, st.Key, force)
+			// A name SET … FORCE stored is known to the catalog, if not to
+			// the server: RESET takes it out without FORCE too.
+			key, g, known, err = checkKey(gucs, st.Key, force || storedKey(existing, canonicalKey(st.Key)))
 			if err != nil {
 				return cluster.Plan{}, err
 			}
@@ -303,4 +305,14 @@ func Retype(existing []cluster.Param, name string, to cluster.NodeType) cluster.
 		plan.PutParams = append(plan.PutParams, p)
 	}
 	return plan
+}
+
+// storedKey reports whether some catalog row holds key.
+func storedKey(existing []cluster.Param, key string) bool {
+	for _, p := range existing {
+		if canonicalKey(p.Key) == key {
+			return true
+		}
+	}
+	return false
 }

@@ -529,3 +529,16 @@ func TestRetype(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// A name SET … FORCE stored (a valid GUC name the server does not list)
+// is RESET without FORCE too: the catalog knows it.
+func TestPlanResetForcedName(t *testing.T) {
+	stored := []cluster.Param{row("*", dnFam, "plpgsql.extra_warnings", "all")}
+	if _, err := PlanSet(testState(), stored, datanodeAll, keys("plpgsql.extra_warnings"), testGUCs(), false, true); err != nil {
+		t.Fatalf("RESET of a FORCE-stored name: %v", err)
+	}
+	_, err := PlanSet(testState(), nil, datanodeAll, keys("plpgsql.extra_warnings"), testGUCs(), false, true)
+	if pe, ok := pgerror.As(err); !ok || pe.Code != pgerror.UndefinedObject {
+		t.Fatalf("RESET of an unknown name nobody stored: %v, want 42704", err)
+	}
+}
