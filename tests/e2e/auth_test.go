@@ -185,6 +185,33 @@ func TestPrivileges(t *testing.T) {
 			t.Errorf("a password is readable:\n%s", where)
 		}
 	}
+	// The verifiers are not for reading, not even for a user with list.
+	out, err = psqlAs(t, "", []string{"PGPASSWORD=ops-Pass-2", "PGSSLMODE=require"}, ops, "SELECT verifier FROM mgr_user")
+	if err == nil || !strings.Contains(out, "42501") || strings.Contains(out, "SCRAM-SHA-256$") {
+		t.Errorf("SELECT FROM mgr_user as ops: %v\n%s", err, out)
+	}
+	// The review's escalation: pointing a node's log at its pg_hba.conf.
+	m.MustExec(t, "GRANT set TO ops")
+	for _, stmt := range []string{
+		"SET DATANODE ALL (log_line_prefix = '# ')",
+		"SET DATANODE ALL (archive_command = 'id > /tmp/x')",
+	} {
+		out, err := psqlAs(t, "", []string{"PGPASSWORD=ops-Pass-2", "PGSSLMODE=require"}, ops, stmt)
+		if err == nil || !strings.Contains(out, "42501") || !strings.Contains(out, "only superusers may set parameter") {
+			t.Errorf("%s as ops: %v\n%s", stmt, err, out)
+		}
+	}
+	for _, stmt := range []string{
+		"SET DATANODE ALL (log_filename = '../pg_hba.conf') FORCE",
+		"SET DATANODE ALL (log_directory = '.') FORCE",
+	} {
+		if msg := m.MustFail(t, stmt); !strings.Contains(msg, "22023") {
+			t.Errorf("%s as superuser:\n%s", stmt, msg)
+		}
+	}
+	if msg := m.MustFail(t, "SET DATANODE ALL (ssl = off) FORCE"); !strings.Contains(msg, "42501") || !strings.Contains(msg, `"ssl" is managed by adbmgr`) {
+		t.Errorf("ssl = off:\n%s", msg)
+	}
 	m.MustExec(t, "DROP USER ops")
 	if out, err := psqlAs(t, "", []string{"PGPASSWORD=ops-Pass-2"}, ops, "LIST HOST"); err == nil {
 		t.Errorf("a dropped user logged in:\n%s", out)
