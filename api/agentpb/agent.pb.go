@@ -2009,7 +2009,7 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\x16DescribeConfigResponse\x12:\n" +
 	"\n" +
 	"parameters\x18\x01 \x03(\v2\x1a.adbmgr.agent.v1.ParameterR\n" +
-	"parameters2\xf6\b\n" +
+	"parameters2\xc0\t\n" +
 	"\x05Agent\x12C\n" +
 	"\x04Ping\x12\x1c.adbmgr.agent.v1.PingRequest\x1a\x1d.adbmgr.agent.v1.PingResponse\x12O\n" +
 	"\bShutdown\x12 .adbmgr.agent.v1.ShutdownRequest\x1a!.adbmgr.agent.v1.ShutdownResponse\x12E\n" +
@@ -2025,7 +2025,8 @@ const file_api_agentpb_agent_proto_rawDesc = "" +
 	"\n" +
 	"SetStandby\x12\".adbmgr.agent.v1.SetStandbyRequest\x1a#.adbmgr.agent.v1.SetStandbyResponse\x12@\n" +
 	"\bCheckDir\x12\x18.adbmgr.agent.v1.NodeRef\x1a\x1a.adbmgr.agent.v1.DirStatus\x12A\n" +
-	"\bCleanDir\x12\x18.adbmgr.agent.v1.NodeRef\x1a\x1b.adbmgr.agent.v1.ToolResult\x12?\n" +
+	"\bCleanDir\x12\x18.adbmgr.agent.v1.NodeRef\x1a\x1b.adbmgr.agent.v1.ToolResult\x12H\n" +
+	"\x0fRemoveSocketDir\x12\x18.adbmgr.agent.v1.NodeRef\x1a\x1b.adbmgr.agent.v1.ToolResult\x12?\n" +
 	"\x06Status\x12\x18.adbmgr.agent.v1.NodeRef\x1a\x1b.adbmgr.agent.v1.NodeStatus\x12a\n" +
 	"\x0eDescribeConfig\x12&.adbmgr.agent.v1.DescribeConfigRequest\x1a'.adbmgr.agent.v1.DescribeConfigResponseB&Z$github.com/adbmgr/adbmgr/api/agentpbb\x06proto3"
 
@@ -2110,25 +2111,27 @@ var file_api_agentpb_agent_proto_depIdxs = []int32{
 	21, // 31: adbmgr.agent.v1.Agent.SetStandby:input_type -> adbmgr.agent.v1.SetStandbyRequest
 	3,  // 32: adbmgr.agent.v1.Agent.CheckDir:input_type -> adbmgr.agent.v1.NodeRef
 	3,  // 33: adbmgr.agent.v1.Agent.CleanDir:input_type -> adbmgr.agent.v1.NodeRef
-	3,  // 34: adbmgr.agent.v1.Agent.Status:input_type -> adbmgr.agent.v1.NodeRef
-	25, // 35: adbmgr.agent.v1.Agent.DescribeConfig:input_type -> adbmgr.agent.v1.DescribeConfigRequest
-	6,  // 36: adbmgr.agent.v1.Agent.Ping:output_type -> adbmgr.agent.v1.PingResponse
-	8,  // 37: adbmgr.agent.v1.Agent.Shutdown:output_type -> adbmgr.agent.v1.ShutdownResponse
-	9,  // 38: adbmgr.agent.v1.Agent.InitDB:output_type -> adbmgr.agent.v1.ToolResult
-	12, // 39: adbmgr.agent.v1.Agent.BaseBackup:output_type -> adbmgr.agent.v1.BaseBackupProgress
-	9,  // 40: adbmgr.agent.v1.Agent.PgCtl:output_type -> adbmgr.agent.v1.ToolResult
-	9,  // 41: adbmgr.agent.v1.Agent.Rewind:output_type -> adbmgr.agent.v1.ToolResult
-	15, // 42: adbmgr.agent.v1.Agent.ControlData:output_type -> adbmgr.agent.v1.ControlDataResponse
-	17, // 43: adbmgr.agent.v1.Agent.EditConf:output_type -> adbmgr.agent.v1.EditConfResponse
-	20, // 44: adbmgr.agent.v1.Agent.EditHBA:output_type -> adbmgr.agent.v1.HBAResponse
-	20, // 45: adbmgr.agent.v1.Agent.ReadHBA:output_type -> adbmgr.agent.v1.HBAResponse
-	22, // 46: adbmgr.agent.v1.Agent.SetStandby:output_type -> adbmgr.agent.v1.SetStandbyResponse
-	23, // 47: adbmgr.agent.v1.Agent.CheckDir:output_type -> adbmgr.agent.v1.DirStatus
-	9,  // 48: adbmgr.agent.v1.Agent.CleanDir:output_type -> adbmgr.agent.v1.ToolResult
-	24, // 49: adbmgr.agent.v1.Agent.Status:output_type -> adbmgr.agent.v1.NodeStatus
-	27, // 50: adbmgr.agent.v1.Agent.DescribeConfig:output_type -> adbmgr.agent.v1.DescribeConfigResponse
-	36, // [36:51] is the sub-list for method output_type
-	21, // [21:36] is the sub-list for method input_type
+	3,  // 34: adbmgr.agent.v1.Agent.RemoveSocketDir:input_type -> adbmgr.agent.v1.NodeRef
+	3,  // 35: adbmgr.agent.v1.Agent.Status:input_type -> adbmgr.agent.v1.NodeRef
+	25, // 36: adbmgr.agent.v1.Agent.DescribeConfig:input_type -> adbmgr.agent.v1.DescribeConfigRequest
+	6,  // 37: adbmgr.agent.v1.Agent.Ping:output_type -> adbmgr.agent.v1.PingResponse
+	8,  // 38: adbmgr.agent.v1.Agent.Shutdown:output_type -> adbmgr.agent.v1.ShutdownResponse
+	9,  // 39: adbmgr.agent.v1.Agent.InitDB:output_type -> adbmgr.agent.v1.ToolResult
+	12, // 40: adbmgr.agent.v1.Agent.BaseBackup:output_type -> adbmgr.agent.v1.BaseBackupProgress
+	9,  // 41: adbmgr.agent.v1.Agent.PgCtl:output_type -> adbmgr.agent.v1.ToolResult
+	9,  // 42: adbmgr.agent.v1.Agent.Rewind:output_type -> adbmgr.agent.v1.ToolResult
+	15, // 43: adbmgr.agent.v1.Agent.ControlData:output_type -> adbmgr.agent.v1.ControlDataResponse
+	17, // 44: adbmgr.agent.v1.Agent.EditConf:output_type -> adbmgr.agent.v1.EditConfResponse
+	20, // 45: adbmgr.agent.v1.Agent.EditHBA:output_type -> adbmgr.agent.v1.HBAResponse
+	20, // 46: adbmgr.agent.v1.Agent.ReadHBA:output_type -> adbmgr.agent.v1.HBAResponse
+	22, // 47: adbmgr.agent.v1.Agent.SetStandby:output_type -> adbmgr.agent.v1.SetStandbyResponse
+	23, // 48: adbmgr.agent.v1.Agent.CheckDir:output_type -> adbmgr.agent.v1.DirStatus
+	9,  // 49: adbmgr.agent.v1.Agent.CleanDir:output_type -> adbmgr.agent.v1.ToolResult
+	9,  // 50: adbmgr.agent.v1.Agent.RemoveSocketDir:output_type -> adbmgr.agent.v1.ToolResult
+	24, // 51: adbmgr.agent.v1.Agent.Status:output_type -> adbmgr.agent.v1.NodeStatus
+	27, // 52: adbmgr.agent.v1.Agent.DescribeConfig:output_type -> adbmgr.agent.v1.DescribeConfigResponse
+	37, // [37:53] is the sub-list for method output_type
+	21, // [21:37] is the sub-list for method input_type
 	21, // [21:21] is the sub-list for extension type_name
 	21, // [21:21] is the sub-list for extension extendee
 	0,  // [0:21] is the sub-list for field type_name

@@ -31,21 +31,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Agent_Ping_FullMethodName           = "/adbmgr.agent.v1.Agent/Ping"
-	Agent_Shutdown_FullMethodName       = "/adbmgr.agent.v1.Agent/Shutdown"
-	Agent_InitDB_FullMethodName         = "/adbmgr.agent.v1.Agent/InitDB"
-	Agent_BaseBackup_FullMethodName     = "/adbmgr.agent.v1.Agent/BaseBackup"
-	Agent_PgCtl_FullMethodName          = "/adbmgr.agent.v1.Agent/PgCtl"
-	Agent_Rewind_FullMethodName         = "/adbmgr.agent.v1.Agent/Rewind"
-	Agent_ControlData_FullMethodName    = "/adbmgr.agent.v1.Agent/ControlData"
-	Agent_EditConf_FullMethodName       = "/adbmgr.agent.v1.Agent/EditConf"
-	Agent_EditHBA_FullMethodName        = "/adbmgr.agent.v1.Agent/EditHBA"
-	Agent_ReadHBA_FullMethodName        = "/adbmgr.agent.v1.Agent/ReadHBA"
-	Agent_SetStandby_FullMethodName     = "/adbmgr.agent.v1.Agent/SetStandby"
-	Agent_CheckDir_FullMethodName       = "/adbmgr.agent.v1.Agent/CheckDir"
-	Agent_CleanDir_FullMethodName       = "/adbmgr.agent.v1.Agent/CleanDir"
-	Agent_Status_FullMethodName         = "/adbmgr.agent.v1.Agent/Status"
-	Agent_DescribeConfig_FullMethodName = "/adbmgr.agent.v1.Agent/DescribeConfig"
+	Agent_Ping_FullMethodName            = "/adbmgr.agent.v1.Agent/Ping"
+	Agent_Shutdown_FullMethodName        = "/adbmgr.agent.v1.Agent/Shutdown"
+	Agent_InitDB_FullMethodName          = "/adbmgr.agent.v1.Agent/InitDB"
+	Agent_BaseBackup_FullMethodName      = "/adbmgr.agent.v1.Agent/BaseBackup"
+	Agent_PgCtl_FullMethodName           = "/adbmgr.agent.v1.Agent/PgCtl"
+	Agent_Rewind_FullMethodName          = "/adbmgr.agent.v1.Agent/Rewind"
+	Agent_ControlData_FullMethodName     = "/adbmgr.agent.v1.Agent/ControlData"
+	Agent_EditConf_FullMethodName        = "/adbmgr.agent.v1.Agent/EditConf"
+	Agent_EditHBA_FullMethodName         = "/adbmgr.agent.v1.Agent/EditHBA"
+	Agent_ReadHBA_FullMethodName         = "/adbmgr.agent.v1.Agent/ReadHBA"
+	Agent_SetStandby_FullMethodName      = "/adbmgr.agent.v1.Agent/SetStandby"
+	Agent_CheckDir_FullMethodName        = "/adbmgr.agent.v1.Agent/CheckDir"
+	Agent_CleanDir_FullMethodName        = "/adbmgr.agent.v1.Agent/CleanDir"
+	Agent_RemoveSocketDir_FullMethodName = "/adbmgr.agent.v1.Agent/RemoveSocketDir"
+	Agent_Status_FullMethodName          = "/adbmgr.agent.v1.Agent/Status"
+	Agent_DescribeConfig_FullMethodName  = "/adbmgr.agent.v1.Agent/DescribeConfig"
 )
 
 // AgentClient is the client API for Agent service.
@@ -82,6 +83,11 @@ type AgentClient interface {
 	CheckDir(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*DirStatus, error)
 	// CleanDir empties a node's data directory (CLEAN), keeping it, mode 0700.
 	CleanDir(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*ToolResult, error)
+	// RemoveSocketDir removes a stopped node's socket directory and the
+	// secrets in it (DROP NODE); the data directory is left alone. A node that
+	// runs, or a directory not laid out as the manager lays them out, is left
+	// as it is.
+	RemoveSocketDir(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*ToolResult, error)
 	// Status says whether a node's postmaster runs and accepts connections.
 	Status(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*NodeStatus, error)
 	// DescribeConfig lists the server's parameters (postgres --describe-config),
@@ -236,6 +242,16 @@ func (c *agentClient) CleanDir(ctx context.Context, in *NodeRef, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *agentClient) RemoveSocketDir(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*ToolResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ToolResult)
+	err := c.cc.Invoke(ctx, Agent_RemoveSocketDir_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentClient) Status(ctx context.Context, in *NodeRef, opts ...grpc.CallOption) (*NodeStatus, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(NodeStatus)
@@ -290,6 +306,11 @@ type AgentServer interface {
 	CheckDir(context.Context, *NodeRef) (*DirStatus, error)
 	// CleanDir empties a node's data directory (CLEAN), keeping it, mode 0700.
 	CleanDir(context.Context, *NodeRef) (*ToolResult, error)
+	// RemoveSocketDir removes a stopped node's socket directory and the
+	// secrets in it (DROP NODE); the data directory is left alone. A node that
+	// runs, or a directory not laid out as the manager lays them out, is left
+	// as it is.
+	RemoveSocketDir(context.Context, *NodeRef) (*ToolResult, error)
 	// Status says whether a node's postmaster runs and accepts connections.
 	Status(context.Context, *NodeRef) (*NodeStatus, error)
 	// DescribeConfig lists the server's parameters (postgres --describe-config),
@@ -343,6 +364,9 @@ func (UnimplementedAgentServer) CheckDir(context.Context, *NodeRef) (*DirStatus,
 }
 func (UnimplementedAgentServer) CleanDir(context.Context, *NodeRef) (*ToolResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method CleanDir not implemented")
+}
+func (UnimplementedAgentServer) RemoveSocketDir(context.Context, *NodeRef) (*ToolResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveSocketDir not implemented")
 }
 func (UnimplementedAgentServer) Status(context.Context, *NodeRef) (*NodeStatus, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
@@ -598,6 +622,24 @@ func _Agent_CleanDir_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_RemoveSocketDir_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).RemoveSocketDir(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_RemoveSocketDir_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).RemoveSocketDir(ctx, req.(*NodeRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Agent_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(NodeRef)
 	if err := dec(in); err != nil {
@@ -688,6 +730,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CleanDir",
 			Handler:    _Agent_CleanDir_Handler,
+		},
+		{
+			MethodName: "RemoveSocketDir",
+			Handler:    _Agent_RemoveSocketDir_Handler,
 		},
 		{
 			MethodName: "Status",

@@ -833,6 +833,23 @@ func removeSocketDir(dir string, port int, uid uint32) {
 	run.Remove(base) // fails, harmlessly, when something else is left
 }
 
+// RemoveSocketDir implements agentpb.AgentServer.
+func (s *Server) RemoveSocketDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
+	n, err := s.node(ref)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	dir := ref.GetSocketDir()
+	if dir == "" {
+		return &agentpb.ToolResult{Ok: true, Output: "no socket directory"}, nil
+	}
+	removeSocketDir(dir, int(ref.GetPort()), n.run.User().UID)
+	if _, err := os.Lstat(dir); err == nil {
+		return &agentpb.ToolResult{Ok: false, Output: "kept " + dir + ": the node runs, or something else is in it"}, nil
+	}
+	return &agentpb.ToolResult{Ok: true, Output: "removed " + dir}, nil
+}
+
 func (s *Server) cleanDir(ctx context.Context, ref *agentpb.NodeRef) (*agentpb.ToolResult, error) {
 	n, err := s.node(ref)
 	if err != nil {

@@ -1,12 +1,15 @@
 package mgr
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -154,18 +157,22 @@ func (m *Manager) dropNode(e *req, st *parser.DropNode) error {
 		names[i] = n.Name
 	}
 	t := nodeType(st.Kind)
+	var before *cluster.State
 	plan, err := m.change(e, nil, 0, func(s *cluster.State) (cluster.Plan, error) {
+		before = s
 		p, err := cluster.DropNodes(s, t, names)
 		return p, e.at(err, identPos(st.Names, err))
 	})
 	if err != nil {
 		return err
 	}
-	if m.opts.DataDir != "" {
-		// The node's certificate and key go with it. Its data and socket
-		// directories stay on its host, as in AntDB: CLEAN removes them.
-		for _, name := range plan.DeleteNodes {
+	for _, name := range plan.DeleteNodes {
+		if m.opts.DataDir != "" {
+			// The node's certificate and key go with it.
 			os.RemoveAll(filepath.Join(m.opts.DataDir, nodeCertDir, name))
+		}
+		if n, ok := before.Node(name); ok {
+			m.removeSocketDir(e, before, n)
 		}
 	}
 	return e.w.Complete("DROP NODE")
@@ -291,4 +298,27 @@ func selectNodes(q string, s *cluster.State, st *parser.ListNode) ([]cluster.Nod
 	}
 	cluster.SortForList(out)
 	return out, nil
+}
+
+// removeSocketDir asks the agent of a dropped node's host to remove the
+// node's socket directory and the secrets in it (its password file, key and
+// certificate). The data directory stays, as in AntDB (CLEAN empties it).
+// Best effort: a host without a running agent, or a node that still runs,
+// keeps the directory, and the DBA hears so.
+func (m *Manager) removeSocketDir(e *req, s *cluster.State, n cluster.Node) {
+	tg, err := m.target(s, n)
+	if err != nil {
+		return
+	}
+	ctx, cancel := call(e.ctx, 5*time.Second)
+	defer cancel()
+	res, err := tg.agent.RemoveSocketDir(ctx, tg.ref())
+	switch {
+	case err != nil && agentclient.Unreachable(err) && !n.Initialized:
+		// No agent, and the node never ran: there is nothing to remove.
+	case err != nil:
+		e.w.Notice("WARNING", fmt.Sprintf(`the socket directory of node "%s" on host "%s" is kept: %s`, n.Name, n.Host, agentError(err)))
+	case !res.GetOk():
+		e.w.Notice("WARNING", fmt.Sprintf(`node "%s": %s`, n.Name, res.GetOutput()))
+	}
 }

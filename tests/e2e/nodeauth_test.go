@@ -235,3 +235,27 @@ func (c *testCluster) rotatePassword(t *testing.T) {
 		t.Errorf("dblink from cn1 after the rotation: %s", v)
 	}
 }
+
+// A node's socket directory holds the cluster's password file: it goes
+// when the node is dropped (here the old master a FAILOVER kicked out),
+// while its data directory stays for the DBA, as in AntDB.
+func TestDropRemovesSocketDir(t *testing.T) {
+	c := newTestCluster(t, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h1", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	sock := c.nodeValue(t, c.node("dn1"), "SHOW unix_socket_directories")
+	if _, err := os.Stat(filepath.Join(sock, "pgpass")); err != nil {
+		t.Fatalf("dn1's socket directory %s has no pgpass: %v", sock, err)
+	}
+	c.mustRows(t, 3*time.Minute, "FAILOVER DATANODE dn1")
+	_, notices := c.mustRows(t, time.Minute, "DROP DATANODE SLAVE dn1")
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("dn1's socket directory %s survived DROP: %v (%s)", sock, err, notices)
+	}
+	if _, err := os.Stat(filepath.Join(c.node("dn1").Path, "PG_VERSION")); err != nil {
+		t.Errorf("DROP touched dn1's data directory: %v", err)
+	}
+}
