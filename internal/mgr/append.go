@@ -211,7 +211,7 @@ func (m *Manager) cloneCoordinator(e *req, s *cluster.State, sn *snapshot, n, so
 			if err == nil && left == 0 {
 				return
 			}
-			time.Sleep(500 * time.Millisecond)
+			sleepCtx(ctx, 500*time.Millisecond)
 		}
 		e.w.Notice("WARNING", fmt.Sprintf(`replication slot "%s" is left on %s; drop it there: SELECT pg_drop_replication_slot('%s')`, n.Name, source.Name, n.Name))
 	}()

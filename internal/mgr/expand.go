@@ -308,7 +308,11 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 			caught = true
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		// The coordinators hold EXCLUSIVE locks meanwhile: a cancel must
+		// end the wait at once, not after 20 s.
+		if err := sleepCtx(e.ctx, 500*time.Millisecond); err != nil {
+			return "", err
+		}
 	}
 	if !caught {
 		return "", fmt.Errorf("expend src node and dst node can not sync in 20 seconds")

@@ -234,7 +234,9 @@ func (m *Manager) switchCatalog(ctx context.Context, old, newMaster string, deci
 		if err = m.switchCatalogOnce(ctx, old, newMaster, decide); err == nil {
 			return nil
 		}
-		time.Sleep(time.Second)
+		if serr := sleepCtx(ctx, time.Second); serr != nil {
+			return errors.Join(err, serr)
+		}
 	}
 	return err
 }

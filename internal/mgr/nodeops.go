@@ -198,3 +198,15 @@ func (e *req) detached() *req {
 
 // inCluster selects nodes in the cluster (for SyncNames and friends).
 func inCluster(n cluster.Node) bool { return n.InCluster }
+
+// sleepCtx waits d, or until ctx ends (its error then).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
