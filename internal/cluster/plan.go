@@ -43,6 +43,11 @@ type Plan struct {
 	// change is catalog-only.
 	Live []string
 
+	// Moved records, per host, the addresses its agent and nodes may
+	// still use after an ALTER HOST of its address (State.Moved); FLUSH
+	// HOST clears the record once everything uses the new one.
+	Moved map[string][]string
+
 	Notices []Notice
 }
 
