@@ -420,6 +420,11 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 		e.w.Notice("NOTICE", fmt.Sprintf("%s is stopped: it will listen on %s when started", describeNode(n), t.h.Address))
 		return nil
 	}
+	if st.Running && m.listensOn(e.ctx, t) {
+		// Moved by an earlier FLUSH HOST that failed further on.
+		e.w.Notice("NOTICE", fmt.Sprintf("%s already listens on %s", describeNode(n), t.h.Address))
+		return nil
+	}
 	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on %s", describeNode(n), t.h.Address))
 	if st.Running {
 		if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {
@@ -430,6 +435,25 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 		return fmt.Errorf("pg_ctl start: %s", agentError(err))
 	}
 	return nil
+}
+
+// listensOn reports whether t's node answers at its host's address with
+// the settings FLUSH HOST gives it. The connection verifies the node's
+// certificate for that address, so nothing else on the port passes.
+func (m *Manager) listensOn(ctx context.Context, t target) bool {
+	c, err := m.connect(ctx, t.h, t.n, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close(ctx)
+	want := cluster.AddressParams(t.n, t.h)
+	for _, k := range []string{"listen_addresses", "unix_socket_directories"} {
+		var v string
+		if err := c.QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil || v != want[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // removeOldSocketDirs removes n's socket directories of its host's old
