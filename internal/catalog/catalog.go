@@ -388,6 +388,12 @@ func (t *tx) Apply(p cluster.Plan) error {
 		}
 	}
 	for name, from := range p.Moved {
+		if len(from) == 0 {
+			if err := t.exec(`DELETE FROM mgr_setting WHERE key = ?`, MovedPrefix+name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := t.exec(`INSERT INTO mgr_setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 			MovedPrefix+name, strings.Join(from, ",")); err != nil {
 			return err

@@ -51,10 +51,18 @@ func PlanFlush(s *State, managerIPs []string) FlushPlan {
 	moved := map[string]bool{}
 	var old []string
 	for _, h := range s.Hosts {
-		if from := s.Moved[h.Name]; len(from) > 0 {
-			p.Hosts = append(p.Hosts, MovedHost{Host: h, From: slices.Clone(from)})
+		if from, ok := s.Moved[h.Name]; ok {
+			// The new address may be listed too (a FLUSH HOST that
+			// started): From is where else the processes may be.
+			var others []string
+			for _, a := range from {
+				if a != h.Address {
+					others = append(others, a)
+				}
+			}
+			p.Hosts = append(p.Hosts, MovedHost{Host: h, From: others})
 			moved[h.Name] = true
-			old = append(old, from...)
+			old = append(old, others...)
 		}
 	}
 	for _, n := range s.Nodes {

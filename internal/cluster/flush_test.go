@@ -55,11 +55,14 @@ func TestAlterHostAfterInit(t *testing.T) {
 		{name: "in the cluster too", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
 			spec: HostSpec{Address: ptr("10.0.0.1")}, address: "10.0.0.1",
 			wantMov: map[string][]string{"h1": {"127.0.0.2"}}, notices: warnMoved("127.0.0.2", "10.0.0.1", "127.0.0.2")},
-		{name: "second change before FLUSH keeps the first address", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
+		{name: "second change before FLUSH: the processes are still where they were", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
 			moved: map[string][]string{"h1": {"10.9.9.9"}}, spec: HostSpec{Address: ptr("10.0.0.1")}, address: "10.0.0.1",
-			wantMov: map[string][]string{"h1": {"10.9.9.9", "127.0.0.2"}}, notices: warnMoved("127.0.0.2", "10.0.0.1", "10.9.9.9, 127.0.0.2")},
-		{name: "back to an earlier address is still a move", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
+			wantMov: map[string][]string{"h1": {"10.9.9.9"}}, notices: warnMoved("127.0.0.2", "10.0.0.1", "10.9.9.9")},
+		{name: "back to the address the processes use: nothing to flush", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
 			moved: map[string][]string{"h1": {"10.0.0.1"}}, spec: HostSpec{Address: ptr("10.0.0.1")}, address: "10.0.0.1",
+			wantMov: map[string][]string{"h1": nil}, notices: []Notice{notice(`host "h1" is back at the address its nodes and agent use: nothing to flush`)}},
+		{name: "back after a FLUSH HOST started: still a move", nodes: []Node{inCluster(dn("d1", "h1", 5432))},
+			moved: map[string][]string{"h1": {"10.0.0.1", "127.0.0.2"}}, spec: HostSpec{Address: ptr("10.0.0.1")}, address: "10.0.0.1",
 			wantMov: map[string][]string{"h1": {"10.0.0.1", "127.0.0.2"}}, notices: warnMoved("127.0.0.2", "10.0.0.1", "10.0.0.1, 127.0.0.2")},
 		{name: "another host's address", nodes: []Node{inCluster(dn("d1", "h1", 5432))}, spec: HostSpec{Address: ptr("127.0.0.3")},
 			errCode: pgerror.DuplicateObject, errMsg: `address "127.0.0.3" is already in host table (host "h2")`, field: "address"},
@@ -102,7 +105,8 @@ func TestPlanFlush(t *testing.T) {
 		in(dn("d2", "h3", 5432)), in(dns("d2s", "d2", Sync, "h1", 5433)),
 		dns("d2new", "d2", Async, "h2", 5435)) // added, not initialised
 	s.Hosts[1].Address = "127.0.0.9" // h2, was 127.0.0.3
-	s.Moved = map[string][]string{"h2": {"127.0.0.3"}}
+	// A FLUSH HOST that started lists the new address too.
+	s.Moved = map[string][]string{"h2": {"127.0.0.3", "127.0.0.9"}}
 	p := PlanFlush(s, []string{"127.0.0.1"})
 
 	names := func(ns []Node) []string {

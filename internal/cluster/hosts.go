@@ -101,9 +101,8 @@ func checkAddress(s *State, h Host) error {
 // only its address may change (AntDB's rule, reference §3.1): every other
 // column is baked into the running nodes (socket directory, agent,
 // binaries, OS user). The nodes and the agent keep the old address until
-// FLUSH HOST moves them, so the plan records it (Plan.Moved) with a
-// WARNING; the first address of a host altered twice before a flush is
-// kept, since that is where its processes may still be.
+// FLUSH HOST moves them, so the plan records where they are (Plan.Moved)
+// with a WARNING.
 func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	var p Plan
 	old, ok := s.Host(name)
@@ -135,12 +134,21 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 		if err := checkAddress(s, h); err != nil {
 			return p, err
 		}
-		if inited {
-			from := s.Moved[name]
-			if !slices.Contains(from, old.Address) {
-				from = append(slices.Clone(from), old.Address)
-			}
-			p.Moved = map[string][]string{name: from}
+		// The record is where the host's processes may be: the
+		// address they were configured with, and the new one too once
+		// a FLUSH HOST started moving them. Changing the catalog's
+		// address does not move them; changing it back to the one
+		// address they all use leaves nothing to flush.
+		from, moved := s.Moved[name]
+		if !moved {
+			from = []string{old.Address}
+		}
+		switch {
+		case len(from) == 1 && from[0] == h.Address:
+			p.Moved = map[string][]string{name: nil}
+			p.Notices = append(p.Notices, notice(`host "%s" is back at the address its nodes and agent use: nothing to flush`, name))
+		case inited || moved:
+			p.Moved = map[string][]string{name: slices.Clone(from)}
 			p.Notices = append(p.Notices, warning(`the address of host "%s" changed from %s to %s, but its initialized nodes and its agent still use %s: run FLUSH HOST to move them and re-point the cluster`,
 				name, old.Address, h.Address, strings.Join(from, ", ")))
 		}

@@ -44,8 +44,9 @@ type Plan struct {
 	Live []string
 
 	// Moved records, per host, the addresses its agent and nodes may
-	// still use after an ALTER HOST of its address (State.Moved); FLUSH
-	// HOST clears the record once everything uses the new one.
+	// still use after an ALTER HOST of its address (State.Moved); an
+	// empty list deletes the record. FLUSH HOST clears it once everything
+	// uses the new address.
 	Moved map[string][]string
 
 	Notices []Notice

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -103,6 +104,21 @@ func (m *Manager) flushHost(e *req) error {
 		journal("failed", step, err.Error())
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH HOST failed at %s: %s", step, err).
 			WithHint("Fix the cause and run FLUSH HOST again: it redoes every step and finishes what is left.")
+	}
+
+	// From here on the host's processes may be at the new address too:
+	// say so in the record, so that an ALTER HOST back to the old address
+	// before the next FLUSH HOST still counts as a move.
+	started := cluster.Plan{Moved: map[string][]string{}}
+	for _, mh := range plan.Hosts {
+		name := mh.Host.Name
+		started.Moved[name] = s.Moved[name]
+		if !slices.Contains(started.Moved[name], mh.Host.Address) {
+			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
+		}
+	}
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(started) }); err != nil {
+		return fail("record the move", err)
 	}
 
 	journal("running", "agents", "")

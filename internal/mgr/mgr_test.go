@@ -141,6 +141,14 @@ func TestAfterInitRules(t *testing.T) {
 	if _, err := run(t, m, `INIT ALL`); err == nil || !strings.Contains(err.Error(), "FLUSH HOST") && !strings.Contains(err.Error(), "changed") {
 		t.Errorf("INIT ALL after a refused FLUSH HOST: %v", err)
 	}
+	// A mistake undone: back at the address the nodes use, nothing to flush.
+	r = mustRun(t, m, `ALTER HOST h1 (address='127.0.0.2')`)
+	if len(r.notices) != 1 || !strings.Contains(r.notices[0], "nothing to flush") {
+		t.Errorf("ALTER HOST back to the nodes' address: notices %q", r.notices)
+	}
+	if _, err := run(t, m, `INIT ALL`); err == nil || strings.Contains(err.Error(), "changed") {
+		t.Errorf("INIT ALL once the address is back: %v", err)
+	}
 }
 
 func TestErrorPositions(t *testing.T) {
