@@ -305,8 +305,31 @@ func (t *tx) State() (*cluster.State, error) {
 		n.Type = cluster.NodeType(typ)
 		s.Nodes = append(s.Nodes, n)
 	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	rows, err = t.q.QueryContext(t.ctx, `SELECT key, value FROM mgr_setting WHERE substr(key, 1, ?) = ? ORDER BY key`,
+		len(MovedPrefix), MovedPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("read moved hosts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		if s.Moved == nil {
+			s.Moved = map[string][]string{}
+		}
+		s.Moved[strings.TrimPrefix(k, MovedPrefix)] = strings.Split(v, ",")
+	}
 	return s, rows.Err()
 }
+
+// MovedPrefix starts the mgr_setting keys of State.Moved:
+// "host.moved.<host>" = the host's earlier addresses, comma-separated.
+const MovedPrefix = "host.moved."
 
 func nullable(s string) any {
 	if s == "" {
@@ -358,6 +381,21 @@ func (t *tx) Apply(p cluster.Plan) error {
 	}
 	for _, name := range p.DeleteHosts {
 		if err := t.exec(`DELETE FROM mgr_host WHERE name = ?`, name); err != nil {
+			return err
+		}
+		if err := t.exec(`DELETE FROM mgr_setting WHERE key = ?`, MovedPrefix+name); err != nil {
+			return err
+		}
+	}
+	for name, from := range p.Moved {
+		if len(from) == 0 {
+			if err := t.exec(`DELETE FROM mgr_setting WHERE key = ?`, MovedPrefix+name); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.exec(`INSERT INTO mgr_setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			MovedPrefix+name, strings.Join(from, ",")); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -97,9 +98,11 @@ func checkAddress(s *State, h Host) error {
 }
 
 // AlterHost decides ALTER HOST. Once a node on the host is initialised
-// nothing may change: every column is baked into the running nodes (their
-// listen address, socket directory, agent, binaries). AntDB lets the address
-// change and relies on FLUSH HOST, which adbmgr does not have yet.
+// only its address may change (AntDB's rule, reference §3.1): every other
+// column is baked into the running nodes (socket directory, agent,
+// binaries, OS user). The nodes and the agent keep the old address until
+// FLUSH HOST moves them, so the plan records where they are (Plan.Moved)
+// with a WARNING.
 func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	var p Plan
 	old, ok := s.Host(name)
@@ -121,9 +124,6 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 		}{
 			{"user", h.User != old.User}, {"port", h.Port != old.Port}, {"protocol", h.Protocol != old.Protocol},
 			{"agentport", h.AgentPort != old.AgentPort}, {"adbhome", h.ADBHome != old.ADBHome}, {"pghome", h.PGHome != old.PGHome},
-			// The nodes listen on the old address and FLUSH HOST, which
-			// would move them, is not built yet.
-			{"address", h.Address != old.Address},
 		} {
 			if f.changed {
 				return p, fieldErr(f.field, pgerror.ObjectInUse, `host "%s" has been used by initialized nodes, its %s cannot be changed`, name, f.field)
@@ -133,6 +133,24 @@ func AlterHost(s *State, name string, spec HostSpec) (Plan, error) {
 	if h.Address != old.Address {
 		if err := checkAddress(s, h); err != nil {
 			return p, err
+		}
+		// The record is where the host's processes may be: the
+		// address they were configured with, and the new one too once
+		// a FLUSH HOST started moving them. Changing the catalog's
+		// address does not move them; changing it back to the one
+		// address they all use leaves nothing to flush.
+		from, moved := s.Moved[name]
+		if !moved {
+			from = []string{old.Address}
+		}
+		switch {
+		case len(from) == 1 && from[0] == h.Address:
+			p.Moved = map[string][]string{name: nil}
+			p.Notices = append(p.Notices, notice(`host "%s" is back at the address its nodes and agent use: nothing to flush`, name))
+		case inited || moved:
+			p.Moved = map[string][]string{name: slices.Clone(from)}
+			p.Notices = append(p.Notices, warning(`the address of host "%s" changed from %s to %s, but its initialized nodes and its agent still use %s: run FLUSH HOST to move them and re-point the cluster`,
+				name, old.Address, h.Address, strings.Join(from, ", ")))
 		}
 	}
 	p.UpdateHost = &h

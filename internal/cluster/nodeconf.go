@@ -127,22 +127,27 @@ func cidrs(addr string) []string {
 // initdb's own lines above them say peer for Unix sockets and
 // scram-sha-256 for 127.0.0.1 and ::1.
 func HBALines(s *State, managerIP string) []HBALine {
+	var addrs []string
+	for _, n := range s.Nodes {
+		if h, ok := s.Host(n.Host); ok {
+			addrs = append(addrs, h.Address)
+		}
+	}
+	return hbaLines(append(addrs, managerIP))
+}
+
+// hbaLines are the manager's pg_hba.conf lines admitting addrs, sorted.
+func hbaLines(addrs []string) []HBALine {
 	seen := map[string]bool{}
 	var nets []string
-	add := func(addr string) {
-		for _, c := range cidrs(addr) {
+	for _, a := range addrs {
+		for _, c := range cidrs(a) {
 			if !seen[c] {
 				seen[c] = true
 				nets = append(nets, c)
 			}
 		}
 	}
-	for _, n := range s.Nodes {
-		if h, ok := s.Host(n.Host); ok {
-			add(h.Address)
-		}
-	}
-	add(managerIP)
 	sort.Strings(nets)
 	var out []HBALine
 	for _, c := range nets {

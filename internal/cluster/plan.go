@@ -43,6 +43,12 @@ type Plan struct {
 	// change is catalog-only.
 	Live []string
 
+	// Moved records, per host, the addresses its agent and nodes may
+	// still use after an ALTER HOST of its address (State.Moved); an
+	// empty list deletes the record. FLUSH HOST clears it once everything
+	// uses the new address.
+	Moved map[string][]string
+
 	Notices []Notice
 }
 

@@ -126,6 +126,10 @@ type Node struct {
 type State struct {
 	Hosts []Host
 	Nodes []Node
+	// Moved lists, per host whose address changed while it had
+	// initialised nodes, the earlier addresses its agent and nodes may
+	// still use: FLUSH HOST has to move them (flush.go).
+	Moved map[string][]string
 }
 
 // Host returns the host named name.

@@ -106,11 +106,13 @@ func (m *Manager) stopDoctor() {
 type doctorHands struct{ m *Manager }
 
 // curable are the masters the doctor watches: gtmcoord and datanode masters
-// in the cluster that a DBA did not stop (STOP clears allowcure).
+// in the cluster that a DBA did not stop (STOP clears allowcure), on hosts
+// whose address did not change since they started (until FLUSH HOST they
+// listen where the catalog no longer says, and would look down).
 func curable(s *cluster.State) []cluster.Node {
 	var out []cluster.Node
 	for _, n := range s.Nodes {
-		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.DatanodeMaster) && n.InCluster && n.AllowCure {
+		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.DatanodeMaster) && n.InCluster && n.AllowCure && len(s.Moved[n.Host]) == 0 {
 			out = append(out, n)
 		}
 	}

@@ -76,8 +76,25 @@ func (m *Manager) snapshot(ctx context.Context) (*snapshot, error) {
 
 // lockCluster serialises commands that act on nodes: two INIT ALLs, or an
 // INIT and a CLEAN, must never interleave. It refuses at once when another
-// one runs (they take long). LIST and MONITOR do not take it.
+// one runs (they take long). LIST and MONITOR do not take it. It also
+// refuses while a host's address changed and FLUSH HOST has not moved its
+// nodes (requireFlushed).
 func (m *Manager) lockCluster(command string) (func(), error) {
+	unlock, err := m.lockOps(command)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.requireFlushed(command); err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
+}
+
+// lockOps is lockCluster without the FLUSH HOST check: for FLUSH HOST
+// itself, and for START and STOP, which a DBA may need to bring a master
+// up before FLUSH HOST (it refuses while one is down).
+func (m *Manager) lockOps(command string) (func(), error) {
 	select {
 	case m.ops <- struct{}{}:
 		return func() { <-m.ops }, nil

@@ -106,7 +106,7 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 	if start {
 		verb, order = "start", startOrder
 	}
-	unlock, err := m.lockCluster(strings.ToUpper(verb))
+	unlock, err := m.lockOps(strings.ToUpper(verb))
 	if err != nil {
 		return err
 	}

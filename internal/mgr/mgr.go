@@ -261,6 +261,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 			return m.flushParam(e)
 		case "readonly slave":
 			return m.flushReadonly(e)
+		case "host":
+			return m.flushHost(e)
 		}
 	case *parser.ShowBoottime:
 		return m.showBoottime(e, st)

@@ -116,8 +116,38 @@ func TestAfterInitRules(t *testing.T) {
 	if len(r.rows) != 2 || strings.Join(r.rows[0], ",") != strings.Join(want[0], ",") || strings.Join(r.rows[1], ",") != strings.Join(want[1], ",") {
 		t.Errorf("rows = %v, want %v", r.rows, want)
 	}
-	if _, err := run(t, m, `ALTER HOST h1 (address='127.0.0.9')`); err == nil || !strings.Contains(err.Error(), "its address cannot be changed") {
-		t.Errorf("address change of a host with initialized nodes: %v", err)
+	// AntDB's rule: the address may change, with a WARNING; until FLUSH
+	// HOST moves the nodes, commands that act on them are refused, and
+	// the record of the move goes with the host.
+	r = mustRun(t, m, `ALTER HOST h1 (address='127.0.0.9')`)
+	if len(r.notices) != 1 || !strings.HasPrefix(r.notices[0], "WARNING: ") || !strings.Contains(r.notices[0], "run FLUSH HOST") {
+		t.Errorf("address change of a host with initialized nodes: notices %q", r.notices)
+	}
+	for _, sql := range []string{`INIT ALL`, `CLEAN ALL`, `SET DATANODE ALL (work_mem='8MB')`, `ALTER DATANODE MASTER dn1 (PORT=15499)`} {
+		_, err := run(t, m, sql)
+		pe, ok := pgerror.As(err)
+		if !ok || pe.Code != pgerror.ObjectNotInPrereqState || !strings.Contains(pe.Message, `the address of host "h1" (its nodes still use 127.0.0.2) changed`) ||
+			!strings.Contains(pe.Hint, "FLUSH HOST") {
+			t.Errorf("%s before FLUSH HOST: %v", sql, err)
+		}
+	}
+	if _, err := run(t, m, `ALTER HOST h1 (user=other)`); err == nil || !strings.Contains(err.Error(), "its user cannot be changed") {
+		t.Errorf("user change after the address change: %v", err)
+	}
+	// FLUSH HOST needs the agents: refused with nothing changed.
+	if _, err := run(t, m, `FLUSH HOST`); err == nil || !strings.Contains(err.Error(), `the agent on host "h2" is not running`) {
+		t.Errorf("FLUSH HOST without agents: %v", err)
+	}
+	if _, err := run(t, m, `INIT ALL`); err == nil || !strings.Contains(err.Error(), "FLUSH HOST") && !strings.Contains(err.Error(), "changed") {
+		t.Errorf("INIT ALL after a refused FLUSH HOST: %v", err)
+	}
+	// A mistake undone: back at the address the nodes use, nothing to flush.
+	r = mustRun(t, m, `ALTER HOST h1 (address='127.0.0.2')`)
+	if len(r.notices) != 1 || !strings.Contains(r.notices[0], "nothing to flush") {
+		t.Errorf("ALTER HOST back to the nodes' address: notices %q", r.notices)
+	}
+	if _, err := run(t, m, `INIT ALL`); err == nil || strings.Contains(err.Error(), "changed") {
+		t.Errorf("INIT ALL once the address is back: %v", err)
 	}
 }
 

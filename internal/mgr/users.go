@@ -18,7 +18,7 @@ const privSuperuser = "superuser"
 // itself), privSuperuser for those AntDB reserves to superusers (SWITCHOVER,
 // APPEND … FOR, APPEND ACTIVATE), for the host commands through which a
 // user could run programs on the hosts (ADD/ALTER HOST, START AGENT,
-// DEPLOY), and for users, privileges and the doctor's switches.
+// DEPLOY, FLUSH HOST), and for users, privileges and the doctor's switches.
 func requiredPrivilege(st parser.Statement) string {
 	switch st := st.(type) {
 	case *parser.Help, *parser.SetVar, *parser.ResetVar, *parser.ShowVar, *parser.Transaction, *parser.WriteSQL,
@@ -76,6 +76,11 @@ func requiredPrivilege(st parser.Statement) string {
 	case *parser.Failover, *parser.Rewind, *parser.Promote:
 		return "failover"
 	case *parser.Flush:
+		if st.What == "host" {
+			// It stops and starts agents and restarts nodes, as START
+			// AGENT does: for superusers.
+			return privSuperuser
+		}
 		return "flush"
 	}
 	// A statement added later without a rule here is for superusers until

@@ -53,6 +53,7 @@ func TestRequiredPrivilege(t *testing.T) {
 		{"FAILOVER DATANODE dn1", "failover"},
 		{"REWIND DATANODE SLAVE dn1", "failover"},
 		{"FLUSH PARAM", "flush"},
+		{"FLUSH HOST", privSuperuser},
 		{"SHOW PARAM dn1 work_mem", "show"},
 	} {
 		st, err := parser.Parse(tc.stmt)

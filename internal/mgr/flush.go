@@ -1,0 +1,500 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/api/agentpb"
+	"github.com/adbmgr/adbmgr/internal/agentclient"
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+)
+
+// FLUSH HOST (reference §4.14): after ALTER HOST changed the address of a
+// host with initialised nodes (cluster.AlterHost records the old one in
+// State.Moved), move the agent and the nodes onto the new address and
+// re-point everything that names it (cluster.PlanFlush says what).
+//
+// Order, and why:
+//  1. Checks that touch nothing: every agent answers (a moved host's at its
+//     new or an old address), the masters elsewhere run, the agent binary
+//     to start is the manager's own.
+//  2. The moved hosts' agents: stopped at the old address, started at the
+//     new one with a certificate for it. The nodes keep running (the
+//     postmaster does not depend on its agent), and every later step
+//     reaches the host at the catalog's address.
+//  3. pg_hba.conf of every initialised node admits the old and the new
+//     addresses, reloaded: whichever side of the move a peer is on, it
+//     gets in.
+//  4. The moved hosts' nodes, parents first: listen_addresses, socket
+//     directory and certificate paths (AddressParams) and a slave's
+//     primary_conninfo rewritten, then stopped and started — a new
+//     listen_addresses and unix_socket_directories need a restart, and a
+//     start creates the new socket directory and writes the certificate
+//     the CA issues for the new address (nodeCert reissues on a changed
+//     address).
+//  5. Slaves elsewhere of a moved node: primary_conninfo, reloaded
+//     (reloadable since PostgreSQL 13; the walreceiver reconnects).
+//  6. The coordinators' node list and foreign servers (configureCoordinator).
+//  7. The old addresses' pg_hba.conf lines removed; DIR/pgpass rewritten;
+//     the old socket directories (with their secrets) removed; the record
+//     of the move cleared.
+//
+// Each step is idempotent and the record is cleared only at the end, so a
+// failure anywhere leaves a state the next FLUSH HOST finishes. While the
+// record exists, the commands that act on nodes are refused
+// (requireFlushed) and the doctor leaves the moved hosts' masters alone.
+
+// requireFlushed refuses command while a host's address changed and its
+// nodes were not moved yet: it would reach the host at an address where
+// neither its agent nor its nodes are.
+func (m *Manager) requireFlushed(command string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	set, err := m.cat.Settings(ctx)
+	if err != nil {
+		return err
+	}
+	var hosts []string
+	for k, v := range set {
+		if name, ok := strings.CutPrefix(k, catalog.MovedPrefix); ok {
+			hosts = append(hosts, fmt.Sprintf(`"%s" (its nodes still use %s)`, name, v))
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	sort.Strings(hosts)
+	return pgerror.New(pgerror.ObjectNotInPrereqState, "cannot run %s: the address of host %s changed", command, strings.Join(hosts, ", ")).
+		WithHint("Run FLUSH HOST first: it moves the nodes and the agent to the new address.")
+}
+
+func (m *Manager) flushHost(e *req) error {
+	unlock, err := m.lockOps("FLUSH HOST")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sn, err := m.snapshot(e.ctx)
+	if err != nil {
+		return err
+	}
+	s := sn.s
+	if len(s.Moved) == 0 {
+		e.w.Notice("NOTICE", "no host address changed since the nodes were configured: nothing to flush")
+		return e.w.Complete("FLUSH HOST")
+	}
+	plan := cluster.PlanFlush(s, m.managerIPs(s))
+	bin, err := m.flushPrecheck(e, s, plan)
+	if err != nil {
+		return err
+	}
+	if bin != nil {
+		defer bin.Close()
+	}
+	journal := m.journal(e, "FLUSH HOST")
+	fail := func(step string, err error) error {
+		journal("failed", step, err.Error())
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH HOST failed at %s: %s", step, err).
+			WithHint("Fix the cause and run FLUSH HOST again: it redoes every step and finishes what is left.")
+	}
+
+	// From here on the host's processes may be at the new address too:
+	// say so in the record, so that an ALTER HOST back to the old address
+	// before the next FLUSH HOST still counts as a move.
+	started := cluster.Plan{Moved: map[string][]string{}}
+	for _, mh := range plan.Hosts {
+		name := mh.Host.Name
+		started.Moved[name] = s.Moved[name]
+		if !slices.Contains(started.Moved[name], mh.Host.Address) {
+			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
+		}
+	}
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(started) }); err != nil {
+		return fail("record the move", err)
+	}
+
+	journal("running", "agents", "")
+	for _, mh := range plan.Hosts {
+		if err := m.moveAgent(e, mh, bin); err != nil {
+			return fail("agents", err)
+		}
+	}
+
+	journal("running", "pg_hba.conf with old and new addresses", "")
+	if err := m.flushHBA(e, s, plan.Configured, plan.Transitional, nil); err != nil {
+		return fail("pg_hba.conf", err)
+	}
+
+	journal("running", "restart the moved nodes", "")
+	for _, n := range plan.Restart {
+		if err := m.moveNode(e, s, n); err != nil {
+			return fail("restart "+n.Name, err)
+		}
+	}
+
+	journal("running", "re-point slaves", "")
+	for _, n := range plan.Repoint {
+		t, err := m.target(s, n)
+		if err != nil {
+			return fail("re-point "+n.Name, err)
+		}
+		if err := m.writeStandby(e.ctx, s, t); err != nil {
+			return fail("re-point "+n.Name, err)
+		}
+		st, err := statusOf(e, t)
+		if err != nil {
+			return fail("re-point "+n.Name, fmt.Errorf("status: %s", agentError(err)))
+		}
+		if st.Running {
+			if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+				return fail("re-point "+n.Name, fmt.Errorf("reload: %s", agentError(err)))
+			}
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf("%s now streams from %s", describeNode(n), n.Master))
+	}
+
+	journal("running", "coordinators", "")
+	for _, c := range plan.Coordinators {
+		if err := m.configureCoordinator(e.ctx, s, c, inCluster); err != nil {
+			return fail("coordinator "+c.Name, err)
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf("%s: node list and foreign servers re-pointed", describeNode(c)))
+	}
+
+	journal("running", "remove the old addresses from pg_hba.conf", "")
+	if err := m.flushHBA(e, s, plan.Configured, nil, plan.Stale); err != nil {
+		return fail("pg_hba.conf", err)
+	}
+	m.refreshDBAPassFile(e, s)
+	for _, n := range plan.Restart {
+		m.removeOldSocketDirs(e, s, n)
+	}
+	// Replication is checked, not waited for beyond reason: a slave that
+	// does not stream again is a WARNING (MONITOR HA shows it), the move
+	// itself is done.
+	for _, n := range s.Nodes {
+		if n.InCluster && len(s.Children(n.Name)) > 0 && movedTree(s, plan, n) {
+			if err := m.pushSyncNames(e, s, n, inCluster, true); err != nil {
+				e.w.Notice("WARNING", err.Error())
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
+	defer cancel()
+	for _, mh := range plan.Hosts {
+		if err := m.cat.DeleteSetting(ctx, catalog.MovedPrefix+mh.Host.Name); err != nil {
+			return fail("clear the record of the move", err)
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf(`host "%s" moved from %s to %s`, mh.Host.Name, strings.Join(mh.From, ", "), mh.Host.Address))
+	}
+	journal("done", "end", "")
+	return e.w.Complete("FLUSH HOST")
+}
+
+// managerIPs are the addresses the manager's connections to the nodes
+// leave from, toward the gtmcoord master's host's new and old addresses
+// (pg_hba.conf admits them).
+func (m *Manager) managerIPs(s *cluster.State) []string {
+	var out []string
+	for _, n := range s.Nodes {
+		if n.Type != cluster.GtmcoordMaster {
+			continue
+		}
+		h, _ := s.Host(n.Host)
+		for _, a := range append([]string{h.Address}, s.Moved[h.Name]...) {
+			if ip, err := pgclient.ManagerIP(a); err == nil {
+				out = append(out, ip)
+			}
+		}
+	}
+	return out
+}
+
+// movedTree reports whether master or one of its slaves was restarted or
+// re-pointed by the flush: its replication is checked afterwards.
+func movedTree(s *cluster.State, plan cluster.FlushPlan, master cluster.Node) bool {
+	touched := map[string]bool{}
+	for _, n := range append(append([]cluster.Node{}, plan.Restart...), plan.Repoint...) {
+		touched[n.Name] = true
+	}
+	if touched[master.Name] {
+		return true
+	}
+	for _, c := range s.Children(master.Name) {
+		if touched[c.Name] {
+			return true
+		}
+	}
+	return false
+}
+
+// at is h reached at another address (where its agent or nodes may still
+// be before the flush).
+func at(h cluster.Host, addr string) cluster.Host {
+	h.Address = addr
+	return h
+}
+
+// flushPrecheck refuses FLUSH HOST before anything is touched. It returns
+// the verified agent binary when an agent must be started.
+func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan) (*os.File, error) {
+	moved := map[string]bool{}
+	var toStart []cluster.Host
+	for _, mh := range plan.Hosts {
+		moved[mh.Host.Name] = true
+		if _, err := m.agents.Ping(e.ctx, mh.Host, pingTimeout); err == nil {
+			continue // already moved by an earlier FLUSH HOST
+		}
+		// The agent is started at the new address whether or not it
+		// still answers at an old one; only this machine's can be.
+		if err := requireLocal([]cluster.Host{mh.Host}, "FLUSH HOST"); err != nil {
+			return nil, err
+		}
+		toStart = append(toStart, mh.Host)
+	}
+	needed := map[string]bool{}
+	for _, n := range plan.Configured {
+		needed[n.Host] = true
+	}
+	for _, h := range s.Hosts {
+		if needed[h.Name] && !moved[h.Name] {
+			if err := m.requireAgent(e.ctx, h); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The masters elsewhere must run: the moved nodes' slaves, the
+	// coordinators and the checks at the end need them (the moved hosts'
+	// masters are started by the flush itself).
+	for _, n := range s.Nodes {
+		if !n.Type.IsMaster() || !n.InCluster || moved[n.Host] {
+			continue
+		}
+		t, err := m.target(s, n)
+		if err != nil {
+			return nil, err
+		}
+		st, err := statusOf(e, t)
+		if err != nil {
+			return nil, pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
+		}
+		if !st.Running {
+			return nil, pgerror.New(pgerror.ObjectNotInPrereqState, "%s is not running", describeNode(n)).
+				WithHint("Start it first (START %s); FLUSH HOST needs every master of the cluster.", strings.ToUpper(string(n.Type))+" "+n.Name)
+		}
+	}
+	if len(toStart) == 0 {
+		return nil, nil
+	}
+	return m.openAgent(toStart)
+}
+
+// moveAgent makes mh's agent listen on the host's new address: the one at
+// an old address is stopped (its certificate names that address), and one
+// is started at the new address unless it answers there already.
+func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File) error {
+	h := mh.Host
+	_, err := m.agents.Ping(e.ctx, h, pingTimeout)
+	atNew := err == nil
+	for _, old := range mh.From {
+		if old == h.Address {
+			continue
+		}
+		oh := at(h, old)
+		if _, err := m.agents.Ping(e.ctx, oh, pingTimeout); err != nil {
+			m.agents.Forget(oh)
+			continue
+		}
+		if err := m.shutdownAgent(e.ctx, oh); err != nil {
+			return fmt.Errorf(`agent of host "%s" at %s: %w`, h.Name, old, err)
+		}
+		e.w.Notice("NOTICE", fmt.Sprintf(`stopped the agent of host "%s" at its old address %s`, h.Name, old))
+	}
+	if atNew {
+		return nil
+	}
+	if bin == nil {
+		return fmt.Errorf(`the agent of host "%s" does not answer at %s`, h.Name, h.Address)
+	}
+	if err := m.startLocalAgent(e.ctx, h, bin); err != nil {
+		return fmt.Errorf(`start the agent of host "%s" at %s: %w`, h.Name, h.Address, err)
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf(`started the agent of host "%s" at %s`, h.Name, h.Address))
+	return nil
+}
+
+// shutdownAgent stops the agent answering as h and waits until it no
+// longer does (STOP AGENT's work for one host, at an address the catalog
+// no longer has).
+func (m *Manager) shutdownAgent(ctx context.Context, h cluster.Host) error {
+	c, err := m.agents.Client(h)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Shutdown(cctx, &agentpb.ShutdownRequest{}); err != nil && !agentclient.Unreachable(err) {
+		return fmt.Errorf("stop agent fail: %s", agentclient.Message(err))
+	}
+	for try := 0; try < 50; try++ {
+		if _, err := m.agents.Ping(ctx, h, 500*time.Millisecond); err != nil {
+			m.agents.Forget(h)
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("stop agent fail: the agent still answers")
+}
+
+// flushHBA adds add and removes remove in the manager's part of the
+// pg_hba.conf of every node of nodes, reloading the running ones.
+func (m *Manager) flushHBA(e *req, s *cluster.State, nodes []cluster.Node, add, remove []cluster.HBALine) error {
+	if len(add)+len(remove) == 0 {
+		return nil
+	}
+	pb := func(ls []cluster.HBALine) []*agentpb.HBALine {
+		var out []*agentpb.HBALine
+		for _, l := range ls {
+			out = append(out, &agentpb.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
+		}
+		return out
+	}
+	errs := make([]error, len(nodes))
+	parallel(len(nodes), func(i int) {
+		n := nodes[i]
+		t, err := m.target(s, n)
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		ctx, cancel := call(e.ctx, 30*time.Second)
+		_, err = t.agent.EditHBA(ctx, &agentpb.EditHBARequest{Node: t.ref(), AddManaged: pb(add), Remove: pb(remove)})
+		cancel()
+		if err != nil {
+			errs[i] = fmt.Errorf("pg_hba.conf of %s: %s", n.Name, agentError(err))
+			return
+		}
+		st, err := statusOf(e, t)
+		if err != nil {
+			errs[i] = fmt.Errorf("status of %s: %s", n.Name, agentError(err))
+			return
+		}
+		if st.Running {
+			if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+				errs[i] = fmt.Errorf("reload %s: %s", n.Name, agentError(err))
+			}
+		}
+	})
+	return firstError(errs)
+}
+
+// writeStandby writes slave t's primary_conninfo (and the rest of its
+// recovery settings) from the catalog.
+func (m *Manager) writeStandby(ctx context.Context, s *cluster.State, t target) error {
+	parent, ok := s.Node(t.n.Master)
+	if !ok {
+		return fmt.Errorf("the master %q of %s does not exist", t.n.Master, t.n.Name)
+	}
+	ph, _ := s.Host(parent.Host)
+	if err := t.setConf(ctx, true, cluster.StandbyParams(t.n, parent, ph, t.h), nil); err != nil {
+		return fmt.Errorf("write primary_conninfo: %s", agentError(err))
+	}
+	return nil
+}
+
+// moveNode rewrites the address settings of node n of a moved host and
+// restarts it there: stop, then start, so that the agent creates the new
+// socket directory and writes the certificate for the new address. A node
+// that is stopped and not in the cluster stays stopped (it starts on the
+// new address when it is started).
+func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
+	t, err := m.target(s, n)
+	if err != nil {
+		return err
+	}
+	if err := t.setConf(e.ctx, false, cluster.AddressParams(n, t.h), nil); err != nil {
+		return fmt.Errorf("write postgresql.conf: %s", agentError(err))
+	}
+	if !n.Type.IsMaster() {
+		if err := m.writeStandby(e.ctx, s, t); err != nil {
+			return err
+		}
+	}
+	st, err := statusOf(e, t)
+	if err != nil {
+		return fmt.Errorf("status: %s", agentError(err))
+	}
+	if !st.Running && !n.InCluster {
+		e.w.Notice("NOTICE", fmt.Sprintf("%s is stopped: it will listen on %s when started", describeNode(n), t.h.Address))
+		return nil
+	}
+	if st.Running && m.listensOn(e.ctx, t) {
+		// Moved by an earlier FLUSH HOST that failed further on.
+		e.w.Notice("NOTICE", fmt.Sprintf("%s already listens on %s", describeNode(n), t.h.Address))
+		return nil
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on %s", describeNode(n), t.h.Address))
+	if st.Running {
+		if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {
+			return fmt.Errorf("pg_ctl stop: %s", agentError(err))
+		}
+	}
+	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		return fmt.Errorf("pg_ctl start: %s", agentError(err))
+	}
+	return nil
+}
+
+// listensOn reports whether t's node answers at its host's address with
+// the settings FLUSH HOST gives it. The connection verifies the node's
+// certificate for that address, so nothing else on the port passes.
+func (m *Manager) listensOn(ctx context.Context, t target) bool {
+	c, err := m.connect(ctx, t.h, t.n, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close(ctx)
+	want := cluster.AddressParams(t.n, t.h)
+	for _, k := range []string{"listen_addresses", "unix_socket_directories"} {
+		var v string
+		if err := c.QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil || v != want[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// removeOldSocketDirs removes n's socket directories of its host's old
+// addresses (the directory's name hashes the address), with the secrets
+// in them. The agent keeps one a live postmaster still uses.
+func (m *Manager) removeOldSocketDirs(e *req, s *cluster.State, n cluster.Node) {
+	h, ok := s.Host(n.Host)
+	if !ok {
+		return
+	}
+	c, err := m.agents.Client(h)
+	if err != nil {
+		return
+	}
+	for _, old := range s.Moved[h.Name] {
+		if old == h.Address {
+			continue
+		}
+		ctx, cancel := call(e.ctx, 30*time.Second)
+		res, err := c.RemoveSocketDir(ctx, nodeRef(n, at(h, old)))
+		cancel()
+		if err != nil {
+			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s not removed: %s", n.Name, agentError(err)))
+		} else if !res.GetOk() {
+			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s: %s", n.Name, res.GetOutput()))
+		}
+	}
+}
