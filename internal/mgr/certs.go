@@ -14,9 +14,11 @@ import (
 )
 
 // monitorAgentColumns are AntDB's MONITOR AGENT columns plus when the
-// certificate the agent presents expires (empty when it does not answer).
+// certificate the agent presents expires and the agent's build version
+// (both empty when it does not answer).
 var monitorAgentColumns = append(append([]pgwire.Column(nil), hostResultColumns...),
-	pgwire.Column{Name: "cert_expires", TypeOID: pgwire.OIDText})
+	pgwire.Column{Name: "cert_expires", TypeOID: pgwire.OIDText},
+	pgwire.Column{Name: "version", TypeOID: pgwire.OIDText})
 
 // certTime renders a certificate time as PostgreSQL renders a timestamptz
 // in UTC.
