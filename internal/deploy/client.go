@@ -120,7 +120,11 @@ func (d *Dialer) Dial(ctx context.Context, t Target, password string) (*Client, 
 		case changed != nil:
 			return nil, &DialError{Kind: HostKey, Target: t, Err: changed}
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			return nil, &DialError{Kind: AuthFailed, Target: t, Err: errors.New("the host refused the manager's key or the password")}
+			why := "the host refused the manager's key"
+			if password != "" {
+				why = "the host refused the password"
+			}
+			return nil, &DialError{Kind: AuthFailed, Target: t, Err: errors.New(why)}
 		case !stopped || dctx.Err() != nil:
 			return nil, &DialError{Kind: Unreachable, Target: t, Err: fmt.Errorf("no SSH login within %s", timeout)}
 		}

@@ -233,7 +233,16 @@ func (m *Manager) refuseRunningAgents(e *req, hosts []cluster.Host, pos map[stri
 // one SSH login per host and is never logged, stored or shown: it appears in
 // no error (the SSH library's messages name only the methods tried), no
 // result row, no journal entry.
-func (m *Manager) deployCmd(e *req, st *parser.Deploy) error {
+func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
+	if st.Password != "" {
+		// psql prints the query line an error's position points into:
+		// with a password in it, errors carry no position.
+		defer func() {
+			if pe, ok := pgerror.As(err); ok {
+				pe.Position = 0
+			}
+		}()
+	}
 	unlock, err := m.lockCatalog(e.ctx, "DEPLOY")
 	if err != nil {
 		return err
@@ -384,7 +393,12 @@ func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Hos
 	defer sc.Close()
 	note := ""
 	if password {
+		// One host at a time: hosts often share home directories (NFS,
+		// or the test hosts' one file system), and two read-then-append
+		// would add the key twice.
+		m.keyMu.Lock()
 		added, err := deploy.AuthorizeKey(sc, keyLine)
+		m.keyMu.Unlock()
 		if err != nil {
 			return "", fmt.Errorf("install the manager's key: %w", err)
 		}

@@ -71,6 +71,7 @@ type Manager struct {
 	// known is the SSH host keys' record, made once (deploy.go).
 	sshOnce sync.Once
 	known   *deploy.KnownHosts
+	keyMu   sync.Mutex // DEPLOY … PASSWORD's authorized_keys edits
 
 	// bg is Run's context; the doctor lives under it.
 	bg         context.Context
