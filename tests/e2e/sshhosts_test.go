@@ -428,3 +428,38 @@ func TestSSHHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployLocal: DEPLOY on a local host skips the manager's own install
+// and copies the manager's agent into any other adbhome (root's, 0755),
+// which START AGENT then accepts; an unsafe adbhome is refused.
+func TestDeployLocal(t *testing.T) {
+	requireAgent(t)
+	m := StartManager(t, "")
+	home := filepath.Join(t.TempDir(), "adbhome")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m.MustExec(t, "ADD HOST l1 (protocol=local, address='127.0.0.2', user='postgres'); ADD HOST l2 (protocol=local, address='127.0.0.3', user='postgres', adbhome='"+home+"')")
+	rows := hostRows(t, m.Rows(t, "DEPLOY ALL"))
+	if rows["l1"] != "t skip localhost" || rows["l2"] != "t success" {
+		t.Fatalf("DEPLOY ALL: %q", rows)
+	}
+	bin := filepath.Join(home, "bin", "adbagent")
+	fi, err := os.Stat(bin)
+	if err != nil || fi.Mode().Perm() != 0o755 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("%s: %v %v", bin, fi, err)
+	}
+	if fileSHA(t, bin) != fileSHA(t, filepath.Join(binDir, "adbagent")) {
+		t.Error("the copy differs from the manager's agent")
+	}
+	// A directory others may write is refused before anything is copied.
+	os.Chmod(home, 0o777)
+	defer os.Chmod(home, 0o755)
+	os.Remove(bin)
+	if errOut := m.MustFail(t, "DEPLOY l2"); !strings.Contains(errOut, "55000") || !strings.Contains(errOut, `host "l2"`) {
+		t.Errorf("DEPLOY to an unsafe adbhome:\n%s", errOut)
+	}
+	if _, err := os.Stat(bin); err == nil {
+		t.Error("a refused DEPLOY copied the agent")
+	}
+}
