@@ -74,8 +74,9 @@ func (m *Manager) state(ctx context.Context) (*cluster.State, error) {
 	return s, err
 }
 
-// requireLocal refuses hosts whose agents are reached over SSH: DEPLOY and
-// agents over SSH arrive with the scale-out work.
+// requireLocal refuses hosts with protocol ssh for the node commands: their
+// agents can be deployed, started and stopped (deploy.go), but running
+// nodes on them is the rest of the multi-host work (issue 8).
 func requireLocal(hosts []cluster.Host, what string) error {
 	for _, h := range hosts {
 		if h.Protocol != cluster.ProtocolLocal {
