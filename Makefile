@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # adbmgr — build, run and test. `make demo` runs a cluster; `make test` is CI.
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -X github.com/adbmgr/adbmgr/internal/version.Version=$(VERSION)
 LISTEN   ?= 127.0.0.1:6432
 DATA     ?= ./demo/mgr
 FUZZTIME ?= 2500000x
@@ -19,7 +19,7 @@ demo-stop:
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
-	$(GO) build -ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=$(VERSION)" -o bin/adbagent ./cmd/adbagent
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbagent ./cmd/adbagent
 
 # Run only a manager in the foreground on $(LISTEN) with its data under $(DATA)
 # (make demo runs a whole cluster).

@@ -24,12 +24,12 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/agent"
 	"github.com/adbmgr/adbmgr/internal/pki"
+	"github.com/adbmgr/adbmgr/internal/version"
 )
 
 func main() {
 	if len(os.Args) == 2 && os.Args[1] == "version" {
-		// Set at build time: -ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=…".
-		fmt.Println("adbagent", agent.Version)
+		fmt.Println("adbagent", version.Version)
 		return
 	}
 	// The manager execs its verified copy through /proc/self/fd/N, which

@@ -57,7 +57,7 @@ const pghome = "/usr/lib/postgresql/15"
 func build(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "adbagent")
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/adbmgr/adbmgr/internal/agent.Version=v-test", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/adbmgr/adbmgr/internal/version.Version=v-test", "-o", bin, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

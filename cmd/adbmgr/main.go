@@ -23,13 +23,12 @@ import (
 	"github.com/adbmgr/adbmgr/internal/access"
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/mgr"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 	"github.com/adbmgr/adbmgr/internal/pki"
+	"github.com/adbmgr/adbmgr/internal/version"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "0.1.0-dev"
 
 // DefaultListen is the manager's default address (AntDB's port 6432).
 const DefaultListen = "127.0.0.1:6432"
@@ -88,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "version", "--version", "-V":
-		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version, catalog.Version)
+		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version.Version, catalog.Version)
 		return nil
 	case "help", "-h", "--help":
 		usage(stdout)
@@ -142,6 +141,10 @@ func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Wr
 	err = errors.Join(err, cat.Close())
 	if err == nil {
 		_, err = pki.SetupManager(filepath.Join(dir, "pki"))
+	}
+	if err == nil {
+		// The manager's own SSH key, for hosts with protocol ssh.
+		_, err = deploy.EnsureKey(filepath.Join(dir, "ssh"))
 	}
 	if err != nil {
 		// Half an init must not pass for a whole one ("already
@@ -199,6 +202,13 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	// Data directories made before SSH hosts existed get the manager's
+	// SSH key now.
+	if made, err := deploy.EnsureKey(filepath.Join(dir, "ssh")); err != nil {
+		return err
+	} else if made {
+		log.Info("made the manager's SSH key", "file", filepath.Join(dir, "ssh", deploy.KeyFile))
+	}
 	if renewed != "" {
 		// Agents accept the new certificate (same CA), and agents of an
 		// earlier version accept any; restart those (STOP AGENT, START
@@ -253,7 +263,7 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		listeners = append(listeners, ul)
 	}
 	for _, l := range listeners {
-		log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version)
+		log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version.Version)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	buildversion "github.com/adbmgr/adbmgr/internal/version"
 	"io"
 	"log/slog"
 	"net"
@@ -20,14 +21,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Version is the agent's build version, set by the linker:
-//
-//	-ldflags "-X github.com/adbmgr/adbmgr/internal/agent.Version=…"
-var Version = "dev"
-
 // Options configure a Server.
 type Options struct {
-	// Version is what Ping reports; empty means the package's Version.
+	// Version is what Ping reports; empty means the build's
+	// (internal/version).
 	Version string
 	// Logger receives one line per RPC; nil discards.
 	Logger *slog.Logger
@@ -63,7 +60,7 @@ func NewServer(o Options) *Server {
 	}
 	version := o.Version
 	if version == "" {
-		version = Version
+		version = buildversion.Version
 	}
 	return &Server{
 		version:  version,

@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,10 +17,12 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 	"github.com/adbmgr/adbmgr/internal/pki"
+	"github.com/adbmgr/adbmgr/internal/version"
 )
 
 // pingTimeout bounds one agent liveness check.
@@ -71,8 +74,9 @@ func (m *Manager) state(ctx context.Context) (*cluster.State, error) {
 	return s, err
 }
 
-// requireLocal refuses hosts whose agents are reached over SSH: DEPLOY and
-// agents over SSH arrive with the scale-out work.
+// requireLocal refuses hosts with protocol ssh for the node commands: their
+// agents can be deployed, started and stopped (deploy.go), but running
+// nodes on them is the rest of the multi-host work (issue 8).
 func requireLocal(hosts []cluster.Host, what string) error {
 	for _, h := range hosts {
 		if h.Protocol != cluster.ProtocolLocal {
@@ -113,30 +117,60 @@ func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
 	if err != nil {
 		return err
 	}
-	if err := requireLocal(hosts, "START AGENT"); err != nil {
-		return err
-	}
 	if len(hosts) == 0 {
 		return writeHostResults(e.w, nil)
 	}
+	pos := hostPositions(st.Target)
+	var local, remote []cluster.Host
+	for _, h := range hosts {
+		if h.Protocol == cluster.ProtocolLocal {
+			local = append(local, h)
+			continue
+		}
+		if err := checkSSHHost(h); err != nil {
+			return e.at(err, pos[h.Name])
+		}
+		remote = append(remote, h)
+	}
 	// Every host's agent binary is checked before any agent starts: a
 	// refusal runs nothing.
-	bin, err := m.openAgent(hosts)
-	if err != nil {
-		if pe, ok := pgerror.As(err); ok && !st.Target.All {
-			for _, id := range st.Target.Hosts {
-				if strings.Contains(pe.Message, `host "`+id.Name+`"`) {
-					pe.At(e.q, id.Pos)
+	var bin *os.File
+	if len(local) > 0 {
+		bin, err = m.openAgent(local)
+		if err != nil {
+			if pe, ok := pgerror.As(err); ok && !st.Target.All {
+				for _, id := range st.Target.Hosts {
+					if strings.Contains(pe.Message, `host "`+id.Name+`"`) {
+						pe.At(e.q, id.Pos)
+					}
 				}
 			}
+			return err
 		}
-		return err
+		defer bin.Close()
 	}
-	defer bin.Close()
+	ssh := map[string]*deploy.Client{}
+	if len(remote) > 0 {
+		clients, err := m.prepareSSHStart(e, remote, pos)
+		if err != nil {
+			return err
+		}
+		defer closeAll(clients)
+		for i, c := range clients {
+			ssh[remote[i].Name] = c
+		}
+	}
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
-		res[i] = hostResult{host: hosts[i].Name, ok: true, desc: "success"}
-		if err := m.startLocalAgent(e.ctx, hosts[i], bin); err != nil {
+		h := hosts[i]
+		res[i] = hostResult{host: h.Name, ok: true, desc: "success"}
+		var err error
+		if h.Protocol == cluster.ProtocolLocal {
+			err = m.startLocalAgent(e.ctx, h, bin)
+		} else {
+			err = m.startSSHAgent(e.ctx, ssh[h.Name], h)
+		}
+		if err != nil {
 			res[i].ok, res[i].desc = false, err.Error()
 		}
 	})
@@ -240,9 +274,6 @@ func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 	if err != nil {
 		return err
 	}
-	if err := requireLocal(hosts, "STOP AGENT"); err != nil {
-		return err
-	}
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
 		h := hosts[i]
@@ -290,14 +321,31 @@ func (m *Manager) monitorAgent(e *req, st *parser.MonitorAgent) error {
 		return err
 	}
 	rows := make([]map[string]string, len(hosts))
+	var stale []string
+	var mu sync.Mutex
 	parallel(len(hosts), func(i int) {
 		rows[i] = map[string]string{"hostname": hosts[i].Name, "status": boolText(true), "description": "running"}
-		_, cert, err := m.agents.PingCert(e.ctx, hosts[i], pingTimeout)
+		resp, cert, err := m.agents.PingCert(e.ctx, hosts[i], pingTimeout)
 		if err != nil {
 			rows[i]["status"], rows[i]["description"] = boolText(false), "not running"
-		} else if cert != nil {
+			return
+		}
+		if cert != nil {
 			rows[i]["cert_expires"] = certTime(cert.NotAfter)
 		}
+		rows[i]["version"] = resp.Version
+		if resp.Version != version.Version {
+			rows[i]["description"] = fmt.Sprintf("running; version %s is not the manager's %s: STOP AGENT %s; DEPLOY %s; START AGENT %s",
+				resp.Version, version.Version, hosts[i].Name, hosts[i].Name, hosts[i].Name)
+			mu.Lock()
+			stale = append(stale, hosts[i].Name)
+			mu.Unlock()
+		}
 	})
+	if len(stale) > 0 {
+		slices.Sort(stale)
+		e.w.Notice("WARNING", fmt.Sprintf("the agents on %s are not of the manager's version %s; redeploy them: STOP AGENT, DEPLOY, START AGENT",
+			strings.Join(stale, ", "), version.Version))
+	}
 	return writeTable(e.w, monitorAgentColumns, rows)
 }

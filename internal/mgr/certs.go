@@ -14,9 +14,11 @@ import (
 )
 
 // monitorAgentColumns are AntDB's MONITOR AGENT columns plus when the
-// certificate the agent presents expires (empty when it does not answer).
+// certificate the agent presents expires and the agent's build version
+// (both empty when it does not answer).
 var monitorAgentColumns = append(append([]pgwire.Column(nil), hostResultColumns...),
-	pgwire.Column{Name: "cert_expires", TypeOID: pgwire.OIDText})
+	pgwire.Column{Name: "cert_expires", TypeOID: pgwire.OIDText},
+	pgwire.Column{Name: "version", TypeOID: pgwire.OIDText})
 
 // certTime renders a certificate time as PostgreSQL renders a timestamptz
 // in UTC.
@@ -68,7 +70,9 @@ func (m *Manager) rotateCertificates(e *req, st *parser.RotateCertificates) erro
 func (m *Manager) rotateAgent(e *req, ca *pki.CA, h cluster.Host) hostResult {
 	r := hostResult{host: h.Name}
 	if h.Protocol != cluster.ProtocolLocal {
-		r.desc = fmt.Sprintf("protocol %s: agents over SSH are not implemented yet", h.Protocol)
+		// The agent's key lives on its host; START AGENT issues and
+		// uploads a new certificate.
+		r.desc = fmt.Sprintf("protocol %s: renew its certificate with STOP AGENT %s; START AGENT %s", h.Protocol, h.Name, h.Name)
 		return r
 	}
 	// Dial afresh: the pooled connection may have been made with the old

@@ -15,6 +15,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
@@ -66,6 +67,11 @@ type Manager struct {
 
 	// creds are the nodes' password and the CA (nodesecrets.go).
 	creds nodeCreds
+
+	// known is the SSH host keys' record, made once (deploy.go).
+	sshOnce sync.Once
+	known   *deploy.KnownHosts
+	keyMu   sync.Mutex // DEPLOY … PASSWORD's authorized_keys edits
 
 	// bg is Run's context; the doctor lives under it.
 	bg         context.Context
@@ -205,6 +211,8 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return e.w.Complete(st.Verb)
 	case *parser.StartAgent:
 		return m.startAgent(e, st)
+	case *parser.Deploy:
+		return m.deployCmd(e, st)
 	case *parser.StopAgent:
 		return m.stopAgent(e, st)
 	case *parser.MonitorAgent:
@@ -304,7 +312,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return project(q, nodeColumns, st.Columns, "LIST NODE")
 	case *parser.Help:
 		return helpColumns, nil
-	case *parser.StartAgent, *parser.StopAgent, *parser.RotateCertificates:
+	case *parser.StartAgent, *parser.StopAgent, *parser.RotateCertificates, *parser.Deploy:
 		return hostResultColumns, nil
 	case *parser.MonitorAgent:
 		return monitorAgentColumns, nil

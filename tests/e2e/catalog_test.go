@@ -75,7 +75,7 @@ func TestRefusals(t *testing.T) {
 		{`ZONE FAILOVER local;`, []string{`0A000`, `ZONE is not implemented yet`}},
 		{`FAILOVER DATANODE dn1;`, []string{`55000`, `dn1 has not been initialized`}},
 		{`APPEND DATANODE MASTER dn1;`, []string{`55000`, `gtm master is not initialized`}},
-		{`DEPLOY ALL;`, []string{`0A000`, `DEPLOY is not implemented yet`}},
+		{`DEPLOY h1, h9 PASSWORD 'pw';`, []string{`42704`, `host "h9" does not exist`}},
 		{`INSERT INTO node VALUES ('x');`, []string{`25006`, `cannot execute INSERT`}},
 		{`SELECT * FROM no_such_table;`, []string{`42P01`, `no such table: no_such_table`}},
 		{`ADD DATANODE MASTR dn2 (HOST=h1);`, []string{`42601`, `syntax error at or near "MASTR"`, `LINE 1: ADD DATANODE MASTR dn2 (HOST=h1);`, "                     ^"}},

@@ -23,8 +23,8 @@ func (c *testCluster) agentCerts(t *testing.T) map[string][3]string {
 	rows, _ := c.mustRows(t, 30*time.Second, "MONITOR AGENT")
 	out := map[string][3]string{}
 	for _, r := range rows {
-		if len(r) != 4 {
-			t.Fatalf("MONITOR AGENT: want hostname | status | description | cert_expires, got %q", r)
+		if len(r) != 5 {
+			t.Fatalf("MONITOR AGENT: want hostname | status | description | cert_expires | version, got %q", r)
 		}
 		out[r[0]] = [3]string{r[1], r[2], r[3]}
 	}

@@ -646,9 +646,10 @@ func hostRows(t testing.TB, rows [][]string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, r := range rows {
-		// MONITOR AGENT adds cert_expires, checked by the certificate tests.
-		if len(r) != 3 && len(r) != 4 {
-			t.Fatalf("want rows of hostname | status | description [| cert_expires], got %q", r)
+		// MONITOR AGENT adds cert_expires (checked by the certificate
+		// tests) and version.
+		if len(r) != 3 && len(r) != 5 {
+			t.Fatalf("want rows of hostname | status | description [| cert_expires | version], got %q", r)
 		}
 		out[r[0]] = r[1] + " " + r[2]
 	}

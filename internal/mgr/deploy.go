@@ -1,0 +1,585 @@
+package mgr
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/agentclient"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/deploy"
+	"github.com/adbmgr/adbmgr/internal/fstrust"
+	"github.com/adbmgr/adbmgr/internal/parser"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"github.com/adbmgr/adbmgr/internal/pki"
+	"github.com/pkg/sftp"
+)
+
+// What DEPLOY puts on an ssh host, under its adbhome: the manager's own
+// adbagent in bin/, and beside it the agent's certificate and key and the
+// CA's certificate; START AGENT logs to adbhome/adbagent.log.
+const (
+	remoteAgentLog = "adbagent.log"
+	uploadTimeout  = 5 * time.Minute
+)
+
+// remoteLayout are the paths of h's agent files (h is an ssh host; its
+// adbhome was checked with deploy.CheckPath).
+type remoteLayout struct{ bin, agent, cert, key, ca, log string }
+
+func layoutOf(h cluster.Host) remoteLayout {
+	bin := path.Join(h.ADBHome, "bin")
+	return remoteLayout{
+		bin:   bin,
+		agent: path.Join(bin, "adbagent"),
+		cert:  path.Join(bin, "agent.crt"),
+		key:   path.Join(bin, "agent.key"),
+		ca:    path.Join(bin, pki.CACert),
+		log:   path.Join(h.ADBHome, remoteAgentLog),
+	}
+}
+
+func (m *Manager) sshDir() string { return filepath.Join(m.opts.DataDir, "ssh") }
+
+// knownHosts is the manager's one KnownHosts (its mutex orders the
+// parallel first contacts).
+func (m *Manager) knownHosts() *deploy.KnownHosts {
+	m.sshOnce.Do(func() { m.known = deploy.NewKnownHosts(filepath.Join(m.sshDir(), deploy.KnownHostsFile)) })
+	return m.known
+}
+
+// sshDialer returns a dialer with the manager's key, and the key's
+// authorized_keys line.
+func (m *Manager) sshDialer() (*deploy.Dialer, string, error) {
+	signer, line, err := deploy.LoadKey(m.sshDir())
+	if err != nil {
+		return nil, "", pgerror.New(pgerror.ObjectNotInPrereqState, "cannot use the manager's SSH key: %v", err).
+			WithHint("Restart the manager: adbmgr start makes the key when it is missing.")
+	}
+	return &deploy.Dialer{Signer: signer, Known: m.knownHosts()}, line, nil
+}
+
+func sshTarget(h cluster.Host) deploy.Target {
+	return deploy.Target{Host: h.Name, Address: h.Address, Port: h.Port, User: h.User}
+}
+
+// checkSSHHost refuses an ssh host whose catalog values cannot go into a
+// remote command: adbhome must be an absolute clean path without control
+// characters (ADD HOST checks most of it; a catalog from an older version
+// might not), the address an IP address.
+func checkSSHHost(h cluster.Host) error {
+	if err := deploy.CheckPath(h.ADBHome); err != nil {
+		return pgerror.New(pgerror.InvalidParameterValue, `adbhome of host "%s" cannot be used over SSH: %v`, h.Name, err).
+			WithHint("ALTER HOST %s (adbhome='/absolute/path').", h.Name)
+	}
+	if net.ParseIP(h.Address) == nil {
+		return pgerror.New(pgerror.InvalidParameterValue, `address "%s" of host "%s" is not an IP address`, h.Address, h.Name)
+	}
+	if h.User == "" || strings.ContainsAny(h.User, "\x00\n\r") {
+		return pgerror.New(pgerror.InvalidParameterValue, `host "%s" has no usable user`, h.Name)
+	}
+	return nil
+}
+
+// sshError turns a failed SSH login into the DBA's error. SQLSTATEs: 28000
+// when the host's identity or the manager's key is not accepted (a changed
+// host key, a key the host does not know), 28P01 for a refused password,
+// 08006 when the host cannot be reached.
+func (m *Manager) sshError(err error, h cluster.Host, password bool) *pgerror.Error {
+	var de *deploy.DialError
+	if !errors.As(err, &de) {
+		return pgerror.New(pgerror.ConnectionFailure, "%v", err)
+	}
+	switch de.Kind {
+	case deploy.HostKey:
+		var ce *deploy.HostKeyChangedError
+		errors.As(err, &ce)
+		entry := ce.Addr
+		return pgerror.New(pgerror.InvalidAuthorization, "%s", de.Error()).
+			WithDetail("Host keys are recorded in %s on first contact; a different key means the host was reinstalled or someone is between the manager and it.", m.knownHosts().Path()).
+			WithHint("If host %s was reinstalled, check its key on the console and forget the old one: ssh-keygen -R '%s' -f %s", h.Name, entry, m.knownHosts().Path())
+	case deploy.AuthFailed:
+		if password {
+			return pgerror.New(pgerror.InvalidPassword, "%s", de.Error()).
+				WithHint("Check the password of the OS user %s on host %s; nothing was changed there.", h.User, h.Name)
+		}
+		return pgerror.New(pgerror.InvalidAuthorization, "%s", de.Error()).
+			WithHint("Install the manager's key for %s once: DEPLOY %s PASSWORD '…' (or append %s to ~%s/.ssh/authorized_keys there).", h.User, h.Name, filepath.Join(m.sshDir(), deploy.PublicKeyFile), h.User)
+	}
+	return pgerror.New(pgerror.ConnectionFailure, "%s", de.Error()).
+		WithHint("Check that sshd runs on %s port %d and that the manager can reach it.", h.Address, h.Port)
+}
+
+// dialAll logs in to every host at once. Either every connection is made
+// or none is kept and the first host's failure (in the statement's order)
+// is the answer: a command over SSH refuses before it changes anything.
+func (m *Manager) dialAll(e *req, d *deploy.Dialer, hosts []cluster.Host, password string, pos map[string]int) ([]*deploy.Client, error) {
+	clients := make([]*deploy.Client, len(hosts))
+	errs := make([]error, len(hosts))
+	parallel(len(hosts), func(i int) {
+		clients[i], errs[i] = d.Dial(e.ctx, sshTarget(hosts[i]), password)
+	})
+	var first *pgerror.Error
+	var others []string
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = m.sshError(err, hosts[i], password != "")
+			if p, ok := pos[hosts[i].Name]; ok {
+				first.At(e.q, p)
+			}
+		} else {
+			others = append(others, err.Error())
+		}
+	}
+	if first == nil {
+		return clients, nil
+	}
+	closeAll(clients)
+	if len(others) > 0 {
+		d := first.Detail
+		if d != "" {
+			d += "\n"
+		}
+		first.Detail = d + "Also: " + strings.Join(others, "; ")
+	}
+	return nil, first
+}
+
+func closeAll(cs []*deploy.Client) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// hostPositions maps the names a statement listed to where they were
+// written, for error positions.
+func hostPositions(t parser.AgentTarget) map[string]int {
+	pos := map[string]int{}
+	for _, id := range t.Hosts {
+		if _, ok := pos[id.Name]; !ok {
+			pos[id.Name] = id.Pos
+		}
+	}
+	return pos
+}
+
+// ownAgent reads the manager's own adbagent (the file beside bin/adbmgr,
+// which must be root's alone) and returns its content and SHA-256: what
+// DEPLOY uploads is exactly what was hashed.
+func (m *Manager) ownAgent() ([]byte, []byte, error) {
+	own := m.opts.AgentBinary
+	if own == "" {
+		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager does not know its own adbagent")
+	}
+	euid := uint32(os.Geteuid())
+	if err := fstrust.Executable(own, euid); err != nil {
+		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err).
+			WithHint("Install adbmgr and adbagent in a directory that only root can write.")
+	}
+	f, _, err := openVerified(own, euid)
+	if err != nil {
+		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", own, err)
+	}
+	sum := sha256.Sum256(b)
+	return b, sum[:], nil
+}
+
+// refuseRunningAgents refuses DEPLOY while an agent of one of hosts
+// answers: replacing the binary under a running agent would leave the
+// host running a build nobody can name.
+func (m *Manager) refuseRunningAgents(e *req, hosts []cluster.Host, pos map[string]int) error {
+	running := make([]bool, len(hosts))
+	parallel(len(hosts), func(i int) {
+		_, err := m.agents.Ping(e.ctx, hosts[i], pingTimeout)
+		running[i] = err == nil
+	})
+	for i, r := range running {
+		if r {
+			h := hosts[i]
+			err := pgerror.New(pgerror.ObjectInUse, `cannot deploy to host "%s": its agent is running`, h.Name).
+				WithHint("STOP AGENT %s first, then DEPLOY and START AGENT again.", h.Name)
+			if p, ok := pos[h.Name]; ok {
+				err.At(e.q, p)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// deployCmd is DEPLOY {ALL | h, …} [PASSWORD 'pw']. The password is used for
+// one SSH login per host and is never logged, stored or shown: it appears in
+// no error (the SSH library's messages name only the methods tried), no
+// result row, no journal entry.
+func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
+	if st.Password != "" {
+		// psql prints the query line an error's position points into:
+		// with a password in it, errors carry no position.
+		defer func() {
+			if pe, ok := pgerror.As(err); ok {
+				pe.Position = 0
+			}
+		}()
+	}
+	unlock, err := m.lockCatalog(e.ctx, "DEPLOY")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	hosts, err := m.targetHosts(e, st.Target)
+	if err != nil {
+		return err
+	}
+	if len(hosts) == 0 {
+		return writeHostResults(e.w, nil)
+	}
+	pos := hostPositions(st.Target)
+	var local, remote []cluster.Host
+	for _, h := range hosts {
+		if h.Protocol == cluster.ProtocolLocal {
+			local = append(local, h)
+			continue
+		}
+		if err := checkSSHHost(h); err != nil {
+			return e.at(err, pos[h.Name])
+		}
+		remote = append(remote, h)
+	}
+	// Checks first, for every host: nothing is copied anywhere unless every
+	// host can take it.
+	if err := m.refuseRunningAgents(e, hosts, pos); err != nil {
+		return err
+	}
+	for _, h := range local {
+		if m.skipLocal(h) {
+			continue
+		}
+		if err := fstrust.Dir(h.ADBHome, hostUID(h.User)); err != nil {
+			return e.at(untrusted(h, "adbhome", h.ADBHome, err), pos[h.Name])
+		}
+	}
+	data, sum, err := m.ownAgent()
+	if err != nil {
+		return err
+	}
+	var clients []*deploy.Client
+	var keyLine string
+	if len(remote) > 0 {
+		var d *deploy.Dialer
+		d, keyLine, err = m.sshDialer()
+		if err != nil {
+			return err
+		}
+		if clients, err = m.dialAll(e, d, remote, st.Password, pos); err != nil {
+			return err
+		}
+		defer closeAll(clients)
+	}
+	res := make([]hostResult, len(hosts))
+	parallel(len(hosts), func(i int) {
+		h := hosts[i]
+		res[i] = hostResult{host: h.Name}
+		var desc string
+		var err error
+		if h.Protocol == cluster.ProtocolLocal {
+			desc, err = m.deployLocal(h, data, sum)
+		} else {
+			for j, r := range remote {
+				if r.Name == h.Name {
+					desc, err = m.deploySSH(e.ctx, clients[j], h, data, sum, keyLine, st.Password != "")
+				}
+			}
+		}
+		if err != nil {
+			res[i].desc = "deploy fail: " + err.Error()
+			m.log.Warn("DEPLOY failed", "host", h.Name, "error", err)
+			return
+		}
+		res[i].ok, res[i].desc = true, desc
+		m.log.Info("DEPLOY", "host", h.Name, "result", desc)
+	})
+	return writeHostResults(e.w, res)
+}
+
+// skipLocal: a local host whose adbhome is the manager's own install
+// already has the manager's agent.
+func (m *Manager) skipLocal(h cluster.Host) bool {
+	return m.opts.InstallDir != "" && filepath.Clean(h.ADBHome) == filepath.Clean(m.opts.InstallDir)
+}
+
+// deployLocal copies the manager's agent into a local host's
+// adbhome/bin (made root's, 0755, when missing), through a temporary file
+// that is hashed again before the rename.
+func (m *Manager) deployLocal(h cluster.Host, data, sum []byte) (string, error) {
+	if m.skipLocal(h) {
+		return "skip localhost", nil
+	}
+	uid := hostUID(h.User)
+	bin := filepath.Join(h.ADBHome, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	// The directory the agent will run from must be as safe as adbhome.
+	if err := fstrust.Dir(bin, uid); err != nil {
+		return "", untrusted(h, "adbhome/bin", bin, err)
+	}
+	f, err := os.CreateTemp(bin, ".adbagent.tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o755)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	g, got, err := openVerified(tmp, uid)
+	if err != nil {
+		return "", err
+	}
+	g.Close()
+	if !bytes.Equal(got, sum) {
+		return "", fmt.Errorf("the copy in %s has SHA-256 %x, not %x", tmp, got, sum)
+	}
+	if err := os.Rename(tmp, filepath.Join(bin, "adbagent")); err != nil {
+		return "", err
+	}
+	return "success", nil
+}
+
+// deploySSH puts the manager's agent and the agent's certificate, key and
+// CA certificate into h's adbhome/bin over SFTP. With a password (c logged
+// in with it), it first installs the manager's key for h's user and logs
+// in again with the key, so that the key is proven before anything else
+// relies on it.
+func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Host, data, sum []byte, keyLine string, password bool) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	defer cancel()
+	sc, err := c.SFTP()
+	if err != nil {
+		return "", err
+	}
+	defer sc.Close()
+	note := ""
+	if password {
+		// One host at a time: hosts often share home directories (NFS,
+		// or the test hosts' one file system), and two read-then-append
+		// would add the key twice.
+		m.keyMu.Lock()
+		added, err := deploy.AuthorizeKey(sc, keyLine)
+		m.keyMu.Unlock()
+		if err != nil {
+			return "", fmt.Errorf("install the manager's key: %w", err)
+		}
+		if added {
+			note = fmt.Sprintf("; the manager's key was added to ~%s/.ssh/authorized_keys", h.User)
+		}
+		d, _, err := m.sshDialer()
+		if err != nil {
+			return "", err
+		}
+		kc, err := d.Dial(ctx, sshTarget(h), "")
+		if err != nil {
+			return "", fmt.Errorf("the manager's key was installed but does not log in: %w", err)
+		}
+		kc.Close()
+	}
+	l := layoutOf(h)
+	if err := deploy.MkdirAll(sc, l.bin, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := deploy.Upload(sc, l.agent, bytes.NewReader(data), 0o755)
+	if err != nil {
+		return "", err
+	}
+	got, err := c.SHA256(ctx, tmp)
+	if err == nil && !bytes.Equal(got, sum) {
+		err = fmt.Errorf("the uploaded adbagent has SHA-256 %x, not the manager's %x", got, sum)
+	}
+	if err != nil {
+		sc.Remove(tmp)
+		return "", err
+	}
+	if err := deploy.Install(sc, tmp, l.agent); err != nil {
+		return "", err
+	}
+	if err := m.pushAgentCert(sc, h); err != nil {
+		return "", err
+	}
+	return "success" + note, nil
+}
+
+// pushAgentCert issues h's agent a certificate for its address with the
+// manager's CA and puts it, its key and the CA certificate beside the
+// agent (0600: the agent runs as the file's owner).
+func (m *Manager) pushAgentCert(sc *sftp.Client, h cluster.Host) error {
+	ca, err := pki.LoadCA(m.pkiDir())
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := ca.IssueAgent(h.Name, []net.IP{net.ParseIP(h.Address)})
+	if err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(m.pkiDir(), pki.CACert))
+	if err != nil {
+		return err
+	}
+	l := layoutOf(h)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{l.key, keyPEM}, {l.cert, certPEM}, {l.ca, caPEM}} {
+		if err := deploy.PutFile(sc, f.name, f.data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareSSHStart logs in to the ssh hosts whose agents do not answer and
+// checks that each has the manager's agent build (its SHA-256, computed
+// there). It returns one client per host, nil for a host whose agent
+// already runs; on any refusal it keeps no connection.
+func (m *Manager) prepareSSHStart(e *req, hosts []cluster.Host, pos map[string]int) ([]*deploy.Client, error) {
+	down := make([]bool, len(hosts))
+	parallel(len(hosts), func(i int) {
+		_, err := m.agents.Ping(e.ctx, hosts[i], pingTimeout)
+		down[i] = err != nil
+	})
+	var todo []cluster.Host
+	var idx []int
+	for i, h := range hosts {
+		if down[i] {
+			todo = append(todo, h)
+			idx = append(idx, i)
+		}
+	}
+	out := make([]*deploy.Client, len(hosts))
+	if len(todo) == 0 {
+		return out, nil
+	}
+	_, want, err := m.ownAgent()
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := m.sshDialer()
+	if err != nil {
+		return nil, err
+	}
+	clients, err := m.dialAll(e, d, todo, "", pos)
+	if err != nil {
+		return nil, err
+	}
+	sums := make([][]byte, len(todo))
+	errs := make([]error, len(todo))
+	parallel(len(todo), func(i int) {
+		sums[i], errs[i] = clients[i].SHA256(e.ctx, layoutOf(todo[i]).agent)
+	})
+	for i, h := range todo {
+		var perr *pgerror.Error
+		switch {
+		case errors.Is(errs[i], deploy.ErrNoFile):
+			perr = pgerror.New(pgerror.ObjectNotInPrereqState, `adbagent is not deployed on host "%s": nothing was started`, h.Name).
+				WithHint("DEPLOY %s puts the manager's agent into %s.", h.Name, layoutOf(h).bin)
+		case errs[i] != nil:
+			perr = pgerror.New(pgerror.ObjectNotInPrereqState, `cannot check the adbagent of host "%s": %v`, h.Name, errs[i])
+		case !bytes.Equal(sums[i], want):
+			perr = pgerror.New(pgerror.ObjectNotInPrereqState, `adbagent "%s" of host "%s" is not this manager's build: nothing was started`, layoutOf(h).agent, h.Name).
+				WithDetail("Its SHA-256 is %x; the manager's own %s has %x.", sums[i], m.opts.AgentBinary, want).
+				WithHint("STOP AGENT %s if it runs, then DEPLOY %s.", h.Name, h.Name)
+		}
+		if perr != nil {
+			closeAll(clients)
+			if p, ok := pos[h.Name]; ok {
+				perr.At(e.q, p)
+			}
+			return nil, perr
+		}
+	}
+	for i, c := range clients {
+		out[idx[i]] = c
+	}
+	return out, nil
+}
+
+// startSSHAgent starts h's deployed agent over SSH, detached (setsid -f:
+// its own session, so it outlives the SSH session and the manager; stdin
+// /dev/null, output appended to adbhome/adbagent.log), as h's user, bound
+// to h's address and agent port, with a certificate issued now. Every word
+// of the command is the manager's own validated value, quoted. c is nil
+// when the agent already answered.
+func (m *Manager) startSSHAgent(ctx context.Context, c *deploy.Client, h cluster.Host) error {
+	if c == nil {
+		return nil
+	}
+	if conn, err := net.DialTimeout("tcp", agentclient.Target(h), time.Second); err == nil {
+		conn.Close()
+		return fmt.Errorf("port %d on %s is in use by something that is not an adbagent of this manager", h.AgentPort, h.Address)
+	}
+	sc, err := c.SFTP()
+	if err != nil {
+		return err
+	}
+	err = m.pushAgentCert(sc, h)
+	sc.Close()
+	if err != nil {
+		return fmt.Errorf("install the agent's certificate: %w", err)
+	}
+	l := layoutOf(h)
+	cmd := "cd / && exec setsid -f " + deploy.Command(l.agent, "--listen", agentclient.Target(h),
+		"--cert", l.cert, "--key", l.key, "--ca", l.ca, "--log", l.log) +
+		" </dev/null >>" + deploy.Quote(l.log) + " 2>&1"
+	if _, err := c.Run(ctx, cmd, 0); err != nil {
+		return fmt.Errorf("start adbagent over SSH: %w", err)
+	}
+	m.agents.Forget(h)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := m.agents.Ping(ctx, h, pingTimeout); err == nil {
+			m.log.Info("START AGENT over SSH", "host", h.Name, "address", agentclient.Target(h))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := c.Run(ctx, "tail -n 3 -- "+deploy.Quote(l.log), 0)
+			log = strings.Join(strings.Fields(strings.ReplaceAll(log, "\n", " | ")), " ")
+			return fmt.Errorf("adbagent did not answer within 15s: %s", log)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
