@@ -16,6 +16,7 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -56,6 +57,14 @@ func (p *Pool) Client(h cluster.Host) (agentpb.AgentClient, error) {
 	c, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
+		// gRPC's default backoff grows to two minutes between attempts:
+		// after a host's link was cut for half a minute, calls would keep
+		// failing fast long after it is back. Agents are on the cluster's
+		// network; retrying every few seconds at most costs nothing.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("agent on host %q: %w", h.Name, err)

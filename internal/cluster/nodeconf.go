@@ -125,15 +125,19 @@ func cidrs(addr string) []string {
 // the one the manager generated for the nodes' superusers; the nodes reach
 // each other with it from their password files (NodeFile PassFile).
 // initdb's own lines above them say peer for Unix sockets and
-// scram-sha-256 for 127.0.0.1 and ::1.
-func HBALines(s *State, managerIP string) []HBALine {
+// scram-sha-256 for 127.0.0.1 and ::1. managerIPs are the addresses the
+// manager's connections leave from: one per route it takes toward the
+// cluster's hosts (127.0.0.1 toward loopback hosts, its bridge address
+// toward hosts on another network), since a node may be reached by the
+// manager over any of them and one cluster may mix local and ssh hosts.
+func HBALines(s *State, managerIPs ...string) []HBALine {
 	var addrs []string
 	for _, n := range s.Nodes {
 		if h, ok := s.Host(n.Host); ok {
 			addrs = append(addrs, h.Address)
 		}
 	}
-	return hbaLines(append(addrs, managerIP))
+	return hbaLines(append(addrs, managerIPs...))
 }
 
 // hbaLines are the manager's pg_hba.conf lines admitting addrs, sorted.

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -74,9 +75,10 @@ func (m *Manager) state(ctx context.Context) (*cluster.State, error) {
 	return s, err
 }
 
-// requireLocal refuses hosts with protocol ssh for the node commands: their
-// agents can be deployed, started and stopped (deploy.go), but running
-// nodes on them is the rest of the multi-host work (issue 8).
+// requireLocal refuses hosts with protocol ssh where a command would have
+// to restart their agent itself (FLUSH HOST moves an agent to its new
+// address; over SSH that is not written yet). Node commands work on ssh
+// hosts: their agent is the same program, only started differently.
 func requireLocal(hosts []cluster.Host, what string) error {
 	for _, h := range hosts {
 		if h.Protocol != cluster.ProtocolLocal {
@@ -85,6 +87,22 @@ func requireLocal(hosts []cluster.Host, what string) error {
 		}
 	}
 	return nil
+}
+
+// agentDown says why h's agent did not answer a call: "not running" when
+// its host answers but nothing accepts the agent's port (connection
+// refused), "unreachable" when nothing answers at all within a second — the
+// host is down or its link is cut, and its nodes may well still run.
+func agentDown(h cluster.Host) string {
+	c, err := net.DialTimeout("tcp", agentclient.Target(h), time.Second)
+	switch {
+	case err == nil:
+		c.Close()
+		return "not running" // something listens, but it is not our agent
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "not running"
+	}
+	return fmt.Sprintf("unreachable: no answer from %s", agentclient.Target(h))
 }
 
 // parallel runs f for every index in its own goroutine and waits. A panic
@@ -327,7 +345,7 @@ func (m *Manager) monitorAgent(e *req, st *parser.MonitorAgent) error {
 		rows[i] = map[string]string{"hostname": hosts[i].Name, "status": boolText(true), "description": "running"}
 		resp, cert, err := m.agents.PingCert(e.ctx, hosts[i], pingTimeout)
 		if err != nil {
-			rows[i]["status"], rows[i]["description"] = boolText(false), "not running"
+			rows[i]["status"], rows[i]["description"] = boolText(false), agentDown(hosts[i])
 			return
 		}
 		if cert != nil {

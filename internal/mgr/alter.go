@@ -34,10 +34,6 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 	}
 	old, _ := s.Node(req.Name)
 	n := plan.UpdateNodes[0]
-	h, _ := s.Host(n.Host)
-	if err := requireLocal([]cluster.Host{h}, "ALTER NODE"); err != nil {
-		return err
-	}
 	if slices.Contains(plan.Live, "sync_state") {
 		master, _ := s.Node(n.Master)
 		mh, _ := s.Host(master.Host)

@@ -94,9 +94,6 @@ func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
 		sh, _ := s.Host(source.Host)
 		hosts = append(hosts, sh)
 	}
-	if err := requireLocal(hosts, "APPEND"); err != nil {
-		return "", err
-	}
 	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{n}}}); err != nil {
 		return "", err
 	}
@@ -105,11 +102,11 @@ func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
 	}
 	journal := m.journal(e, "APPEND "+n.Name)
 	// The running nodes must trust the new node's host before it connects.
-	managerIP, err := pgclient.ManagerIP(t.h.Address)
+	managerIPs, err := m.managerIPs(s)
 	if err != nil {
 		return "", err
 	}
-	hba := cluster.HBALines(s, managerIP)
+	hba := cluster.HBALines(s, managerIPs...)
 	m.refreshHBA(e, s, hba)
 	m.refreshDBAPassFile(e, s)
 	noneFailed := func(string) bool { return false }

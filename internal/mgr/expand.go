@@ -83,22 +83,17 @@ func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 				WithHint("One expansion at a time: EXPAND ACTIVATE and EXPAND CLEAN it first.")
 		}
 	}
-	t, err := m.target(s, dst)
-	if err != nil {
-		return err
-	}
-	sh, _ := s.Host(src.Host)
-	if err := requireLocal([]cluster.Host{t.h, sh}, "EXPAND"); err != nil {
+	if _, err := m.target(s, dst); err != nil {
 		return err
 	}
 	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{dst}}}); err != nil {
 		return err
 	}
-	managerIP, err := pgclient.ManagerIP(t.h.Address)
+	managerIPs, err := m.managerIPs(s)
 	if err != nil {
 		return err
 	}
-	hba := cluster.HBALines(s, managerIP)
+	hba := cluster.HBALines(s, managerIPs...)
 	m.refreshHBA(e, s, hba)
 	m.refreshDBAPassFile(e, s)
 	// dst streams from src like a slave until ACTIVATE.

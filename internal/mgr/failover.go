@@ -91,16 +91,6 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	if z := currentZone(e); old.Zone != z {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, `the node(%s) is not in current zone(%s), can't operator it.`, old.Name, z)
 	}
-	var hosts []cluster.Host
-	oh, _ := s.Host(old.Host)
-	hosts = append(hosts, oh)
-	for _, c := range s.Children(old.Name) {
-		h, _ := s.Host(c.Host)
-		hosts = append(hosts, h)
-	}
-	if err := requireLocal(hosts, "FAILOVER"); err != nil {
-		return err
-	}
 	// Decide before touching anything: a refusal leaves the master as it is.
 	if _, err := cluster.ChooseCandidate(s, old.Name, st.To.Name, st.Force, m.probeSlaves(e, s, old.Name)); err != nil {
 		e.w.Notice("WARNING", "An exception occurred during the switching operation, It is recommended to use command such as 'monitor all', 'monitor ha' to check the failure point in the cluster first, and then retry the switching operation!!!")
@@ -359,9 +349,6 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	if err != nil {
 		return err
 	}
-	if err := requireLocal([]cluster.Host{t.h, pt.h}, "REWIND"); err != nil {
-		return err
-	}
 	if err := m.requireAgent(e.ctx, t.h); err != nil {
 		return err
 	}
@@ -406,8 +393,8 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	for k, v := range user {
 		set[k] = v
 	}
-	managerIP, _ := pgclient.ManagerIP(pt.h.Address)
-	if err := m.configureNode(e.ctx, t, set, remove, cluster.HBALines(s, managerIP), sn.hba); err != nil {
+	managerIPs, _ := m.managerIPs(s)
+	if err := m.configureNode(e.ctx, t, set, remove, cluster.HBALines(s, managerIPs...), sn.hba); err != nil {
 		return fail("configure", err)
 	}
 	if err := t.setConf(e.ctx, true, cluster.StandbyParams(n, parent, pt.h, t.h), nil); err != nil {
@@ -521,9 +508,6 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	}
 	nt, err := m.target(s, n)
 	if err != nil {
-		return err
-	}
-	if err := requireLocal([]cluster.Host{ot.h, nt.h}, "SWITCHOVER"); err != nil {
 		return err
 	}
 	probe := m.probeSlaves(e, s, old.Name)

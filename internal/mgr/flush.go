@@ -91,7 +91,8 @@ func (m *Manager) flushHost(e *req) error {
 		e.w.Notice("NOTICE", "no host address changed since the nodes were configured: nothing to flush")
 		return e.w.Complete("FLUSH HOST")
 	}
-	plan := cluster.PlanFlush(s, m.managerIPs(s))
+	managerIPs, _ := m.managerIPs(s)
+	plan := cluster.PlanFlush(s, managerIPs)
 	bin, err := m.flushPrecheck(e, s, plan)
 	if err != nil {
 		return err
@@ -200,22 +201,39 @@ func (m *Manager) flushHost(e *req) error {
 }
 
 // managerIPs are the addresses the manager's connections to the nodes
-// leave from, toward the gtmcoord master's host's new and old addresses
-// (pg_hba.conf admits them).
-func (m *Manager) managerIPs(s *cluster.State) []string {
+// leave from (pg_hba.conf admits them): toward every host with nodes, at
+// its address and the addresses a FLUSH HOST may still find it at. Hosts
+// on different networks (loopback hosts and ssh hosts behind a bridge)
+// are reached from different addresses. It fails only when no host can
+// be routed to at all.
+func (m *Manager) managerIPs(s *cluster.State) ([]string, error) {
 	var out []string
+	seen := map[string]bool{}
+	var firstErr error
 	for _, n := range s.Nodes {
-		if n.Type != cluster.GtmcoordMaster {
+		h, ok := s.Host(n.Host)
+		if !ok || seen["host "+h.Name] {
 			continue
 		}
-		h, _ := s.Host(n.Host)
+		seen["host "+h.Name] = true
 		for _, a := range append([]string{h.Address}, s.Moved[h.Name]...) {
-			if ip, err := pgclient.ManagerIP(a); err == nil {
+			ip, err := pgclient.ManagerIP(a)
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("find the manager's address toward host %s (%s): %w", h.Name, a, err)
+				}
+				continue
+			}
+			if !seen[ip] {
+				seen[ip] = true
 				out = append(out, ip)
 			}
 		}
 	}
-	return out
+	if len(out) == 0 && firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
 }
 
 // movedTree reports whether master or one of its slaves was restarted or

@@ -170,19 +170,11 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		return err
 	}
 	warnUnwritable(e, s.Nodes, sn.params)
-	// The address the manager's connections leave from, toward the
-	// gtmcoord master's host (PlanInit guarantees there is one).
-	var gtmHost cluster.Host
-	for _, n := range s.Nodes {
-		if n.Type == cluster.GtmcoordMaster {
-			gtmHost, _ = s.Host(n.Host)
-		}
-	}
-	managerIP, err := pgclient.ManagerIP(gtmHost.Address)
+	managerIPs, err := m.managerIPs(s)
 	if err != nil {
-		return fmt.Errorf("find the manager's address: %w", err)
+		return err
 	}
-	hba := cluster.HBALines(s, managerIP)
+	hba := cluster.HBALines(s, managerIPs...)
 	m.refreshDBAPassFile(e, s)
 	journal := m.journal(e, "INIT ALL")
 
@@ -338,9 +330,6 @@ func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []c
 				hosts = append(hosts, h)
 			}
 		}
-	}
-	if err := requireLocal(hosts, "INIT ALL"); err != nil {
-		return err
 	}
 	onHost := map[string][]string{}
 	for _, n := range nodes {

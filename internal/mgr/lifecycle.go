@@ -119,14 +119,6 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 	if err != nil {
 		return err
 	}
-	var hosts []cluster.Host
-	for _, n := range nodes {
-		h, _ := s.Host(n.Host)
-		hosts = append(hosts, h)
-	}
-	if err := requireLocal(hosts, strings.ToUpper(verb)); err != nil {
-		return err
-	}
 	if start {
 		// A start (of a running node too) rewrites the nodes' secrets:
 		// after the nodes' password changed (docs: rotating it), START ALL
@@ -295,6 +287,13 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 	cctx, cancel := call(ctx, pingTimeout)
 	defer cancel()
 	ns, err := t.agent.Status(cctx, t.ref())
+	if err != nil {
+		if down := agentDown(h); strings.HasPrefix(down, "unreachable") {
+			// Neither the node nor its agent answers: the host is cut
+			// off. Say so at once rather than wait for another probe.
+			return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
+		}
+	}
 	switch {
 	case err != nil && pgclient.Ping(h.Address, n.Port, time.Second):
 		return fmt.Sprintf(`server is alive but adbmgr cannot log in; could not connect to the agent on host "%s"`, h.Name)
@@ -438,9 +437,6 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 			}
 			return pgerror.New(pgerror.ObjectInUse, msg, describeNode(n)).WithHint(`try "monitor all;" for more information`)
 		}
-	}
-	if err := requireLocal(hosts, "CLEAN"); err != nil {
-		return err
 	}
 	for _, h := range hosts {
 		if err := m.requireAgent(e.ctx, h); err != nil {
