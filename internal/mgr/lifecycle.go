@@ -2,7 +2,9 @@ package mgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -280,6 +282,13 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 		row["status"] = "t"
 		return fmt.Sprintf("running, but refuses adbmgr's connection: %s (SQLSTATE %s)", pe.Message, pe.Code)
 	}
+	unreachable := func() bool { return strings.HasPrefix(agentDown(h), "unreachable") }
+	if timedOut(err) && unreachable() {
+		// The node did not answer in time and the agent's port does
+		// not answer either: the host is down or cut off. Say so now
+		// rather than wait for the agent call to time out as well.
+		return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
+	}
 	t, err := m.target(s, n)
 	if err != nil {
 		return err.Error()
@@ -287,12 +296,8 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 	cctx, cancel := call(ctx, pingTimeout)
 	defer cancel()
 	ns, err := t.agent.Status(cctx, t.ref())
-	if err != nil {
-		if down := agentDown(h); strings.HasPrefix(down, "unreachable") {
-			// Neither the node nor its agent answers: the host is cut
-			// off. Say so at once rather than wait for another probe.
-			return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
-		}
+	if err != nil && unreachable() {
+		return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
 	}
 	switch {
 	case err != nil && pgclient.Ping(h.Address, n.Port, time.Second):
@@ -309,7 +314,14 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 	return "not running"
 }
 
-var haColumns = []pgwire.Column{
+// timedOut reports whether a connection attempt ended for want of an
+// answer (rather than being refused).
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+var haColumns =  []pgwire.Column{
 	{Name: "type", TypeOID: pgwire.OIDText},
 	{Name: "nodename", TypeOID: pgwire.OIDName},
 	{Name: "application_name", TypeOID: pgwire.OIDText},

@@ -94,6 +94,9 @@ type testCluster struct {
 	// socketDirs are the nodes' unix socket directories as the nodes
 	// reported them (outside Dir), removed with it.
 	socketDirs []string
+	// ssh: the hosts are namespace hosts over SSH (newSSHCluster); each
+	// node's data lives under its host's own directory, Dir/<host>/data.
+	ssh *sshHosts
 }
 
 // newTestCluster starts a manager and adds nHosts local hosts on 127.0.0.2…
@@ -162,8 +165,14 @@ func (c *testCluster) slavesOf(master string) []nodeSpec {
 // is sync.
 func (c *testCluster) addNode(t testing.TB, typ, name, master, host, sync string) nodeSpec {
 	t.Helper()
-	n := nodeSpec{Name: name, Type: typ, Master: master, Host: host, Port: freePortOn(t, c.host(host).Addr),
-		Path: filepath.Join(c.Dir, name), Sync: sync}
+	n := nodeSpec{Name: name, Type: typ, Master: master, Host: host, Sync: sync}
+	if c.ssh != nil {
+		// Every namespace host has its own network stack: any port is
+		// free there; distinct ones keep the nodes apart in the logs.
+		n.Port, n.Path = 6001+len(c.Nodes), filepath.Join(c.ssh.dataDir(host), name)
+	} else {
+		n.Port, n.Path = freePortOn(t, c.host(host).Addr), filepath.Join(c.Dir, name)
+	}
 	stmt := "ADD " + strings.ToUpper(typ) + " " + name
 	if master != "" {
 		stmt += " FOR " + master
@@ -237,7 +246,7 @@ func splitRows(out string) [][]string {
 func (c *testCluster) nodeSQL(n nodeSpec, sql string) ([][]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", "postgres",
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", c.dbUser(),
 		"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-F", "\t", "-c", sql)
 	cmd.Env = append(os.Environ(), c.nodeEnv()...)
 	var o, e strings.Builder
@@ -246,6 +255,14 @@ func (c *testCluster) nodeSQL(n nodeSpec, sql string) ([][]string, error) {
 		return nil, fmt.Errorf("psql on %s (%s:%d): %v: %s", n.Name, c.host(n.Host).Addr, n.Port, err, strings.TrimSpace(e.String()))
 	}
 	return splitRows(o.String()), nil
+}
+
+// dbUser is the nodes' superuser: the hosts' OS user (initdb names it so).
+func (c *testCluster) dbUser() string {
+	if c.ssh != nil {
+		return sshUser
+	}
+	return "postgres"
 }
 
 // nodeEnv is the environment a DBA's psql needs to reach the nodes:
@@ -258,8 +275,8 @@ func (c *testCluster) nodeEnv() []string {
 
 // nodeConnString is nodeEnv for a Go client (pgx reads passfile too).
 func (c *testCluster) nodeConnString(n nodeSpec) string {
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres passfile=%s sslmode=verify-full sslrootcert=%s",
-		c.host(n.Host).Addr, n.Port, filepath.Join(c.M.Dir, "pgpass"), filepath.Join(c.M.Dir, "pki", "ca.crt"))
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=postgres passfile=%s sslmode=verify-full sslrootcert=%s",
+		c.host(n.Host).Addr, n.Port, c.dbUser(), filepath.Join(c.M.Dir, "pgpass"), filepath.Join(c.M.Dir, "pki", "ca.crt"))
 }
 
 func (c *testCluster) mustNodeSQL(t testing.TB, n nodeSpec, sql string) [][]string {
@@ -518,6 +535,15 @@ func (c *testCluster) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	agents := filepath.Join(c.M.Dir, "agents")
+	// What the cluster runs from: node data directories and agents.
+	roots := []string{c.Dir + "/", agents + "/"}
+	if c.ssh != nil {
+		// Not Dir itself: the test hosts' sshds run from there too.
+		roots = nil
+		for _, h := range c.Hosts {
+			roots = append(roots, c.ssh.dataDir(h.Name)+"/", filepath.Join(c.Dir, h.Name, "adbhome")+"/")
+		}
+	}
 	if !c.M.stopped {
 		// Without ON_ERROR_STOP: the agents must be stopped even if
 		// stopping a node fails.
@@ -529,7 +555,11 @@ func (c *testCluster) cleanup() {
 			// (a process may take a moment to exit).
 			var left []string
 			for try := 0; try < 40; try++ {
-				if left = append(processesUnder(c.Dir), processesUnder(agents)...); len(left) == 0 {
+				left = nil
+				for _, r := range roots {
+					left = append(left, processesUnder(strings.TrimSuffix(r, "/"))...)
+				}
+				if len(left) == 0 {
 					break
 				}
 				time.Sleep(250 * time.Millisecond)
@@ -541,7 +571,7 @@ func (c *testCluster) cleanup() {
 		}
 	}
 	for try := 0; try < 20; try++ {
-		killed := killTrees(c.Dir+"/", agents+"/")
+		killed := killTrees(roots...)
 		if len(killed) == 0 {
 			break
 		}
@@ -555,7 +585,13 @@ func (c *testCluster) cleanup() {
 			c.socketDirs = append(c.socketDirs, d)
 		}
 	}
-	for _, d := range append([]string{c.Dir}, c.socketDirs...) {
+	dirs := append([]string{c.Dir}, c.socketDirs...)
+	if c.ssh != nil {
+		// The test hosts' own directory (their sshd's files, the list
+		// testhosts.sh down works from) goes after the hosts are down.
+		dirs = nil
+	}
+	for _, d := range dirs {
 		// A socket directory is whatever a node said: remove only one
 		// of its own in the test's adbhome, never a shared one.
 		if filepath.Dir(d) != filepath.Join(filepath.Dir(binDir), "run") && d != c.Dir {
@@ -573,6 +609,9 @@ func (c *testCluster) dumpLogs() {
 	c.t.Logf("manager log (tail):\n%s", tailLines(c.M.log.String(), 60))
 	for _, h := range c.Hosts {
 		file := filepath.Join(c.M.Dir, "agents", h.Name, "agent.log")
+		if c.ssh != nil {
+			file = filepath.Join(c.Dir, h.Name, "adbhome", "adbagent.log")
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			continue

@@ -35,6 +35,10 @@ type sshHosts struct {
 func (s *sshHosts) name(i int) string    { return "th" + strconv.Itoa(i) }
 func (s *sshHosts) addr(i int) string    { return "198.18.0." + strconv.Itoa(10+i) }
 func (s *sshHosts) adbhome(i int) string { return filepath.Join(s.dir, s.name(i), "adbhome") }
+
+// dataDir is where host's nodes keep their data: its own directory, owned
+// by sshUser (testhosts.sh makes it root's).
+func (s *sshHosts) dataDir(host string) string { return filepath.Join(s.dir, host, "data") }
 func (s *sshHosts) authorizedKeys() string {
 	return filepath.Join(s.home, ".ssh", "authorized_keys")
 }
@@ -98,6 +102,7 @@ func upSSHHosts(t *testing.T, n int) *sshHosts {
 			t.Fatal(err)
 		}
 		os.Chown(s.adbhome(i), s.uid, s.gid)
+		os.Chown(s.dataDir(s.name(i)), s.uid, s.gid)
 	}
 	return s
 }

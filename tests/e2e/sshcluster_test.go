@@ -1,0 +1,197 @@
+package e2e
+
+// A cluster on namespace hosts over SSH (issue 8): nodes on three machines
+// with their own network stacks, agents and PostgreSQL running as an
+// ordinary user there, replication between the machines, and a machine cut
+// off the network.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// newSSHCluster brings up n namespace hosts (scripts/testhosts.sh), starts
+// a manager and adds th1…thn as ssh hosts run by sshUser, deployed with
+// the user's password and their agents started. Nodes added with addNode
+// keep their data under their host's own directory. Everything is stopped
+// and removed when the test ends: the cluster first, then the hosts.
+func newSSHCluster(t *testing.T, n int) (*testCluster, *sshHosts) {
+	t.Helper()
+	requireAgent(t)
+	s := upSSHHosts(t, n)
+	m := StartManager(t, "")
+	c := &testCluster{t: t, M: m, Dir: s.dir, ssh: s}
+	// Registered after upSSHHosts and StartManager: it runs before the
+	// manager stops and the hosts go down.
+	t.Cleanup(c.cleanup)
+	for i := 1; i <= n; i++ {
+		c.Hosts = append(c.Hosts, hostSpec{Name: s.name(i), Addr: s.addr(i), AgentPort: 5430})
+	}
+	s.addHosts(t, m, n)
+	c.mustRows(t, 2*time.Minute, "DEPLOY ALL PASSWORD '"+s.pw+"'")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	return c, s
+}
+
+// linkDown cuts host i off the network until the returned function (also
+// run at cleanup) brings its link back.
+func linkDown(t *testing.T, i int) (up func()) {
+	t.Helper()
+	link := "adbtv" + strconv.Itoa(i)
+	if out, err := exec.Command("ip", "link", "set", link, "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s down: %v\n%s", link, err, out)
+	}
+	done := false
+	up = func() {
+		if done {
+			return
+		}
+		done = true
+		if out, err := exec.Command("ip", "link", "set", link, "up").CombinedOutput(); err != nil {
+			t.Errorf("ip link set %s up: %v\n%s", link, err, out)
+		}
+	}
+	t.Cleanup(up)
+	return up
+}
+
+// timedRows is mustRows that also says how long the command took.
+func (c *testCluster) timedRows(t *testing.T, timeout time.Duration, sql string) ([][]string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	rows, _ := c.mustRows(t, timeout, sql)
+	return rows, time.Since(start)
+}
+
+// TestClusterOnSSHHosts: INIT ALL across three namespace hosts over SSH,
+// whose agents and nodes run as an ordinary user; replication between the
+// hosts (each slave seen from its own address); a distributed table written
+// and read through a coordinator; a host whose link is cut is reported
+// unreachable within seconds and serves again when the link is back; a
+// datanode failover across hosts.
+func TestClusterOnSSHHosts(t *testing.T) {
+	c, s := newSSHCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "th1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "th2", "")
+	c.addNode(t, "datanode master", "dn1", "", "th3", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "th1", "")
+	c.addNode(t, "datanode master", "dn2", "", "th2", "")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+
+	if got := c.monitor(t); fmt.Sprint(got) != fmt.Sprint(c.wantRunning()) {
+		t.Fatalf("MONITOR ALL after INIT ALL:\n got %v\nwant %v", got, c.wantRunning())
+	}
+	// The nodes and their files are the host user's, not root's.
+	for _, n := range c.Nodes {
+		fi, err := os.Stat(n.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uid := int(fi.Sys().(*syscall.Stat_t).Uid); uid != s.uid {
+			t.Errorf("%s is owned by uid %d, want %s (%d)", n.Path, uid, sshUser, s.uid)
+		}
+		b, err := os.ReadFile(filepath.Join(n.Path, "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pid, _, _ := strings.Cut(string(b), "\n"); procUID(t, pid) != s.uid {
+			t.Errorf("%s's postmaster (pid %s) runs as uid %d, want %s (%d)", n.Name, pid, procUID(t, pid), sshUser, s.uid)
+		}
+	}
+
+	// MONITOR HA: the slave streams from its own host's address.
+	rows, _ := c.mustRows(t, 30*time.Second, "MONITOR HA")
+	if len(rows) != 1 || len(rows[0]) < 8 || rows[0][1] != "dn1s" || rows[0][3] != s.addr(1) || rows[0][4] != "streaming" || rows[0][7] != "sync" {
+		t.Errorf("MONITOR HA: want dn1s streaming, sync, from %s; got %q", s.addr(1), rows)
+	}
+	// The master sees it connected over TLS, from th1.
+	repl := c.nodeValue(t, c.node("dn1"), "SELECT r.application_name || ' ' || host(r.client_addr) || ' ' || r.sync_state || ' ' || s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)")
+	if want := "dn1s " + s.addr(1) + " sync true"; repl != want {
+		t.Errorf("pg_stat_replication on dn1: %q, want %q", repl, want)
+	}
+
+	// A distributed table, written and read through the coordinator.
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE orders (id int NOT NULL, amount numeric); SELECT adb.create_distributed_table('orders', 'id')")
+	c.mustNodeSQL(t, c.node("cn1"), "INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 1000) g")
+	if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) || ' ' || sum(amount) FROM orders"); v != "1000 750750.0" {
+		t.Errorf("orders through cn1: %s", v)
+	}
+	for _, dn := range []string{"dn1", "dn2"} {
+		if v := c.nodeValue(t, c.node(dn), "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders\\_%' AND relkind = 'r'"); v == "0" {
+			t.Errorf("no shard of orders on %s", dn)
+		}
+	}
+	// The rows reached the slave on another host.
+	waitFor(t, 30*time.Second, "dn1s replays dn1's shards", func() (bool, string) {
+		a := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders\\_%'")
+		b := c.nodeValue(t, c.node("dn1s"), "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders\\_%'")
+		return a == b, a + " on dn1, " + b + " on dn1s"
+	})
+
+	// th3 (dn1's host) loses its link: MONITOR AGENT and MONITOR ALL say
+	// so within seconds instead of hanging.
+	up := linkDown(t, 3)
+	rows, took := c.timedRows(t, 30*time.Second, "MONITOR AGENT")
+	agents := hostRows(t, rows)
+	t.Logf("MONITOR AGENT with th3 cut off (%v): %q", took, rows)
+	if !strings.HasPrefix(agents["th3"], "f unreachable") || agents["th1"] != "t running" || took > 10*time.Second {
+		t.Errorf("MONITOR AGENT with th3 cut off took %v: %q", took, agents)
+	}
+	rows, took = c.timedRows(t, 30*time.Second, "MONITOR ALL")
+	t.Logf("MONITOR ALL with th3 cut off (%v): %q", took, rows)
+	mon := c.monitor(t)
+	if r := mon["dn1"]; r.Status != "f" || !strings.Contains(r.Desc, "unreachable") || !strings.Contains(r.Desc, "th3") || took > 10*time.Second {
+		t.Errorf("MONITOR ALL with th3 cut off took %v; dn1: %+v", took, r)
+	}
+	if r := mon["cn1"]; r.Status != "t" {
+		t.Errorf("MONITOR ALL with th3 cut off: cn1 on th2 %+v", r)
+	}
+	// The link is back: the node never stopped and serves again.
+	up()
+	waitFor(t, time.Minute, "dn1 serves again", func() (bool, string) {
+		r := c.monitor(t)["dn1"]
+		return r.Status == "t", fmt.Sprintf("%+v", r)
+	})
+	waitFor(t, 30*time.Second, "th3's agent answers again", func() (bool, string) {
+		rows, _ := c.mustRows(t, 30*time.Second, "MONITOR AGENT th3")
+		a := hostRows(t, rows)
+		return a["th3"] == "t running", fmt.Sprint(a)
+	})
+	if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM orders"); v != "1000" {
+		t.Errorf("orders after th3 came back: %s", v)
+	}
+
+	// A failover across hosts: dn1s on th1 takes over from dn1 on th3.
+	c.mustRows(t, 3*time.Minute, "FAILOVER DATANODE dn1")
+	c.mustNodeSQL(t, c.node("cn1"), "INSERT INTO orders SELECT g, 0 FROM generate_series(1001, 1100) g")
+	if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM orders"); v != "1100" {
+		t.Errorf("orders after the failover of dn1: %s", v)
+	}
+	if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
+		t.Errorf("dn1s after FAILOVER: in recovery = %s", v)
+	}
+}
+
+// procUID is the real uid of process pid.
+func procUID(t *testing.T, pid string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ := strconv.Atoi(f[1])
+			return uid
+		}
+	}
+	t.Fatalf("no Uid in /proc/%s/status", pid)
+	return -1
+}
