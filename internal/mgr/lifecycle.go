@@ -321,7 +321,7 @@ func timedOut(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-var haColumns =  []pgwire.Column{
+var haColumns = []pgwire.Column{
 	{Name: "type", TypeOID: pgwire.OIDText},
 	{Name: "nodename", TypeOID: pgwire.OIDName},
 	{Name: "application_name", TypeOID: pgwire.OIDText},
