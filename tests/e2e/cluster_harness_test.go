@@ -541,7 +541,7 @@ func (c *testCluster) cleanup() {
 		// Not Dir itself: the test hosts' sshds run from there too.
 		roots = nil
 		for _, h := range c.Hosts {
-			roots = append(roots, c.ssh.dataDir(h.Name)+"/", filepath.Join(c.Dir, h.Name, "adbhome")+"/")
+			roots = append(roots, c.ssh.dataDir(h.Name)+"/", filepath.Join(c.ssh.hostDir(h.Name), "adbhome")+"/")
 		}
 	}
 	if !c.M.stopped {
@@ -610,7 +610,7 @@ func (c *testCluster) dumpLogs() {
 	for _, h := range c.Hosts {
 		file := filepath.Join(c.M.Dir, "agents", h.Name, "agent.log")
 		if c.ssh != nil {
-			file = filepath.Join(c.Dir, h.Name, "adbhome", "adbagent.log")
+			file = filepath.Join(c.ssh.hostDir(h.Name), "adbhome", "adbagent.log")
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {

@@ -23,9 +23,15 @@ import (
 // keep their data under their host's own directory. Everything is stopped
 // and removed when the test ends: the cluster first, then the hosts.
 func newSSHCluster(t *testing.T, n int) (*testCluster, *sshHosts) {
+	return newSSHClusterOf(t, n, n)
+}
+
+// newSSHClusterOf is newSSHCluster with up namespace hosts of which the
+// first n are added to the manager.
+func newSSHClusterOf(t *testing.T, up, n int) (*testCluster, *sshHosts) {
 	t.Helper()
 	requireAgent(t)
-	s := upSSHHosts(t, n)
+	s := upSSHHosts(t, up)
 	m := StartManager(t, "")
 	c := &testCluster{t: t, M: m, Dir: s.dir, ssh: s}
 	// Registered after upSSHHosts and StartManager: it runs before the
@@ -194,4 +200,71 @@ func procUID(t *testing.T, pid string) int {
 	}
 	t.Fatalf("no Uid in /proc/%s/status", pid)
 	return -1
+}
+
+// TestSpecWalkthroughSSH: the spec's scale-out walkthrough (issue 8, item
+// 6), statement by statement as a DBA types it in psql, with the test
+// hosts' address and user: a running cluster on th1 and th2 gains a third
+// machine over SSH, a datanode on it, and half of dn1_1's slots.
+func TestSpecWalkthroughSSH(t *testing.T) {
+	c, s := newSSHClusterOf(t, 3, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "th1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "th2", "")
+	c.addNode(t, "datanode master", "dn1_1", "", "th2", "")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE ev (id int NOT NULL, v text); SELECT adb.create_distributed_table('ev', 'id'); INSERT INTO ev SELECT g, 'x' FROM generate_series(1, 2000) g")
+
+	s.aliases = map[string]string{"adb03": s.name(3)}
+	c.Hosts = append(c.Hosts, hostSpec{Name: "adb03", Addr: s.addr(3), AgentPort: 8432})
+	c.mustRows(t, 30*time.Second, fmt.Sprintf(`add host adb03(port=22, protocol='ssh', adbhome='%s', address="%s", agentport=8432, user='%s');`,
+		s.adbhome(3), s.addr(3), sshUser))
+	// The manager's key is not on adb03 yet (newSSHCluster installed it
+	// for the user on th1 and th2, whose home the hosts share: take it
+	// away, as on a fresh machine).
+	if err := os.Remove(s.authorizedKeys()); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := c.psqlRows(time.Minute, "deploy adb03;"); err == nil || !strings.Contains(errOut, "28000") || !strings.Contains(errOut, "PASSWORD") {
+		t.Fatalf("deploy adb03 without the manager's key: %v\n%s", err, errOut)
+	}
+	rows, _ := c.mustRows(t, time.Minute, "DEPLOY adb03 password '"+s.pw+"';")
+	if len(rows) != 1 || rows[0][0] != "adb03" || rows[0][1] != "t" {
+		t.Fatalf("DEPLOY adb03 password: %q", rows)
+	}
+	c.mustRows(t, time.Minute, "start agent adb03;")
+	dn3 := nodeSpec{Name: "dn3_1", Type: "datanode master", Host: "adb03", Port: 6101, Path: filepath.Join(s.dataDir("adb03"), "dn3_1")}
+	c.mustRows(t, 30*time.Second, fmt.Sprintf("ADD DATANODE MASTER dn3_1(host='adb03', port=%d, path='%s');", dn3.Port, dn3.Path))
+	c.Nodes = append(c.Nodes, dn3)
+	c.mustRows(t, 3*time.Minute, "EXPAND DATANODE MASTER dn1_1 TO dn3_1;")
+	if v := c.nodeValue(t, dn3, "SELECT pg_is_in_recovery()"); v != "t" {
+		t.Errorf("dn3_1 does not stream from dn1_1 before EXPAND ACTIVATE")
+	}
+	c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE;")
+	c.mustRows(t, 3*time.Minute, "EXPAND CLEAN;")
+
+	if slots := c.mustNodeSQL(t, c.node("cn1"), "SELECT node, count(*) FROM adb.slot GROUP BY node ORDER BY node"); fmt.Sprint(slots) != "[[dn1_1 32] [dn3_1 32]]" {
+		t.Errorf("slot map after the expansion = %q", slots)
+	}
+	c.mustNodeSQL(t, c.node("cn1"), "INSERT INTO ev SELECT g, 'y' FROM generate_series(2001, 2100) g")
+	if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM ev"); v != "2100" {
+		t.Errorf("ev after the expansion: %s rows, want 2100", v)
+	}
+	total := 0
+	for _, dn := range []nodeSpec{c.node("dn1_1"), dn3} {
+		n := 0
+		for _, r := range c.mustNodeSQL(t, dn, "SELECT relname FROM pg_class WHERE relname LIKE 'ev\\_%' AND relkind = 'r'") {
+			v, _ := strconv.Atoi(c.nodeValue(t, dn, "SELECT count(*) FROM "+r[0]))
+			n += v
+		}
+		if n == 0 {
+			t.Errorf("no row of ev on %s after the expansion", dn.Name)
+		}
+		total += n
+	}
+	if total != 2100 {
+		t.Errorf("the shards hold %d rows, want 2100", total)
+	}
+	if got := c.monitor(t); fmt.Sprint(got) != fmt.Sprint(c.wantRunning()) {
+		t.Errorf("MONITOR ALL after the walkthrough:\n got %v\nwant %v", got, c.wantRunning())
+	}
 }

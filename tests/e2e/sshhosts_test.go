@@ -30,6 +30,9 @@ type sshHosts struct {
 	gid  int
 	home string // sshUser's home directory
 	pw   string // sshUser's password, random per test
+	// aliases: other names a test gave a host in the manager (adb03 for
+	// th3), so that its directories can be found by either.
+	aliases map[string]string
 }
 
 func (s *sshHosts) name(i int) string    { return "th" + strconv.Itoa(i) }
@@ -38,7 +41,15 @@ func (s *sshHosts) adbhome(i int) string { return filepath.Join(s.dir, s.name(i)
 
 // dataDir is where host's nodes keep their data: its own directory, owned
 // by sshUser (testhosts.sh makes it root's).
-func (s *sshHosts) dataDir(host string) string { return filepath.Join(s.dir, host, "data") }
+func (s *sshHosts) dataDir(host string) string { return filepath.Join(s.hostDir(host), "data") }
+
+// hostDir is the directory of the namespace host the manager knows as host.
+func (s *sshHosts) hostDir(host string) string {
+	if th, ok := s.aliases[host]; ok {
+		host = th
+	}
+	return filepath.Join(s.dir, host)
+}
 func (s *sshHosts) authorizedKeys() string {
 	return filepath.Join(s.home, ".ssh", "authorized_keys")
 }
