@@ -99,10 +99,11 @@ func TestHBALinesNoTrust(t *testing.T) {
 		{Name: "dn1s", Host: "h6", Type: DatanodeSlave, Master: "dn1", SyncState: Sync, Port: 5433, Path: "/d/dn1s"},
 	}}
 	tests := []struct {
-		name, manager string
-		want          []HBALine
+		name    string
+		manager []string
+		want    []HBALine
 	}{
-		{"manager on a cluster host", "10.0.0.1", []HBALine{
+		{"manager on a cluster host", []string{"10.0.0.1"}, []HBALine{
 			{"hostssl", "all", "all", "10.0.0.1/32", "scram-sha-256"},
 			{"hostssl", "replication", "all", "10.0.0.1/32", "scram-sha-256"},
 			{"hostssl", "all", "all", "10.0.0.2/32", "scram-sha-256"},
@@ -110,7 +111,7 @@ func TestHBALinesNoTrust(t *testing.T) {
 			{"hostssl", "all", "all", "fd00::6/128", "scram-sha-256"},
 			{"hostssl", "replication", "all", "fd00::6/128", "scram-sha-256"},
 		}},
-		{"manager elsewhere", "10.9.9.9", []HBALine{
+		{"manager elsewhere", []string{"10.9.9.9"}, []HBALine{
 			{"hostssl", "all", "all", "10.0.0.1/32", "scram-sha-256"},
 			{"hostssl", "replication", "all", "10.0.0.1/32", "scram-sha-256"},
 			{"hostssl", "all", "all", "10.0.0.2/32", "scram-sha-256"},
@@ -120,10 +121,23 @@ func TestHBALinesNoTrust(t *testing.T) {
 			{"hostssl", "all", "all", "fd00::6/128", "scram-sha-256"},
 			{"hostssl", "replication", "all", "fd00::6/128", "scram-sha-256"},
 		}},
+		// Hosts on two networks (loopback hosts and hosts behind a
+		// bridge): the manager reaches them from two addresses, and each
+		// is listed once.
+		{"manager on two routes", []string{"10.0.0.1", "127.0.0.1", "10.0.0.1"}, []HBALine{
+			{"hostssl", "all", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "10.0.0.2/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "replication", "all", "127.0.0.1/32", "scram-sha-256"},
+			{"hostssl", "all", "all", "fd00::6/128", "scram-sha-256"},
+			{"hostssl", "replication", "all", "fd00::6/128", "scram-sha-256"},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := HBALines(s, tc.manager)
+			got := HBALines(s, tc.manager...)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("HBALines (-want +got):\n%s", diff)
 			}
