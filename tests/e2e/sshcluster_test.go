@@ -183,6 +183,23 @@ func TestClusterOnSSHHosts(t *testing.T) {
 	if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
 		t.Errorf("dn1s after FAILOVER: in recovery = %s", v)
 	}
+
+	// STOP ALL and CLEAN ALL: the agents, as the hosts' user, empty the
+	// data directories and remove the socket directories (with the
+	// nodes' secrets) from their adbhome/run.
+	c.mustRows(t, 2*time.Minute, "STOP ALL MODE fast")
+	c.mustRows(t, 2*time.Minute, "CLEAN ALL")
+	for i := 1; i <= 3; i++ {
+		run := filepath.Join(s.adbhome(i), "run")
+		if ents, _ := os.ReadDir(run); len(ents) > 0 {
+			t.Errorf("%s after CLEAN ALL: %d entries left", run, len(ents))
+		}
+	}
+	for _, n := range c.Nodes {
+		if empty, err := dirEmpty(n.Path); err == nil && !empty {
+			t.Errorf("%s not emptied by CLEAN ALL", n.Path)
+		}
+	}
 }
 
 // procUID is the real uid of process pid.
