@@ -15,7 +15,14 @@ demo: build
 demo-stop:
 	scripts/demo.sh stop
 
-.PHONY: demo demo-stop build run test vet fmt-check unit e2e fuzz bench clean
+# The same topology on four network-namespace hosts over SSH (needs root).
+demo-hosts: build
+	scripts/demo-hosts.sh
+
+demo-hosts-stop:
+	scripts/demo-hosts.sh stop
+
+.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr

@@ -16,14 +16,16 @@
 #
 # The filesystem is shared: each host's data lives under its own directory,
 # $TESTHOSTS_DIR/thI/data (mode 0755), and its sshd's keys, config and pid
-# file under $TESTHOSTS_DIR/thI. TESTHOSTS_DIR defaults to /run/adbtesthosts;
+# file under $TESTHOSTS_DIR/thI. TESTHOSTS_DIR defaults to
+# /var/tmp/adbtesthosts (not /run: agents refuse data directories in system
+# directories);
 # its "made" file lists what up created, so down removes only that.
 #
 # Needs root and iproute2; installs Debian's openssh-server when sshd is
 # missing.
 set -euo pipefail
 
-DIR=${TESTHOSTS_DIR:-/run/adbtesthosts}
+DIR=${TESTHOSTS_DIR:-/var/tmp/adbtesthosts}
 BR=adbtbr0
 NET=198.18.0
 MADE=$DIR/made
@@ -116,7 +118,23 @@ EOF
 
 down() {
 	need_root
-	[ -f "$MADE" ] || { echo "testhosts: nothing to remove"; return 0; }
+	if [ ! -f "$MADE" ]; then
+		# The list went with its directory (a test removed it first): the
+		# names are this script's own — up refuses to start when any of
+		# them exists — so what is left of them is what an up made.
+		local left=0 ns l
+		for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^adbth[0-9]+$/ {print $1}'); do
+			for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+			ip netns del "$ns" 2>/dev/null || true
+			left=1
+		done
+		for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^adbtv[0-9]+(@|$)/ || $2 == "adbtbr0" {sub(/@.*/, "", $2); print $2}'); do
+			ip link del "$l" 2>/dev/null || true
+			left=1
+		done
+		if [ "$left" = 1 ]; then echo "testhosts: down (without $MADE: removed the adbth*/adbtv*/adbtbr0 left behind)"; else echo "testhosts: nothing to remove"; fi
+		return 0
+	fi
 	local kind what
 	# Reverse order: sshd before its netns, links before the bridge.
 	tac "$MADE" | while read -r kind what; do
