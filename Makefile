@@ -60,11 +60,13 @@ fuzz:
 	$(GO) test ./internal/pgwire -run '^$$' -fuzz FuzzStartup -fuzztime 50000x
 	$(GO) test ./internal/pgwire -run '^$$' -fuzz FuzzAuthExchange -fuzztime 30000x
 
-# LIST NODE over 1,000 nodes (target < 20 ms) and INIT ALL of the demo
-# topology against the sum of its per-node steps.
+# LIST NODE over 1,000 nodes (target < 20 ms), INIT ALL of the demo
+# topology against the sum of its per-node steps, and DEPLOY to four
+# namespace hosts over SSH against DEPLOY to one (target ≤ 1.5).
 bench: build
 	$(GO) test -run '^$$' -bench ListNode -benchtime 50x ./tests/e2e
 	$(GO) test -run '^$$' -bench InitAll -benchtime 1x ./tests/e2e
+	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
 
 clean:
 	rm -rf bin demo run

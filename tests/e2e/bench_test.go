@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -46,4 +47,38 @@ func BenchmarkListNode1000(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/list")
+}
+
+// BenchmarkDeploy measures DEPLOY to four namespace hosts over SSH against
+// DEPLOY to one: hosts deploy in parallel, so the ratio should stay near 1
+// (target ≤ 1.5).
+func BenchmarkDeploy(b *testing.B) {
+	s := upSSHHosts(b, 4)
+	m := StartManager(b, "")
+	s.addHosts(b, m, 4)
+	// The first DEPLOY installs the manager's key; the rest log in with it.
+	m.MustExec(b, "DEPLOY ALL PASSWORD '"+s.pw+"'")
+	var one, all time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if rows := m.Rows(b, "DEPLOY th1"); len(rows) != 1 || rows[0][1] != "t" {
+			b.Fatalf("DEPLOY th1: %v", rows)
+		}
+		one += time.Since(start)
+		start = time.Now()
+		rows := m.Rows(b, "DEPLOY ALL")
+		if len(rows) != 4 {
+			b.Fatalf("DEPLOY ALL: %v", rows)
+		}
+		for _, r := range rows {
+			if r[1] != "t" {
+				b.Fatalf("DEPLOY ALL: %v", rows)
+			}
+		}
+		all += time.Since(start)
+	}
+	b.ReportMetric(float64(one.Milliseconds())/float64(b.N), "ms/deploy-1")
+	b.ReportMetric(float64(all.Milliseconds())/float64(b.N), "ms/deploy-4")
+	b.ReportMetric(float64(all)/float64(one), "4/1")
 }

@@ -57,7 +57,7 @@ func (s *sshHosts) authorizedKeys() string {
 // upSSHHosts brings up n namespace hosts and the test user (made with
 // useradd when missing, with a fresh random password); everything is taken
 // down again in t.Cleanup, the test user's authorized_keys included.
-func upSSHHosts(t *testing.T, n int) *sshHosts {
+func upSSHHosts(t testing.TB, n int) *sshHosts {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("the ssh host tests need root (network namespaces, useradd)")
@@ -119,7 +119,7 @@ func upSSHHosts(t *testing.T, n int) *sshHosts {
 }
 
 // addHosts registers th1…thn as ssh hosts of m.
-func (s *sshHosts) addHosts(t *testing.T, m *Manager, n int) {
+func (s *sshHosts) addHosts(t testing.TB, m *Manager, n int) {
 	t.Helper()
 	var b strings.Builder
 	for i := 1; i <= n; i++ {

@@ -12,7 +12,7 @@ import (
 )
 
 // testhosts runs scripts/testhosts.sh with its state under dir.
-func testhosts(t *testing.T, dir string, args ...string) (string, error) {
+func testhosts(t testing.TB, dir string, args ...string) (string, error) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "testhosts.sh")
