@@ -87,7 +87,9 @@ up() {
 		ssh-keygen -q -t ed25519 -N '' -f "$h/ssh_host_ed25519_key" -C "th$i" >/dev/null
 		cat >"$h/sshd_config" <<EOF
 # sshd of test host th$i ($a), made by scripts/testhosts.sh
-ListenAddress $a
+# Every address of the host (its namespace has only its own): a host
+# given a new address (FLUSH HOST) is still reached over SSH.
+ListenAddress 0.0.0.0
 Port 22
 HostKey $h/ssh_host_ed25519_key
 PidFile $h/sshd.pid

@@ -13,6 +13,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -93,13 +94,18 @@ func (m *Manager) flushHost(e *req) error {
 	}
 	managerIPs, _ := m.managerIPs(s)
 	plan := cluster.PlanFlush(s, managerIPs)
-	bin, err := m.flushPrecheck(e, s, plan)
+	bin, sshc, err := m.flushPrecheck(e, s, plan)
 	if err != nil {
 		return err
 	}
 	if bin != nil {
 		defer bin.Close()
 	}
+	defer func() {
+		for _, c := range sshc {
+			c.Close()
+		}
+	}()
 	journal := m.journal(e, "FLUSH HOST")
 	fail := func(step string, err error) error {
 		journal("failed", step, err.Error())
@@ -124,7 +130,7 @@ func (m *Manager) flushHost(e *req) error {
 
 	journal("running", "agents", "")
 	for _, mh := range plan.Hosts {
-		if err := m.moveAgent(e, mh, bin); err != nil {
+		if err := m.moveAgent(e, mh, bin, sshc[mh.Host.Name]); err != nil {
 			return fail("agents", err)
 		}
 	}
@@ -263,18 +269,23 @@ func at(h cluster.Host, addr string) cluster.Host {
 
 // flushPrecheck refuses FLUSH HOST before anything is touched. It returns
 // the verified agent binary when an agent must be started.
-func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan) (*os.File, error) {
+func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan) (*os.File, map[string]*deploy.Client, error) {
 	moved := map[string]bool{}
-	var toStart []cluster.Host
+	var toStart, sshStart []cluster.Host
 	for _, mh := range plan.Hosts {
 		moved[mh.Host.Name] = true
 		if _, err := m.agents.Ping(e.ctx, mh.Host, pingTimeout); err == nil {
 			continue // already moved by an earlier FLUSH HOST
 		}
 		// The agent is started at the new address whether or not it
-		// still answers at an old one; only this machine's can be.
-		if err := requireLocal([]cluster.Host{mh.Host}, "FLUSH HOST"); err != nil {
-			return nil, err
+		// still answers at an old one: by this machine for a local host,
+		// over SSH to the host's new address for an ssh one.
+		if mh.Host.Protocol == cluster.ProtocolSSH {
+			if err := checkSSHHost(mh.Host); err != nil {
+				return nil, nil, err
+			}
+			sshStart = append(sshStart, mh.Host)
+			continue
 		}
 		toStart = append(toStart, mh.Host)
 	}
@@ -285,7 +296,7 @@ func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan
 	for _, h := range s.Hosts {
 		if needed[h.Name] && !moved[h.Name] {
 			if err := m.requireAgent(e.ctx, h); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -298,27 +309,49 @@ func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan
 		}
 		t, err := m.target(s, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st, err := statusOf(e, t)
 		if err != nil {
-			return nil, pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
+			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
 		}
 		if !st.Running {
-			return nil, pgerror.New(pgerror.ObjectNotInPrereqState, "%s is not running", describeNode(n)).
+			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "%s is not running", describeNode(n)).
 				WithHint("Start it first (START %s); FLUSH HOST needs every master of the cluster.", strings.ToUpper(string(n.Type))+" "+n.Name)
 		}
 	}
-	if len(toStart) == 0 {
-		return nil, nil
+	var sshc map[string]*deploy.Client
+	if len(sshStart) > 0 {
+		// Logs in at the new address and checks the deployed agent is the
+		// manager's build before anything moves.
+		clients, err := m.prepareSSHStart(e, sshStart, map[string]int{})
+		if err != nil {
+			return nil, nil, err
+		}
+		sshc = map[string]*deploy.Client{}
+		for i, c := range clients {
+			if c != nil {
+				sshc[sshStart[i].Name] = c
+			}
+		}
 	}
-	return m.openAgent(toStart)
+	if len(toStart) == 0 {
+		return nil, sshc, nil
+	}
+	bin, err := m.openAgent(toStart)
+	if err != nil {
+		for _, c := range sshc {
+			c.Close()
+		}
+		return nil, nil, err
+	}
+	return bin, sshc, nil
 }
 
 // moveAgent makes mh's agent listen on the host's new address: the one at
 // an old address is stopped (its certificate names that address), and one
 // is started at the new address unless it answers there already.
-func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File) error {
+func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File, sshc *deploy.Client) error {
 	h := mh.Host
 	_, err := m.agents.Ping(e.ctx, h, pingTimeout)
 	atNew := err == nil
@@ -339,10 +372,16 @@ func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File) error {
 	if atNew {
 		return nil
 	}
-	if bin == nil {
+	var err2 error
+	switch {
+	case h.Protocol == cluster.ProtocolSSH && sshc != nil:
+		err2 = m.startSSHAgent(e.ctx, sshc, h)
+	case h.Protocol != cluster.ProtocolSSH && bin != nil:
+		err2 = m.startLocalAgent(e.ctx, h, bin)
+	default:
 		return fmt.Errorf(`the agent of host "%s" does not answer at %s`, h.Name, h.Address)
 	}
-	if err := m.startLocalAgent(e.ctx, h, bin); err != nil {
+	if err := err2; err != nil {
 		return fmt.Errorf(`start the agent of host "%s" at %s: %w`, h.Name, h.Address, err)
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf(`started the agent of host "%s" at %s`, h.Name, h.Address))

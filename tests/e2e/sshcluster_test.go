@@ -285,3 +285,52 @@ func TestSpecWalkthroughSSH(t *testing.T) {
 		t.Errorf("MONITOR ALL after the walkthrough:\n got %v\nwant %v", got, c.wantRunning())
 	}
 }
+
+// TestFlushHostSSH: a namespace host gets a new address; ALTER HOST and
+// FLUSH HOST move its agent (restarted over SSH at the new address) and
+// its nodes, and replication follows; the old address can then go.
+func TestFlushHostSSH(t *testing.T) {
+	c, s := newSSHCluster(t, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "th1", "")
+	c.addNode(t, "datanode master", "dn1", "", "th2", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "th1", "")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+
+	const newAddr = "198.18.0.22"
+	if out, err := exec.Command("ip", "-n", "adbth2", "addr", "add", newAddr+"/24", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
+	_, notices := c.mustRows(t, time.Minute, "ALTER HOST th2 (address='"+newAddr+"')")
+	if !strings.Contains(notices, "FLUSH HOST") {
+		t.Errorf("ALTER HOST of an initialised host gave no WARNING about FLUSH HOST:\n%s", notices)
+	}
+	for i := range c.Hosts {
+		if c.Hosts[i].Name == "th2" {
+			c.Hosts[i].Addr = newAddr
+		}
+	}
+	c.mustRows(t, 3*time.Minute, "FLUSH HOST")
+	// The old address goes: nothing may still need it. (Linux drops an
+	// interface's secondary addresses with its primary unless told to
+	// promote one.)
+	if out, err := exec.Command("ip", "netns", "exec", "adbth2", "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl promote_secondaries: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("ip", "-n", "adbth2", "addr", "del", s.addr(2)+"/24", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr del: %v\n%s", err, out)
+	}
+	rows, _ := c.mustRows(t, 30*time.Second, "MONITOR AGENT th2")
+	if len(rows) != 1 || rows[0][1] != "t" {
+		t.Errorf("MONITOR AGENT th2 after FLUSH HOST: %q", rows)
+	}
+	if got := c.monitor(t); fmt.Sprint(got) != fmt.Sprint(c.wantRunning()) {
+		t.Errorf("MONITOR ALL after FLUSH HOST:\n got %v\nwant %v", got, c.wantRunning())
+	}
+	waitFor(t, 30*time.Second, "dn1s streams from dn1 at its new address", func() (bool, string) {
+		v := c.nodeValue(t, c.node("dn1"), "SELECT string_agg(application_name || ' ' || state, ',') FROM pg_stat_replication")
+		return v == "dn1s streaming", v
+	})
+	if v := c.nodeValue(t, c.node("dn1s"), "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'"); !strings.Contains(v, "host='"+newAddr+"'") {
+		t.Errorf("dn1s's primary_conninfo: %s", v)
+	}
+}
