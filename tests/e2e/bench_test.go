@@ -82,3 +82,30 @@ func BenchmarkDeploy(b *testing.B) {
 	b.ReportMetric(float64(all.Milliseconds())/float64(b.N), "ms/deploy-4")
 	b.ReportMetric(float64(all)/float64(one), "4/1")
 }
+
+// BenchmarkInitAllSSH is INIT ALL of the demo topology (BenchmarkInitAll's,
+// on loopback hosts) on three namespace hosts reached over SSH, where the
+// agents run as the hosts' user and every node connection crosses the
+// bridge: ms/init to compare with BenchmarkInitAll's init_ms.
+func BenchmarkInitAllSSH(b *testing.B) {
+	c, _ := newSSHClusterOf(b, 3, 3)
+	c.addNode(b, "gtmcoord master", "gc", "", "th1", "")
+	c.addNode(b, "gtmcoord slave", "gcs", "gc", "th2", "")
+	c.addNode(b, "coordinator master", "cn1", "", "th2", "")
+	c.addNode(b, "coordinator master", "cn2", "", "th3", "")
+	c.addNode(b, "datanode master", "dn1", "", "th3", "")
+	c.addNode(b, "datanode slave", "dn1s", "dn1", "th1", "")
+	c.addNode(b, "datanode master", "dn2", "", "th1", "")
+	c.addNode(b, "datanode slave", "dn2s", "dn2", "th3", "")
+	b.ResetTimer()
+	start := time.Now()
+	rows, stderr := c.mustRows(b, 5*time.Minute, "INIT ALL")
+	d := time.Since(start)
+	b.StopTimer()
+	for _, r := range rows {
+		if len(r) < 3 || r[2] != "t" {
+			b.Fatalf("INIT ALL: %q\n%s", rows, stderr)
+		}
+	}
+	b.ReportMetric(float64(d.Milliseconds())/float64(b.N), "ms/init")
+}

@@ -22,13 +22,13 @@ import (
 // the user's password and their agents started. Nodes added with addNode
 // keep their data under their host's own directory. Everything is stopped
 // and removed when the test ends: the cluster first, then the hosts.
-func newSSHCluster(t *testing.T, n int) (*testCluster, *sshHosts) {
+func newSSHCluster(t testing.TB, n int) (*testCluster, *sshHosts) {
 	return newSSHClusterOf(t, n, n)
 }
 
 // newSSHClusterOf is newSSHCluster with up namespace hosts of which the
 // first n are added to the manager.
-func newSSHClusterOf(t *testing.T, up, n int) (*testCluster, *sshHosts) {
+func newSSHClusterOf(t testing.TB, up, n int) (*testCluster, *sshHosts) {
 	t.Helper()
 	requireAgent(t)
 	s := upSSHHosts(t, up)
