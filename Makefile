@@ -71,7 +71,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
 
 clean:
-	rm -rf bin demo run
+	rm -rf bin demo demo-hosts run
 
 # Regenerate the agent contract's Go code (committed; needs protoc,
 # protoc-gen-go and protoc-gen-go-grpc).
