@@ -43,8 +43,8 @@ fi
 # Key logins only: no password, but not a locked account ("!"), which
 # sshd without PAM refuses even with a key.
 [ "${1:-}" = stop ] || usermod -p '*' "$OSUSER"
-HOME_DIR=$(getent passwd "$OSUSER" | cut -d: -f6)
-AUTH=$HOME_DIR/.ssh/authorized_keys
+HOME_DIR=$(getent passwd "$OSUSER" | cut -d: -f6 || true)
+AUTH=${HOME_DIR:-/nonexistent}/.ssh/authorized_keys
 
 if [ "${1:-}" = stop ]; then
 	stop

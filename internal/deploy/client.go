@@ -131,7 +131,41 @@ func (d *Dialer) Dial(ctx context.Context, t Target, password string) (*Client, 
 		return nil, &DialError{Kind: Unreachable, Target: t, Err: err}
 	}
 	conn.SetDeadline(time.Time{})
-	return &Client{Target: t, c: ssh.NewClient(sc, chans, reqs)}, nil
+	cl := &Client{Target: t, c: ssh.NewClient(sc, chans, reqs)}
+	go cl.keepalive()
+	return cl, nil
+}
+
+// keepaliveEvery and keepaliveMisses bound how long a session on a dead
+// link lives: without keepalives a write to a host whose link was cut
+// waits for TCP to give up (many minutes).
+const (
+	keepaliveEvery  = 5 * time.Second
+	keepaliveMisses = 3
+)
+
+// keepalive asks the server for a reply every keepaliveEvery (OpenSSH's
+// ServerAliveInterval) and closes the connection after keepaliveMisses
+// unanswered requests, so that every call on it fails instead of hanging.
+func (c *Client) keepalive() {
+	t := time.NewTicker(keepaliveEvery)
+	defer t.Stop()
+	for range t.C {
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.c.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		select {
+		case err := <-reply:
+			if err != nil {
+				return // closed
+			}
+		case <-time.After(keepaliveMisses * keepaliveEvery):
+			c.c.Close()
+			return
+		}
+	}
 }
 
 // Close ends the connection.

@@ -386,6 +386,11 @@ func (m *Manager) deployLocal(h cluster.Host, data, sum []byte) (string, error) 
 func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Host, data, sum []byte, keyLine string, password bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
+	// SFTP calls take no context: when the statement is cancelled, the
+	// client disconnects, or uploadTimeout passes, closing the connection
+	// is what ends an upload stuck on a dead link.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	sc, err := c.SFTP()
 	if err != nil {
 		return "", err

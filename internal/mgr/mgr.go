@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
@@ -148,6 +149,15 @@ func (e *req) notices(ns []cluster.Notice) {
 func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwire.ResultWriter) error {
 	stmts, err := parser.Parse(q)
 	if err != nil {
+		// psql prints the line an error points into: a query that may
+		// carry a password (CREATE USER, DEPLOY, START AGENT …) gets no
+		// position, so a typo never echoes the password.
+		if pe, ok := pgerror.As(err); ok && strings.Contains(strings.ToLower(q), "password") {
+			pe.Position = 0
+			if i := strings.Index(pe.Message, " at or near "); i >= 0 {
+				pe.Message = pe.Message[:i]
+			}
+		}
 		return err
 	}
 	if len(stmts) == 0 {

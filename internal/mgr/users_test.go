@@ -182,3 +182,21 @@ func TestDropRemovesCredentials(t *testing.T) {
 		t.Errorf("the agent's log went too: %v", err)
 	}
 }
+
+// A syntax error in a statement with a password has no position: psql
+// would print the line, password and all.
+func TestPasswordNotEchoed(t *testing.T) {
+	m, _ := newManager(t)
+	for _, q := range []string{"CREATE USER u PASSWORD 'S3cret' bogus", "DEPLOY h1 PASSWORD 'S3cret' bogus", "ALTER USER u PASSWORD 'S3cret"} {
+		_, err := run(t, m, q)
+		pe, ok := pgerror.As(err)
+		if !ok || pe.Code != pgerror.SyntaxError || pe.Position != 0 || strings.Contains(pe.Message, "S3cret") {
+			t.Errorf("%s: %+v", q, err)
+		}
+	}
+	// Elsewhere the caret stays.
+	_, err := run(t, m, "LIST HOST bogus bogus")
+	if pe, ok := pgerror.As(err); !ok || pe.Position == 0 {
+		t.Errorf("LIST HOST bogus bogus: %+v", err)
+	}
+}
