@@ -3,9 +3,12 @@ package mgr
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -362,6 +365,11 @@ func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File, sshc *de
 		oh := at(h, old)
 		if _, err := m.agents.Ping(e.ctx, oh, pingTimeout); err != nil {
 			m.agents.Forget(oh)
+			if h.Protocol == cluster.ProtocolSSH && sshc != nil {
+				// The machine lost its old address: the agent bound to it
+				// runs on, unreachable. End it over SSH.
+				m.killOldAgent(e, sshc, h, old)
+			}
 			continue
 		}
 		if err := m.shutdownAgent(e.ctx, oh); err != nil {
@@ -554,4 +562,20 @@ func (m *Manager) removeOldSocketDirs(e *req, s *cluster.State, n cluster.Node) 
 			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s: %s", n.Name, res.GetOutput()))
 		}
 	}
+}
+
+// killOldAgent ends, over SSH, h's agent still bound to an address the
+// host no longer has (its listen address is in its command line; the
+// pattern is the manager's own values, quoted, with regexp metacharacters
+// escaped). Nothing matching is fine.
+func (m *Manager) killOldAgent(e *req, c *deploy.Client, h cluster.Host, old string) {
+	pattern := regexp.QuoteMeta(layoutOf(h).agent+" --listen "+net.JoinHostPort(old, strconv.Itoa(h.AgentPort))) + "( |$)"
+	who := "-u " + deploy.Quote(h.User) + " -f -- " + deploy.Quote(pattern)
+	// SIGTERM lets it finish what it does; after 5 s it is killed.
+	cmd := "pkill -TERM " + who + "; for i in $(seq 50); do pgrep " + who + " >/dev/null || exit 0; sleep 0.1; done; pkill -KILL " + who + "; true"
+	if _, err := c.Run(e.ctx, cmd, 0); err != nil {
+		e.w.Notice("WARNING", fmt.Sprintf(`the agent of host "%s" may still run bound to its old address %s: %v`, h.Name, old, err))
+		return
+	}
+	e.w.Notice("NOTICE", fmt.Sprintf(`stopped the agent of host "%s" bound to its old address %s`, h.Name, old))
 }

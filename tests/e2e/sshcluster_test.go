@@ -294,6 +294,9 @@ func TestFlushHostSSH(t *testing.T) {
 	c.addNode(t, "gtmcoord master", "gc", "", "th1", "")
 	c.addNode(t, "datanode master", "dn1", "", "th2", "")
 	c.addNode(t, "datanode slave", "dn1s", "dn1", "th1", "")
+	// dn1's fast shutdown waits for its walsender to reach dn1s, whose
+	// connection went with the old address: up to wal_sender_timeout.
+	c.mustRows(t, time.Minute, "SET DATANODE ALL (wal_sender_timeout = '5s')")
 	c.mustRows(t, 5*time.Minute, "INIT ALL")
 
 	const newAddr = "198.18.0.22"
@@ -309,15 +312,20 @@ func TestFlushHostSSH(t *testing.T) {
 			c.Hosts[i].Addr = newAddr
 		}
 	}
-	c.mustRows(t, 3*time.Minute, "FLUSH HOST")
-	// The old address goes: nothing may still need it. (Linux drops an
-	// interface's secondary addresses with its primary unless told to
-	// promote one.)
+	// The machine loses its old address before the flush, as a
+	// re-addressed machine does. (Linux drops an interface's secondary
+	// addresses with its primary unless told to promote one.)
 	if out, err := exec.Command("ip", "netns", "exec", "adbth2", "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1").CombinedOutput(); err != nil {
 		t.Fatalf("sysctl promote_secondaries: %v\n%s", err, out)
 	}
 	if out, err := exec.Command("ip", "-n", "adbth2", "addr", "del", s.addr(2)+"/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("ip addr del: %v\n%s", err, out)
+	}
+	c.mustRows(t, 3*time.Minute, "FLUSH HOST")
+	// The agent bound to the vanished address is gone too, not left
+	// running where no command can reach it.
+	if pids := listeningOn(s.addr(2) + ":5430"); len(pids) > 0 {
+		t.Errorf("agents still bound to the old address: %v", pids)
 	}
 	rows, _ := c.mustRows(t, 30*time.Second, "MONITOR AGENT th2")
 	if len(rows) != 1 || rows[0][1] != "t" {
@@ -333,4 +341,17 @@ func TestFlushHostSSH(t *testing.T) {
 	if v := c.nodeValue(t, c.node("dn1s"), "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'"); !strings.Contains(v, "host='"+newAddr+"'") {
 		t.Errorf("dn1s's primary_conninfo: %s", v)
 	}
+}
+
+// listeningOn lists the processes whose command line has "--listen addr".
+func listeningOn(addr string) []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), "--listen\x00"+addr+"\x00") {
+			out = append(out, d.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }
