@@ -170,7 +170,6 @@ type serveOptions struct {
 }
 
 func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) error {
-	listen := so.listen
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return err
@@ -234,33 +233,13 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		Agents:      agents,
 		Logger:      log,
 	})
-	auth, err := access.Load(ctx, dir, cat, listen)
+	wire, err := clientAccess(ctx, dir, cat, so, log)
 	if err != nil {
 		return err
 	}
-	for _, n := range auth.Notes {
-		log.Warn(n)
-	}
-	peer, err := access.PeerAllowed(dir)
+	listeners, err := openListeners(so)
 	if err != nil {
 		return err
-	}
-	serverTLS, err := access.ServerTLS(filepath.Join(dir, "pki"), listen, so.sslCert, so.sslKey)
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	listeners := []net.Listener{l}
-	if so.socketDir != "" {
-		ul, err := listenUnix(so.socketDir, l.Addr().(*net.TCPAddr).Port)
-		if err != nil {
-			l.Close()
-			return err
-		}
-		listeners = append(listeners, ul)
 	}
 	for _, l := range listeners {
 		log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version.Version)
@@ -270,28 +249,67 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	go func() { m.Run(ctx); close(ran) }()
 	// The doctor stops (and finishes what it does) before the catalog closes.
 	defer func() { cancel(); <-ran }()
-	srv := pgwire.New(m, pgwire.Options{
-		Logger:      log,
-		HBA:         auth.HBA,
-		Users:       access.Users{Cat: cat},
-		PeerAllowed: peer,
-		TLS:         serverTLS,
-	})
+	err = serve(ctx, cancel, pgwire.New(m, wire), listeners)
+	log.Info("adbmgr stopped")
+	return err
+}
+
+// clientAccess is how the wire server lets clients in: DIR/mgr_hba.conf,
+// the catalog's users, peer authentication's rule and the TLS pair.
+func clientAccess(ctx context.Context, dir string, cat catalog.Catalog, so serveOptions, log *slog.Logger) (pgwire.Options, error) {
+	auth, err := access.Load(ctx, dir, cat, so.listen)
+	if err != nil {
+		return pgwire.Options{}, err
+	}
+	for _, n := range auth.Notes {
+		log.Warn(n)
+	}
+	peer, err := access.PeerAllowed(dir)
+	if err != nil {
+		return pgwire.Options{}, err
+	}
+	serverTLS, err := access.ServerTLS(filepath.Join(dir, "pki"), so.listen, so.sslCert, so.sslKey)
+	if err != nil {
+		return pgwire.Options{}, err
+	}
+	return pgwire.Options{Logger: log, HBA: auth.HBA, Users: access.Users{Cat: cat}, PeerAllowed: peer, TLS: serverTLS}, nil
+}
+
+// openListeners listens on the TCP address and, unless disabled, on the
+// Unix socket for the same port.
+func openListeners(so serveOptions) ([]net.Listener, error) {
+	l, err := net.Listen("tcp", so.listen)
+	if err != nil {
+		return nil, err
+	}
+	if so.socketDir == "" {
+		return []net.Listener{l}, nil
+	}
+	ul, err := listenUnix(so.socketDir, l.Addr().(*net.TCPAddr).Port)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return []net.Listener{l, ul}, nil
+}
+
+// serve serves every listener until ctx ends or one of them fails, which
+// ends the others (cancel): a DBA must notice a listener gone.
+func serve(ctx context.Context, cancel func(), srv *pgwire.Server, listeners []net.Listener) error {
 	errs := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() {
 			err := srv.Serve(ctx, l)
-			// One listener failing ends the manager: a DBA must notice.
 			cancel()
 			errs <- err
 		}()
 	}
+	var err error
 	for range listeners {
 		if e := <-errs; e != nil && err == nil {
 			err = e
 		}
 	}
-	log.Info("adbmgr stopped")
 	return err
 }
 

@@ -139,16 +139,9 @@ func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
 		return writeHostResults(e.w, nil)
 	}
 	pos := hostPositions(st.Target)
-	var local, remote []cluster.Host
-	for _, h := range hosts {
-		if h.Protocol == cluster.ProtocolLocal {
-			local = append(local, h)
-			continue
-		}
-		if err := checkSSHHost(h); err != nil {
-			return e.at(err, pos[h.Name])
-		}
-		remote = append(remote, h)
+	local, remote, err := splitHosts(e, hosts, pos)
+	if err != nil {
+		return err
 	}
 	// Every host's agent binary is checked before any agent starts: a
 	// refusal runs nothing.
@@ -296,8 +289,7 @@ func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 	parallel(len(hosts), func(i int) {
 		h := hosts[i]
 		res[i] = hostResult{host: h.Name, ok: true, desc: "success"}
-		c, err := m.agents.Client(h)
-		if err != nil {
+		if _, err := m.agents.Client(h); err != nil {
 			res[i].ok, res[i].desc = false, err.Error()
 			return
 		}
@@ -305,22 +297,52 @@ func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 			res[i].desc = "success (agent was not running)"
 			return
 		}
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		defer cancel()
-		if _, err := c.Shutdown(ctx, &agentpb.ShutdownRequest{}); err != nil && !agentclient.Unreachable(err) {
-			res[i].ok, res[i].desc = false, "stop agent fail: "+agentclient.Message(err)
-			return
+		if err := m.shutdownAgent(e.ctx, h); err != nil {
+			res[i].ok, res[i].desc = false, err.Error()
 		}
-		for try := 0; try < 50; try++ {
-			if _, err := m.agents.Ping(e.ctx, h, 500*time.Millisecond); err != nil {
-				m.agents.Forget(h)
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		res[i].ok, res[i].desc = false, "stop agent fail: the agent still answers"
 	})
 	return writeHostResults(e.w, res)
+}
+
+// shutdownAgent stops the agent answering as h (its address may be one the
+// catalog no longer has: FLUSH HOST) and waits until it no longer does.
+func (m *Manager) shutdownAgent(ctx context.Context, h cluster.Host) error {
+	c, err := m.agents.Client(h)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Shutdown(cctx, &agentpb.ShutdownRequest{}); err != nil && !agentclient.Unreachable(err) {
+		return fmt.Errorf("stop agent fail: %s", agentclient.Message(err))
+	}
+	for try := 0; try < 50; try++ {
+		if _, err := m.agents.Ping(ctx, h, 500*time.Millisecond); err != nil {
+			m.agents.Forget(h)
+			return nil
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("stop agent fail: the agent still answers")
+}
+
+// splitHosts sorts the hosts of START AGENT and DEPLOY into local and ssh
+// ones, refusing an ssh host the manager cannot log in to as described
+// (the caret on its name).
+func splitHosts(e *req, hosts []cluster.Host, pos map[string]int) (local, remote []cluster.Host, err error) {
+	for _, h := range hosts {
+		if h.Protocol == cluster.ProtocolLocal {
+			local = append(local, h)
+			continue
+		}
+		if err := checkSSHHost(h); err != nil {
+			return nil, nil, e.at(err, pos[h.Name])
+		}
+		remote = append(remote, h)
+	}
+	return local, remote, nil
 }
 
 // requireAgent refuses a command that needs h's agent when it does not

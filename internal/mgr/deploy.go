@@ -256,16 +256,9 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 		return writeHostResults(e.w, nil)
 	}
 	pos := hostPositions(st.Target)
-	var local, remote []cluster.Host
-	for _, h := range hosts {
-		if h.Protocol == cluster.ProtocolLocal {
-			local = append(local, h)
-			continue
-		}
-		if err := checkSSHHost(h); err != nil {
-			return e.at(err, pos[h.Name])
-		}
-		remote = append(remote, h)
+	local, remote, err := splitHosts(e, hosts, pos)
+	if err != nil {
+		return err
 	}
 	// Checks first, for every host: nothing is copied anywhere unless every
 	// host can take it.

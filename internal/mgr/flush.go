@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
-	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
@@ -394,29 +393,6 @@ func (m *Manager) moveAgent(e *req, mh cluster.MovedHost, bin *os.File, sshc *de
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf(`started the agent of host "%s" at %s`, h.Name, h.Address))
 	return nil
-}
-
-// shutdownAgent stops the agent answering as h and waits until it no
-// longer does (STOP AGENT's work for one host, at an address the catalog
-// no longer has).
-func (m *Manager) shutdownAgent(ctx context.Context, h cluster.Host) error {
-	c, err := m.agents.Client(h)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := c.Shutdown(cctx, &agentpb.ShutdownRequest{}); err != nil && !agentclient.Unreachable(err) {
-		return fmt.Errorf("stop agent fail: %s", agentclient.Message(err))
-	}
-	for try := 0; try < 50; try++ {
-		if _, err := m.agents.Ping(ctx, h, 500*time.Millisecond); err != nil {
-			m.agents.Forget(h)
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("stop agent fail: the agent still answers")
 }
 
 // flushHBA adds add and removes remove in the manager's part of the
