@@ -64,10 +64,8 @@ func requiredPrivilege(st parser.Statement) string {
 	case *parser.Clean:
 		return "clean"
 	case *parser.SetParam:
-		for _, o := range st.Params {
-			if programParams[strings.ToLower(o.Name.Name)] {
-				return privSuperuser
-			}
+		if _, ok := programParam(st); ok {
+			return privSuperuser
 		}
 		if st.Reset {
 			return "reset"
@@ -109,6 +107,16 @@ var programParams = map[string]bool{
 	"log_file_mode": true, "log_line_prefix": true, "syslog_ident": true, "event_source": true,
 }
 
+// programParam returns the first of st's parameters in programParams.
+func programParam(st *parser.SetParam) (parser.Option, bool) {
+	for _, o := range st.Params {
+		if programParams[strings.ToLower(o.Name.Name)] {
+			return o, true
+		}
+	}
+	return parser.Option{}, false
+}
+
 // authorize refuses a statement the session's user may not run (42501),
 // reading the user afresh so that REVOKE and DROP USER act at once.
 func (m *Manager) authorize(e *req, st parser.Statement) error {
@@ -128,11 +136,9 @@ func (m *Manager) authorize(e *req, st parser.Statement) error {
 	}
 	if priv == privSuperuser {
 		if sp, ok := st.(*parser.SetParam); ok {
-			for _, o := range sp.Params {
-				if programParams[strings.ToLower(o.Name.Name)] {
-					return e.at(pgerror.New(pgerror.InsufficientPrivilege, `permission denied: only superusers may set parameter "%s"`, o.Name.Name).
-						WithDetail("It makes the nodes run a program, load a library or write a file of the setter's choosing as the host's OS user."), o.Name.Pos)
-				}
+			if o, ok := programParam(sp); ok {
+				return e.at(pgerror.New(pgerror.InsufficientPrivilege, `permission denied: only superusers may set parameter "%s"`, o.Name.Name).
+					WithDetail("It makes the nodes run a program, load a library or write a file of the setter's choosing as the host's OS user."), o.Name.Pos)
 			}
 		}
 		return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: %s is for superusers only", st.Command())
