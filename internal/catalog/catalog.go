@@ -40,9 +40,12 @@ var schema3SQL string
 //go:embed schema_4.sql
 var schema4SQL string
 
+//go:embed schema_5.sql
+var schema5SQL string
+
 // The schema version is stored in PRAGMA user_version; migrations[i]
 // upgrades version i to i+1.
-var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL}
+var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL, schema5SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
@@ -55,6 +58,11 @@ type ReadTx interface {
 	// GUCs returns the known server parameters: PostgreSQL 15's built-in
 	// list until FLUSH PARAM reads them from a running node.
 	GUCs() ([]cluster.GUC, error)
+	// Expansions returns every expansion not cleaned yet, by destination.
+	Expansions() ([]cluster.Expansion, error)
+	// CoordinatorCopies returns every coordinator copied with APPEND
+	// COORDINATOR … FOR … and not activated yet, by name.
+	CoordinatorCopies() ([]cluster.CoordinatorCopy, error)
 }
 
 // Tx is a read-write catalog transaction.
@@ -64,6 +72,10 @@ type Tx interface {
 	Apply(p cluster.Plan) error
 	// SetGUCs replaces the known server parameters.
 	SetGUCs(gucs []cluster.GUC) error
+	// Journal writes a journal entry in this transaction, so that a state
+	// change and the entry that tells of it commit together: a new entry
+	// when id is 0 (its id is returned), else an update of entry id.
+	Journal(id int64, command, status, step, detail string) (int64, error)
 }
 
 // Result is the outcome of a user's read-only SQL query.
@@ -431,7 +443,9 @@ func (t *tx) Apply(p cluster.Plan) error {
 			return err
 		}
 	}
-	return nil
+	// Last: an expansion or a copy refers to node rows this plan may
+	// have changed.
+	return t.applyGrowth(p)
 }
 
 func (t *tx) Params() ([]cluster.Param, error) {
@@ -514,21 +528,24 @@ func (t *tx) SetGUCs(gucs []cluster.GUC) error {
 
 // Journal implements Catalog.
 func (c *SQLite) Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error) {
-	now := time.Now().UTC().Format(time.RFC3339)
-	err := c.Update(ctx, func(t Tx) error {
-		q := t.(*tx)
-		if id == 0 {
-			res, err := q.q.ExecContext(ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-				command, status, step, detail, now, now)
-			if err != nil {
-				return err
-			}
-			id, err = res.LastInsertId()
-			return err
-		}
-		return q.exec(`UPDATE mgr_journal SET status = ?, step = ?, detail = ?, updated = ? WHERE id = ?`, status, step, detail, now, id)
+	err := c.Update(ctx, func(t Tx) (err error) {
+		id, err = t.Journal(id, command, status, step, detail)
+		return err
 	})
 	return id, err
+}
+
+func (t *tx) Journal(id int64, command, status, step, detail string) (int64, error) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	if id == 0 {
+		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
+			command, status, step, detail, now, now)
+		if err != nil {
+			return 0, translate(err)
+		}
+		return res.LastInsertId()
+	}
+	return id, t.exec(`UPDATE mgr_journal SET status = ?, step = ?, detail = ?, updated = ? WHERE id = ?`, status, step, detail, now, id)
 }
 
 // Interrupted marks journal entries left running by a manager that died as
@@ -632,10 +649,10 @@ func (c userConnector) Connect(ctx context.Context) (driver.Conn, error) {
 func (c userConnector) Driver() driver.Driver { return userDriver }
 
 // userAuthorizer lets users' SQL read the catalog through its views only
-// (host, node, param, hba, journal), as PostgreSQL keeps pg_authid from
-// everyone but superusers: the tables behind them, mgr_user's password
-// verifiers above all, are not for reading directly; nor are PRAGMA and
-// ATTACH, which could reach other files or settings.
+// (host, node, param, hba, journal, expansion), as PostgreSQL keeps
+// pg_authid from everyone but superusers: the tables behind them,
+// mgr_user's password verifiers above all, are not for reading directly;
+// nor are PRAGMA and ATTACH, which could reach other files or settings.
 func userAuthorizer(action sqlite.AuthorizerActionCode, arg1, arg2, db, view string) sqlite.AuthorizerReturnCode {
 	switch action {
 	case sqlite.AuthRead:
@@ -806,7 +823,7 @@ func sqlError(ctx context.Context, err error) error {
 		}
 		switch {
 		case strings.Contains(msg, "no such table"):
-			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba and journal.")
+			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba, journal and expansion.")
 		case strings.Contains(msg, "no such column"):
 			return pgerror.New(pgerror.UndefinedColumn, "%s", msg)
 		case strings.Contains(msg, "too big"):
@@ -815,7 +832,7 @@ func sqlError(ctx context.Context, err error) error {
 			return pgerror.New("54000", "%s", msg).WithHint("A value of user SQL may hold at most %d MB.", userMaxLength>>20)
 		case strings.Contains(msg, "not authorized") || strings.Contains(msg, "prohibited"):
 			return pgerror.New(pgerror.InsufficientPrivilege, "permission denied: %s", msg).
-				WithHint("SQL reads the catalog views host, node, param, hba and journal.")
+				WithHint("SQL reads the catalog views host, node, param, hba, journal and expansion.")
 		case strings.Contains(msg, "readonly") || strings.Contains(msg, "query_only"):
 			return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot write the catalog through SQL: %s", msg)
 		}

@@ -49,6 +49,15 @@ type Plan struct {
 	// uses the new address.
 	Moved map[string][]string
 
+	// PutExpansions inserts or replaces expansion rows (by Dst);
+	// DeleteExpansions deletes the expansions of these destinations.
+	PutExpansions    []Expansion
+	DeleteExpansions []string
+	// PutCoordinatorCopies inserts or replaces the rows of APPEND
+	// COORDINATOR … FOR … (by Node); DeleteCoordinatorCopies deletes them.
+	PutCoordinatorCopies    []CoordinatorCopy
+	DeleteCoordinatorCopies []string
+
 	Notices []Notice
 }
 
