@@ -90,12 +90,14 @@ func (p GrowPlan) AppendSource() string {
 }
 
 // AppendJoined is the state after APPEND: the node joined the cluster.
+// The command goes on (sync names, coordinators), so its journal entry
+// still runs.
 func AppendJoined(s *State, name string) (GrowPlan, error) {
 	p, err := joined(s, name)
 	if err != nil {
 		return GrowPlan{}, err
 	}
-	p.Journal = JournalEntry{Status: "done", Step: "end"}
+	p.Journal = JournalEntry{Status: "running", Step: "joined", Detail: name}
 	p.Result = "success"
 	return p, nil
 }

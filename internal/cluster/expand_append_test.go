@@ -75,7 +75,7 @@ func TestAppendJoinedAndCopied(t *testing.T) {
 	}
 	n, _ := s.Node("dn2s")
 	n.Initialized, n.InCluster, n.AllowCure, n.CureStatus = true, true, true, "normal"
-	want := GrowPlan{Plan: Plan{UpdateNodes: []Node{n}}, Journal: JournalEntry{Status: "done", Step: "end"}, Result: "success"}
+	want := GrowPlan{Plan: Plan{UpdateNodes: []Node{n}}, Journal: JournalEntry{Status: "running", Step: "joined", Detail: "dn2s"}, Result: "success"}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("AppendJoined (-want +got):\n%s", diff)
 	}
@@ -131,7 +131,7 @@ func TestPlanAppendActivate(t *testing.T) {
 	cn2, _ := s.Node("cn2")
 	cn2.Initialized, cn2.InCluster, cn2.AllowCure, cn2.CureStatus = true, true, true, "normal"
 	wantPlan := GrowPlan{Plan: Plan{UpdateNodes: []Node{cn2}, DeleteCoordinatorCopies: []string{"cn2"}},
-		Journal: JournalEntry{Status: "done", Step: "end"}, Result: "success"}
+		Journal: JournalEntry{Status: "running", Step: "joined", Detail: "cn2"}, Result: "success"}
 	if diff := cmp.Diff(wantPlan, p); diff != "" {
 		t.Errorf("AppendActivated (-want +got):\n%s", diff)
 	}

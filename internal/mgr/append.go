@@ -37,8 +37,8 @@ func (m *Manager) appendNode(e *req, st *parser.Append) error {
 	return writeNodeResult(e.w, st.Name.Name, true, desc)
 }
 
-// appendOne does APPEND of one node, under the caller's cluster lock, and
-// returns the result row's description.
+// appendOne does APPEND of one node (cluster.PlanAppend), under the
+// caller's cluster lock, and returns the result row's description.
 func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
 	walseg, err := walSegSize(e.q, st.Options)
 	if err != nil {
@@ -49,110 +49,54 @@ func (m *Manager) appendOne(e *req, st *parser.Append) (string, error) {
 		return "", err
 	}
 	s := sn.s
-	want := nodeType(st.Kind)
-	n, ok := s.Node(st.Name.Name)
-	if !ok || n.Type != want {
-		return "", pgerror.New(pgerror.UndefinedObject, `%s "%s" does not exist in the node table`, want, st.Name.Name).
-			WithHint("ADD the node first.").At(e.q, st.Name.Pos)
-	}
-	if n.InCluster {
-		return "", pgerror.New(pgerror.ObjectNotInPrereqState, `%s already exists in cluster`, describeNode(n)).At(e.q, st.Name.Pos)
-	}
-	var gtm cluster.Node
-	for _, x := range s.Nodes {
-		if x.Type == cluster.GtmcoordMaster && x.InCluster {
-			gtm = x
-		}
-	}
-	if gtm.Name == "" {
-		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "gtm master is not initialized").WithHint("Run INIT ALL first.")
-	}
-	t, err := m.target(s, n)
+	plan, err := cluster.PlanAppend(s, cluster.AppendRequest{Name: st.Name.Name, Type: nodeType(st.Kind), Source: st.Source.Name})
 	if err != nil {
+		pos := map[string]int{"name": st.Name.Pos, "source": st.Source.Pos}
+		if p, ok := pos[cluster.ErrorField(err)]; ok {
+			return "", e.at(err, p)
+		}
 		return "", err
 	}
-	var source cluster.Node
-	switch {
-	case !n.Type.IsMaster():
-		source, _ = s.Node(n.Master)
-		if !source.InCluster {
-			return "", pgerror.New(pgerror.ObjectNotInPrereqState, `the master "%s" of %s is not in the cluster`, n.Master, describeNode(n))
-		}
-	case n.Type == cluster.CoordinatorMaster && st.Source.Name != "":
-		// APPEND COORDINATOR dest FOR src: a streaming copy of src until
-		// APPEND ACTIVATE COORDINATOR dest.
-		src, ok := s.Node(st.Source.Name)
-		if !ok || (src.Type != cluster.CoordinatorMaster && src.Type != cluster.GtmcoordMaster) || !src.InCluster {
-			return "", pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" does not exist in cluster`, st.Source.Name).At(e.q, st.Source.Pos)
-		}
-		source = src
-	case n.Type == cluster.CoordinatorMaster:
-		source = gtm
-	}
-	hosts := []cluster.Host{t.h}
-	if source.Name != "" {
-		sh, _ := s.Host(source.Host)
-		hosts = append(hosts, sh)
+	n, _ := s.Node(st.Name.Name)
+	if _, err := m.target(s, n); err != nil {
+		return "", err
 	}
 	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{n}}}); err != nil {
 		return "", err
 	}
-	if source.Name != "" && !pgclient.Ping(hosts[1].Address, source.Port, 2*time.Second) {
-		return "", pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running, so you can't perform the current operation.`, describeNode(source))
+	if src, ok := s.Node(plan.AppendSource()); ok {
+		sh, _ := s.Host(src.Host)
+		if !pgclient.Ping(sh.Address, src.Port, 2*time.Second) {
+			return "", pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running, so you can't perform the current operation.`, describeNode(src))
+		}
 	}
-	journal := m.journal(e, "APPEND "+n.Name)
+	j := m.growJournal(e, "APPEND "+n.Name)
 	// The running nodes must trust the new node's host before it connects.
-	managerIPs, err := m.managerIPs(s)
+	hba, err := m.prepareGrowth(e, s)
 	if err != nil {
 		return "", err
 	}
-	hba := cluster.HBALines(s, managerIPs...)
-	m.refreshHBA(e, s, hba)
-	m.refreshDBAPassFile(e, s)
-	noneFailed := func(string) bool { return false }
-	switch {
-	case !n.Type.IsMaster():
-		err = m.initStep(e, s, sn, "basebackup", n, hba, 0, false, noneFailed)
-	case n.Type == cluster.DatanodeMaster:
-		if err = m.initStep(e, s, sn, "initdb", n, hba, walseg, st.DataChecksums, noneFailed); err == nil {
-			err = m.initStep(e, s, sn, "start", n, hba, 0, false, noneFailed)
-		}
-	case st.Source.Name != "":
-		err = m.copyCoordinator(e, s, sn, n, source, hba)
-		if err == nil {
-			if err = m.cat.SetSetting(context.WithoutCancel(e.ctx), appendPending+n.Name, source.Name); err == nil {
-				journal("done", "copy", source.Name)
-				return "streaming from " + source.Name + "; run APPEND ACTIVATE COORDINATOR " + n.Name, nil
-			}
-		}
-	default:
-		err = m.cloneCoordinator(e, s, sn, n, source, hba)
+	// APPEND COORDINATOR … FOR …: a copy that waits for APPEND ACTIVATE;
+	// every other APPEND: a node that joined the cluster.
+	done := func(s *cluster.State, _ cluster.GrowStep) (cluster.GrowPlan, error) {
+		return cluster.AppendJoined(s, n.Name)
 	}
-	if err != nil {
-		journal("failed", "init", err.Error())
+	if n.Type == cluster.CoordinatorMaster && st.Source.Name != "" {
+		done = func(s *cluster.State, _ cluster.GrowStep) (cluster.GrowPlan, error) {
+			return cluster.AppendCopied(s, n.Name, st.Source.Name)
+		}
+	}
+	g := &grower{m: m, e: e, sn: sn, hba: hba, j: j, walseg: walseg, checksums: st.DataChecksums, done: done}
+	err = g.run(plan.Steps)
+	j.end(e, string(g.failed.Kind), err)
+	if err != nil && !g.committed {
 		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "APPEND %s failed: %s", n.Name, err).
 			WithHint("Fix the cause; CLEAN the node if its directory is not empty, then APPEND it again.")
 	}
-	if err := m.markNodes(e.ctx, []string{n.Name}, func(x *cluster.Node) {
-		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
-	}); err != nil {
-		return "", err
-	}
-	e2 := e.detached()
-	ctx := e2.ctx
-	after, err := m.state(ctx)
 	if err != nil {
 		return "", err
 	}
-	if !n.Type.IsMaster() {
-		p, _ := after.Node(n.Master)
-		if err := m.pushSyncNames(e2, after, p, inCluster, true); err != nil {
-			e.w.Notice("WARNING", err.Error())
-		}
-	}
-	m.refreshCoordinators(e2, after, "", "")
-	journal("done", "end", "")
-	return "success", nil
+	return g.result.Result, nil
 }
 
 // refreshHBA adds the manager's pg_hba.conf lines to every node of the
@@ -325,74 +269,40 @@ func (m *Manager) remove(e *req, st *parser.Remove) error {
 	return e.w.Complete("REMOVE NODE")
 }
 
-// appendPending marks, in the catalog's settings, a coordinator copied with
-// APPEND COORDINATOR dest FOR src and not yet activated: value src.
-const appendPending = "append.coordinator."
-
-// copyCoordinator makes coordinator n a streaming standby of source (the
-// slave path of INIT), to be promoted by APPEND ACTIVATE.
-func (m *Manager) copyCoordinator(e *req, s *cluster.State, sn *snapshot, n, source cluster.Node, hba []cluster.HBALine) error {
-	asSlave := n
-	asSlave.Master = source.Name
-	s2 := &cluster.State{Hosts: s.Hosts, Nodes: append([]cluster.Node(nil), s.Nodes...)}
-	for i := range s2.Nodes {
-		if s2.Nodes[i].Name == n.Name {
-			s2.Nodes[i] = asSlave
-		}
-	}
-	return m.initStep(e, s2, sn, "basebackup", asSlave, hba, 0, false, func(string) bool { return false })
-}
-
-// appendActivate is APPEND ACTIVATE COORDINATOR n: the copy catches up with
-// its source, is promoted and joins the cluster as a coordinator.
+// appendActivate is APPEND ACTIVATE COORDINATOR n
+// (cluster.PlanAppendActivate): the copy is promoted and joins the
+// cluster as a coordinator.
 func (m *Manager) appendActivate(e *req, st *parser.Append) error {
 	unlock, err := m.lockCluster("APPEND ACTIVATE")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	set, err := m.cat.Settings(e.ctx)
+	sn, err := m.snapshot(e.ctx)
 	if err != nil {
 		return err
 	}
-	srcName, ok := set[appendPending+st.Name.Name]
-	if !ok {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `coordinator "%s" was not copied with APPEND COORDINATOR %s FOR …`, st.Name.Name, st.Name.Name).At(e.q, st.Name.Pos)
-	}
-	s, err := m.state(e.ctx)
+	_, _, copies, err := m.growth(e.ctx)
 	if err != nil {
 		return err
 	}
-	n, _ := s.Node(st.Name.Name)
-	src, _ := s.Node(srcName)
-	t, err := m.target(s, n)
+	plan, err := cluster.PlanAppendActivate(sn.s, copies, st.Name.Name)
+	if err != nil {
+		return e.at(err, st.Name.Pos)
+	}
+	if err := m.reachable(sn.s, plan.Steps); err != nil {
+		return err
+	}
+	j := m.growJournal(e, "APPEND ACTIVATE COORDINATOR "+st.Name.Name)
+	g := &grower{m: m, e: e, sn: sn, j: j, done: func(s *cluster.State, st cluster.GrowStep) (cluster.GrowPlan, error) {
+		return cluster.AppendActivated(s, st.Node)
+	}}
+	err = g.run(plan.Steps)
+	j.end(e, string(g.failed.Kind), err)
 	if err != nil {
 		return err
 	}
-	srcT, err := m.target(s, src)
-	if err != nil {
-		return err
-	}
-	if err := m.promote(e, t); err != nil {
-		return err
-	}
-	ctx := context.WithoutCancel(e.ctx)
-	t.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
-	srcT.exec(ctx, func(c *pgx.Conn) error { return pgclient.DropSlot(ctx, c, n.Name) })
-	if err := m.markNodes(ctx, []string{n.Name}, func(x *cluster.Node) {
-		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
-	}); err != nil {
-		return err
-	}
-	if err := m.cat.DeleteSetting(ctx, appendPending+n.Name); err != nil {
-		return err
-	}
-	after, err := m.state(ctx)
-	if err != nil {
-		return err
-	}
-	m.refreshCoordinators(&req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}, after, "", "")
-	return writeNodeResult(e.w, n.Name, true, "success")
+	return writeNodeResult(e.w, st.Name.Name, true, g.result.Result)
 }
 
 // zoneInit is ZONE INIT z (reference §4.16): every slave of zone z not yet

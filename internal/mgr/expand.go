@@ -3,11 +3,11 @@ package mgr
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
@@ -15,23 +15,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The write pause covers the whole distributed table (PostgreSQL cannot
-// lock a foreign-table partition), not only its moving slots.
-//
-// Expansion state in the catalog's settings: "expand.pending.<dst>" = src
-// after EXPAND DATANODE MASTER src TO dst; "expand.clean.<dst>" =
-// "src:k,k,…" (the slots moved) after EXPAND ACTIVATE, until EXPAND CLEAN.
-const (
-	expandPending = "expand.pending."
-	expandClean   = "expand.clean."
-)
-
 // expand is EXPAND DATANODE MASTER src TO dst, EXPAND ACTIVATE and EXPAND
 // CLEAN (DESIGN §3): slots move physically. dst starts as a streaming copy
 // of src; ACTIVATE blocks writes to the moving slots on every coordinator,
 // waits for dst to replay all of src's WAL, promotes dst and re-points the
 // moving slots' partitions at it; CLEAN empties, on each side, the shard
-// tables it no longer owns.
+// tables it no longer owns. The decisions are cluster's (PlanExpandCopy,
+// PlanExpandActivate, PlanExpandClean); the state between statements is
+// the catalog's mgr_expansion, written with the command's journal entry.
+//
+// The write pause covers the whole distributed table (PostgreSQL cannot
+// lock a foreign-table partition), not only its moving slots.
 func (m *Manager) expand(e *req, st *parser.Expand) error {
 	switch st.Action {
 	case "datanode":
@@ -47,6 +41,271 @@ func (m *Manager) expand(e *req, st *parser.Expand) error {
 		WithHint("Retry EXPAND DATANODE MASTER / EXPAND ACTIVATE / EXPAND CLEAN: each one is resumable.")
 }
 
+// growth reads the state of EXPAND and APPEND kept between statements,
+// with the node table, from one snapshot.
+func (m *Manager) growth(ctx context.Context) (s *cluster.State, exps []cluster.Expansion, copies []cluster.CoordinatorCopy, err error) {
+	err = m.cat.View(ctx, func(tx catalog.ReadTx) error {
+		if s, err = tx.State(); err != nil {
+			return err
+		}
+		if exps, err = tx.Expansions(); err != nil {
+			return err
+		}
+		copies, err = tx.CoordinatorCopies()
+		return err
+	})
+	return s, exps, copies, err
+}
+
+// checkGrowth refuses INIT ALL while a copy made by EXPAND or APPEND waits
+// for its activation (cluster.CheckInitAll).
+func (m *Manager) checkGrowth(ctx context.Context) error {
+	_, exps, copies, err := m.growth(ctx)
+	if err != nil {
+		return err
+	}
+	return cluster.CheckInitAll(exps, copies)
+}
+
+// growJournal is one command's journal entry. A state change writes its
+// rows and the entry in one catalog transaction (commit), so the journal
+// never tells of a state the catalog does not hold, nor the reverse.
+type growJournal struct {
+	m       *Manager
+	command string
+	id      int64
+	status  string // as last written
+}
+
+func (m *Manager) growJournal(e *req, command string) *growJournal {
+	j := &growJournal{m: m, command: command}
+	j.note(e, "running", "start", "")
+	return j
+}
+
+// note updates the entry alone: a failure, the end. A journal that cannot
+// be written is logged, not fatal, as everywhere else.
+func (j *growJournal) note(e *req, status, step, detail string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 10*time.Second)
+	defer cancel()
+	id, err := j.m.cat.Journal(ctx, j.id, j.command, status, step, detail)
+	if err != nil {
+		j.m.log.Warn("cannot write the operation journal", "command", j.command, "step", step, "error", err)
+		return
+	}
+	j.id, j.status = id, status
+}
+
+// end closes the entry, unless the last state change did; a failure
+// names the step it happened at.
+func (j *growJournal) end(e *req, step string, err error) {
+	switch {
+	case err != nil:
+		j.note(e, "failed", step, err.Error())
+	case j.status != "done":
+		j.note(e, "done", "end", "")
+	}
+}
+
+// commit writes the state a command reached: decide runs inside the
+// catalog transaction on a fresh snapshot, and its rows and journal entry
+// commit together. It runs to the end even if the statement is cancelled:
+// the nodes already are in that state.
+func (j *growJournal) commit(e *req, decide func(*cluster.State) (cluster.GrowPlan, error)) (cluster.GrowPlan, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
+	defer cancel()
+	var p cluster.GrowPlan
+	id := j.id
+	err := j.m.cat.Update(ctx, func(tx catalog.Tx) error {
+		s, err := tx.State()
+		if err != nil {
+			return err
+		}
+		if p, err = decide(s); err != nil {
+			return err
+		}
+		if err := tx.Apply(p.Plan); err != nil {
+			return err
+		}
+		id, err = tx.Journal(j.id, j.command, p.Journal.Status, p.Journal.Step, p.Journal.Detail)
+		return err
+	})
+	if err != nil {
+		return p, err
+	}
+	j.id, j.status = id, p.Journal.Status
+	e.notices(p.Notices)
+	return p, nil
+}
+
+// grower runs the steps of a cluster.GrowPlan: EXPAND's and APPEND's one
+// executor.
+type grower struct {
+	m   *Manager
+	e   *req
+	sn  *snapshot // the node table, parameters and hba rules at the start
+	hba []cluster.HBALine
+	j   *growJournal
+	// done decides the state reached, at the GrowCatalog step.
+	done func(*cluster.State, cluster.GrowStep) (cluster.GrowPlan, error)
+	// APPEND of a datanode master: initdb's options.
+	walseg    int32
+	checksums bool
+	// EXPAND ACTIVATE: the coordinators' transactions that hold the
+	// moving slots, from GrowBlockWrites to GrowCommit.
+	act *activation
+	// EXPAND CLEAN: the distributed tables, and a result row per node.
+	tables [][2]string
+	rows   []map[string]string
+
+	// committed is set once GrowCatalog wrote; result is what it wrote.
+	committed bool
+	result    cluster.GrowPlan
+	// failed is the step that failed.
+	failed cluster.GrowStep
+}
+
+// run does the steps in order and stops at the first failure. After a
+// promotion or the catalog write the rest runs even if the statement is
+// cancelled: the cluster has changed and must be made consistent.
+func (g *grower) run(steps []cluster.GrowStep) error {
+	e := g.e
+	defer func() { g.e = e }()
+	for _, st := range steps {
+		if err := g.step(st); err != nil {
+			g.failed = st
+			return err
+		}
+		if st.Notice != "" {
+			g.e.w.Notice("NOTICE", st.Notice)
+		}
+		if st.Kind == cluster.GrowPromote || st.Kind == cluster.GrowCatalog {
+			g.e = g.e.detached()
+		}
+	}
+	return nil
+}
+
+func (g *grower) node(name string) cluster.Node {
+	n, _ := g.sn.s.Node(name)
+	return n
+}
+
+func (g *grower) target(name string) (target, error) {
+	return g.m.target(g.sn.s, g.node(name))
+}
+
+func (g *grower) step(st cluster.GrowStep) error {
+	m, e, s := g.m, g.e, g.sn.s
+	noneFailed := func(string) bool { return false }
+	switch st.Kind {
+	case cluster.GrowBaseBackup:
+		return m.standbyOf(e, g.sn, g.node(st.Node), st.From, g.hba)
+	case cluster.GrowInitDB:
+		return m.initStep(e, s, g.sn, "initdb", g.node(st.Node), g.hba, g.walseg, g.checksums, noneFailed)
+	case cluster.GrowStart:
+		return m.initStep(e, s, g.sn, "start", g.node(st.Node), g.hba, 0, false, noneFailed)
+	case cluster.GrowClone:
+		return m.cloneCoordinator(e, s, g.sn, g.node(st.Node), g.node(st.From), g.hba)
+	case cluster.GrowCatalog:
+		p, err := g.j.commit(e, func(s *cluster.State) (cluster.GrowPlan, error) { return g.done(s, st) })
+		if err != nil {
+			return err
+		}
+		g.committed, g.result = true, p
+		return nil
+	case cluster.GrowPromote:
+		t, err := g.target(st.Node)
+		if err != nil {
+			return err
+		}
+		return m.promote(e, t)
+	case cluster.GrowStandalone:
+		// A primary keeps the recovery settings it had as a standby; they
+		// would point it back at its source if it were ever made a standby
+		// by hand. Best effort, as after every promotion.
+		if t, err := g.target(st.Node); err == nil {
+			t.setConf(e.ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+		}
+		return nil
+	case cluster.GrowDropSlot:
+		if t, err := g.target(st.From); err == nil {
+			t.exec(e.ctx, func(c *pgx.Conn) error { return pgclient.DropSlot(e.ctx, c, st.Node) })
+		}
+		return nil
+	case cluster.GrowSyncNames, cluster.GrowRefreshCoordinators:
+		after, err := m.state(e.ctx)
+		if err != nil {
+			e.w.Notice("WARNING", fmt.Sprintf("%s: %s", st.Kind, err))
+			return nil
+		}
+		if st.Kind == cluster.GrowRefreshCoordinators {
+			m.refreshCoordinators(e, after, "", "")
+			return nil
+		}
+		p, _ := after.Node(st.From)
+		if err := m.pushSyncNames(e, after, p, inCluster, true); err != nil {
+			e.w.Notice("WARNING", err.Error())
+		}
+		return nil
+	case cluster.GrowBlockWrites:
+		return g.act.blockWrites(e, s, st)
+	case cluster.GrowWaitReplay:
+		return g.act.waitReplay(e)
+	case cluster.GrowRepoint:
+		return g.act.repoint(e, s, st)
+	case cluster.GrowCommit:
+		return g.act.commit(e)
+	case cluster.GrowTruncate:
+		return g.truncate(st.Node)
+	}
+	return fmt.Errorf("unknown step %q", st.Kind)
+}
+
+// reachable resolves the agents of every node the steps name, so that a
+// plan whose agents are not all known is refused before it starts.
+func (m *Manager) reachable(s *cluster.State, steps []cluster.GrowStep) error {
+	for _, st := range steps {
+		for _, name := range []string{st.Node, st.From} {
+			if n, ok := s.Node(name); ok {
+				if _, err := m.target(s, n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// standbyOf makes n a streaming standby of from: the slave path of INIT,
+// for a slave of from as for a copy (EXPAND's destination, APPEND
+// COORDINATOR … FOR …), which is from's slave until its activation.
+func (m *Manager) standbyOf(e *req, sn *snapshot, n cluster.Node, from string, hba []cluster.HBALine) error {
+	n.Master = from
+	s := *sn.s
+	s.Nodes = append([]cluster.Node(nil), s.Nodes...)
+	for i := range s.Nodes {
+		if s.Nodes[i].Name == n.Name {
+			s.Nodes[i] = n
+		}
+	}
+	return m.initStep(e, &s, sn, "basebackup", n, hba, 0, false, func(string) bool { return false })
+}
+
+// prepareGrowth makes the running nodes ready for a node that joins: they
+// trust its host (before it connects to them) and the DBA's password file
+// knows it. It returns the manager's pg_hba.conf lines.
+func (m *Manager) prepareGrowth(e *req, s *cluster.State) ([]cluster.HBALine, error) {
+	managerIPs, err := m.managerIPs(s)
+	if err != nil {
+		return nil, err
+	}
+	hba := cluster.HBALines(s, managerIPs...)
+	m.refreshHBA(e, s, hba)
+	m.refreshDBAPassFile(e, s)
+	return hba, nil
+}
+
 func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 	unlock, err := m.lockCluster("EXPAND")
 	if err != nil {
@@ -57,62 +316,44 @@ func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 	if err != nil {
 		return err
 	}
-	s := sn.s
-	src, ok := s.Node(st.Src.Name)
-	if !ok || src.Type != cluster.DatanodeMaster || !src.InCluster {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not a datanode master in the cluster`, st.Src.Name).At(e.q, st.Src.Pos)
-	}
-	dst, ok := s.Node(st.Dst.Name)
-	if !ok || dst.Type != cluster.DatanodeMaster {
-		return pgerror.New(pgerror.UndefinedObject, `datanode master "%s" does not exist in the node table`, st.Dst.Name).
-			WithHint("ADD DATANODE MASTER it first.").At(e.q, st.Dst.Pos)
-	}
-	if dst.InCluster || dst.Initialized {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "The node %s status is error. It should be not initialized and not in cluster.", dst.Name).At(e.q, st.Dst.Pos)
-	}
-	set, err := m.cat.Settings(e.ctx)
+	_, exps, _, err := m.growth(e.ctx)
 	if err != nil {
 		return err
 	}
-	for k := range set {
-		switch {
-		case strings.HasPrefix(k, expandClean):
-			return pgerror.New(pgerror.ObjectNotInPrereqState, "an expansion is not cleaned yet").WithHint("Run EXPAND CLEAN first.")
-		case strings.HasPrefix(k, expandPending):
-			return pgerror.New(pgerror.ObjectNotInPrereqState, "datanode %s is being expanded already", strings.TrimPrefix(k, expandPending)).
-				WithHint("One expansion at a time: EXPAND ACTIVATE and EXPAND CLEAN it first.")
+	src, dst := st.Src.Name, st.Dst.Name
+	plan, err := cluster.PlanExpandCopy(sn.s, exps, src, dst)
+	if err != nil {
+		pos := map[string]int{"src": st.Src.Pos, "dst": st.Dst.Pos}
+		if p, ok := pos[cluster.ErrorField(err)]; ok {
+			return e.at(err, p)
 		}
-	}
-	if _, err := m.target(s, dst); err != nil {
 		return err
 	}
-	if err := m.initPrecheck(e.ctx, s, []cluster.InitStage{{Nodes: []cluster.Node{dst}}}); err != nil {
+	dn, _ := sn.s.Node(dst)
+	if _, err := m.target(sn.s, dn); err != nil {
 		return err
 	}
-	managerIPs, err := m.managerIPs(s)
+	if err := m.initPrecheck(e.ctx, sn.s, []cluster.InitStage{{Nodes: []cluster.Node{dn}}}); err != nil {
+		return err
+	}
+	hba, err := m.prepareGrowth(e, sn.s)
 	if err != nil {
 		return err
 	}
-	hba := cluster.HBALines(s, managerIPs...)
-	m.refreshHBA(e, s, hba)
-	m.refreshDBAPassFile(e, s)
-	// dst streams from src like a slave until ACTIVATE.
-	asSlave := dst
-	asSlave.Master = src.Name
-	s2 := &cluster.State{Hosts: s.Hosts, Nodes: append([]cluster.Node(nil), s.Nodes...)}
-	for i := range s2.Nodes {
-		if s2.Nodes[i].Name == dst.Name {
-			s2.Nodes[i] = asSlave
-		}
+	j := m.growJournal(e, "EXPAND DATANODE MASTER "+src+" TO "+dst)
+	g := &grower{m: m, e: e, sn: sn, hba: hba, j: j, done: func(s *cluster.State, _ cluster.GrowStep) (cluster.GrowPlan, error) {
+		return cluster.ExpandCopied(s, src, dst)
+	}}
+	err = g.run(plan.Steps)
+	j.end(e, string(g.failed.Kind), err)
+	if err != nil && !g.committed {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "expand %s to %s: %s", src, dst, err).
+			WithHint("CLEAN DATANODE MASTER %s, then run EXPAND DATANODE MASTER again.", dst)
 	}
-	if err := m.initStep(e, s2, sn, "basebackup", asSlave, hba, 0, false, func(string) bool { return false }); err != nil {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "expand %s to %s: %s", src.Name, dst.Name, err).
-			WithHint("CLEAN DATANODE MASTER %s, then run EXPAND DATANODE MASTER again.", dst.Name)
-	}
-	if err := m.cat.SetSetting(context.WithoutCancel(e.ctx), expandPending+dst.Name, src.Name); err != nil {
+	if err != nil {
 		return err
 	}
-	return writeNodeResult(e.w, dst.Name, true, "streaming from "+src.Name+"; run EXPAND ACTIVATE")
+	return writeNodeResult(e.w, dst, true, g.result.Result)
 }
 
 // coordinatorsOf lists the coordinators that route to datanodes: the
@@ -169,110 +410,149 @@ func (m *Manager) expandActivate(e *req) error {
 		return err
 	}
 	defer unlock()
-	set, err := m.cat.Settings(e.ctx)
+	s, exps, _, err := m.growth(e.ctx)
 	if err != nil {
 		return err
 	}
-	var dsts []string
-	for k := range set {
-		if strings.HasPrefix(k, expandPending) {
-			dsts = append(dsts, strings.TrimPrefix(k, expandPending))
-		}
-	}
-	sort.Strings(dsts)
-	if len(dsts) == 0 {
+	todo := cluster.ExpansionsToActivate(exps)
+	if len(todo) == 0 {
 		return writeNodeResult(e.w, "", true, "no node need activate")
 	}
+	// Each source's slots are read once, before any of its destinations
+	// takes its share of them.
+	with := map[string][]string{}
+	for _, x := range todo {
+		with[x.Src] = append(with[x.Src], x.Dst)
+	}
+	type owned struct {
+		slots []int
+		err   error
+	}
+	owns := map[string]owned{}
+	for src := range with {
+		slots, err := m.slotsOf(e, s, src)
+		owns[src] = owned{slots, err}
+	}
+	j := m.growJournal(e, "EXPAND ACTIVATE")
 	var results []map[string]string
-	for _, d := range dsts {
-		desc, err := m.activateOne(e, set[expandPending+d], d)
-		ok := err == nil
-		if err != nil {
-			desc = err.Error()
+	var failed []string
+	for _, x := range todo {
+		desc, err := owns[x.Src].slots, owns[x.Src].err
+		var d string
+		if err == nil {
+			d, err = m.activateOne(e, j, x, desc, with[x.Src])
 		}
-		results = append(results, map[string]string{"nodename": d, "status": boolText(ok), "description": desc})
+		if err != nil {
+			d = err.Error()
+			failed = append(failed, x.Dst+": "+d)
+		}
+		results = append(results, map[string]string{"nodename": x.Dst, "status": boolText(err == nil), "description": d})
+	}
+	if len(failed) > 0 {
+		j.end(e, "activate", fmt.Errorf("%s", strings.Join(failed, "; ")))
+	} else {
+		j.end(e, "", nil)
 	}
 	return writeTable(e.w, nodeResultColumns, results)
 }
 
-func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
-	s, err := m.state(e.ctx)
+// activateOne activates one expansion (cluster.PlanExpandActivate) and
+// returns its result row's description.
+func (m *Manager) activateOne(e *req, j *growJournal, x cluster.Expansion, owned []int, with []string) (string, error) {
+	sn, err := m.snapshot(e.ctx)
 	if err != nil {
 		return "", err
 	}
-	src, _ := s.Node(srcName)
-	dst, _ := s.Node(dstName)
-	st, err := m.target(s, src)
+	plan, err := cluster.PlanExpandActivate(sn.s, x, owned, with)
 	if err != nil {
 		return "", err
 	}
-	dt, err := m.target(s, dst)
-	if err != nil {
+	a := &activation{m: m}
+	defer a.release(e)
+	g := &grower{m: m, e: e, sn: sn, j: j, act: a, done: func(s *cluster.State, st cluster.GrowStep) (cluster.GrowPlan, error) {
+		return cluster.ExpandActivated(s, x.Src, x.Dst, st.Slots)
+	}}
+	if err := g.run(plan.Steps); err != nil {
 		return "", err
 	}
-	var conn *pgx.Conn
-	if conn, err = m.connect(e.ctx, st.h, src, 5*time.Second); err != nil {
-		return "", fmt.Errorf("connect %s: %w", src.Name, err)
+	return g.result.Result, nil
+}
+
+// activation holds, for EXPAND ACTIVATE of one expansion, a connection to
+// the source and one open transaction per coordinator that locks the
+// distributed tables until their moving partitions point at the
+// destination.
+type activation struct {
+	m        *Manager
+	src, dst target
+	srcConn  *pgx.Conn
+	locks    []heldCoordinator
+}
+
+type heldCoordinator struct {
+	name  string
+	c     *pgx.Conn
+	tx    pgx.Tx
+	parts []partition
+}
+
+// release rolls back what was not committed and closes the connections.
+func (a *activation) release(e *req) {
+	ctx := context.WithoutCancel(e.ctx)
+	for _, h := range a.locks {
+		h.tx.Rollback(ctx)
+		h.c.Close(ctx)
 	}
-	defer conn.Close(e.ctx)
-	// Every second slot of src moves.
-	var owned []int
-	rows, err := m.slotsOf(e, s, src.Name)
-	if err != nil {
-		return "", err
+	if a.srcConn != nil {
+		a.srcConn.Close(ctx)
 	}
-	owned = rows
+}
+
+// blockWrites pauses writes to st.Slots: on every coordinator, one
+// transaction locks the distributed tables that have a partition of those
+// slots on st.From.
+func (a *activation) blockWrites(e *req, s *cluster.State, st cluster.GrowStep) error {
+	src, _ := s.Node(st.From)
+	dst, _ := s.Node(st.Node)
+	var err error
+	if a.src, err = a.m.target(s, src); err != nil {
+		return err
+	}
+	if a.dst, err = a.m.target(s, dst); err != nil {
+		return err
+	}
+	if a.srcConn, err = a.m.connect(e.ctx, a.src.h, src, 5*time.Second); err != nil {
+		return fmt.Errorf("connect %s: %w", src.Name, err)
+	}
 	moving := map[int]bool{}
-	var movingList []string
-	for i, k := range owned {
-		if i%2 == 1 {
-			moving[k] = true
-			movingList = append(movingList, strconv.Itoa(k))
-		}
+	for _, k := range st.Slots {
+		moving[k] = true
 	}
-	if len(moving) == 0 {
-		return "", fmt.Errorf("%s owns %d slot(s): nothing to move", src.Name, len(owned))
-	}
-	// Block writes to the moving slots: on every coordinator, one
-	// transaction holds a lock on the distributed tables until their moving
-	// partitions point at dst.
-	type held struct {
-		c     *pgx.Conn
-		tx    pgx.Tx
-		parts []partition
-	}
-	var locks []held
-	defer func() {
-		for _, h := range locks {
-			h.tx.Rollback(context.WithoutCancel(e.ctx))
-			h.c.Close(context.WithoutCancel(e.ctx))
-		}
-	}()
 	for _, cn := range coordinatorsOf(s) {
-		ct, err := m.target(s, cn)
+		ct, err := a.m.target(s, cn)
 		if err != nil {
-			return "", err
+			return err
 		}
 		c, err := ct.sql(e.ctx)
 		if err != nil {
-			return "", fmt.Errorf("connect %s: %w", cn.Name, err)
+			return fmt.Errorf("connect %s: %w", cn.Name, err)
 		}
 		tx, err := c.Begin(e.ctx)
 		if err != nil {
 			c.Close(e.ctx)
-			return "", err
+			return err
 		}
-		locks = append(locks, held{c: c, tx: tx})
+		a.locks = append(a.locks, heldCoordinator{name: cn.Name, c: c, tx: tx})
 		// A session holding the table must not stall the switch (and every
 		// writer behind it) without end.
 		if _, err := tx.Exec(e.ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
-			return "", err
+			return err
 		}
 		parts, err := movingPartitions(e.ctx, c, src.Name, moving)
 		if err != nil {
-			return "", err
+			return err
 		}
-		locks[len(locks)-1].parts = parts
+		a.locks[len(a.locks)-1].parts = parts
 		// Foreign tables cannot be locked: lock their parents in EXCLUSIVE
 		// mode, which blocks writes through this coordinator (reads go on)
 		// for the few moments the switch takes.
@@ -283,41 +563,46 @@ func (m *Manager) activateOne(e *req, srcName, dstName string) (string, error) {
 			}
 			done[p.parent] = true
 			if _, err := tx.Exec(e.ctx, fmt.Sprintf("LOCK TABLE %s IN EXCLUSIVE MODE", p.parent)); err != nil {
-				return "", fmt.Errorf("lock %s on %s: %w", p.parent, cn.Name, err)
+				return fmt.Errorf("lock %s on %s: %w", p.parent, cn.Name, err)
 			}
 		}
 	}
-	e.w.Notice("NOTICE", fmt.Sprintf("writes to slots %s of %s are blocked; waiting for %s to catch up", strings.Join(movingList, ","), src.Name, dst.Name))
-	var target string
-	if err := conn.QueryRow(e.ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
-		return "", err
+	return nil
+}
+
+// waitReplay waits up to 20 s for the destination to replay the source's
+// current WAL position.
+func (a *activation) waitReplay(e *req) error {
+	var lsn string
+	if err := a.srcConn.QueryRow(e.ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
+		return err
 	}
-	want, _ := cluster.ParseLSN(target)
-	caught := false
-	for i := 0; i < 40 && !caught; i++ {
-		var lsn string
-		err := dt.exec(e.ctx, func(c *pgx.Conn) error {
-			return c.QueryRow(e.ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&lsn)
+	want, _ := cluster.ParseLSN(lsn)
+	for i := 0; i < 40; i++ {
+		var got string
+		err := a.dst.exec(e.ctx, func(c *pgx.Conn) error {
+			return c.QueryRow(e.ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&got)
 		})
-		if v, perr := cluster.ParseLSN(lsn); err == nil && perr == nil && v >= want {
-			caught = true
-			break
+		if v, perr := cluster.ParseLSN(got); err == nil && perr == nil && v >= want {
+			return nil
 		}
 		// The coordinators hold EXCLUSIVE locks meanwhile: a cancel must
 		// end the wait at once, not after 20 s.
 		if err := sleepCtx(e.ctx, 500*time.Millisecond); err != nil {
-			return "", err
+			return err
 		}
 	}
-	if !caught {
-		return "", fmt.Errorf("expend src node and dst node can not sync in 20 seconds")
-	}
-	// Re-point the partitions in the locked transactions first (creating
-	// a foreign table does not connect to dst): a failure here rolls
-	// everything back with dst still a standby, and ACTIVATE can be run
-	// again. Only then promote and commit.
-	dh, _ := s.Host(dst.Host)
-	for _, h := range locks {
+	return fmt.Errorf("expend src node and dst node can not sync in 20 seconds")
+}
+
+// repoint re-creates, in the held transactions, the moving partitions as
+// foreign tables on the destination's server and gives it the slots in
+// adb.slot. Creating a foreign table does not connect to the destination:
+// a failure here rolls everything back with it still a standby.
+func (a *activation) repoint(e *req, s *cluster.State, st cluster.GrowStep) error {
+	dst := a.dst.n
+	dh := a.dst.h
+	for _, h := range a.locks {
 		var b strings.Builder
 		fmt.Fprintf(&b, `DO $adb$ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s) THEN
@@ -334,43 +619,28 @@ END $adb$;
 				pgclient.Ident(p.schema), pgclient.Ident(p.name), p.parent, slots, p.slot, pgclient.Ident(dst.Name),
 				pgclient.Literal(p.schema), pgclient.Literal(p.name))
 		}
-		fmt.Fprintf(&b, "UPDATE adb.slot SET node = %s WHERE slot IN (%s);\n", pgclient.Literal(dst.Name), strings.Join(movingList, ","))
+		fmt.Fprintf(&b, "UPDATE adb.slot SET node = %s WHERE slot IN (%s);\n", pgclient.Literal(dst.Name), cluster.SlotList(st.Slots))
 		if _, err := h.tx.Exec(e.ctx, b.String()); err != nil {
-			return "", fmt.Errorf("re-point the slots on a coordinator: %w", err)
+			return fmt.Errorf("re-point the slots on a coordinator: %w", err)
 		}
 	}
-	if err := m.promote(e, dt); err != nil {
-		return "", err
-	}
-	ctx := context.WithoutCancel(e.ctx)
-	dt.setConf(ctx, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	return nil
+}
+
+// commit commits the coordinators' transactions, the destination being
+// promoted: from now on the moving slots are the destination's.
+func (a *activation) commit(e *req) error {
 	var failed []string
-	for i := range locks {
-		if err := locks[i].tx.Commit(ctx); err != nil {
+	for _, h := range a.locks {
+		if err := h.tx.Commit(e.ctx); err != nil {
 			failed = append(failed, err.Error())
 		}
 	}
 	if len(failed) > 0 {
-		return "", fmt.Errorf("%s was promoted but the new slot map did not commit on every coordinator (%s): compare adb.slot on the coordinators before anything else",
-			dst.Name, strings.Join(failed, "; "))
+		return fmt.Errorf("%s was promoted but the new slot map did not commit on every coordinator (%s): compare adb.slot on the coordinators before anything else",
+			a.dst.n.Name, strings.Join(failed, "; "))
 	}
-	st.exec(ctx, func(c *pgx.Conn) error { return pgclient.DropSlot(ctx, c, dst.Name) })
-	if err := m.markNodes(ctx, []string{dst.Name}, func(x *cluster.Node) {
-		x.Initialized, x.InCluster, x.AllowCure, x.CureStatus = true, true, true, "normal"
-	}); err != nil {
-		return "", err
-	}
-	if err := m.cat.SetSetting(ctx, expandClean+dst.Name, src.Name+":"+strings.Join(movingList, ",")); err != nil {
-		return "", err
-	}
-	if err := m.cat.DeleteSetting(ctx, expandPending+dst.Name); err != nil {
-		return "", err
-	}
-	after, err := m.state(ctx)
-	if err == nil {
-		m.refreshCoordinators(&req{ctx: ctx, sess: e.sess, q: e.q, w: e.w}, after, "", "")
-	}
-	return fmt.Sprintf("slots %s moved from %s", strings.Join(movingList, ","), src.Name), nil
+	return nil
 }
 
 // slotsOf reads, from the gtmcoord master, the slots a datanode owns.
@@ -403,103 +673,101 @@ func (m *Manager) slotsOf(e *req, s *cluster.State, node string) ([]int, error) 
 }
 
 // expandClean empties, after ACTIVATE, the shard tables each side no longer
-// owns: on src the moved slots, on dst every slot it does not own.
+// owns: on the source the moved slots, on the destination every slot it
+// does not own (cluster.PlanExpandClean).
 func (m *Manager) expandClean(e *req) error {
 	unlock, err := m.lockCluster("EXPAND CLEAN")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	set, err := m.cat.Settings(e.ctx)
+	sn, err := m.snapshot(e.ctx)
 	if err != nil {
 		return err
 	}
-	s, err := m.state(e.ctx)
+	_, exps, _, err := m.growth(e.ctx)
 	if err != nil {
 		return err
 	}
-	tables, err := m.distributedTables(e, s)
+	tables, err := m.distributedTables(e, sn.s)
 	if err != nil {
 		return err
 	}
-	var results []map[string]string
-	for k, v := range set {
-		if !strings.HasPrefix(k, expandClean) {
-			continue
-		}
-		dstName := strings.TrimPrefix(k, expandClean)
-		srcName, _, _ := strings.Cut(v, ":")
-		for _, side := range []string{srcName, dstName} {
-			n, ok := s.Node(side)
-			if !ok {
-				continue
-			}
-			owned, err := m.slotsOf(e, s, side)
-			if err != nil {
-				return err
-			}
-			own := map[int]bool{}
-			for _, o := range owned {
-				own[o] = true
-			}
-			t, err := m.target(s, n)
-			if err != nil {
-				return err
-			}
-			dropped := 0
-			err = t.exec(e.ctx, func(c *pgx.Conn) error {
-				// Only shards of distributed tables: <table>_<slot> for a
-				// table the coordinators distribute, never a user table that
-				// merely ends in a number.
-				for _, tbl := range tables {
-					for k := 0; k < slots; k++ {
-						if own[k] {
-							continue
-						}
-						name := pgclient.Ident(tbl[0]) + "." + pgclient.Ident(tbl[1]+"_"+strconv.Itoa(k))
-						var exists bool
-						if err := c.QueryRow(e.ctx, "SELECT to_regclass("+pgclient.Literal(name)+") IS NOT NULL").Scan(&exists); err != nil {
-							return err
-						}
-						if !exists {
-							continue
-						}
-						if _, err := c.Exec(e.ctx, "TRUNCATE "+name); err != nil {
-							return err
-						}
-						dropped++
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("clean %s: %w", side, err)
-			}
-			results = append(results, map[string]string{"nodename": side, "status": "t", "description": fmt.Sprintf("%d shard tables emptied", dropped)})
-		}
-		m.cat.DeleteSetting(context.WithoutCancel(e.ctx), k)
-	}
-	if len(results) == 0 {
+	plans := cluster.PlanExpandClean(exps)
+	if len(plans) == 0 {
 		return writeNodeResult(e.w, "", true, "No database need expand clean.")
 	}
-	return writeTable(e.w, nodeResultColumns, results)
+	j := m.growJournal(e, "EXPAND CLEAN")
+	g := &grower{m: m, e: e, sn: sn, j: j, tables: tables, done: func(_ *cluster.State, st cluster.GrowStep) (cluster.GrowPlan, error) {
+		return cluster.ExpandCleaned(st.Node), nil
+	}}
+	for _, p := range plans {
+		if err = g.run(p.Steps); err != nil {
+			break
+		}
+	}
+	j.end(e, string(g.failed.Kind), err)
+	if err != nil {
+		return err
+	}
+	return writeTable(e.w, nodeResultColumns, g.rows)
+}
+
+// truncate empties, on node, the shard tables of the slots it does not
+// own, and adds its result row.
+func (g *grower) truncate(node string) error {
+	e, s := g.e, g.sn.s
+	n, ok := s.Node(node)
+	if !ok {
+		return nil
+	}
+	owned, err := g.m.slotsOf(e, s, node)
+	if err != nil {
+		return err
+	}
+	t, err := g.m.target(s, n)
+	if err != nil {
+		return err
+	}
+	emptied := 0
+	err = t.exec(e.ctx, func(c *pgx.Conn) error {
+		// Only shards of distributed tables: <table>_<slot> for a table the
+		// coordinators distribute, never a user table that merely ends in a
+		// number.
+		for _, tbl := range g.tables {
+			for _, k := range cluster.Unowned(owned, slots) {
+				name := pgclient.Ident(tbl[0]) + "." + pgclient.Ident(tbl[1]+"_"+strconv.Itoa(k))
+				var exists bool
+				if err := c.QueryRow(e.ctx, "SELECT to_regclass("+pgclient.Literal(name)+") IS NOT NULL").Scan(&exists); err != nil {
+					return err
+				}
+				if !exists {
+					continue
+				}
+				if _, err := c.Exec(e.ctx, "TRUNCATE "+name); err != nil {
+					return err
+				}
+				emptied++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("clean %s: %w", node, err)
+	}
+	g.rows = append(g.rows, map[string]string{"nodename": node, "status": "t", "description": fmt.Sprintf("%d shard tables emptied", emptied)})
+	return nil
 }
 
 func (m *Manager) expandStatus(e *req) error {
-	set, err := m.cat.Settings(e.ctx)
+	_, exps, _, err := m.growth(e.ctx)
 	if err != nil {
 		return err
 	}
 	var results []map[string]string
-	for k, v := range set {
-		switch {
-		case strings.HasPrefix(k, expandPending):
-			results = append(results, map[string]string{"nodename": strings.TrimPrefix(k, expandPending), "status": "t", "description": "streaming from " + v + "; run EXPAND ACTIVATE"})
-		case strings.HasPrefix(k, expandClean):
-			results = append(results, map[string]string{"nodename": strings.TrimPrefix(k, expandClean), "status": "t", "description": "activated (" + v + "); run EXPAND CLEAN"})
-		}
+	for _, x := range exps {
+		results = append(results, map[string]string{"nodename": x.Dst, "status": "t", "description": x.Status()})
 	}
-	sort.Slice(results, func(i, j int) bool { return results[i]["nodename"] < results[j]["nodename"] })
 	return writeTable(e.w, nodeResultColumns, results)
 }
 

@@ -150,17 +150,8 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 		return err
 	}
 	s := sn.s
-	if set, err := m.cat.Settings(e.ctx); err == nil {
-		for k := range set {
-			if strings.HasPrefix(k, expandPending) {
-				return pgerror.New(pgerror.ObjectInUse, "cannot INIT ALL while datanode %s is being expanded", strings.TrimPrefix(k, expandPending)).
-					WithHint("Finish with EXPAND ACTIVATE (or CLEAN the new datanode) first.")
-			}
-			if strings.HasPrefix(k, appendPending) {
-				return pgerror.New(pgerror.ObjectInUse, "cannot INIT ALL while coordinator %s is a copy waiting for APPEND ACTIVATE", strings.TrimPrefix(k, appendPending)).
-					WithHint("Run APPEND ACTIVATE COORDINATOR %s first.", strings.TrimPrefix(k, appendPending))
-			}
-		}
+	if err := m.checkGrowth(e.ctx); err != nil {
+		return err
 	}
 	stages, err := cluster.PlanInit(s)
 	if err != nil {
