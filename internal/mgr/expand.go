@@ -437,16 +437,16 @@ func (m *Manager) expandActivate(e *req) error {
 	var results []map[string]string
 	var failed []string
 	for _, x := range todo {
-		desc, err := owns[x.Src].slots, owns[x.Src].err
-		var d string
+		var desc string
+		err := owns[x.Src].err
 		if err == nil {
-			d, err = m.activateOne(e, j, x, desc, with[x.Src])
+			desc, err = m.activateOne(e, j, x, owns[x.Src].slots, with[x.Src])
 		}
 		if err != nil {
-			d = err.Error()
-			failed = append(failed, x.Dst+": "+d)
+			desc = err.Error()
+			failed = append(failed, x.Dst+": "+desc)
 		}
-		results = append(results, map[string]string{"nodename": x.Dst, "status": boolText(err == nil), "description": d})
+		results = append(results, map[string]string{"nodename": x.Dst, "status": boolText(err == nil), "description": desc})
 	}
 	if len(failed) > 0 {
 		j.end(e, "activate", fmt.Errorf("%s", strings.Join(failed, "; ")))
