@@ -64,6 +64,10 @@ type Tx interface {
 	Apply(p cluster.Plan) error
 	// SetGUCs replaces the known server parameters.
 	SetGUCs(gucs []cluster.GUC) error
+	// Journal writes a journal row (as Catalog.Journal) in this
+	// transaction, so that a state change and the step that made it
+	// commit together.
+	Journal(id int64, command, status, step, detail string) (int64, error)
 }
 
 // Result is the outcome of a user's read-only SQL query.
@@ -514,21 +518,25 @@ func (t *tx) SetGUCs(gucs []cluster.GUC) error {
 
 // Journal implements Catalog.
 func (c *SQLite) Journal(ctx context.Context, id int64, command, status, step, detail string) (int64, error) {
-	now := time.Now().UTC().Format(time.RFC3339)
-	err := c.Update(ctx, func(t Tx) error {
-		q := t.(*tx)
-		if id == 0 {
-			res, err := q.q.ExecContext(ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-				command, status, step, detail, now, now)
-			if err != nil {
-				return err
-			}
-			id, err = res.LastInsertId()
-			return err
-		}
-		return q.exec(`UPDATE mgr_journal SET status = ?, step = ?, detail = ?, updated = ? WHERE id = ?`, status, step, detail, now, id)
+	err := c.Update(ctx, func(t Tx) (err error) {
+		id, err = t.Journal(id, command, status, step, detail)
+		return err
 	})
 	return id, err
+}
+
+// Journal implements Tx.
+func (t *tx) Journal(id int64, command, status, step, detail string) (int64, error) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	if id == 0 {
+		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
+			command, status, step, detail, now, now)
+		if err != nil {
+			return 0, err
+		}
+		return res.LastInsertId()
+	}
+	return id, t.exec(`UPDATE mgr_journal SET status = ?, step = ?, detail = ?, updated = ? WHERE id = ?`, status, step, detail, now, id)
 }
 
 // Interrupted marks journal entries left running by a manager that died as
