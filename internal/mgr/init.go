@@ -19,6 +19,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/adbmgr/adbmgr/internal/switches"
 )
 
 var opColumns = []pgwire.Column{
@@ -498,15 +499,5 @@ func (m *Manager) configureCoordinator(ctx context.Context, s *cluster.State, c 
 // stream; otherwise (ALTER) slaves that are not streaming are skipped — a
 // dead sync slave is exactly why a DBA demotes it — and named in a NOTICE.
 func (m *Manager) pushSyncNames(e *req, s *cluster.State, master cluster.Node, ok func(cluster.Node) bool, waitAll bool) error {
-	mem, err := fleet.At(s, master)
-	if err != nil {
-		return err
-	}
-	names, want := cluster.SyncTarget(s, master, ok)
-	absent, err := m.fleet.SetSyncNames(e.ctx, mem, names, want, waitAll)
-	if len(absent) > 0 {
-		e.w.Notice("NOTICE", fmt.Sprintf("%s not streaming from %s; the new state applies when it reconnects",
-			strings.Join(absent, ", "), master.Name))
-	}
-	return err
+	return switches.SyncNames(e.ctx, m.fleet, s, master, ok, waitAll, e.w)
 }

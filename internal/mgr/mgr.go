@@ -130,8 +130,6 @@ type req struct {
 	sess *pgwire.Session
 	q    string // the whole query string, for error positions
 	w    pgwire.ResultWriter
-	// doctor is set when the doctor runs the command, not a DBA.
-	doctor bool
 }
 
 // at positions err (if it is a *pgerror.Error without a position) at the

@@ -158,7 +158,7 @@ func agentError(err error) string { return agentclient.Message(err) }
 // (after a promotion, say): same session and writer, a context that a
 // cancel does not end.
 func (e *req) detached() *req {
-	return &req{ctx: context.WithoutCancel(e.ctx), sess: e.sess, q: e.q, w: e.w, doctor: e.doctor}
+	return &req{ctx: context.WithoutCancel(e.ctx), sess: e.sess, q: e.q, w: e.w}
 }
 
 // inCluster selects nodes in the cluster (for SyncNames and friends).
