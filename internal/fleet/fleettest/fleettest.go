@@ -166,7 +166,9 @@ func (f *Fleet) action(m fleet.Member, do func(n *Node) error, format string, ar
 // Start implements fleet.Fleet.
 func (f *Fleet) Start(_ context.Context, m fleet.Member) (already bool, err error) {
 	err = f.action(m, func(n *Node) error {
+		// standby.signal: a node made a standby starts in recovery.
 		already, n.Running, n.Control = n.Running, true, nil
+		n.InRecovery = n.Parent != ""
 		return nil
 	}, "start %s", m.Name())
 	return already, err
@@ -187,6 +189,15 @@ func (f *Fleet) Stop(_ context.Context, m fleet.Member, mode fleet.Mode) (alread
 				state = "in production"
 			}
 			n.Control = fleet.ControlData{"Database cluster state": state, "Latest checkpoint location": cluster.FormatLSN(n.LSN)}
+			if mode != fleet.Immediate && !n.InRecovery {
+				// The walsenders hand the shutdown checkpoint to the
+				// standbys streaming from it.
+				for name, c := range f.Nodes {
+					if c.Parent == m.Name() && c.Running && c.LSN <= n.LSN {
+						f.Nodes[name].LSN = n.LSN + 1
+					}
+				}
+			}
 		}
 		return nil
 	}, "stop %s %s", m.Name(), mode)
