@@ -234,7 +234,8 @@ var doctorColumns = []pgwire.Column{
 }
 
 // doctorCommand is START DOCTOR, STOP DOCTOR, SET DOCTOR (…), SET DOCTOR
-// NODE n {ON|OFF} and LIST DOCTOR.
+// NODE n {ON|OFF} and LIST DOCTOR: one case per action, each short, kept
+// together so the doctor's settings read in one place.
 func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 	switch st.Action {
 	case "start":

@@ -137,6 +137,10 @@ func userHBA(n cluster.Node, rules []cluster.HBARule) []cluster.HBALine {
 	return out
 }
 
+// initAll is INIT ALL (cluster.PlanInit's stages, then the coordinators,
+// the sync names and incluster). It is long on purpose: it reads top-down
+// as the run it is, and its steps share the results and failures recorded
+// by the closures below.
 func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	unlock, err := m.lockCluster("INIT ALL")
 	if err != nil {
