@@ -535,6 +535,7 @@ func (c *SQLite) Journal(ctx context.Context, id int64, command, status, step, d
 	return id, err
 }
 
+// Journal implements Tx.
 func (t *tx) Journal(id int64, command, status, step, detail string) (int64, error) {
 	now := time.Now().UTC().Format(time.RFC3339)
 	if id == 0 {

@@ -92,12 +92,8 @@ func ChooseCandidate(s *State, master, to string, force bool, probes map[string]
 			return c, pgerror.New(pgerror.ObjectNotInPrereqState, "Can't find a Synchronous standby node, Abort switching to avoid data loss").
 				WithHint("Every slave of %s is async: commits were acknowledged without them. Use FORCE to accept losing them.", master)
 		}
-		for _, n := range syncish {
-			if p := probes[n.Name]; !(p.Reachable && p.InRecovery) {
-				return c, pgerror.New(pgerror.ObjectNotInPrereqState,
-					`%s failed, but it is a Synchronous standby node of old master %s, abort switching to avoid data loss`, n.Name, master).
-					WithHint("It may hold the last acknowledged commits. Bring it back, or use FORCE to accept losing them.")
-			}
+		if err := syncRefusal(s, master, "", probes); err != nil {
+			return c, err
 		}
 	} else if len(c.Lost) > 0 {
 		c.Notices = append(c.Notices, warning("There are some slave nodes failed, force switch may cause data loss: %s", strings.Join(c.Lost, ", ")))
@@ -273,4 +269,12 @@ func PlanRemove(s *State, names []string) Plan {
 		}
 	}
 	return p
+}
+
+// CheckCandidate is ChooseCandidate's refusal alone, for the first look
+// before a switch touches anything: the candidate is chosen again, with
+// its notices, on the slaves' final positions once the master is fenced.
+func CheckCandidate(s *State, master, to string, force bool, probes map[string]Probe) error {
+	_, err := ChooseCandidate(s, master, to, force, probes)
+	return err
 }

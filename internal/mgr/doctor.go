@@ -15,6 +15,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/adbmgr/adbmgr/internal/switches"
 )
 
 // Doctor settings in the catalog (mgr_setting).
@@ -202,29 +203,27 @@ func (d doctorHands) Restart(ctx context.Context, node string) error {
 	return err
 }
 
+// Failover is FAILOVER of the node, without FORCE, under the cluster lock,
+// its NOTICEs going to the manager's log.
 func (d doctorHands) Failover(ctx context.Context, node string) error {
+	unlock, err := d.m.lockCluster("FAILOVER")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	_, n, err := d.stillCurable(ctx, node)
 	if err != nil {
 		return err
 	}
-	kind := parser.NodeKind{Family: parser.Datanode, Role: parser.Master}
-	if n.Type == cluster.GtmcoordMaster {
-		kind.Family = parser.Gtmcoord
-	}
-	e := &req{ctx: ctx, sess: &pgwire.Session{User: "adbmgr doctor", Params: map[string]string{"mgr_zone": n.Zone}},
-		w: logWriter{d.m.log}, doctor: true}
-	return d.m.failover(e, &parser.Failover{Kind: kind, Name: parser.Ident{Name: node}})
+	_, err = d.m.switches().Failover(ctx, switches.Failover{Family: n.Type.Family(), Master: n.Name, Zone: n.Zone, Doctor: true}, logProgress{d.m.log})
+	return err
 }
 
-// logWriter is the ResultWriter of commands the doctor runs: NOTICEs go to
-// the manager's log, results nowhere.
-type logWriter struct{ log *slog.Logger }
+// logProgress sends the NOTICEs of the doctor's switches to the manager's
+// log.
+type logProgress struct{ log *slog.Logger }
 
-func (w logWriter) Notice(sev, msg string)      { w.log.Info("doctor: "+msg, "severity", sev) }
-func (logWriter) Columns([]pgwire.Column) error { return nil }
-func (logWriter) Row([]*string) error           { return nil }
-func (logWriter) Complete(string) error         { return nil }
-func (logWriter) EmptyQuery() error             { return nil }
+func (w logProgress) Notice(sev, msg string) { w.log.Info("doctor: "+msg, "severity", sev) }
 
 var doctorColumns = []pgwire.Column{
 	{Name: "type", TypeOID: pgwire.OIDText},
@@ -235,7 +234,8 @@ var doctorColumns = []pgwire.Column{
 }
 
 // doctorCommand is START DOCTOR, STOP DOCTOR, SET DOCTOR (…), SET DOCTOR
-// NODE n {ON|OFF} and LIST DOCTOR.
+// NODE n {ON|OFF} and LIST DOCTOR: one case per action, each short, kept
+// together so the doctor's settings read in one place.
 func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 	switch st.Action {
 	case "start":

@@ -2,7 +2,6 @@ package mgr
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"sort"
 	"strconv"
@@ -13,11 +12,14 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
+	"github.com/adbmgr/adbmgr/internal/switches"
 )
 
 var opColumns = []pgwire.Column{
@@ -122,19 +124,23 @@ func (m *Manager) lockCatalog(ctx context.Context, command string) (func(), erro
 	}
 }
 
-// userHBA renders the ADD HBA lines that apply to n for the agent.
-func userHBA(n cluster.Node, rules []cluster.HBARule) []*agentpb.HBALine {
-	var out []*agentpb.HBALine
+// userHBA is the ADD HBA lines that apply to n.
+func userHBA(n cluster.Node, rules []cluster.HBARule) []cluster.HBALine {
+	var out []cluster.HBALine
 	for _, r := range rules {
 		if r.Applies(n) {
 			if l, err := parseHBALine(r.Line); err == nil {
-				out = append(out, l)
+				out = append(out, cluster.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
 			}
 		}
 	}
 	return out
 }
 
+// initAll is INIT ALL (cluster.PlanInit's stages, then the coordinators,
+// the sync names and incluster). It is long on purpose: it reads top-down
+// as the run it is, and its steps share the results and failures recorded
+// by the closures below.
 func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	unlock, err := m.lockCluster("INIT ALL")
 	if err != nil {
@@ -447,14 +453,8 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 			if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
 				return err
 			}
-			if err := t.setConf(ctx, true, cluster.StandbyParams(n, parentNode, parent.h, t.h), nil); err != nil {
-				return fmt.Errorf("write recovery settings: %s", agentError(err))
-			}
-			cctx, cancel := call(ctx, 30*time.Second)
-			_, err = t.agent.SetStandby(cctx, &agentpb.SetStandbyRequest{Node: t.ref(), Standby: true})
-			cancel()
-			if err != nil {
-				return fmt.Errorf("create standby.signal: %s", agentError(err))
+			if err := m.fleet.MakeStandbyOf(ctx, t.member(), parent.member()); err != nil {
+				return err
 			}
 			if err := m.markNodes(ctx, []string{n.Name}, func(n *cluster.Node) { n.Initialized = true }); err != nil {
 				return err
@@ -471,118 +471,21 @@ func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string
 // configureNode writes the manager's and the user's parameters and the
 // pg_hba.conf lines into a freshly created data directory.
 func (m *Manager) configureNode(ctx context.Context, t target, set map[string]string, remove []string, hba []cluster.HBALine, rules []cluster.HBARule) error {
-	if err := t.setConf(ctx, false, set, remove); err != nil {
-		return fmt.Errorf("write postgresql.conf: %s", agentError(err))
-	}
-	if err := t.setHBA(ctx, hba, userHBA(t.n, rules), true); err != nil {
-		return fmt.Errorf("write pg_hba.conf: %s", agentError(err))
-	}
-	return nil
+	return m.fleet.Configure(ctx, t.member(), fleet.Conf{Set: set, Remove: remove, HBA: hba, UserHBA: userHBA(t.n, rules)})
 }
 
-// adbSchema is the adb schema: node list, slot map, distributed tables.
-//
-//go:embed adb.sql
-var adbSchema string
-
 // slots is the number of hash slots of every distributed table.
-const slots = 64
+const slots = coord.Slots
 
 // configureCoordinator gives a coordinator (and the gtmcoord master, the
-// primary coordinator) the cluster's node list in schema adb and one
-// postgres_fdw foreign server per datanode master, so that distributed
-// tables can be built on it. A read-only coordinator's servers point at each
-// datanode master's first sync slave, to spread reads.
+// primary coordinator) the cluster's node list, slot map and foreign
+// servers (coord.Configure).
 func (m *Manager) configureCoordinator(ctx context.Context, s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) error {
-	t, err := m.target(s, c)
+	mem, err := fleet.At(s, c)
 	if err != nil {
 		return err
 	}
-	conn, err := t.sql(ctx)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(ctx)
-	var b strings.Builder
-	b.WriteString(adbSchema)
-	b.WriteString("\nDELETE FROM adb.node;\n")
-	for _, n := range s.Nodes {
-		if !ok(n) {
-			continue
-		}
-		h, _ := s.Host(n.Host)
-		fmt.Fprintf(&b, "INSERT INTO adb.node VALUES (%s, %s, %s, %d, %s);\n",
-			pgclient.Literal(n.Name), pgclient.Literal(string(n.Type)), pgclient.Literal(h.Address), n.Port, pgclient.Literal(n.Master))
-	}
-	// The slot map is dealt once, round robin over the datanode masters in
-	// catalog order; later changes (failover, expansion) move slots, never
-	// deal them again.
-	var dns []string
-	for _, n := range s.Nodes {
-		if n.Type == cluster.DatanodeMaster && ok(n) {
-			dns = append(dns, pgclient.Literal(n.Name))
-		}
-	}
-	if len(dns) > 0 {
-		fmt.Fprintf(&b, "INSERT INTO adb.slot SELECT k, (ARRAY[%s])[k %% %d + 1] FROM generate_series(0, %d) k WHERE NOT EXISTS (SELECT 1 FROM adb.slot);\n",
-			strings.Join(dns, ", "), len(dns), slots-1)
-	}
-	// A server named after a node that is no longer a datanode master (a
-	// failover this coordinator missed while it was down) is renamed after
-	// the master of that node's replication group, so that its foreign
-	// tables and the slot map follow.
-	for _, old := range s.Nodes {
-		if old.Type == cluster.DatanodeMaster || old.Type.Family() != cluster.Datanode {
-			continue
-		}
-		root := old
-		for i := 0; i < len(s.Nodes) && root.Master != ""; i++ {
-			if p, found := s.Node(root.Master); found {
-				root = p
-			} else {
-				break
-			}
-		}
-		if root.Type != cluster.DatanodeMaster || !ok(root) {
-			continue
-		}
-		fmt.Fprintf(&b, `DO $adb$ BEGIN
-	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s)
-	   AND NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[2]s) THEN
-		ALTER SERVER %[3]s RENAME TO %[4]s;
-	END IF;
-	UPDATE adb.slot SET node = %[2]s WHERE node = %[1]s;
-END $adb$;
-`, pgclient.Literal(old.Name), pgclient.Literal(root.Name), pgclient.Ident(old.Name), pgclient.Ident(root.Name))
-	}
-	for _, d := range s.Nodes {
-		if d.Type != cluster.DatanodeMaster || !ok(d) {
-			continue
-		}
-		src := d
-		if c.ReadOnly {
-			for _, sl := range s.Children(d.Name) {
-				if sl.SyncState == cluster.Sync && ok(sl) {
-					src = sl
-					break
-				}
-			}
-		}
-		h, _ := s.Host(src.Host)
-		srv := pgclient.Ident(d.Name)
-		fmt.Fprintf(&b, `DO $adb$ BEGIN
-	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s) THEN
-		ALTER SERVER %[2]s OPTIONS (SET host %[3]s, SET port %[4]s);
-	ELSE
-		CREATE SERVER %[2]s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %[3]s, port %[4]s, dbname 'postgres');
-	END IF;
-END $adb$;
-SELECT adb.secure_server(%[1]s);
-CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
-`, pgclient.Literal(d.Name), srv, pgclient.Literal(h.Address), pgclient.Literal(strconv.Itoa(src.Port)), pgclient.Literal(h.User))
-	}
-	_, err = conn.Exec(ctx, b.String())
-	return err
+	return m.fleet.ConfigureCoordinator(ctx, s, mem, ok)
 }
 
 // pushSyncNames writes a master's synchronous_standby_names from the
@@ -591,89 +494,5 @@ CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
 // stream; otherwise (ALTER) slaves that are not streaming are skipped — a
 // dead sync slave is exactly why a DBA demotes it — and named in a NOTICE.
 func (m *Manager) pushSyncNames(e *req, s *cluster.State, master cluster.Node, ok func(cluster.Node) bool, waitAll bool) error {
-	ctx := e.ctx
-	t, err := m.target(s, master)
-	if err != nil {
-		return err
-	}
-	names := ""
-	if master.Type.IsMaster() {
-		names = cluster.SyncNames(s, master.Name, ok)
-	}
-	if err := t.setConf(ctx, false, map[string]string{"synchronous_standby_names": names}, nil); err != nil {
-		return fmt.Errorf("%s: write synchronous_standby_names: %s", master.Name, agentError(err))
-	}
-	if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-		return fmt.Errorf("%s: reload: %s", master.Name, agentError(err))
-	}
-	want := cluster.ExpectedReplication(s, master.Name, ok)
-	if len(want) == 0 {
-		return nil
-	}
-	if !master.Type.IsMaster() {
-		// A cascading slave's walsenders are always asynchronous.
-		for k := range want {
-			want[k] = cluster.Async
-		}
-	}
-	wait := 60 * time.Second
-	if !waitAll {
-		wait = 10 * time.Second
-	}
-	deadline := time.Now().Add(wait)
-	var last string
-	for {
-		got, err := m.replicationStates(ctx, t)
-		if err == nil {
-			last = ""
-			var absent []string
-			for name, st := range want {
-				g, streaming := got[name]
-				switch {
-				case !streaming && !waitAll:
-					absent = append(absent, name)
-				case g != st:
-					last += fmt.Sprintf(" %s is %q (want %q);", name, g, st)
-				}
-			}
-			if last == "" {
-				if len(absent) > 0 {
-					sort.Strings(absent)
-					e.w.Notice("NOTICE", fmt.Sprintf("%s not streaming from %s; the new state applies when it reconnects",
-						strings.Join(absent, ", "), master.Name))
-				}
-				return nil
-			}
-		} else {
-			last = err.Error()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("replication of %s does not match the node table after %s:%s", master.Name, wait, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// replicationStates maps application_name → sync_state on a node.
-func (m *Manager) replicationStates(ctx context.Context, t target) (map[string]string, error) {
-	conn, err := t.sql(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
-	reps, err := pgclient.Replication(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, r := range reps {
-		if r.State == "streaming" {
-			out[r.Application] = r.SyncState
-		}
-	}
-	return out, nil
+	return switches.SyncNames(e.ctx, m.fleet, s, master, ok, waitAll, e.w)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -29,15 +30,9 @@ var stopOrder = []cluster.NodeType{
 	cluster.GtmcoordSlave, cluster.GtmcoordMaster,
 }
 
-func familyOf(f parser.Family) cluster.Family {
-	switch f {
-	case parser.Gtmcoord:
-		return cluster.Gtmcoord
-	case parser.Coordinator:
-		return cluster.Coordinator
-	}
-	return cluster.Datanode
-}
+// familyOf maps a statement's family keyword to a node family
+// (kinds.Family).
+func familyOf(f parser.Family) cluster.Family { return kinds.Family(f) }
 
 // selectTargets resolves a NodeTarget against the node table.
 func selectTargets(e *req, s *cluster.State, t parser.NodeTarget) ([]cluster.Node, error) {

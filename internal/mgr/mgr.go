@@ -17,6 +17,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
@@ -56,6 +57,9 @@ type Manager struct {
 	opts   Options
 	log    *slog.Logger
 	agents *agentclient.Pool
+	// fleet does what the switches (and the node helpers of nodeops.go)
+	// do to nodes: agent calls and SQL, with the nodes' credentials.
+	fleet *fleet.Agents
 
 	// ops is a one-slot semaphore held by commands that change the cluster
 	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that
@@ -97,7 +101,9 @@ func New(cat catalog.Catalog, opts Options) *Manager {
 		// Without credentials every agent looks unreachable.
 		agents = agentclient.New(&tls.Config{MinVersion: tls.VersionTLS13})
 	}
-	return &Manager{cat: cat, opts: opts, log: log, agents: agents, ops: make(chan struct{}, 1), interrupted: opts.Interrupted}
+	m := &Manager{cat: cat, opts: opts, log: log, agents: agents, ops: make(chan struct{}, 1), interrupted: opts.Interrupted}
+	m.fleet = fleet.New(agents, fleet.Credentials{Secrets: m.nodeSecrets, Auth: m.nodeAuth})
+	return m
 }
 
 func resolve(ctx context.Context, name string) (string, error) {
@@ -124,8 +130,6 @@ type req struct {
 	sess *pgwire.Session
 	q    string // the whole query string, for error positions
 	w    pgwire.ResultWriter
-	// doctor is set when the doctor runs the command, not a DBA.
-	doctor bool
 }
 
 // at positions err (if it is a *pgerror.Error without a position) at the

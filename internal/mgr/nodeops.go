@@ -10,7 +10,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 	"github.com/jackc/pgx/v5"
 )
@@ -21,19 +21,17 @@ import (
 
 // nodeRef names node n of host h for the agent.
 func nodeRef(n cluster.Node, h cluster.Host) *agentpb.NodeRef {
-	return &agentpb.NodeRef{
-		Path: n.Path, Pghome: h.PGHome, User: h.User,
-		Port: int32(n.Port), Address: h.Address, SocketDir: cluster.SocketDir(n, h),
-	}
+	return fleet.Ref(fleet.Member{Node: n, Host: h})
 }
 
-// target is a node with its host and agent, resolved from one snapshot.
+// target is a node with its host and agent, resolved from one snapshot,
+// for the commands that call its agent directly; every call goes through
+// the fleet (internal/fleet), which builds and translates it once.
 type target struct {
 	n     cluster.Node
 	h     cluster.Host
 	agent agentpb.AgentClient
-	// m gives the node's credentials (nodesecrets.go).
-	m *Manager
+	f     *fleet.Agents
 }
 
 func (m *Manager) target(s *cluster.State, n cluster.Node) (target, error) {
@@ -45,86 +43,53 @@ func (m *Manager) target(s *cluster.State, n cluster.Node) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	return target{n: n, h: h, agent: c, m: m}, nil
+	return target{n: n, h: h, agent: c, f: m.fleet}, nil
 }
 
-func (t target) ref() *agentpb.NodeRef { return nodeRef(t.n, t.h) }
+// member is t's node for the fleet.
+func (t target) member() fleet.Member { return fleet.Member{Node: t.n, Host: t.h} }
+
+func (t target) ref() *agentpb.NodeRef { return fleet.Ref(t.member()) }
 
 // call bounds one agent call.
 func call(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
 }
 
-// pgctl runs one pg_ctl action on t's node. The node's secrets go along
-// for the actions that (re)read them, so a node always starts with the
-// current password file and a valid certificate.
+// pgctl runs one pg_ctl action on t's node (fleet.Agents.PgCtl).
 func (t target) pgctl(ctx context.Context, action agentpb.PgCtlRequest_Action, mode agentpb.PgCtlRequest_Mode) (*agentpb.ToolResult, error) {
-	req := &agentpb.PgCtlRequest{Node: t.ref(), Action: action, Mode: mode, WaitSeconds: 120}
-	switch action {
-	case agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_RESTART, agentpb.PgCtlRequest_RELOAD:
-		sec, err := t.secrets()
-		if err != nil {
-			return nil, err
-		}
-		req.Secrets = sec
-	}
-	ctx, cancel := call(ctx, 150*time.Second)
-	defer cancel()
-	return t.agent.PgCtl(ctx, req)
+	return t.f.PgCtl(ctx, t.member(), action, mode)
 }
 
 // secrets are t's node's credentials for the agent.
 func (t target) secrets() (*agentpb.NodeSecrets, error) {
-	return t.m.nodeSecrets(t.n, t.h)
+	return t.f.Secrets(t.member())
 }
 
 // connect opens a connection to node n of host h with the nodes'
 // credentials.
 func (m *Manager) connect(ctx context.Context, h cluster.Host, n cluster.Node, timeout time.Duration) (*pgx.Conn, error) {
-	a, err := m.nodeAuth()
-	if err != nil {
-		return nil, err
-	}
-	return pgclient.Connect(ctx, h, n, timeout, a)
+	return m.fleet.Conn(ctx, fleet.Member{Node: n, Host: h}, timeout)
 }
 
 // setConf writes parameters into postgresql.conf (auto: postgresql.auto.conf).
 func (t target) setConf(ctx context.Context, auto bool, set map[string]string, remove []string) error {
-	file := agentpb.EditConfRequest_POSTGRESQL_CONF
-	if auto {
-		file = agentpb.EditConfRequest_POSTGRESQL_AUTO_CONF
-	}
-	ctx, cancel := call(ctx, 30*time.Second)
-	defer cancel()
-	_, err := t.agent.EditConf(ctx, &agentpb.EditConfRequest{Node: t.ref(), File: file, Set: set, Remove: remove})
-	return err
+	return t.f.SetConf(ctx, t.member(), auto, set, remove)
 }
 
 // setHBA adds the manager's pg_hba.conf lines (above the separator).
 func (t target) setHBA(ctx context.Context, lines []cluster.HBALine, tail []*agentpb.HBALine, separator bool) error {
-	req := &agentpb.EditHBARequest{Node: t.ref(), AddTail: tail, EnsureSeparator: separator}
-	for _, l := range lines {
-		req.AddManaged = append(req.AddManaged, &agentpb.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
-	}
-	ctx, cancel := call(ctx, 30*time.Second)
-	defer cancel()
-	_, err := t.agent.EditHBA(ctx, req)
-	return err
+	return t.f.EditHBA(ctx, t.member(), lines, tail, separator)
 }
 
 // sql opens a connection to t's node.
 func (t target) sql(ctx context.Context) (*pgx.Conn, error) {
-	return t.m.connect(ctx, t.h, t.n, 10*time.Second)
+	return t.f.Conn(ctx, t.member(), 10*time.Second)
 }
 
 // exec runs f on a fresh connection to t's node.
 func (t target) exec(ctx context.Context, f func(*pgx.Conn) error) error {
-	c, err := t.sql(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	return f(c)
+	return t.f.Exec(ctx, t.member(), f)
 }
 
 // basebackup clones parent into t's node, reporting progress as NOTICEs
@@ -193,7 +158,7 @@ func agentError(err error) string { return agentclient.Message(err) }
 // (after a promotion, say): same session and writer, a context that a
 // cancel does not end.
 func (e *req) detached() *req {
-	return &req{ctx: context.WithoutCancel(e.ctx), sess: e.sess, q: e.q, w: e.w, doctor: e.doctor}
+	return &req{ctx: context.WithoutCancel(e.ctx), sess: e.sess, q: e.q, w: e.w}
 }
 
 // inCluster selects nodes in the cluster (for SyncNames and friends).

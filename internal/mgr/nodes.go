@@ -12,6 +12,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
@@ -22,19 +23,8 @@ var (
 	alterNodeOptions = []string{"host", "port", "sync_state", "sync", "path", "zone", "readonly"}
 )
 
-// nodeType maps a statement's kind to a node type.
-func nodeType(k parser.NodeKind) cluster.NodeType {
-	var f cluster.Family
-	switch k.Family {
-	case parser.Gtmcoord:
-		f = cluster.Gtmcoord
-	case parser.Coordinator:
-		f = cluster.Coordinator
-	default:
-		f = cluster.Datanode
-	}
-	return cluster.TypeOf(f, k.Role != parser.Slave)
-}
+// nodeType maps a statement's kind to a node type (kinds.Type).
+func nodeType(k parser.NodeKind) cluster.NodeType { return kinds.Type(k) }
 
 // currentZone is the session's mgr_zone (AntDB's GUC), "local" by default.
 func currentZone(e *req) string {

@@ -1,0 +1,139 @@
+// Package coord is the coordinators' catalog as SQL: the adb schema (node
+// list, slot map, distributed-table functions), one postgres_fdw server per
+// datanode master, and the renames a switch makes. It only builds SQL text
+// from the manager's catalog; running it on a node is the fleet's job
+// (internal/fleet), so every statement the manager sends to a coordinator
+// is written once, here, and can be tested without PostgreSQL.
+package coord
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+)
+
+// Schema is the adb schema: node list, slot map, distributed tables.
+//
+//go:embed adb.sql
+var Schema string
+
+// Slots is the number of hash slots of every distributed table.
+const Slots = 64
+
+// RenameServer renames the foreign server of datanode master old to
+// newName, and moves old's slots in the slot map, unless a server newName
+// exists already (a second run, or a coordinator refreshed meanwhile).
+// Renaming, not dropping, keeps the foreign tables built on the server.
+func RenameServer(old, newName string) string {
+	return fmt.Sprintf(`DO $adb$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s)
+	   AND NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[2]s) THEN
+		ALTER SERVER %[3]s RENAME TO %[4]s;
+	END IF;
+	IF to_regclass('adb.slot') IS NOT NULL THEN
+		UPDATE adb.slot SET node = %[2]s WHERE node = %[1]s;
+	END IF;
+END $adb$;
+`, pgclient.Literal(old), pgclient.Literal(newName), pgclient.Ident(old), pgclient.Ident(newName))
+}
+
+// EnsureServer makes the foreign server name point at address:port (made
+// when missing, its options changed when present), reachable with the
+// coordinator's own password file (adb.secure_server) as user.
+func EnsureServer(name, address string, port int, user string) string {
+	return fmt.Sprintf(`DO $adb$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = %[1]s) THEN
+		ALTER SERVER %[2]s OPTIONS (SET host %[3]s, SET port %[4]s);
+	ELSE
+		CREATE SERVER %[2]s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host %[3]s, port %[4]s, dbname 'postgres');
+	END IF;
+END $adb$;
+SELECT adb.secure_server(%[1]s);
+CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
+`, pgclient.Literal(name), pgclient.Ident(name), pgclient.Literal(address), pgclient.Literal(strconv.Itoa(port)), pgclient.Literal(user))
+}
+
+// Configure is the script that gives coordinator c (or the gtmcoord
+// master, the primary coordinator) the cluster's node list in schema adb
+// and one postgres_fdw foreign server per datanode master, so that
+// distributed tables can be built on it. ok selects the nodes that count
+// (in the cluster, initialised…). A read-only coordinator's servers point
+// at each datanode master's first sync slave, to spread reads.
+func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) string {
+	var b strings.Builder
+	b.WriteString(Schema)
+	b.WriteString("\nDELETE FROM adb.node;\n")
+	for _, n := range s.Nodes {
+		if !ok(n) {
+			continue
+		}
+		h, _ := s.Host(n.Host)
+		fmt.Fprintf(&b, "INSERT INTO adb.node VALUES (%s, %s, %s, %d, %s);\n",
+			pgclient.Literal(n.Name), pgclient.Literal(string(n.Type)), pgclient.Literal(h.Address), n.Port, pgclient.Literal(n.Master))
+	}
+	// The slot map is dealt once, round robin over the datanode masters in
+	// catalog order; later changes (failover, expansion) move slots, never
+	// deal them again.
+	var dns []string
+	for _, n := range s.Nodes {
+		if n.Type == cluster.DatanodeMaster && ok(n) {
+			dns = append(dns, pgclient.Literal(n.Name))
+		}
+	}
+	if len(dns) > 0 {
+		fmt.Fprintf(&b, "INSERT INTO adb.slot SELECT k, (ARRAY[%s])[k %% %d + 1] FROM generate_series(0, %d) k WHERE NOT EXISTS (SELECT 1 FROM adb.slot);\n",
+			strings.Join(dns, ", "), len(dns), Slots-1)
+	}
+	// A server named after a node that is no longer a datanode master (a
+	// failover this coordinator missed while it was down) is renamed after
+	// the master of that node's replication group, so that its foreign
+	// tables and the slot map follow.
+	for _, old := range s.Nodes {
+		if old.Type == cluster.DatanodeMaster || old.Type.Family() != cluster.Datanode {
+			continue
+		}
+		if root := groupMaster(s, old); root.Type == cluster.DatanodeMaster && ok(root) {
+			b.WriteString(RenameServer(old.Name, root.Name))
+		}
+	}
+	for _, d := range s.Nodes {
+		if d.Type != cluster.DatanodeMaster || !ok(d) {
+			continue
+		}
+		src := d
+		if c.ReadOnly {
+			for _, sl := range s.Children(d.Name) {
+				if sl.SyncState == cluster.Sync && ok(sl) {
+					src = sl
+					break
+				}
+			}
+		}
+		h, _ := s.Host(src.Host)
+		b.WriteString(EnsureServer(d.Name, h.Address, src.Port, h.User))
+	}
+	return b.String()
+}
+
+// groupMaster is the top of n's replication tree (n itself for a master).
+func groupMaster(s *cluster.State, n cluster.Node) cluster.Node {
+	root := n
+	for i := 0; i < len(s.Nodes) && root.Master != ""; i++ {
+		p, found := s.Node(root.Master)
+		if !found {
+			break
+		}
+		root = p
+	}
+	return root
+}
+
+// IsCoordinator reports whether n holds the coordinators' catalog: the
+// gtmcoord master and the coordinator masters.
+func IsCoordinator(n cluster.Node) bool {
+	return n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster
+}

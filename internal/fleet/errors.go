@@ -1,0 +1,89 @@
+package fleet
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/adbmgr/adbmgr/internal/agentclient"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// agentError is an agent's failure as the manager shows it: a SQLSTATE,
+// the agent's message (without gRPC's "rpc error: code = …" prefix), a hint
+// or the failed tool's last lines.
+//
+// The gRPC status is kept (Cause) but not in the Unwrap chain: its message
+// is already this one, and agentclient.Message would render it twice.
+type agentError struct {
+	pg    *pgerror.Error
+	cause error
+}
+
+func (e *agentError) Error() string      { return e.pg.Message }
+func (e *agentError) Unwrap() error      { return e.pg }
+func (e *agentError) Cause() error       { return e.cause }
+func (e *agentError) PG() *pgerror.Error { return e.pg }
+
+// AgentError translates an error of h's agent, once: an agent that cannot
+// be reached is 08006 with a hint to start it; an argument it refused
+// 22023; a node or file not in the state the operation needs 55000; a
+// tool that failed XX000 with the tool's last lines as DETAIL. Errors that
+// are not the agent's (nil, already translated, a connection's) are
+// returned as they are.
+func AgentError(h cluster.Host, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := pgerror.As(err); ok {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := agentclient.Message(err)
+	var pe *pgerror.Error
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		pe = pgerror.New(pgerror.ConnectionFailure, "%s", msg).
+			WithHint("Start the agent (START AGENT %s); MONITOR AGENT shows every agent.", h.Name)
+	case codes.InvalidArgument:
+		pe = pgerror.New(pgerror.InvalidParameterValue, "%s", msg)
+	case codes.FailedPrecondition:
+		pe = pgerror.New(pgerror.ObjectNotInPrereqState, "%s", msg)
+	case codes.Canceled:
+		pe = pgerror.New(pgerror.QueryCanceled, "%s", msg)
+	default:
+		pe = pgerror.New(pgerror.Internal, "%s", msg)
+		if d := toolLines(msg); d != "" {
+			pe = pe.WithDetail("%s", d)
+		}
+	}
+	return &agentError{pg: pe, cause: err}
+}
+
+// toolLines is the output a failed tool left in an agent's message
+// ("… pg_ctl failed (exit status 1): line…", pgctl.ToolError).
+func toolLines(msg string) string {
+	i := strings.Index(msg, " failed (")
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(msg[i:], "): ")
+	if j < 0 {
+		return ""
+	}
+	return msg[i+j+3:]
+}
+
+// Unreachable reports whether err says an agent could not be reached.
+func Unreachable(err error) bool {
+	var ae *agentError
+	if errors.As(err, &ae) {
+		return ae.pg.Code == pgerror.ConnectionFailure
+	}
+	return agentclient.Unreachable(err)
+}

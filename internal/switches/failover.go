@@ -1,0 +1,235 @@
+package switches
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+)
+
+// Failover is FAILOVER {DATANODE|GTMCOORD} master [TO slave] [FORCE]
+// (reference §4.11), or the doctor's failover of a master it could not
+// restart.
+type Failover struct {
+	Family cluster.Family
+	Master string
+	To     string // the slave to promote; "" chooses the best
+	Force  bool
+	// Zone is the session's current zone: the master must be in it.
+	Zone string
+	// Doctor: the doctor asks, and is refused when a DBA stopped the
+	// master meanwhile (STOP clears allowcure).
+	Doctor bool
+}
+
+// retryWarning is AntDB's advice after a refused switch.
+const retryWarning = "An exception occurred during the switching operation, It is recommended to use command such as 'monitor all', 'monitor ha' to check the failure point in the cluster first, and then retry the switching operation!!!"
+
+// Failover chooses the slave that holds every acknowledged commit, fences
+// the old master, promotes, re-points the other slaves and the
+// coordinators, and kicks the old master out until REWIND. Until the
+// promotion nothing is changed for good: a refusal or a failure before it
+// starts the old master again.
+func (x *Switches) Failover(ctx context.Context, r Failover, p Progress) (Result, error) {
+	sn, err := x.Catalog.Read(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	s := sn.State
+	old, err := cluster.CheckFailover(s, r.Family, r.Master, r.Zone)
+	if err != nil {
+		return Result{}, err
+	}
+	// Decide before touching anything: a refusal leaves the master as it is.
+	if err := cluster.CheckCandidate(s, old.Name, r.To, r.Force, x.probeSlaves(ctx, s, old.Name)); err != nil {
+		p.Notice("WARNING", retryWarning)
+		return Result{}, err
+	}
+	if r.Doctor && !old.AllowCure {
+		return Result{}, pgerror.New(pgerror.ObjectNotInPrereqState, "%s was stopped by a DBA meanwhile", old.Name)
+	}
+	oldM, err := fleet.At(s, old)
+	if err != nil {
+		return Result{}, err
+	}
+	run, err := x.fenced(ctx, "FAILOVER "+old.Name, "fence", oldM, p)
+	if err != nil {
+		return Result{}, err
+	}
+	// The slaves received what the master sent while it shut down: decide
+	// again on their final positions.
+	probes := x.probeSlaves(ctx, s, old.Name)
+	cand, err := cluster.ChooseCandidate(s, old.Name, r.To, r.Force, probes)
+	if err != nil {
+		return Result{}, run.revert(ctx, err)
+	}
+	cand = cluster.FollowOrRewind(cand, probes)
+	notices(p, cand.Notices)
+	newM, err := fleet.Of(s, cand.Name)
+	if err != nil {
+		return Result{}, run.revert(ctx, err)
+	}
+	x.note(ctx, run.j, "running", "promote "+cand.Name, "")
+	if err := run.takeOver(ctx, newM); err != nil {
+		return Result{}, err
+	}
+	// From here on the switch is done: the rest is finished even if the
+	// statement is cancelled, and problems are reported, not reverted.
+	return x.afterFailover(context.WithoutCancel(ctx), run, cand)
+}
+
+// afterFailover records a promoted failover and re-points the cluster at
+// the new master.
+func (x *Switches) afterFailover(ctx context.Context, run *switchRun, cand cluster.Candidate) (Result, error) {
+	old, p := run.old.Node, run.p
+	var plan cluster.Plan
+	err := x.commitRetry(ctx, run.j, Step{"running", "catalog", cand.Name}, func(sn Snapshot) (cluster.Plan, error) {
+		plan = cluster.PlanFailover(sn.State, old.Name, cand.Name, cand.Lost...)
+		return switched(sn, plan, old.Name, cand.Name), nil
+	})
+	if err != nil {
+		x.note(ctx, run.j, "failed", "catalog", err.Error())
+		return Result{}, pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", cand.Name, err).
+			WithHint("Run FAILOVER again is not possible; fix the node table with care.")
+	}
+	sn, err := x.Catalog.Read(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	after := sn.State
+	newM, err := fleet.Of(after, cand.Name)
+	if err != nil {
+		return Result{}, err
+	}
+	x.follow(ctx, after, newM, cand.Followers, p)
+	if err := SyncNames(ctx, x.Fleet, after, newM.Node, inCluster, false, p); err != nil {
+		p.Notice("WARNING", err.Error())
+	}
+	RefreshCoordinators(ctx, x.Fleet, after, old.Name, cand.Name, p)
+	notices(p, plan.Notices)
+	p.Notice("NOTICE", fmt.Sprintf("Switch the %s master from %s to %s has been successfully completed", old.Type.Family(), old.Name, cand.Name))
+	x.note(ctx, run.j, "done", "end", cand.Name)
+	return Result{Node: cand.Name, Description: fmt.Sprintf("failover %s success", old.Type.Family())}, nil
+}
+
+// switchRun is a switch under way once its old master was fenced: what a
+// revert needs.
+type switchRun struct {
+	x   *Switches
+	p   Progress
+	j   *Journal
+	old fleet.Member
+	// stopped: the fence stopped a running old master, so a revert
+	// starts it again.
+	stopped bool
+}
+
+// fenced opens the switch's journal entry, keeps the doctor off the old
+// master (restarting it during or after the switch would make two
+// masters) and fences it. A failed fence gives the doctor its node back.
+func (x *Switches) fenced(ctx context.Context, command, step string, old fleet.Member, p Progress) (*switchRun, error) {
+	run := &switchRun{x: x, p: p, j: &Journal{Command: command}, old: old}
+	if err := x.Catalog.Commit(ctx, run.j, Step{"running", "start", ""}, allowCure(old.Name(), false)); err != nil {
+		return nil, err
+	}
+	stopped, err := x.fence(ctx, old, p)
+	if err != nil {
+		x.Catalog.Commit(ctx, run.j, Step{"failed", step, err.Error()}, allowCure(old.Name(), old.Node.AllowCure))
+		return nil, err
+	}
+	run.stopped = stopped
+	return run, nil
+}
+
+// fence makes sure the old master no longer accepts writes: stopped through
+// its agent (fast, then immediate). With its agent down and the node still
+// answering there is no way to stop it, and two masters must never run at
+// once, so the switch is refused. It reports whether it stopped a running
+// node (to start it again on a revert).
+func (x *Switches) fence(ctx context.Context, m fleet.Member, p Progress) (bool, error) {
+	running, err := x.Fleet.Running(ctx, m)
+	if err != nil {
+		if x.Fleet.Listening(m) {
+			return false, pgerror.New(pgerror.ObjectNotInPrereqState,
+				`cannot stop the old master %s: it answers on %s:%d but the agent on host "%s" is not running`, m.Name(), m.Host.Address, m.Node.Port, m.Host.Name).
+				WithHint("Start the agent (START AGENT %s) or stop the node by hand; two masters must never run at once.", m.Host.Name)
+		}
+		p.Notice("NOTICE", fmt.Sprintf("the old master %s does not answer and its agent is unreachable; taking it as down", m.Name()))
+		return false, nil
+	}
+	if !running {
+		return false, nil
+	}
+	if _, err := x.Fleet.Stop(ctx, m, fleet.Fast); err != nil {
+		if _, err := x.Fleet.Stop(ctx, m, fleet.Immediate); err != nil {
+			return false, pgerror.New(pgerror.ObjectNotInPrereqState, "try shut down node %s failed: %s", m.Name(), err)
+		}
+	}
+	p.Notice("NOTICE", fmt.Sprintf("the old master %s was stopped", m.Name()))
+	return true, nil
+}
+
+// revert undoes a switch that did not promote: the old master runs again
+// (if the fence stopped it) and the doctor may act on it again.
+func (r *switchRun) revert(ctx context.Context, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if r.stopped {
+		if _, err := r.x.Fleet.Start(ctx, r.old); err != nil {
+			r.p.Notice("WARNING", fmt.Sprintf("could not start the old master %s again: %s", r.old.Name(), err))
+		} else {
+			r.p.Notice("NOTICE", fmt.Sprintf("%s is running again as the master; nothing was switched", r.old.Name()))
+		}
+	}
+	r.x.Catalog.Commit(ctx, r.j, Step{"failed", "revert", cause.Error()}, allowCure(r.old.Name(), r.old.Node.AllowCure))
+	return cause
+}
+
+// takeOver promotes the new master of a switch. A failure that leaves it a
+// standby is reverted; an unclear one is not (see Promote). A primary
+// keeps the recovery settings it had as a standby; they are removed, as
+// they would point it at the old master if it were ever made a standby by
+// hand.
+func (r *switchRun) takeOver(ctx context.Context, newM fleet.Member) error {
+	if err := Promote(ctx, r.x.Fleet, newM, r.p); err != nil {
+		if errors.Is(err, ErrUnclearPromotion) {
+			r.x.note(ctx, r.j, "failed", "promote", err.Error())
+			return err
+		}
+		return r.revert(ctx, err)
+	}
+	r.p.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", newM.Name()))
+	r.x.Fleet.SetConf(context.WithoutCancel(ctx), newM, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+	return nil
+}
+
+// ErrUnclearPromotion marks a promotion whose outcome is unknown: the
+// switch stops and nothing is reverted.
+var ErrUnclearPromotion = errors.New("unclear promotion")
+
+// Promote promotes m. A promotion, once signalled, completes even if
+// pg_ctl gives up waiting or the statement is cancelled, so it runs to the
+// end, and a failure is believed only when the node still answers as a
+// standby: starting the old master next to a node that did become a
+// primary would make two masters. An unclear outcome is ErrUnclearPromotion.
+func Promote(ctx context.Context, f fleet.Fleet, m fleet.Member, p Progress) error {
+	ctx = context.WithoutCancel(ctx)
+	perr := f.Promote(ctx, m)
+	if perr == nil {
+		return nil
+	}
+	rec, err := f.InRecovery(ctx, m)
+	switch {
+	case err == nil && rec:
+		// Still a standby: make sure it stays one, then revert.
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", m.Name(), perr)
+	case err == nil:
+		p.Notice("WARNING", fmt.Sprintf("pg_ctl promote of %s reported %s, but it runs as a primary: the switch goes on", m.Name(), perr))
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnclearPromotion, pgerror.New(pgerror.Internal,
+		"promote %s: %s; its state is unknown (%v), so the old master is NOT started again", m.Name(), perr, err).
+		WithHint("Check both nodes with MONITOR ALL before anything else; at most one of them may run as a primary."))
+}
