@@ -144,4 +144,7 @@ type Fleet interface {
 	// ConfigureCoordinator installs the adb schema, node list, slot map
 	// and foreign servers on coordinator c (coord.Configure).
 	ConfigureCoordinator(ctx context.Context, s *cluster.State, c Member, ok func(cluster.Node) bool) error
+
+	// Growth: making data directories, moving slots (growth.go).
+	Growth
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -49,6 +50,10 @@ type Fleet struct {
 	Before func(f *Fleet, step string) error
 	// Steps are the actions issued, in order (reads are not listed).
 	Steps []string
+	// SlotMap and Tables are the coordinators' slot map and distributed
+	// tables (growth.go).
+	SlotMap map[int]string
+	Tables  []coord.Table
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)

@@ -1,0 +1,53 @@
+package fleet
+
+import (
+	"context"
+
+	"github.com/adbmgr/adbmgr/internal/coord"
+)
+
+// Growth is what INIT ALL, EXPAND and APPEND do to nodes beyond the
+// switches' needs: making data directories, and the coordinators' side
+// of moving slots.
+type Growth interface {
+	// InitDB creates m's data directory with initdb (walsegMB 0: the
+	// default WAL segment size).
+	InitDB(ctx context.Context, m Member, walsegMB int32, checksums bool) error
+	// BaseBackup fills m's empty data directory with pg_basebackup from
+	// source, over the replication slot named after m (which must exist
+	// on source). progress, when not nil, hears how far it got.
+	BaseBackup(ctx context.Context, m, source Member, progress func(doneKB, totalKB int64)) error
+	// SetStandby creates (or removes) m's standby.signal.
+	SetStandby(ctx context.Context, m Member, standby bool) error
+	// DropSlot drops the replication slot on m unless it is active; gone
+	// reports that no slot of that name is left.
+	DropSlot(ctx context.Context, m Member, slot string) (gone bool, err error)
+
+	// SlotsOf reads, in coordinator c's adb.slot, the slots node owns.
+	SlotsOf(ctx context.Context, c Member, node string) ([]int, error)
+	// DistributedTables lists coordinator c's distributed tables.
+	DistributedTables(ctx context.Context, c Member) ([]coord.Table, error)
+	// HoldSlots opens, on coordinator c, a transaction that locks the
+	// distributed tables with a partition of slots on datanode src's
+	// server (coord.LockTable): writes through c pause until the hold is
+	// committed or released.
+	HoldSlots(ctx context.Context, c Member, src string, slots []int) (SlotHold, error)
+	// TruncateShards empties, on datanode m, the shard tables of tables
+	// for slots that exist, and returns how many it emptied.
+	TruncateShards(ctx context.Context, m Member, tables []coord.Table, slots []int) (int, error)
+}
+
+// SlotHold is one coordinator's open transaction of HoldSlots.
+type SlotHold interface {
+	// Coordinator is the node holding.
+	Coordinator() string
+	// Repoint re-creates, in the transaction, the held partitions as
+	// foreign tables on dst's server and gives dst slots in adb.slot
+	// (coord.Repoint).
+	Repoint(ctx context.Context, dst Member, slots []int) error
+	// Commit commits the transaction.
+	Commit(ctx context.Context) error
+	// Release rolls back what was not committed and closes the
+	// connection.
+	Release(ctx context.Context)
+}
