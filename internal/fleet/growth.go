@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"time"
 
 	"github.com/adbmgr/adbmgr/internal/coord"
 )
@@ -51,3 +52,7 @@ type SlotHold interface {
 	// connection.
 	Release(ctx context.Context)
 }
+
+// Sleep waits d, or until ctx ends (its error then): the one pause of the
+// executors over the fleet.
+func Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }

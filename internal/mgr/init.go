@@ -9,10 +9,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
-	"github.com/adbmgr/adbmgr/internal/coord"
+	"github.com/adbmgr/adbmgr/internal/expand"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -389,93 +388,48 @@ func firstError(errs []error) error {
 
 func describeNode(n cluster.Node) string { return string(n.Type) + ` "` + n.Name + `"` }
 
-// initStep does one node's part of one INIT ALL stage.
+// initStep does one node's part of one INIT ALL stage; the node is made
+// by expand.Maker, as EXPAND's and APPEND's nodes are.
 func (m *Manager) initStep(e *req, s *cluster.State, sn *snapshot, action string, n cluster.Node, hba []cluster.HBALine,
 	walseg int32, checksums bool, failed func(string) bool) error {
 	ctx := e.ctx
-	t, err := m.target(s, n)
+	mem, err := fleet.At(s, n)
 	if err != nil {
 		return err
 	}
 	// The manager's settings first, the user's SET rows on top (a user's
 	// wal_keep_size beats the manager's); keys only the manager may set
 	// never come from the rows (params.IsManaged).
-	set := cluster.ServerParams(n, t.h)
+	set := cluster.ServerParams(n, mem.Host)
 	user, remove := params.Effective(n, sn.params)
 	for k, v := range user {
 		set[k] = v
 	}
+	conf := fleet.Conf{Set: set, Remove: remove, HBA: hba, UserHBA: userHBA(n, sn.hba)}
+	mk := expand.Maker{Fleet: m.fleet, Progress: e.w, Mark: func(ctx context.Context, name string) error {
+		return m.markNodes(ctx, []string{name}, func(n *cluster.Node) { n.Initialized = true })
+	}}
 	switch action {
 	case "initdb":
-		cctx, cancel := call(ctx, 5*time.Minute)
-		defer cancel()
-		sec, err := t.secrets()
-		if err != nil {
-			return err
-		}
-		if _, err := t.agent.InitDB(cctx, &agentpb.InitDBRequest{Node: t.ref(), DataChecksums: checksums, WalSegsizeMb: walseg, Secrets: sec}); err != nil {
-			return fmt.Errorf("initdb: %s", agentError(err))
-		}
-		if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
-			return err
-		}
-		return m.markNodes(ctx, []string{n.Name}, func(n *cluster.Node) { n.Initialized = true })
+		return mk.InitDB(ctx, mem, conf, walseg, checksums)
 	case "start":
 		if failed(n.Name) {
 			return fmt.Errorf("not initialized")
 		}
-		if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-			return fmt.Errorf("pg_ctl start: %s", agentError(err))
-		}
-		return nil
+		return mk.Start(ctx, mem)
 	case "basebackup":
 		parentNode, ok := s.Node(n.Master)
-		if !ok || failed(parentNode.Name) || !parentNode.Initialized {
+		if !ok || failed(parentNode.Name) {
 			return fmt.Errorf("its master %q was not initialized", n.Master)
 		}
-		parent, err := m.target(s, parentNode)
+		parent, err := fleet.At(s, parentNode)
 		if err != nil {
 			return err
 		}
-		if !n.Initialized {
-			conn, err := parent.sql(ctx)
-			if err != nil {
-				return fmt.Errorf("connect to %s: %w", parentNode.Name, err)
-			}
-			err = pgclient.EnsureSlot(ctx, conn, n.Name)
-			conn.Close(ctx)
-			if err != nil {
-				return fmt.Errorf("create replication slot %q on %s: %w", n.Name, parentNode.Name, err)
-			}
-			if err := t.basebackup(ctx, parent, e.w); err != nil {
-				return fmt.Errorf("pg_basebackup from %s: %s", parentNode.Name, agentError(err))
-			}
-			if err := m.configureNode(ctx, t, set, remove, hba, sn.hba); err != nil {
-				return err
-			}
-			if err := m.fleet.MakeStandbyOf(ctx, t.member(), parent.member()); err != nil {
-				return err
-			}
-			if err := m.markNodes(ctx, []string{n.Name}, func(n *cluster.Node) { n.Initialized = true }); err != nil {
-				return err
-			}
-		}
-		if _, err := t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-			return fmt.Errorf("pg_ctl start: %s", agentError(err))
-		}
-		return nil
+		return mk.Standby(ctx, mem, parent, conf)
 	}
 	return fmt.Errorf("unknown init action %q", action)
 }
-
-// configureNode writes the manager's and the user's parameters and the
-// pg_hba.conf lines into a freshly created data directory.
-func (m *Manager) configureNode(ctx context.Context, t target, set map[string]string, remove []string, hba []cluster.HBALine, rules []cluster.HBARule) error {
-	return m.fleet.Configure(ctx, t.member(), fleet.Conf{Set: set, Remove: remove, HBA: hba, UserHBA: userHBA(t.n, rules)})
-}
-
-// slots is the number of hash slots of every distributed table.
-const slots = coord.Slots
 
 // configureCoordinator gives a coordinator (and the gtmcoord master, the
 // primary coordinator) the cluster's node list, slot map and foreign

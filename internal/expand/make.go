@@ -1,0 +1,127 @@
+package expand
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/fleet"
+)
+
+// Maker makes one node's data directory: INIT ALL's stages, EXPAND's
+// copy and APPEND all go through it, so "make this node a streaming
+// standby of that one" is written once.
+type Maker struct {
+	Fleet    fleet.Fleet
+	Progress Progress
+	// Mark records in the catalog that the node is initialised. It must
+	// run even when ctx was cancelled: the directory exists.
+	Mark func(ctx context.Context, node string) error
+	// Pause is the wait between two tries of dropping a clone's
+	// replication slot; zero means half a second.
+	Pause time.Duration
+}
+
+// InitDB makes m a new primary's data directory with conf.
+func (mk Maker) InitDB(ctx context.Context, m fleet.Member, conf fleet.Conf, walsegMB int32, checksums bool) error {
+	if err := mk.Fleet.InitDB(ctx, m, walsegMB, checksums); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
+		return err
+	}
+	return mk.Mark(ctx, m.Name())
+}
+
+// Start starts m.
+func (mk Maker) Start(ctx context.Context, m fleet.Member) error {
+	if _, err := mk.Fleet.Start(ctx, m); err != nil {
+		return fmt.Errorf("pg_ctl start: %w", err)
+	}
+	return nil
+}
+
+// Standby makes m a streaming standby of parent and starts it: a slot
+// named after m on parent, a base backup, conf, recovery settings and
+// standby.signal. A node already initialised is only started.
+func (mk Maker) Standby(ctx context.Context, m, parent fleet.Member, conf fleet.Conf) error {
+	if !parent.Node.Initialized {
+		return fmt.Errorf("its master %q was not initialized", parent.Name())
+	}
+	if !m.Node.Initialized {
+		if err := mk.Fleet.EnsureSlot(ctx, parent, m.Name()); err != nil {
+			return fmt.Errorf("create replication slot %q on %s: %w", m.Name(), parent.Name(), err)
+		}
+		if err := mk.Fleet.BaseBackup(ctx, m, parent, mk.progress(m, parent)); err != nil {
+			return fmt.Errorf("pg_basebackup from %s: %w", parent.Name(), err)
+		}
+		if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
+			return err
+		}
+		if err := mk.Fleet.MakeStandbyOf(ctx, m, parent); err != nil {
+			return err
+		}
+		if err := mk.Mark(ctx, m.Name()); err != nil {
+			return err
+		}
+	}
+	return mk.Start(ctx, m)
+}
+
+// Clone makes m a copy of source that starts as a primary of its own: a
+// base backup started without standby.signal recovers to the end of the
+// copied WAL and opens. The slot on source only holds WAL for the copy:
+// it goes when the copy is done.
+func (mk Maker) Clone(ctx context.Context, m, source fleet.Member, conf fleet.Conf) error {
+	if err := mk.Fleet.EnsureSlot(ctx, source, m.Name()); err != nil {
+		return fmt.Errorf("replication slot on %s: %w", source.Name(), err)
+	}
+	defer mk.dropCopySlot(ctx, m, source)
+	if err := mk.Fleet.BaseBackup(ctx, m, source, mk.progress(m, source)); err != nil {
+		return fmt.Errorf("pg_basebackup from %s: %w", source.Name(), err)
+	}
+	if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
+		return err
+	}
+	if err := mk.Fleet.SetConf(ctx, m, true, nil, []string{"primary_conninfo", "primary_slot_name"}); err != nil {
+		return fmt.Errorf("recovery settings: %w", err)
+	}
+	if err := mk.Fleet.SetStandby(ctx, m, false); err != nil {
+		return fmt.Errorf("standby.signal: %w", err)
+	}
+	if err := mk.Mark(ctx, m.Name()); err != nil {
+		return err
+	}
+	return mk.Start(ctx, m)
+}
+
+// dropCopySlot drops the slot of m's copy on source, a few times: its
+// walsender may still be marked active for a moment. A cancelled
+// statement still drops it.
+func (mk Maker) dropCopySlot(ctx context.Context, m, source fleet.Member) {
+	ctx = context.WithoutCancel(ctx)
+	pause := mk.Pause
+	if pause == 0 {
+		pause = 500 * time.Millisecond
+	}
+	for try := 0; try < 10; try++ {
+		if gone, err := mk.Fleet.DropSlot(ctx, source, m.Name()); err == nil && gone {
+			return
+		}
+		_ = fleet.Sleep(ctx, pause)
+	}
+	mk.Progress.Notice("WARNING", fmt.Sprintf(`replication slot "%s" is left on %s; drop it there: SELECT pg_drop_replication_slot('%s')`,
+		m.Name(), source.Name(), m.Name()))
+}
+
+// progress reports a base backup of m from source as NOTICEs, at most
+// every few seconds.
+func (mk Maker) progress(m, source fleet.Member) func(doneKB, totalKB int64) {
+	last := time.Now()
+	return func(done, total int64) {
+		if time.Since(last) > 3*time.Second && total > 0 {
+			last = time.Now()
+			mk.Progress.Notice("NOTICE", fmt.Sprintf("%s: pg_basebackup from %s %d/%d kB (%d%%)", m.Name(), source.Name(), done, total, done*100/total))
+		}
+	}
+}
