@@ -53,9 +53,9 @@ func (m *Manager) expand(e *req, st *parser.Expand) error {
 	case "datanode":
 		return m.expandCopy(e, st)
 	case "activate":
-		err = m.locked(e, "EXPAND ACTIVATE", func() error { rows, err = m.expander(e).Activate(e.ctx, e.w); return err })
+		err = m.locked("EXPAND ACTIVATE", func() error { rows, err = m.expander(e).Activate(e.ctx, e.w); return err })
 	case "clean":
-		err = m.locked(e, "EXPAND CLEAN", func() error { rows, err = m.expander(e).Clean(e.ctx, e.w); return err })
+		err = m.locked("EXPAND CLEAN", func() error { rows, err = m.expander(e).Clean(e.ctx, e.w); return err })
 	case "show status", "docheck status":
 		rows, err = m.expander(e).Status(e.ctx)
 	default:
@@ -69,7 +69,7 @@ func (m *Manager) expand(e *req, st *parser.Expand) error {
 }
 
 // locked runs f under the cluster lock.
-func (m *Manager) locked(_ *req, command string, f func() error) error {
+func (m *Manager) locked(command string, f func() error) error {
 	unlock, err := m.lockCluster(command)
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (m *Manager) locked(_ *req, command string, f func() error) error {
 
 func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 	var desc string
-	err := m.locked(e, "EXPAND", func() (err error) {
+	err := m.locked("EXPAND", func() (err error) {
 		desc, err = m.expander(e).Copy(e.ctx, st.Src.Name, st.Dst.Name, e.w)
 		return err
 	})
