@@ -9,6 +9,7 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
@@ -104,13 +105,13 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 			}
 			return false
 		})
-		tg, err := m.target(sn.s, n)
+		tg, err := fleet.At(sn.s, n)
 		if err == nil {
-			err = tg.setConf(e.ctx, false, set, remove)
+			err = m.fleet.SetConf(e.ctx, tg, false, set, remove)
 		}
 		if err == nil && reload {
-			if ns, serr := statusOf(e, tg); serr == nil && ns.Running {
-				_, err = tg.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+			if running, serr := m.fleet.Running(e.ctx, tg); serr == nil && running {
+				err = m.fleet.Reload(e.ctx, tg)
 			}
 		}
 		if err != nil {
