@@ -109,6 +109,17 @@ func (m *Manager) flushHost(e *req) error {
 			c.Close()
 		}
 	}()
+	if err := m.flushMove(e, s, plan, bin, sshc); err != nil {
+		return err
+	}
+	return e.w.Complete("FLUSH HOST")
+}
+
+// flushMove is FLUSH HOST's journaled steps, in order: the agents,
+// pg_hba.conf with both addresses, the moved nodes restarted, their slaves
+// re-pointed, the coordinators, the old addresses removed, the record of
+// the move cleared.
+func (m *Manager) flushMove(e *req, s *cluster.State, plan cluster.FlushPlan, bin *os.File, sshc map[string]*deploy.Client) error {
 	journal := m.journal(e, "FLUSH HOST")
 	fail := func(step string, err error) error {
 		journal("failed", step, err.Error())
@@ -119,15 +130,7 @@ func (m *Manager) flushHost(e *req) error {
 	// From here on the host's processes may be at the new address too:
 	// say so in the record, so that an ALTER HOST back to the old address
 	// before the next FLUSH HOST still counts as a move.
-	started := cluster.Plan{Moved: map[string][]string{}}
-	for _, mh := range plan.Hosts {
-		name := mh.Host.Name
-		started.Moved[name] = s.Moved[name]
-		if !slices.Contains(started.Moved[name], mh.Host.Address) {
-			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
-		}
-	}
-	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(started) }); err != nil {
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(moveStarted(s, plan)) }); err != nil {
 		return fail("record the move", err)
 	}
 
@@ -152,21 +155,8 @@ func (m *Manager) flushHost(e *req) error {
 
 	journal("running", "re-point slaves", "")
 	for _, n := range plan.Repoint {
-		t, err := fleet.At(s, n)
-		if err != nil {
+		if err := m.repointSlave(e, s, n); err != nil {
 			return fail("re-point "+n.Name, err)
-		}
-		if err := m.writeStandby(e.ctx, s, t); err != nil {
-			return fail("re-point "+n.Name, err)
-		}
-		running, err := m.fleet.Running(e.ctx, t)
-		if err != nil {
-			return fail("re-point "+n.Name, fmt.Errorf("status: %s", agentError(err)))
-		}
-		if running {
-			if err := m.fleet.Reload(e.ctx, t); err != nil {
-				return fail("re-point "+n.Name, fmt.Errorf("reload: %s", agentError(err)))
-			}
 		}
 		e.w.Notice("NOTICE", fmt.Sprintf("%s now streams from %s", describeNode(n), n.Master))
 	}
@@ -183,20 +173,7 @@ func (m *Manager) flushHost(e *req) error {
 	if err := m.flushHBA(e, s, plan.Configured, nil, plan.Stale); err != nil {
 		return fail("pg_hba.conf", err)
 	}
-	m.refreshDBAPassFile(e, s)
-	for _, n := range plan.Restart {
-		m.removeOldSocketDirs(e, s, n)
-	}
-	// Replication is checked, not waited for beyond reason: a slave that
-	// does not stream again is a WARNING (MONITOR HA shows it), the move
-	// itself is done.
-	for _, n := range s.Nodes {
-		if n.InCluster && len(s.Children(n.Name)) > 0 && movedTree(s, plan, n) {
-			if err := m.pushSyncNames(e, s, n, inCluster, true); err != nil {
-				e.w.Notice("WARNING", err.Error())
-			}
-		}
-	}
+	m.flushTidy(e, s, plan)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
 	defer cancel()
 	for _, mh := range plan.Hosts {
@@ -206,7 +183,61 @@ func (m *Manager) flushHost(e *req) error {
 		e.w.Notice("NOTICE", fmt.Sprintf(`host "%s" moved from %s to %s`, mh.Host.Name, strings.Join(mh.From, ", "), mh.Host.Address))
 	}
 	journal("done", "end", "")
-	return e.w.Complete("FLUSH HOST")
+	return nil
+}
+
+// moveStarted is the record of the moves FLUSH HOST starts: each moved
+// host's old addresses and its new one.
+func moveStarted(s *cluster.State, plan cluster.FlushPlan) cluster.Plan {
+	started := cluster.Plan{Moved: map[string][]string{}}
+	for _, mh := range plan.Hosts {
+		name := mh.Host.Name
+		started.Moved[name] = s.Moved[name]
+		if !slices.Contains(started.Moved[name], mh.Host.Address) {
+			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
+		}
+	}
+	return started
+}
+
+// repointSlave writes slave n's recovery settings for where its master
+// is now and reloads it if it runs.
+func (m *Manager) repointSlave(e *req, s *cluster.State, n cluster.Node) error {
+	t, err := fleet.At(s, n)
+	if err != nil {
+		return err
+	}
+	if err := m.writeStandby(e.ctx, s, t); err != nil {
+		return err
+	}
+	running, err := m.fleet.Running(e.ctx, t)
+	if err != nil {
+		return fmt.Errorf("status: %s", agentError(err))
+	}
+	if running {
+		if err := m.fleet.Reload(e.ctx, t); err != nil {
+			return fmt.Errorf("reload: %s", agentError(err))
+		}
+	}
+	return nil
+}
+
+// flushTidy ends a FLUSH HOST once nothing uses the old addresses: the
+// DBA's password file, the old socket directories, and replication
+// checked — not waited for beyond reason: a slave that does not stream
+// again is a WARNING (MONITOR HA shows it), the move itself is done.
+func (m *Manager) flushTidy(e *req, s *cluster.State, plan cluster.FlushPlan) {
+	m.refreshDBAPassFile(e, s)
+	for _, n := range plan.Restart {
+		m.removeOldSocketDirs(e, s, n)
+	}
+	for _, n := range s.Nodes {
+		if n.InCluster && len(s.Children(n.Name)) > 0 && movedTree(s, plan, n) {
+			if err := m.pushSyncNames(e, s, n, inCluster, true); err != nil {
+				e.w.Notice("WARNING", err.Error())
+			}
+		}
+	}
 }
 
 // managerIPs are the addresses the manager's connections to the nodes
