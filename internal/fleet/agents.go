@@ -197,18 +197,28 @@ func (a *Agents) SetStandby(ctx context.Context, m Member, standby bool) error {
 	return err
 }
 
-// MakeStandbyOf implements Fleet.
+// MakeStandbyOf implements Fleet: the slot on parent, then WriteStandby.
 func (a *Agents) MakeStandbyOf(ctx context.Context, m, parent Member) error {
 	if err := a.EnsureSlot(ctx, parent, m.Name()); err != nil {
 		return fmt.Errorf("create replication slot %q on %s: %w", m.Name(), parent.Name(), err)
 	}
-	if err := a.SetConf(ctx, m, true, cluster.StandbyParams(m.Node, parent.Node, parent.Host, m.Host), nil); err != nil {
+	return a.WriteStandby(ctx, m, parent)
+}
+
+// WriteStandby implements Fleet: WriteRecovery, then standby.signal.
+func (a *Agents) WriteStandby(ctx context.Context, m, parent Member) error {
+	if err := a.WriteRecovery(ctx, m, parent); err != nil {
 		return fmt.Errorf("write recovery settings: %w", err)
 	}
 	if err := a.SetStandby(ctx, m, true); err != nil {
 		return fmt.Errorf("create standby.signal: %w", err)
 	}
 	return nil
+}
+
+// WriteRecovery implements Fleet.
+func (a *Agents) WriteRecovery(ctx context.Context, m, parent Member) error {
+	return a.SetConf(ctx, m, true, cluster.StandbyParams(m.Node, parent.Node, parent.Host, m.Host), nil)
 }
 
 // Rewind implements Fleet.

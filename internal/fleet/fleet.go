@@ -110,8 +110,19 @@ type Fleet interface {
 	Configure(ctx context.Context, m Member, c Conf) error
 	// MakeStandbyOf makes m a standby of parent: a replication slot
 	// named after m on parent, m's recovery settings pointing at parent,
-	// standby.signal. It neither starts nor reloads m.
+	// standby.signal. It neither starts nor reloads m. The three steps are
+	// one procedure split in nested parts: MakeStandbyOf = EnsureSlot on
+	// parent + WriteStandby; WriteStandby = WriteRecovery + standby.signal.
 	MakeStandbyOf(ctx context.Context, m, parent Member) error
+	// WriteStandby is MakeStandbyOf without the slot, for a parent that
+	// may be down: m's recovery settings pointing at parent and
+	// standby.signal.
+	WriteStandby(ctx context.Context, m, parent Member) error
+	// WriteRecovery writes m's recovery settings alone (primary_conninfo,
+	// primary_slot_name… in postgresql.auto.conf), pointing at parent: a
+	// standby re-pointed to where its parent is now, reloaded by the
+	// caller (PostgreSQL 13+ reconnects without a restart).
+	WriteRecovery(ctx context.Context, m, parent Member) error
 	// Rewind runs pg_rewind on the stopped m from source, writing
 	// recovery settings; it returns the tool's output.
 	Rewind(ctx context.Context, m, source Member) (string, error)

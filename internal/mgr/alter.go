@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -97,40 +97,43 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 // node does not come up, the old port is written back and it is started
 // again.
 func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) error {
-	t, err := m.target(s, n)
+	t, err := fleet.At(s, n)
 	if err != nil {
 		return err
 	}
-	if pgclient.Ping(t.h.Address, port, time.Second) {
-		return pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use`, port, t.h.Name, t.h.Address)
+	if pgclient.Ping(t.Host.Address, port, time.Second) {
+		return pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use`, port, t.Host.Name, t.Host.Address)
 	}
-	if err := m.requireAgent(e.ctx, t.h); err != nil {
+	if err := m.requireAgent(e.ctx, t.Host); err != nil {
 		return err
 	}
-	st, err := statusOf(e, t)
+	running, err := m.fleet.Running(e.ctx, t)
 	if err != nil {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
 	}
-	if !st.Running {
+	setPort := func(p int) error {
+		return m.fleet.SetConf(e.ctx, t, false, map[string]string{"port": strconv.Itoa(p)}, nil)
+	}
+	if !running {
 		// A node the DBA stopped stays stopped; it starts on the new port.
-		if err := t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(port)}, nil); err != nil {
+		if err := setPort(port); err != nil {
 			return pgerror.New(pgerror.ObjectNotInPrereqState, "write the port of %s: %s", describeNode(n), agentError(err))
 		}
 		return nil
 	}
 	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on port %d", describeNode(n), port))
-	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {
+	if _, err := m.fleet.Stop(e.ctx, t, fleet.Fast); err != nil {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "stop %s: %s", describeNode(n), agentError(err))
 	}
 	moved := t
-	moved.n.Port = port
-	err = t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(port)}, nil)
+	moved.Node.Port = port
+	err = setPort(port)
 	if err == nil {
-		_, err = moved.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		_, err = m.fleet.Start(e.ctx, moved)
 	}
 	if err != nil {
-		t.setConf(e.ctx, false, map[string]string{"port": strconv.Itoa(n.Port)}, nil)
-		t.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+		setPort(n.Port)
+		m.fleet.Start(e.ctx, t)
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "%s did not start on port %d: %s; it runs on port %d again", describeNode(n), port, agentError(err), n.Port)
 	}
 	return nil
@@ -141,16 +144,17 @@ func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) e
 // without a restart.
 func (m *Manager) repoint(e *req, s *cluster.State, n cluster.Node) {
 	h, _ := s.Host(n.Host)
+	parent := fleet.Member{Node: n, Host: h}
 	for _, c := range s.Children(n.Name) {
 		if !c.InCluster {
 			continue
 		}
-		t, err := m.target(s, c)
+		cm, err := fleet.At(s, c)
 		if err == nil {
-			err = t.setConf(e.ctx, true, cluster.StandbyParams(c, n, h, t.h), nil)
+			err = m.fleet.WriteRecovery(e.ctx, cm, parent)
 		}
 		if err == nil {
-			_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+			err = m.fleet.Reload(e.ctx, cm)
 		}
 		if err != nil {
 			e.w.Notice("WARNING", fmt.Sprintf("could not re-point %s to the new port: %s", describeNode(c), agentError(err)))

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/doctor"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -154,11 +154,11 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 			// A postmaster that runs but refuses connections (crash
 			// recovery, too many clients) is not down: neither a restart
 			// nor a failover would help it.
-			if t, terr := d.m.target(s, n); o.AgentUp && terr == nil {
+			if t, terr := fleet.At(s, n); o.AgentUp && terr == nil {
 				cctx, cancel := call(ctx, time.Second)
-				st, serr := t.agent.Status(cctx, t.ref())
+				running, serr := d.m.fleet.Running(cctx, t)
 				cancel()
-				if serr == nil && st.Running {
+				if serr == nil && running {
 					o.Answering = true
 				}
 			}
@@ -195,11 +195,11 @@ func (d doctorHands) Restart(ctx context.Context, node string) error {
 	if err != nil {
 		return err
 	}
-	t, err := d.m.target(s, n)
+	t, err := fleet.At(s, n)
 	if err != nil {
 		return err
 	}
-	_, err = t.pgctl(ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	_, err = d.m.fleet.Start(ctx, t)
 	return err
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -108,6 +109,17 @@ func (m *Manager) flushHost(e *req) error {
 			c.Close()
 		}
 	}()
+	if err := m.flushMove(e, s, plan, bin, sshc); err != nil {
+		return err
+	}
+	return e.w.Complete("FLUSH HOST")
+}
+
+// flushMove is FLUSH HOST's journaled steps, in order: the agents,
+// pg_hba.conf with both addresses, the moved nodes restarted, their slaves
+// re-pointed, the coordinators, the old addresses removed, the record of
+// the move cleared.
+func (m *Manager) flushMove(e *req, s *cluster.State, plan cluster.FlushPlan, bin *os.File, sshc map[string]*deploy.Client) error {
 	journal := m.journal(e, "FLUSH HOST")
 	fail := func(step string, err error) error {
 		journal("failed", step, err.Error())
@@ -118,15 +130,7 @@ func (m *Manager) flushHost(e *req) error {
 	// From here on the host's processes may be at the new address too:
 	// say so in the record, so that an ALTER HOST back to the old address
 	// before the next FLUSH HOST still counts as a move.
-	started := cluster.Plan{Moved: map[string][]string{}}
-	for _, mh := range plan.Hosts {
-		name := mh.Host.Name
-		started.Moved[name] = s.Moved[name]
-		if !slices.Contains(started.Moved[name], mh.Host.Address) {
-			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
-		}
-	}
-	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(started) }); err != nil {
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(moveStarted(s, plan)) }); err != nil {
 		return fail("record the move", err)
 	}
 
@@ -151,21 +155,8 @@ func (m *Manager) flushHost(e *req) error {
 
 	journal("running", "re-point slaves", "")
 	for _, n := range plan.Repoint {
-		t, err := m.target(s, n)
-		if err != nil {
+		if err := m.repointSlave(e, s, n); err != nil {
 			return fail("re-point "+n.Name, err)
-		}
-		if err := m.writeStandby(e.ctx, s, t); err != nil {
-			return fail("re-point "+n.Name, err)
-		}
-		st, err := statusOf(e, t)
-		if err != nil {
-			return fail("re-point "+n.Name, fmt.Errorf("status: %s", agentError(err)))
-		}
-		if st.Running {
-			if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
-				return fail("re-point "+n.Name, fmt.Errorf("reload: %s", agentError(err)))
-			}
 		}
 		e.w.Notice("NOTICE", fmt.Sprintf("%s now streams from %s", describeNode(n), n.Master))
 	}
@@ -182,20 +173,7 @@ func (m *Manager) flushHost(e *req) error {
 	if err := m.flushHBA(e, s, plan.Configured, nil, plan.Stale); err != nil {
 		return fail("pg_hba.conf", err)
 	}
-	m.refreshDBAPassFile(e, s)
-	for _, n := range plan.Restart {
-		m.removeOldSocketDirs(e, s, n)
-	}
-	// Replication is checked, not waited for beyond reason: a slave that
-	// does not stream again is a WARNING (MONITOR HA shows it), the move
-	// itself is done.
-	for _, n := range s.Nodes {
-		if n.InCluster && len(s.Children(n.Name)) > 0 && movedTree(s, plan, n) {
-			if err := m.pushSyncNames(e, s, n, inCluster, true); err != nil {
-				e.w.Notice("WARNING", err.Error())
-			}
-		}
-	}
+	m.flushTidy(e, s, plan)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 30*time.Second)
 	defer cancel()
 	for _, mh := range plan.Hosts {
@@ -205,7 +183,61 @@ func (m *Manager) flushHost(e *req) error {
 		e.w.Notice("NOTICE", fmt.Sprintf(`host "%s" moved from %s to %s`, mh.Host.Name, strings.Join(mh.From, ", "), mh.Host.Address))
 	}
 	journal("done", "end", "")
-	return e.w.Complete("FLUSH HOST")
+	return nil
+}
+
+// moveStarted is the record of the moves FLUSH HOST starts: each moved
+// host's old addresses and its new one.
+func moveStarted(s *cluster.State, plan cluster.FlushPlan) cluster.Plan {
+	started := cluster.Plan{Moved: map[string][]string{}}
+	for _, mh := range plan.Hosts {
+		name := mh.Host.Name
+		started.Moved[name] = s.Moved[name]
+		if !slices.Contains(started.Moved[name], mh.Host.Address) {
+			started.Moved[name] = append(slices.Clone(started.Moved[name]), mh.Host.Address)
+		}
+	}
+	return started
+}
+
+// repointSlave writes slave n's recovery settings for where its master
+// is now and reloads it if it runs.
+func (m *Manager) repointSlave(e *req, s *cluster.State, n cluster.Node) error {
+	t, err := fleet.At(s, n)
+	if err != nil {
+		return err
+	}
+	if err := m.writeStandby(e.ctx, s, t); err != nil {
+		return err
+	}
+	running, err := m.fleet.Running(e.ctx, t)
+	if err != nil {
+		return fmt.Errorf("status: %s", agentError(err))
+	}
+	if running {
+		if err := m.fleet.Reload(e.ctx, t); err != nil {
+			return fmt.Errorf("reload: %s", agentError(err))
+		}
+	}
+	return nil
+}
+
+// flushTidy ends a FLUSH HOST once nothing uses the old addresses: the
+// DBA's password file, the old socket directories, and replication
+// checked — not waited for beyond reason: a slave that does not stream
+// again is a WARNING (MONITOR HA shows it), the move itself is done.
+func (m *Manager) flushTidy(e *req, s *cluster.State, plan cluster.FlushPlan) {
+	m.refreshDBAPassFile(e, s)
+	for _, n := range plan.Restart {
+		m.removeOldSocketDirs(e, s, n)
+	}
+	for _, n := range s.Nodes {
+		if n.InCluster && len(s.Children(n.Name)) > 0 && movedTree(s, plan, n) {
+			if err := m.pushSyncNames(e, s, n, inCluster, true); err != nil {
+				e.w.Notice("WARNING", err.Error())
+			}
+		}
+	}
 }
 
 // managerIPs are the addresses the manager's connections to the nodes
@@ -309,15 +341,15 @@ func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan
 		if !n.Type.IsMaster() || !n.InCluster || moved[n.Host] {
 			continue
 		}
-		t, err := m.target(s, n)
+		t, err := fleet.At(s, n)
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := statusOf(e, t)
+		running, err := m.fleet.Running(e.ctx, t)
 		if err != nil {
 			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
 		}
-		if !st.Running {
+		if !running {
 			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "%s is not running", describeNode(n)).
 				WithHint("Start it first (START %s); FLUSH HOST needs every master of the cluster.", strings.ToUpper(string(n.Type))+" "+n.Name)
 		}
@@ -439,13 +471,14 @@ func (m *Manager) flushHBA(e *req, s *cluster.State, nodes []cluster.Node, add, 
 
 // writeStandby writes slave t's primary_conninfo (and the rest of its
 // recovery settings) from the catalog.
-func (m *Manager) writeStandby(ctx context.Context, s *cluster.State, t target) error {
-	parent, ok := s.Node(t.n.Master)
+func (m *Manager) writeStandby(ctx context.Context, s *cluster.State, t fleet.Member) error {
+	parentNode, ok := s.Node(t.Node.Master)
 	if !ok {
-		return fmt.Errorf("the master %q of %s does not exist", t.n.Master, t.n.Name)
+		return fmt.Errorf("the master %q of %s does not exist", t.Node.Master, t.Name())
 	}
-	ph, _ := s.Host(parent.Host)
-	if err := t.setConf(ctx, true, cluster.StandbyParams(t.n, parent, ph, t.h), nil); err != nil {
+	ph, _ := s.Host(parentNode.Host)
+	parent := fleet.Member{Node: parentNode, Host: ph}
+	if err := m.fleet.WriteRecovery(ctx, t, parent); err != nil {
 		return fmt.Errorf("write primary_conninfo: %s", agentError(err))
 	}
 	return nil
@@ -457,11 +490,11 @@ func (m *Manager) writeStandby(ctx context.Context, s *cluster.State, t target) 
 // that is stopped and not in the cluster stays stopped (it starts on the
 // new address when it is started).
 func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
-	t, err := m.target(s, n)
+	t, err := fleet.At(s, n)
 	if err != nil {
 		return err
 	}
-	if err := t.setConf(e.ctx, false, cluster.AddressParams(n, t.h), nil); err != nil {
+	if err := m.fleet.SetConf(e.ctx, t, false, cluster.AddressParams(n, t.Host), nil); err != nil {
 		return fmt.Errorf("write postgresql.conf: %s", agentError(err))
 	}
 	if !n.Type.IsMaster() {
@@ -469,26 +502,26 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 			return err
 		}
 	}
-	st, err := statusOf(e, t)
+	running, err := m.fleet.Running(e.ctx, t)
 	if err != nil {
 		return fmt.Errorf("status: %s", agentError(err))
 	}
-	if !st.Running && !n.InCluster {
-		e.w.Notice("NOTICE", fmt.Sprintf("%s is stopped: it will listen on %s when started", describeNode(n), t.h.Address))
+	if !running && !n.InCluster {
+		e.w.Notice("NOTICE", fmt.Sprintf("%s is stopped: it will listen on %s when started", describeNode(n), t.Host.Address))
 		return nil
 	}
-	if st.Running && m.listensOn(e.ctx, t) {
+	if running && m.listensOn(e.ctx, t) {
 		// Moved by an earlier FLUSH HOST that failed further on.
-		e.w.Notice("NOTICE", fmt.Sprintf("%s already listens on %s", describeNode(n), t.h.Address))
+		e.w.Notice("NOTICE", fmt.Sprintf("%s already listens on %s", describeNode(n), t.Host.Address))
 		return nil
 	}
-	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on %s", describeNode(n), t.h.Address))
-	if st.Running {
-		if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_STOP, agentpb.PgCtlRequest_FAST); err != nil {
+	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on %s", describeNode(n), t.Host.Address))
+	if running {
+		if _, err := m.fleet.Stop(e.ctx, t, fleet.Fast); err != nil {
 			return fmt.Errorf("pg_ctl stop: %s", agentError(err))
 		}
 	}
-	if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_START, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+	if _, err := m.fleet.Start(e.ctx, t); err != nil {
 		return fmt.Errorf("pg_ctl start: %s", agentError(err))
 	}
 	return nil
@@ -497,13 +530,13 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 // listensOn reports whether t's node answers at its host's address with
 // the settings FLUSH HOST gives it. The connection verifies the node's
 // certificate for that address, so nothing else on the port passes.
-func (m *Manager) listensOn(ctx context.Context, t target) bool {
-	c, err := m.connect(ctx, t.h, t.n, 5*time.Second)
+func (m *Manager) listensOn(ctx context.Context, t fleet.Member) bool {
+	c, err := m.fleet.Conn(ctx, t, 5*time.Second)
 	if err != nil {
 		return false
 	}
 	defer c.Close(ctx)
-	want := cluster.AddressParams(t.n, t.h)
+	want := cluster.AddressParams(t.Node, t.Host)
 	for _, k := range []string{"listen_addresses", "unix_socket_directories"} {
 		var v string
 		if err := c.QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil || v != want[k] {

@@ -111,28 +111,88 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 		return err
 	}
 	defer unlock()
-	var parsed []*agentpb.HBALine
-	for _, l := range lines {
-		pl, err := parseHBALine(l)
-		if err != nil {
-			return pgerror.New(pgerror.InvalidParameterValue, `invalid pg_hba.conf line "%s": %s`, l, err)
-		}
-		if !drop && strings.EqualFold(pl.Method, "trust") {
-			// A trust line makes every account that can reach the node a
-			// database superuser, able to run programs as the host's user
-			// (COPY … TO PROGRAM): nodes trust nobody.
-			return pgerror.New(pgerror.InsufficientPrivilege, `refusing pg_hba.conf line "%s": nodes trust nobody`, l).
-				WithHint("Use scram-sha-256 (the nodes' users need passwords), or peer for local lines.")
-		}
-		parsed = append(parsed, pl)
-	}
-	if !drop && len(parsed) == 0 {
-		return pgerror.New(pgerror.SyntaxError, "ADD HBA needs at least one line")
+	parsed, err := parseHBALines(lines, drop)
+	if err != nil {
+		return err
 	}
 	sn, err := m.snapshot(e.ctx)
 	if err != nil {
 		return err
 	}
+	s := sn.s
+	nodes, plan, err := hbaPlan(e, t, sn, parsed, drop)
+	if err != nil {
+		return err
+	}
+	if drop && len(plan.DeleteHBA) == 0 {
+		return pgerror.New(pgerror.UndefinedObject, "no matching pg_hba.conf line was added with ADD HBA").
+			WithHint("LIST HBA shows them.")
+	}
+	// Lines to write or remove on the running nodes.
+	var live []cluster.Node
+	for _, n := range nodes {
+		if n.InCluster {
+			live = append(live, n)
+		}
+	}
+	for _, n := range live {
+		h, _ := s.Host(n.Host)
+		if err := m.requireAgent(e.ctx, h); err != nil {
+			return err
+		}
+	}
+	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {
+		return err
+	}
+	var failures []string
+	for _, n := range live {
+		edit := parsed
+		if drop {
+			edit = hbaRemoved(sn, plan, n)
+		}
+		if len(edit) == 0 {
+			continue
+		}
+		if err := m.editHBA(e, s, n, edit, drop); err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %s", n.Name, agentError(err)))
+		}
+	}
+	if len(failures) > 0 {
+		e.w.Notice("WARNING", "pg_hba.conf was not updated on: "+strings.Join(failures, "; ")+". The catalog holds the change; it is applied when the node is initialized again.")
+	}
+	if drop {
+		return e.w.Complete("DROP HBA")
+	}
+	return e.w.Complete("ADD HBA")
+}
+
+// parseHBALines reads the lines of ADD HBA (at least one, none trusting)
+// or DROP HBA.
+func parseHBALines(lines []string, drop bool) ([]*agentpb.HBALine, error) {
+	var parsed []*agentpb.HBALine
+	for _, l := range lines {
+		pl, err := parseHBALine(l)
+		if err != nil {
+			return nil, pgerror.New(pgerror.InvalidParameterValue, `invalid pg_hba.conf line "%s": %s`, l, err)
+		}
+		if !drop && strings.EqualFold(pl.Method, "trust") {
+			// A trust line makes every account that can reach the node a
+			// database superuser, able to run programs as the host's user
+			// (COPY … TO PROGRAM): nodes trust nobody.
+			return nil, pgerror.New(pgerror.InsufficientPrivilege, `refusing pg_hba.conf line "%s": nodes trust nobody`, l).
+				WithHint("Use scram-sha-256 (the nodes' users need passwords), or peer for local lines.")
+		}
+		parsed = append(parsed, pl)
+	}
+	if !drop && len(parsed) == 0 {
+		return nil, pgerror.New(pgerror.SyntaxError, "ADD HBA needs at least one line")
+	}
+	return parsed, nil
+}
+
+// hbaPlan is the nodes ADD or DROP HBA of target t reaches and the rules it
+// puts or deletes.
+func hbaPlan(e *req, t parser.NodeTarget, sn *snapshot, parsed []*agentpb.HBALine, drop bool) ([]cluster.Node, cluster.Plan, error) {
 	s := sn.s
 	var nodes []cluster.Node
 	var plan cluster.Plan
@@ -158,10 +218,10 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 		for _, id := range t.Names {
 			n, ok := s.Node(id.Name)
 			if !ok {
-				return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
+				return nil, plan, pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, id.Name).At(e.q, id.Pos)
 			}
 			if t.Kind.Family != parser.FamilyNone && n.Type.Family() != familyOf(t.Kind.Family) {
-				return pgerror.New(pgerror.InvalidParameterValue, `%s is not a %s`, describeNode(n), familyOf(t.Kind.Family)).At(e.q, id.Pos)
+				return nil, plan, pgerror.New(pgerror.InvalidParameterValue, `%s is not a %s`, describeNode(n), familyOf(t.Kind.Family)).At(e.q, id.Pos)
 			}
 			nodes = append(nodes, n)
 			if drop {
@@ -177,76 +237,49 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 			}
 		}
 	}
-	if drop && len(plan.DeleteHBA) == 0 {
-		return pgerror.New(pgerror.UndefinedObject, "no matching pg_hba.conf line was added with ADD HBA").
-			WithHint("LIST HBA shows them.")
-	}
-	// Lines to write or remove on the running nodes.
-	var live []cluster.Node
-	for _, n := range nodes {
-		if n.InCluster {
-			live = append(live, n)
+	return nodes, plan, nil
+}
+
+// hbaRemoved is the lines DROP HBA removes from node n's pg_hba.conf: a
+// line another remaining rule still gives the node stays.
+func hbaRemoved(sn *snapshot, plan cluster.Plan, n cluster.Node) []*agentpb.HBALine {
+	kept := map[string]bool{}
+	for _, r := range sn.hba {
+		if r.Applies(n) && !slices.Contains(plan.DeleteHBA, r) {
+			kept[r.Line] = true
 		}
 	}
-	for _, n := range live {
-		h, _ := s.Host(n.Host)
-		if err := m.requireAgent(e.ctx, h); err != nil {
-			return err
+	var edit []*agentpb.HBALine
+	for _, r := range plan.DeleteHBA {
+		if r.Applies(n) && !kept[r.Line] {
+			if l, err := parseHBALine(r.Line); err == nil {
+				edit = append(edit, l)
+			}
 		}
 	}
-	if err := m.cat.Update(e.ctx, func(tx catalog.Tx) error { return tx.Apply(plan) }); err != nil {
+	return edit
+}
+
+// editHBA adds (or, with drop, removes) the DBA's lines of node n's
+// pg_hba.conf and reloads it.
+func (m *Manager) editHBA(e *req, s *cluster.State, n cluster.Node, edit []*agentpb.HBALine, drop bool) error {
+	t, err := m.target(s, n)
+	if err != nil {
 		return err
 	}
-	var failures []string
-	for _, n := range live {
-		var edit []*agentpb.HBALine
-		if drop {
-			// A line another remaining rule still gives this node stays.
-			kept := map[string]bool{}
-			for _, r := range sn.hba {
-				if r.Applies(n) && !slices.Contains(plan.DeleteHBA, r) {
-					kept[r.Line] = true
-				}
-			}
-			for _, r := range plan.DeleteHBA {
-				if r.Applies(n) && !kept[r.Line] {
-					if l, err := parseHBALine(r.Line); err == nil {
-						edit = append(edit, l)
-					}
-				}
-			}
-		} else {
-			edit = parsed
-		}
-		if len(edit) == 0 {
-			continue
-		}
-		t, err := m.target(s, n)
-		if err == nil {
-			req := &agentpb.EditHBARequest{Node: t.ref()}
-			if drop {
-				req.Remove = edit
-			} else {
-				req.AddTail = edit
-			}
-			cctx, cancel := call(e.ctx, 30*time.Second)
-			_, err = t.agent.EditHBA(cctx, req)
-			cancel()
-			if err == nil {
-				_, err = t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
-			}
-		}
-		if err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %s", n.Name, agentError(err)))
-		}
-	}
-	if len(failures) > 0 {
-		e.w.Notice("WARNING", "pg_hba.conf was not updated on: "+strings.Join(failures, "; ")+". The catalog holds the change; it is applied when the node is initialized again.")
-	}
+	req := &agentpb.EditHBARequest{Node: t.ref()}
 	if drop {
-		return e.w.Complete("DROP HBA")
+		req.Remove = edit
+	} else {
+		req.AddTail = edit
 	}
-	return e.w.Complete("ADD HBA")
+	cctx, cancel := call(e.ctx, 30*time.Second)
+	_, err = t.agent.EditHBA(cctx, req)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return m.fleet.Reload(e.ctx, t.member())
 }
 
 func containsLine(parsed []*agentpb.HBALine, line string) bool {

@@ -144,64 +144,77 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 		if len(group) == 0 {
 			continue
 		}
-		op := verb + " " + string(typ)
-		res := make([]opResult, len(group))
-		parallel(len(group), func(i int) {
-			n := group[i]
-			r := opResult{op: op, node: n.Name, ok: true, desc: "success"}
-			defer func() { res[i] = r }()
-			if !n.Initialized {
-				r.ok, r.desc = false, fmt.Sprintf(`%s "%s" has not been initialized`, n.Type, n.Name)
-				return
-			}
-			tg, err := m.target(s, n)
-			if err != nil {
-				r.ok, r.desc = false, err.Error()
-				return
-			}
-			action := agentpb.PgCtlRequest_STOP
-			if start {
-				action = agentpb.PgCtlRequest_START
-			}
-			out, err := tg.pgctl(e.ctx, action, md)
-			switch {
-			case err != nil:
-				r.ok, r.desc = false, agentError(err)
-			case out.Already && start:
-				r.desc = "already running"
-			case out.Already:
-				r.desc = "already stopped"
-			}
-		})
+		res := m.startStopGroup(e, s, verb+" "+string(typ), group, start, md)
 		for _, r := range res {
 			r.notice(e.w)
 		}
 		results = append(results, res...)
 	}
+	// The doctor may act on started nodes, not on nodes a DBA stopped.
+	if start {
+		if err := m.started(e, s, results); err != nil {
+			return err
+		}
+	}
+	return writeOpResults(e.w, results)
+}
+
+// startStopGroup starts or stops the nodes of one type, in parallel.
+func (m *Manager) startStopGroup(e *req, s *cluster.State, op string, group []cluster.Node, start bool, md agentpb.PgCtlRequest_Mode) []opResult {
+	res := make([]opResult, len(group))
+	parallel(len(group), func(i int) {
+		n := group[i]
+		r := opResult{op: op, node: n.Name, ok: true, desc: "success"}
+		defer func() { res[i] = r }()
+		if !n.Initialized {
+			r.ok, r.desc = false, fmt.Sprintf(`%s "%s" has not been initialized`, n.Type, n.Name)
+			return
+		}
+		tg, err := m.target(s, n)
+		if err != nil {
+			r.ok, r.desc = false, err.Error()
+			return
+		}
+		action := agentpb.PgCtlRequest_STOP
+		if start {
+			action = agentpb.PgCtlRequest_START
+		}
+		out, err := tg.pgctl(e.ctx, action, md)
+		switch {
+		case err != nil:
+			r.ok, r.desc = false, agentError(err)
+		case out.Already && start:
+			r.desc = "already running"
+		case out.Already:
+			r.desc = "already stopped"
+		}
+	})
+	return res
+}
+
+// started gives the doctor the nodes that started, and brings the node
+// list, servers and slot map of a coordinator that was down — it may have
+// missed a switch — up to date.
+func (m *Manager) started(e *req, s *cluster.State, results []opResult) error {
 	var done []string
 	for _, r := range results {
 		if r.ok {
 			done = append(done, r.node)
 		}
 	}
-	// The doctor may act on started nodes, not on nodes a DBA stopped.
-	if start {
-		if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = true }); err != nil {
-			return err
-		}
-		// A coordinator that was down may have missed a switch: bring its
-		// node list, servers and slot map up to date.
-		ok := func(x cluster.Node) bool { return x.InCluster }
-		for _, name := range done {
-			n, _ := s.Node(name)
-			if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && n.InCluster {
-				if err := m.configureCoordinator(e.ctx, s, n, ok); err != nil {
-					e.w.Notice("WARNING", fmt.Sprintf("could not refresh %s: %s", describeNode(n), err))
-				}
+	if err := m.markNodes(e.ctx, done, func(n *cluster.Node) { n.AllowCure = true }); err != nil {
+		return err
+	}
+	ok := func(x cluster.Node) bool { return x.InCluster }
+	for _, name := range done {
+		n, _ := s.Node(name)
+		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && n.InCluster {
+			if err := m.configureCoordinator(e.ctx, s, n, ok); err != nil {
+				e.w.Notice("WARNING", fmt.Sprintf("could not refresh %s: %s", describeNode(n), err))
 			}
 		}
 	}
-	return writeOpResults(e.w, results)
+	return nil
 }
 
 var monitorColumns = []pgwire.Column{

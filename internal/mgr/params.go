@@ -9,6 +9,7 @@ import (
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
@@ -87,33 +88,9 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 		return err
 	}
 	after := params.Apply(sn.params, plan)
-	// Reload even for restart-only parameters: PostgreSQL then marks them
-	// pending_restart (SHOW PARAM shows it) and keeps the running value.
-	reload := true
 	var failures []string
 	for _, n := range live {
-		set, remove := params.Updates(n, after, keys)
-		// A key the manager sets itself goes back to the manager's value,
-		// not to PostgreSQL's default.
-		h, _ := sn.s.Host(n.Host)
-		base := cluster.ServerParams(n, h)
-		remove = slices.DeleteFunc(remove, func(k string) bool {
-			if v, ok := base[k]; ok {
-				set[k] = v
-				return true
-			}
-			return false
-		})
-		tg, err := m.target(sn.s, n)
-		if err == nil {
-			err = tg.setConf(e.ctx, false, set, remove)
-		}
-		if err == nil && reload {
-			if ns, serr := statusOf(e, tg); serr == nil && ns.Running {
-				_, err = tg.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
-			}
-		}
-		if err != nil {
+		if err := m.writeParams(e, sn.s, n, after, keys); err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %s", n.Name, agentError(err)))
 		}
 	}
@@ -122,6 +99,36 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 		e.w.Notice("WARNING", "postgresql.conf was not updated on: "+strings.Join(failures, "; ")+". The catalog holds the new values; run the command again once the nodes are reachable.")
 	}
 	return e.w.Complete(st.Command())
+}
+
+// writeParams writes the keys of node n's parameters (after: the catalog's
+// rows once changed) into its postgresql.conf and reloads it if it runs —
+// even for restart-only parameters: PostgreSQL then marks them
+// pending_restart (SHOW PARAM shows it) and keeps the running value.
+func (m *Manager) writeParams(e *req, s *cluster.State, n cluster.Node, after []cluster.Param, keys []string) error {
+	set, remove := params.Updates(n, after, keys)
+	// A key the manager sets itself goes back to the manager's value,
+	// not to PostgreSQL's default.
+	h, _ := s.Host(n.Host)
+	base := cluster.ServerParams(n, h)
+	remove = slices.DeleteFunc(remove, func(k string) bool {
+		if v, ok := base[k]; ok {
+			set[k] = v
+			return true
+		}
+		return false
+	})
+	tg, err := fleet.At(s, n)
+	if err != nil {
+		return err
+	}
+	if err := m.fleet.SetConf(e.ctx, tg, false, set, remove); err != nil {
+		return err
+	}
+	if running, err := m.fleet.Running(e.ctx, tg); err == nil && running {
+		return m.fleet.Reload(e.ctx, tg)
+	}
+	return nil
 }
 
 // warnUnwritable tells the DBA about catalog rows no node gets because the

@@ -55,8 +55,12 @@ func (x *Switches) Failover(ctx context.Context, r Failover, p Progress) (Result
 	if err != nil {
 		return Result{}, err
 	}
-	run, err := x.fenced(ctx, "FAILOVER "+old.Name, "fence", oldM, p)
+	run, err := x.start(ctx, "FAILOVER "+old.Name, sn, oldM, p)
 	if err != nil {
+		return Result{}, err
+	}
+	run.fail = run.switched
+	if _, err := run.run(ctx, cluster.FenceSteps(old.Name)); err != nil {
 		return Result{}, err
 	}
 	// The slaves received what the master sent while it shut down: decide
@@ -66,81 +70,28 @@ func (x *Switches) Failover(ctx context.Context, r Failover, p Progress) (Result
 	if err != nil {
 		return Result{}, run.revert(ctx, err)
 	}
-	cand = cluster.FollowOrRewind(cand, probes)
-	notices(p, cand.Notices)
-	newM, err := fleet.Of(s, cand.Name)
-	if err != nil {
-		return Result{}, run.revert(ctx, err)
-	}
-	x.note(ctx, run.j, "running", "promote "+cand.Name, "")
-	if err := run.takeOver(ctx, newM); err != nil {
-		return Result{}, err
-	}
-	// From here on the switch is done: the rest is finished even if the
-	// statement is cancelled, and problems are reported, not reverted.
-	return x.afterFailover(context.WithoutCancel(ctx), run, cand)
-}
-
-// afterFailover records a promoted failover and re-points the cluster at
-// the new master.
-func (x *Switches) afterFailover(ctx context.Context, run *switchRun, cand cluster.Candidate) (Result, error) {
-	old, p := run.old.Node, run.p
-	var plan cluster.Plan
-	err := x.commitRetry(ctx, run.j, Step{"running", "catalog", cand.Name}, func(sn Snapshot) (cluster.Plan, error) {
-		plan = cluster.PlanFailover(sn.State, old.Name, cand.Name, cand.Lost...)
-		return switched(sn, plan, old.Name, cand.Name), nil
-	})
-	if err != nil {
-		x.note(ctx, run.j, "failed", "catalog", err.Error())
-		return Result{}, pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", cand.Name, err).
-			WithHint("Run FAILOVER again is not possible; fix the node table with care.")
-	}
-	sn, err := x.Catalog.Read(ctx)
+	run.plan = cluster.FailoverSteps(old.Name, cluster.FollowOrRewind(cand, probes))
+	notices(p, run.plan.Notices)
+	// From the promotion on the switch is done: the rest is finished even
+	// if the statement is cancelled, and problems are reported, not
+	// reverted.
+	ctx, err = run.run(ctx, run.plan.Steps)
 	if err != nil {
 		return Result{}, err
 	}
-	after := sn.State
-	newM, err := fleet.Of(after, cand.Name)
-	if err != nil {
-		return Result{}, err
-	}
-	x.follow(ctx, after, newM, cand.Followers, p)
-	if err := SyncNames(ctx, x.Fleet, after, newM.Node, inCluster, false, p); err != nil {
-		p.Notice("WARNING", err.Error())
-	}
-	RefreshCoordinators(ctx, x.Fleet, after, old.Name, cand.Name, p)
-	notices(p, plan.Notices)
-	p.Notice("NOTICE", fmt.Sprintf("Switch the %s master from %s to %s has been successfully completed", old.Type.Family(), old.Name, cand.Name))
-	x.note(ctx, run.j, "done", "end", cand.Name)
+	run.finish(ctx)
 	return Result{Node: cand.Name, Description: fmt.Sprintf("failover %s success", old.Type.Family())}, nil
 }
 
-// switchRun is a switch under way once its old master was fenced: what a
-// revert needs.
-type switchRun struct {
-	x   *Switches
-	p   Progress
-	j   *Journal
-	old fleet.Member
-	// stopped: the fence stopped a running old master, so a revert
-	// starts it again.
-	stopped bool
-}
-
-// fenced opens the switch's journal entry, keeps the doctor off the old
+// start opens a switch's journal entry and keeps the doctor off the old
 // master (restarting it during or after the switch would make two
-// masters) and fences it. A failed fence gives the doctor its node back.
-func (x *Switches) fenced(ctx context.Context, command, step string, old fleet.Member, p Progress) (*switchRun, error) {
-	run := &switchRun{x: x, p: p, j: &Journal{Command: command}, old: old}
+// masters); the fence comes next. A failed fence gives the doctor its node
+// back (switchRun.switched).
+func (x *Switches) start(ctx context.Context, command string, sn Snapshot, old fleet.Member, p Progress) (*switchRun, error) {
+	run := &switchRun{x: x, p: p, j: &Journal{Command: command}, sn: sn, old: old}
 	if err := x.Catalog.Commit(ctx, run.j, Step{"running", "start", ""}, allowCure(old.Name(), false)); err != nil {
 		return nil, err
 	}
-	stopped, err := x.fence(ctx, old, p)
-	if err != nil {
-		x.Catalog.Commit(ctx, run.j, Step{"failed", step, err.Error()}, allowCure(old.Name(), old.Node.AllowCure))
-		return nil, err
-	}
-	run.stopped = stopped
 	return run, nil
 }
 
@@ -170,39 +121,6 @@ func (x *Switches) fence(ctx context.Context, m fleet.Member, p Progress) (bool,
 	}
 	p.Notice("NOTICE", fmt.Sprintf("the old master %s was stopped", m.Name()))
 	return true, nil
-}
-
-// revert undoes a switch that did not promote: the old master runs again
-// (if the fence stopped it) and the doctor may act on it again.
-func (r *switchRun) revert(ctx context.Context, cause error) error {
-	ctx = context.WithoutCancel(ctx)
-	if r.stopped {
-		if _, err := r.x.Fleet.Start(ctx, r.old); err != nil {
-			r.p.Notice("WARNING", fmt.Sprintf("could not start the old master %s again: %s", r.old.Name(), err))
-		} else {
-			r.p.Notice("NOTICE", fmt.Sprintf("%s is running again as the master; nothing was switched", r.old.Name()))
-		}
-	}
-	r.x.Catalog.Commit(ctx, r.j, Step{"failed", "revert", cause.Error()}, allowCure(r.old.Name(), r.old.Node.AllowCure))
-	return cause
-}
-
-// takeOver promotes the new master of a switch. A failure that leaves it a
-// standby is reverted; an unclear one is not (see Promote). A primary
-// keeps the recovery settings it had as a standby; they are removed, as
-// they would point it at the old master if it were ever made a standby by
-// hand.
-func (r *switchRun) takeOver(ctx context.Context, newM fleet.Member) error {
-	if err := Promote(ctx, r.x.Fleet, newM, r.p); err != nil {
-		if errors.Is(err, ErrUnclearPromotion) {
-			r.x.note(ctx, r.j, "failed", "promote", err.Error())
-			return err
-		}
-		return r.revert(ctx, err)
-	}
-	r.p.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", newM.Name()))
-	r.x.Fleet.SetConf(context.WithoutCancel(ctx), newM, true, nil, []string{"primary_conninfo", "primary_slot_name"})
-	return nil
 }
 
 // ErrUnclearPromotion marks a promotion whose outcome is unknown: the

@@ -119,9 +119,9 @@ func (x *Switches) commitRetry(ctx context.Context, j *Journal, step Step, decid
 	return err
 }
 
-// switched is the catalog side of a switch from old to newMaster: plan's
+// retyped is the catalog side of a switch from old to newMaster: plan's
 // rows, with the parameter rows of both nodes following their new types.
-func switched(sn Snapshot, plan cluster.Plan, old, newMaster string) cluster.Plan {
+func retyped(sn Snapshot, plan cluster.Plan, old, newMaster string) cluster.Plan {
 	for _, n := range plan.UpdateNodes {
 		if n.Name == old || n.Name == newMaster {
 			r := params.Retype(sn.Params, n.Name, n.Type)
@@ -159,28 +159,6 @@ func (x *Switches) probeSlaves(ctx context.Context, s *cluster.State, master str
 		out[n.Name] = probes[i]
 	}
 	return out
-}
-
-// follow re-points running slaves at newMaster: a slot for each on it,
-// their recovery settings reloaded (PostgreSQL 13+ reconnects without a
-// restart, and recovery_target_timeline = latest takes the new timeline).
-// A slave that cannot follow is left to REWIND, with a warning.
-func (x *Switches) follow(ctx context.Context, s *cluster.State, newMaster fleet.Member, followers []string, p Progress) {
-	for _, name := range followers {
-		f, err := fleet.Of(s, name)
-		if err == nil {
-			err = x.Fleet.MakeStandbyOf(ctx, f, newMaster)
-		}
-		if err == nil {
-			err = x.Fleet.Reload(ctx, f)
-		}
-		if err != nil {
-			p.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it",
-				name, newMaster.Name(), err, strings.ToUpper(string(newMaster.Node.Type.Family())), name))
-			continue
-		}
-		p.Notice("NOTICE", fmt.Sprintf("%s has followed %s success", name, newMaster.Name()))
-	}
 }
 
 // SyncNames writes node's synchronous_standby_names from the catalog and

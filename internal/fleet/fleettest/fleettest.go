@@ -291,6 +291,23 @@ func (f *Fleet) MakeStandbyOf(_ context.Context, m, parent fleet.Member) error {
 	}, "standby %s of %s", m.Name(), parent.Name())
 }
 
+// WriteStandby implements fleet.Fleet: parent need not run.
+func (f *Fleet) WriteStandby(_ context.Context, m, parent fleet.Member) error {
+	return f.action(m, func(n *Node) error {
+		n.Parent = parent.Name()
+		return nil
+	}, "standby signal %s of %s", m.Name(), parent.Name())
+}
+
+// WriteRecovery implements fleet.Fleet: m's recovery settings alone; m
+// streams from parent once reloaded.
+func (f *Fleet) WriteRecovery(_ context.Context, m, parent fleet.Member) error {
+	return f.action(m, func(n *Node) error {
+		n.Parent = parent.Name()
+		return nil
+	}, "recovery %s of %s", m.Name(), parent.Name())
+}
+
 // Rewind implements fleet.Fleet: the target must be stopped cleanly and
 // the source run; the target then has the source's WAL.
 func (f *Fleet) Rewind(_ context.Context, m, source fleet.Member) (string, error) {

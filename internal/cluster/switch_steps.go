@@ -1,0 +1,171 @@
+package cluster
+
+// The node steps of the switches (FAILOVER, SWITCHOVER, REWIND), decided
+// here and executed by internal/switches over the fleet. They share
+// GrowStepKind with the steps of EXPAND and APPEND (expand.go): a step that
+// does what a growth step does has its word (GrowPromote, GrowStandalone,
+// GrowStart, GrowCatalog, GrowSyncNames, GrowRefreshCoordinators); the
+// switches' own are below.
+
+const (
+	// SwitchFence stops the old master Node for a failover (fast, then
+	// immediate), refused while it answers and its agent is down; a
+	// revert starts it again only if this stopped it.
+	SwitchFence GrowStepKind = "fence"
+	// SwitchStopMaster stops the running master Node for a switchover the
+	// same way; a revert always starts it again.
+	SwitchStopMaster GrowStepKind = "stop old master"
+	// SwitchCaughtUp checks that Node received every record of the
+	// cleanly stopped From, its shutdown checkpoint included, within
+	// Seconds.
+	SwitchCaughtUp GrowStepKind = "caught up"
+	// SwitchFollow makes the running slave Node a standby of From (slot,
+	// recovery settings) and reloads it; one that cannot is left to
+	// REWIND, with a warning.
+	SwitchFollow GrowStepKind = "follow"
+	// SwitchRejoin makes the stopped old master Node a standby of From and
+	// starts it; one that cannot is kicked out until REWIND.
+	SwitchRejoin GrowStepKind = "rejoin"
+	// SwitchCleanShutdown stops Node cleanly, as pg_rewind requires: one
+	// that crashed is started once as a standby of From and stopped.
+	SwitchCleanShutdown GrowStepKind = "clean shutdown"
+	// SwitchCheckpoint runs CHECKPOINT on Node, so that its control file
+	// shows the timeline it runs on.
+	SwitchCheckpoint GrowStepKind = "checkpoint"
+	// SwitchSlot creates the replication slot named Node on From.
+	SwitchSlot GrowStepKind = "replication slot"
+	// SwitchRewind runs pg_rewind on Node from From.
+	SwitchRewind GrowStepKind = "pg_rewind"
+	// SwitchConfigure writes Node's own configuration back.
+	SwitchConfigure GrowStepKind = "configure"
+	// SwitchStandbyOf makes the stopped Node a standby of From.
+	SwitchStandbyOf GrowStepKind = "standby"
+)
+
+// SwitchStep is one thing a switch does to the nodes.
+type SwitchStep struct {
+	Kind GrowStepKind
+	Node string
+	// From is the node Node follows, is rewound from or is checked
+	// against; for GrowRefreshCoordinators, the replaced master whose
+	// foreign server is renamed to Node ("" renames nothing); for
+	// GrowSyncNames, the master whose synchronous_standby_names are
+	// written.
+	From string
+	// Journal, when set, is the journal row written before the step or,
+	// for GrowCatalog, with its rows.
+	Journal *JournalEntry
+	// Seconds is how long SwitchCaughtUp waits.
+	Seconds int
+	// WaitAll: GrowSyncNames waits until every slave streams as the
+	// catalog says (otherwise the absent ones are named).
+	WaitAll bool
+}
+
+// SwitchPlan is a switch's decision: its node steps in order, the notices
+// said before them, and who replaces whom — the GrowCatalog step decides
+// its rows from a fresh State inside the catalog transaction (Rows).
+type SwitchPlan struct {
+	Steps   []SwitchStep
+	Notices []Notice
+	// Kind is "failover", "switchover" or "rewind".
+	Kind string
+	// Old is the replaced master (failover, switchover) or the master a
+	// node is rewound from; New the new master or the rewound node.
+	Old, New string
+	// Lost are the slaves a failover leaves out of the cluster.
+	Lost []string
+	// Done is the journal row written once every step ran.
+	Done JournalEntry
+}
+
+// Rows is the catalog side of p on a fresh s.
+func (p SwitchPlan) Rows(s *State) Plan {
+	switch p.Kind {
+	case "failover":
+		return PlanFailover(s, p.Old, p.New, p.Lost...)
+	case "switchover":
+		return PlanSwitchover(s, p.Old, p.New)
+	case "rewind":
+		return PlanRewound(s, p.Old, p.New)
+	}
+	return Plan{}
+}
+
+// FenceSteps is the first part of a failover, decided on a first look at
+// the slaves (CheckCandidate): the old master is fenced before the
+// candidate is chosen on the slaves' final positions.
+func FenceSteps(old string) []SwitchStep {
+	return []SwitchStep{{Kind: SwitchFence, Node: old}}
+}
+
+// FailoverSteps is the rest of a failover from old once c was chosen
+// (ChooseCandidate, FollowOrRewind): promote c, record it, re-point the
+// running slaves, c's sync names (the absent slaves named, not waited
+// for) and the coordinators.
+func FailoverSteps(old string, c Candidate) SwitchPlan {
+	p := SwitchPlan{Kind: "failover", Old: old, New: c.Name, Lost: c.Lost, Notices: c.Notices, Done: done(c.Name)}
+	p.Steps = append(p.Steps,
+		SwitchStep{Kind: GrowPromote, Node: c.Name, Journal: running("promote "+c.Name, "")},
+		SwitchStep{Kind: GrowStandalone, Node: c.Name},
+		SwitchStep{Kind: GrowCatalog, Node: c.Name, From: old, Journal: running("catalog", c.Name)})
+	for _, f := range c.Followers {
+		p.Steps = append(p.Steps, SwitchStep{Kind: SwitchFollow, Node: f, From: c.Name})
+	}
+	p.Steps = append(p.Steps,
+		SwitchStep{Kind: GrowSyncNames, From: c.Name},
+		SwitchStep{Kind: GrowRefreshCoordinators, Node: c.Name, From: old})
+	return p
+}
+
+// SwitchoverSteps is a switchover of old's direct slave n, decided on the
+// probes of old's slaves: stop old, n must catch up within maxTrys seconds
+// (10 to 3600), promote n, record it, old rejoins as n's standby, the
+// other slaves that answered follow, n's sync names (every slave must
+// stream) and the coordinators.
+func SwitchoverSteps(s *State, old, n string, maxTrys int, probes map[string]Probe) SwitchPlan {
+	p := SwitchPlan{Kind: "switchover", Old: old, New: n, Done: done(n)}
+	p.Steps = append(p.Steps,
+		SwitchStep{Kind: SwitchStopMaster, Node: old},
+		SwitchStep{Kind: SwitchCaughtUp, Node: n, From: old, Seconds: min(max(maxTrys, 10), 3600)},
+		SwitchStep{Kind: GrowPromote, Node: n},
+		SwitchStep{Kind: GrowStandalone, Node: n},
+		SwitchStep{Kind: GrowCatalog, Node: n, From: old, Journal: running("catalog", n)},
+		SwitchStep{Kind: SwitchRejoin, Node: old, From: n})
+	for _, f := range SwitchoverFollowers(s, old, n, probes) {
+		p.Steps = append(p.Steps, SwitchStep{Kind: SwitchFollow, Node: f, From: n})
+	}
+	p.Steps = append(p.Steps,
+		SwitchStep{Kind: GrowSyncNames, From: n, WaitAll: true},
+		SwitchStep{Kind: GrowRefreshCoordinators, Node: n, From: old})
+	return p
+}
+
+// RewindSteps is a REWIND of node from master: a clean shutdown, a
+// checkpoint on the master, the slot, pg_rewind, the node's configuration
+// back, standby.signal, start; then the catalog, the master's sync names
+// and the coordinators' node lists.
+func RewindSteps(master, node string) SwitchPlan {
+	return SwitchPlan{Kind: "rewind", Old: master, New: node, Done: done(""), Steps: []SwitchStep{
+		{Kind: SwitchCleanShutdown, Node: node, From: master},
+		{Kind: SwitchCheckpoint, Node: master},
+		{Kind: SwitchSlot, Node: node, From: master},
+		{Kind: SwitchRewind, Node: node, From: master},
+		{Kind: SwitchConfigure, Node: node},
+		{Kind: SwitchStandbyOf, Node: node, From: master},
+		{Kind: GrowStart, Node: node},
+		{Kind: GrowCatalog, Node: node, From: master, Journal: running("rejoined", "")},
+		{Kind: GrowSyncNames, Node: node, From: master, WaitAll: true},
+		{Kind: GrowRefreshCoordinators},
+	}}
+}
+
+// running is a journal row of a switch under way.
+func running(step, detail string) *JournalEntry {
+	return &JournalEntry{Status: "running", Step: step, Detail: detail}
+}
+
+// done is a switch's last journal row.
+func done(detail string) JournalEntry {
+	return JournalEntry{Status: "done", Step: "end", Detail: detail}
+}

@@ -1,0 +1,128 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// stepLines renders steps as "kind node [from from] [Ns] [all] [journal status step detail]".
+func stepLines(steps []SwitchStep) []string {
+	var out []string
+	for _, st := range steps {
+		l := string(st.Kind)
+		if st.Node != "" {
+			l += " " + st.Node
+		}
+		if st.From != "" {
+			l += " from " + st.From
+		}
+		if st.Seconds != 0 {
+			l += fmt.Sprintf(" %ds", st.Seconds)
+		}
+		if st.WaitAll {
+			l += " all"
+		}
+		if j := st.Journal; j != nil {
+			l += " [" + strings.TrimSpace(fmt.Sprintf("%s %s %s", j.Status, j.Step, j.Detail)) + "]"
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func TestSwitchSteps(t *testing.T) {
+	s := group()
+	tests := []struct {
+		name string
+		plan SwitchPlan
+		want []string
+		done JournalEntry
+	}{
+		{"fence", SwitchPlan{Steps: FenceSteps("m")}, []string{"fence m"}, JournalEntry{}},
+		{"failover", FailoverSteps("m", Candidate{Name: "s", Followers: []string{"p", "a"}}), []string{
+			"promote s [running promote s]",
+			"standalone s",
+			"catalog s from m [running catalog s]",
+			"follow p from s",
+			"follow a from s",
+			"sync names from s",
+			"refresh coordinators s from m",
+		}, JournalEntry{"done", "end", "s"}},
+		{"failover, nobody follows", FailoverSteps("m", Candidate{Name: "p", Lost: []string{"s"}}), []string{
+			"promote p [running promote p]",
+			"standalone p",
+			"catalog p from m [running catalog p]",
+			"sync names from p",
+			"refresh coordinators p from m",
+		}, JournalEntry{"done", "end", "p"}},
+		{"switchover", SwitchoverSteps(s, "m", "s", 0, map[string]Probe{"s": up(5), "p": up(5), "a": {}}), []string{
+			"stop old master m",
+			"caught up s from m 10s",
+			"promote s",
+			"standalone s",
+			"catalog s from m [running catalog s]",
+			"rejoin m from s",
+			"follow p from s",
+			"sync names from s all",
+			"refresh coordinators s from m",
+		}, JournalEntry{"done", "end", "s"}},
+		{"switchover waits at most an hour", SwitchoverSteps(s, "m", "p", 7200, nil), []string{
+			"stop old master m",
+			"caught up p from m 3600s",
+			"promote p",
+			"standalone p",
+			"catalog p from m [running catalog p]",
+			"rejoin m from p",
+			"sync names from p all",
+			"refresh coordinators p from m",
+		}, JournalEntry{"done", "end", "p"}},
+		{"rewind", RewindSteps("s", "m"), []string{
+			"clean shutdown m from s",
+			"checkpoint s",
+			"replication slot m from s",
+			"pg_rewind m from s",
+			"configure m",
+			"standby m from s",
+			"start m",
+			"catalog m from s [running rejoined]",
+			"sync names m from s all",
+			"refresh coordinators",
+		}, JournalEntry{"done", "end", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, stepLines(tt.plan.Steps)); diff != "" {
+				t.Errorf("steps (-want +got):\n%s", diff)
+			}
+			if tt.plan.Done != tt.done {
+				t.Errorf("done = %+v, want %+v", tt.plan.Done, tt.done)
+			}
+		})
+	}
+}
+
+// TestSwitchPlanRows: the catalog step decides the rows of its kind on the
+// state it is given.
+func TestSwitchPlanRows(t *testing.T) {
+	s := group()
+	c := Candidate{Name: "s", Lost: []string{"a"}, Notices: []Notice{notice("n")}}
+	fo := FailoverSteps("m", c)
+	if fo.Kind != "failover" || !cmp.Equal(fo.Notices, c.Notices) {
+		t.Errorf("failover plan = %+v", fo)
+	}
+	if diff := cmp.Diff(PlanFailover(s, "m", "s", "a"), fo.Rows(s)); diff != "" {
+		t.Errorf("failover rows (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(PlanSwitchover(s, "m", "s"), SwitchoverSteps(s, "m", "s", 10, nil).Rows(s)); diff != "" {
+		t.Errorf("switchover rows (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(PlanRewound(s, "s", "c"), RewindSteps("s", "c").Rows(s)); diff != "" {
+		t.Errorf("rewind rows (-want +got):\n%s", diff)
+	}
+	if rows := (SwitchPlan{}).Rows(s); len(rows.UpdateNodes) != 0 {
+		t.Errorf("a plan of no kind has rows: %+v", rows)
+	}
+}

@@ -1,0 +1,321 @@
+package switches
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
+)
+
+// switchRun is one switch under way: the steps of its cluster.SwitchPlan
+// executed in order over the fleet, and what a failure needs to decide
+// between reverting, stopping and finishing.
+type switchRun struct {
+	x *Switches
+	p Progress
+	j *Journal
+	// sn is the catalog the steps resolve nodes in: the switch's first
+	// snapshot, read again after each catalog write.
+	sn   Snapshot
+	plan cluster.SwitchPlan
+	// old is the old master of a failover or switchover, which a revert
+	// starts again when stopped is set (the fence stopped it).
+	old     fleet.Member
+	stopped bool
+	// promoted: the new master was promoted; from then on the switch is
+	// finished, never reverted.
+	promoted bool
+	// rows are what the catalog step wrote; their notices are said last.
+	rows cluster.Plan
+	// fail decides what a failed step means for this kind of switch
+	// (switched or rewound).
+	fail func(ctx context.Context, st cluster.SwitchStep, err error) error
+}
+
+// run executes steps in order and stops at the first failure, which fail
+// turns into the switch's error. After a promotion or a catalog write the
+// rest runs even if the statement is cancelled: the cluster has changed
+// and must be made consistent.
+func (r *switchRun) run(ctx context.Context, steps []cluster.SwitchStep) (context.Context, error) {
+	for _, st := range steps {
+		if st.Journal != nil && st.Kind != cluster.GrowCatalog {
+			r.x.note(ctx, r.j, st.Journal.Status, st.Journal.Step, st.Journal.Detail)
+		}
+		if err := r.step(ctx, st); err != nil {
+			return ctx, r.fail(ctx, st, err)
+		}
+		switch st.Kind {
+		case cluster.GrowPromote:
+			r.promoted = true
+			ctx = context.WithoutCancel(ctx)
+		case cluster.GrowCatalog:
+			ctx = context.WithoutCancel(ctx)
+			if err := r.reread(ctx); err != nil {
+				return ctx, err
+			}
+		}
+	}
+	return ctx, nil
+}
+
+// member resolves name in the run's snapshot.
+func (r *switchRun) member(name string) (fleet.Member, error) {
+	return fleet.Of(r.sn.State, name)
+}
+
+// step does one step. The steps after a promotion report their problems
+// and return nil, except those that leave the catalog unknown.
+func (r *switchRun) step(ctx context.Context, st cluster.SwitchStep) error {
+	switch st.Kind {
+	case cluster.SwitchFence, cluster.SwitchStopMaster:
+		stopped, err := r.x.fence(ctx, r.old, r.p)
+		// A switchover's master ran a moment ago: a revert starts it
+		// again whatever the fence found.
+		r.stopped = stopped || st.Kind == cluster.SwitchStopMaster
+		return err
+	case cluster.GrowCatalog:
+		return r.catalog(ctx, st)
+	case cluster.SwitchRejoin:
+		return r.rejoin(ctx, st)
+	case cluster.SwitchFollow:
+		r.follow(ctx, st)
+		return nil
+	case cluster.GrowSyncNames:
+		r.syncNames(ctx, st)
+		return nil
+	case cluster.GrowRefreshCoordinators:
+		RefreshCoordinators(ctx, r.x.Fleet, r.sn.State, st.From, st.Node, r.p)
+		return nil
+	}
+	m, err := r.member(st.Node)
+	if err != nil {
+		return err
+	}
+	if st.From == "" {
+		return r.on(ctx, st, m, fleet.Member{})
+	}
+	from, err := r.member(st.From)
+	if err != nil {
+		return err
+	}
+	return r.on(ctx, st, m, from)
+}
+
+// on does a step on node m (and from, the node its From names).
+func (r *switchRun) on(ctx context.Context, st cluster.SwitchStep, m, from fleet.Member) error {
+	f := r.x.Fleet
+	switch st.Kind {
+	case cluster.SwitchCaughtUp:
+		return r.x.caughtUp(ctx, from, m, st.Seconds, r.p)
+	case cluster.GrowPromote:
+		if err := Promote(ctx, f, m, r.p); err != nil {
+			return err
+		}
+		r.p.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", m.Name()))
+		return nil
+	case cluster.GrowStandalone:
+		// A primary keeps the recovery settings it had as a standby; they
+		// would point it at the old master if it were ever made a standby
+		// by hand. Best effort.
+		f.SetConf(context.WithoutCancel(ctx), m, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+		return nil
+	case cluster.SwitchCleanShutdown:
+		return r.x.cleanShutdown(ctx, m, from, r.p)
+	case cluster.SwitchCheckpoint:
+		return f.Checkpoint(ctx, m)
+	case cluster.SwitchSlot:
+		return f.EnsureSlot(ctx, from, m.Name())
+	case cluster.SwitchRewind:
+		r.p.Notice("NOTICE", fmt.Sprintf("pg_rewind %s from %s", m.Name(), from.Name()))
+		out, err := f.Rewind(ctx, m, from)
+		if err == nil && out != "" {
+			r.p.Notice("NOTICE", out)
+		}
+		return err
+	case cluster.SwitchConfigure:
+		// pg_rewind copied the source's configuration files: the node's
+		// own settings and pg_hba.conf go back.
+		conf, err := r.x.Conf(r.sn, m.Node)
+		if err != nil {
+			return err
+		}
+		return f.Configure(ctx, m, conf)
+	case cluster.SwitchStandbyOf:
+		return f.MakeStandbyOf(ctx, m, from)
+	case cluster.GrowStart:
+		_, err := f.Start(ctx, m)
+		return err
+	}
+	return fmt.Errorf("unknown step %q", st.Kind)
+}
+
+// catalog writes the plan's rows with the step's journal row, in one
+// transaction (run reads the catalog again for the steps that follow).
+// After a promotion it is tried a few times (commitRetry).
+func (r *switchRun) catalog(ctx context.Context, st cluster.SwitchStep) error {
+	decide := func(sn Snapshot) (cluster.Plan, error) {
+		r.rows = r.plan.Rows(sn.State)
+		if r.plan.Kind == "rewind" {
+			return r.rows, nil
+		}
+		return retyped(sn, r.rows, r.plan.Old, r.plan.New), nil
+	}
+	step := Step{st.Journal.Status, st.Journal.Step, st.Journal.Detail}
+	commit := r.x.Catalog.Commit
+	if r.promoted {
+		commit = r.x.commitRetry
+	}
+	return commit(ctx, r.j, step, decide)
+}
+
+// reread refreshes the run's snapshot.
+func (r *switchRun) reread(ctx context.Context) error {
+	sn, err := r.x.Catalog.Read(ctx)
+	if err != nil {
+		return err
+	}
+	r.sn = sn
+	return nil
+}
+
+// follow re-points the running slave st.Node at the new master st.From: a
+// slot on it, its recovery settings reloaded (PostgreSQL 13+ reconnects
+// without a restart, and recovery_target_timeline = latest takes the new
+// timeline). A slave that cannot follow is left to REWIND, with a warning.
+func (r *switchRun) follow(ctx context.Context, st cluster.SwitchStep) {
+	newM, err := r.member(st.From)
+	if err != nil {
+		r.p.Notice("WARNING", err.Error())
+		return
+	}
+	f, err := r.member(st.Node)
+	if err == nil {
+		err = r.x.Fleet.MakeStandbyOf(ctx, f, newM)
+	}
+	if err == nil {
+		err = r.x.Fleet.Reload(ctx, f)
+	}
+	if err != nil {
+		r.p.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it",
+			st.Node, newM.Name(), err, strings.ToUpper(string(newM.Node.Type.Family())), st.Node))
+		return
+	}
+	r.p.Notice("NOTICE", fmt.Sprintf("%s has followed %s success", st.Node, newM.Name()))
+}
+
+// rejoin makes the old master st.Node a standby of the new one: it shut
+// down cleanly and the new master has all its WAL, so it only has to
+// switch timelines. One that cannot follow leaves the cluster until
+// REWIND.
+func (r *switchRun) rejoin(ctx context.Context, st cluster.SwitchStep) error {
+	oldM, err := r.member(st.Node)
+	if err != nil {
+		return err
+	}
+	newM, err := r.member(st.From)
+	if err != nil {
+		return err
+	}
+	err = r.x.Fleet.MakeStandbyOf(ctx, oldM, newM)
+	if err == nil {
+		_, err = r.x.Fleet.Start(ctx, oldM)
+	}
+	if err == nil {
+		r.p.Notice("NOTICE", fmt.Sprintf("%s has followed %s success", oldM.Name(), newM.Name()))
+		// The slots it kept for its slaves would hold WAL on a standby.
+		r.x.Fleet.DropInactiveSlots(ctx, oldM)
+		return nil
+	}
+	r.p.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it", oldM.Name(), newM.Name(), err,
+		strings.ToUpper(string(oldM.Node.Type.Family())), oldM.Name()))
+	if err := r.x.Catalog.Commit(ctx, r.j, Step{"running", "kick out " + oldM.Name(), err.Error()}, func(sn Snapshot) (cluster.Plan, error) {
+		return cluster.PlanKickOut(sn.State, oldM.Name()), nil
+	}); err != nil {
+		return err
+	}
+	return r.reread(ctx)
+}
+
+// syncNames writes the synchronous_standby_names of the master st.From; a
+// failure is a warning. With st.Node (a slave that joined) the new names
+// are said.
+func (r *switchRun) syncNames(ctx context.Context, st cluster.SwitchStep) {
+	master, _ := r.sn.State.Node(st.From)
+	if err := SyncNames(ctx, r.x.Fleet, r.sn.State, master, inCluster, st.WaitAll, r.p); err != nil {
+		r.p.Notice("WARNING", err.Error())
+	} else if st.Node != "" {
+		r.p.Notice("NOTICE", fmt.Sprintf(`refresh %s synchronous_standby_names='%s'`, cluster.Describe(master), cluster.SyncNames(r.sn.State, master.Name, inCluster)))
+	}
+}
+
+// switched is the failure rule of FAILOVER and SWITCHOVER: a fence that
+// fails gives the doctor its node back; a promotion that fails is
+// reverted, an unclear one stops the switch with nothing reverted; once
+// promoted nothing is reverted (a catalog that cannot follow is an
+// internal error); anything else before the promotion is reverted.
+func (r *switchRun) switched(ctx context.Context, st cluster.SwitchStep, err error) error {
+	switch {
+	case st.Kind == cluster.SwitchFence || st.Kind == cluster.SwitchStopMaster:
+		r.x.Catalog.Commit(ctx, r.j, Step{"failed", string(st.Kind), err.Error()}, allowCure(r.old.Name(), r.old.Node.AllowCure))
+		return err
+	case st.Kind == cluster.GrowPromote && errors.Is(err, ErrUnclearPromotion):
+		r.x.note(ctx, r.j, "failed", "promote", err.Error())
+		return err
+	case st.Kind == cluster.GrowCatalog:
+		r.x.note(ctx, r.j, "failed", "catalog", err.Error())
+		pe := pgerror.New(pgerror.Internal, "%s was promoted but the node table could not be updated: %s", r.plan.New, err)
+		if r.plan.Kind == "failover" {
+			pe = pe.WithHint("Run FAILOVER again is not possible; fix the node table with care.")
+		}
+		return pe
+	case r.promoted:
+		return err
+	}
+	return r.revert(ctx, err)
+}
+
+// rewound is the failure rule of REWIND: a step before the catalog write
+// is journaled by name and refused; the node stays out of the cluster.
+func (r *switchRun) rewound(ctx context.Context, st cluster.SwitchStep, err error) error {
+	var label string
+	switch st.Kind {
+	case cluster.GrowCatalog, cluster.GrowSyncNames, cluster.GrowRefreshCoordinators:
+		return err
+	case cluster.SwitchCleanShutdown:
+		label = "stop"
+	case cluster.SwitchCheckpoint:
+		label = "checkpoint on " + st.Node
+	default:
+		label = string(st.Kind)
+	}
+	r.x.note(ctx, r.j, "failed", label, err.Error())
+	return pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s: %s", r.plan.New, label, err)
+}
+
+// revert undoes a switch that did not promote: the old master runs again
+// (if the fence stopped it) and the doctor may act on it again.
+func (r *switchRun) revert(ctx context.Context, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if r.stopped {
+		if _, err := r.x.Fleet.Start(ctx, r.old); err != nil {
+			r.p.Notice("WARNING", fmt.Sprintf("could not start the old master %s again: %s", r.old.Name(), err))
+		} else {
+			r.p.Notice("NOTICE", fmt.Sprintf("%s is running again as the master; nothing was switched", r.old.Name()))
+		}
+	}
+	r.x.Catalog.Commit(ctx, r.j, Step{"failed", "revert", cause.Error()}, allowCure(r.old.Name(), r.old.Node.AllowCure))
+	return cause
+}
+
+// finish ends a switch that promoted: the catalog plan's notices, the
+// success notice, the journal's last row.
+func (r *switchRun) finish(ctx context.Context) {
+	old := r.old.Node
+	notices(r.p, r.rows.Notices)
+	r.p.Notice("NOTICE", fmt.Sprintf("Switch the %s master from %s to %s has been successfully completed", old.Type.Family(), old.Name, r.plan.New))
+	r.x.note(ctx, r.j, r.plan.Done.Status, r.plan.Done.Step, r.plan.Done.Detail)
+}
