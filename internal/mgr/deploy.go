@@ -190,16 +190,24 @@ func (m *Manager) ownAgent() ([]byte, []byte, error) {
 		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err).
 			WithHint("Install adbmgr and adbagent in a directory that only root can write.")
 	}
-	f, _, err := openVerified(own, euid)
+	// One read, checked on the open file and hashed from the bytes read
+	// (openVerified would hash it, and DEPLOY would read it again).
+	f, err := os.Open(own)
+	if err == nil {
+		defer f.Close()
+		err = fstrust.File(f, euid)
+	}
 	if err != nil {
 		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err)
 	}
-	defer f.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, nil, err
 	}
-	b, err := io.ReadAll(f)
-	if err != nil {
+	// Read into a buffer of the file's size (ReadAll would grow one
+	// through copies).
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", own, err)
 	}
 	sum := sha256.Sum256(b)
@@ -417,7 +425,7 @@ func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Hos
 	if err := deploy.MkdirAll(sc, l.bin, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := deploy.Upload(sc, l.agent, bytes.NewReader(data), 0o755)
+	tmp, err := deploy.Upload(sc, l.agent, data, 0o755)
 	if err != nil {
 		return "", err
 	}
