@@ -191,6 +191,19 @@ func (s *sshHosts) agentProcs(i int) map[int]int {
 	return out
 }
 
+// agentsLeft is how many agents host i still runs once those stopping
+// have had a few seconds to exit: STOP AGENT answers when the agent no
+// longer answers, and the process ends just after.
+func (s *sshHosts) agentsLeft(i int) int {
+	for try := 0; ; try++ {
+		n := len(s.agentProcs(i))
+		if n == 0 || try == 50 {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestSSHHosts: hosts with protocol ssh on network-namespace machines.
 // DEPLOY needs the manager's key (a password installs it once, and a wrong
 // password leaves nothing behind), deploys to several hosts at once,
@@ -363,7 +376,7 @@ func TestSSHHosts(t *testing.T) {
 	if got := hostRows(t, rows); got["th1"] != "t success" {
 		t.Errorf("STOP AGENT th1: %q", rows)
 	}
-	if n := len(s.agentProcs(1)); n != 0 {
+	if n := s.agentsLeft(1); n != 0 {
 		t.Errorf("th1 still runs %d agents after STOP AGENT", n)
 	}
 	if r := monitor()["th1"]; r[1] != "f" {
@@ -440,7 +453,7 @@ func TestSSHHosts(t *testing.T) {
 	}
 	stopAgents()
 	for i := 1; i <= 3; i++ {
-		if n := len(s.agentProcs(i)); n != 0 {
+		if n := s.agentsLeft(i); n != 0 {
 			t.Errorf("th%d runs %d agents after STOP AGENT ALL", i, n)
 		}
 	}
