@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
@@ -68,10 +69,8 @@ func (m *Manager) rotateCertificates(e *req, st *parser.RotateCertificates) erro
 	m.log.Info("ROTATE CERTIFICATES: the manager's client certificate was renewed")
 	var d *deploy.Dialer
 	var dialErr error
-	for _, h := range hosts {
-		if h.Protocol != cluster.ProtocolLocal && d == nil && dialErr == nil {
-			d, _, dialErr = m.sshDialer()
-		}
+	if slices.ContainsFunc(hosts, func(h cluster.Host) bool { return h.Protocol != cluster.ProtocolLocal }) {
+		d, _, dialErr = m.sshDialer()
 	}
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
