@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // Default timeouts: reaching a host and finishing the SSH handshake, and
@@ -106,6 +107,9 @@ func (d *Dialer) Dial(ctx context.Context, t Target, password string) (*Client, 
 	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", t.Addr())
 	if err != nil {
 		return nil, &DialError{Kind: Unreachable, Target: t, Err: err}
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		conn = quickAckConn{tc}
 	}
 	// The handshake and login get the same deadline; a host that accepts
 	// TCP and never speaks must not hold a DEPLOY.
@@ -243,11 +247,37 @@ func (l *limited) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// sftpWritesInFlight bounds the write requests an upload keeps in flight:
+// 16 of 32 KiB, half of OpenSSH's 2 MiB channel window. pkg/sftp's default
+// (64, the whole window and more) keeps sshd's channel buffer full, and
+// sshd then spends its time moving and clearing megabytes of buffer: an
+// 18 MB upload took 130 ms against 40 ms with 16, and four at once on two
+// cores 300 ms against 100 ms. 512 KiB in flight still fills a 1 Gbit/s
+// link with 4 ms of round trip.
+const sftpWritesInFlight = 16
+
 // SFTP opens an SFTP session on the connection.
 func (c *Client) SFTP() (*sftp.Client, error) {
-	sc, err := sftp.NewClient(c.c, sftp.UseConcurrentWrites(true), sftp.UseFstat(true))
+	sc, err := sftp.NewClient(c.c, sftp.UseConcurrentWrites(true), sftp.UseFstat(true),
+		sftp.MaxConcurrentRequestsPerFile(sftpWritesInFlight))
 	if err != nil {
 		return nil, fmt.Errorf("host %q: start SFTP: %w", c.Target.Host, err)
 	}
 	return sc, nil
+}
+
+// quickAckConn acknowledges every segment at once (TCP_QUICKACK, set again
+// after each read: Linux leaves quick-ack mode on its own). sshd sets
+// TCP_NODELAY only once a session starts, so until then it holds each
+// small packet while one is unacknowledged (Nagle), and the kernel's
+// delayed ACK made the manager wait 40 ms for, among others, the answer to
+// opening the first session: SFTP took 45 ms to start instead of 3.
+type quickAckConn struct{ *net.TCPConn }
+
+func (c quickAckConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if rc, rerr := c.TCPConn.SyscallConn(); rerr == nil {
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) })
+	}
+	return n, err
 }

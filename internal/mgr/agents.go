@@ -75,20 +75,6 @@ func (m *Manager) state(ctx context.Context) (*cluster.State, error) {
 	return s, err
 }
 
-// requireLocal refuses hosts with protocol ssh where a command would have
-// to restart their agent itself (FLUSH HOST moves an agent to its new
-// address; over SSH that is not written yet). Node commands work on ssh
-// hosts: their agent is the same program, only started differently.
-func requireLocal(hosts []cluster.Host, what string) error {
-	for _, h := range hosts {
-		if h.Protocol != cluster.ProtocolLocal {
-			return pgerror.New(pgerror.FeatureNotSupported, `%s on host "%s" with protocol %s is not implemented yet`, what, h.Name, h.Protocol).
-				WithHint(`Only hosts with protocol local are supported for now: ALTER HOST %s (protocol=local) if it is this machine.`, h.Name)
-		}
-	}
-	return nil
-}
-
 // agentDown says why h's agent did not answer a call: "not running" when
 // its host answers but nothing accepts the agent's port (connection
 // refused), "unreachable" when nothing answers at all within a second — the

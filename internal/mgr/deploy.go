@@ -121,19 +121,22 @@ func (m *Manager) sshError(err error, h cluster.Host, password bool) *pgerror.Er
 
 // dialAll logs in to every host at once. Either every connection is made
 // or none is kept and the first host's failure (in the statement's order)
-// is the answer: a command over SSH refuses before it changes anything.
-func (m *Manager) dialAll(e *req, d *deploy.Dialer, hosts []cluster.Host, password string, pos map[string]int) ([]*deploy.Client, error) {
+// is the answer, its DETAIL naming every other host whose login failed
+// and saying nothing (what the command would have done) happened
+// anywhere: a command over SSH refuses before it changes anything.
+func (m *Manager) dialAll(e *req, d *deploy.Dialer, hosts []cluster.Host, password string, pos map[string]int, nothing string) ([]*deploy.Client, error) {
 	clients := make([]*deploy.Client, len(hosts))
 	errs := make([]error, len(hosts))
 	parallel(len(hosts), func(i int) {
 		clients[i], errs[i] = d.Dial(e.ctx, sshTarget(hosts[i]), password)
 	})
 	var first *pgerror.Error
-	var others []string
+	var others, failed []string
 	for i, err := range errs {
 		if err == nil {
 			continue
 		}
+		failed = append(failed, hosts[i].Name)
 		if first == nil {
 			first = m.sshError(err, hosts[i], password != "")
 			if p, ok := pos[hosts[i].Name]; ok {
@@ -147,13 +150,17 @@ func (m *Manager) dialAll(e *req, d *deploy.Dialer, hosts []cluster.Host, passwo
 		return clients, nil
 	}
 	closeAll(clients)
-	if len(others) > 0 {
-		d := first.Detail
-		if d != "" {
-			d += "\n"
-		}
-		first.Detail = d + "Also: " + strings.Join(others, "; ")
+	var detail []string
+	if first.Detail != "" {
+		detail = append(detail, first.Detail)
 	}
+	if len(hosts) > 1 {
+		detail = append(detail, fmt.Sprintf("The SSH login failed on %s (%d of %d hosts): %s.", strings.Join(failed, ", "), len(failed), len(hosts), nothing))
+	}
+	if len(others) > 0 {
+		detail = append(detail, "Also: "+strings.Join(others, "; "))
+	}
+	first.Detail = strings.Join(detail, "\n")
 	return nil, first
 }
 
@@ -190,16 +197,24 @@ func (m *Manager) ownAgent() ([]byte, []byte, error) {
 		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err).
 			WithHint("Install adbmgr and adbagent in a directory that only root can write.")
 	}
-	f, _, err := openVerified(own, euid)
+	// One read, checked on the open file and hashed from the bytes read
+	// (openVerified would hash it, and DEPLOY would read it again).
+	f, err := os.Open(own)
+	if err == nil {
+		defer f.Close()
+		err = fstrust.File(f, euid)
+	}
 	if err != nil {
 		return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "the manager's own adbagent %s cannot be trusted: %v", own, err)
 	}
-	defer f.Close()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, nil, err
 	}
-	b, err := io.ReadAll(f)
-	if err != nil {
+	// Read into a buffer of the file's size (ReadAll would grow one
+	// through copies).
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", own, err)
 	}
 	sum := sha256.Sum256(b)
@@ -273,23 +288,36 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 			return e.at(untrusted(h, "adbhome", h.ADBHome, err), pos[h.Name])
 		}
 	}
-	data, sum, err := m.ownAgent()
-	if err != nil {
-		return err
+	// Reading and hashing the agent (20 ms for 18 MB) while the hosts'
+	// sshds log us in; its refusal still comes first.
+	type build struct {
+		data, sum []byte
+		err       error
 	}
+	own := make(chan build, 1)
+	go func() {
+		var b build
+		b.data, b.sum, b.err = m.ownAgent()
+		own <- b
+	}()
 	var clients []*deploy.Client
 	var keyLine string
+	var dialErr error
 	if len(remote) > 0 {
 		var d *deploy.Dialer
-		d, keyLine, err = m.sshDialer()
-		if err != nil {
-			return err
-		}
-		if clients, err = m.dialAll(e, d, remote, st.Password, pos); err != nil {
-			return err
+		if d, keyLine, dialErr = m.sshDialer(); dialErr == nil {
+			clients, dialErr = m.dialAll(e, d, remote, st.Password, pos, "nothing was copied to any host")
 		}
 		defer closeAll(clients)
 	}
+	b := <-own
+	if b.err != nil {
+		return b.err
+	}
+	if dialErr != nil {
+		return dialErr
+	}
+	data, sum := b.data, b.sum
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
 		h := hosts[i]
@@ -417,7 +445,7 @@ func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Hos
 	if err := deploy.MkdirAll(sc, l.bin, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := deploy.Upload(sc, l.agent, bytes.NewReader(data), 0o755)
+	tmp, err := deploy.Upload(sc, l.agent, data, 0o755)
 	if err != nil {
 		return "", err
 	}
@@ -439,8 +467,7 @@ func (m *Manager) deploySSH(ctx context.Context, c *deploy.Client, h cluster.Hos
 }
 
 // pushAgentCert issues h's agent a certificate for its address with the
-// manager's CA and puts it, its key and the CA certificate beside the
-// agent (0600: the agent runs as the file's owner).
+// manager's CA and puts it beside the agent (putAgentPair).
 func (m *Manager) pushAgentCert(sc *sftp.Client, h cluster.Host) error {
 	ca, err := pki.LoadCA(m.pkiDir())
 	if err != nil {
@@ -450,20 +477,41 @@ func (m *Manager) pushAgentCert(sc *sftp.Client, h cluster.Host) error {
 	if err != nil {
 		return err
 	}
-	caPEM, err := os.ReadFile(filepath.Join(m.pkiDir(), pki.CACert))
-	if err != nil {
-		return err
-	}
+	return putAgentPair(sc, h, ca, certPEM, keyPEM)
+}
+
+// putAgentPair puts an agent's key and certificate and the CA's
+// certificate beside the agent on h (0600: the agent runs as the files'
+// owner). All three are uploaded to temporary files before the first is
+// renamed into place, so that a failed upload changes nothing; a running
+// agent reads the files again at its next TLS handshake and keeps its
+// previous pair until the new key and certificate on disk match.
+func putAgentPair(sc *sftp.Client, h cluster.Host, ca *pki.CA, certPEM, keyPEM []byte) error {
 	l := layoutOf(h)
-	for _, f := range []struct {
+	files := []struct {
 		name string
 		data []byte
-	}{{l.key, keyPEM}, {l.cert, certPEM}, {l.ca, caPEM}} {
-		if err := deploy.PutFile(sc, f.name, f.data, 0o600); err != nil {
-			return err
+		tmp  string
+	}{{name: l.key, data: keyPEM}, {name: l.cert, data: certPEM}, {name: l.ca, data: ca.CertPEM()}}
+	var err error
+	for i := range files {
+		if files[i].tmp, err = deploy.Upload(sc, files[i].name, files[i].data, 0o600); err != nil {
+			break
 		}
 	}
-	return nil
+	for i := range files {
+		switch {
+		case err == nil:
+			if err = deploy.Install(sc, files[i].tmp, files[i].name); err != nil && i == 1 {
+				// Between two renames: the link died or the disk
+				// filled just then.
+				err = fmt.Errorf("%w; the new key is in place but not its certificate: the agent keeps its previous pair until it is restarted (START AGENT writes a new pair)", err)
+			}
+		case files[i].tmp != "":
+			sc.Remove(files[i].tmp)
+		}
+	}
+	return err
 }
 
 // prepareSSHStart logs in to the ssh hosts whose agents do not answer and
@@ -496,7 +544,7 @@ func (m *Manager) prepareSSHStart(e *req, hosts []cluster.Host, pos map[string]i
 	if err != nil {
 		return nil, err
 	}
-	clients, err := m.dialAll(e, d, todo, "", pos)
+	clients, err := m.dialAll(e, d, todo, "", pos, "no agent was started")
 	if err != nil {
 		return nil, err
 	}

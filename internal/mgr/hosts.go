@@ -1,6 +1,7 @@
 package mgr
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,7 +81,11 @@ func (m *Manager) addHost(e *req, st *parser.AddHost) error {
 	}
 	defer unlock()
 	decide := func(s *cluster.State) (cluster.Plan, error) {
-		return cluster.AddHost(s, st.Name.Name, spec, def, st.IfNotExists)
+		p, err := cluster.AddHost(s, st.Name.Name, spec, def, st.IfNotExists)
+		if err == nil && p.InsertHost != nil {
+			_, err = oneUser(s, *p.InsertHost, true)
+		}
+		return p, err
 	}
 	vetted, err := m.vetHost(e.ctx, decide)
 	if err != nil {
@@ -117,7 +122,16 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 		return err
 	}
 	defer unlock()
-	decide := func(s *cluster.State) (cluster.Plan, error) { return cluster.AlterHost(s, st.Name.Name, spec) }
+	decide := func(s *cluster.State) (cluster.Plan, error) {
+		p, err := cluster.AlterHost(s, st.Name.Name, spec)
+		if old, ok := s.Host(st.Name.Name); err == nil && ok && p.UpdateHost.User != old.User {
+			var warn *cluster.Notice
+			if warn, err = oneUser(s, *p.UpdateHost, false); warn != nil {
+				p.Notices = append(p.Notices, *warn)
+			}
+		}
+		return p, err
+	}
 	vetted, err := m.vetHost(e.ctx, decide)
 	if err != nil {
 		return e.at(err, o.fieldPos(err, st.Name.Pos))
@@ -141,6 +155,63 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 	}
 	e.notices(plan.Notices)
 	return e.w.Complete("ALTER HOST")
+}
+
+// oneUser keeps the hosts of the catalog on one OS user, h being added
+// (add) or given a new user. The nodes' superuser is named after their
+// host's user (initdb runs as it), and the manager, the coordinators' user
+// mappings and the node's own host log in to a node as its host's user;
+// but a node copied from another host (a slave's base backup, EXPAND,
+// APPEND … FOR, and so a failed-over master) keeps its source's roles, so
+// on a host of another user nobody could log in to it.
+//
+// ADD HOST is refused. ALTER HOST changes one host at a time, so a switch
+// of every host to another user passes through mixed users: it is allowed
+// with a WARNING while no node is initialised, and refused once one is
+// (the hosts of initialised nodes cannot change their user at all).
+func oneUser(s *cluster.State, h cluster.Host, add bool) (*cluster.Notice, error) {
+	byUser := map[string][]string{}
+	var users []string
+	for _, o := range s.Hosts {
+		if o.Name == h.Name || o.User == h.User {
+			continue
+		}
+		if byUser[o.User] == nil {
+			users = append(users, o.User)
+		}
+		byUser[o.User] = append(byUser[o.User], o.Name)
+	}
+	if len(users) == 0 {
+		return nil, nil
+	}
+	others := make([]string, len(users))
+	for i, u := range users {
+		verb := "runs"
+		if len(byUser[u]) > 1 {
+			verb = "run"
+		}
+		others[i] = fmt.Sprintf(`%s %s as "%s"`, strings.Join(byUser[u], ", "), verb, u)
+	}
+	inited := false
+	for _, n := range s.Nodes {
+		inited = inited || n.Initialized || n.InCluster
+	}
+	if !add && !inited {
+		w := cluster.Notice{Severity: "WARNING", Message: fmt.Sprintf(`host "%s" now runs as "%s" but %s: give every host the same user before INIT (the nodes copied between hosts need it)`,
+			h.Name, h.User, strings.Join(others, "; "))}
+		return &w, nil
+	}
+	err := pgerror.New(pgerror.InvalidParameterValue, `host "%s" cannot run as user "%s": %s`, h.Name, h.User, strings.Join(others, "; ")).
+		WithDetail("The hosts of a cluster share one OS user: a node copied from another host (a slave, EXPAND, APPEND … FOR) keeps its source's database superuser, which is named after its host's user, and the manager logs in to every node as its own host's user.")
+	switch {
+	case len(users) > 1:
+		err.WithHint("Give the other hosts one user first (ALTER HOST … (user=…), before INIT).")
+	case add:
+		err.WithHint("Add it with user='%s', and run PostgreSQL as that OS user there.", users[0])
+	default:
+		err.WithHint("The cluster's nodes run as \"%s\": keep user='%s'.", users[0], users[0])
+	}
+	return nil, &cluster.FieldError{Field: "user", Err: err}
 }
 
 func (m *Manager) dropHost(e *req, st *parser.DropHost) error {

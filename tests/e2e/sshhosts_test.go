@@ -191,6 +191,19 @@ func (s *sshHosts) agentProcs(i int) map[int]int {
 	return out
 }
 
+// agentsLeft is how many agents host i still runs once those stopping
+// have had a few seconds to exit: STOP AGENT answers when the agent no
+// longer answers, and the process ends just after.
+func (s *sshHosts) agentsLeft(i int) int {
+	for try := 0; ; try++ {
+		n := len(s.agentProcs(i))
+		if n == 0 || try == 50 {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestSSHHosts: hosts with protocol ssh on network-namespace machines.
 // DEPLOY needs the manager's key (a password installs it once, and a wrong
 // password leaves nothing behind), deploys to several hosts at once,
@@ -233,7 +246,8 @@ func TestSSHHosts(t *testing.T) {
 	// Without the manager's key authorized, the host refuses the login.
 	errOut := m.MustFail(t, "DEPLOY th1, th2")
 	t.Logf("DEPLOY without the key:\n%s", errOut)
-	if !strings.Contains(errOut, "28000") || !strings.Contains(errOut, `"th1"`) || !strings.Contains(errOut, "DEPLOY th1 PASSWORD") {
+	if !strings.Contains(errOut, "28000") || !strings.Contains(errOut, `"th1"`) || !strings.Contains(errOut, "DEPLOY th1 PASSWORD") ||
+		!strings.Contains(errOut, `failed on th1, th2 (2 of 2 hosts): nothing was copied to any host`) || !strings.Contains(errOut, `on host "th2"`) {
 		t.Errorf("DEPLOY without the key:\n%s", errOut)
 	}
 	// A wrong password: 28P01, and nothing left on the host.
@@ -242,7 +256,7 @@ func TestSSHHosts(t *testing.T) {
 	if strings.Contains(errOut, "not-the-") {
 		t.Error("the error shows the password")
 	}
-	if !strings.Contains(errOut, "28P01") || !strings.Contains(errOut, `"th1"`) {
+	if !strings.Contains(errOut, "28P01") || !strings.Contains(errOut, `"th1"`) || !strings.Contains(errOut, `on host "th2"`) {
 		t.Errorf("DEPLOY with a wrong password:\n%s", errOut)
 	}
 	if _, err := os.Stat(s.authorizedKeys()); err == nil {
@@ -362,7 +376,7 @@ func TestSSHHosts(t *testing.T) {
 	if got := hostRows(t, rows); got["th1"] != "t success" {
 		t.Errorf("STOP AGENT th1: %q", rows)
 	}
-	if n := len(s.agentProcs(1)); n != 0 {
+	if n := s.agentsLeft(1); n != 0 {
 		t.Errorf("th1 still runs %d agents after STOP AGENT", n)
 	}
 	if r := monitor()["th1"]; r[1] != "f" {
@@ -439,7 +453,7 @@ func TestSSHHosts(t *testing.T) {
 	}
 	stopAgents()
 	for i := 1; i <= 3; i++ {
-		if n := len(s.agentProcs(i)); n != 0 {
+		if n := s.agentsLeft(i); n != 0 {
 			t.Errorf("th%d runs %d agents after STOP AGENT ALL", i, n)
 		}
 	}
@@ -477,5 +491,116 @@ func TestDeployLocal(t *testing.T) {
 	}
 	if _, err := os.Stat(bin); err == nil {
 		t.Error("a refused DEPLOY copied the agent")
+	}
+}
+
+// TestSSHRotateCertificates: ROTATE CERTIFICATES renews the certificates of
+// the agents on ssh hosts over SFTP; each serves its new one at once,
+// without a restart, and keeps answering; a host whose agent is stopped is
+// left to START AGENT; a host cut off, or whose sshd refuses the manager's
+// key, gets a failed row and keeps its files.
+func TestSSHRotateCertificates(t *testing.T) {
+	requireAgent(t)
+	s := upSSHHosts(t, 3)
+	m := StartManager(t, "")
+	s.addHosts(t, m, 3)
+	m.MustExec(t, "DEPLOY ALL PASSWORD '"+s.pw+"'")
+	if got := hostRows(t, m.Rows(t, "START AGENT th1, th2")); got["th1"] != "t success" || got["th2"] != "t success" {
+		t.Fatalf("START AGENT: %q", got)
+	}
+	t.Cleanup(func() { m.Rows(t, "STOP AGENT ALL") })
+	monitor := func() map[string][]string {
+		out := map[string][]string{}
+		for _, r := range m.Rows(t, "MONITOR AGENT") {
+			out[r[0]] = r
+		}
+		return out
+	}
+	crt := func(i int) string { return filepath.Join(s.adbhome(i), "bin", "agent.crt") }
+	before := monitor()
+	pids := map[int]string{1: fmt.Sprint(s.agentProcs(1)), 2: fmt.Sprint(s.agentProcs(2))}
+	// cert_expires has a resolution of a second.
+	time.Sleep(1100 * time.Millisecond)
+
+	got := hostRows(t, m.Rows(t, "ROTATE CERTIFICATES"))
+	after := monitor()
+	for i := 1; i <= 2; i++ {
+		h := s.name(i)
+		a := after[h]
+		if want := "t success; expires at " + a[3]; got[h] != want {
+			t.Errorf("ROTATE CERTIFICATES %s: %q, want %q", h, got[h], want)
+		}
+		if a[1] != "t" || a[2] != "running" || !certExpiry(t, a[3]).After(certExpiry(t, before[h][3])) {
+			t.Errorf("MONITOR AGENT %s after ROTATE = %q, before %q: want running with a later expiry", h, a, before[h])
+		}
+		// What the agent presents is the file the manager put there,
+		// with its key, both the host user's and private.
+		if e := readCert(t, crt(i)).NotAfter.UTC().Format("2006-01-02 15:04:05+00"); e != a[3] {
+			t.Errorf("%s presents a certificate expiring %s, its file %s", h, a[3], e)
+		}
+		for _, f := range []string{crt(i), filepath.Join(s.adbhome(i), "bin", "agent.key")} {
+			if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != uint32(s.uid) {
+				t.Errorf("%s: %v %v", f, fi, err)
+			}
+		}
+		if now := fmt.Sprint(s.agentProcs(i)); now != pids[i] {
+			t.Errorf("%s's agent was restarted: %s, before %s", h, now, pids[i])
+		}
+	}
+	if got["th3"] != "t agent not running; START AGENT issues it a new certificate" {
+		t.Errorf("ROTATE CERTIFICATES th3 (no agent): %q", got["th3"])
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(s.adbhome(1), "bin", ".*.tmp-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+	// The agent answers a command on a new connection.
+	if got := hostRows(t, m.Rows(t, "STOP AGENT th2")); got["th2"] != "t success" {
+		t.Errorf("STOP AGENT th2 after ROTATE: %q", got)
+	}
+	if got := hostRows(t, m.Rows(t, "START AGENT th2")); got["th2"] != "t success" {
+		t.Fatalf("START AGENT th2: %q", got)
+	}
+
+	// th2 cut off: a failed row naming it, nothing changed there; th1 is
+	// renewed meanwhile.
+	sum2 := fileSHA(t, crt(2))
+	up := linkDown(t, 2)
+	got = hostRows(t, m.Rows(t, "ROTATE CERTIFICATES"))
+	up()
+	t.Logf("ROTATE CERTIFICATES with th2 cut off: %q", got)
+	if !strings.HasPrefix(got["th2"], "f unreachable: no answer from "+s.addr(2)) || !strings.Contains(got["th2"], "nothing was changed") {
+		t.Errorf("ROTATE CERTIFICATES with th2 cut off: %q", got["th2"])
+	}
+	if !strings.HasPrefix(got["th1"], "t success") {
+		t.Errorf("ROTATE CERTIFICATES th1 while th2 is cut off: %q", got["th1"])
+	}
+	if fileSHA(t, crt(2)) != sum2 {
+		t.Error("th2's certificate changed while it was cut off")
+	}
+
+	// The manager's key refused: a failed row saying why, the agent keeps
+	// its certificate and answers.
+	sum1 := fileSHA(t, crt(1))
+	if err := os.Rename(s.authorizedKeys(), s.authorizedKeys()+".off"); err != nil {
+		t.Fatal(err)
+	}
+	got = hostRows(t, m.Rows(t, "ROTATE CERTIFICATES"))
+	if err := os.Rename(s.authorizedKeys()+".off", s.authorizedKeys()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ROTATE CERTIFICATES without the manager's key: %q", got)
+	for _, h := range []string{"th1", "th2"} {
+		if !strings.HasPrefix(got[h], "f cannot install the new certificate: SSH login as ") || !strings.Contains(got[h], "refused the manager's key; nothing was changed there") {
+			t.Errorf("ROTATE CERTIFICATES %s without the manager's key: %q", h, got[h])
+		}
+	}
+	if fileSHA(t, crt(1)) != sum1 {
+		t.Error("th1's certificate changed although the login was refused")
+	}
+	mon := monitor()
+	for _, h := range []string{"th1", "th2"} {
+		if mon[h][2] != "running" {
+			t.Errorf("MONITOR AGENT %s at the end: %q", h, mon[h])
+		}
 	}
 }
