@@ -168,22 +168,12 @@ func HBALines(lines []cluster.HBALine) []*agentpb.HBALine {
 	return out
 }
 
-// EditHBA adds the manager's pg_hba.conf lines (above the separator) and
-// the DBA's (tail, below it).
-func (a *Agents) EditHBA(ctx context.Context, m Member, managed []cluster.HBALine, tail []*agentpb.HBALine, separator bool) error {
-	req := &agentpb.EditHBARequest{Node: Ref(m), AddManaged: HBALines(managed), AddTail: tail, EnsureSeparator: separator}
-	_, err := call(ctx, a, m.Host, 30*time.Second, func(ctx context.Context, c agentpb.AgentClient) (*agentpb.HBAResponse, error) {
-		return c.EditHBA(ctx, req)
-	})
-	return err
-}
-
 // Configure implements Fleet.
 func (a *Agents) Configure(ctx context.Context, m Member, c Conf) error {
 	if err := a.SetConf(ctx, m, false, c.Set, c.Remove); err != nil {
 		return fmt.Errorf("write postgresql.conf: %w", err)
 	}
-	if err := a.EditHBA(ctx, m, c.HBA, HBALines(c.UserHBA), true); err != nil {
+	if err := a.EditHBA(ctx, m, HBAEdit{AddManaged: c.HBA, AddTail: c.UserHBA, Separator: true}); err != nil {
 		return fmt.Errorf("write pg_hba.conf: %w", err)
 	}
 	return nil
@@ -245,11 +235,17 @@ func (a *Agents) Conn(ctx context.Context, m Member, timeout time.Duration) (*pg
 
 // Exec runs f on a fresh connection to m.
 func (a *Agents) Exec(ctx context.Context, m Member, f func(*pgx.Conn) error) error {
-	c, err := a.Conn(ctx, m, 10*time.Second)
+	return a.execWithin(ctx, m, 10*time.Second, f)
+}
+
+// execWithin runs f on a fresh connection to m, opened within timeout; a
+// failed login is a *ConnectError.
+func (a *Agents) execWithin(ctx context.Context, m Member, timeout time.Duration, f func(*pgx.Conn) error) error {
+	c, err := a.Conn(ctx, m, timeout)
 	if err != nil {
-		return err
+		return &ConnectError{Err: err}
 	}
-	defer c.Close(ctx)
+	defer c.Close(context.WithoutCancel(ctx))
 	return f(c)
 }
 

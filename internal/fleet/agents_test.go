@@ -80,6 +80,22 @@ func (a *fakeAgent) EditHBA(_ context.Context, r *agentpb.EditHBARequest) (*agen
 	return &agentpb.HBAResponse{}, a.record("EditHBA", r)
 }
 
+func (a *fakeAgent) ReadHBA(_ context.Context, r *agentpb.NodeRef) (*agentpb.HBAResponse, error) {
+	return &agentpb.HBAResponse{Lines: []string{"local all all peer"}}, a.record("ReadHBA", r)
+}
+
+func (a *fakeAgent) CheckDir(_ context.Context, r *agentpb.NodeRef) (*agentpb.DirStatus, error) {
+	return &agentpb.DirStatus{Exists: true}, a.record("CheckDir", r)
+}
+
+func (a *fakeAgent) CleanDir(_ context.Context, r *agentpb.NodeRef) (*agentpb.ToolResult, error) {
+	return &agentpb.ToolResult{Ok: true}, a.record("CleanDir", r)
+}
+
+func (a *fakeAgent) RemoveSocketDir(_ context.Context, r *agentpb.NodeRef) (*agentpb.ToolResult, error) {
+	return &agentpb.ToolResult{Ok: a.output == "", Output: a.output}, a.record("RemoveSocketDir", r)
+}
+
 func (a *fakeAgent) SetStandby(_ context.Context, r *agentpb.SetStandbyRequest) (*agentpb.SetStandbyResponse, error) {
 	return &agentpb.SetStandbyResponse{}, a.record("SetStandby", r)
 }
@@ -226,6 +242,9 @@ func describe(r any) string {
 		return s
 	case *agentpb.EditHBARequest:
 		s := "edithba " + strconv.Itoa(len(r.AddManaged))
+		if len(r.AddTail)+len(r.Remove) > 0 {
+			s += " tail " + strconv.Itoa(len(r.AddTail)) + " remove " + strconv.Itoa(len(r.Remove))
+		}
 		if r.EnsureSeparator {
 			s += " separator"
 		}
@@ -349,5 +368,67 @@ func TestAgentsSQLWithoutLogin(t *testing.T) {
 	defer scancel()
 	if _, err := f.SetSyncNames(sctx, m, "x", map[string]string{"a": "sync"}, false); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("SetSyncNames without a login: %v", err)
+	}
+}
+
+// TestAgentsUpkeep: the DBA commands' agent calls are built from the
+// member and their answers read back; a kept socket directory says why.
+func TestAgentsUpkeep(t *testing.T) {
+	a := &fakeAgent{running: true}
+	f, m := fleetOf(t, a)
+	ctx := context.Background()
+	if st, err := f.Status(ctx, m); err != nil || !st.Running {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	if d, err := f.CheckDir(ctx, m); err != nil || d != (DirState{Exists: true}) {
+		t.Errorf("CheckDir = %+v, %v", d, err)
+	}
+	if err := f.CleanDir(ctx, m); err != nil {
+		t.Errorf("CleanDir: %v", err)
+	}
+	if kept, err := f.RemoveSocketDir(ctx, m); err != nil || kept != "" {
+		t.Errorf("RemoveSocketDir = %q, %v", kept, err)
+	}
+	a.output = "the node runs"
+	if kept, err := f.RemoveSocketDir(ctx, m); err != nil || kept != "the node runs" {
+		t.Errorf("RemoveSocketDir of a running node = %q, %v", kept, err)
+	}
+	line := cluster.HBALine{Type: "host", Database: "all", User: "all", Address: "10.0.0.0/8", Method: "scram-sha-256"}
+	if err := f.EditHBA(ctx, m, HBAEdit{AddTail: []cluster.HBALine{line}, Remove: []cluster.HBALine{line, line}}); err != nil {
+		t.Errorf("EditHBA: %v", err)
+	}
+	if lines, err := f.ReadHBA(ctx, m); err != nil || len(lines) != 1 {
+		t.Errorf("ReadHBA = %q, %v", lines, err)
+	}
+	var got []string
+	for _, r := range a.requests() {
+		got = append(got, describe(r))
+	}
+	want := []string{"status /d/n", "checkdir /d/n", "cleandir /d/n", "removesocketdir /d/n", "removesocketdir /d/n",
+		"edithba 0 tail 1 remove 2", "readhba /d/n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	a.fail = map[string]error{"CleanDir": status.Error(codes.FailedPrecondition, "the node runs")}
+	if pe, ok := pgerror.As(f.CleanDir(ctx, m)); !ok || pe.Code != pgerror.ObjectNotInPrereqState {
+		t.Errorf("CleanDir of a running node: %v", pe)
+	}
+}
+
+// TestAgentsReadsWithoutLogin: the reads report a failed login as a
+// ConnectError, which unwraps to the login's error.
+func TestAgentsReadsWithoutLogin(t *testing.T) {
+	f, m := fleetOf(t, &fakeAgent{})
+	ctx := context.Background()
+	_, e1 := f.SQLStatus(ctx, m, time.Second)
+	_, e2 := f.Replication(ctx, m)
+	_, e3 := f.Settings(ctx, m, []string{"port"})
+	_, e4 := f.ShowSettings(ctx, m, "wal")
+	_, e5 := f.GUCs(ctx, m)
+	for i, err := range []error{e1, e2, e3, e4, e5} {
+		var ce *ConnectError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "no nodes here") {
+			t.Errorf("read %d: %v", i+1, err)
+		}
 	}
 }

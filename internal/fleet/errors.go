@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
@@ -79,11 +78,11 @@ func toolLines(msg string) string {
 	return msg[i+j+3:]
 }
 
-// Unreachable reports whether err says an agent could not be reached.
+// Unreachable reports whether err says an agent could not be reached:
+// translated (AgentError, or fleettest's likeness of it) or not.
 func Unreachable(err error) bool {
-	var ae *agentError
-	if errors.As(err, &ae) {
-		return ae.pg.Code == pgerror.ConnectionFailure
+	if pe, ok := pgerror.As(err); ok {
+		return pe.Code == pgerror.ConnectionFailure
 	}
 	return agentclient.Unreachable(err)
 }

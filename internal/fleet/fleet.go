@@ -158,4 +158,6 @@ type Fleet interface {
 
 	// Growth: making data directories, moving slots (growth.go).
 	Growth
+	// Upkeep: the DBA's node commands' files and reads (upkeep.go).
+	Upkeep
 }

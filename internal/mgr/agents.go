@@ -19,6 +19,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
@@ -307,7 +308,7 @@ func (m *Manager) shutdownAgent(ctx context.Context, h cluster.Host) error {
 			m.agents.Forget(h)
 			return nil
 		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		if err := fleet.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
 		}
 	}

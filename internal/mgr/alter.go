@@ -10,7 +10,6 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -101,7 +100,9 @@ func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) e
 	if err != nil {
 		return err
 	}
-	if pgclient.Ping(t.Host.Address, port, time.Second) {
+	moved := t
+	moved.Node.Port = port
+	if m.fleet.Listening(moved) {
 		return pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use`, port, t.Host.Name, t.Host.Address)
 	}
 	if err := m.requireAgent(e.ctx, t.Host); err != nil {
@@ -125,8 +126,6 @@ func (m *Manager) movePort(e *req, s *cluster.State, n cluster.Node, port int) e
 	if _, err := m.fleet.Stop(e.ctx, t, fleet.Fast); err != nil {
 		return pgerror.New(pgerror.ObjectNotInPrereqState, "stop %s: %s", describeNode(n), agentError(err))
 	}
-	moved := t
-	moved.Node.Port = port
 	err = setPort(port)
 	if err == nil {
 		_, err = m.fleet.Start(e.ctx, moved)

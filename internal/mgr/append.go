@@ -73,7 +73,7 @@ func (m *Manager) refreshHBA(e *req, s *cluster.State, hba []cluster.HBALine) {
 	parallel(len(nodes), func(i int) {
 		t, err := fleet.At(s, nodes[i])
 		if err == nil {
-			err = m.fleet.EditHBA(e.ctx, t, hba, nil, false)
+			err = m.fleet.EditHBA(e.ctx, t, fleet.HBAEdit{AddManaged: hba})
 		}
 		if err == nil {
 			err = m.fleet.Reload(e.ctx, t)

@@ -129,17 +129,18 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 	obs := make([]doctor.Observation, len(nodes))
 	parallel(len(nodes), func(i int) {
 		n := nodes[i]
-		h, _ := s.Host(n.Host)
 		o := doctor.Observation{Node: n.Name}
-		conn, err := d.m.connect(ctx, h, n, 2*time.Second)
-		if err == nil {
-			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			var st pgclient.Status
-			if st, err = pgclient.NodeStatus(qctx, conn); err == nil && !st.Recovery {
-				o.Answering = true
-			}
-			cancel()
-			conn.Close(ctx)
+		t, err := fleet.At(s, n)
+		if err != nil {
+			obs[i] = o
+			return
+		}
+		// 2 s to log in, 5 s for the query.
+		qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
+		st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
+		cancel()
+		if err == nil && !st.Recovery {
+			o.Answering = true
 		}
 		if pe := pgclient.ServerError(err); pe != nil {
 			// It runs and said no (a DBA's pg_hba.conf or ALTER DATABASE,
@@ -149,13 +150,14 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 			o.Error = pe.Code + ": " + pe.Message
 		}
 		if !o.Answering && !o.Responding {
-			_, err := d.m.agents.Ping(ctx, h, time.Second)
-			o.AgentUp = err == nil
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			o.AgentUp = d.m.fleet.AgentUp(actx, t.Host) == nil
+			cancel()
 			// A postmaster that runs but refuses connections (crash
 			// recovery, too many clients) is not down: neither a restart
 			// nor a failover would help it.
-			if t, terr := fleet.At(s, n); o.AgentUp && terr == nil {
-				cctx, cancel := call(ctx, time.Second)
+			if o.AgentUp {
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
 				running, serr := d.m.fleet.Running(cctx, t)
 				cancel()
 				if serr == nil && running {

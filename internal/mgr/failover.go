@@ -110,13 +110,8 @@ func (m *Manager) nodeConf(sn switches.Snapshot, n cluster.Node) (fleet.Conf, er
 	return fleet.Conf{Set: set, Remove: remove, HBA: cluster.HBALines(sn.State, managerIPs...), UserHBA: userHBA(n, sn.HBA)}, nil
 }
 
-// promote promotes t's node (switches.Promote): for EXPAND and APPEND.
-func (m *Manager) promote(e *req, t target) error {
-	return switches.Promote(e.ctx, m.fleet, t.member(), e.w)
-}
-
 // refreshCoordinators tells every coordinator where the datanode masters
-// are now (switches.RefreshCoordinators): for EXPAND and APPEND.
+// are now (switches.RefreshCoordinators): for FLUSH READONLY SLAVE.
 func (m *Manager) refreshCoordinators(e *req, s *cluster.State, old, newMaster string) {
 	switches.RefreshCoordinators(e.ctx, m.fleet, s, old, newMaster, e.w)
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
@@ -433,35 +432,25 @@ func (m *Manager) flushHBA(e *req, s *cluster.State, nodes []cluster.Node, add, 
 	if len(add)+len(remove) == 0 {
 		return nil
 	}
-	pb := func(ls []cluster.HBALine) []*agentpb.HBALine {
-		var out []*agentpb.HBALine
-		for _, l := range ls {
-			out = append(out, &agentpb.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
-		}
-		return out
-	}
 	errs := make([]error, len(nodes))
 	parallel(len(nodes), func(i int) {
 		n := nodes[i]
-		t, err := m.target(s, n)
+		t, err := fleet.At(s, n)
 		if err != nil {
 			errs[i] = err
 			return
 		}
-		ctx, cancel := call(e.ctx, 30*time.Second)
-		_, err = t.agent.EditHBA(ctx, &agentpb.EditHBARequest{Node: t.ref(), AddManaged: pb(add), Remove: pb(remove)})
-		cancel()
-		if err != nil {
+		if err := m.fleet.EditHBA(e.ctx, t, fleet.HBAEdit{AddManaged: add, Remove: remove}); err != nil {
 			errs[i] = fmt.Errorf("pg_hba.conf of %s: %s", n.Name, agentError(err))
 			return
 		}
-		st, err := statusOf(e, t)
+		running, err := m.fleet.Running(e.ctx, t)
 		if err != nil {
 			errs[i] = fmt.Errorf("status of %s: %s", n.Name, agentError(err))
 			return
 		}
-		if st.Running {
-			if _, err := t.pgctl(e.ctx, agentpb.PgCtlRequest_RELOAD, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		if running {
+			if err := m.fleet.Reload(e.ctx, t); err != nil {
 				errs[i] = fmt.Errorf("reload %s: %s", n.Name, agentError(err))
 			}
 		}
@@ -531,15 +520,14 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 // the settings FLUSH HOST gives it. The connection verifies the node's
 // certificate for that address, so nothing else on the port passes.
 func (m *Manager) listensOn(ctx context.Context, t fleet.Member) bool {
-	c, err := m.fleet.Conn(ctx, t, 5*time.Second)
+	keys := []string{"listen_addresses", "unix_socket_directories"}
+	got, err := m.fleet.Settings(ctx, t, keys)
 	if err != nil {
 		return false
 	}
-	defer c.Close(ctx)
 	want := cluster.AddressParams(t.Node, t.Host)
-	for _, k := range []string{"listen_addresses", "unix_socket_directories"} {
-		var v string
-		if err := c.QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil || v != want[k] {
+	for _, k := range keys {
+		if got[k] != want[k] {
 			return false
 		}
 	}
@@ -554,21 +542,15 @@ func (m *Manager) removeOldSocketDirs(e *req, s *cluster.State, n cluster.Node) 
 	if !ok {
 		return
 	}
-	c, err := m.agents.Client(h)
-	if err != nil {
-		return
-	}
 	for _, old := range s.Moved[h.Name] {
 		if old == h.Address {
 			continue
 		}
-		ctx, cancel := call(e.ctx, 30*time.Second)
-		res, err := c.RemoveSocketDir(ctx, nodeRef(n, at(h, old)))
-		cancel()
+		kept, err := m.fleet.RemoveSocketDir(e.ctx, fleet.Member{Node: n, Host: at(h, old)})
 		if err != nil {
 			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s not removed: %s", n.Name, agentError(err)))
-		} else if !res.GetOk() {
-			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s: %s", n.Name, res.GetOutput()))
+		} else if kept != "" {
+			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s: %s", n.Name, kept))
 		}
 	}
 }

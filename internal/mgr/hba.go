@@ -5,11 +5,10 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgconf"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -18,14 +17,14 @@ import (
 
 // parseHBALine reads and validates an ADD HBA line (the agent's own rules,
 // so a line the manager accepts is one every agent writes).
-func parseHBALine(line string) (*agentpb.HBALine, error) {
+func parseHBALine(line string) (cluster.HBALine, error) {
 	l, err := splitHBALine(line)
 	if err != nil {
-		return nil, err
+		return l, err
 	}
 	r := pgconf.Rule{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method}
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return l, err
 	}
 	return l, nil
 }
@@ -33,32 +32,32 @@ func parseHBALine(line string) (*agentpb.HBALine, error) {
 // splitHBALine reads an ADD HBA line: "type database user address method",
 // where address is a CIDR, or an IP and a netmask as two fields (AntDB's
 // "host db user ip mask method"); "local database user method" has none.
-func splitHBALine(line string) (*agentpb.HBALine, error) {
+func splitHBALine(line string) (cluster.HBALine, error) {
 	f := strings.Fields(line)
 	if len(f) == 0 {
-		return nil, fmt.Errorf("empty pg_hba.conf line")
+		return cluster.HBALine{}, fmt.Errorf("empty pg_hba.conf line")
 	}
 	typ := strings.ToLower(f[0])
 	switch typ {
 	case "local":
 		if len(f) != 4 {
-			return nil, fmt.Errorf(`a "local" line is "local database user method"`)
+			return cluster.HBALine{}, fmt.Errorf(`a "local" line is "local database user method"`)
 		}
-		return &agentpb.HBALine{Type: typ, Database: f[1], User: f[2], Method: f[3]}, nil
+		return cluster.HBALine{Type: typ, Database: f[1], User: f[2], Method: f[3]}, nil
 	case "host", "hostssl", "hostnossl":
 	default:
-		return nil, fmt.Errorf(`unknown connection type %q: use local, host, hostssl or hostnossl`, f[0])
+		return cluster.HBALine{}, fmt.Errorf(`unknown connection type %q: use local, host, hostssl or hostnossl`, f[0])
 	}
 	switch len(f) {
 	case 5:
 		if _, _, err := net.ParseCIDR(f[3]); err != nil {
-			return nil, fmt.Errorf("invalid address %q: give a CIDR such as 10.0.0.0/8", f[3])
+			return cluster.HBALine{}, fmt.Errorf("invalid address %q: give a CIDR such as 10.0.0.0/8", f[3])
 		}
-		return &agentpb.HBALine{Type: typ, Database: f[1], User: f[2], Address: f[3], Method: f[4]}, nil
+		return cluster.HBALine{Type: typ, Database: f[1], User: f[2], Address: f[3], Method: f[4]}, nil
 	case 6:
 		ip, mask := net.ParseIP(f[3]), net.ParseIP(f[4])
 		if ip == nil || mask == nil {
-			return nil, fmt.Errorf("invalid address %q and mask %q", f[3], f[4])
+			return cluster.HBALine{}, fmt.Errorf("invalid address %q and mask %q", f[3], f[4])
 		}
 		m := net.IPMask(mask.To4())
 		if ip.To4() == nil {
@@ -66,12 +65,12 @@ func splitHBALine(line string) (*agentpb.HBALine, error) {
 		}
 		ones, bits := m.Size()
 		if bits == 0 {
-			return nil, fmt.Errorf("invalid netmask %q", f[4])
+			return cluster.HBALine{}, fmt.Errorf("invalid netmask %q", f[4])
 		}
 		cidr := (&net.IPNet{IP: ip.Mask(m), Mask: net.CIDRMask(ones, bits)}).String()
-		return &agentpb.HBALine{Type: typ, Database: f[1], User: f[2], Address: cidr, Method: f[5]}, nil
+		return cluster.HBALine{Type: typ, Database: f[1], User: f[2], Address: cidr, Method: f[5]}, nil
 	}
-	return nil, fmt.Errorf(`a "%s" line is "%s database user address method"`, typ, typ)
+	return cluster.HBALine{}, fmt.Errorf(`a "%s" line is "%s database user address method"`, typ, typ)
 }
 
 var hbaColumns = []pgwire.Column{
@@ -81,7 +80,7 @@ var hbaColumns = []pgwire.Column{
 }
 
 // canonicalHBA renders a parsed line the way it is stored and written.
-func canonicalHBA(l *agentpb.HBALine) string {
+func canonicalHBA(l cluster.HBALine) string {
 	f := []string{l.Type, l.Database, l.User}
 	if l.Address != "" {
 		f = append(f, l.Address)
@@ -168,8 +167,8 @@ func (m *Manager) changeHBA(e *req, t parser.NodeTarget, lines []string, drop bo
 
 // parseHBALines reads the lines of ADD HBA (at least one, none trusting)
 // or DROP HBA.
-func parseHBALines(lines []string, drop bool) ([]*agentpb.HBALine, error) {
-	var parsed []*agentpb.HBALine
+func parseHBALines(lines []string, drop bool) ([]cluster.HBALine, error) {
+	var parsed []cluster.HBALine
 	for _, l := range lines {
 		pl, err := parseHBALine(l)
 		if err != nil {
@@ -192,7 +191,7 @@ func parseHBALines(lines []string, drop bool) ([]*agentpb.HBALine, error) {
 
 // hbaPlan is the nodes ADD or DROP HBA of target t reaches and the rules it
 // puts or deletes.
-func hbaPlan(e *req, t parser.NodeTarget, sn *snapshot, parsed []*agentpb.HBALine, drop bool) ([]cluster.Node, cluster.Plan, error) {
+func hbaPlan(e *req, t parser.NodeTarget, sn *snapshot, parsed []cluster.HBALine, drop bool) ([]cluster.Node, cluster.Plan, error) {
 	s := sn.s
 	var nodes []cluster.Node
 	var plan cluster.Plan
@@ -242,14 +241,14 @@ func hbaPlan(e *req, t parser.NodeTarget, sn *snapshot, parsed []*agentpb.HBALin
 
 // hbaRemoved is the lines DROP HBA removes from node n's pg_hba.conf: a
 // line another remaining rule still gives the node stays.
-func hbaRemoved(sn *snapshot, plan cluster.Plan, n cluster.Node) []*agentpb.HBALine {
+func hbaRemoved(sn *snapshot, plan cluster.Plan, n cluster.Node) []cluster.HBALine {
 	kept := map[string]bool{}
 	for _, r := range sn.hba {
 		if r.Applies(n) && !slices.Contains(plan.DeleteHBA, r) {
 			kept[r.Line] = true
 		}
 	}
-	var edit []*agentpb.HBALine
+	var edit []cluster.HBALine
 	for _, r := range plan.DeleteHBA {
 		if r.Applies(n) && !kept[r.Line] {
 			if l, err := parseHBALine(r.Line); err == nil {
@@ -262,27 +261,22 @@ func hbaRemoved(sn *snapshot, plan cluster.Plan, n cluster.Node) []*agentpb.HBAL
 
 // editHBA adds (or, with drop, removes) the DBA's lines of node n's
 // pg_hba.conf and reloads it.
-func (m *Manager) editHBA(e *req, s *cluster.State, n cluster.Node, edit []*agentpb.HBALine, drop bool) error {
-	t, err := m.target(s, n)
+func (m *Manager) editHBA(e *req, s *cluster.State, n cluster.Node, edit []cluster.HBALine, drop bool) error {
+	t, err := fleet.At(s, n)
 	if err != nil {
 		return err
 	}
-	req := &agentpb.EditHBARequest{Node: t.ref()}
+	change := fleet.HBAEdit{AddTail: edit}
 	if drop {
-		req.Remove = edit
-	} else {
-		req.AddTail = edit
+		change = fleet.HBAEdit{Remove: edit}
 	}
-	cctx, cancel := call(e.ctx, 30*time.Second)
-	_, err = t.agent.EditHBA(cctx, req)
-	cancel()
-	if err != nil {
+	if err := m.fleet.EditHBA(e.ctx, t, change); err != nil {
 		return err
 	}
-	return m.fleet.Reload(e.ctx, t.member())
+	return m.fleet.Reload(e.ctx, t)
 }
 
-func containsLine(parsed []*agentpb.HBALine, line string) bool {
+func containsLine(parsed []cluster.HBALine, line string) bool {
 	for _, l := range parsed {
 		if canonicalHBA(l) == line {
 			return true
@@ -336,17 +330,15 @@ func (m *Manager) showHBA(e *req, st *parser.ShowHBA) error {
 		if !n.Initialized {
 			continue
 		}
-		t, err := m.target(s, n)
+		t, err := fleet.At(s, n)
 		if err != nil {
 			return err
 		}
-		cctx, cancel := call(e.ctx, 30*time.Second)
-		res, err := t.agent.ReadHBA(cctx, t.ref())
-		cancel()
+		lines, err := m.fleet.ReadHBA(e.ctx, t)
 		if err != nil {
 			return pgerror.New(pgerror.ConnectionFailure, "read pg_hba.conf of %s: %s", describeNode(n), agentError(err))
 		}
-		for _, l := range res.Lines {
+		for _, l := range lines {
 			rows = append(rows, map[string]string{"nodetype": string(n.Type), "nodename": n.Name, "hbavalue": l})
 		}
 	}

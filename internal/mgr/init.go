@@ -15,7 +15,6 @@ import (
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 	"github.com/adbmgr/adbmgr/internal/switches"
@@ -333,7 +332,7 @@ func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []c
 	}
 	errs := make([]error, len(hosts))
 	parallel(len(hosts), func(i int) {
-		if _, err := m.agents.Ping(ctx, hosts[i], pingTimeout); err != nil {
+		if err := m.fleet.AgentUp(ctx, hosts[i]); err != nil {
 			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running (nodes %s need it)`,
 				hosts[i].Name, strings.Join(onHost[hosts[i].Name], ", ")).
 				WithHint("Run START AGENT %s first; MONITOR AGENT shows every agent.", hosts[i].Name)
@@ -348,29 +347,28 @@ func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []c
 		if n.Initialized {
 			return
 		}
-		t, err := m.target(s, n)
+		t, err := fleet.At(s, n)
 		if err != nil {
 			errs[i] = err
 			return
 		}
-		if err := cluster.CheckSocketPath(n, t.h); err != nil {
+		h := t.Host
+		if err := cluster.CheckSocketPath(n, h); err != nil {
 			errs[i] = pgerror.New(pgerror.InvalidParameterValue, "%s", err).WithHint("Give the node a shorter name.")
 			return
 		}
-		if pgclient.Ping(t.h.Address, n.Port, time.Second) {
-			errs[i] = pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use; %s cannot listen there`, n.Port, t.h.Name, t.h.Address, describeNode(n)).
+		if m.fleet.Listening(t) {
+			errs[i] = pgerror.New(pgerror.ObjectInUse, `port %d on host "%s" (%s) is already in use; %s cannot listen there`, n.Port, h.Name, h.Address, describeNode(n)).
 				WithHint("Stop what listens there, or ALTER the node's PORT.")
 			return
 		}
-		cctx, cancel := call(ctx, 30*time.Second)
-		defer cancel()
-		d, err := t.agent.CheckDir(cctx, t.ref())
+		d, err := m.fleet.CheckDir(ctx, t)
 		if err != nil {
-			errs[i] = pgerror.New(pgerror.InvalidParameterValue, `cannot use the path "%s" of %s on host "%s": %s`, n.Path, describeNode(n), t.h.Name, agentError(err))
+			errs[i] = pgerror.New(pgerror.InvalidParameterValue, `cannot use the path "%s" of %s on host "%s": %s`, n.Path, describeNode(n), h.Name, agentError(err))
 			return
 		}
 		if d.Exists && !d.Empty {
-			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the data directory "%s" of %s on host "%s" is not empty`, n.Path, describeNode(n), t.h.Name).
+			errs[i] = pgerror.New(pgerror.ObjectNotInPrereqState, `the data directory "%s" of %s on host "%s" is not empty`, n.Path, describeNode(n), h.Name).
 				WithHint("The path of a node must be an empty directory: CLEAN the node, or ALTER its PATH.")
 		}
 	})

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
@@ -73,18 +73,19 @@ func selectTargets(e *req, s *cluster.State, t parser.NodeTarget) ([]cluster.Nod
 	return out, nil
 }
 
-func mode(m parser.StopMode) agentpb.PgCtlRequest_Mode {
+// mode is how pg_ctl stops a node in STOP's MODE.
+func mode(m parser.StopMode) fleet.Mode {
 	switch m {
 	case parser.ModeFast:
-		return agentpb.PgCtlRequest_FAST
+		return fleet.Fast
 	case parser.ModeImmediate:
-		return agentpb.PgCtlRequest_IMMEDIATE
+		return fleet.Immediate
 	}
-	return agentpb.PgCtlRequest_SMART
+	return fleet.Smart
 }
 
 func (m *Manager) startNodes(e *req, st *parser.StartNodes) error {
-	return m.startStop(e, st.Target, true, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
+	return m.startStop(e, st.Target, true, "")
 }
 
 func (m *Manager) stopNodes(e *req, st *parser.StopNodes) error {
@@ -97,7 +98,7 @@ func (m *Manager) stopNodes(e *req, st *parser.StopNodes) error {
 // startStop runs pg_ctl start or stop on the targeted nodes, one node type
 // at a time in AntDB's order, the nodes of one type in parallel. A node
 // already in the wanted state is reported, not an error.
-func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.PgCtlRequest_Mode) error {
+func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md fleet.Mode) error {
 	verb := "stop"
 	order := stopOrder
 	if start {
@@ -160,7 +161,7 @@ func (m *Manager) startStop(e *req, t parser.NodeTarget, start bool, md agentpb.
 }
 
 // startStopGroup starts or stops the nodes of one type, in parallel.
-func (m *Manager) startStopGroup(e *req, s *cluster.State, op string, group []cluster.Node, start bool, md agentpb.PgCtlRequest_Mode) []opResult {
+func (m *Manager) startStopGroup(e *req, s *cluster.State, op string, group []cluster.Node, start bool, md fleet.Mode) []opResult {
 	res := make([]opResult, len(group))
 	parallel(len(group), func(i int) {
 		n := group[i]
@@ -170,22 +171,23 @@ func (m *Manager) startStopGroup(e *req, s *cluster.State, op string, group []cl
 			r.ok, r.desc = false, fmt.Sprintf(`%s "%s" has not been initialized`, n.Type, n.Name)
 			return
 		}
-		tg, err := m.target(s, n)
+		tg, err := fleet.At(s, n)
 		if err != nil {
 			r.ok, r.desc = false, err.Error()
 			return
 		}
-		action := agentpb.PgCtlRequest_STOP
+		var already bool
 		if start {
-			action = agentpb.PgCtlRequest_START
+			already, err = m.fleet.Start(e.ctx, tg)
+		} else {
+			already, err = m.fleet.Stop(e.ctx, tg, md)
 		}
-		out, err := tg.pgctl(e.ctx, action, md)
 		switch {
 		case err != nil:
 			r.ok, r.desc = false, agentError(err)
-		case out.Already && start:
+		case already && start:
 			r.desc = "already running"
-		case out.Already:
+		case already:
 			r.desc = "already stopped"
 		}
 	})
@@ -265,25 +267,27 @@ func (m *Manager) monitorRows(e *req, t parser.NodeTarget) ([]map[string]string,
 
 // probe fills a MONITOR row for n and returns its description.
 func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, row map[string]string) string {
-	h, _ := s.Host(n.Host)
-	conn, err := m.connect(ctx, h, n, 3*time.Second)
+	mem, err := fleet.At(s, n)
+	if err != nil {
+		return err.Error()
+	}
+	h := mem.Host
+	st, err := m.fleet.SQLStatus(ctx, mem, 3*time.Second)
 	if err == nil {
-		defer conn.Close(ctx)
-		var st pgclient.Status
-		if st, err = pgclient.NodeStatus(ctx, conn); err == nil {
-			row["status"] = "t"
-			row["recovery"] = strconv.FormatBool(st.Recovery)
-			row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
-			return "running"
-		}
-		if pe := pgclient.ServerError(err); pe != nil {
-			// Up (it answered), but the manager's query failed: say so
-			// rather than "not running", which would send a DBA (or a
-			// script) to restart or fail over a healthy master.
-			row["status"] = "t"
-			return fmt.Sprintf("running, but adbmgr's query fails: %s (SQLSTATE %s)", pe.Message, pe.Code)
-		}
-	} else if pe := pgclient.ServerError(err); pe != nil && pe.Code != pgclient.CannotConnectNow {
+		row["status"] = "t"
+		row["recovery"] = strconv.FormatBool(st.Recovery)
+		row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
+		return "running"
+	}
+	var ce *fleet.ConnectError
+	loggedIn := !errors.As(err, &ce)
+	if pe := pgclient.ServerError(err); pe != nil && loggedIn {
+		// Up (it answered), but the manager's query failed: say so
+		// rather than "not running", which would send a DBA (or a
+		// script) to restart or fail over a healthy master.
+		row["status"] = "t"
+		return fmt.Sprintf("running, but adbmgr's query fails: %s (SQLSTATE %s)", pe.Message, pe.Code)
+	} else if pe != nil && pe.Code != pgclient.CannotConnectNow {
 		// As libpq's PQping: a server that sends an error other than
 		// "starting up / shutting down" runs, though it refused this
 		// login (pg_hba.conf, too many clients, ALLOW_CONNECTIONS false).
@@ -297,18 +301,12 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 		// rather than wait for the agent call to time out as well.
 		return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
 	}
-	t, err := m.target(s, n)
-	if err != nil {
-		return err.Error()
-	}
-	cctx, cancel := call(ctx, pingTimeout)
-	defer cancel()
-	ns, err := t.agent.Status(cctx, t.ref())
+	ns, err := m.fleet.Status(ctx, mem)
 	if err != nil && unreachable() {
 		return fmt.Sprintf(`unreachable: host "%s" (%s) does not answer`, h.Name, h.Address)
 	}
 	switch {
-	case err != nil && pgclient.Ping(h.Address, n.Port, time.Second):
+	case err != nil && m.fleet.Listening(mem):
 		return fmt.Sprintf(`server is alive but adbmgr cannot log in; could not connect to the agent on host "%s"`, h.Name)
 	case err != nil:
 		return fmt.Sprintf(`not running (could not connect to the agent on host "%s")`, h.Name)
@@ -382,13 +380,11 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 		if !ok {
 			continue
 		}
-		h, _ := s.Host(p.Host)
-		conn, err := m.connect(e.ctx, h, p, 3*time.Second)
+		pm, err := fleet.At(s, p)
 		if err != nil {
 			continue
 		}
-		parents[n.Master], _ = pgclient.Replication(e.ctx, conn)
-		conn.Close(e.ctx)
+		parents[n.Master], _ = m.fleet.Replication(e.ctx, pm)
 	}
 	rows := make([]map[string]string, 0, len(slaves))
 	for _, n := range slaves {
@@ -444,13 +440,16 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 	single := st.Target.Kind.Family != parser.FamilyNone && len(st.Target.Names) > 0
 	var hosts []cluster.Host
 	for _, n := range nodes {
-		h, _ := s.Host(n.Host)
-		hosts = append(hosts, h)
+		mem, err := fleet.At(s, n)
+		if err != nil {
+			return err
+		}
+		hosts = append(hosts, mem.Host)
 		if single && n.InCluster {
 			return pgerror.New(pgerror.ObjectInUse, `%s already exists in cluster, cannot be cleaned`, describeNode(n)).
 				WithHint("CLEAN ALL cleans a whole stopped cluster; a single node must be removed from the cluster first.")
 		}
-		if pgclient.Ping(h.Address, n.Port, time.Second) {
+		if m.fleet.Listening(mem) {
 			msg := `%s still running, please stop it before clean all`
 			if single {
 				msg = `%s is running, cannot be cleaned, stop it first`
@@ -470,11 +469,9 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		n := nodes[i]
 		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "t", "description": "success"}
 		rows[i] = row
-		t, err := m.target(s, n)
+		t, err := fleet.At(s, n)
 		if err == nil {
-			cctx, cancel := call(e.ctx, 5*time.Minute)
-			_, err = t.agent.CleanDir(cctx, t.ref())
-			cancel()
+			err = m.fleet.CleanDir(e.ctx, t)
 		}
 		if err != nil {
 			row["status"], row["description"] = "f", agentError(err)
@@ -506,11 +503,9 @@ func (m *Manager) dropSlot(e *req, s *cluster.State, n cluster.Node) {
 	if !ok || !p.Initialized {
 		return
 	}
-	h, _ := s.Host(p.Host)
-	conn, err := m.connect(e.ctx, h, p, 3*time.Second)
+	pm, err := fleet.At(s, p)
 	if err == nil {
-		err = pgclient.DropSlot(e.ctx, conn, n.Name)
-		conn.Close(e.ctx)
+		_, err = m.fleet.DropSlot(e.ctx, pm, n.Name)
 	}
 	if err != nil {
 		e.w.Notice("NOTICE", fmt.Sprintf(`replication slot "%s" on %s was not dropped (%v); drop it there once it runs: SELECT pg_drop_replication_slot('%s')`,

@@ -59,7 +59,7 @@ type Manager struct {
 	agents *agentclient.Pool
 	// fleet does what the switches (and the node helpers of nodeops.go)
 	// do to nodes: agent calls and SQL, with the nodes' credentials.
-	fleet *fleet.Agents
+	fleet fleet.Fleet
 
 	// ops is a one-slot semaphore held by commands that change the cluster
 	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that

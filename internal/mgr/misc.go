@@ -1,12 +1,12 @@
 package mgr
 
 import (
-	"context"
+	"errors"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
@@ -46,17 +46,18 @@ func (m *Manager) checkout(e *req) error {
 	rows := make([]map[string]string, len(slaves))
 	parallel(len(slaves), func(i int) {
 		n := slaves[i]
-		h, _ := s.Host(n.Host)
 		row := map[string]string{"nodename": n.Name, "nodetype": string(n.Type), "status": "f"}
 		rows[i] = row
-		conn, err := m.connect(e.ctx, h, n, 3*time.Second)
+		mem, err := fleet.At(s, n)
 		if err != nil {
-			row["description"] = "not running"
+			row["description"] = err.Error()
 			return
 		}
-		defer conn.Close(context.WithoutCancel(e.ctx))
-		st, err := pgclient.NodeStatus(e.ctx, conn)
+		st, err := m.fleet.SQLStatus(e.ctx, mem, 3*time.Second)
+		var ce *fleet.ConnectError
 		switch {
+		case errors.As(err, &ce):
+			row["description"] = "not running"
 		case err != nil:
 			row["description"] = err.Error()
 		case !st.Recovery:

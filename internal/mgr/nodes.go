@@ -1,6 +1,7 @@
 package mgr
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
@@ -296,19 +297,19 @@ func selectNodes(q string, s *cluster.State, st *parser.ListNode) ([]cluster.Nod
 // Best effort: a host without a running agent, or a node that still runs,
 // keeps the directory, and the DBA hears so.
 func (m *Manager) removeSocketDir(e *req, s *cluster.State, n cluster.Node) {
-	tg, err := m.target(s, n)
+	tg, err := fleet.At(s, n)
 	if err != nil {
 		return
 	}
-	ctx, cancel := call(e.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	res, err := tg.agent.RemoveSocketDir(ctx, tg.ref())
+	kept, err := m.fleet.RemoveSocketDir(ctx, tg)
 	switch {
-	case err != nil && agentclient.Unreachable(err) && !n.Initialized:
+	case err != nil && fleet.Unreachable(err) && !n.Initialized:
 		// No agent, and the node never ran: there is nothing to remove.
 	case err != nil:
 		e.w.Notice("WARNING", fmt.Sprintf(`the socket directory of node "%s" on host "%s" is kept: %s`, n.Name, n.Host, agentError(err)))
-	case !res.GetOk():
-		e.w.Notice("WARNING", fmt.Sprintf(`node "%s": %s`, n.Name, res.GetOutput()))
+	case kept != "":
+		e.w.Notice("WARNING", fmt.Sprintf(`node "%s": %s`, n.Name, kept))
 	}
 }

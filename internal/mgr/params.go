@@ -1,18 +1,16 @@
 package mgr
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 	"github.com/adbmgr/adbmgr/internal/parser"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
@@ -152,12 +150,6 @@ func warnUnwritable(e *req, nodes []cluster.Node, rows []cluster.Param) {
 	}
 }
 
-func statusOf(e *req, t target) (*agentpb.NodeStatus, error) {
-	ctx, cancel := call(e.ctx, pingTimeout)
-	defer cancel()
-	return t.agent.Status(ctx, t.ref())
-}
-
 // paramPos points a SET error at the parameter it names.
 func paramPos(err error, st *parser.SetParam) int {
 	pe, ok := pgerror.As(err)
@@ -227,39 +219,22 @@ func (m *Manager) showParam(e *req, st *parser.ShowParam) error {
 	if !ok {
 		return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.Node.Name).At(e.q, st.Node.Pos)
 	}
-	h, _ := s.Host(n.Host)
-	conn, err := m.connect(e.ctx, h, n, 5*time.Second)
+	mem, err := fleet.At(s, n)
 	if err != nil {
-		return pgerror.New(pgerror.ConnectionFailure, "cannot connect to %s: %s", describeNode(n), err).WithHint("MONITOR ALL shows whether it runs.")
+		return err
 	}
-	defer conn.Close(e.ctx)
-	// The manager's connection sets pgclient.SessionParams itself (source
-	// "client"); for those, show what the node's other sessions get: the
-	// value of its configuration files, as written there, or the default.
-	rows, err := conn.Query(e.ctx, fmt.Sprintf(`SELECT s.name,
-		CASE WHEN s.source = 'client' THEN coalesce(f.setting, s.boot_val, '') ELSE s.setting END,
-		CASE WHEN s.source = 'client' AND f.setting IS NOT NULL THEN '' ELSE coalesce(s.unit, '') END,
-		s.context,
-		CASE WHEN s.source <> 'client' THEN s.source WHEN f.setting IS NULL THEN 'default' ELSE 'configuration file' END,
-		s.pending_restart
-		FROM pg_settings s LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings
-			WHERE lower(name) = lower(s.name) AND applied ORDER BY seqno DESC LIMIT 1) f ON true
-		WHERE s.name ILIKE %s ORDER BY s.name`, pgclient.Literal("%"+st.Pattern+"%")))
+	settings, err := m.fleet.ShowSettings(e.ctx, mem, st.Pattern)
+	var ce *fleet.ConnectError
+	if errors.As(err, &ce) {
+		return pgerror.New(pgerror.ConnectionFailure, "cannot connect to %s: %s", describeNode(n), ce.Err).WithHint("MONITOR ALL shows whether it runs.")
+	}
 	if err != nil {
 		return err
 	}
 	var out []map[string]string
-	for rows.Next() {
-		var name, setting, unit, context, source string
-		var pending bool
-		if err := rows.Scan(&name, &setting, &unit, &context, &source, &pending); err != nil {
-			return err
-		}
-		out = append(out, map[string]string{"nodename": n.Name, "name": name, "setting": setting, "unit": unit,
-			"context": context, "source": source, "pending_restart": boolText(pending)})
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	for _, p := range settings {
+		out = append(out, map[string]string{"nodename": n.Name, "name": p.Name, "setting": p.Setting, "unit": p.Unit,
+			"context": p.Context, "source": p.Source, "pending_restart": boolText(p.PendingRestart)})
 	}
 	return writeTable(e.w, showParamColumns, out)
 }
@@ -277,8 +252,11 @@ func (m *Manager) flushParam(e *req) error {
 		if !n.InCluster {
 			continue
 		}
-		h, _ := s.Host(n.Host)
-		gucs, err := m.readSettings(e, h, n)
+		mem, err := fleet.At(s, n)
+		if err != nil {
+			return err
+		}
+		gucs, err := m.fleet.GUCs(e.ctx, mem)
 		if err != nil {
 			m.log.Warn("FLUSH PARAM: cannot read pg_settings", "node", n.Name, "error", err)
 			continue
@@ -291,32 +269,4 @@ func (m *Manager) flushParam(e *req) error {
 	}
 	return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH PARAM needs a running node of the cluster").
 		WithHint("Until then SET checks values against PostgreSQL 15's built-in parameter list.")
-}
-
-// readSettings reads pg_settings from one node.
-func (m *Manager) readSettings(e *req, h cluster.Host, n cluster.Node) ([]cluster.GUC, error) {
-	conn, err := m.connect(e.ctx, h, n, 3*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(e.ctx)
-	rows, err := conn.Query(e.ctx, `SELECT name, context, vartype, coalesce(unit, ''), coalesce(min_val, ''), coalesce(max_val, ''),
-		coalesce(array_to_string(enumvals, ','), ''), coalesce(boot_val, '') FROM pg_settings ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var gucs []cluster.GUC
-	for rows.Next() {
-		var g cluster.GUC
-		var enums string
-		if err := rows.Scan(&g.Name, &g.Context, &g.VarType, &g.Unit, &g.Min, &g.Max, &enums, &g.Default); err != nil {
-			return nil, err
-		}
-		if enums != "" {
-			g.EnumValues = strings.Split(enums, ",")
-		}
-		gucs = append(gucs, g)
-	}
-	return gucs, rows.Err()
 }

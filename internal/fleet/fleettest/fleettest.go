@@ -32,6 +32,8 @@ type Node struct {
 	// Parent is the node it was last made a standby of.
 	Parent string
 	Conf   map[string]string // postgresql.auto.conf
+	// HBA is its pg_hba.conf's rule lines (upkeep.go).
+	HBA []string
 }
 
 // Fleet is the fake. Its fields may be set before a test runs; Steps is
