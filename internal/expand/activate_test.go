@@ -40,14 +40,14 @@ func TestActivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows(t, got, Row{Node: "dn2", OK: true, Description: "slots " + odd + " moved from dn1"})
-	r.steps(t, join(holding(odd), switched("dn2"), refresh("gc", "cn1"))...)
+	r.steps(t, fleettest.Join(holding(odd), switched("dn2"), refresh("gc", "cn1"))...)
 	r.journal(t, activateCmd+": running start", activateCmd+": running activated dn2", activateCmd+": done end")
 	r.nodes(t, map[string]string{"dn2": "datanode master   true true"})
 	r.growth(t, "dn2<dn1 activated "+odd)
 	if got := r.f.Owned("dn2"); cluster.SlotList(got) != odd {
 		t.Errorf("the coordinators give dn2 %v, want %s", got, odd)
 	}
-	r.p.has(t, "NOTICE: writes to slots "+odd+" of dn1 are blocked; waiting for dn2 to catch up")
+	r.p.Has(t, "NOTICE: writes to slots "+odd+" of dn1 are blocked; waiting for dn2 to catch up")
 }
 
 // TestActivateSeveral activates two copies of one source: each takes a
@@ -99,7 +99,7 @@ func TestActivateFails(t *testing.T) {
 		{"a coordinator is unreachable", func(r *rig, _ func()) { r.f.Nodes["cn1"].Running = false },
 			[]string{"hold gc dn1 " + odd, "hold cn1 dn1 " + odd, "rollback gc"}, "connect cn1: connection refused", "copied", true},
 		{"the replay wait times out", func(r *rig, _ func()) { r.f.Nodes["dn2"].LSN = 50 },
-			join(holding(odd), []string{"rollback gc", "rollback cn1"}), "expend src node and dst node can not sync in 20 seconds", "copied", true},
+			fleettest.Join(holding(odd), []string{"rollback gc", "rollback cn1"}), "expend src node and dst node can not sync in 20 seconds", "copied", true},
 		{"the replay wait is cancelled", func(r *rig, cancel func()) {
 			r.f.Before = func(_ *fleettest.Fleet, step string) error {
 				if step == "waitreplay dn2" {
@@ -107,12 +107,12 @@ func TestActivateFails(t *testing.T) {
 				}
 				return nil
 			}
-		}, join(holding(odd), []string{"rollback gc", "rollback cn1"}), "context canceled", "copied", true},
-		{"re-pointing fails on a coordinator", func(r *rig, _ func()) { r.f.Fail["repoint cn1 to dn2"] = errBoom },
-			join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "rollback gc", "rollback cn1"}),
+		}, fleettest.Join(holding(odd), []string{"rollback gc", "rollback cn1"}), "context canceled", "copied", true},
+		{"re-pointing fails on a coordinator", func(r *rig, _ func()) { r.f.Fail["repoint cn1 to dn2"] = fleettest.ErrBoom },
+			fleettest.Join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "rollback gc", "rollback cn1"}),
 			"re-point the slots on a coordinator: boom", "copied", true},
-		{"the promotion fails, dst still a standby", func(r *rig, _ func()) { r.f.Fail["promote dn2"] = errBoom },
-			join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "rollback gc", "rollback cn1"}),
+		{"the promotion fails, dst still a standby", func(r *rig, _ func()) { r.f.Fail["promote dn2"] = fleettest.ErrBoom },
+			fleettest.Join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "rollback gc", "rollback cn1"}),
 			"promote dn2: boom", "copied", true},
 		{"the destination dies at its promotion", func(r *rig, _ func()) {
 			r.f.Before = func(f *fleettest.Fleet, step string) error {
@@ -122,14 +122,14 @@ func TestActivateFails(t *testing.T) {
 				}
 				return nil
 			}
-		}, join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "rollback gc", "rollback cn1"}),
+		}, fleettest.Join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "rollback gc", "rollback cn1"}),
 			"its state is unknown", "copied", true},
-		{"a coordinator does not commit", func(r *rig, _ func()) { r.f.Fail["commit cn1"] = errBoom },
-			join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "auto.conf dn2 -primary_conninfo -primary_slot_name",
+		{"a coordinator does not commit", func(r *rig, _ func()) { r.f.Fail["commit cn1"] = fleettest.ErrBoom },
+			fleettest.Join(holding(odd), []string{"repoint gc to dn2", "repoint cn1 to dn2", "promote dn2", "auto.conf dn2 -primary_conninfo -primary_slot_name",
 				"commit gc", "commit cn1", "rollback cn1"}),
 			"dn2 was promoted but the new slot map did not commit on every coordinator (boom)", "copied", false},
-		{"the catalog write fails after the promotion", func(r *rig, _ func()) { r.cat.fail["running activated dn2"] = errBoom },
-			join(holding(odd), switched("dn2")), "boom", "copied", false},
+		{"the catalog write fails after the promotion", func(r *rig, _ func()) { r.cat.fail["running activated dn2"] = fleettest.ErrBoom },
+			fleettest.Join(holding(odd), switched("dn2")), "boom", "copied", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,8 +146,8 @@ func TestActivateFails(t *testing.T) {
 				t.Errorf("rows %+v, want dn2 failed with %q", got, tt.desc)
 			}
 			r.steps(t, tt.steps...)
-			if n := len(r.cat.rows); n != 2 || r.cat.rows[1] != activateCmd+": failed activate" {
-				t.Errorf("journal %q", r.cat.rows)
+			if n := len(r.cat.Rows); n != 2 || r.cat.Rows[1] != activateCmd+": failed activate" {
+				t.Errorf("journal %q", r.cat.Rows)
 			}
 			r.nodes(t, map[string]string{"dn2": "datanode master   true false"})
 			r.growth(t, "dn2<dn1 "+tt.phase+" ")
@@ -163,8 +163,8 @@ func TestActivateFails(t *testing.T) {
 func TestActivateUnclear(t *testing.T) {
 	r := newRig(world())
 	r.copied("dn2")
-	r.f.Fail["promote dn2"] = errBoom
-	r.f.Fail["inrecovery dn2"] = errBoom
+	r.f.Fail["promote dn2"] = fleettest.ErrBoom
+	r.f.Fail["inrecovery dn2"] = fleettest.ErrBoom
 	got, _ := r.x.Activate(context.Background(), r.p)
 	if len(got) != 1 || got[0].OK || !strings.Contains(got[0].Description, "its state is unknown") {
 		t.Errorf("rows %+v", got)
@@ -182,7 +182,7 @@ func TestActivateUnclear(t *testing.T) {
 func TestActivateCatalogRetried(t *testing.T) {
 	r := newRig(world())
 	r.copied("dn2")
-	r.cat.failOnce["running activated dn2"] = errBoom
+	r.cat.failOnce["running activated dn2"] = fleettest.ErrBoom
 	got, err := r.x.Activate(context.Background(), r.p)
 	if err != nil || len(got) != 1 || !got[0].OK {
 		t.Fatalf("rows %+v, %v", got, err)
@@ -196,12 +196,12 @@ func TestActivateCatalogRetried(t *testing.T) {
 func TestActivateCoordinatorAfter(t *testing.T) {
 	r := newRig(world())
 	r.copied("dn2")
-	r.f.Fail["coordinator cn1"] = errBoom
+	r.f.Fail["coordinator cn1"] = fleettest.ErrBoom
 	got, err := r.x.Activate(context.Background(), r.p)
 	if err != nil || len(got) != 1 || !got[0].OK {
 		t.Fatalf("rows %+v, %v", got, err)
 	}
-	r.p.has(t, `WARNING: could not update coordinator master "cn1": boom`)
+	r.p.Has(t, `WARNING: could not update coordinator master "cn1": boom`)
 	r.growth(t, "dn2<dn1 activated "+odd)
 }
 

@@ -25,14 +25,14 @@ func TestAppend(t *testing.T) {
 		notes  []string
 	}{
 		{"a datanode slave", appendOf("dn1a", cluster.DatanodeSlave, ""), "success",
-			join([]string{"slot dn1a on dn1", "basebackup dn1a from dn1", "configure dn1a", "standby dn1a of dn1", "start dn1a",
+			fleettest.Join([]string{"slot dn1a on dn1", "basebackup dn1a from dn1", "configure dn1a", "standby dn1a of dn1", "start dn1a",
 				`syncnames dn1 FIRST 1 ("dn1s")`}, refresh("gc", "cn1")),
 			"datanode slave dn1 async true true", nil, nil},
 		{"a datanode master", appendOf("dn3", cluster.DatanodeMaster, ""), "success",
-			join([]string{"initdb dn3", "configure dn3", "start dn3"}, refresh("gc", "cn1")),
+			fleettest.Join([]string{"initdb dn3", "configure dn3", "start dn3"}, refresh("gc", "cn1")),
 			"datanode master   true true", nil, nil},
 		{"a coordinator, cloned from the gtmcoord master", appendOf("cn2", cluster.CoordinatorMaster, ""), "success",
-			join([]string{"slot cn2 on gc", "basebackup cn2 from gc", "configure cn2", "auto.conf cn2 -primary_conninfo -primary_slot_name",
+			fleettest.Join([]string{"slot cn2 on gc", "basebackup cn2 from gc", "configure cn2", "auto.conf cn2 -primary_conninfo -primary_slot_name",
 				"standby.signal cn2 false", "start cn2", "dropslot cn2 on gc"}, refresh("gc", "cn1", "cn2")),
 			"coordinator master   true true", nil, nil},
 		{"a coordinator copy of cn1", appendOf("cn2", cluster.CoordinatorMaster, "cn1"), "streaming from cn1; run APPEND ACTIVATE COORDINATOR cn2",
@@ -108,22 +108,22 @@ func TestAppendFails(t *testing.T) {
 		step  string
 		row   string
 	}{
-		{"the base backup", appendOf("dn1a", cluster.DatanodeSlave, ""), func(r *rig) { r.f.Fail["basebackup dn1a from dn1"] = errBoom },
+		{"the base backup", appendOf("dn1a", cluster.DatanodeSlave, ""), func(r *rig) { r.f.Fail["basebackup dn1a from dn1"] = fleettest.ErrBoom },
 			"APPEND dn1a failed: pg_basebackup from dn1: boom", "basebackup", "datanode slave dn1 async false false"},
-		{"initdb", appendOf("dn3", cluster.DatanodeMaster, ""), func(r *rig) { r.f.Fail["initdb dn3"] = errBoom },
+		{"initdb", appendOf("dn3", cluster.DatanodeMaster, ""), func(r *rig) { r.f.Fail["initdb dn3"] = fleettest.ErrBoom },
 			"APPEND dn3 failed: initdb: boom", "initdb", "datanode master   false false"},
-		{"the start of a new master", appendOf("dn3", cluster.DatanodeMaster, ""), func(r *rig) { r.f.Fail["start dn3"] = errBoom },
+		{"the start of a new master", appendOf("dn3", cluster.DatanodeMaster, ""), func(r *rig) { r.f.Fail["start dn3"] = fleettest.ErrBoom },
 			"APPEND dn3 failed: pg_ctl start: boom", "start", "datanode master   true false"},
-		{"the clone's slot", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["slot cn2 on gc"] = errBoom },
+		{"the clone's slot", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["slot cn2 on gc"] = fleettest.ErrBoom },
 			"APPEND cn2 failed: replication slot on gc: boom", "clone", "coordinator master   false false"},
 		{"the clone's recovery settings", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) {
-			r.f.Fail["auto.conf cn2 -primary_conninfo -primary_slot_name"] = errBoom
+			r.f.Fail["auto.conf cn2 -primary_conninfo -primary_slot_name"] = fleettest.ErrBoom
 		}, "APPEND cn2 failed: recovery settings: boom", "clone", "coordinator master   false false"},
-		{"the clone's standby.signal", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["standby.signal cn2 false"] = errBoom },
+		{"the clone's standby.signal", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["standby.signal cn2 false"] = fleettest.ErrBoom },
 			"APPEND cn2 failed: standby.signal: boom", "clone", "coordinator master   false false"},
-		{"the clone's base backup", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["basebackup cn2 from gc"] = errBoom },
+		{"the clone's base backup", appendOf("cn2", cluster.CoordinatorMaster, ""), func(r *rig) { r.f.Fail["basebackup cn2 from gc"] = fleettest.ErrBoom },
 			"APPEND cn2 failed: pg_basebackup from gc: boom", "clone", "coordinator master   false false"},
-		{"the catalog", appendOf("dn1a", cluster.DatanodeSlave, ""), func(r *rig) { r.cat.fail["running joined"] = errBoom },
+		{"the catalog", appendOf("dn1a", cluster.DatanodeSlave, ""), func(r *rig) { r.cat.fail["running joined"] = fleettest.ErrBoom },
 			"APPEND dn1a failed: boom", "catalog", "datanode slave dn1 async true false"},
 	}
 	for _, tt := range tests {
@@ -144,8 +144,8 @@ func TestAppendFails(t *testing.T) {
 
 func TestAppendPrepareFails(t *testing.T) {
 	r := newRig(world())
-	r.x.Prepare = func(context.Context, *cluster.State, Progress) error { return errBoom }
-	if _, err := r.x.Append(context.Background(), appendOf("dn1a", cluster.DatanodeSlave, ""), r.p); err != errBoom {
+	r.x.Prepare = func(context.Context, *cluster.State, Progress) error { return fleettest.ErrBoom }
+	if _, err := r.x.Append(context.Background(), appendOf("dn1a", cluster.DatanodeSlave, ""), r.p); err != fleettest.ErrBoom {
 		t.Fatalf("Append = %v", err)
 	}
 	r.steps(t)
@@ -156,13 +156,13 @@ func TestAppendPrepareFails(t *testing.T) {
 // that cannot follow is a warning, not a failure.
 func TestAppendAfterJoined(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail[`syncnames dn1 FIRST 1 ("dn1s")`] = errBoom
-	r.f.Fail["coordinator gc"] = errBoom
+	r.f.Fail[`syncnames dn1 FIRST 1 ("dn1s")`] = fleettest.ErrBoom
+	r.f.Fail["coordinator gc"] = fleettest.ErrBoom
 	got, err := r.x.Append(context.Background(), appendOf("dn1a", cluster.DatanodeSlave, ""), r.p)
 	if err != nil || got != "success" {
 		t.Fatalf("Append = %q, %v", got, err)
 	}
-	r.p.has(t, "WARNING: boom", `WARNING: could not update gtmcoord master "gc": boom`)
+	r.p.Has(t, "WARNING: boom", `WARNING: could not update gtmcoord master "gc": boom`)
 	r.nodes(t, map[string]string{"dn1a": "datanode slave dn1 async true true"})
 }
 
@@ -170,11 +170,11 @@ func TestAppendAfterJoined(t *testing.T) {
 // a WARNING after a few tries.
 func TestCloneSlotLeft(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["dropslot cn2 on gc"] = errBoom
+	r.f.Fail["dropslot cn2 on gc"] = fleettest.ErrBoom
 	if _, err := r.x.Append(context.Background(), appendOf("cn2", cluster.CoordinatorMaster, ""), r.p); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, `WARNING: replication slot "cn2" is left on gc; drop it there: SELECT pg_drop_replication_slot('cn2')`)
+	r.p.Has(t, `WARNING: replication slot "cn2" is left on gc; drop it there: SELECT pg_drop_replication_slot('cn2')`)
 	n := 0
 	for _, s := range r.f.StepList() {
 		if s == "dropslot cn2 on gc" {
@@ -207,7 +207,7 @@ func TestAppendActivate(t *testing.T) {
 	if err != nil || got != "success" {
 		t.Fatalf("AppendActivate = %q, %v", got, err)
 	}
-	r.steps(t, join([]string{"promote cn2", "auto.conf cn2 -primary_conninfo -primary_slot_name", "dropslot cn2 on cn1"}, refresh("gc", "cn1", "cn2"))...)
+	r.steps(t, fleettest.Join([]string{"promote cn2", "auto.conf cn2 -primary_conninfo -primary_slot_name", "dropslot cn2 on cn1"}, refresh("gc", "cn1", "cn2"))...)
 	r.journal(t, activateCn2+": running start", activateCn2+": running joined", activateCn2+": done end")
 	r.nodes(t, map[string]string{"cn2": "coordinator master   true true"})
 	r.growth(t)
@@ -226,11 +226,14 @@ func TestAppendActivateFails(t *testing.T) {
 	}{
 		{"not a copy", func(r *rig) { r.cat.sn.Copies = nil }, "was not copied", "name", nil, nil, "coordinator master   true false", nil},
 		{"the source was dropped", func(r *rig) { r.cat.sn.Copies[0].Source = "cn9" }, `the source "cn9"`, "name", nil, nil, "coordinator master   true false", []string{"cn2<cn9"}},
-		{"the promotion fails", func(r *rig) { r.f.Fail["promote cn2"] = errBoom }, "promote cn2: boom", "",
+		{"the promotion fails", func(r *rig) { r.f.Fail["promote cn2"] = fleettest.ErrBoom }, "promote cn2: boom", "",
 			[]string{"promote cn2"}, []string{activateCn2 + ": running start", activateCn2 + ": failed promote"}, "coordinator master   true false", []string{"cn2<cn1"}},
-		{"the promotion is unclear", func(r *rig) { r.f.Fail["promote cn2"] = errBoom; r.f.Fail["inrecovery cn2"] = errBoom }, "its state is unknown", "",
+		{"the promotion is unclear", func(r *rig) {
+			r.f.Fail["promote cn2"] = fleettest.ErrBoom
+			r.f.Fail["inrecovery cn2"] = fleettest.ErrBoom
+		}, "its state is unknown", "",
 			[]string{"promote cn2"}, []string{activateCn2 + ": running start", activateCn2 + ": failed promote"}, "coordinator master   true false", []string{"cn2<cn1"}},
-		{"the catalog write fails, retried", func(r *rig) { r.cat.fail["running joined"] = errBoom }, "boom", "",
+		{"the catalog write fails, retried", func(r *rig) { r.cat.fail["running joined"] = fleettest.ErrBoom }, "boom", "",
 			[]string{"promote cn2", "auto.conf cn2 -primary_conninfo -primary_slot_name", "dropslot cn2 on cn1"},
 			[]string{activateCn2 + ": running start", activateCn2 + ": failed catalog"}, "coordinator master   true false", []string{"cn2<cn1"}},
 	}

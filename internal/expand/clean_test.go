@@ -7,6 +7,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/coord"
+	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
 )
 
 const cleanCmd = "EXPAND CLEAN"
@@ -67,10 +68,10 @@ func TestCleanFails(t *testing.T) {
 			}
 		}, "no coordinator in the cluster", nil, nil},
 		{"the coordinator does not answer", func(r *rig) { r.f.Nodes["gc"].Running = false }, "connection refused", nil, nil},
-		{"a datanode cannot be emptied", func(r *rig) { r.f.Fail["truncate dn2 1 tables slots "+even] = errBoom }, "clean dn2: boom",
+		{"a datanode cannot be emptied", func(r *rig) { r.f.Fail["truncate dn2 1 tables slots "+even] = fleettest.ErrBoom }, "clean dn2: boom",
 			[]string{"truncate dn1 1 tables slots " + odd, "truncate dn2 1 tables slots " + even},
 			[]string{cleanCmd + ": running start", cleanCmd + ": failed truncate"}},
-		{"the catalog write fails", func(r *rig) { r.cat.fail["running cleaned dn2"] = errBoom }, "boom",
+		{"the catalog write fails", func(r *rig) { r.cat.fail["running cleaned dn2"] = fleettest.ErrBoom }, "boom",
 			[]string{"truncate dn1 1 tables slots " + odd, "truncate dn2 1 tables slots " + even},
 			[]string{cleanCmd + ": running start", cleanCmd + ": failed catalog"}},
 	}

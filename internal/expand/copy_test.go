@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -95,10 +96,10 @@ func TestCopyFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(world())
 			if tt.fail != "" {
-				r.f.Fail[tt.fail] = errBoom
+				r.f.Fail[tt.fail] = fleettest.ErrBoom
 			}
 			if tt.catalog != "" {
-				r.cat.fail[tt.catalog] = errBoom
+				r.cat.fail[tt.catalog] = fleettest.ErrBoom
 			}
 			_, err := r.x.Copy(context.Background(), "dn1", "dn2", r.p)
 			pe, ok := pgerror.As(err)
@@ -116,13 +117,13 @@ func TestCopyFails(t *testing.T) {
 
 func TestCopyMessages(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["basebackup dn2 from dn1"] = errBoom
+	r.f.Fail["basebackup dn2 from dn1"] = fleettest.ErrBoom
 	_, err := r.x.Copy(context.Background(), "dn1", "dn2", r.p)
 	if want := "expand dn1 to dn2: pg_basebackup from dn1: boom"; err == nil || err.Error() != want {
 		t.Errorf("Copy = %v, want %q", err, want)
 	}
 	r = newRig(world())
-	r.f.Fail["slot dn2 on dn1"] = errBoom
+	r.f.Fail["slot dn2 on dn1"] = fleettest.ErrBoom
 	_, err = r.x.Copy(context.Background(), "dn1", "dn2", r.p)
 	if want := `expand dn1 to dn2: create replication slot "dn2" on dn1: boom`; err == nil || err.Error() != want {
 		t.Errorf("Copy = %v, want %q", err, want)

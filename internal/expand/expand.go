@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/switches"
 )
@@ -161,7 +162,7 @@ func reachable(s *cluster.State, steps []cluster.GrowStep) error {
 func coordinators(s *cluster.State) []cluster.Node {
 	var out []cluster.Node
 	for _, n := range s.Nodes {
-		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && n.InCluster {
+		if coord.IsCoordinator(n) && n.InCluster {
 			out = append(out, n)
 		}
 	}

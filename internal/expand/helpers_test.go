@@ -2,7 +2,6 @@ package expand
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,15 +12,13 @@ import (
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
 	"github.com/adbmgr/adbmgr/internal/switches"
-	"github.com/google/go-cmp/cmp"
 )
 
 // memCatalog is an in-memory Catalog: a snapshot, the journal's rows, and
 // commits that can be made to fail.
 type memCatalog struct {
-	sn      Snapshot
-	entries map[int64]string // id → command
-	rows    []string         // "command status step", as written
+	sn                Snapshot
+	fleettest.Journal // rows: "command: status step"
 	// fail makes a commit fail when its journal entry's "status step" is
 	// listed ("rows" for a commit without journal row); failOnce fails it
 	// the first time only.
@@ -29,17 +26,14 @@ type memCatalog struct {
 }
 
 func newCatalog(s *cluster.State) *memCatalog {
-	return &memCatalog{sn: Snapshot{Snapshot: switches.Snapshot{State: s}}, entries: map[int64]string{},
-		fail: map[string]error{}, failOnce: map[string]error{}}
+	return &memCatalog{sn: Snapshot{Snapshot: switches.Snapshot{State: s}}, fail: map[string]error{}, failOnce: map[string]error{}}
 }
 
 func (c *memCatalog) Read(context.Context) (Snapshot, error) { return c.copy(), nil }
 
 func (c *memCatalog) copy() Snapshot {
-	s := *c.sn.State
-	s.Nodes = append([]cluster.Node(nil), s.Nodes...)
 	out := c.sn
-	out.State = &s
+	out.State = fleettest.CopyState(c.sn.State)
 	out.Expansions = append([]cluster.Expansion(nil), c.sn.Expansions...)
 	out.Copies = append([]cluster.CoordinatorCopy(nil), c.sn.Copies...)
 	return out
@@ -65,22 +59,13 @@ func (c *memCatalog) Commit(_ context.Context, j *Journal, decide func(*cluster.
 	if p.Journal.Status == "" {
 		return p, nil
 	}
-	if j.ID == 0 {
-		j.ID = int64(len(c.entries) + 1)
-		c.entries[j.ID] = j.Command
-	}
-	c.rows = append(c.rows, fmt.Sprintf("%s: %s %s", c.entries[j.ID], p.Journal.Status, p.Journal.Step))
+	command := c.Entry(&j.ID, j.Command)
+	c.Rows = append(c.Rows, fmt.Sprintf("%s: %s %s", command, p.Journal.Status, p.Journal.Step))
 	return p, nil
 }
 
 func (c *memCatalog) apply(p cluster.Plan) {
-	for _, u := range p.UpdateNodes {
-		for i, n := range c.sn.State.Nodes {
-			if n.Name == u.Name {
-				c.sn.State.Nodes[i] = u
-			}
-		}
-	}
+	fleettest.UpdateNodes(c.sn.State, p)
 	for _, e := range p.PutExpansions {
 		c.sn.Expansions = append(dropExpansion(c.sn.Expansions, e.Dst), e)
 	}
@@ -115,16 +100,6 @@ func dropCopy(xs []cluster.CoordinatorCopy, node string) []cluster.CoordinatorCo
 	return out
 }
 
-// node is a line of the node table: type, master, sync state,
-// initialized, incluster.
-func (c *memCatalog) node(name string) string {
-	n, ok := c.sn.State.Node(name)
-	if !ok {
-		return "missing"
-	}
-	return fmt.Sprintf("%s %s %s %v %v", n.Type, n.Master, n.SyncState, n.Initialized, n.InCluster)
-}
-
 // growth renders the expansions and copies: "dst<src phase slots", "node<source".
 func (c *memCatalog) growth() []string {
 	var out []string
@@ -137,42 +112,20 @@ func (c *memCatalog) growth() []string {
 	return out
 }
 
-// notes records NOTICEs and WARNINGs.
-type notes struct{ lines []string }
-
-func (n *notes) Notice(sev, msg string) { n.lines = append(n.lines, sev+": "+msg) }
-
-func (n *notes) has(t *testing.T, want ...string) {
-	t.Helper()
-	all := strings.Join(n.lines, "\n")
-	for _, w := range want {
-		if !strings.Contains(all, w) {
-			t.Errorf("notices lack %q:\n%s", w, all)
-		}
-	}
-}
-
 // world is a running cluster of three hosts — gtmcoord master gc,
 // coordinator master cn1, datanode master dn1 with sync slave dn1s — and
 // nodes added after INIT ALL: datanode masters dn2, dn3, coordinator
 // master cn2, datanode slave dn1a of dn1.
 func world() *cluster.State {
-	s := &cluster.State{}
-	for i, h := range []string{"h1", "h2", "h3"} {
-		s.Hosts = append(s.Hosts, cluster.Host{Name: h, User: "pg", Address: fmt.Sprintf("10.0.0.%d", i+1), AgentPort: 5430, PGHome: "/pg", ADBHome: "/adb"})
-	}
-	add := func(name, host string, t cluster.NodeType, master, sync string, running bool) {
-		s.Nodes = append(s.Nodes, cluster.Node{ID: int64(len(s.Nodes) + 1), Name: name, Host: host, Type: t, Master: master, Port: 5432 + len(s.Nodes),
-			SyncState: sync, Path: "/data/" + name, Initialized: running, InCluster: running, Zone: cluster.DefaultZone, AllowCure: running, CureStatus: "normal"})
-	}
-	add("gc", "h1", cluster.GtmcoordMaster, "", "", true)
-	add("cn1", "h2", cluster.CoordinatorMaster, "", "", true)
-	add("dn1", "h1", cluster.DatanodeMaster, "", "", true)
-	add("dn1s", "h2", cluster.DatanodeSlave, "dn1", cluster.Sync, true)
-	add("dn2", "h3", cluster.DatanodeMaster, "", "", false)
-	add("dn3", "h3", cluster.DatanodeMaster, "", "", false)
-	add("cn2", "h3", cluster.CoordinatorMaster, "", "", false)
-	add("dn1a", "h3", cluster.DatanodeSlave, "dn1", cluster.Async, false)
+	s := &cluster.State{Hosts: fleettest.Hosts("h1", "h2", "h3")}
+	fleettest.AddNode(s, "gc", "h1", cluster.GtmcoordMaster, "", "", true)
+	fleettest.AddNode(s, "cn1", "h2", cluster.CoordinatorMaster, "", "", true)
+	fleettest.AddNode(s, "dn1", "h1", cluster.DatanodeMaster, "", "", true)
+	fleettest.AddNode(s, "dn1s", "h2", cluster.DatanodeSlave, "dn1", cluster.Sync, true)
+	fleettest.AddNode(s, "dn2", "h3", cluster.DatanodeMaster, "", "", false)
+	fleettest.AddNode(s, "dn3", "h3", cluster.DatanodeMaster, "", "", false)
+	fleettest.AddNode(s, "cn2", "h3", cluster.CoordinatorMaster, "", "", false)
+	fleettest.AddNode(s, "dn1a", "h3", cluster.DatanodeSlave, "dn1", cluster.Async, false)
 	return s
 }
 
@@ -181,7 +134,7 @@ type rig struct {
 	x   *Expander
 	f   *fleettest.Fleet
 	cat *memCatalog
-	p   *notes
+	p   *fleettest.Notes
 	// checked and prepared list the nodes Check and Prepare saw.
 	checked  []string
 	prepared int
@@ -191,7 +144,7 @@ func newRig(s *cluster.State) *rig {
 	f := fleettest.New(s)
 	f.DealSlots("dn1")
 	f.Tables = []coord.Table{{Schema: "public", Name: "t"}}
-	r := &rig{f: f, cat: newCatalog(s), p: &notes{}}
+	r := &rig{f: f, cat: newCatalog(s), p: &fleettest.Notes{}}
 	r.x = &Expander{Fleet: f, Catalog: r.cat, Pause: time.Microsecond,
 		Conf: func(Snapshot, cluster.Node) (fleet.Conf, error) {
 			return fleet.Conf{Set: map[string]string{"port": "1"}}, nil
@@ -222,35 +175,23 @@ func (r *rig) copied(dsts ...string) {
 
 func (r *rig) steps(t *testing.T, want ...string) {
 	t.Helper()
-	if diff := cmp.Diff(want, r.f.StepList()); diff != "" {
-		t.Errorf("steps (-want +got):\n%s", diff)
-	}
+	fleettest.Diff(t, "steps", want, r.f.StepList())
 }
 
 func (r *rig) journal(t *testing.T, want ...string) {
 	t.Helper()
-	if diff := cmp.Diff(want, r.cat.rows); diff != "" {
-		t.Errorf("journal (-want +got):\n%s", diff)
-	}
+	fleettest.Diff(t, "journal", want, r.cat.Rows)
 }
 
 func (r *rig) nodes(t *testing.T, want map[string]string) {
 	t.Helper()
-	for name, w := range want {
-		if got := r.cat.node(name); got != w {
-			t.Errorf("node %s = %q, want %q", name, got, w)
-		}
-	}
+	fleettest.Each(t, "node", want, func(name string) string { return fleettest.NodeLine(r.cat.sn.State, name) })
 }
 
 func (r *rig) growth(t *testing.T, want ...string) {
 	t.Helper()
-	if diff := cmp.Diff(want, r.cat.growth()); diff != "" {
-		t.Errorf("expansions and copies (-want +got):\n%s", diff)
-	}
+	fleettest.Diff(t, "expansions and copies", want, r.cat.growth())
 }
-
-var errBoom = errors.New("boom")
 
 // odd and even are the slots dn1 keeps and gives when one destination
 // takes half of its 64.
@@ -268,14 +209,6 @@ var (
 	odd  = cluster.SlotList(slotsWhere(func(k int) bool { return k%2 == 1 }))
 	even = cluster.SlotList(slotsWhere(func(k int) bool { return k%2 == 0 }))
 )
-
-func join(parts ...[]string) []string {
-	var out []string
-	for _, p := range parts {
-		out = append(out, p...)
-	}
-	return out
-}
 
 // refresh is what re-configuring the coordinators in the cluster issues.
 func refresh(cs ...string) []string {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -25,9 +26,9 @@ func TestRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.nodes(t, map[string]string{"dn1s": "datanode slave dn1 async false false", "dn1p": "datanode slave dn1 sync true true"})
-	r.steps(t, join([]string{`syncnames dn1 FIRST 1 ("dn1p")`, "dropslot dn1s on dn1"}, refresh("gc", "cn1"))...)
+	r.steps(t, fleettest.Join([]string{`syncnames dn1 FIRST 1 ("dn1p")`, "dropslot dn1s on dn1"}, refresh("gc", "cn1"))...)
 	r.journal(t)
-	r.p.has(t, "dn1p")
+	r.p.Has(t, "dn1p")
 }
 
 func TestRemoveRefused(t *testing.T) {
@@ -81,16 +82,16 @@ func TestRemoveLastCoordinator(t *testing.T) {
 func TestRemoveFollowUp(t *testing.T) {
 	r := newRig(world())
 	r.f.Nodes["dn1s"].Running = false
-	r.f.Fail["dropslot dn1s on dn1"] = errBoom
+	r.f.Fail["dropslot dn1s on dn1"] = fleettest.ErrBoom
 	if err := r.x.Remove(context.Background(), cluster.DatanodeSlave, []string{"dn1s"}, r.p); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, `NOTICE: replication slot "dn1s" on datanode master "dn1" was not dropped (boom)`)
+	r.p.Has(t, `NOTICE: replication slot "dn1s" on datanode master "dn1" was not dropped (boom)`)
 
 	r = newRig(world())
 	r.f.Nodes["dn1s"].Running = false
-	r.cat.fail["rows"] = errBoom
-	if err := r.x.Remove(context.Background(), cluster.DatanodeSlave, []string{"dn1s"}, r.p); err != errBoom {
+	r.cat.fail["rows"] = fleettest.ErrBoom
+	if err := r.x.Remove(context.Background(), cluster.DatanodeSlave, []string{"dn1s"}, r.p); err != fleettest.ErrBoom {
 		t.Fatalf("Remove = %v", err)
 	}
 	r.steps(t)
@@ -124,14 +125,14 @@ func TestMaker(t *testing.T) {
 		t.Errorf("marked %v", marked)
 	}
 	r.f.Reset()
-	r.f.Fail["configure dn2"] = errBoom
-	if err := mk.InitDB(context.Background(), dn2, fleet.Conf{}, 0, true); err != errBoom {
+	r.f.Fail["configure dn2"] = fleettest.ErrBoom
+	if err := mk.InitDB(context.Background(), dn2, fleet.Conf{}, 0, true); err != fleettest.ErrBoom {
 		t.Errorf("InitDB = %v", err)
 	}
 	r.steps(t, "initdb dn2", "configure dn2")
 	// Progress: nothing within the first seconds.
 	mk.progress(dn2, at("dn1"))(1, 2)
-	if len(r.p.lines) != 0 {
-		t.Errorf("notices %q", r.p.lines)
+	if len(r.p.Lines) != 0 {
+		t.Errorf("notices %q", r.p.Lines)
 	}
 }

@@ -93,7 +93,7 @@ func (a *fakeAgent) CleanDir(_ context.Context, r *agentpb.NodeRef) (*agentpb.To
 }
 
 func (a *fakeAgent) RemoveSocketDir(_ context.Context, r *agentpb.NodeRef) (*agentpb.ToolResult, error) {
-	return &agentpb.ToolResult{Ok: a.output == "", Output: a.output}, a.record("RemoveSocketDir", r)
+	return &agentpb.ToolResult{Ok: a.output == "", Output: a.output}, a.record("RemoveSocketDir", "removesocketdir "+r.SocketDir)
 }
 
 func (a *fakeAgent) SetStandby(_ context.Context, r *agentpb.SetStandbyRequest) (*agentpb.SetStandbyResponse, error) {
@@ -386,11 +386,11 @@ func TestAgentsUpkeep(t *testing.T) {
 	if err := f.CleanDir(ctx, m); err != nil {
 		t.Errorf("CleanDir: %v", err)
 	}
-	if kept, err := f.RemoveSocketDir(ctx, m); err != nil || kept != "" {
+	if kept, err := f.RemoveSocketDir(ctx, m, "10.9.9.9"); err != nil || kept != "" {
 		t.Errorf("RemoveSocketDir = %q, %v", kept, err)
 	}
 	a.output = "the node runs"
-	if kept, err := f.RemoveSocketDir(ctx, m); err != nil || kept != "the node runs" {
+	if kept, err := f.RemoveSocketDir(ctx, m, ""); err != nil || kept != "the node runs" {
 		t.Errorf("RemoveSocketDir of a running node = %q, %v", kept, err)
 	}
 	line := cluster.HBALine{Type: "host", Database: "all", User: "all", Address: "10.0.0.0/8", Method: "scram-sha-256"}
@@ -404,7 +404,10 @@ func TestAgentsUpkeep(t *testing.T) {
 	for _, r := range a.requests() {
 		got = append(got, describe(r))
 	}
-	want := []string{"status /d/n", "checkdir /d/n", "cleandir /d/n", "removesocketdir /d/n", "removesocketdir /d/n",
+	old := m
+	old.Host.Address = "10.9.9.9"
+	want := []string{"status /d/n", "checkdir /d/n", "cleandir /d/n",
+		"removesocketdir " + cluster.SocketDir(old.Node, old.Host), "removesocketdir " + cluster.SocketDir(m.Node, m.Host),
 		"edithba 0 tail 1 remove 2", "readhba /d/n"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)

@@ -19,10 +19,13 @@ type Upkeep interface {
 	CheckDir(ctx context.Context, m Member) (DirState, error)
 	// CleanDir empties m's (stopped) data directory, keeping it.
 	CleanDir(ctx context.Context, m Member) error
-	// RemoveSocketDir removes m's socket directory and the secrets in it;
-	// kept, when not "", is why the agent left it (the node runs, or the
-	// directory is not laid out as the manager lays them out).
-	RemoveSocketDir(ctx context.Context, m Member) (kept string, err error)
+	// RemoveSocketDir removes m's socket directory and the secrets in it:
+	// the one of its host's address, or with old set the one it had at
+	// that old address of its host (the directory's name hashes the
+	// address; FLUSH HOST). kept, when not "", is why the agent left it
+	// (the node runs, or the directory is not laid out as the manager lays
+	// them out).
+	RemoveSocketDir(ctx context.Context, m Member, old string) (kept string, err error)
 	// EditHBA edits m's pg_hba.conf; it does not reload m.
 	EditHBA(ctx context.Context, m Member, e HBAEdit) error
 	// ReadHBA returns the rule lines of m's pg_hba.conf.

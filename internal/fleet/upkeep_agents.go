@@ -37,9 +37,17 @@ func (a *Agents) CleanDir(ctx context.Context, m Member) error {
 }
 
 // RemoveSocketDir implements Fleet.
-func (a *Agents) RemoveSocketDir(ctx context.Context, m Member) (string, error) {
+// The agent is reached at the host's address; the directory named is the
+// one of old when given.
+func (a *Agents) RemoveSocketDir(ctx context.Context, m Member, old string) (string, error) {
+	ref := Ref(m)
+	if old != "" {
+		at := m
+		at.Host.Address = old
+		ref = Ref(at)
+	}
 	res, err := call(ctx, a, m.Host, 30*time.Second, func(ctx context.Context, c agentpb.AgentClient) (*agentpb.ToolResult, error) {
-		return c.RemoveSocketDir(ctx, Ref(m))
+		return c.RemoveSocketDir(ctx, ref)
 	})
 	if err != nil || res.GetOk() {
 		return "", err

@@ -161,12 +161,5 @@ func (m *Manager) repoint(e *req, s *cluster.State, n cluster.Node) {
 			e.w.Notice("NOTICE", fmt.Sprintf("%s now streams from port %d", describeNode(c), n.Port))
 		}
 	}
-	ok := func(x cluster.Node) bool { return x.InCluster }
-	for _, c := range s.Nodes {
-		if (c.Type == cluster.GtmcoordMaster || c.Type == cluster.CoordinatorMaster) && c.InCluster {
-			if err := m.configureCoordinator(e.ctx, s, c, ok); err != nil {
-				e.w.Notice("WARNING", fmt.Sprintf("could not update the node list of %s: %s", describeNode(c), err))
-			}
-		}
-	}
+	m.refreshCoordinators(e, s, "", "")
 }

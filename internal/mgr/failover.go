@@ -111,7 +111,8 @@ func (m *Manager) nodeConf(sn switches.Snapshot, n cluster.Node) (fleet.Conf, er
 }
 
 // refreshCoordinators tells every coordinator where the datanode masters
-// are now (switches.RefreshCoordinators): for FLUSH READONLY SLAVE.
+// are now (switches.RefreshCoordinators): for ALTER NODE's port move and
+// FLUSH READONLY SLAVE.
 func (m *Manager) refreshCoordinators(e *req, s *cluster.State, old, newMaster string) {
 	switches.RefreshCoordinators(e.ctx, m.fleet, s, old, newMaster, e.w)
 }

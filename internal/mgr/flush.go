@@ -546,7 +546,7 @@ func (m *Manager) removeOldSocketDirs(e *req, s *cluster.State, n cluster.Node) 
 		if old == h.Address {
 			continue
 		}
-		kept, err := m.fleet.RemoveSocketDir(e.ctx, fleet.Member{Node: n, Host: at(h, old)})
+		kept, err := m.fleet.RemoveSocketDir(e.ctx, fleet.Member{Node: n, Host: h}, old)
 		if err != nil {
 			e.w.Notice("WARNING", fmt.Sprintf("old socket directory of %s not removed: %s", n.Name, agentError(err)))
 		} else if kept != "" {

@@ -87,29 +87,7 @@ func (m *Manager) addHost(e *req, st *parser.AddHost) error {
 		}
 		return p, err
 	}
-	vetted, err := m.vetHost(e.ctx, decide)
-	if err != nil {
-		return e.at(err, o.fieldPos(err, st.Name.Pos))
-	}
-	var plan cluster.Plan
-	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
-		s, err := tx.State()
-		if err != nil {
-			return err
-		}
-		if plan, err = decide(s); err != nil {
-			return e.at(err, o.fieldPos(err, st.Name.Pos))
-		}
-		if err := changedUnderUs(vetted, plan.InsertHost); err != nil {
-			return err
-		}
-		return tx.Apply(plan)
-	})
-	if err != nil {
-		return err
-	}
-	e.notices(plan.Notices)
-	return e.w.Complete("ADD HOST")
+	return m.applyHost(e, "ADD HOST", decide, o, st.Name.Pos)
 }
 
 func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
@@ -132,9 +110,17 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 		}
 		return p, err
 	}
+	return m.applyHost(e, "ALTER HOST", decide, o, st.Name.Pos)
+}
+
+// applyHost is the end of ADD and ALTER HOST: decide on the current
+// catalog and check the host's files (vetHost), then decide again inside
+// the catalog transaction and apply the plan if the host written is the
+// one checked. Errors point at the option they are about, or at pos.
+func (m *Manager) applyHost(e *req, command string, decide func(*cluster.State) (cluster.Plan, error), o *options, pos int) error {
 	vetted, err := m.vetHost(e.ctx, decide)
 	if err != nil {
-		return e.at(err, o.fieldPos(err, st.Name.Pos))
+		return e.at(err, o.fieldPos(err, pos))
 	}
 	var plan cluster.Plan
 	err = m.cat.Update(e.ctx, func(tx catalog.Tx) error {
@@ -143,9 +129,13 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 			return err
 		}
 		if plan, err = decide(s); err != nil {
-			return e.at(err, o.fieldPos(err, st.Name.Pos))
+			return e.at(err, o.fieldPos(err, pos))
 		}
-		if err := changedUnderUs(vetted, plan.UpdateHost); err != nil {
+		h := plan.InsertHost
+		if plan.UpdateHost != nil {
+			h = plan.UpdateHost
+		}
+		if err := changedUnderUs(vetted, h); err != nil {
 			return err
 		}
 		return tx.Apply(plan)
@@ -154,7 +144,7 @@ func (m *Manager) alterHost(e *req, st *parser.AlterHost) error {
 		return err
 	}
 	e.notices(plan.Notices)
-	return e.w.Complete("ALTER HOST")
+	return e.w.Complete(command)
 }
 
 // oneUser keeps the hosts of the catalog on one OS user, h being added

@@ -11,6 +11,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/expand"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
@@ -223,7 +224,7 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	}
 	ok := func(n cluster.Node) bool { return n.Initialized && !isFailed(n.Name) }
 	for _, n := range cur.Nodes {
-		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && ok(n) {
+		if coord.IsCoordinator(n) && ok(n) {
 			r := opResult{op: "config gtmcoord and coordinator", node: n.Name, ok: true, desc: "success"}
 			if err := m.configureCoordinator(e.ctx, cur, n, ok); err != nil {
 				r.ok, r.desc = false, err.Error()

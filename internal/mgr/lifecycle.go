@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -210,7 +211,7 @@ func (m *Manager) started(e *req, s *cluster.State, results []opResult) error {
 	ok := func(x cluster.Node) bool { return x.InCluster }
 	for _, name := range done {
 		n, _ := s.Node(name)
-		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.CoordinatorMaster) && n.InCluster {
+		if coord.IsCoordinator(n) && n.InCluster {
 			if err := m.configureCoordinator(e.ctx, s, n, ok); err != nil {
 				e.w.Notice("WARNING", fmt.Sprintf("could not refresh %s: %s", describeNode(n), err))
 			}

@@ -38,12 +38,5 @@ func (m *Manager) markNodes(ctx context.Context, names []string, f func(*cluster
 // agentError renders an agent failure for a result row.
 func agentError(err error) string { return agentclient.Message(err) }
 
-// detached is e for the part of a command that must finish once started
-// (after a promotion, say): same session and writer, a context that a
-// cancel does not end.
-func (e *req) detached() *req {
-	return &req{ctx: context.WithoutCancel(e.ctx), sess: e.sess, q: e.q, w: e.w}
-}
-
 // inCluster selects nodes in the cluster (for SyncNames and friends).
 func inCluster(n cluster.Node) bool { return n.InCluster }

@@ -303,7 +303,7 @@ func (m *Manager) removeSocketDir(e *req, s *cluster.State, n cluster.Node) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	kept, err := m.fleet.RemoveSocketDir(ctx, tg)
+	kept, err := m.fleet.RemoveSocketDir(ctx, tg, "")
 	switch {
 	case err != nil && fleet.Unreachable(err) && !n.Initialized:
 		// No agent, and the node never ran: there is nothing to remove.

@@ -53,10 +53,10 @@ func TestFailover(t *testing.T) {
 		"dn1s": "datanode master   true true true",
 		"dn1p": "datanode slave dn1s sync true true true",
 	})
-	r.steps(t, join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
 		"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog", "FAILOVER dn1 done end")
-	r.p.has(t, "the old master dn1 was stopped", "dn1s have the best wal lsn", "dn1s was successfully promoted", "dn1p has followed dn1s success",
+	r.p.Has(t, "the old master dn1 was stopped", "dn1s have the best wal lsn", "dn1s was successfully promoted", "dn1p has followed dn1s success",
 		"make potential node", "dn1 has been kicked out of the cluster; REWIND DATANODE SLAVE dn1", "successfully completed")
 	if n := r.f.Node("dn1p"); n.Parent != "dn1s" {
 		t.Errorf("dn1p follows %q", n.Parent)
@@ -126,7 +126,7 @@ func TestFailoverReverts(t *testing.T) {
 		{"the old master answers but its agent is down", func(r *rig) { r.f.AgentDown["h1"] = true },
 			pgerror.ObjectNotInPrereqState, nil, "FAILOVER dn1 failed fence", ""},
 		{"the old master cannot be stopped", func(r *rig) {
-			r.f.Fail["stop dn1 fast"], r.f.Fail["stop dn1 immediate"] = errBoom, errBoom
+			r.f.Fail["stop dn1 fast"], r.f.Fail["stop dn1 immediate"] = fleettest.ErrBoom, fleettest.ErrBoom
 		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "stop dn1 immediate"}, "FAILOVER dn1 failed fence", ""},
 		{"the candidates die meanwhile", func(r *rig) {
 			r.f.Before = func(f *fleettest.Fleet, step string) error {
@@ -136,10 +136,10 @@ func TestFailoverReverts(t *testing.T) {
 				return nil
 			}
 		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "start dn1"}, "FAILOVER dn1 failed revert", "dn1 is running again as the master"},
-		{"the promotion fails and the candidate is still a standby", func(r *rig) { r.f.Fail["promote dn1s"] = errBoom },
+		{"the promotion fails and the candidate is still a standby", func(r *rig) { r.f.Fail["promote dn1s"] = fleettest.ErrBoom },
 			pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "promote dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "nothing was switched"},
 		{"the old master does not start again", func(r *rig) {
-			r.f.Fail["promote dn1s"], r.f.Fail["start dn1"] = errBoom, errBoom
+			r.f.Fail["promote dn1s"], r.f.Fail["start dn1"] = fleettest.ErrBoom, fleettest.ErrBoom
 		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "promote dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "could not start the old master dn1 again"},
 	}
 	for _, tt := range tests {
@@ -150,11 +150,11 @@ func TestFailoverReverts(t *testing.T) {
 			wantCode(t, err, tt.code)
 			r.nodes(t, unchanged)
 			r.steps(t, tt.steps...)
-			if rows := r.cat.rows; len(rows) == 0 || rows[len(rows)-1] != tt.journal {
+			if rows := r.cat.Rows; len(rows) == 0 || rows[len(rows)-1] != tt.journal {
 				t.Errorf("journal = %q, want it to end with %q", rows, tt.journal)
 			}
 			if tt.notice != "" {
-				r.p.has(t, tt.notice)
+				r.p.Has(t, tt.notice)
 			}
 		})
 	}
@@ -162,7 +162,7 @@ func TestFailoverReverts(t *testing.T) {
 
 func TestFailoverUnclearPromotion(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["promote dn1s"], r.f.Fail["inrecovery dn1s"] = errBoom, errBoom
+	r.f.Fail["promote dn1s"], r.f.Fail["inrecovery dn1s"] = fleettest.ErrBoom, fleettest.ErrBoom
 	_, err := failover(r, Failover{})
 	if !errors.Is(err, ErrUnclearPromotion) {
 		t.Fatalf("err = %v, want an unclear promotion", err)
@@ -179,20 +179,20 @@ func TestFailoverPromotionReportedFailedButDone(t *testing.T) {
 	r.f.Before = func(f *fleettest.Fleet, step string) error {
 		if step == "promote dn1s" {
 			f.Nodes["dn1s"].InRecovery = false
-			return errBoom
+			return fleettest.ErrBoom
 		}
 		return nil
 	}
 	if _, err := failover(r, Failover{}); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, "pg_ctl promote of dn1s reported boom, but it runs as a primary: the switch goes on")
+	r.p.Has(t, "pg_ctl promote of dn1s reported boom, but it runs as a primary: the switch goes on")
 	r.nodes(t, map[string]string{"dn1s": "datanode master   true true true"})
 }
 
 func TestFailoverCatalogFailsAfterPromotion(t *testing.T) {
 	r := newRig(world())
-	r.cat.fail["running catalog"] = errBoom
+	r.cat.fail["running catalog"] = fleettest.ErrBoom
 	_, err := failover(r, Failover{})
 	pe := wantCode(t, err, pgerror.Internal)
 	if pe.Message != "dn1s was promoted but the node table could not be updated: boom" {
@@ -206,13 +206,13 @@ func TestFailoverCatalogFailsAfterPromotion(t *testing.T) {
 // what could not be done is reported.
 func TestFailoverProblemsAfterPromotion(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["standby dn1p of dn1s"] = errBoom
-	r.f.Fail["rename dn1 to dn1s on cn1"] = errBoom
-	r.f.Fail[`syncnames dn1s FIRST 1 ("dn1p")`] = errBoom
+	r.f.Fail["standby dn1p of dn1s"] = fleettest.ErrBoom
+	r.f.Fail["rename dn1 to dn1s on cn1"] = fleettest.ErrBoom
+	r.f.Fail[`syncnames dn1s FIRST 1 ("dn1p")`] = fleettest.ErrBoom
 	if _, err := failover(r, Failover{}); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, "WARNING: dn1p could not follow dn1s: boom; REWIND DATANODE SLAVE dn1p repairs it",
+	r.p.Has(t, "WARNING: dn1p could not follow dn1s: boom; REWIND DATANODE SLAVE dn1p repairs it",
 		`WARNING: could not update coordinator master "cn1": boom`, "WARNING: boom")
 	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
 		"standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`, "rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1")
@@ -234,9 +234,9 @@ func TestFailoverToForceLeavesAheadFollowerOut(t *testing.T) {
 	if err != nil || res.Node != "dn1s" {
 		t.Fatalf("res, err = %+v, %v", res, err)
 	}
-	r.p.has(t, "WARNING: dn1p is ahead of dn1s and cannot follow it; REWIND it")
+	r.p.Has(t, "WARNING: dn1p is ahead of dn1s and cannot follow it; REWIND it")
 	r.nodes(t, map[string]string{"dn1p": "datanode slave dn1s async false false false"})
-	r.steps(t, join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name", "syncnames dn1s "},
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name", "syncnames dn1s "},
 		coordinatorSteps("dn1", "dn1s"))...)
 }
 
@@ -249,14 +249,14 @@ func TestFailoverOldMasterDown(t *testing.T) {
 	if _, err := failover(r, Failover{}); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, "the old master dn1 does not answer and its agent is unreachable; taking it as down")
+	r.p.Has(t, "the old master dn1 does not answer and its agent is unreachable; taking it as down")
 	// gc shares h1's dead agent: the coordinators still get their SQL.
-	r.steps(t, join([]string{"promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
+	r.steps(t, fleettest.Join([]string{"promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
 		"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
 
 	r = newRig(world())
 	r.f.Nodes["dn1"].Running = false
-	r.f.Fail["promote dn1s"] = errBoom
+	r.f.Fail["promote dn1s"] = fleettest.ErrBoom
 	if _, err := failover(r, Failover{}); err == nil {
 		t.Fatal("a failed promotion succeeded")
 	}
@@ -265,8 +265,8 @@ func TestFailoverOldMasterDown(t *testing.T) {
 
 func TestFailoverFirstCatalogWriteFails(t *testing.T) {
 	r := newRig(world())
-	r.cat.fail["running start"] = errBoom
-	if _, err := failover(r, Failover{}); !errors.Is(err, errBoom) {
+	r.cat.fail["running start"] = fleettest.ErrBoom
+	if _, err := failover(r, Failover{}); !errors.Is(err, fleettest.ErrBoom) {
 		t.Fatalf("err = %v", err)
 	}
 	r.steps(t)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -18,7 +19,7 @@ func afterFailover(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r.f.Reset()
-	r.cat.rows, r.p.lines = nil, nil
+	r.cat.Rows, r.p.Lines = nil, nil
 	return r
 }
 
@@ -36,10 +37,10 @@ func TestRewind(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	r.nodes(t, map[string]string{"dn1": "datanode slave dn1s potential true true true", "dn1p": "datanode slave dn1s sync true true true"})
-	r.steps(t, join([]string{"stop dn1 fast", "checkpoint dn1s", "slot dn1 on dn1s", "rewind dn1 from dn1s", "configure dn1",
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "checkpoint dn1s", "slot dn1 on dn1s", "rewind dn1 from dn1s", "configure dn1",
 		"standby dn1 of dn1s", "start dn1", `syncnames dn1s FIRST 1 ("dn1p", "dn1")`}, coordinatorSteps("", ""))...)
 	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running rejoined", "REWIND dn1 done end")
-	r.p.has(t, "pg_rewind dn1 from dn1s", "pg_rewind: Done!", `refresh datanode master "dn1s" synchronous_standby_names='FIRST 1 ("dn1p", "dn1")'`)
+	r.p.Has(t, "pg_rewind dn1 from dn1s", "pg_rewind: Done!", `refresh datanode master "dn1s" synchronous_standby_names='FIRST 1 ("dn1p", "dn1")'`)
 }
 
 // TestRewindAfterACrash: pg_rewind needs a clean shutdown; a node that
@@ -50,7 +51,7 @@ func TestRewindAfterACrash(t *testing.T) {
 	if _, err := rewind(r, "dn1"); err != nil {
 		t.Fatal(err)
 	}
-	r.p.has(t, "dn1 was not shut down cleanly (in production): starting it once as a standby")
+	r.p.Has(t, "dn1 was not shut down cleanly (in production): starting it once as a standby")
 	steps := r.f.StepList()
 	want := []string{"stop dn1 fast", "standby dn1 of dn1s", "start dn1", "stop dn1 fast", "checkpoint dn1s"}
 	if len(steps) < len(want) || strings.Join(steps[:len(want)], "|") != strings.Join(want, "|") {
@@ -101,7 +102,7 @@ func TestRewindFailures(t *testing.T) {
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			r := afterFailover(t)
-			r.f.Fail[step.fail] = errBoom
+			r.f.Fail[step.fail] = fleettest.ErrBoom
 			_, err := rewind(r, "dn1")
 			pe := wantCode(t, err, pgerror.ObjectNotInPrereqState)
 			if want := "rewind dn1: " + step.name + ": boom"; pe.Message != want {
@@ -115,8 +116,8 @@ func TestRewindFailures(t *testing.T) {
 
 func TestRewindRejoinFails(t *testing.T) {
 	r := afterFailover(t)
-	r.cat.fail["running rejoined"] = errBoom
-	if _, err := rewind(r, "dn1"); err != errBoom {
+	r.cat.fail["running rejoined"] = fleettest.ErrBoom
+	if _, err := rewind(r, "dn1"); err != fleettest.ErrBoom {
 		t.Fatalf("err = %v", err)
 	}
 }

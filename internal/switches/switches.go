@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/params"
 )
@@ -184,7 +185,7 @@ func SyncNames(ctx context.Context, f fleet.Fleet, s *cluster.State, node cluste
 // so that foreign tables built on it keep working.
 func RefreshCoordinators(ctx context.Context, f fleet.Fleet, s *cluster.State, old, newMaster string, p Progress) {
 	for _, c := range s.Nodes {
-		if (c.Type != cluster.GtmcoordMaster && c.Type != cluster.CoordinatorMaster) || !c.InCluster {
+		if !coord.IsCoordinator(c) || !c.InCluster {
 			continue
 		}
 		m, err := fleet.At(s, c)

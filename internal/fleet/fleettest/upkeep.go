@@ -65,13 +65,14 @@ func (f *Fleet) CleanDir(_ context.Context, m fleet.Member) error {
 }
 
 // RemoveSocketDir implements fleet.Fleet: a running node keeps it.
-func (f *Fleet) RemoveSocketDir(_ context.Context, m fleet.Member) (kept string, err error) {
+// The one of an old address is always removed.
+func (f *Fleet) RemoveSocketDir(_ context.Context, m fleet.Member, old string) (kept string, err error) {
 	err = f.action(m, func(n *Node) error {
-		if n.Running {
+		if n.Running && old == "" {
 			kept = errRunning(m).Error()
 		}
 		return nil
-	}, "rmsocket %s", m.Name())
+	}, "%s", strings.TrimSpace("rmsocket "+m.Name()+" "+old))
 	return kept, err
 }
 

@@ -32,7 +32,7 @@ func TestUpkeep(t *testing.T) {
 	if err := f.CleanDir(ctx, sl); err == nil {
 		t.Error("CleanDir of a running node succeeded")
 	}
-	if kept, err := f.RemoveSocketDir(ctx, sl); err != nil || kept == "" {
+	if kept, err := f.RemoveSocketDir(ctx, sl, ""); err != nil || kept == "" {
 		t.Errorf("RemoveSocketDir of a running node = %q, %v", kept, err)
 	}
 	if _, err := f.Stop(ctx, sl, fleet.Fast); err != nil {
