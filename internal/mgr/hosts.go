@@ -160,28 +160,11 @@ func (m *Manager) applyHost(e *req, command string, decide func(*cluster.State) 
 // with a WARNING while no node is initialised, and refused once one is
 // (the hosts of initialised nodes cannot change their user at all).
 func oneUser(s *cluster.State, h cluster.Host, add bool) (*cluster.Notice, error) {
-	byUser := map[string][]string{}
-	var users []string
-	for _, o := range s.Hosts {
-		if o.Name == h.Name || o.User == h.User {
-			continue
-		}
-		if byUser[o.User] == nil {
-			users = append(users, o.User)
-		}
-		byUser[o.User] = append(byUser[o.User], o.Name)
-	}
+	users, byUser := hostUsers(s.Hosts, func(o cluster.Host) bool { return o.Name != h.Name && o.User != h.User })
 	if len(users) == 0 {
 		return nil, nil
 	}
-	others := make([]string, len(users))
-	for i, u := range users {
-		verb := "runs"
-		if len(byUser[u]) > 1 {
-			verb = "run"
-		}
-		others[i] = fmt.Sprintf(`%s %s as "%s"`, strings.Join(byUser[u], ", "), verb, u)
-	}
+	others := hostsOfUsers(users, byUser)
 	inited := false
 	for _, n := range s.Nodes {
 		inited = inited || n.Initialized || n.InCluster
@@ -192,7 +175,7 @@ func oneUser(s *cluster.State, h cluster.Host, add bool) (*cluster.Notice, error
 		return &w, nil
 	}
 	err := pgerror.New(pgerror.InvalidParameterValue, `host "%s" cannot run as user "%s": %s`, h.Name, h.User, strings.Join(others, "; ")).
-		WithDetail("The hosts of a cluster share one OS user: a node copied from another host (a slave, EXPAND, APPEND … FOR) keeps its source's database superuser, which is named after its host's user, and the manager logs in to every node as its own host's user.")
+		WithDetail(oneUserWhy)
 	switch {
 	case len(users) > 1:
 		err.WithHint("Give the other hosts one user first (ALTER HOST … (user=…), before INIT).")
@@ -202,6 +185,65 @@ func oneUser(s *cluster.State, h cluster.Host, add bool) (*cluster.Notice, error
 		err.WithHint("The cluster's nodes run as \"%s\": keep user='%s'.", users[0], users[0])
 	}
 	return nil, &cluster.FieldError{Field: "user", Err: err}
+}
+
+// oneUserWhy is why the hosts of a cluster share one OS user.
+const oneUserWhy = "The hosts of a cluster share one OS user: a node copied from another host (a slave, EXPAND, APPEND … FOR) keeps its source's database superuser, which is named after its host's user, and the manager logs in to every node as its own host's user."
+
+// hostUsers groups the hosts that pass keep by user: the users in the
+// order of their first host, and each user's host names.
+func hostUsers(hosts []cluster.Host, keep func(cluster.Host) bool) ([]string, map[string][]string) {
+	byUser := map[string][]string{}
+	var users []string
+	for _, o := range hosts {
+		if !keep(o) {
+			continue
+		}
+		if byUser[o.User] == nil {
+			users = append(users, o.User)
+		}
+		byUser[o.User] = append(byUser[o.User], o.Name)
+	}
+	return users, byUser
+}
+
+// hostsOfUsers says, for each user, which hosts run as it: `h1, h2 run as "pg"`.
+func hostsOfUsers(users []string, byUser map[string][]string) []string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		verb := "runs"
+		if len(byUser[u]) > 1 {
+			verb = "run"
+		}
+		out[i] = fmt.Sprintf(`%s %s as "%s"`, strings.Join(byUser[u], ", "), verb, u)
+	}
+	return out
+}
+
+// mixedUsers refuses to make nodes (INIT ALL, EXPAND, APPEND) while the
+// hosts run as several users, which ALTER HOST allows, with a WARNING,
+// before INIT (oneUser). The hint moves the hosts to the user most of
+// them have.
+func mixedUsers(s *cluster.State) error {
+	users, byUser := hostUsers(s.Hosts, func(cluster.Host) bool { return true })
+	if len(users) < 2 {
+		return nil
+	}
+	keep := users[0]
+	for _, u := range users[1:] {
+		if len(byUser[u]) > len(byUser[keep]) {
+			keep = u
+		}
+	}
+	var alter []string
+	for _, h := range s.Hosts {
+		if h.User != keep {
+			alter = append(alter, fmt.Sprintf("ALTER HOST %s (USER=%s)", h.Name, keep))
+		}
+	}
+	return pgerror.New(pgerror.ObjectNotInPrereqState, "the hosts run as different users: %s", strings.Join(hostsOfUsers(users, byUser), "; ")).
+		WithDetail("%s", oneUserWhy).
+		WithHint("Give every host one user first: %s.", strings.Join(alter, "; "))
 }
 
 func (m *Manager) dropHost(e *req, st *parser.DropHost) error {

@@ -1,9 +1,11 @@
 package mgr
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -36,6 +38,14 @@ func TestOneUser(t *testing.T) {
 	if _, err := run(t, m, `ADD HOST h4 (address='127.0.0.5', user=pg)`); err == nil || !strings.Contains(err.Error(), `h2, h3 run as "adb"`) {
 		t.Errorf("ADD HOST while the hosts' users are mixed: %v", err)
 	}
+	// INIT ALL refuses mixed users before it touches anything.
+	mustRun(t, m, `ADD GTMCOORD MASTER gc (HOST=h1, PORT=15433, PATH='/data/gc')`)
+	_, err = run(t, m, `INIT ALL`)
+	pe, ok = pgerror.As(err)
+	if !ok || pe.Code != pgerror.ObjectNotInPrereqState || pe.Message != `the hosts run as different users: h1 runs as "pg"; h2, h3 run as "adb"` ||
+		pe.Hint != "Give every host one user first: ALTER HOST h1 (USER=adb)." || !strings.Contains(pe.Detail, "superuser") {
+		t.Errorf("INIT ALL with mixed users: %#v", err)
+	}
 	mustRun(t, m, `ALTER HOST h2 (user=pg)`)
 	if r := mustRun(t, m, `ALTER HOST h3 (user=pg)`); len(r.notices) != 0 {
 		t.Errorf("the last host of the switch: %q", r.notices)
@@ -61,5 +71,33 @@ func TestOneUser(t *testing.T) {
 	// The hosts of initialised nodes keep theirs (the older rule answers).
 	if _, err := run(t, m, `ALTER HOST h1 (user=adb)`); err == nil || !strings.Contains(err.Error(), "its user cannot be changed") {
 		t.Errorf("ALTER HOST h1 (user=adb) after INIT: %v", err)
+	}
+}
+
+// mixedUsers names every user's hosts and moves the others to the user
+// most hosts have (the first one's on a tie).
+func TestMixedUsers(t *testing.T) {
+	hosts := func(users ...string) *cluster.State {
+		s := &cluster.State{}
+		for i, u := range users {
+			s.Hosts = append(s.Hosts, cluster.Host{Name: fmt.Sprintf("h%d", i+1), User: u})
+		}
+		return s
+	}
+	if err := mixedUsers(hosts("pg", "pg")); err != nil {
+		t.Errorf("one user: %v", err)
+	}
+	for _, tt := range []struct {
+		users         []string
+		message, hint string
+	}{
+		{[]string{"a", "b"}, `h1 runs as "a"; h2 runs as "b"`, "ALTER HOST h2 (USER=a)."},
+		{[]string{"a", "b", "c", "b"}, `h1 runs as "a"; h2, h4 run as "b"; h3 runs as "c"`, "ALTER HOST h1 (USER=b); ALTER HOST h3 (USER=b)."},
+	} {
+		pe, ok := pgerror.As(mixedUsers(hosts(tt.users...)))
+		if !ok || pe.Code != pgerror.ObjectNotInPrereqState || pe.Message != "the hosts run as different users: "+tt.message ||
+			pe.Hint != "Give every host one user first: "+tt.hint {
+			t.Errorf("%v: %#v", tt.users, pe)
+		}
 	}
 }

@@ -129,7 +129,7 @@ func userHBA(n cluster.Node, rules []cluster.HBARule) []cluster.HBALine {
 	for _, r := range rules {
 		if r.Applies(n) {
 			if l, err := parseHBALine(r.Line); err == nil {
-				out = append(out, cluster.HBALine{Type: l.Type, Database: l.Database, User: l.User, Address: l.Address, Method: l.Method})
+				out = append(out, l)
 			}
 		}
 	}
@@ -306,10 +306,14 @@ func walSegSize(q string, opts []parser.Option) (int32, error) {
 	return int32(n), nil
 }
 
-// initPrecheck refuses INIT ALL before anything is touched: every agent
-// involved must answer, every directory to fill must be absent or empty,
-// every port of a node to create must be free.
+// initPrecheck refuses INIT ALL before anything is touched: the hosts run
+// as one user (mixedUsers), every agent involved must answer, every
+// directory to fill must be absent or empty, every port of a node to
+// create must be free.
 func (m *Manager) initPrecheck(ctx context.Context, s *cluster.State, stages []cluster.InitStage) error {
+	if err := mixedUsers(s); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	var nodes []cluster.Node
 	var hosts []cluster.Host
