@@ -275,18 +275,8 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 	if err != nil {
 		return err
 	}
-	// Checks first, for every host: nothing is copied anywhere unless every
-	// host can take it.
-	if err := m.refuseRunningAgents(e, hosts, pos); err != nil {
+	if err := m.deployPrecheck(e, hosts, local, pos); err != nil {
 		return err
-	}
-	for _, h := range local {
-		if m.skipLocal(h) {
-			continue
-		}
-		if err := fstrust.Dir(h.ADBHome, hostUID(h.User)); err != nil {
-			return e.at(untrusted(h, "adbhome", h.ADBHome, err), pos[h.Name])
-		}
 	}
 	// Reading and hashing the agent (20 ms for 18 MB) while the hosts'
 	// sshds log us in; its refusal still comes first.
@@ -317,7 +307,30 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 	if dialErr != nil {
 		return dialErr
 	}
-	data, sum := b.data, b.sum
+	return writeHostResults(e.w, m.deployHosts(e, hosts, remote, clients, b.data, b.sum, keyLine, st.Password != ""))
+}
+
+// deployPrecheck checks every host first: nothing is copied anywhere
+// unless every host can take it.
+func (m *Manager) deployPrecheck(e *req, hosts, local []cluster.Host, pos map[string]int) error {
+	if err := m.refuseRunningAgents(e, hosts, pos); err != nil {
+		return err
+	}
+	for _, h := range local {
+		if m.skipLocal(h) {
+			continue
+		}
+		if err := fstrust.Dir(h.ADBHome, hostUID(h.User)); err != nil {
+			return e.at(untrusted(h, "adbhome", h.ADBHome, err), pos[h.Name])
+		}
+	}
+	return nil
+}
+
+// deployHosts copies the agent (data, its SHA-256 sum) to every host in
+// parallel, the remote ones over their SSH clients (clients[j] is
+// remote[j]'s), and returns a result row each.
+func (m *Manager) deployHosts(e *req, hosts, remote []cluster.Host, clients []*deploy.Client, data, sum []byte, keyLine string, password bool) []hostResult {
 	res := make([]hostResult, len(hosts))
 	parallel(len(hosts), func(i int) {
 		h := hosts[i]
@@ -329,7 +342,7 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 		} else {
 			for j, r := range remote {
 				if r.Name == h.Name {
-					desc, err = m.deploySSH(e.ctx, clients[j], h, data, sum, keyLine, st.Password != "")
+					desc, err = m.deploySSH(e.ctx, clients[j], h, data, sum, keyLine, password)
 				}
 			}
 		}
@@ -341,7 +354,7 @@ func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
 		res[i].ok, res[i].desc = true, desc
 		m.log.Info("DEPLOY", "host", h.Name, "result", desc)
 	})
-	return writeHostResults(e.w, res)
+	return res
 }
 
 // skipLocal: a local host whose adbhome is the manager's own install

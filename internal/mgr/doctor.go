@@ -236,8 +236,7 @@ var doctorColumns = []pgwire.Column{
 }
 
 // doctorCommand is START DOCTOR, STOP DOCTOR, SET DOCTOR (…), SET DOCTOR
-// NODE n {ON|OFF} and LIST DOCTOR: one case per action, each short, kept
-// together so the doctor's settings read in one place.
+// NODE n {ON|OFF} and LIST DOCTOR.
 func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 	switch st.Action {
 	case "start":
@@ -257,31 +256,7 @@ func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 		m.stopDoctor()
 		return writeNodeResult(e.w, "doctor", true, "stopped")
 	case "set":
-		keys := map[string]struct {
-			setting string
-			min     int
-		}{"interval_ms": {settingInterval, 100}, "failures": {settingFailures, 1}, "restarts": {settingRestarts, 0}}
-		for _, o := range st.Options {
-			k, ok := keys[o.Name.Name]
-			if !ok {
-				return pgerror.New(pgerror.SyntaxError, `option "%s" is not recognized`, o.Name.Name).
-					WithHint("Doctor options are interval_ms, failures, restarts.").At(e.q, o.Name.Pos)
-			}
-			v, err := strconv.Atoi(o.Value)
-			if err != nil || v < k.min {
-				return pgerror.New(pgerror.InvalidParameterValue, `invalid value for option "%s": "%s"`, o.Name.Name, o.Value).
-					WithHint("An integer of at least %d.", k.min).At(e.q, o.ValuePos)
-			}
-		}
-		for _, o := range st.Options {
-			if err := m.cat.SetSetting(e.ctx, keys[o.Name.Name].setting, o.Value); err != nil {
-				return err
-			}
-		}
-		if set, err := m.cat.Settings(e.ctx); err == nil && set[settingDoctor] == "on" {
-			m.startDoctor(set)
-		}
-		return e.w.Complete("SET DOCTOR")
+		return m.doctorSet(e, st)
 	case "set node":
 		if _, err := m.change(e, nil, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
 			n, ok := s.Node(st.Name.Name)
@@ -295,32 +270,68 @@ func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 		}
 		return e.w.Complete("SET DOCTOR")
 	case "list":
-		set, err := m.cat.Settings(e.ctx)
-		if err != nil {
-			return err
-		}
-		cfg := doctorConfig(set)
-		enable := set[settingDoctor]
-		if enable == "" {
-			enable = "off"
-		}
-		rows := []map[string]string{
-			{"type": "PARAMETER", "subtype": "", "key": "enable", "value": enable, "comment": doctorDescription},
-			{"type": "PARAMETER", "subtype": "", "key": "interval_ms", "value": strconv.Itoa(int(cfg.Interval / time.Millisecond)), "comment": "time between two looks at the masters"},
-			{"type": "PARAMETER", "subtype": "", "key": "failures", "value": strconv.Itoa(cfg.Failures), "comment": "failed looks in a row before acting"},
-			{"type": "PARAMETER", "subtype": "", "key": "restarts", "value": strconv.Itoa(cfg.Restarts), "comment": "restarts tried before failing over"},
-		}
-		var s *cluster.State
-		if err := m.cat.View(e.ctx, func(tx catalog.ReadTx) (err error) { s, err = tx.State(); return err }); err != nil {
-			return err
-		}
-		for _, n := range s.Nodes {
-			rows = append(rows, map[string]string{"type": "NODE", "subtype": string(n.Type), "key": n.Name, "value": onOff(n.AllowCure),
-				"comment": "whether the doctor may act on it"})
-		}
-		return writeTable(e.w, doctorColumns, rows)
+		return m.doctorList(e)
 	}
 	return pgerror.NotImplemented("SET DOCTOR HOST").WithHint("The doctor watches masters; agents are restarted with START AGENT.")
+}
+
+// doctorSet is SET DOCTOR (interval_ms, failures, restarts): every option
+// is checked before any is stored.
+func (m *Manager) doctorSet(e *req, st *parser.Doctor) error {
+	keys := map[string]struct {
+		setting string
+		min     int
+	}{"interval_ms": {settingInterval, 100}, "failures": {settingFailures, 1}, "restarts": {settingRestarts, 0}}
+	for _, o := range st.Options {
+		k, ok := keys[o.Name.Name]
+		if !ok {
+			return pgerror.New(pgerror.SyntaxError, `option "%s" is not recognized`, o.Name.Name).
+				WithHint("Doctor options are interval_ms, failures, restarts.").At(e.q, o.Name.Pos)
+		}
+		v, err := strconv.Atoi(o.Value)
+		if err != nil || v < k.min {
+			return pgerror.New(pgerror.InvalidParameterValue, `invalid value for option "%s": "%s"`, o.Name.Name, o.Value).
+				WithHint("An integer of at least %d.", k.min).At(e.q, o.ValuePos)
+		}
+	}
+	for _, o := range st.Options {
+		if err := m.cat.SetSetting(e.ctx, keys[o.Name.Name].setting, o.Value); err != nil {
+			return err
+		}
+	}
+	if set, err := m.cat.Settings(e.ctx); err == nil && set[settingDoctor] == "on" {
+		m.startDoctor(set)
+	}
+	return e.w.Complete("SET DOCTOR")
+}
+
+// doctorList is LIST DOCTOR: the doctor's settings, then each node's
+// allowcure.
+func (m *Manager) doctorList(e *req) error {
+	set, err := m.cat.Settings(e.ctx)
+	if err != nil {
+		return err
+	}
+	cfg := doctorConfig(set)
+	enable := set[settingDoctor]
+	if enable == "" {
+		enable = "off"
+	}
+	rows := []map[string]string{
+		{"type": "PARAMETER", "subtype": "", "key": "enable", "value": enable, "comment": doctorDescription},
+		{"type": "PARAMETER", "subtype": "", "key": "interval_ms", "value": strconv.Itoa(int(cfg.Interval / time.Millisecond)), "comment": "time between two looks at the masters"},
+		{"type": "PARAMETER", "subtype": "", "key": "failures", "value": strconv.Itoa(cfg.Failures), "comment": "failed looks in a row before acting"},
+		{"type": "PARAMETER", "subtype": "", "key": "restarts", "value": strconv.Itoa(cfg.Restarts), "comment": "restarts tried before failing over"},
+	}
+	var s *cluster.State
+	if err := m.cat.View(e.ctx, func(tx catalog.ReadTx) (err error) { s, err = tx.State(); return err }); err != nil {
+		return err
+	}
+	for _, n := range s.Nodes {
+		rows = append(rows, map[string]string{"type": "NODE", "subtype": string(n.Type), "key": n.Name, "value": onOff(n.AllowCure),
+			"comment": "whether the doctor may act on it"})
+	}
+	return writeTable(e.w, doctorColumns, rows)
 }
 
 func onOff(b bool) string {
