@@ -98,19 +98,34 @@ func (p *Pool) Close() {
 // Ping asks h's agent who it is, within timeout. It fails fast when nothing
 // listens (no retry until the deadline), so MONITOR AGENT stays quick.
 func (p *Pool) Ping(ctx context.Context, h cluster.Host, timeout time.Duration) (*agentpb.PingResponse, error) {
-	c, err := p.Client(h)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return c.Ping(ctx, &agentpb.PingRequest{})
+	resp, _, err := p.PingCert(ctx, h, timeout)
+	return resp, err
 }
 
 // PingCert is Ping that also returns the certificate the agent presented
 // on the connection the call used (MONITOR AGENT shows its expiry, ROTATE
 // CERTIFICATES checks the agent took its new one).
+//
+// A connection whose last attempt failed (a cut link, an agent restarted)
+// waits out gRPC's backoff before it dials again, and fails calls fast
+// meanwhile: when the agent's port accepts a TCP connection now, the old
+// connection is dropped and the ping tried once more on a fresh one, so an
+// agent whose link just came back is not reported down for seconds.
 func (p *Pool) PingCert(ctx context.Context, h cluster.Host, timeout time.Duration) (*agentpb.PingResponse, *x509.Certificate, error) {
+	resp, cert, err := p.pingCert(ctx, h, timeout)
+	if err == nil || !Unreachable(err) || ctx.Err() != nil {
+		return resp, cert, err
+	}
+	c, derr := net.DialTimeout("tcp", Target(h), time.Second)
+	if derr != nil {
+		return nil, nil, err
+	}
+	c.Close()
+	p.Forget(h)
+	return p.pingCert(ctx, h, timeout)
+}
+
+func (p *Pool) pingCert(ctx context.Context, h cluster.Host, timeout time.Duration) (*agentpb.PingResponse, *x509.Certificate, error) {
 	c, err := p.Client(h)
 	if err != nil {
 		return nil, nil, err

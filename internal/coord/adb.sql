@@ -42,7 +42,7 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION adb.conninfo(node_name text) RETURNS text
 LANGUAGE sql STABLE AS $fn$
-	SELECT format('host=%s port=%s dbname=%s user=%s passfile=%s sslmode=verify-full sslrootcert=%s',
+	SELECT format('host=%s port=%s dbname=%s user=%s passfile=%s sslmode=verify-full sslrootcert=%s connect_timeout=10 keepalives_idle=10 keepalives_interval=5 keepalives_count=3',
 	              adb.conninfo_quote(host), adb.conninfo_quote(port::text),
 	              adb.conninfo_quote(current_database()), adb.conninfo_quote(current_user),
 	              adb.conninfo_quote(adb.passfile()), adb.conninfo_quote(current_setting('ssl_ca_file')))
@@ -50,15 +50,19 @@ LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- adb.secure_server(srv) gives the postgres_fdw server srv this node's
--- password file and CA, as adb.conninfo does for dblink: the user mapping
--- names the user only.
+-- password file and CA, as adb.conninfo does for dblink (the user mapping
+-- names the user only), and the same connect and keepalive timeouts.
 CREATE OR REPLACE FUNCTION adb.secure_server(srv text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
 	o record;
 BEGIN
 	FOR o IN SELECT * FROM (VALUES ('passfile', adb.passfile()), ('sslmode', 'verify-full'),
-	                               ('sslrootcert', current_setting('ssl_ca_file'))) AS v(name, value) LOOP
+	                               ('sslrootcert', current_setting('ssl_ca_file')),
+	                               -- A datanode whose host is cut off fails a query
+	                               -- within seconds instead of hanging it.
+	                               ('connect_timeout', '10'), ('keepalives_idle', '10'),
+	                               ('keepalives_interval', '5'), ('keepalives_count', '3')) AS v(name, value) LOOP
 		IF EXISTS (SELECT 1 FROM pg_foreign_server s, unnest(s.srvoptions) opt
 		           WHERE s.srvname = srv AND opt LIKE o.name || '=%') THEN
 			EXECUTE format('ALTER SERVER %I OPTIONS (SET %I %L)', srv, o.name, o.value);

@@ -60,12 +60,17 @@ func (m *Manager) targetHosts(e *req, t parser.AgentTarget) ([]cluster.Host, err
 		return s.Hosts, nil
 	}
 	var out []cluster.Host
+	seen := map[string]bool{}
 	for _, id := range t.Hosts {
 		h, ok := s.Host(id.Name)
 		if !ok {
 			return nil, pgerror.New(pgerror.UndefinedObject, `host "%s" does not exist`, id.Name).At(e.q, id.Pos)
 		}
-		out = append(out, h)
+		// A host named twice is acted on once.
+		if !seen[h.Name] {
+			seen[h.Name] = true
+			out = append(out, h)
+		}
 	}
 	return out, nil
 }
@@ -281,6 +286,12 @@ func (m *Manager) stopAgent(e *req, st *parser.StopAgent) error {
 			return
 		}
 		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+			// Only a host that refuses the agent's port is known to run
+			// no agent; one that does not answer may well run it.
+			if why := agentDown(h); why != "not running" {
+				res[i].ok, res[i].desc = false, why+"; its agent may still run: STOP AGENT again once the host answers"
+				return
+			}
 			res[i].desc = "success (agent was not running)"
 			return
 		}

@@ -230,18 +230,30 @@ func (m *Manager) refuseRunningAgents(e *req, hosts []cluster.Host, pos map[stri
 		_, err := m.agents.Ping(e.ctx, hosts[i], pingTimeout)
 		running[i] = err == nil
 	})
+	var names []string
+	first := -1
 	for i, r := range running {
 		if r {
-			h := hosts[i]
-			err := pgerror.New(pgerror.ObjectInUse, `cannot deploy to host "%s": its agent is running`, h.Name).
-				WithHint("STOP AGENT %s first, then DEPLOY and START AGENT again.", h.Name)
-			if p, ok := pos[h.Name]; ok {
-				err.At(e.q, p)
+			names = append(names, hosts[i].Name)
+			if first < 0 {
+				first = i
 			}
-			return err
 		}
 	}
-	return nil
+	if first < 0 {
+		return nil
+	}
+	h := hosts[first]
+	what := fmt.Sprintf(`host "%s"`, h.Name)
+	if len(names) > 1 {
+		what = "hosts " + strings.Join(names, ", ")
+	}
+	err := pgerror.New(pgerror.ObjectInUse, `cannot deploy to %s: %s running`, what, map[bool]string{true: "their agents are", false: "its agent is"}[len(names) > 1]).
+		WithHint("STOP AGENT %s first, then DEPLOY and START AGENT again.", strings.Join(names, ", "))
+	if p, ok := pos[h.Name]; ok {
+		err.At(e.q, p)
+	}
+	return err
 }
 
 // deployCmd is DEPLOY {ALL | h, …} [PASSWORD 'pw']. The password is used for

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +148,17 @@ func (e *req) notices(ns []cluster.Notice) {
 	}
 }
 
+// secretStatement finds the statements that take a password (DEPLOY, START
+// AGENT, CREATE/ALTER USER or ROLE).
+var secretStatement = regexp.MustCompile(`(?i)\b(deploy|start\s+agent|(create|alter)\s+(user|role))\b`)
+
+// mayCarryPassword: a query naming PASSWORD, or one of the statements that
+// take a password with a quoted string in it (a misspelt PASSWORD keyword
+// leaves the word unknown, the password still in the line).
+func mayCarryPassword(q string) bool {
+	return strings.Contains(strings.ToLower(q), "password") || (secretStatement.MatchString(q) && strings.ContainsAny(q, "'\"$"))
+}
+
 // Query implements pgwire.Handler. As in PostgreSQL, the whole string is
 // parsed first, so a syntax error anywhere runs nothing; then statements run
 // in order and the first error ends the query.
@@ -156,7 +168,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 		// psql prints the line an error points into: a query that may
 		// carry a password (CREATE USER, DEPLOY, START AGENT …) gets no
 		// position, so a typo never echoes the password.
-		if pe, ok := pgerror.As(err); ok && strings.Contains(strings.ToLower(q), "password") {
+		if pe, ok := pgerror.As(err); ok && mayCarryPassword(q) {
 			pe.Position = 0
 			if i := strings.Index(pe.Message, " at or near "); i >= 0 {
 				pe.Message = pe.Message[:i]

@@ -1,5 +1,7 @@
 package parser
 
+import "github.com/adbmgr/adbmgr/internal/pgerror"
+
 // Productions for the cluster life cycle and high-availability commands:
 // agents, DEPLOY, INIT, START/STOP/MONITOR, CLEAN, APPEND/REMOVE, the
 // switch commands, EXPAND, ZONE, the doctor, FLUSH and CHECKOUT.
@@ -64,8 +66,15 @@ func (p *parser) password() (pw string, given bool, err error) {
 	if !p.acceptWord("password") {
 		return "", false, nil
 	}
-	pw, err = p.word("a password")
-	return pw, true, err
+	if pw, err = p.word("a password"); err != nil {
+		return "", true, err
+	}
+	if pw == "" {
+		// '' would read as "no password" and log in with the key.
+		return "", true, pgerror.New(pgerror.InvalidParameterValue, "the password must not be empty").
+			WithHint("Leave PASSWORD out to log in with the manager's key.")
+	}
+	return pw, true, nil
 }
 
 func (p *parser) startStmt() (Statement, error) {
