@@ -40,6 +40,10 @@ const (
 	SwitchConfigure GrowStepKind = "configure"
 	// SwitchStandbyOf makes the stopped Node a standby of From.
 	SwitchStandbyOf GrowStepKind = "standby"
+	// SwitchStop stops Node (fast, then immediate), however it ran.
+	SwitchStop GrowStepKind = "stop"
+	// SwitchCleanDir empties Node's stopped data directory.
+	SwitchCleanDir GrowStepKind = "clean"
 )
 
 // SwitchStep is one thing a switch does to the nodes.
@@ -142,22 +146,58 @@ func SwitchoverSteps(s *State, old, n string, maxTrys int, probes map[string]Pro
 }
 
 // RewindSteps is a REWIND of node from master: a clean shutdown, a
-// checkpoint on the master, the slot, pg_rewind, the node's configuration
-// back, standby.signal, start; then the catalog, the master's sync names
-// and the coordinators' node lists.
+// checkpoint on the master, the slot, pg_rewind, then what every REWIND
+// ends with (rewindPlan).
 func RewindSteps(master, node string) SwitchPlan {
-	return SwitchPlan{Kind: "rewind", Old: master, New: node, Done: done(""), Steps: []SwitchStep{
-		{Kind: SwitchCleanShutdown, Node: node, From: master},
-		{Kind: SwitchCheckpoint, Node: master},
-		{Kind: SwitchSlot, Node: node, From: master},
-		{Kind: SwitchRewind, Node: node, From: master},
-		{Kind: SwitchConfigure, Node: node},
-		{Kind: SwitchStandbyOf, Node: node, From: master},
-		{Kind: GrowStart, Node: node},
-		{Kind: GrowCatalog, Node: node, From: master, Journal: running("rejoined", "")},
-		{Kind: GrowSyncNames, Node: node, From: master, WaitAll: true},
-		{Kind: GrowRefreshCoordinators},
-	}}
+	return rewindPlan(master, node, "",
+		SwitchStep{Kind: SwitchCleanShutdown, Node: node, From: master},
+		SwitchStep{Kind: SwitchCheckpoint, Node: master},
+		SwitchStep{Kind: SwitchSlot, Node: node, From: master},
+		SwitchStep{Kind: SwitchRewind, Node: node, From: master})
+}
+
+// ByBaseBackup is the journal detail of a REWIND made with a base backup.
+const ByBaseBackup = "by base backup"
+
+// RewindBaseBackupSteps is REWIND … BASEBACKUP of node from master, the way
+// out when pg_rewind cannot work: the node is stopped, its data directory
+// emptied and filled again by pg_basebackup from master over its slot
+// (pg_basebackup checkpoints the master itself), then what every REWIND
+// ends with.
+func RewindBaseBackupSteps(master, node string) SwitchPlan {
+	return rewindPlan(master, node, ByBaseBackup,
+		SwitchStep{Kind: SwitchStop, Node: node},
+		SwitchStep{Kind: SwitchCleanDir, Node: node},
+		SwitchStep{Kind: SwitchSlot, Node: node, From: master},
+		SwitchStep{Kind: GrowBaseBackup, Node: node, From: master})
+}
+
+// rewindPlan is a REWIND whose first steps made node's data directory a
+// copy of master's history: the node's configuration back, standby.signal,
+// start; then the catalog, the master's sync names and the coordinators'
+// node lists. how is the detail of its catalog and last journal rows.
+func rewindPlan(master, node, how string, first ...SwitchStep) SwitchPlan {
+	return SwitchPlan{Kind: "rewind", Old: master, New: node, Done: done(how), Steps: append(first,
+		SwitchStep{Kind: SwitchConfigure, Node: node},
+		SwitchStep{Kind: SwitchStandbyOf, Node: node, From: master},
+		SwitchStep{Kind: GrowStart, Node: node},
+		SwitchStep{Kind: GrowCatalog, Node: node, From: master, Journal: running("rejoined", how)},
+		SwitchStep{Kind: GrowSyncNames, Node: node, From: master, WaitAll: true},
+		SwitchStep{Kind: GrowRefreshCoordinators},
+	)}
+}
+
+// RewindFallsBack reports whether a REWIND that failed at st may go on
+// with a base backup (RewindBaseBackupSteps), as the doctor's does: the
+// steps on the node's own data directory, which a fresh copy replaces.
+// A master that cannot checkpoint or keep a slot would fail the base
+// backup too.
+func RewindFallsBack(st SwitchStep) bool {
+	switch st.Kind {
+	case SwitchCleanShutdown, SwitchRewind, SwitchConfigure, SwitchStandbyOf, GrowStart:
+		return true
+	}
+	return false
 }
 
 // running is a journal row of a switch under way.

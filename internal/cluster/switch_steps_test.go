@@ -91,6 +91,18 @@ func TestSwitchSteps(t *testing.T) {
 			"sync names m from s all",
 			"refresh coordinators",
 		}, JournalEntry{"done", "end", ""}},
+		{"rewind by base backup", RewindBaseBackupSteps("s", "m"), []string{
+			"stop m",
+			"clean m",
+			"replication slot m from s",
+			"basebackup m from s",
+			"configure m",
+			"standby m from s",
+			"start m",
+			"catalog m from s [running rejoined by base backup]",
+			"sync names m from s all",
+			"refresh coordinators",
+		}, JournalEntry{"done", "end", "by base backup"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +134,24 @@ func TestSwitchPlanRows(t *testing.T) {
 	if diff := cmp.Diff(PlanRewound(s, "s", "c"), RewindSteps("s", "c").Rows(s)); diff != "" {
 		t.Errorf("rewind rows (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(PlanRewound(s, "s", "c"), RewindBaseBackupSteps("s", "c").Rows(s)); diff != "" {
+		t.Errorf("rewind by base backup rows (-want +got):\n%s", diff)
+	}
 	if rows := (SwitchPlan{}).Rows(s); len(rows.UpdateNodes) != 0 {
 		t.Errorf("a plan of no kind has rows: %+v", rows)
+	}
+}
+
+// TestRewindFallsBack: a REWIND goes on with a base backup only after a
+// step on the node's own data directory failed.
+func TestRewindFallsBack(t *testing.T) {
+	var got []string
+	for _, st := range RewindSteps("s", "m").Steps {
+		if RewindFallsBack(st) {
+			got = append(got, string(st.Kind))
+		}
+	}
+	if diff := cmp.Diff([]string{"clean shutdown", "pg_rewind", "configure", "standby", "start"}, got); diff != "" {
+		t.Errorf("steps that fall back (-want +got):\n%s", diff)
 	}
 }

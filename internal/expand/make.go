@@ -117,11 +117,5 @@ func (mk Maker) dropCopySlot(ctx context.Context, m, source fleet.Member) {
 // progress reports a base backup of m from source as NOTICEs, at most
 // every few seconds.
 func (mk Maker) progress(m, source fleet.Member) func(doneKB, totalKB int64) {
-	last := time.Now()
-	return func(done, total int64) {
-		if time.Since(last) > 3*time.Second && total > 0 {
-			last = time.Now()
-			mk.Progress.Notice("NOTICE", fmt.Sprintf("%s: pg_basebackup from %s %d/%d kB (%d%%)", m.Name(), source.Name(), done, total, done*100/total))
-		}
-	}
+	return fleet.BackupProgress(func(msg string) { mk.Progress.Notice("NOTICE", msg) }, m, source)
 }

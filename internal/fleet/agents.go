@@ -133,10 +133,28 @@ func (a *Agents) Reload(ctx context.Context, m Member) error {
 	return err
 }
 
-// Promote implements Fleet.
+// Promote implements Fleet: pg_ctl promote (which waits until the node
+// accepts writes), then a CHECKPOINT.
+//
+// Why the checkpoint: a promotion only requests one, spread over
+// checkpoint_timeout, so for minutes the node's control file still names
+// the timeline it left. PostgreSQL 15's pg_rewind takes a target's
+// timeline from its last checkpoint (16 also looks at minRecoveryPointTLI):
+// a node killed in that window and later rewound looks as if it had
+// stayed on the old timeline, and pg_rewind searches the divergence in
+// that timeline's WAL, where the node has nothing ("could not find
+// previous WAL record at …: invalid record length … got 0"). An immediate
+// checkpoint closes the window at once.
 func (a *Agents) Promote(ctx context.Context, m Member) error {
-	_, err := a.PgCtl(ctx, m, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED)
-	return err
+	// A promotion replayed on a node already promoted checkpoints too: the
+	// first may have stopped before its checkpoint.
+	if _, err := a.PgCtl(ctx, m, agentpb.PgCtlRequest_PROMOTE, agentpb.PgCtlRequest_MODE_UNSPECIFIED); err != nil {
+		return err
+	}
+	if err := a.Checkpoint(ctx, m); err != nil {
+		return fmt.Errorf("promoted, but the checkpoint that records its new timeline failed: %w", err)
+	}
+	return nil
 }
 
 // ControlData implements Fleet.

@@ -99,7 +99,9 @@ type Fleet interface {
 	Stop(ctx context.Context, m Member, mode Mode) (already bool, err error)
 	// Reload makes m re-read its configuration.
 	Reload(ctx context.Context, m Member) error
-	// Promote ends m's recovery (pg_ctl promote).
+	// Promote ends m's recovery (pg_ctl promote) and checkpoints it, so
+	// that its control file names its new timeline at once (pg_rewind of
+	// PostgreSQL 15 reads a target's timeline there).
 	Promote(ctx context.Context, m Member) error
 	// ControlData reads m's pg_controldata.
 	ControlData(ctx context.Context, m Member) (ControlData, error)

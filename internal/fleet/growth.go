@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/coord"
@@ -56,3 +57,16 @@ type SlotHold interface {
 // Sleep waits d, or until ctx ends (its error then): the one pause of the
 // executors over the fleet.
 func Sleep(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
+
+// BackupProgress is a BaseBackup progress function that tells notice how
+// far the copy of m from source got, at most every few seconds: INIT
+// ALL's, EXPAND's, APPEND's and REWIND … BASEBACKUP's NOTICEs alike.
+func BackupProgress(notice func(message string), m, source Member) func(doneKB, totalKB int64) {
+	last := time.Now()
+	return func(done, total int64) {
+		if time.Since(last) > 3*time.Second && total > 0 {
+			last = time.Now()
+			notice(fmt.Sprintf("%s: pg_basebackup from %s %d/%d kB (%d%%)", m.Name(), source.Name(), done, total, done*100/total))
+		}
+	}
+}

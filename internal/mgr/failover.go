@@ -69,15 +69,16 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 	return writeNodeResult(e.w, res.Node, true, res.Description)
 }
 
-// rewind is REWIND {GTMCOORD|COORDINATOR|DATANODE} SLAVE n (reference
-// §4.13; switches.Rewind).
+// rewind is REWIND {GTMCOORD|COORDINATOR|DATANODE} SLAVE n [BASEBACKUP]
+// (reference §4.13; switches.Rewind).
 func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 	unlock, err := m.lockCluster("REWIND")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	res, err := m.switches().Rewind(e.ctx, switches.Rewind{Family: kinds.Family(st.Kind.Family), Slave: st.Name.Name}, e.w)
+	res, err := m.switches().Rewind(e.ctx, switches.Rewind{Family: kinds.Family(st.Kind.Family), Slave: st.Name.Name,
+		BaseBackup: st.BaseBackup}, e.w)
 	if err != nil {
 		return namedAt(e, err, st.Name.Pos)
 	}

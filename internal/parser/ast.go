@@ -432,11 +432,13 @@ type Switchover struct {
 	MaxTrys int // 0 when not given
 }
 
-// Rewind is REWIND family SLAVE n.
+// Rewind is REWIND family SLAVE n [BASEBACKUP]: with BASEBACKUP the node
+// is made a slave again from a fresh base backup instead of pg_rewind.
 type Rewind struct {
 	Base
-	Kind NodeKind
-	Name Ident
+	Kind       NodeKind
+	Name       Ident
+	BaseBackup bool
 }
 
 // Promote is PROMOTE family role n, and ADBMGR PROMOTE family SLAVE n (Catalog true).

@@ -318,7 +318,11 @@ latest WAL, so that no committed transaction is lost.`,
 FORCE terminates active client connections instead of waiting for them.`,
 		`SWITCHOVER DATANODE SLAVE dn1s FORCE 20;`},
 	{"REWIND", "turn a former master into a slave of the new master with pg_rewind",
-		`REWIND { GTMCOORD | COORDINATOR | DATANODE } SLAVE node_name`,
+		`REWIND { GTMCOORD | COORDINATOR | DATANODE } SLAVE node_name [ BASEBACKUP ]
+
+With BASEBACKUP the node's data directory is emptied and copied again from its
+master with pg_basebackup: the way out when pg_rewind cannot work (REWIND then
+shows pg_rewind's last lines and suggests it).`,
 		`REWIND DATANODE SLAVE dn1;`},
 	{"PROMOTE", "promote a node with pg_ctl promote (manual failover step)",
 		`PROMOTE { GTMCOORD | COORDINATOR | DATANODE } { MASTER | SLAVE } node_name`,

@@ -488,7 +488,11 @@ func (p *parser) rewindStmt() (Statement, error) {
 	if s.Name, err = p.name("a node name"); err != nil {
 		return nil, err
 	}
-	return s, p.end(&s.Base)
+	if p.acceptWord("basebackup") {
+		s.BaseBackup = true
+		return s, p.end(&s.Base)
+	}
+	return s, p.end(&s.Base, "BASEBACKUP")
 }
 
 func (p *parser) promoteStmt() (Statement, error) {

@@ -34,6 +34,10 @@ type switchRun struct {
 	// fail decides what a failed step means for this kind of switch
 	// (switched or rewound).
 	fail func(ctx context.Context, st cluster.SwitchStep, err error) error
+	// fallback: a REWIND that may go on with a base backup when a step on
+	// the node's data fails (Rewind.FallbackBaseBackup); fellBack is set
+	// when that happened.
+	fallback, fellBack bool
 }
 
 // run executes steps in order and stops at the first failure, which fail
@@ -146,6 +150,13 @@ func (r *switchRun) on(ctx context.Context, st cluster.SwitchStep, m, from fleet
 		return f.Configure(ctx, m, conf)
 	case cluster.SwitchStandbyOf:
 		return f.MakeStandbyOf(ctx, m, from)
+	case cluster.SwitchStop:
+		return r.x.stop(ctx, m)
+	case cluster.SwitchCleanDir:
+		return r.cleanDir(ctx, m)
+	case cluster.GrowBaseBackup:
+		r.p.Notice("NOTICE", fmt.Sprintf("pg_basebackup %s from %s", m.Name(), from.Name()))
+		return f.BaseBackup(ctx, m, from, fleet.BackupProgress(func(msg string) { r.p.Notice("NOTICE", msg) }, m, from))
 	case cluster.GrowStart:
 		_, err := f.Start(ctx, m)
 		return err
@@ -280,6 +291,9 @@ func (r *switchRun) switched(ctx context.Context, st cluster.SwitchStep, err err
 
 // rewound is the failure rule of REWIND: a step before the catalog write
 // is journaled by name and refused; the node stays out of the cluster.
+// When the run may fall back (fallback) and the step was on the node's
+// own data directory, the failure is journaled as running and the caller
+// goes on with a base backup.
 func (r *switchRun) rewound(ctx context.Context, st cluster.SwitchStep, err error) error {
 	var label string
 	switch st.Kind {
@@ -289,11 +303,34 @@ func (r *switchRun) rewound(ctx context.Context, st cluster.SwitchStep, err erro
 		label = "stop"
 	case cluster.SwitchCheckpoint:
 		label = "checkpoint on " + st.Node
+	case cluster.GrowBaseBackup:
+		label = "pg_basebackup"
 	default:
 		label = string(st.Kind)
 	}
+	if r.fallback && cluster.RewindFallsBack(st) {
+		r.fellBack = true
+		r.x.note(ctx, r.j, "running", label+" failed", err.Error())
+		return err
+	}
 	r.x.note(ctx, r.j, "failed", label, err.Error())
-	return pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s: %s", r.plan.New, label, err)
+	return r.rewindError(st, label, err)
+}
+
+// rewindError is a REWIND refused at the step labelled label. A failed
+// tool's last lines (the fleet's DETAIL) stay the DETAIL; a failure on
+// the node's own data directory offers REWIND … BASEBACKUP.
+func (r *switchRun) rewindError(st cluster.SwitchStep, label string, err error) error {
+	pe := pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s: %s", r.plan.New, label, err)
+	if e, ok := pgerror.As(err); ok && e.Detail != "" {
+		pe = pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s failed", r.plan.New, label).WithDetail("%s", e.Detail)
+	}
+	if cluster.RewindFallsBack(st) && r.plan.Done.Detail != cluster.ByBaseBackup {
+		n, _ := r.sn.State.Node(r.plan.New)
+		pe = pe.WithHint("REWIND %s SLAVE %s BASEBACKUP makes it a slave of %s from a new base backup.",
+			strings.ToUpper(string(n.Type.Family())), n.Name, r.plan.Old)
+	}
+	return pe
 }
 
 // revert undoes a switch that did not promote: the old master runs again
