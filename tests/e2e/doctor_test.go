@@ -25,6 +25,18 @@ func postmasterPID(t testing.TB, n nodeSpec) int {
 	return pid
 }
 
+// killNodeAndAgent kills a node's postmaster and the agent of its host,
+// as the death of the host would.
+func (c *testCluster) killNodeAndAgent(t testing.TB, node, host string) {
+	t.Helper()
+	agent := c.agentPID(c.host(host))
+	if agent == 0 {
+		t.Fatalf("no agent process for %s", host)
+	}
+	syscall.Kill(agent, syscall.SIGKILL)
+	syscall.Kill(postmasterPID(t, c.node(node)), syscall.SIGKILL)
+}
+
 // TestDoctor: with the doctor on, a master that crashes is restarted, and a
 // master that cannot be restarted (its host's agent is gone too) is failed
 // over to its sync slave within seconds; once the agent is back the old
@@ -60,12 +72,7 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("FailsOverAMasterThatCannotRestart", func(t *testing.T) {
-		agent := c.agentPID(c.host("h2"))
-		if agent == 0 {
-			t.Fatal("no agent process for h2")
-		}
-		syscall.Kill(agent, syscall.SIGKILL)
-		syscall.Kill(postmasterPID(t, c.node("dn1")), syscall.SIGKILL)
+		c.killNodeAndAgent(t, "dn1", "h2")
 		start := time.Now()
 		waitFor(t, 60*time.Second, "dn1s promoted by the doctor", func() (bool, string) {
 			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, type) dn1s")
@@ -169,12 +176,7 @@ func TestDoctor(t *testing.T) {
 	})
 
 	t.Run("IsolatesASlaveItCannotRestartAndBringsItBack", func(t *testing.T) {
-		agent := c.agentPID(c.host("h2"))
-		if agent == 0 {
-			t.Fatal("no agent process for h2")
-		}
-		syscall.Kill(agent, syscall.SIGKILL)
-		syscall.Kill(postmasterPID(t, c.node("dn1")), syscall.SIGKILL)
+		c.killNodeAndAgent(t, "dn1", "h2")
 		waitFor(t, 30*time.Second, "dn1 isolated", func() (bool, string) {
 			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, sync_state, incluster) dn1")
 			return err == nil && fmt.Sprint(rows) == "[[dn1 async f]]", fmt.Sprint(rows, err)
