@@ -286,13 +286,13 @@ func (c *SQLite) View(ctx context.Context, fn func(ReadTx) error) error {
 
 func (t *tx) State() (*cluster.State, error) {
 	s := &cluster.State{}
-	rows, err := t.q.QueryContext(t.ctx, `SELECT name, user, port, protocol, agentport, address, adbhome, pghome FROM mgr_host ORDER BY name`)
+	rows, err := t.q.QueryContext(t.ctx, `SELECT name, user, port, protocol, agentport, address, adbhome, pghome, allowcure FROM mgr_host ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("read hosts: %w", err)
 	}
 	for rows.Next() {
 		var h cluster.Host
-		if err := rows.Scan(&h.Name, &h.User, &h.Port, &h.Protocol, &h.AgentPort, &h.Address, &h.ADBHome, &h.PGHome); err != nil {
+		if err := rows.Scan(&h.Name, &h.User, &h.Port, &h.Protocol, &h.AgentPort, &h.Address, &h.ADBHome, &h.PGHome, &h.AllowCure); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -418,8 +418,8 @@ func (t *tx) Apply(p cluster.Plan) error {
 		}
 	}
 	if h := p.UpdateHost; h != nil {
-		if err := t.exec(`UPDATE mgr_host SET user = ?, port = ?, protocol = ?, agentport = ?, address = ?, adbhome = ?, pghome = ?
-			WHERE name = ?`, h.User, h.Port, h.Protocol, h.AgentPort, h.Address, h.ADBHome, h.PGHome, h.Name); err != nil {
+		if err := t.exec(`UPDATE mgr_host SET user = ?, port = ?, protocol = ?, agentport = ?, address = ?, adbhome = ?, pghome = ?,
+			allowcure = ? WHERE name = ?`, h.User, h.Port, h.Protocol, h.AgentPort, h.Address, h.ADBHome, h.PGHome, h.AllowCure, h.Name); err != nil {
 			return err
 		}
 	}

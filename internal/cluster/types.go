@@ -94,6 +94,9 @@ type Host struct {
 	Address   string
 	ADBHome   string
 	PGHome    string
+	// AllowCure: the doctor may act on the host's nodes (SET DOCTOR HOST;
+	// a new host allows it).
+	AllowCure bool
 }
 
 // Host protocols.

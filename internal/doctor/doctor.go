@@ -1,49 +1,103 @@
-// Package doctor is the manager's self-healing loop: it watches every
-// master that may be cured, restarts one that went down while its agent is
-// there to do it, and fails it over to a slave when it cannot be brought
-// back. The decision (Decide) is a pure function over what one round
-// observed and what earlier rounds remembered; the actions are the
+// Package doctor is the manager's self-healing loop. It watches every node
+// it may cure and, round after round, restarts one that went down while
+// its host's agent is there to do it, fails over a master that cannot be
+// brought back, re-points a slave that lost its master, isolates a node it
+// cannot repair (out of the cluster, so that no commit waits for it) and
+// brings back — rewinds — the nodes that wait out of the cluster: the old
+// master of its own failover, a slave that could not follow it, an
+// isolated node. The decision (Decide) is a pure function over what one
+// round observed and what earlier rounds remembered; the actions are the
 // manager's, behind the Actions interface, so the loop knows nothing of
 // agents or SQL.
 package doctor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 )
 
-// Observation is what one round saw of a master.
+// Role is what the doctor may do to a node.
+type Role int
+
+const (
+	// Master: a gtmcoord or datanode master — restarted, else failed over.
+	Master Role = iota
+	// Slave: a gtmcoord, coordinator or datanode slave — restarted or
+	// re-pointed, else isolated; rewound when it waits.
+	Slave
+	// Coordinator: a coordinator master — restarted, else isolated;
+	// started and taken back when it waits.
+	Coordinator
+)
+
+// Cure statuses (the node table's curestatus, AntDB's words) of a node
+// that waits out of the cluster for the doctor.
+const (
+	// Normal: in the cluster, or left out by a DBA.
+	Normal = "normal"
+	// OldMaster: the old master of the doctor's failover, to be rewound
+	// as a slave of the new master.
+	OldMaster = "oldmaster"
+	// FollowFail: a slave that was down during the doctor's failover and
+	// could not follow the new master.
+	FollowFail = "followfail"
+	// Isolated: a node the doctor could not repair in place.
+	Isolated = "isolated"
+)
+
+// Waiting reports whether cure is the status of a node waiting out of the
+// cluster for the doctor.
+func Waiting(cure string) bool { return cure == OldMaster || cure == FollowFail || cure == Isolated }
+
+// Observation is what one round saw of a node.
 type Observation struct {
 	Node string
-	// Answering: it accepted an SQL connection and answered as a primary.
+	Role Role
+	// Cure is the node's curestatus; a Waiting one is out of the cluster
+	// and is repaired as soon as its host's agent answers.
+	Cure string
+	// Answering: it accepted an SQL connection and answered in its role
+	// (a master as a primary, a slave in recovery), or it runs but
+	// refuses connections for a while (crash recovery, startup).
 	Answering bool
-	// Responding: it runs and answered the manager with an error of its own
-	// (an SQL or authentication error, too many clients, a database that
-	// refuses connections). It is not down, and neither a restart nor a
-	// failover cures what a DBA must fix, so the doctor leaves it alone.
+	// Responding: it runs and answered the manager with an error of its
+	// own (an SQL or authentication error, too many clients, a database
+	// that refuses connections). It is not down, and neither a restart nor
+	// a failover cures what a DBA must fix, so the doctor leaves it alone.
 	// Down means cannot connect or not running.
 	Responding bool
 	// Error is what it answered when Responding, for the log.
 	Error string
 	// AgentUp: the agent of its host answered, so a restart is possible.
 	AgentUp bool
+	// Stray: a slave that answers while its master answers as a primary,
+	// but is not among the master's streaming standbys.
+	Stray bool
 }
 
 // Config tunes the loop.
 type Config struct {
 	// Interval between rounds.
 	Interval time.Duration
-	// Failures is how many consecutive rounds a master must fail before
-	// the doctor acts (a restart or a blip must not cause a failover).
+	// Failures is how many consecutive rounds a node must fail before the
+	// doctor acts (a restart or a blip must not cause a failover).
 	Failures int
-	// Restarts is how many restarts are tried before failing over.
+	// Restarts is how many restarts are tried before failing a master
+	// over or isolating another node.
 	Restarts int
+	// Follows is how many times a stray slave is re-pointed at its master
+	// before it is isolated (and then rewound).
+	Follows int
+	// Retry is how many rounds pass before a repair of a waiting node
+	// that failed is tried again.
+	Retry int
 }
 
 // DefaultConfig fails a master over in about five seconds when it cannot
 // be restarted.
-var DefaultConfig = Config{Interval: time.Second, Failures: 3, Restarts: 1}
+var DefaultConfig = Config{Interval: time.Second, Failures: 3, Restarts: 1, Follows: 2, Retry: 15}
 
 // ActionKind is what the doctor decided for a node.
 type ActionKind string
@@ -51,54 +105,81 @@ type ActionKind string
 const (
 	Restart  ActionKind = "restart"
 	Failover ActionKind = "failover"
+	// Follow re-points a stray slave at its master.
+	Follow ActionKind = "follow"
+	// Isolate takes a node out of the cluster (curestatus isolated), its
+	// master's sync names and the coordinators updated.
+	Isolate ActionKind = "isolate"
+	// Rewind makes a waiting slave a streaming slave of its master again,
+	// back in the cluster.
+	Rewind ActionKind = "rewind"
+	// Rejoin starts a waiting coordinator and takes it back.
+	Rejoin ActionKind = "rejoin"
 )
 
 // Action is one decision of a round.
 type Action struct {
 	Kind ActionKind
 	Node string
+	// Reason says why, for Isolate (the journal and the log).
+	Reason string
 }
 
 // health is what the doctor remembers of a node between rounds.
 type health struct {
-	failures int // consecutive failed rounds
-	restarts int // restarts tried since it last answered
+	cure     string // the curestatus these counts are about
+	failures int    // consecutive failed rounds
+	restarts int    // restarts tried since it last answered
+	strays   int    // consecutive rounds it answered but did not stream
+	follows  int    // re-points tried since it last streamed
+	wait     int    // rounds before a waiting node's repair is tried again
 }
 
 // Memory is the state Decide carries from round to round.
 type Memory map[string]*health
 
-// Decide returns the actions of one round and updates mem. A node that
-// answers, if only with an error of its own, is forgotten; one that failed cfg.Failures rounds in a row is
-// restarted while restarts remain and its agent is up, and failed over
-// otherwise. After an action the count starts again, so the next action
-// comes only after another cfg.Failures failed rounds.
+func (mem Memory) get(o Observation) *health {
+	h := mem[o.Node]
+	if h == nil || h.cure != o.Cure {
+		h = &health{cure: o.Cure}
+		mem[o.Node] = h
+	}
+	return h
+}
+
+// blind reports a round in which no node answered and no agent did: the
+// manager, not the cluster, is cut off, and acting on what it cannot see
+// would isolate or fail over everything.
+func blind(obs []Observation) bool {
+	for _, o := range obs {
+		if o.Answering || o.Responding || o.AgentUp {
+			return false
+		}
+	}
+	return len(obs) > 0
+}
+
+// Decide returns the actions of one round and updates mem, at most one
+// action a node. A node that answers, if only with an error of its own, is
+// forgotten; one that failed cfg.Failures rounds in a row is restarted
+// while restarts remain and its agent is up, and otherwise failed over (a
+// master) or isolated. A slave that answers but does not stream from its
+// master for cfg.Failures rounds is re-pointed, and isolated after
+// cfg.Follows tries. A waiting node is repaired as soon as its agent
+// answers, and again every cfg.Retry rounds while it waits. After an
+// action the count starts again. A round that saw nothing at all decides
+// nothing.
 func Decide(mem Memory, obs []Observation, cfg Config) []Action {
+	if blind(obs) {
+		return nil
+	}
 	var out []Action
 	seen := map[string]bool{}
 	for _, o := range obs {
 		seen[o.Node] = true
-		if o.Answering || o.Responding {
-			delete(mem, o.Node)
-			continue
+		if a, ok := decideOne(mem, o, cfg); ok {
+			out = append(out, a)
 		}
-		h := mem[o.Node]
-		if h == nil {
-			h = &health{}
-			mem[o.Node] = h
-		}
-		h.failures++
-		if h.failures < cfg.Failures {
-			continue
-		}
-		h.failures = 0
-		if o.AgentUp && h.restarts < cfg.Restarts {
-			h.restarts++
-			out = append(out, Action{Kind: Restart, Node: o.Node})
-			continue
-		}
-		out = append(out, Action{Kind: Failover, Node: o.Node})
-		delete(mem, o.Node)
 	}
 	// Nodes no longer watched (failed over, stopped by a DBA) are forgotten.
 	for n := range mem {
@@ -109,18 +190,148 @@ func Decide(mem Memory, obs []Observation, cfg Config) []Action {
 	return out
 }
 
+func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
+	if Waiting(o.Cure) {
+		return decideWaiting(mem.get(o), o, cfg)
+	}
+	if o.Responding || (o.Answering && !o.Stray) {
+		delete(mem, o.Node)
+		return Action{}, false
+	}
+	h := mem.get(o)
+	if o.Answering { // a stray slave
+		h.failures, h.restarts = 0, 0
+		if h.strays++; h.strays < cfg.Failures {
+			return Action{}, false
+		}
+		h.strays = 0
+		if h.follows < cfg.Follows {
+			h.follows++
+			return Action{Kind: Follow, Node: o.Node}, true
+		}
+		delete(mem, o.Node)
+		return Action{Kind: Isolate, Node: o.Node, Reason: "does not stream from its master after being re-pointed"}, true
+	}
+	h.strays = 0
+	if h.failures++; h.failures < cfg.Failures {
+		return Action{}, false
+	}
+	h.failures = 0
+	if o.AgentUp && h.restarts < cfg.Restarts {
+		h.restarts++
+		return Action{Kind: Restart, Node: o.Node}, true
+	}
+	delete(mem, o.Node)
+	if o.Role == Master {
+		return Action{Kind: Failover, Node: o.Node}, true
+	}
+	reason := "down, and the agent of its host does not answer"
+	if o.AgentUp {
+		reason = "down, and restarting it did not help"
+	}
+	return Action{Kind: Isolate, Node: o.Node, Reason: reason}, true
+}
+
+// decideWaiting repairs a waiting node once its agent answers, then every
+// cfg.Retry rounds.
+func decideWaiting(h *health, o Observation, cfg Config) (Action, bool) {
+	if !o.AgentUp {
+		return Action{}, false
+	}
+	if h.wait > 0 {
+		h.wait--
+		return Action{}, false
+	}
+	h.wait = cfg.Retry
+	if o.Role == Coordinator {
+		return Action{Kind: Rejoin, Node: o.Node}, true
+	}
+	return Action{Kind: Rewind, Node: o.Node}, true
+}
+
+// Skipped undoes what deciding a could not do because a DBA's command
+// held the cluster (ErrBusy): the next round decides it again, without
+// spending a restart or a re-point on it.
+func (mem Memory) Skipped(a Action, cfg Config) {
+	h := mem[a.Node]
+	if h == nil {
+		h = &health{}
+		mem[a.Node] = h
+	}
+	switch a.Kind {
+	case Restart:
+		h.restarts--
+		h.failures = cfg.Failures - 1
+	case Follow:
+		h.follows--
+		h.strays = cfg.Failures - 1
+	case Failover:
+		// Decide forgot it; it fails over next round, not restarts.
+		h.restarts = cfg.Restarts
+		h.failures = cfg.Failures - 1
+	case Isolate:
+		h.restarts, h.follows = cfg.Restarts, cfg.Follows
+		h.failures, h.strays = cfg.Failures-1, cfg.Failures-1
+	case Rewind, Rejoin:
+		h.wait = 0
+	}
+}
+
+// ErrBusy marks an action that did not run because a DBA's command holds
+// the cluster: the doctor never waits for one nor disturbs it, and decides
+// again next round.
+var ErrBusy = errors.New("a cluster operation is running")
+
 // Actions are the manager's hands.
 type Actions interface {
-	// Observe looks at every master the doctor may cure.
+	// Observe looks at every node the doctor may cure.
 	Observe(ctx context.Context) ([]Observation, error)
-	// Restart starts a master that is down.
+	// Restart starts a node that is down, in place.
 	Restart(ctx context.Context, node string) error
 	// Failover fails a master over (without FORCE: no acknowledged commit
 	// may be lost, or the manager refuses and the doctor tries again).
 	Failover(ctx context.Context, node string) error
+	// Follow re-points a slave at its master.
+	Follow(ctx context.Context, node string) error
+	// Isolate takes a node out of the cluster, for reason.
+	Isolate(ctx context.Context, node, reason string) error
+	// Rewind makes a waiting slave a streaming slave of its master again.
+	Rewind(ctx context.Context, node string) error
+	// Rejoin starts a waiting coordinator and takes it back.
+	Rejoin(ctx context.Context, node string) error
 }
 
-// Run is the loop; it returns when ctx is cancelled.
+// do runs one action.
+func do(ctx context.Context, a Actions, act Action) error {
+	switch act.Kind {
+	case Restart:
+		return a.Restart(ctx, act.Node)
+	case Failover:
+		return a.Failover(ctx, act.Node)
+	case Follow:
+		return a.Follow(ctx, act.Node)
+	case Isolate:
+		return a.Isolate(ctx, act.Node, act.Reason)
+	case Rewind:
+		return a.Rewind(ctx, act.Node)
+	case Rejoin:
+		return a.Rejoin(ctx, act.Node)
+	}
+	return errors.New("unknown action " + string(act.Kind))
+}
+
+// what the log says before each action.
+var says = map[ActionKind]string{
+	Restart:  "doctor: node down, restarting it",
+	Failover: "doctor: master down and cannot be restarted, failing over",
+	Follow:   "doctor: slave does not stream from its master, re-pointing it",
+	Isolate:  "doctor: node cannot be repaired in place, isolating it",
+	Rewind:   "doctor: node waits out of the cluster, rewinding it",
+	Rejoin:   "doctor: coordinator waits out of the cluster, taking it back",
+}
+
+// Run is the loop; it returns when ctx is cancelled. Actions run one at a
+// time, so two never touch one node at once.
 func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 	mem := Memory{}
 	responding := map[string]bool{} // said once, not every round
@@ -142,24 +353,30 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 			if o.Responding {
 				now[o.Node] = true
 				if !responding[o.Node] {
-					log.Warn("doctor: master runs but answers with an error; leaving it alone", "node", o.Node, "error", o.Error)
+					log.Warn("doctor: node runs but answers with an error; leaving it alone", "node", o.Node, "error", o.Error)
 				}
 			}
 		}
 		responding = now
+		if blind(obs) {
+			log.Warn("doctor: no node and no agent answers; the manager may be cut off, so it acts on nothing")
+		}
 		for _, act := range Decide(mem, obs, cfg) {
-			var err error
-			switch act.Kind {
-			case Restart:
-				log.Warn("doctor: master down, restarting it", "node", act.Node)
-				err = a.Restart(ctx, act.Node)
-			case Failover:
-				log.Warn("doctor: master down and cannot be restarted, failing over", "node", act.Node)
-				err = a.Failover(ctx, act.Node)
+			if ctx.Err() != nil {
+				return
 			}
-			if err != nil {
+			args := []any{"node", act.Node}
+			if act.Reason != "" {
+				args = append(args, "reason", act.Reason)
+			}
+			log.Warn(says[act.Kind], args...)
+			switch err := do(ctx, a, act); {
+			case errors.Is(err, ErrBusy):
+				mem.Skipped(act, cfg)
+				log.Info("doctor: a DBA's command is running; trying next round", "action", act.Kind, "node", act.Node)
+			case err != nil:
 				log.Warn("doctor: action failed; it will be tried again", "action", act.Kind, "node", act.Node, "error", err)
-			} else {
+			default:
 				log.Info("doctor: action done", "action", act.Kind, "node", act.Node)
 			}
 		}

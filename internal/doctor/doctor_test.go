@@ -7,12 +7,18 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	cfg := Config{Failures: 3, Restarts: 1}
+	cfg := Config{Failures: 3, Restarts: 1, Follows: 2, Retry: 2}
 	down := func(agent bool) []Observation { return []Observation{{Node: "dn1", AgentUp: agent}} }
 	up := []Observation{{Node: "dn1", Answering: true}}
 	erring := func(agent bool) []Observation {
 		return []Observation{{Node: "dn1", Responding: true, AgentUp: agent, Error: "55000: database \"postgres\" is not currently accepting connections"}}
 	}
+	// s1 is a slave, cn1 a coordinator; gc answers, so the round is not
+	// blind.
+	seen := Observation{Node: "gc", Answering: true}
+	slave := func(o Observation) []Observation { o.Node, o.Role = "s1", Slave; return []Observation{seen, o} }
+	coord := func(o Observation) []Observation { o.Node, o.Role = "cn1", Coordinator; return []Observation{seen, o} }
+	stray := Observation{Answering: true, Stray: true, AgentUp: true}
 	tests := []struct {
 		name   string
 		rounds [][]Observation
@@ -21,11 +27,11 @@ func TestDecide(t *testing.T) {
 		{"a blip is not acted on", [][]Observation{down(true), down(true), up, down(true)},
 			[][]Action{nil, nil, nil, nil}},
 		{"restart first, then fail over", [][]Observation{down(true), down(true), down(true), down(true), down(true), down(true)},
-			[][]Action{nil, nil, {{Restart, "dn1"}}, nil, nil, {{Failover, "dn1"}}}},
-		{"no agent: fail over at once", [][]Observation{down(false), down(false), down(false)},
-			[][]Action{nil, nil, {{Failover, "dn1"}}}},
+			[][]Action{nil, nil, {{Kind: Restart, Node: "dn1"}}, nil, nil, {{Kind: Failover, Node: "dn1"}}}},
+		{"no agent: fail over at once", [][]Observation{{{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}},
+			[][]Action{nil, nil, {{Kind: Failover, Node: "dn1"}}}},
 		{"a restart that works resets", [][]Observation{down(true), down(true), down(true), up, down(true), down(true), down(true)},
-			[][]Action{nil, nil, {{Restart, "dn1"}}, nil, nil, nil, {{Restart, "dn1"}}}},
+			[][]Action{nil, nil, {{Kind: Restart, Node: "dn1"}}, nil, nil, nil, {{Kind: Restart, Node: "dn1"}}}},
 		// Up but answering with an error (SQL, authentication, too many
 		// clients): never restarted nor failed over, agent or not.
 		{"a master answering with an error is left alone", [][]Observation{erring(false), erring(false), erring(false), erring(true), erring(false)},
@@ -34,6 +40,58 @@ func TestDecide(t *testing.T) {
 			[][]Action{nil, nil, nil, nil, nil}},
 		{"a node that leaves is forgotten", [][]Observation{down(true), down(true), nil, down(true), down(true)},
 			[][]Action{nil, nil, nil, nil, nil}},
+
+		// A manager that sees nothing (no node, no agent) acts on nothing.
+		{"a blind manager does not act", [][]Observation{
+			{{Node: "dn1"}, {Node: "s1", Role: Slave}}, {{Node: "dn1"}, {Node: "s1", Role: Slave}}, {{Node: "dn1"}, {Node: "s1", Role: Slave}},
+			{{Node: "dn1"}, {Node: "s1", Role: Slave}}},
+			[][]Action{nil, nil, nil, nil}},
+		{"blind rounds do not count", [][]Observation{
+			slave(Observation{}), {{Node: "s1", Role: Slave}}, {{Node: "s1", Role: Slave}}, slave(Observation{}), slave(Observation{})},
+			[][]Action{nil, nil, nil, nil, {{Kind: Isolate, Node: "s1", Reason: "down, and the agent of its host does not answer"}}}},
+
+		// Slaves and coordinators: restarted in place, isolated when that
+		// does not help or their host's agent is gone.
+		{"a crashed slave is restarted", [][]Observation{slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true})},
+			[][]Action{nil, nil, {{Kind: Restart, Node: "s1"}}}},
+		{"a slave that does not restart is isolated", [][]Observation{
+			slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}),
+			slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true})},
+			[][]Action{nil, nil, {{Kind: Restart, Node: "s1"}}, nil, nil, {{Kind: Isolate, Node: "s1", Reason: "down, and restarting it did not help"}}}},
+		{"a slave whose host is gone is isolated", [][]Observation{slave(Observation{}), slave(Observation{}), slave(Observation{})},
+			[][]Action{nil, nil, {{Kind: Isolate, Node: "s1", Reason: "down, and the agent of its host does not answer"}}}},
+		{"a crashed coordinator is restarted, then isolated", [][]Observation{
+			coord(Observation{AgentUp: true}), coord(Observation{AgentUp: true}), coord(Observation{AgentUp: true}),
+			coord(Observation{AgentUp: true}), coord(Observation{AgentUp: true}), coord(Observation{AgentUp: true})},
+			[][]Action{nil, nil, {{Kind: Restart, Node: "cn1"}}, nil, nil, {{Kind: Isolate, Node: "cn1", Reason: "down, and restarting it did not help"}}}},
+
+		// A slave that answers but does not stream from its master (it
+		// was down when the master failed over) is re-pointed, then
+		// isolated.
+		{"a stray slave is re-pointed, then isolated", [][]Observation{
+			slave(stray), slave(stray), slave(stray), slave(stray), slave(stray), slave(stray), slave(stray), slave(stray), slave(stray)},
+			[][]Action{nil, nil, {{Kind: Follow, Node: "s1"}}, nil, nil, {{Kind: Follow, Node: "s1"}}, nil, nil,
+				{{Kind: Isolate, Node: "s1", Reason: "does not stream from its master after being re-pointed"}}}},
+		{"a stray slave that streams again is forgotten", [][]Observation{
+			slave(stray), slave(stray), slave(stray), slave(Observation{Answering: true}), slave(stray), slave(stray), slave(stray)},
+			[][]Action{nil, nil, {{Kind: Follow, Node: "s1"}}, nil, nil, nil, {{Kind: Follow, Node: "s1"}}}},
+
+		// Waiting nodes are repaired as soon as their agent answers, and
+		// again every Retry rounds.
+		{"an old master is rewound once its agent answers", [][]Observation{
+			slave(Observation{Cure: OldMaster}), slave(Observation{Cure: OldMaster}), slave(Observation{Cure: OldMaster, AgentUp: true}),
+			slave(Observation{Cure: OldMaster, AgentUp: true}), slave(Observation{Cure: OldMaster, AgentUp: true}),
+			slave(Observation{Cure: OldMaster, AgentUp: true})},
+			[][]Action{nil, nil, {{Kind: Rewind, Node: "s1"}}, nil, nil, {{Kind: Rewind, Node: "s1"}}}},
+		{"followfail and isolated slaves are rewound", [][]Observation{
+			{seen, {Node: "s1", Role: Slave, Cure: FollowFail, AgentUp: true}, {Node: "s2", Role: Slave, Cure: Isolated, AgentUp: true}}},
+			[][]Action{{{Kind: Rewind, Node: "s1"}, {Kind: Rewind, Node: "s2"}}}},
+		{"an isolated coordinator rejoins", [][]Observation{coord(Observation{Cure: Isolated}), coord(Observation{Cure: Isolated, AgentUp: true})},
+			[][]Action{nil, {{Kind: Rejoin, Node: "cn1"}}}},
+		{"a node back in the cluster starts afresh", [][]Observation{
+			slave(Observation{Cure: Isolated, AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}),
+			slave(Observation{AgentUp: true})},
+			[][]Action{{{Kind: Rewind, Node: "s1"}}, nil, nil, {{Kind: Restart, Node: "s1"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +101,41 @@ func TestDecide(t *testing.T) {
 				if diff := cmp.Diff(tt.want[i], got); diff != "" {
 					t.Errorf("round %d (-want +got):\n%s", i+1, diff)
 				}
+			}
+		})
+	}
+}
+
+// TestSkipped: an action a DBA's command kept from running is decided
+// again next round, without spending a restart or a re-point.
+func TestSkipped(t *testing.T) {
+	cfg := Config{Failures: 3, Restarts: 1, Follows: 1, Retry: 5}
+	seen := Observation{Node: "gc", Answering: true}
+	tests := []struct {
+		name string
+		obs  Observation
+		acts []ActionKind // the action decided, skipped, then decided again
+	}{
+		{"restart", Observation{Node: "n", Role: Slave, AgentUp: true}, []ActionKind{Restart, Restart}},
+		{"failover", Observation{Node: "n", Role: Master, AgentUp: false}, []ActionKind{Failover, Failover}},
+		{"isolate", Observation{Node: "n", Role: Coordinator}, []ActionKind{Isolate, Isolate}},
+		{"follow", Observation{Node: "n", Role: Slave, Answering: true, Stray: true}, []ActionKind{Follow, Follow}},
+		{"rewind", Observation{Node: "n", Role: Slave, Cure: OldMaster, AgentUp: true}, []ActionKind{Rewind, Rewind}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := Memory{}
+			var got []Action
+			for i := 0; i < 10 && len(got) == 0; i++ {
+				got = Decide(mem, []Observation{seen, tt.obs}, cfg)
+			}
+			if len(got) != 1 || got[0].Kind != tt.acts[0] {
+				t.Fatalf("first action = %v", got)
+			}
+			mem.Skipped(got[0], cfg)
+			again := Decide(mem, []Observation{seen, tt.obs}, cfg)
+			if len(again) != 1 || again[0].Kind != tt.acts[1] {
+				t.Errorf("after a skip the next round decides %v, want %s", again, tt.acts[1])
 			}
 		})
 	}

@@ -3,19 +3,15 @@ package mgr
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/doctor"
-	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
-	"github.com/adbmgr/adbmgr/internal/switches"
 )
 
 // Doctor settings in the catalog (mgr_setting).
@@ -24,7 +20,7 @@ const (
 	settingInterval   = "doctor.interval_ms"
 	settingFailures   = "doctor.failures"
 	settingRestarts   = "doctor.restarts"
-	doctorDescription = "self-healing: restart a master that went down, fail it over when it cannot be restarted"
+	doctorDescription = "self-healing: restart a node that went down, fail a master over, isolate and bring back the others, rewind the old master"
 )
 
 // Run does the manager's background work until ctx ends: today the doctor,
@@ -103,130 +99,6 @@ func (m *Manager) stopDoctor() {
 	}
 }
 
-// doctorHands gives the doctor the manager's actions.
-type doctorHands struct{ m *Manager }
-
-// curable are the masters the doctor watches: gtmcoord and datanode masters
-// in the cluster that a DBA did not stop (STOP clears allowcure), on hosts
-// whose address did not change since they started (until FLUSH HOST they
-// listen where the catalog no longer says, and would look down).
-func curable(s *cluster.State) []cluster.Node {
-	var out []cluster.Node
-	for _, n := range s.Nodes {
-		if (n.Type == cluster.GtmcoordMaster || n.Type == cluster.DatanodeMaster) && n.InCluster && n.AllowCure && len(s.Moved[n.Host]) == 0 {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) {
-	s, err := d.m.state(ctx)
-	if err != nil {
-		return nil, err
-	}
-	nodes := curable(s)
-	obs := make([]doctor.Observation, len(nodes))
-	parallel(len(nodes), func(i int) {
-		n := nodes[i]
-		o := doctor.Observation{Node: n.Name}
-		t, err := fleet.At(s, n)
-		if err != nil {
-			obs[i] = o
-			return
-		}
-		// 2 s to log in, 5 s for the query.
-		qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
-		st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
-		cancel()
-		if err == nil && !st.Recovery {
-			o.Answering = true
-		}
-		if pe := pgclient.ServerError(err); pe != nil {
-			// It runs and said no (a DBA's pg_hba.conf or ALTER DATABASE,
-			// too many clients…): not down. Restarting or failing it over
-			// would not fix that, and would lose what it is doing.
-			o.Responding = true
-			o.Error = pe.Code + ": " + pe.Message
-		}
-		if !o.Answering && !o.Responding {
-			actx, cancel := context.WithTimeout(ctx, time.Second)
-			o.AgentUp = d.m.fleet.AgentUp(actx, t.Host) == nil
-			cancel()
-			// A postmaster that runs but refuses connections (crash
-			// recovery, too many clients) is not down: neither a restart
-			// nor a failover would help it.
-			if o.AgentUp {
-				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				running, serr := d.m.fleet.Running(cctx, t)
-				cancel()
-				if serr == nil && running {
-					o.Answering = true
-				}
-			}
-		}
-		obs[i] = o
-	})
-	return obs, nil
-}
-
-// stillCurable re-reads the catalog: a command that ran meanwhile (STOP,
-// FAILOVER, SWITCHOVER) may have changed what the node is.
-func (d doctorHands) stillCurable(ctx context.Context, node string) (*cluster.State, cluster.Node, error) {
-	s, err := d.m.state(ctx)
-	if err != nil {
-		return nil, cluster.Node{}, err
-	}
-	for _, n := range curable(s) {
-		if n.Name == node {
-			return s, n, nil
-		}
-	}
-	return nil, cluster.Node{}, fmt.Errorf("node %q is no longer a master the doctor may cure", node)
-}
-
-func (d doctorHands) Restart(ctx context.Context, node string) error {
-	// Under the cluster lock: a switch in progress has stopped the old
-	// master on purpose, and starting it again would make two masters.
-	unlock, err := d.m.lockCluster("the doctor's restart")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	s, n, err := d.stillCurable(ctx, node)
-	if err != nil {
-		return err
-	}
-	t, err := fleet.At(s, n)
-	if err != nil {
-		return err
-	}
-	_, err = d.m.fleet.Start(ctx, t)
-	return err
-}
-
-// Failover is FAILOVER of the node, without FORCE, under the cluster lock,
-// its NOTICEs going to the manager's log.
-func (d doctorHands) Failover(ctx context.Context, node string) error {
-	unlock, err := d.m.lockCluster("FAILOVER")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	_, n, err := d.stillCurable(ctx, node)
-	if err != nil {
-		return err
-	}
-	_, err = d.m.switches().Failover(ctx, switches.Failover{Family: n.Type.Family(), Master: n.Name, Zone: n.Zone, Doctor: true}, logProgress{d.m.log})
-	return err
-}
-
-// logProgress sends the NOTICEs of the doctor's switches to the manager's
-// log.
-type logProgress struct{ log *slog.Logger }
-
-func (w logProgress) Notice(sev, msg string) { w.log.Info("doctor: "+msg, "severity", sev) }
-
 var doctorColumns = []pgwire.Column{
 	{Name: "type", TypeOID: pgwire.OIDText},
 	{Name: "subtype", TypeOID: pgwire.OIDText},
@@ -236,7 +108,7 @@ var doctorColumns = []pgwire.Column{
 }
 
 // doctorCommand is START DOCTOR, STOP DOCTOR, SET DOCTOR (…), SET DOCTOR
-// NODE n {ON|OFF} and LIST DOCTOR.
+// {NODE|HOST} n {ON|OFF} and LIST DOCTOR.
 func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 	switch st.Action {
 	case "start":
@@ -257,14 +129,9 @@ func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 		return writeNodeResult(e.w, "doctor", true, "stopped")
 	case "set":
 		return m.doctorSet(e, st)
-	case "set node":
+	case "set node", "set host":
 		if _, err := m.change(e, nil, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
-			n, ok := s.Node(st.Name.Name)
-			if !ok {
-				return cluster.Plan{}, pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.Name.Name)
-			}
-			n.AllowCure = st.On
-			return cluster.Plan{UpdateNodes: []cluster.Node{n}}, nil
+			return doctorSwitch(s, st.Action == "set host", st.Name.Name, st.On)
 		}); err != nil {
 			return err
 		}
@@ -272,7 +139,27 @@ func (m *Manager) doctorCommand(e *req, st *parser.Doctor) error {
 	case "list":
 		return m.doctorList(e)
 	}
-	return pgerror.NotImplemented("SET DOCTOR HOST").WithHint("The doctor watches masters; agents are restarted with START AGENT.")
+	return fmt.Errorf("unknown doctor action %q", st.Action)
+}
+
+// doctorSwitch is SET DOCTOR {NODE|HOST} name {ON|OFF}: allowcure on the
+// row (reference §3.8). The doctor leaves the nodes of a host that is off
+// alone, whatever their own allowcure.
+func doctorSwitch(s *cluster.State, host bool, name string, on bool) (cluster.Plan, error) {
+	if host {
+		h, ok := s.Host(name)
+		if !ok {
+			return cluster.Plan{}, pgerror.New(pgerror.UndefinedObject, `host "%s" does not exist`, name)
+		}
+		h.AllowCure = on
+		return cluster.Plan{UpdateHost: &h}, nil
+	}
+	n, ok := s.Node(name)
+	if !ok {
+		return cluster.Plan{}, pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, name)
+	}
+	n.AllowCure = on
+	return cluster.Plan{UpdateNodes: []cluster.Node{n}}, nil
 }
 
 // doctorSet is SET DOCTOR (interval_ms, failures, restarts): every option
@@ -306,7 +193,7 @@ func (m *Manager) doctorSet(e *req, st *parser.Doctor) error {
 }
 
 // doctorList is LIST DOCTOR: the doctor's settings, then each node's
-// allowcure.
+// allowcure, then each host's.
 func (m *Manager) doctorList(e *req) error {
 	set, err := m.cat.Settings(e.ctx)
 	if err != nil {
@@ -330,6 +217,10 @@ func (m *Manager) doctorList(e *req) error {
 	for _, n := range s.Nodes {
 		rows = append(rows, map[string]string{"type": "NODE", "subtype": string(n.Type), "key": n.Name, "value": onOff(n.AllowCure),
 			"comment": "whether the doctor may act on it"})
+	}
+	for _, h := range s.Hosts {
+		rows = append(rows, map[string]string{"type": "HOST", "subtype": h.Address, "key": h.Name, "value": onOff(h.AllowCure),
+			"comment": "whether the doctor may act on its nodes"})
 	}
 	return writeTable(e.w, doctorColumns, rows)
 }

@@ -1,0 +1,84 @@
+package doctor
+
+import (
+	"fmt"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+)
+
+// The catalog side of the doctor's actions, decided here (pure) and
+// written by the manager in one transaction with the action's journal row.
+
+func notice(format string, args ...any) cluster.Notice {
+	return cluster.Notice{Severity: "NOTICE", Message: fmt.Sprintf(format, args...)}
+}
+
+// AfterFailover marks, once the doctor's failover of old has run, the
+// nodes it left out of the cluster as waiting for the doctor: the old
+// master (AntDB's curestatus oldmaster, with its NOTICE) and the slaves
+// that were in the cluster before and could not follow the new master
+// (followfail). They become curable again, so the doctor rewinds them when
+// their hosts' agents answer. before is the catalog the failover started
+// from, after the one it left; a failover that did not switch marks
+// nothing.
+func AfterFailover(before, after *cluster.State, old string) cluster.Plan {
+	var p cluster.Plan
+	was, ok := before.Node(old)
+	o, ok2 := after.Node(old)
+	if !ok || !ok2 || !was.Type.IsMaster() || o.Type.IsMaster() || o.InCluster || o.Master == "" {
+		return p
+	}
+	o.CureStatus, o.AllowCure = OldMaster, true
+	p.UpdateNodes = append(p.UpdateNodes, o)
+	p.Notices = append(p.Notices, notice("%s is waiting for rewinding. If the doctor is enabled, the doctor will automatically rewind it", old))
+	for _, c := range after.Children(o.Master) {
+		b, ok := before.Node(c.Name)
+		if c.Name == old || c.InCluster || !ok || !b.InCluster || b.Master != old {
+			continue
+		}
+		c.CureStatus, c.AllowCure = FollowFail, true
+		p.UpdateNodes = append(p.UpdateNodes, c)
+		p.Notices = append(p.Notices, notice("%s could not follow %s; the doctor will make it follow when it answers", c.Name, o.Master))
+	}
+	return p
+}
+
+// PlanIsolate takes node out of the cluster because the doctor cannot
+// repair it in place (AntDB's curestatus isolated): not initialised, not
+// in the cluster, a slave async and its sync role handed to a potential
+// sibling (cluster.PlanRemove), but still curable, so the doctor brings it
+// back when it answers again. The manager then writes the master's sync
+// names (no commit waits for the node) and the coordinators' node lists.
+func PlanIsolate(s *cluster.State, node, reason string) cluster.Plan {
+	p := cluster.PlanRemove(s, []string{node})
+	for i := range p.UpdateNodes {
+		if u := &p.UpdateNodes[i]; u.Name == node {
+			u.CureStatus, u.AllowCure = Isolated, true
+		}
+	}
+	p.Notices = append([]cluster.Notice{notice("%s is isolated from the cluster: %s", node, reason)}, p.Notices...)
+	return p
+}
+
+// PlanRejoin takes a waiting coordinator back once it runs: initialised,
+// in the cluster, curable, its cure done.
+func PlanRejoin(s *cluster.State, node string) cluster.Plan {
+	n, ok := s.Node(node)
+	if !ok {
+		return cluster.Plan{}
+	}
+	n.Initialized, n.InCluster, n.AllowCure, n.CureStatus = true, true, true, Normal
+	return cluster.Plan{UpdateNodes: []cluster.Node{n},
+		Notices: []cluster.Notice{notice("%s is back in the cluster", cluster.Describe(n))}}
+}
+
+// RewoundNotice is the NOTICE said when a rewind brought node back under
+// its master in s: the sync state it took (cluster.RewoundSyncState — sync
+// when the master had no sync slave, potential otherwise).
+func RewoundNotice(s *cluster.State, node string) (cluster.Notice, bool) {
+	n, ok := s.Node(node)
+	if !ok || !n.InCluster || n.Type.IsMaster() {
+		return cluster.Notice{}, false
+	}
+	return notice("%s is back in the cluster as a %s slave of %s", node, n.SyncState, n.Master), true
+}

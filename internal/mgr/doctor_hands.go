@@ -1,0 +1,384 @@
+package mgr
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/doctor"
+	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/pgclient"
+	"github.com/adbmgr/adbmgr/internal/switches"
+)
+
+// doctorHands gives the doctor the manager's actions, over the fleet and
+// the switches. Each action takes the cluster lock without waiting (a
+// DBA's command that holds it makes the action doctor.ErrBusy, and the
+// doctor tries next round) and re-reads the catalog first: a command that
+// ran meanwhile may have changed what the node is.
+type doctorHands struct{ m *Manager }
+
+// watched is a node the doctor looks after, and what it may do to it.
+type watched struct {
+	cluster.Node
+	role doctor.Role
+}
+
+// curable are the nodes the doctor watches: those a DBA did not stop
+// (STOP clears allowcure) on hosts the doctor may heal (SET DOCTOR HOST)
+// whose address did not change since they started (until FLUSH HOST they
+// listen where the catalog no longer says, and would look down) — the
+// nodes in the cluster, and those out of it that wait for the doctor
+// (doctor.Waiting: an old master to rewind, a slave that could not follow
+// a failover, an isolated node).
+func curable(s *cluster.State) []watched {
+	var out []watched
+	for _, n := range s.Nodes {
+		h, ok := s.Host(n.Host)
+		if !ok || !h.AllowCure || !n.AllowCure || len(s.Moved[n.Host]) > 0 || (!n.InCluster && !doctor.Waiting(n.CureStatus)) {
+			continue
+		}
+		role := doctor.Slave
+		switch n.Type {
+		case cluster.GtmcoordMaster, cluster.DatanodeMaster:
+			role = doctor.Master
+		case cluster.CoordinatorMaster:
+			role = doctor.Coordinator
+		}
+		out = append(out, watched{n, role})
+	}
+	return out
+}
+
+func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes := curable(s)
+	obs := make([]doctor.Observation, len(nodes))
+	parallel(len(nodes), func(i int) { obs[i] = d.observe(ctx, s, nodes[i]) })
+	d.streams(ctx, s, nodes, obs)
+	return obs, nil
+}
+
+// observe looks at one node: a waiting one only needs its host's agent.
+func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) doctor.Observation {
+	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus}
+	t, err := fleet.At(s, n.Node)
+	if err != nil {
+		return o
+	}
+	agentUp := func() bool {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return d.m.fleet.AgentUp(actx, t.Host) == nil
+	}
+	if doctor.Waiting(n.CureStatus) {
+		o.AgentUp = agentUp()
+		return o
+	}
+	// 2 s to log in, 5 s for the query.
+	qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
+	st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
+	cancel()
+	switch {
+	case err != nil:
+	case st.Recovery && n.role == doctor.Slave, !st.Recovery && n.role != doctor.Slave:
+		o.Answering = true
+	case n.role == doctor.Master:
+		// A master still in recovery after a restart: not down.
+		o.Answering = true
+	default:
+		// A slave that answers as a primary is left alone: restarting
+		// it would not make it a standby.
+		o.Responding, o.Error = true, "runs as a primary"
+	}
+	if pe := pgclient.ServerError(err); pe != nil {
+		// It runs and said no (a DBA's pg_hba.conf or ALTER DATABASE,
+		// too many clients…): not down. Restarting or failing it over
+		// would not fix that, and would lose what it is doing.
+		o.Responding = true
+		o.Error = pe.Code + ": " + pe.Message
+	}
+	if !o.Answering && !o.Responding {
+		o.AgentUp = agentUp()
+		// A postmaster that runs but refuses connections (crash
+		// recovery, too many clients) is not down: neither a restart
+		// nor a failover would help it.
+		if o.AgentUp {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			running, serr := d.m.fleet.Running(cctx, t)
+			cancel()
+			if serr == nil && running {
+				o.Answering = true
+			}
+		}
+	}
+	return o
+}
+
+// streams compares the slaves with their masters' pg_stat_replication: a
+// slave that answers but is not among its master's standbys is Stray (it
+// was down when the master failed over, or follows another node); one the
+// manager cannot reach while its master sees it streaming is not down —
+// only the manager's view of its host is — and is left alone.
+func (d doctorHands) streams(ctx context.Context, s *cluster.State, nodes []watched, obs []doctor.Observation) {
+	byName := map[string]int{}
+	for i, n := range nodes {
+		byName[n.Name] = i
+	}
+	standbys := map[string]map[string]bool{} // master → slaves streaming from it; nil: unknown
+	for i, n := range nodes {
+		if n.role != doctor.Slave || !n.InCluster {
+			continue
+		}
+		j, ok := byName[n.Master]
+		if !ok || !obs[j].Answering {
+			continue // a master down or not watched: unknown
+		}
+		if _, done := standbys[n.Master]; !done {
+			standbys[n.Master] = d.standbys(ctx, s, n.Master)
+		}
+		streaming, known := standbys[n.Master][n.Name]
+		switch {
+		case standbys[n.Master] == nil:
+		case obs[i].Answering && !streaming && !known:
+			obs[i].Stray = true
+		case !obs[i].Answering && !obs[i].Responding && streaming:
+			obs[i].Answering = true
+		}
+	}
+}
+
+// standbys reads who streams from master (nil when it cannot be read).
+func (d doctorHands) standbys(ctx context.Context, s *cluster.State, master string) map[string]bool {
+	m, err := fleet.Of(s, master)
+	if err != nil {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	reps, err := d.m.fleet.Replication(qctx, m)
+	if err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, r := range reps {
+		// catchup counts: it is connected and on its way.
+		out[r.Application] = r.State == "streaming" || r.State == "catchup"
+	}
+	return out
+}
+
+// lock takes the cluster lock for an action, or reports doctor.ErrBusy.
+func (d doctorHands) lock(what string) (func(), error) {
+	unlock, err := d.m.lockCluster(what)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", doctor.ErrBusy, err)
+	}
+	return unlock, nil
+}
+
+// still re-reads the catalog under the lock: the node must still be what
+// the doctor watched (a command that ran meanwhile — STOP, FAILOVER,
+// SWITCHOVER, REWIND — may have changed it).
+func (d doctorHands) still(ctx context.Context, node string, waiting bool) (*cluster.State, watched, error) {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return nil, watched{}, err
+	}
+	for _, n := range curable(s) {
+		if n.Name == node && doctor.Waiting(n.CureStatus) == waiting {
+			return s, n, nil
+		}
+	}
+	return nil, watched{}, fmt.Errorf("node %q is no longer one the doctor may cure this way", node)
+}
+
+// under runs an action on node under the cluster lock, in a journal entry
+// of the doctor's ("DOCTOR <action> <node>"): fn may write rows of its own
+// into j; the last says done or failed, and what happened.
+func (d doctorHands) under(ctx context.Context, act doctor.ActionKind, node string, waiting bool,
+	fn func(j *switches.Journal, s *cluster.State, n watched) (string, error)) error {
+	unlock, err := d.lock("the doctor's " + string(act))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, n, err := d.still(ctx, node, waiting)
+	if err != nil {
+		return err
+	}
+	j := &switches.Journal{Command: "DOCTOR " + strings.ToUpper(string(act)) + " " + node}
+	detail, err := fn(j, s, n)
+	status := "done"
+	if err != nil {
+		status, detail = "failed", err.Error()
+	}
+	_ = switchCatalog{d.m}.Commit(ctx, j, switches.Step{Status: status, Name: "end", Detail: detail}, nil)
+	return err
+}
+
+// commit writes the plan decide makes from a fresh catalog with a row of
+// journal j, in one transaction, and logs the plan's notices.
+func (d doctorHands) commit(ctx context.Context, j *switches.Journal, step switches.Step, decide func(*cluster.State) cluster.Plan) error {
+	var notes []cluster.Notice
+	if err := (switchCatalog{d.m}).Commit(ctx, j, step, func(sn switches.Snapshot) (cluster.Plan, error) {
+		p := decide(sn.State)
+		notes = p.Notices
+		return p, nil
+	}); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		logProgress{d.m.log}.Notice(n.Severity, n.Message)
+	}
+	return nil
+}
+
+// Restart starts a node in place. Under the cluster lock: a switch in
+// progress has stopped the old master on purpose, and starting it again
+// would make two masters.
+func (d doctorHands) Restart(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Restart, node, false, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
+		t, err := fleet.At(s, n.Node)
+		if err != nil {
+			return "", err
+		}
+		_, err = d.m.fleet.Start(ctx, t)
+		return "", err
+	})
+}
+
+// Failover is FAILOVER of the node, without FORCE, its NOTICEs going to
+// the manager's log; then the nodes it left out of the cluster wait for
+// the doctor (doctor.AfterFailover) instead of a DBA's REWIND.
+func (d doctorHands) Failover(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Failover, node, false, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
+		res, err := d.m.switches().Failover(ctx, switches.Failover{Family: n.Type.Family(), Master: n.Name, Zone: n.Zone, Doctor: true}, logProgress{d.m.log})
+		// Even a failover that failed after its promotion switched: mark
+		// whatever it left out.
+		if after, rerr := d.m.state(context.WithoutCancel(ctx)); rerr != nil || len(doctor.AfterFailover(s, after, node).UpdateNodes) == 0 {
+			return res.Node, err
+		}
+		if merr := d.commit(ctx, j, switches.Step{Status: "running", Name: "waiting for the doctor", Detail: node}, func(after *cluster.State) cluster.Plan {
+			return doctor.AfterFailover(s, after, node)
+		}); merr != nil {
+			d.m.log.Warn("doctor: cannot mark the nodes the failover left out; REWIND them by hand", "error", merr)
+		}
+		return res.Node, err
+	})
+}
+
+// Follow re-points a running slave at its master: the slot, its recovery
+// settings, a reload (PostgreSQL 13+ reconnects without a restart, and
+// recovery_target_timeline = latest takes the master's timeline).
+func (d doctorHands) Follow(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Follow, node, false, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
+		m, err := fleet.At(s, n.Node)
+		if err != nil {
+			return "", err
+		}
+		parent, err := fleet.Of(s, n.Master)
+		if err != nil {
+			return "", err
+		}
+		if err := d.m.fleet.MakeStandbyOf(ctx, m, parent); err != nil {
+			return "", err
+		}
+		return n.Master, d.m.fleet.Reload(ctx, m)
+	})
+}
+
+// Isolate takes a node out of the cluster (doctor.PlanIsolate) in one
+// transaction with its journal row, then writes its master's sync names
+// (no commit waits for it any more) and the coordinators' node lists.
+func (d doctorHands) Isolate(ctx context.Context, node, reason string) error {
+	return d.under(ctx, doctor.Isolate, node, false, func(j *switches.Journal, _ *cluster.State, _ watched) (string, error) {
+		if err := d.commit(ctx, j, switches.Step{Status: "running", Name: "isolate", Detail: reason}, func(s *cluster.State) cluster.Plan {
+			return doctor.PlanIsolate(s, node, reason)
+		}); err != nil {
+			return "", err
+		}
+		return reason, d.refresh(ctx, node)
+	})
+}
+
+// refresh writes, after node left or joined the cluster, its master's sync
+// names and the coordinators' node lists; problems are warnings.
+func (d doctorHands) refresh(ctx context.Context, node string) error {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return err
+	}
+	p := logProgress{d.m.log}
+	n, _ := s.Node(node)
+	if master, ok := s.Node(n.Master); ok && master.InCluster {
+		if err := switches.SyncNames(ctx, d.m.fleet, s, master, inCluster, false, p); err != nil {
+			p.Notice("WARNING", fmt.Sprintf("could not write the synchronous_standby_names of %s: %s", master.Name, err))
+		}
+	}
+	switches.RefreshCoordinators(ctx, d.m.fleet, s, "", "", p)
+	return nil
+}
+
+// rewindRequest is the REWIND the doctor runs for a waiting slave: the one
+// place its request is built.
+func rewindRequest(n cluster.Node) switches.Rewind {
+	return switches.Rewind{Family: n.Type.Family(), Slave: n.Name}
+}
+
+// Rewind makes a waiting slave — the old master of the doctor's failover,
+// a slave that could not follow it, an isolated slave — a streaming slave
+// of its master again with REWIND (back in the cluster with
+// cluster.RewoundSyncState: sync when its master has none, potential
+// otherwise).
+func (d doctorHands) Rewind(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Rewind, node, true, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
+		p := logProgress{d.m.log}
+		if _, err := d.m.switches().Rewind(ctx, rewindRequest(n.Node), p); err != nil {
+			return "", err
+		}
+		after, err := d.m.state(context.WithoutCancel(ctx))
+		if err != nil {
+			return "", nil
+		}
+		if note, ok := doctor.RewoundNotice(after, node); ok {
+			p.Notice(note.Severity, note.Message)
+			return note.Message, nil
+		}
+		return "", nil
+	})
+}
+
+// Rejoin starts a waiting coordinator and takes it back in the cluster
+// (doctor.PlanRejoin), then refreshes the coordinators' node lists. What
+// it missed while out (DDL through the other coordinators) is not copied:
+// a DBA re-appends it if that matters.
+func (d doctorHands) Rejoin(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Rejoin, node, true, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
+		t, err := fleet.At(s, n.Node)
+		if err == nil {
+			_, err = d.m.fleet.Start(ctx, t)
+		}
+		if err != nil {
+			return "", err
+		}
+		if err := d.commit(ctx, j, switches.Step{Status: "running", Name: "rejoin"}, func(s *cluster.State) cluster.Plan {
+			return doctor.PlanRejoin(s, node)
+		}); err != nil {
+			return "", err
+		}
+		return "", d.refresh(ctx, node)
+	})
+}
+
+// logProgress sends the NOTICEs of the doctor's switches to the manager's
+// log.
+type logProgress struct{ log *slog.Logger }
+
+func (w logProgress) Notice(sev, msg string) { w.log.Info("doctor: "+msg, "severity", sev) }
