@@ -329,7 +329,10 @@ func (d doctorHands) refresh(ctx context.Context, node string) error {
 // rewindRequest is the REWIND the doctor runs for a waiting slave: the one
 // place its request is built.
 func rewindRequest(n cluster.Node) switches.Rewind {
-	return switches.Rewind{Family: n.Type.Family(), Slave: n.Name}
+	// Under the doctor a rewind that cannot work (the node's WAL gone, a
+	// timeline pg_rewind cannot follow) falls back to a fresh base backup:
+	// nobody is there to read the hint.
+	return switches.Rewind{Family: n.Type.Family(), Slave: n.Name, FallbackBaseBackup: true}
 }
 
 // Rewind makes a waiting slave — the old master of the doctor's failover,
