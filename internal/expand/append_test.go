@@ -54,7 +54,7 @@ func TestAppend(t *testing.T) {
 			if tt.req.Source != "" {
 				last = "done copy"
 			}
-			want := []string{cmd + ": running start", cmd + ": " + last}
+			want := []string{cmd + ": running start", cmd + ": running initialized " + tt.req.Name, cmd + ": " + last}
 			if last != "done copy" {
 				want = append(want, cmd+": done end")
 			}
@@ -136,7 +136,12 @@ func TestAppendFails(t *testing.T) {
 				t.Fatalf("Append = %#v", err)
 			}
 			cmd := "APPEND " + tt.req.Name
-			r.journal(t, cmd+": running start", cmd+": failed "+tt.step)
+			want := []string{cmd + ": running start"}
+			if strings.HasSuffix(tt.row, " true false") {
+				// initialised before it failed: that was journaled too
+				want = append(want, cmd+": running initialized "+tt.req.Name)
+			}
+			r.journal(t, append(want, cmd+": failed "+tt.step)...)
 			r.nodes(t, map[string]string{tt.req.Name: tt.row})
 		})
 	}
