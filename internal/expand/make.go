@@ -58,7 +58,9 @@ func (mk Maker) Standby(ctx context.Context, m, parent fleet.Member, conf fleet.
 		if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
 			return err
 		}
-		if err := mk.Fleet.MakeStandbyOf(ctx, m, parent); err != nil {
+		// The slot was made before the base backup: the rest of
+		// MakeStandbyOf.
+		if err := mk.Fleet.WriteStandby(ctx, m, parent); err != nil {
 			return err
 		}
 		if err := mk.Mark(ctx, m.Name()); err != nil {
