@@ -64,3 +64,17 @@ func TestChooseCandidateNotInRecovery(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanSwitchoverSaysNothingOfAFailover: the failover's notices (a
+// potential slave stepping up, the old master kicked out) do not apply to
+// a switchover, which keeps the old master and every sync state.
+func TestPlanSwitchoverSaysNothingOfAFailover(t *testing.T) {
+	s := state(inCluster(dn("m", "h1", 1), dns("s", "m", Sync, "h2", 1), dns("p", "m", Potential, "h3", 1))...)
+	if f := PlanFailover(s, "m", "s"); len(f.Notices) != 2 {
+		t.Fatalf("failover notices = %v, want the step up and the kick-out", f.Notices)
+	}
+	p := PlanSwitchover(s, "m", "s")
+	if len(p.Notices) != 0 {
+		t.Errorf("switchover notices = %v", p.Notices)
+	}
+}
