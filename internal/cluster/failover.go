@@ -153,7 +153,18 @@ func ChooseCandidate(s *State, master, to string, force bool, probes map[string]
 // cluster too, async, until REWIND: listed as sync they would make every
 // commit on the new master wait.
 func PlanFailover(s *State, old, newMaster string, lost ...string) Plan {
+	p, stepUp := failoverRows(s, old, newMaster, lost...)
+	o, _ := s.Node(old)
+	p.Notices = append(stepUp, notice("%s has been kicked out of the cluster; REWIND %s SLAVE %s brings it back as a slave of %s",
+		old, strings.ToUpper(string(o.Type.Family())), old, newMaster))
+	return p
+}
+
+// failoverRows is PlanFailover's rows, with the notices of the potential
+// slaves that step up to sync.
+func failoverRows(s *State, old, newMaster string, lost ...string) (Plan, []Notice) {
 	var p Plan
+	var stepUp []Notice
 	o, _ := s.Node(old)
 	n, _ := s.Node(newMaster)
 	// Old master first: only one gtmcoord master may exist at any moment.
@@ -183,13 +194,11 @@ func PlanFailover(s *State, old, newMaster string, lost ...string) Plan {
 		if !hasSync && siblings[i].SyncState == Potential && siblings[i].InCluster {
 			siblings[i].SyncState = Sync
 			hasSync = true
-			p.Notices = append(p.Notices, notice(`make potential node %s as synchronous node`, describe(siblings[i].Type, siblings[i].Name)))
+			stepUp = append(stepUp, notice(`make potential node %s as synchronous node`, describe(siblings[i].Type, siblings[i].Name)))
 		}
 	}
 	p.UpdateNodes = append(p.UpdateNodes, siblings...)
-	p.Notices = append(p.Notices, notice("%s has been kicked out of the cluster; REWIND %s SLAVE %s brings it back as a slave of %s",
-		old, strings.ToUpper(string(o.Type.Family())), old, newMaster))
-	return p
+	return p, stepUp
 }
 
 // RewoundSyncState is the sync state a node gets when REWIND brings it back
@@ -208,9 +217,11 @@ func RewoundSyncState(s *State, master, node string) string {
 // PlanSwitchover is the catalog side of a planned switch from old to
 // newMaster (reference §4.12 step 15): as a failover, except that the old
 // master stays in the cluster as a slave of the new one, taking the sync
-// state the new master had as a slave.
+// state the new master had as a slave. So nobody is kicked out, and the
+// siblings keep their sync states (a potential one need not step up): a
+// failover's notices do not apply.
 func PlanSwitchover(s *State, old, newMaster string) Plan {
-	p := PlanFailover(s, old, newMaster)
+	p, _ := failoverRows(s, old, newMaster)
 	was, _ := s.Node(newMaster)
 	for i := range p.UpdateNodes {
 		if p.UpdateNodes[i].Name == old {
@@ -224,13 +235,6 @@ func PlanSwitchover(s *State, old, newMaster string) Plan {
 	}
 	// The new master's sync state moved to the old one, so a potential
 	// sibling need not step up.
-	var notices []Notice
-	for _, n := range p.Notices {
-		if !strings.Contains(n.Message, "kicked out") && !strings.Contains(n.Message, "make potential") {
-			notices = append(notices, n)
-		}
-	}
-	p.Notices = notices
 	for i := range p.UpdateNodes {
 		u := &p.UpdateNodes[i]
 		if u.Name != old && u.Name != newMaster {

@@ -60,8 +60,8 @@ func (x *Expander) Append(ctx context.Context, req Append, p Progress) (string, 
 	err = r.steps(ctx, plan.Steps)
 	j.end(ctx, string(r.failed.Kind), err)
 	if err != nil && !r.committed {
-		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "APPEND %s failed: %s", req.Name, err).
-			WithHint("Fix the cause; CLEAN the node if its directory is not empty, then APPEND it again.")
+		return "", fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "Fix the cause; CLEAN the node if its directory is not empty, then APPEND it again.",
+			"APPEND %s failed", req.Name)
 	}
 	if err != nil {
 		return "", err

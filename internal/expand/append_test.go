@@ -25,7 +25,7 @@ func TestAppend(t *testing.T) {
 		notes  []string
 	}{
 		{"a datanode slave", appendOf("dn1a", cluster.DatanodeSlave, ""), "success",
-			fleettest.Join([]string{"slot dn1a on dn1", "basebackup dn1a from dn1", "configure dn1a", "standby dn1a of dn1", "start dn1a",
+			fleettest.Join([]string{"slot dn1a on dn1", "basebackup dn1a from dn1", "configure dn1a", "standby signal dn1a of dn1", "start dn1a",
 				`syncnames dn1 FIRST 1 ("dn1s")`}, refresh("gc", "cn1")),
 			"datanode slave dn1 async true true", nil, nil},
 		{"a datanode master", appendOf("dn3", cluster.DatanodeMaster, ""), "success",
@@ -36,7 +36,7 @@ func TestAppend(t *testing.T) {
 				"standby.signal cn2 false", "start cn2", "dropslot cn2 on gc"}, refresh("gc", "cn1", "cn2")),
 			"coordinator master   true true", nil, nil},
 		{"a coordinator copy of cn1", appendOf("cn2", cluster.CoordinatorMaster, "cn1"), "streaming from cn1; run APPEND ACTIVATE COORDINATOR cn2",
-			[]string{"slot cn2 on cn1", "basebackup cn2 from cn1", "configure cn2", "standby cn2 of cn1", "start cn2"},
+			[]string{"slot cn2 on cn1", "basebackup cn2 from cn1", "configure cn2", "standby signal cn2 of cn1", "start cn2"},
 			"coordinator master   true false", []string{"cn2<cn1"}, nil},
 	}
 	for _, tt := range tests {
@@ -54,7 +54,7 @@ func TestAppend(t *testing.T) {
 			if tt.req.Source != "" {
 				last = "done copy"
 			}
-			want := []string{cmd + ": running start", cmd + ": " + last}
+			want := []string{cmd + ": running start", cmd + ": running initialized " + tt.req.Name, cmd + ": " + last}
 			if last != "done copy" {
 				want = append(want, cmd+": done end")
 			}
@@ -136,7 +136,12 @@ func TestAppendFails(t *testing.T) {
 				t.Fatalf("Append = %#v", err)
 			}
 			cmd := "APPEND " + tt.req.Name
-			r.journal(t, cmd+": running start", cmd+": failed "+tt.step)
+			want := []string{cmd + ": running start"}
+			if strings.HasSuffix(tt.row, " true false") {
+				// initialised before it failed: that was journaled too
+				want = append(want, cmd+": running initialized "+tt.req.Name)
+			}
+			r.journal(t, append(want, cmd+": failed "+tt.step)...)
 			r.nodes(t, map[string]string{tt.req.Name: tt.row})
 		})
 	}

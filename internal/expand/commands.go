@@ -42,8 +42,8 @@ func (x *Expander) Copy(ctx context.Context, src, dst string, p Progress) (strin
 	err = r.steps(ctx, plan.Steps)
 	j.end(ctx, string(r.failed.Kind), err)
 	if err != nil && !r.committed {
-		return "", pgerror.New(pgerror.ObjectNotInPrereqState, "expand %s to %s: %s", src, dst, err).
-			WithHint("CLEAN DATANODE MASTER %s, then run EXPAND DATANODE MASTER again.", dst)
+		return "", fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, fmt.Sprintf("CLEAN DATANODE MASTER %s, then run EXPAND DATANODE MASTER again.", dst),
+			"expand %s to %s", src, dst)
 	}
 	if err != nil {
 		return "", err

@@ -18,8 +18,8 @@ func TestCopy(t *testing.T) {
 	if err != nil || desc != "streaming from dn1; run EXPAND ACTIVATE" {
 		t.Fatalf("Copy = %q, %v", desc, err)
 	}
-	r.steps(t, "slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby dn2 of dn1", "start dn2")
-	r.journal(t, expandCmd+": running start", expandCmd+": done copy")
+	r.steps(t, "slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby signal dn2 of dn1", "start dn2")
+	r.journal(t, expandCmd+": running start", expandCmd+": running initialized dn2", expandCmd+": done copy")
 	r.nodes(t, map[string]string{"dn2": "datanode master   true false"})
 	r.growth(t, "dn2<dn1 copied ")
 	if n := r.f.Node("dn2"); !n.Running || !n.InRecovery || n.Parent != "dn1" {
@@ -87,10 +87,10 @@ func TestCopyFails(t *testing.T) {
 		{"the slot on the source", "slot dn2 on dn1", "", []string{"slot dn2 on dn1"}, "datanode master   false false", "basebackup"},
 		{"the base backup", "basebackup dn2 from dn1", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1"}, "datanode master   false false", "basebackup"},
 		{"the configuration", "configure dn2", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2"}, "datanode master   false false", "basebackup"},
-		{"the recovery settings", "standby dn2 of dn1", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby dn2 of dn1"}, "datanode master   false false", "basebackup"},
-		{"marking it initialised", "", "rows", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby dn2 of dn1"}, "datanode master   false false", "basebackup"},
-		{"the start", "start dn2", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby dn2 of dn1", "start dn2"}, "datanode master   true false", "basebackup"},
-		{"the catalog", "", "done copy", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby dn2 of dn1", "start dn2"}, "datanode master   true false", "catalog"},
+		{"the recovery settings", "standby signal dn2 of dn1", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby signal dn2 of dn1"}, "datanode master   false false", "basebackup"},
+		{"marking it initialised", "", "running initialized dn2", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby signal dn2 of dn1"}, "datanode master   false false", "basebackup"},
+		{"the start", "start dn2", "", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby signal dn2 of dn1", "start dn2"}, "datanode master   true false", "basebackup"},
+		{"the catalog", "", "done copy", []string{"slot dn2 on dn1", "basebackup dn2 from dn1", "configure dn2", "standby signal dn2 of dn1", "start dn2"}, "datanode master   true false", "catalog"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +108,12 @@ func TestCopyFails(t *testing.T) {
 				t.Fatalf("Copy = %#v", err)
 			}
 			r.steps(t, tt.steps...)
-			r.journal(t, expandCmd+": running start", expandCmd+": failed "+tt.step)
+			want := []string{expandCmd + ": running start"}
+			if strings.HasSuffix(tt.dst, " true false") {
+				// initialised before it failed: that was journaled too
+				want = append(want, expandCmd+": running initialized dn2")
+			}
+			r.journal(t, append(want, expandCmd+": failed "+tt.step)...)
 			r.nodes(t, map[string]string{"dn2": tt.dst})
 			r.growth(t)
 		})

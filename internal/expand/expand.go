@@ -47,9 +47,10 @@ type Catalog interface {
 	Read(ctx context.Context) (Snapshot, error)
 	// Commit writes, in one transaction, the rows of the GrowPlan decide
 	// makes from a fresh node table and its Journal entry into journal j
-	// (a new entry when j.ID is 0, whose ID it sets; no journal row when
-	// the entry's Status is ""). It runs even when ctx was cancelled: it
-	// records what was done to the nodes.
+	// (a new entry when j.ID is 0, whose ID it sets). A plan without its
+	// journal row (Status "") is refused: every state change says which
+	// step made it. It runs even when ctx was cancelled: it records what
+	// was done to the nodes.
 	Commit(ctx context.Context, j *Journal, decide func(*cluster.State) (cluster.GrowPlan, error)) (cluster.GrowPlan, error)
 }
 

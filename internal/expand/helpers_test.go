@@ -3,7 +3,6 @@ package expand
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ type memCatalog struct {
 	sn                Snapshot
 	fleettest.Journal // rows: "command: status step"
 	// fail makes a commit fail when its journal entry's "status step" is
-	// listed ("rows" for a commit without journal row); failOnce fails it
+	// listed; failOnce fails it
 	// the first time only.
 	fail, failOnce map[string]error
 }
@@ -44,10 +43,10 @@ func (c *memCatalog) Commit(_ context.Context, j *Journal, decide func(*cluster.
 	if err != nil {
 		return p, err
 	}
-	key := strings.TrimSpace(p.Journal.Status + " " + p.Journal.Step)
-	if key == "" {
-		key = "rows"
+	if p.Journal.Status == "" {
+		return p, fmt.Errorf("catalog change of %s without its journal row", j.Command)
 	}
+	key := p.Journal.Status + " " + p.Journal.Step
 	if err := c.failOnce[key]; err != nil {
 		delete(c.failOnce, key)
 		return p, err
@@ -56,9 +55,6 @@ func (c *memCatalog) Commit(_ context.Context, j *Journal, decide func(*cluster.
 		return p, err
 	}
 	c.apply(p.Plan)
-	if p.Journal.Status == "" {
-		return p, nil
-	}
 	command := c.Entry(&j.ID, j.Command)
 	c.Rows = append(c.Rows, fmt.Sprintf("%s: %s %s", command, p.Journal.Status, p.Journal.Step))
 	return p, nil

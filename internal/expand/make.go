@@ -58,7 +58,9 @@ func (mk Maker) Standby(ctx context.Context, m, parent fleet.Member, conf fleet.
 		if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
 			return err
 		}
-		if err := mk.Fleet.MakeStandbyOf(ctx, m, parent); err != nil {
+		// The slot was made before the base backup: the rest of
+		// MakeStandbyOf.
+		if err := mk.Fleet.WriteStandby(ctx, m, parent); err != nil {
 			return err
 		}
 		if err := mk.Mark(ctx, m.Name()); err != nil {
@@ -83,7 +85,7 @@ func (mk Maker) Clone(ctx context.Context, m, source fleet.Member, conf fleet.Co
 	if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
 		return err
 	}
-	if err := mk.Fleet.SetConf(ctx, m, true, nil, []string{"primary_conninfo", "primary_slot_name"}); err != nil {
+	if err := fleet.Standalone(ctx, mk.Fleet, m); err != nil {
 		return fmt.Errorf("recovery settings: %w", err)
 	}
 	if err := mk.Fleet.SetStandby(ctx, m, false); err != nil {

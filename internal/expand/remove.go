@@ -2,7 +2,7 @@ package expand
 
 import (
 	"context"
-	"fmt"
+	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
@@ -51,25 +51,23 @@ func (x *Expander) Remove(ctx context.Context, want cluster.NodeType, names []st
 			return pgerror.New(pgerror.ObjectInUse, "the cluster only has one coordinator, cannot be removed")
 		}
 	}
-	var none Journal
-	plan, err := x.Catalog.Commit(ctx, &none, func(s *cluster.State) (cluster.GrowPlan, error) {
-		return cluster.GrowPlan{Plan: cluster.PlanRemove(s, names)}, nil
-	})
-	if err != nil {
+	// The nodes leave with the journal row that says so, in one
+	// transaction.
+	j := &journal{cat: x.Catalog, j: Journal{Command: "REMOVE " + strings.ToUpper(string(want)) + " " + strings.Join(names, ", ")}}
+	if _, err := j.commit(ctx, p, func(s *cluster.State) (cluster.GrowPlan, error) {
+		return cluster.GrowPlan{Plan: cluster.PlanRemove(s, names), Journal: cluster.JournalEntry{Status: "running", Step: "removed"}}, nil
+	}); err != nil {
 		return err
-	}
-	for _, n := range plan.Notices {
-		p.Notice(n.Severity, n.Message)
 	}
 	// The nodes have left: what follows runs even if the statement is
 	// cancelled.
 	ctx = context.WithoutCancel(ctx)
 	after, err := x.Catalog.Read(ctx)
-	if err != nil {
-		return err
+	if err == nil {
+		x.afterRemove(ctx, after.State, nodes, p)
 	}
-	x.afterRemove(ctx, after.State, nodes, p)
-	return nil
+	j.end(ctx, "after", err)
+	return err
 }
 
 // removable is node name if REMOVE may take it out of the cluster.
@@ -109,26 +107,8 @@ func (x *Expander) afterRemove(ctx context.Context, s *cluster.State, nodes []cl
 	}
 	for _, n := range nodes {
 		if !n.Type.IsMaster() {
-			x.dropSlot(ctx, s, n, p)
+			fleet.DropSlaveSlot(ctx, x.Fleet, s, n, p)
 		}
 	}
 	switches.RefreshCoordinators(ctx, x.Fleet, s, "", "", p)
-}
-
-// dropSlot drops a slave's replication slot on its master, which would
-// otherwise keep WAL for it forever. A master that is down keeps the
-// slot; a NOTICE says so.
-func (x *Expander) dropSlot(ctx context.Context, s *cluster.State, n cluster.Node, p Progress) {
-	pn, ok := s.Node(n.Master)
-	if !ok || !pn.Initialized {
-		return
-	}
-	m, err := fleet.At(s, pn)
-	if err == nil {
-		_, err = x.Fleet.DropSlot(ctx, m, n.Name)
-	}
-	if err != nil {
-		p.Notice("NOTICE", fmt.Sprintf(`replication slot "%s" on %s was not dropped (%v); drop it there once it runs: SELECT pg_drop_replication_slot('%s')`,
-			n.Name, cluster.Describe(pn), err, n.Name))
-	}
 }

@@ -27,7 +27,7 @@ func TestRemove(t *testing.T) {
 	}
 	r.nodes(t, map[string]string{"dn1s": "datanode slave dn1 async false false", "dn1p": "datanode slave dn1 sync true true"})
 	r.steps(t, fleettest.Join([]string{`syncnames dn1 FIRST 1 ("dn1p")`, "dropslot dn1s on dn1"}, refresh("gc", "cn1"))...)
-	r.journal(t)
+	r.journal(t, "REMOVE DATANODE SLAVE dn1s: running removed", "REMOVE DATANODE SLAVE dn1s: done end")
 	r.p.Has(t, "dn1p")
 }
 
@@ -90,7 +90,7 @@ func TestRemoveFollowUp(t *testing.T) {
 
 	r = newRig(world())
 	r.f.Nodes["dn1s"].Running = false
-	r.cat.fail["rows"] = fleettest.ErrBoom
+	r.cat.fail["running removed"] = fleettest.ErrBoom
 	if err := r.x.Remove(context.Background(), cluster.DatanodeSlave, []string{"dn1s"}, r.p); err != fleettest.ErrBoom {
 		t.Fatalf("Remove = %v", err)
 	}

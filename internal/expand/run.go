@@ -88,7 +88,7 @@ func (r *run) step(ctx context.Context, st cluster.GrowStep) error {
 		// would point it back at its source if it were ever made a standby
 		// by hand. Best effort, as after every promotion.
 		if m, err := member(r.sn.State, st.Node); err == nil {
-			_ = r.x.Fleet.SetConf(ctx, m, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+			_ = fleet.Standalone(ctx, r.x.Fleet, m)
 		}
 		return nil
 	case cluster.GrowDropSlot:
@@ -181,12 +181,11 @@ func (r *run) make(ctx context.Context, st cluster.GrowStep) error {
 	return mk.Standby(ctx, m, pm, conf)
 }
 
-// mark records that node is initialised (no journal row: the state the
-// command reaches is written at its GrowCatalog step).
+// mark records that node is initialised, with the journal row that says
+// so (the state the command reaches is written at its GrowCatalog step).
 func (r *run) mark(ctx context.Context, node string) error {
-	var none Journal
-	_, err := r.x.Catalog.Commit(ctx, &none, func(s *cluster.State) (cluster.GrowPlan, error) {
-		var p cluster.GrowPlan
+	_, err := r.j.commit(ctx, r.p, func(s *cluster.State) (cluster.GrowPlan, error) {
+		p := cluster.GrowPlan{Journal: cluster.JournalEntry{Status: "running", Step: "initialized " + node}}
 		if n, ok := s.Node(node); ok {
 			n.Initialized = true
 			p.UpdateNodes = []cluster.Node{n}

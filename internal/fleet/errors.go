@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
@@ -85,4 +86,62 @@ func Unreachable(err error) bool {
 		return pe.Code == pgerror.ConnectionFailure
 	}
 	return agentclient.Unreachable(err)
+}
+
+// wrapped is an error with what the caller was doing before its message.
+// A translated error's *pgerror.Error comes first in the chain, copied
+// under the longer message, so the client gets its SQLSTATE, hint and
+// detail with the whole message; the wrapped error follows (errors.Is).
+type wrapped struct {
+	msg string
+	pg  *pgerror.Error // nil: err was not translated
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+
+func (w *wrapped) Unwrap() []error {
+	if w.pg == nil {
+		return []error{w.err}
+	}
+	return []error{w.pg, w.err}
+}
+
+// Wrap is err with what the caller was doing before its message ("status
+// of dn1: …"), err kept in the chain (%w). A translated error (AgentError,
+// or any *pgerror.Error in the chain) keeps its SQLSTATE, hint and detail:
+// a dead agent stays 08006 with its START AGENT hint however many callers
+// add their words. nil stays nil.
+func Wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	w := &wrapped{msg: fmt.Sprintf(format, args...) + ": " + err.Error(), err: err}
+	if pe, ok := pgerror.As(err); ok {
+		c := *pe
+		c.Message = w.msg
+		w.pg = &c
+	}
+	return w
+}
+
+// WrapAs is Wrap for the error a command ends with: an err that was not
+// translated becomes a *pgerror.Error of code (55000 for a step that
+// failed); hint, when not "", is said after err's own hint.
+func WrapAs(err error, code, hint, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	w := Wrap(err, format, args...).(*wrapped)
+	if w.pg == nil {
+		w.pg = pgerror.New(code, "%s", w.msg)
+	}
+	switch {
+	case hint == "":
+	case w.pg.Hint == "":
+		w.pg.Hint = hint
+	default:
+		w.pg.Hint += " " + hint
+	}
+	return w
 }

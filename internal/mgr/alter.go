@@ -36,7 +36,7 @@ func (m *Manager) alterLive(e *req, s *cluster.State, req cluster.AlterNodeReque
 	if slices.Contains(plan.Live, "sync_state") {
 		master, _ := s.Node(n.Master)
 		mh, _ := s.Host(master.Host)
-		if _, err := m.agents.Ping(e.ctx, mh, pingTimeout); err != nil {
+		if err := m.fleet.AgentUp(e.ctx, mh); err != nil {
 			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" of %s is not running`, mh.Name, describeNode(master)).
 				WithHint("Run START AGENT %s first.", mh.Name)
 		}

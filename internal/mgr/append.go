@@ -156,16 +156,8 @@ func (m *Manager) zoneInit(e *req, st *parser.Zone) error {
 	sort.SliceStable(todo, func(i, j int) bool { return s.Depth(todo[i]) < s.Depth(todo[j]) })
 	var rows []map[string]string
 	for _, n := range todo {
-		kind := parser.NodeKind{Role: parser.Slave}
-		switch n.Type.Family() {
-		case cluster.Gtmcoord:
-			kind.Family = parser.Gtmcoord
-		case cluster.Coordinator:
-			kind.Family = parser.Coordinator
-		default:
-			kind.Family = parser.Datanode
-		}
-		desc, err := m.appendOne(e, &parser.Append{Kind: kind, Name: parser.Ident{Name: n.Name}})
+		// APPEND of the slave, its failure a row of the result.
+		desc, err := m.expander(e).Append(e.ctx, expand.Append{AppendRequest: cluster.AppendRequest{Name: n.Name, Type: n.Type}}, e.w)
 		ok := err == nil
 		if err != nil {
 			desc = err.Error()

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -136,11 +137,11 @@ func (c growCatalog) Commit(ctx context.Context, j *expand.Journal, decide func(
 		if p, err = decide(s); err != nil {
 			return err
 		}
+		if p.Journal.Status == "" {
+			return fmt.Errorf("catalog change of %s without its journal row", j.Command)
+		}
 		if err := tx.Apply(p.Plan); err != nil {
 			return err
-		}
-		if p.Journal.Status == "" {
-			return nil
 		}
 		id, err = tx.Journal(j.ID, j.Command, p.Journal.Status, p.Journal.Step, p.Journal.Detail)
 		return err

@@ -122,8 +122,8 @@ func (m *Manager) flushMove(e *req, s *cluster.State, plan cluster.FlushPlan, bi
 	journal := m.journal(e, "FLUSH HOST")
 	fail := func(step string, err error) error {
 		journal("failed", step, err.Error())
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "FLUSH HOST failed at %s: %s", step, err).
-			WithHint("Fix the cause and run FLUSH HOST again: it redoes every step and finishes what is left.")
+		return fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "Fix the cause and run FLUSH HOST again: it redoes every step and finishes what is left.",
+			"FLUSH HOST failed at %s", step)
 	}
 
 	// From here on the host's processes may be at the new address too:
@@ -211,11 +211,11 @@ func (m *Manager) repointSlave(e *req, s *cluster.State, n cluster.Node) error {
 	}
 	running, err := m.fleet.Running(e.ctx, t)
 	if err != nil {
-		return fmt.Errorf("status: %s", agentError(err))
+		return fleet.Wrap(err, "status")
 	}
 	if running {
 		if err := m.fleet.Reload(e.ctx, t); err != nil {
-			return fmt.Errorf("reload: %s", agentError(err))
+			return fleet.Wrap(err, "reload")
 		}
 	}
 	return nil
@@ -307,7 +307,7 @@ func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan
 	var toStart, sshStart []cluster.Host
 	for _, mh := range plan.Hosts {
 		moved[mh.Host.Name] = true
-		if _, err := m.agents.Ping(e.ctx, mh.Host, pingTimeout); err == nil {
+		if err := m.fleet.AgentUp(e.ctx, mh.Host); err == nil {
 			continue // already moved by an earlier FLUSH HOST
 		}
 		// The agent is started at the new address whether or not it
@@ -346,7 +346,7 @@ func (m *Manager) flushPrecheck(e *req, s *cluster.State, plan cluster.FlushPlan
 		}
 		running, err := m.fleet.Running(e.ctx, t)
 		if err != nil {
-			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "status of %s: %s", describeNode(n), agentError(err))
+			return nil, nil, fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "", "status of %s", describeNode(n))
 		}
 		if !running {
 			return nil, nil, pgerror.New(pgerror.ObjectNotInPrereqState, "%s is not running", describeNode(n)).
@@ -441,17 +441,17 @@ func (m *Manager) flushHBA(e *req, s *cluster.State, nodes []cluster.Node, add, 
 			return
 		}
 		if err := m.fleet.EditHBA(e.ctx, t, fleet.HBAEdit{AddManaged: add, Remove: remove}); err != nil {
-			errs[i] = fmt.Errorf("pg_hba.conf of %s: %s", n.Name, agentError(err))
+			errs[i] = fleet.Wrap(err, "pg_hba.conf of %s", n.Name)
 			return
 		}
 		running, err := m.fleet.Running(e.ctx, t)
 		if err != nil {
-			errs[i] = fmt.Errorf("status of %s: %s", n.Name, agentError(err))
+			errs[i] = fleet.Wrap(err, "status of %s", n.Name)
 			return
 		}
 		if running {
 			if err := m.fleet.Reload(e.ctx, t); err != nil {
-				errs[i] = fmt.Errorf("reload %s: %s", n.Name, agentError(err))
+				errs[i] = fleet.Wrap(err, "reload %s", n.Name)
 			}
 		}
 	})
@@ -468,7 +468,7 @@ func (m *Manager) writeStandby(ctx context.Context, s *cluster.State, t fleet.Me
 	ph, _ := s.Host(parentNode.Host)
 	parent := fleet.Member{Node: parentNode, Host: ph}
 	if err := m.fleet.WriteRecovery(ctx, t, parent); err != nil {
-		return fmt.Errorf("write primary_conninfo: %s", agentError(err))
+		return fleet.Wrap(err, "write primary_conninfo")
 	}
 	return nil
 }
@@ -484,7 +484,7 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 		return err
 	}
 	if err := m.fleet.SetConf(e.ctx, t, false, cluster.AddressParams(n, t.Host), nil); err != nil {
-		return fmt.Errorf("write postgresql.conf: %s", agentError(err))
+		return fleet.Wrap(err, "write postgresql.conf")
 	}
 	if !n.Type.IsMaster() {
 		if err := m.writeStandby(e.ctx, s, t); err != nil {
@@ -493,7 +493,7 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 	}
 	running, err := m.fleet.Running(e.ctx, t)
 	if err != nil {
-		return fmt.Errorf("status: %s", agentError(err))
+		return fleet.Wrap(err, "status")
 	}
 	if !running && !n.InCluster {
 		e.w.Notice("NOTICE", fmt.Sprintf("%s is stopped: it will listen on %s when started", describeNode(n), t.Host.Address))
@@ -507,11 +507,11 @@ func (m *Manager) moveNode(e *req, s *cluster.State, n cluster.Node) error {
 	e.w.Notice("NOTICE", fmt.Sprintf("restart %s on %s", describeNode(n), t.Host.Address))
 	if running {
 		if _, err := m.fleet.Stop(e.ctx, t, fleet.Fast); err != nil {
-			return fmt.Errorf("pg_ctl stop: %s", agentError(err))
+			return fleet.Wrap(err, "pg_ctl stop")
 		}
 	}
 	if _, err := m.fleet.Start(e.ctx, t); err != nil {
-		return fmt.Errorf("pg_ctl start: %s", agentError(err))
+		return fleet.Wrap(err, "pg_ctl start")
 	}
 	return nil
 }

@@ -484,7 +484,7 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		if okc[i] {
 			cleaned = append(cleaned, n.Name)
 			if single && !n.Type.IsMaster() {
-				m.dropSlot(e, s, n)
+				fleet.DropSlaveSlot(e.ctx, m.fleet, s, n, e.w)
 			}
 		}
 	}
@@ -494,22 +494,4 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		return err
 	}
 	return writeTable(e.w, cleanColumns, rows)
-}
-
-// dropSlot drops a cleaned slave's replication slot on its parent, which
-// would otherwise keep WAL for it forever. A parent that is down keeps the
-// slot; a NOTICE says so.
-func (m *Manager) dropSlot(e *req, s *cluster.State, n cluster.Node) {
-	p, ok := s.Node(n.Master)
-	if !ok || !p.Initialized {
-		return
-	}
-	pm, err := fleet.At(s, p)
-	if err == nil {
-		_, err = m.fleet.DropSlot(e.ctx, pm, n.Name)
-	}
-	if err != nil {
-		e.w.Notice("NOTICE", fmt.Sprintf(`replication slot "%s" on %s was not dropped (%v); drop it there once it runs: SELECT pg_drop_replication_slot('%s')`,
-			n.Name, describeNode(p), err, n.Name))
-	}
 }

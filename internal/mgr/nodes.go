@@ -254,7 +254,7 @@ func selectNodes(q string, s *cluster.State, st *parser.ListNode) ([]cluster.Nod
 		}
 	case parser.ListNodeByKind:
 		keep(func(n cluster.Node) bool {
-			if nodeType(parser.NodeKind{Family: st.Kind.Family}).Family() != n.Type.Family() {
+			if kinds.Family(st.Kind.Family) != n.Type.Family() {
 				return false
 			}
 			return st.Kind.Role == parser.RoleAny || n.Type.IsMaster() == (st.Kind.Role == parser.Master)

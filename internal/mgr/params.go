@@ -77,7 +77,7 @@ func (m *Manager) setParam(e *req, st *parser.SetParam) error {
 	}
 	for _, n := range live {
 		h, _ := sn.s.Host(n.Host)
-		if _, err := m.agents.Ping(e.ctx, h, pingTimeout); err != nil {
+		if err := m.fleet.AgentUp(e.ctx, h); err != nil {
 			return pgerror.New(pgerror.ObjectNotInPrereqState, `the agent on host "%s" is not running; %s cannot be updated`, h.Name, describeNode(n)).
 				WithHint("Run START AGENT %s first; nothing was changed.", h.Name)
 		}
