@@ -116,7 +116,7 @@ func (x *Switches) fence(ctx context.Context, m fleet.Member, p Progress) (bool,
 	}
 	if _, err := x.Fleet.Stop(ctx, m, fleet.Fast); err != nil {
 		if _, err := x.Fleet.Stop(ctx, m, fleet.Immediate); err != nil {
-			return false, pgerror.New(pgerror.ObjectNotInPrereqState, "try shut down node %s failed: %s", m.Name(), err)
+			return false, fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "", "try shut down node %s failed", m.Name())
 		}
 	}
 	p.Notice("NOTICE", fmt.Sprintf("the old master %s was stopped", m.Name()))
@@ -142,7 +142,7 @@ func Promote(ctx context.Context, f fleet.Fleet, m fleet.Member, p Progress) err
 	switch {
 	case err == nil && rec:
 		// Still a standby: make sure it stays one, then revert.
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "promote %s: %s", m.Name(), perr)
+		return fleet.WrapAs(perr, pgerror.ObjectNotInPrereqState, "", "promote %s", m.Name())
 	case err == nil:
 		p.Notice("WARNING", fmt.Sprintf("pg_ctl promote of %s reported %s, but it runs as a primary: the switch goes on", m.Name(), perr))
 		return nil

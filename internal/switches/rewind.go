@@ -54,7 +54,7 @@ func (x *Switches) Rewind(ctx context.Context, r Rewind, p Progress) (Result, er
 			WithHint("Run START AGENT %s first.", nm.Host.Name)
 	}
 	if _, err := x.Fleet.InRecovery(ctx, pm); err != nil {
-		return Result{}, pgerror.New(pgerror.ObjectNotInPrereqState, `%s does not running normal: %s`, cluster.Describe(parent), err)
+		return Result{}, fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "", "%s does not running normal", cluster.Describe(parent))
 	}
 	run := &switchRun{x: x, p: p, j: &Journal{Command: "REWIND " + n.Name}, sn: sn, plan: cluster.RewindSteps(parent.Name, n.Name),
 		fallback: r.FallbackBaseBackup && !r.BaseBackup}

@@ -50,7 +50,11 @@ func (r *switchRun) run(ctx context.Context, steps []cluster.SwitchStep) (contex
 			r.x.note(ctx, r.j, st.Journal.Status, st.Journal.Step, st.Journal.Detail)
 		}
 		if err := r.step(ctx, st); err != nil {
-			return ctx, r.fail(ctx, st, err)
+			// fail may let the switch go on (a problem after the promotion).
+			if err := r.fail(ctx, st, err); err != nil {
+				return ctx, err
+			}
+			continue
 		}
 		switch st.Kind {
 		case cluster.GrowPromote:
@@ -125,7 +129,7 @@ func (r *switchRun) on(ctx context.Context, st cluster.SwitchStep, m, from fleet
 		// A primary keeps the recovery settings it had as a standby; they
 		// would point it at the old master if it were ever made a standby
 		// by hand. Best effort.
-		f.SetConf(context.WithoutCancel(ctx), m, true, nil, []string{"primary_conninfo", "primary_slot_name"})
+		fleet.Standalone(context.WithoutCancel(ctx), f, m)
 		return nil
 	case cluster.SwitchCleanShutdown:
 		return r.x.cleanShutdown(ctx, m, from, r.p)
@@ -243,10 +247,11 @@ func (r *switchRun) rejoin(ctx context.Context, st cluster.SwitchStep) error {
 	}
 	r.p.Notice("WARNING", fmt.Sprintf("%s could not follow %s: %s; REWIND %s SLAVE %s repairs it", oldM.Name(), newM.Name(), err,
 		strings.ToUpper(string(oldM.Node.Type.Family())), oldM.Name()))
-	if err := r.x.Catalog.Commit(ctx, r.j, Step{"running", "kick out " + oldM.Name(), err.Error()}, func(sn Snapshot) (cluster.Plan, error) {
+	// After the promotion: tried a few times, as the catalog step.
+	if err := r.x.commitRetry(ctx, r.j, Step{"running", "kick out " + oldM.Name(), err.Error()}, func(sn Snapshot) (cluster.Plan, error) {
 		return cluster.PlanKickOut(sn.State, oldM.Name()), nil
 	}); err != nil {
-		return err
+		return fmt.Errorf("the node table still lists %s in the cluster: %w", oldM.Name(), err)
 	}
 	return r.reread(ctx)
 }
@@ -266,8 +271,10 @@ func (r *switchRun) syncNames(ctx context.Context, st cluster.SwitchStep) {
 // switched is the failure rule of FAILOVER and SWITCHOVER: a fence that
 // fails gives the doctor its node back; a promotion that fails is
 // reverted, an unclear one stops the switch with nothing reverted; once
-// promoted nothing is reverted (a catalog that cannot follow is an
-// internal error); anything else before the promotion is reverted.
+// promoted nothing is reverted: a catalog that cannot follow is an
+// internal error, any other problem a WARNING after which the remaining
+// steps run and the switch finishes; anything else before the promotion
+// is reverted.
 func (r *switchRun) switched(ctx context.Context, st cluster.SwitchStep, err error) error {
 	switch {
 	case st.Kind == cluster.SwitchFence || st.Kind == cluster.SwitchStopMaster:
@@ -284,7 +291,10 @@ func (r *switchRun) switched(ctx context.Context, st cluster.SwitchStep, err err
 		}
 		return pe
 	case r.promoted:
-		return err
+		// The switch happened: the problem is said, the rest goes on
+		// and the switch finishes.
+		r.p.Notice("WARNING", err.Error())
+		return nil
 	}
 	return r.revert(ctx, err)
 }
@@ -324,6 +334,9 @@ func (r *switchRun) rewindError(st cluster.SwitchStep, label string, err error) 
 	pe := pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s: %s", r.plan.New, label, err)
 	if e, ok := pgerror.As(err); ok && e.Detail != "" {
 		pe = pgerror.New(pgerror.ObjectNotInPrereqState, "rewind %s: %s failed", r.plan.New, label).WithDetail("%s", e.Detail)
+	} else if ok && e.Code == pgerror.ConnectionFailure {
+		// A dead agent stays 08006 with its START AGENT hint.
+		pe.Code, pe.Hint = e.Code, e.Hint
 	}
 	if cluster.RewindFallsBack(st) && r.plan.Done.Detail != cluster.ByBaseBackup {
 		n, _ := r.sn.State.Node(r.plan.New)
