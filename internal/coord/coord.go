@@ -92,14 +92,42 @@ func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) str
 	// failover this coordinator missed while it was down) is renamed after
 	// the master of that node's replication group, so that its foreign
 	// tables and the slot map follow.
+	for _, r := range renames(s, ok) {
+		b.WriteString(RenameServer(r[0], r[1]))
+	}
+	for _, v := range Servers(s, c, ok) {
+		b.WriteString(EnsureServer(v.Name, v.Address, v.Port, v.User))
+	}
+	return b.String()
+}
+
+// renames are the servers Configure renames: [old, new] for each datanode
+// that is no longer a master, new being the master of its group.
+func renames(s *cluster.State, ok func(cluster.Node) bool) [][2]string {
+	var out [][2]string
 	for _, old := range s.Nodes {
 		if old.Type == cluster.DatanodeMaster || old.Type.Family() != cluster.Datanode {
 			continue
 		}
 		if root := groupMaster(s, old); root.Type == cluster.DatanodeMaster && ok(root) {
-			b.WriteString(RenameServer(old.Name, root.Name))
+			out = append(out, [2]string{old.Name, root.Name})
 		}
 	}
+	return out
+}
+
+// Server is a foreign server a coordinator has: named after a datanode
+// master, pointing at Address:Port (the master's, or for a read-only
+// coordinator its sync slave's).
+type Server struct {
+	Name, Address string
+	Port          int
+	User          string
+}
+
+// Servers are the foreign servers Configure gives coordinator c.
+func Servers(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) []Server {
+	var out []Server
 	for _, d := range s.Nodes {
 		if d.Type != cluster.DatanodeMaster || !ok(d) {
 			continue
@@ -114,9 +142,36 @@ func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) str
 			}
 		}
 		h, _ := s.Host(src.Host)
-		b.WriteString(EnsureServer(d.Name, h.Address, src.Port, h.User))
+		out = append(out, Server{Name: d.Name, Address: h.Address, Port: src.Port, User: h.User})
 	}
-	return b.String()
+	return out
+}
+
+// ServersQuery reads a coordinator's postgres_fdw servers: name, then
+// "host:port" from their options.
+const ServersQuery = `SELECT s.srvname::text,
+	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'host'), '') || ':' ||
+	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'port'), '')
+FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+WHERE w.fdwname = 'postgres_fdw'`
+
+// Stale reports whether coordinator c, whose postgres_fdw servers are have
+// (ServersQuery: name → "host:port"), lacks what Configure would give it:
+// a server missing or pointing elsewhere, or one still named after a node
+// that is no longer a datanode master (a failover it missed while cut
+// off: it would route that group's queries to the old master).
+func Stale(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool, have map[string]string) bool {
+	for _, r := range renames(s, ok) {
+		if _, found := have[r[0]]; found {
+			return true
+		}
+	}
+	for _, v := range Servers(s, c, ok) {
+		if have[v.Name] != v.Address+":"+strconv.Itoa(v.Port) {
+			return true
+		}
+	}
+	return false
 }
 
 // groupMaster is the top of n's replication tree (n itself for a master).

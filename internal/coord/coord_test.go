@@ -65,3 +65,32 @@ func TestConfigure(t *testing.T) {
 		t.Error("IsCoordinator")
 	}
 }
+
+// TestStale: a coordinator that missed a failover (a server still named
+// after the old master, none for the new one) or whose server points
+// elsewhere is stale; one Configure wrote is not.
+func TestStale(t *testing.T) {
+	s := &cluster.State{Hosts: []cluster.Host{{Name: "h1", Address: "10.0.0.1"}, {Name: "h2", Address: "10.0.0.2"}}}
+	add := func(n cluster.Node) { n.ID = int64(len(s.Nodes) + 1); n.InCluster = true; s.Nodes = append(s.Nodes, n) }
+	add(cluster.Node{Name: "cn", Host: "h2", Type: cluster.CoordinatorMaster, Port: 2})
+	add(cluster.Node{Name: "dn1s", Host: "h2", Type: cluster.DatanodeMaster, Port: 4})
+	add(cluster.Node{Name: "dn1", Host: "h1", Type: cluster.DatanodeSlave, Master: "dn1s", Port: 5})
+	add(cluster.Node{Name: "dn2", Host: "h1", Type: cluster.DatanodeMaster, Port: 3})
+	ok := func(n cluster.Node) bool { return n.InCluster }
+	c, _ := s.Node("cn")
+	tests := []struct {
+		name string
+		have map[string]string
+		want bool
+	}{
+		{"up to date", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3", "other": "x:1"}, false},
+		{"missed the failover", map[string]string{"dn1": "10.0.0.1:5", "dn2": "10.0.0.1:3"}, true},
+		{"renamed but not re-pointed", map[string]string{"dn1s": "10.0.0.1:5", "dn2": "10.0.0.1:3"}, true},
+		{"a server missing", map[string]string{"dn1s": "10.0.0.2:4"}, true},
+	}
+	for _, tt := range tests {
+		if got := Stale(s, c, ok, tt.have); got != tt.want {
+			t.Errorf("%s: Stale = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -5,7 +5,10 @@
 // cannot repair (out of the cluster, so that no commit waits for it) and
 // brings back — rewinds — the nodes that wait out of the cluster: the old
 // master of its own failover, a slave that could not follow it, an
-// isolated node. The decision (Decide) is a pure function over what one
+// isolated node. Whatever a DBA allowed it, it fences (stops) a node the
+// catalog does not call a master that answers as a primary — an old master
+// cut off during a failover, seen again — and refreshes a coordinator that
+// still routes to a node that is no longer a master (docs/HA.md). The decision (Decide) is a pure function over what one
 // round observed and what earlier rounds remembered; the actions are the
 // manager's, behind the Actions interface, so the loop knows nothing of
 // agents or SQL.
@@ -75,6 +78,21 @@ type Observation struct {
 	// Stray: a slave that answers while its master answers as a primary,
 	// but is not among the master's streaming standbys.
 	Stray bool
+	// Primary: a Slave — a node the catalog does not call a master (a
+	// slave, the kicked-out old master of a failover) — answers as a primary
+	// (pg_is_in_recovery() false): a second writable master. It is fenced
+	// at once, whatever its allowcure or curestatus.
+	Primary bool
+	// Master is its master in the catalog, for the fence's reason.
+	Master string
+	// FenceOnly: a node the doctor may not cure (a DBA stopped it, kicked
+	// it out with FAILOVER, or turned the doctor off for it or its host),
+	// watched only so that it is fenced when it answers as a primary.
+	FenceOnly bool
+	// Stale: a coordinator that answers but whose foreign servers do not
+	// match the catalog (it missed a failover's re-point while it was cut
+	// off): it would route to the old master.
+	Stale bool
 }
 
 // Config tunes the loop.
@@ -115,13 +133,19 @@ const (
 	Rewind ActionKind = "rewind"
 	// Rejoin starts a waiting coordinator and takes it back.
 	Rejoin ActionKind = "rejoin"
+	// Fence stops (fast, then immediate) a node that answers as a primary
+	// while the catalog says it is not a master.
+	Fence ActionKind = "fence"
+	// Refresh writes a stale coordinator's node list and foreign servers
+	// again.
+	Refresh ActionKind = "refresh"
 )
 
 // Action is one decision of a round.
 type Action struct {
 	Kind ActionKind
 	Node string
-	// Reason says why, for Isolate (the journal and the log).
+	// Reason says why, for Isolate and Fence (the journal and the log).
 	Reason string
 }
 
@@ -133,6 +157,7 @@ type health struct {
 	strays   int    // consecutive rounds it answered but did not stream
 	follows  int    // re-points tried since it last streamed
 	wait     int    // rounds before a waiting node's repair is tried again
+	refresh  int    // rounds before a stale coordinator is refreshed again
 }
 
 // Memory is the state Decide carries from round to round.
@@ -167,8 +192,12 @@ func blind(obs []Observation) bool {
 // master for cfg.Failures rounds is re-pointed, and isolated after
 // cfg.Follows tries. A waiting node is repaired as soon as its agent
 // answers, and again every cfg.Retry rounds while it waits. After an
-// action the count starts again. A round that saw nothing at all decides
-// nothing.
+// action the count starts again. A node the catalog does not call a master
+// that answers as a primary is fenced at once, every round it does,
+// before anything else and whatever the doctor may otherwise do to it (a
+// FenceOnly node: nothing else); a stale coordinator is refreshed at once,
+// then every cfg.Retry rounds while it stays stale. A round that saw
+// nothing at all decides nothing.
 func Decide(mem Memory, obs []Observation, cfg Config) []Action {
 	if blind(obs) {
 		return nil
@@ -191,8 +220,26 @@ func Decide(mem Memory, obs []Observation, cfg Config) []Action {
 }
 
 func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
+	if o.Primary && o.Role == Slave {
+		// Safety first: whatever was counted about it no longer holds.
+		delete(mem, o.Node)
+		return Action{Kind: Fence, Node: o.Node, Reason: FenceReason(o.Master)}, true
+	}
+	if o.FenceOnly {
+		delete(mem, o.Node)
+		return Action{}, false
+	}
 	if Waiting(o.Cure) {
 		return decideWaiting(mem.get(o), o, cfg)
+	}
+	if o.Answering && o.Stale {
+		h := mem.get(o)
+		if h.refresh > 0 {
+			h.refresh--
+			return Action{}, false
+		}
+		h.refresh = cfg.Retry
+		return Action{Kind: Refresh, Node: o.Node}, true
 	}
 	if o.Responding || (o.Answering && !o.Stray) {
 		delete(mem, o.Node)
@@ -230,6 +277,15 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		reason = "down, and restarting it did not help"
 	}
 	return Action{Kind: Isolate, Node: o.Node, Reason: reason}, true
+}
+
+// FenceReason is why a node that answers as a primary is fenced: the
+// journal's, the log's and MONITOR's words.
+func FenceReason(master string) string {
+	if master == "" {
+		return "runs as a primary but the catalog says it is not a master: two masters"
+	}
+	return "runs as a primary but the catalog says it is a slave of " + master + ": two masters"
 }
 
 // decideWaiting repairs a waiting node once its agent answers, then every
@@ -274,7 +330,10 @@ func (mem Memory) Skipped(a Action, cfg Config) {
 		h.failures, h.strays = cfg.Failures-1, cfg.Failures-1
 	case Rewind, Rejoin:
 		h.wait = 0
+	case Refresh:
+		h.refresh = 0
 	}
+	// Fence: decided again at once next round, nothing to undo.
 }
 
 // ErrBusy marks an action that did not run because a DBA's command holds
@@ -299,6 +358,11 @@ type Actions interface {
 	Rewind(ctx context.Context, node string) error
 	// Rejoin starts a waiting coordinator and takes it back.
 	Rejoin(ctx context.Context, node string) error
+	// Fence stops a node that answers as a primary while the catalog says
+	// it is not a master (fast, then immediate), for reason.
+	Fence(ctx context.Context, node, reason string) error
+	// Refresh writes a coordinator's node list and foreign servers again.
+	Refresh(ctx context.Context, node string) error
 }
 
 // do runs one action.
@@ -316,6 +380,10 @@ func do(ctx context.Context, a Actions, act Action) error {
 		return a.Rewind(ctx, act.Node)
 	case Rejoin:
 		return a.Rejoin(ctx, act.Node)
+	case Fence:
+		return a.Fence(ctx, act.Node, act.Reason)
+	case Refresh:
+		return a.Refresh(ctx, act.Node)
 	}
 	return errors.New("unknown action " + string(act.Kind))
 }
@@ -328,6 +396,8 @@ var says = map[ActionKind]string{
 	Isolate:  "doctor: node cannot be repaired in place, isolating it",
 	Rewind:   "doctor: node waits out of the cluster, rewinding it",
 	Rejoin:   "doctor: coordinator waits out of the cluster, taking it back",
+	Fence:    "doctor: a node that is not a master runs as a primary, fencing it",
+	Refresh:  "doctor: coordinator routes to nodes that are no longer masters, refreshing it",
 }
 
 // Run is the loop; it returns when ctx is cancelled. Actions run one at a

@@ -92,6 +92,54 @@ func TestDecide(t *testing.T) {
 			slave(Observation{Cure: Isolated, AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}),
 			slave(Observation{AgentUp: true})},
 			[][]Action{{{Kind: Rewind, Node: "s1"}}, nil, nil, {{Kind: Restart, Node: "s1"}}}},
+
+		// A node the catalog does not call a master that answers as a
+		// primary is fenced at once, every round it does, whatever else
+		// the doctor counted about it or may do to it.
+		{"a slave running as a primary is fenced at once", [][]Observation{
+			slave(Observation{Primary: true, Master: "dn1", AgentUp: true}), slave(Observation{AgentUp: true}),
+			slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true})},
+			[][]Action{{{Kind: Fence, Node: "s1", Reason: "runs as a primary but the catalog says it is a slave of dn1: two masters"}},
+				nil, nil, {{Kind: Restart, Node: "s1"}}}},
+		{"a fence resets what was counted", [][]Observation{
+			slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true}), slave(Observation{Primary: true, Master: "dn1"}),
+			slave(Observation{AgentUp: true}), slave(Observation{AgentUp: true})},
+			[][]Action{nil, nil, {{Kind: Fence, Node: "s1", Reason: FenceReason("dn1")}}, nil, nil}},
+		{"a fence is tried again every round", [][]Observation{
+			slave(Observation{Primary: true, Master: "dn1"}), slave(Observation{Primary: true, Master: "dn1"})},
+			[][]Action{{{Kind: Fence, Node: "s1", Reason: FenceReason("dn1")}}, {{Kind: Fence, Node: "s1", Reason: FenceReason("dn1")}}}},
+		// The old master of a DBA's FAILOVER (allowcure off): fenced when
+		// it answers as a primary, otherwise left alone.
+		{"a kicked-out old master is fenced, and only that", [][]Observation{
+			slave(Observation{FenceOnly: true}), slave(Observation{FenceOnly: true, Primary: true, Master: "dn1s", AgentUp: true}),
+			slave(Observation{FenceOnly: true, AgentUp: true}), slave(Observation{FenceOnly: true, AgentUp: true}),
+			slave(Observation{FenceOnly: true, AgentUp: true}), slave(Observation{FenceOnly: true, AgentUp: true})},
+			[][]Action{nil, {{Kind: Fence, Node: "s1", Reason: FenceReason("dn1s")}}, nil, nil, nil, nil}},
+		// The old master of the doctor's own failover: fenced, then
+		// rewound (the existing oldmaster path).
+		{"the doctor's old master is fenced, then rewound", [][]Observation{
+			slave(Observation{Cure: OldMaster}), slave(Observation{Cure: OldMaster, Primary: true, Master: "dn1s", AgentUp: true}),
+			slave(Observation{Cure: OldMaster, AgentUp: true})},
+			[][]Action{nil, {{Kind: Fence, Node: "s1", Reason: FenceReason("dn1s")}}, {{Kind: Rewind, Node: "s1"}}}},
+		// A master is a primary by right: never fenced.
+		{"a master is never fenced", [][]Observation{{{Node: "dn1", Role: Master, Answering: true, Primary: true}, {Node: "cn1", Role: Coordinator, Answering: true, Primary: true}}},
+			[][]Action{nil}},
+		// A fence-only node that does not answer counts nothing and does
+		// not make a round seeing something else blind-proof.
+		{"fence-only nodes alone are a blind round", [][]Observation{
+			{{Node: "dn1"}, {Node: "s1", Role: Slave, FenceOnly: true}}, {{Node: "dn1"}, {Node: "s1", Role: Slave, FenceOnly: true}},
+			{{Node: "dn1"}, {Node: "s1", Role: Slave, FenceOnly: true}}},
+			[][]Action{nil, nil, nil}},
+
+		// A coordinator that missed a failover's re-point is refreshed at
+		// once, then every Retry rounds while it stays stale.
+		{"a stale coordinator is refreshed", [][]Observation{
+			coord(Observation{Answering: true, Stale: true}), coord(Observation{Answering: true, Stale: true}),
+			coord(Observation{Answering: true, Stale: true}), coord(Observation{Answering: true, Stale: true}),
+			coord(Observation{Answering: true}), coord(Observation{Answering: true, Stale: true})},
+			[][]Action{{{Kind: Refresh, Node: "cn1"}}, nil, nil, {{Kind: Refresh, Node: "cn1"}}, nil, {{Kind: Refresh, Node: "cn1"}}}},
+		{"a stale coordinator that is down is not refreshed", [][]Observation{coord(Observation{Stale: true, AgentUp: true})},
+			[][]Action{nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +169,8 @@ func TestSkipped(t *testing.T) {
 		{"isolate", Observation{Node: "n", Role: Coordinator}, []ActionKind{Isolate, Isolate}},
 		{"follow", Observation{Node: "n", Role: Slave, Answering: true, Stray: true}, []ActionKind{Follow, Follow}},
 		{"rewind", Observation{Node: "n", Role: Slave, Cure: OldMaster, AgentUp: true}, []ActionKind{Rewind, Rewind}},
+		{"fence", Observation{Node: "n", Role: Slave, FenceOnly: true, Primary: true}, []ActionKind{Fence, Fence}},
+		{"refresh", Observation{Node: "n", Role: Coordinator, Answering: true, Stale: true}, []ActionKind{Refresh, Refresh}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,3 +101,37 @@ func TestPlanRejoinAndRewoundNotice(t *testing.T) {
 		t.Errorf("RewoundNotice of a node out of the cluster")
 	}
 }
+
+// TestIsolatingTheOnlySyncSlaveForbidsFailover is docs/HA.md's rule (b):
+// the doctor may empty a master's synchronous_standby_names by isolating
+// its only sync slave (the master then acknowledges commits alone, and
+// keeps serving), but from then on no failover of that master happens
+// without FORCE — the async slave left may lack acknowledged commits — so
+// the doctor (which never uses FORCE) never makes a second master of it.
+func TestIsolatingTheOnlySyncSlaveForbidsFailover(t *testing.T) {
+	s := state(
+		node(1, "dn1", cluster.DatanodeMaster, "", "", true),
+		node(2, "s1", cluster.DatanodeSlave, "dn1", cluster.Sync, true),
+		node(3, "s2", cluster.DatanodeSlave, "dn1", cluster.Async, true),
+	)
+	probes := map[string]cluster.Probe{"s2": {Reachable: true, InRecovery: true, LSN: 100}}
+	p := PlanIsolate(s, "s1", "down, and the agent of its host does not answer")
+	after := state(s.Nodes...)
+	for _, u := range p.UpdateNodes {
+		for i := range after.Nodes {
+			if after.Nodes[i].Name == u.Name {
+				after.Nodes[i] = u
+			}
+		}
+	}
+	in := func(n cluster.Node) bool { return n.InCluster }
+	if names := cluster.SyncNames(after, "dn1", in); names != "" {
+		t.Errorf("dn1's sync names after isolating its only sync slave = %q, want empty", names)
+	}
+	if err := cluster.CheckCandidate(after, "dn1", "", false, probes); err == nil {
+		t.Errorf("a failover of dn1 without FORCE is allowed after its only sync slave was isolated")
+	}
+	if err := cluster.CheckCandidate(after, "dn1", "", true, probes); err != nil {
+		t.Errorf("FORCE: %v", err)
+	}
+}

@@ -47,6 +47,10 @@ func (h *hands) Isolate(_ context.Context, n, _ string) error {
 }
 func (h *hands) Rewind(_ context.Context, n string) error { return h.act(Rewind, n) }
 func (h *hands) Rejoin(_ context.Context, n string) error { return h.act(Rejoin, n) }
+func (h *hands) Fence(_ context.Context, n, _ string) error {
+	return h.act(Fence, n)
+}
+func (h *hands) Refresh(_ context.Context, n string) error { return h.act(Refresh, n) }
 
 // TestRunRetriesWhenBusy: a DBA's command that holds the cluster makes the
 // doctor try the same action next round, without spending a restart.

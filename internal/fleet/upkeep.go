@@ -38,6 +38,10 @@ type Upkeep interface {
 	SQLStatus(ctx context.Context, m Member, timeout time.Duration) (pgclient.Status, error)
 	// Replication reads m's pg_stat_replication.
 	Replication(ctx context.Context, m Member) ([]pgclient.Replica, error)
+	// ForeignServers reads coordinator c's postgres_fdw servers (name →
+	// "host:port"; coord.ServersQuery), which coord.Stale compares with
+	// the catalog.
+	ForeignServers(ctx context.Context, c Member) (map[string]string, error)
 	// Settings reads current_setting of each key on m.
 	Settings(ctx context.Context, m Member, keys []string) (map[string]string, error)
 	// ShowSettings reads m's parameters whose name contains pattern (SHOW

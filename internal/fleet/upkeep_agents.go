@@ -8,6 +8,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/api/agentpb"
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/jackc/pgx/v5"
 )
@@ -91,6 +92,27 @@ func (a *Agents) Replication(ctx context.Context, m Member) ([]pgclient.Replica,
 		return err
 	})
 	return reps, err
+}
+
+// ForeignServers implements Fleet.
+func (a *Agents) ForeignServers(ctx context.Context, c Member) (map[string]string, error) {
+	out := map[string]string{}
+	err := a.execWithin(ctx, c, 3*time.Second, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, coord.ServersQuery)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name, at string
+			if err := rows.Scan(&name, &at); err != nil {
+				return err
+			}
+			out[name] = at
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // Settings implements Fleet.

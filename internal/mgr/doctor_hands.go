@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/doctor"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
@@ -53,21 +54,65 @@ func curable(s *cluster.State) []watched {
 	return out
 }
 
+// fenceOnly are the nodes the catalog does not call masters that the
+// doctor may not cure (kicked out by a DBA's FAILOVER, stopped, the doctor
+// off for them or their hosts): watched only so that one answering as a
+// primary — a second writable master — is fenced (docs/HA.md). Nodes of a
+// host whose address moved are left out: they listen where the catalog no
+// longer says.
+func fenceOnly(s *cluster.State) []watched {
+	cure := map[string]bool{}
+	for _, n := range curable(s) {
+		cure[n.Name] = true
+	}
+	var out []watched
+	for _, n := range s.Nodes {
+		if _, ok := s.Host(n.Host); !ok || n.Type.IsMaster() || cure[n.Name] || len(s.Moved[n.Host]) > 0 {
+			continue
+		}
+		out = append(out, watched{n, doctor.Slave})
+	}
+	return out
+}
+
 func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) {
 	s, err := d.m.state(ctx)
 	if err != nil {
 		return nil, err
 	}
 	nodes := curable(s)
+	cured := len(nodes)
+	nodes = append(nodes, fenceOnly(s)...)
 	obs := make([]doctor.Observation, len(nodes))
-	parallel(len(nodes), func(i int) { obs[i] = d.observe(ctx, s, nodes[i]) })
-	d.streams(ctx, s, nodes, obs)
+	parallel(len(nodes), func(i int) {
+		if i < cured {
+			obs[i] = d.observe(ctx, s, nodes[i])
+			return
+		}
+		obs[i] = doctor.Observation{Node: nodes[i].Name, Role: doctor.Slave, Cure: nodes[i].CureStatus, FenceOnly: true, Master: nodes[i].Master}
+		obs[i].Primary = d.primary(ctx, s, nodes[i].Node)
+	})
+	d.streams(ctx, s, nodes[:cured], obs[:cured])
 	return obs, nil
 }
 
-// observe looks at one node: a waiting one only needs its host's agent.
+// primary reports whether n answers as a primary.
+func (d doctorHands) primary(ctx context.Context, s *cluster.State, n cluster.Node) bool {
+	t, err := fleet.At(s, n)
+	if err != nil {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
+	defer cancel()
+	st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
+	return err == nil && !st.Recovery
+}
+
+// observe looks at one node: a waiting one needs its host's agent, and is
+// fenced first when it answers as a primary (the old master of the
+// doctor's failover, seen again after a partition).
 func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) doctor.Observation {
-	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus}
+	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master}
 	t, err := fleet.At(s, n.Node)
 	if err != nil {
 		return o
@@ -79,6 +124,7 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) d
 	}
 	if doctor.Waiting(n.CureStatus) {
 		o.AgentUp = agentUp()
+		o.Primary = n.role != doctor.Coordinator && d.primary(ctx, s, n.Node)
 		return o
 	}
 	// 2 s to log in, 5 s for the query.
@@ -89,13 +135,13 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) d
 	case err != nil:
 	case st.Recovery && n.role == doctor.Slave, !st.Recovery && n.role != doctor.Slave:
 		o.Answering = true
-	case n.role == doctor.Master:
+		o.Stale = d.stale(ctx, s, n.Node, t)
+	case n.role != doctor.Slave:
 		// A master still in recovery after a restart: not down.
 		o.Answering = true
 	default:
-		// A slave that answers as a primary is left alone: restarting
-		// it would not make it a standby.
-		o.Responding, o.Error = true, "runs as a primary"
+		// A slave that answers as a primary: two masters, fenced.
+		o.Primary = true
 	}
 	if pe := pgclient.ServerError(err); pe != nil {
 		// It runs and said no (a DBA's pg_hba.conf or ALTER DATABASE,
@@ -119,6 +165,19 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) d
 		}
 	}
 	return o
+}
+
+// stale reports whether n, a coordinator in the cluster, routes to
+// servers the catalog no longer has (coord.Stale): it was cut off when a
+// switch re-pointed the coordinators. A read that fails says nothing.
+func (d doctorHands) stale(ctx context.Context, s *cluster.State, n cluster.Node, t fleet.Member) bool {
+	if !coord.IsCoordinator(n) || !n.InCluster {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	have, err := d.m.fleet.ForeignServers(qctx, t)
+	return err == nil && coord.Stale(s, n, inCluster, have)
 }
 
 // streams compares the slaves with their masters' pg_stat_replication: a
@@ -242,15 +301,85 @@ func (d doctorHands) commit(ctx context.Context, j *switches.Journal, step switc
 
 // Restart starts a node in place. Under the cluster lock: a switch in
 // progress has stopped the old master on purpose, and starting it again
-// would make two masters.
+// would make two masters. A node the catalog (read again under the lock)
+// does not call a master is made a standby of its master first
+// (recovery settings and standby.signal): whatever its data directory
+// says — a fenced node that ran as a primary, an old master whose switch
+// was cut short — it must never start as a primary.
 func (d doctorHands) Restart(ctx context.Context, node string) error {
 	return d.under(ctx, doctor.Restart, node, false, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
 		t, err := fleet.At(s, n.Node)
 		if err != nil {
 			return "", err
 		}
+		if !n.Type.IsMaster() {
+			parent, err := fleet.Of(s, n.Master)
+			if err != nil {
+				return "", fmt.Errorf("not started, its master is unknown: %w", err)
+			}
+			if err := d.m.fleet.WriteStandby(ctx, t, parent); err != nil {
+				return "", fmt.Errorf("not started as a standby: %w", err)
+			}
+		}
 		_, err = d.m.fleet.Start(ctx, t)
 		return "", err
+	})
+}
+
+// Fence stops a node that answers as a primary while the catalog says it
+// is not a master — fast, then immediate — whatever its allowcure: a
+// safety action, journaled DOCTOR FENCE. Under the cluster lock (a
+// SWITCHOVER promotes its new master before the catalog says so, and holds
+// the lock meanwhile), after reading the catalog and the node again. A
+// waiting old master is then rewound by the doctor; one a DBA kicked out
+// stays stopped until the DBA's REWIND.
+func (d doctorHands) Fence(ctx context.Context, node, reason string) error {
+	unlock, err := d.lock("the doctor's fence")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return err
+	}
+	n, ok := s.Node(node)
+	if !ok || n.Type.IsMaster() {
+		return nil // a switch made it a master meanwhile
+	}
+	t, err := fleet.At(s, n)
+	if err != nil {
+		return err
+	}
+	if rec, err := d.m.fleet.InRecovery(ctx, t); err != nil || rec {
+		return nil // stopped or a standby again meanwhile
+	}
+	j := &switches.Journal{Command: "DOCTOR " + strings.ToUpper(string(doctor.Fence)) + " " + node}
+	status, detail := "done", reason+"; stopped"
+	if _, err = d.m.fleet.Stop(ctx, t, fleet.Fast); err != nil {
+		detail = reason + "; stopped (immediate)"
+		if _, err = d.m.fleet.Stop(ctx, t, fleet.Immediate); err != nil {
+			status, detail = "failed", reason+"; cannot stop it: "+err.Error()
+		}
+	}
+	_ = switchCatalog{d.m}.Commit(ctx, j, switches.Step{Status: status, Name: "end", Detail: detail}, nil)
+	if err != nil {
+		return fmt.Errorf("cannot fence %s (%s): %w", node, reason, err)
+	}
+	logProgress{d.m.log}.Notice("WARNING", fmt.Sprintf("%s %s; it was stopped (fenced)", node, reason))
+	return nil
+}
+
+// Refresh writes a stale coordinator's node list and foreign servers again
+// (coord.Configure renames a server named after an old master and points
+// each at its master): it missed a switch's re-point while cut off.
+func (d doctorHands) Refresh(ctx context.Context, node string) error {
+	return d.under(ctx, doctor.Refresh, node, false, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
+		t, err := fleet.At(s, n.Node)
+		if err != nil {
+			return "", err
+		}
+		return "", d.m.fleet.ConfigureCoordinator(ctx, s, t, inCluster)
 	})
 }
 

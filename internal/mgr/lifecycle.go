@@ -11,6 +11,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/coord"
+	"github.com/adbmgr/adbmgr/internal/doctor"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/kinds"
 	"github.com/adbmgr/adbmgr/internal/parser"
@@ -278,6 +279,13 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 		row["status"] = "t"
 		row["recovery"] = strconv.FormatBool(st.Recovery)
 		row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
+		if !st.Recovery && !n.Type.IsMaster() {
+			// A second writable master (an old master cut off during a
+			// failover, seen again): an error, not a healthy slave. The
+			// doctor fences it (docs/HA.md).
+			row["status"] = "f"
+			return doctor.FenceReason(n.Master)
+		}
 		return "running"
 	}
 	var ce *fleet.ConnectError
@@ -387,18 +395,26 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 		}
 		parents[n.Master], _ = m.fleet.Replication(e.ctx, pm)
 	}
-	rows := make([]map[string]string, 0, len(slaves))
-	for _, n := range slaves {
+	rows := make([]map[string]string, len(slaves))
+	parallel(len(slaves), func(i int) {
+		n := slaves[i]
 		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
 			"state": "not streaming", "zone": n.Zone}
+		rows[i] = row
 		for _, r := range parents[n.Master] {
 			if r.Application == n.Name {
 				row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
 				row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
+				return
 			}
 		}
-		rows = append(rows, row)
-	}
+		// Not streaming: say so louder when it answers as a primary.
+		if mem, err := fleet.At(s, n); err == nil {
+			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
+				row["state"] = doctor.FenceReason(n.Master)
+			}
+		}
+	})
 	return writeTable(e.w, cols, rows)
 }
 

@@ -56,6 +56,9 @@ type Fleet struct {
 	// tables (growth.go).
 	SlotMap map[int]string
 	Tables  []coord.Table
+	// Servers are the coordinators' postgres_fdw servers (name →
+	// "host:port") ForeignServers reads, by coordinator.
+	Servers map[string]map[string]string
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)

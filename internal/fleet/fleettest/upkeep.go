@@ -143,6 +143,16 @@ func (f *Fleet) SQLStatus(_ context.Context, m fleet.Member, _ time.Duration) (p
 	return pgclient.Status{Recovery: n.InRecovery}, nil
 }
 
+// ForeignServers implements fleet.Fleet: Servers[c], nil when unset.
+func (f *Fleet) ForeignServers(_ context.Context, c fleet.Member) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.login(c, "servers %s", c.Name()); err != nil {
+		return nil, err
+	}
+	return f.Servers[c.Name()], nil
+}
+
 // Replication implements fleet.Fleet: every running standby of m
 // streams, async.
 func (f *Fleet) Replication(_ context.Context, m fleet.Member) ([]pgclient.Replica, error) {

@@ -1,0 +1,150 @@
+package mgr
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
+	"github.com/adbmgr/adbmgr/internal/doctor"
+	"github.com/adbmgr/adbmgr/internal/fleet/fleettest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// handsRig is a manager over a catalog of dn1 (h1) with its slave dn1s
+// and cn1 (h2), initialised, its fleet the in-memory fake.
+func handsRig(t *testing.T) (*Manager, *catalog.SQLite, *fleettest.Fleet) {
+	t.Helper()
+	m, cat := newManager(t)
+	mustRun(t, m, `ADD HOST h1 (address='127.0.0.2', user=adb); ADD HOST h2 (address='127.0.0.3', user=adb);
+		ADD DATANODE MASTER dn1 (HOST=h1, PORT=15432, PATH='/data/dn1');
+		ADD DATANODE SLAVE dn1s FOR dn1 (HOST=h2, PORT=15433, PATH='/data/dn1s');
+		ADD COORDINATOR MASTER cn1 (HOST=h2, PORT=15434, PATH='/data/cn1')`)
+	markInitialized(t, cat)
+	setNodes(t, cat, func(n *cluster.Node) { n.AllowCure = true })
+	s, err := m.state(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fleettest.New(s)
+	f.Servers = map[string]map[string]string{"cn1": {"dn1": "127.0.0.2:15432"}}
+	m.fleet = f
+	return m, cat, f
+}
+
+// setNodes changes every node of the catalog with fn.
+func setNodes(t *testing.T, cat *catalog.SQLite, fn func(n *cluster.Node)) {
+	t.Helper()
+	if err := cat.Update(context.Background(), func(tx catalog.Tx) error {
+		s, err := tx.State()
+		if err != nil {
+			return err
+		}
+		var p cluster.Plan
+		for _, n := range s.Nodes {
+			fn(&n)
+			p.UpdateNodes = append(p.UpdateNodes, n)
+		}
+		return tx.Apply(p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func observed(t *testing.T, m *Manager) map[string]doctor.Observation {
+	t.Helper()
+	obs, err := doctorHands{m}.Observe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]doctor.Observation{}
+	for _, o := range obs {
+		out[o.Node] = o
+	}
+	return out
+}
+
+// TestHandsFenceKickedOutOldMaster: after a DBA's FAILOVER during a
+// partition, the kicked-out old master (allowcure off) that answers as a
+// primary again is watched for fencing only, fenced by a fast stop, and
+// journaled; a stale coordinator is seen as such.
+func TestHandsFenceKickedOutOldMaster(t *testing.T) {
+	m, cat, f := handsRig(t)
+	// What FAILOVER DATANODE dn1 left while dn1's host was cut off.
+	setNodes(t, cat, func(n *cluster.Node) {
+		switch n.Name {
+		case "dn1":
+			n.Type, n.Master, n.Initialized, n.InCluster, n.AllowCure, n.SyncState = cluster.DatanodeSlave, "dn1s", false, false, false, cluster.Async
+		case "dn1s":
+			n.Type, n.Master, n.SyncState = cluster.DatanodeMaster, "", ""
+		}
+	})
+	f.Nodes["dn1s"].InRecovery, f.Nodes["dn1s"].Parent = false, ""
+
+	o := observed(t, m)
+	want := doctor.Observation{Node: "dn1", Role: doctor.Slave, Cure: doctor.Normal, FenceOnly: true, Primary: true, Master: "dn1s"}
+	if diff := cmp.Diff(want, o["dn1"]); diff != "" {
+		t.Errorf("dn1 (-want +got):\n%s", diff)
+	}
+	if !o["cn1"].Answering || !o["cn1"].Stale {
+		t.Errorf("cn1, which still has dn1's server: %+v", o["cn1"])
+	}
+	acts := doctor.Decide(doctor.Memory{}, []doctor.Observation{o["dn1"], o["dn1s"], o["cn1"]}, doctor.DefaultConfig)
+	if diff := cmp.Diff([]doctor.Action{{Kind: doctor.Fence, Node: "dn1", Reason: doctor.FenceReason("dn1s")}, {Kind: doctor.Refresh, Node: "cn1"}}, acts); diff != "" {
+		t.Errorf("decided (-want +got):\n%s", diff)
+	}
+
+	if err := (doctorHands{m}).Fence(context.Background(), "dn1", doctor.FenceReason("dn1s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := (doctorHands{m}).Refresh(context.Background(), "cn1"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"stop dn1 fast", "coordinator cn1"}, f.Steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	r := mustRun(t, m, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'")
+	if len(r.rows) != 2 || r.rows[0][0] != "DOCTOR FENCE dn1" || r.rows[0][1] != "done" || !strings.Contains(r.rows[0][2], "two masters; stopped") {
+		t.Errorf("journal: %q", r.rows)
+	}
+	// Stopped, it is not fenced again; and the MONITOR row of a node
+	// that still ran as a primary would say why.
+	if o := observed(t, m)["dn1"]; o.Primary {
+		t.Errorf("dn1 after the fence: %+v", o)
+	}
+}
+
+// TestHandsFenceFallsBackToImmediate: a fast stop that fails is followed
+// by an immediate one; a node that is a standby again is left alone.
+func TestHandsFenceFallsBackToImmediate(t *testing.T) {
+	m, _, f := handsRig(t)
+	f.Nodes["dn1s"].InRecovery = false
+	f.Fail["stop dn1s fast"] = fleettest.ErrDown
+	if err := (doctorHands{m}).Fence(context.Background(), "dn1s", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"stop dn1s fast", "stop dn1s immediate"}, f.Steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	f.Steps = nil
+	if err := (doctorHands{m}).Fence(context.Background(), "dn1", "x"); err != nil || len(f.Steps) != 0 {
+		t.Errorf("fencing a master: %v, steps %q", err, f.Steps)
+	}
+}
+
+// TestHandsRestartSlaveAsStandby: the doctor never starts a slave without
+// making it a standby of its master first.
+func TestHandsRestartSlaveAsStandby(t *testing.T) {
+	m, _, f := handsRig(t)
+	f.Nodes["dn1s"].Running = false
+	f.Nodes["dn1"].Running = false
+	for _, n := range []string{"dn1s", "dn1"} {
+		if err := (doctorHands{m}).Restart(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"standby signal dn1s of dn1", "start dn1s", "start dn1"}, f.Steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+}
