@@ -63,12 +63,15 @@ fuzz:
 # LIST NODE over 1,000 nodes (target < 20 ms), INIT ALL of the demo
 # topology against the sum of its per-node steps (and the same over SSH on
 # three namespace hosts: 3.7 s against 4.1 s locally here), and DEPLOY to four
-# namespace hosts over SSH against DEPLOY to one (target ≤ 1.5).
+# namespace hosts over SSH against DEPLOY to one (target ≤ 1.5), and
+# SWITCHOVER's write pause, directly and through a coordinator (target
+# ≤ 500 ms; median and min–max of 5 trials).
 bench: build
 	$(GO) test -run '^$$' -bench ListNode -benchtime 50x ./tests/e2e
 	$(GO) test -run '^$$' -bench 'InitAll$$' -benchtime 1x ./tests/e2e
 	$(GO) test -run '^$$' -bench InitAllSSH -benchtime 1x ./tests/e2e
 	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
+	$(GO) test -run '^$$' -bench SwitchoverPause -benchtime 5x -timeout 30m ./tests/e2e
 
 clean:
 	rm -rf bin demo demo-hosts run

@@ -15,6 +15,10 @@ const (
 	// SwitchStopMaster stops the running master Node for a switchover the
 	// same way; a revert always starts it again.
 	SwitchStopMaster GrowStepKind = "stop old master"
+	// SwitchQuiesce waits, before a switchover stops the master Node, up
+	// to Seconds for its clients' transactions to end while new writes are
+	// held at the coordinators (SwitchoverQuiet); with Force it ends them.
+	SwitchQuiesce GrowStepKind = "quiesce"
 	// SwitchCaughtUp checks that Node received every record of the
 	// cleanly stopped From, its shutdown checkpoint included, within
 	// Seconds.
@@ -64,6 +68,11 @@ type SwitchStep struct {
 	// WaitAll: GrowSyncNames waits until every slave streams as the
 	// catalog says (otherwise the absent ones are named).
 	WaitAll bool
+	// Force: SwitchQuiesce ends the transactions instead of waiting.
+	Force bool
+	// Quick: GrowPromote over SQL without a checkpoint, which a later
+	// SwitchCheckpoint step makes while the writes go on.
+	Quick bool
 }
 
 // SwitchPlan is a switch's decision: its node steps in order, the notices
@@ -123,26 +132,70 @@ func FailoverSteps(old string, c Candidate) SwitchPlan {
 }
 
 // SwitchoverSteps is a switchover of old's direct slave n, decided on the
-// probes of old's slaves: stop old, n must catch up within maxTrys seconds
-// (10 to 3600), promote n, record it, old rejoins as n's standby, the
-// other slaves that answered follow, n's sync names (every slave must
-// stream) and the coordinators.
-func SwitchoverSteps(s *State, old, n string, maxTrys int, probes map[string]Probe) SwitchPlan {
+// probes of old's slaves, ordered so that the writes pause as briefly as
+// is safe: wait up to maxTrys seconds (10 to 3600) for old's clients'
+// transactions to end, new writes held at the coordinators meanwhile (with
+// force: end them); stop old; n must catch up within maxTrys seconds;
+// promote n (quick); record it; the coordinators route to n (their held
+// writes go on there) — the writes resume here; then n's checkpoint (it
+// records the new timeline for a later pg_rewind), old rejoins as n's
+// standby, the other slaves that answered follow, n's sync names (every
+// slave must stream) and the coordinators' node lists.
+func SwitchoverSteps(s *State, old, n string, maxTrys int, force bool, probes map[string]Probe) SwitchPlan {
+	secs := min(max(maxTrys, 10), 3600)
 	p := SwitchPlan{Kind: "switchover", Old: old, New: n, Done: done(n)}
 	p.Steps = append(p.Steps,
+		SwitchStep{Kind: SwitchQuiesce, Node: old, Seconds: secs, Force: force},
 		SwitchStep{Kind: SwitchStopMaster, Node: old},
-		SwitchStep{Kind: SwitchCaughtUp, Node: n, From: old, Seconds: min(max(maxTrys, 10), 3600)},
-		SwitchStep{Kind: GrowPromote, Node: n},
+		SwitchStep{Kind: SwitchCaughtUp, Node: n, From: old, Seconds: secs},
+		SwitchStep{Kind: GrowPromote, Node: n, Quick: true},
 		SwitchStep{Kind: GrowStandalone, Node: n},
 		SwitchStep{Kind: GrowCatalog, Node: n, From: old, Journal: running("catalog", n)},
+		SwitchStep{Kind: GrowRefreshCoordinators, Node: n, From: old},
+		SwitchStep{Kind: SwitchCheckpoint, Node: n},
 		SwitchStep{Kind: SwitchRejoin, Node: old, From: n})
 	for _, f := range SwitchoverFollowers(s, old, n, probes) {
 		p.Steps = append(p.Steps, SwitchStep{Kind: SwitchFollow, Node: f, From: n})
 	}
 	p.Steps = append(p.Steps,
 		SwitchStep{Kind: GrowSyncNames, From: n, WaitAll: true},
-		SwitchStep{Kind: GrowRefreshCoordinators, Node: n, From: old})
+		SwitchStep{Kind: GrowRefreshCoordinators})
 	return p
+}
+
+// Quiet is what a switchover of a master waits on before stopping it
+// (reference §4.12 step 7): the nodes whose client sessions are counted —
+// the master first, where every open transaction dies with it (Idle),
+// then every coordinator in the cluster, where a statement under way may
+// be using the master — and the coordinators that hold new writes to the
+// distributed tables on the master's foreign server (Server) meanwhile:
+// a datanode master's only; a gtmcoord master holds no datanode's data.
+type Quiet struct {
+	Count  []string
+	Hold   []string
+	Server string
+}
+
+// SwitchoverQuiet is the Quiet of a switchover of master old.
+func SwitchoverQuiet(s *State, old string) Quiet {
+	q := Quiet{Count: []string{old}}
+	m, ok := s.Node(old)
+	if !ok {
+		return q
+	}
+	for _, c := range s.Nodes {
+		if c.Name == old || !c.InCluster || !c.Initialized || (c.Type != GtmcoordMaster && c.Type != CoordinatorMaster) {
+			continue
+		}
+		q.Count = append(q.Count, c.Name)
+		if m.Type == DatanodeMaster {
+			q.Hold = append(q.Hold, c.Name)
+		}
+	}
+	if len(q.Hold) > 0 {
+		q.Server = old
+	}
+	return q
 }
 
 // RewindSteps is a REWIND of node from master: a clean shutdown, a

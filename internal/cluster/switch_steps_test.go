@@ -25,6 +25,12 @@ func stepLines(steps []SwitchStep) []string {
 		if st.WaitAll {
 			l += " all"
 		}
+		if st.Force {
+			l += " force"
+		}
+		if st.Quick {
+			l += " quick"
+		}
 		if j := st.Journal; j != nil {
 			l += " [" + strings.TrimSpace(fmt.Sprintf("%s %s %s", j.Status, j.Step, j.Detail)) + "]"
 		}
@@ -58,26 +64,32 @@ func TestSwitchSteps(t *testing.T) {
 			"sync names from p",
 			"refresh coordinators p from m",
 		}, JournalEntry{"done", "end", "p"}},
-		{"switchover", SwitchoverSteps(s, "m", "s", 0, map[string]Probe{"s": up(5), "p": up(5), "a": {}}), []string{
+		{"switchover", SwitchoverSteps(s, "m", "s", 0, false, map[string]Probe{"s": up(5), "p": up(5), "a": {}}), []string{
+			"quiesce m 10s",
 			"stop old master m",
 			"caught up s from m 10s",
-			"promote s",
+			"promote s quick",
 			"standalone s",
 			"catalog s from m [running catalog s]",
+			"refresh coordinators s from m",
+			"checkpoint s",
 			"rejoin m from s",
 			"follow p from s",
 			"sync names from s all",
-			"refresh coordinators s from m",
+			"refresh coordinators",
 		}, JournalEntry{"done", "end", "s"}},
-		{"switchover waits at most an hour", SwitchoverSteps(s, "m", "p", 7200, nil), []string{
+		{"switchover waits at most an hour, forced", SwitchoverSteps(s, "m", "p", 7200, true, nil), []string{
+			"quiesce m 3600s force",
 			"stop old master m",
 			"caught up p from m 3600s",
-			"promote p",
+			"promote p quick",
 			"standalone p",
 			"catalog p from m [running catalog p]",
+			"refresh coordinators p from m",
+			"checkpoint p",
 			"rejoin m from p",
 			"sync names from p all",
-			"refresh coordinators p from m",
+			"refresh coordinators",
 		}, JournalEntry{"done", "end", "p"}},
 		{"rewind", RewindSteps("s", "m"), []string{
 			"clean shutdown m from s",
@@ -128,7 +140,7 @@ func TestSwitchPlanRows(t *testing.T) {
 	if diff := cmp.Diff(PlanFailover(s, "m", "s", "a"), fo.Rows(s)); diff != "" {
 		t.Errorf("failover rows (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(PlanSwitchover(s, "m", "s"), SwitchoverSteps(s, "m", "s", 10, nil).Rows(s)); diff != "" {
+	if diff := cmp.Diff(PlanSwitchover(s, "m", "s"), SwitchoverSteps(s, "m", "s", 10, false, nil).Rows(s)); diff != "" {
 		t.Errorf("switchover rows (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(PlanRewound(s, "s", "c"), RewindSteps("s", "c").Rows(s)); diff != "" {
@@ -153,5 +165,39 @@ func TestRewindFallsBack(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"clean shutdown", "pg_rewind", "configure", "standby", "start"}, got); diff != "" {
 		t.Errorf("steps that fall back (-want +got):\n%s", diff)
+	}
+}
+
+// TestSwitchoverQuiet: a datanode's switchover counts the sessions on the
+// master and on every coordinator in the cluster, and holds the writes at
+// those coordinators to the master's server; a gtmcoord's holds nothing.
+func TestSwitchoverQuiet(t *testing.T) {
+	s := &State{Nodes: []Node{
+		{Name: "gc", Type: GtmcoordMaster, Initialized: true, InCluster: true},
+		{Name: "gcs", Type: GtmcoordSlave, Master: "gc", Initialized: true, InCluster: true},
+		{Name: "cn1", Type: CoordinatorMaster, Initialized: true, InCluster: true},
+		{Name: "cn2", Type: CoordinatorMaster, Initialized: true, InCluster: false},
+		{Name: "cn3", Type: CoordinatorMaster},
+		{Name: "dn1", Type: DatanodeMaster, Initialized: true, InCluster: true},
+		{Name: "dn1s", Type: DatanodeSlave, Master: "dn1", Initialized: true, InCluster: true},
+		{Name: "dn2", Type: DatanodeMaster, Initialized: true, InCluster: true},
+	}}
+	tests := []struct {
+		old  string
+		want Quiet
+	}{
+		{"dn1", Quiet{Count: []string{"dn1", "gc", "cn1"}, Hold: []string{"gc", "cn1"}, Server: "dn1"}},
+		{"gc", Quiet{Count: []string{"gc", "cn1"}}},
+		{"nosuch", Quiet{Count: []string{"nosuch"}}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, SwitchoverQuiet(s, tt.old)); diff != "" {
+			t.Errorf("SwitchoverQuiet(%s) (-want +got):\n%s", tt.old, diff)
+		}
+	}
+	s.Nodes = s.Nodes[:1]
+	s.Nodes = append(s.Nodes, Node{Name: "dn9", Type: DatanodeMaster, Initialized: true, InCluster: true})
+	if diff := cmp.Diff(Quiet{Count: []string{"dn9", "gc"}, Hold: []string{"gc"}, Server: "dn9"}, SwitchoverQuiet(s, "dn9")); diff != "" {
+		t.Errorf("SwitchoverQuiet(dn9) (-want +got):\n%s", diff)
 	}
 }

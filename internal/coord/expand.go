@@ -101,3 +101,10 @@ func Shard(t Table, k int) string {
 func ShardExists(shard string) string {
 	return "SELECT to_regclass(" + pgclient.Literal(shard) + ") IS NOT NULL"
 }
+
+// HeldTables is the query, on a coordinator, of the distributed tables
+// (regclass texts) with a partition on datanode server's foreign server:
+// the tables a SWITCHOVER of that datanode holds the writes of.
+func HeldTables(server string) string {
+	return `SELECT DISTINCT parent FROM (` + Partitions(server) + `) AS p(parent, name, schema) ORDER BY 1`
+}

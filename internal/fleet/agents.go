@@ -297,15 +297,34 @@ func (a *Agents) InRecovery(ctx context.Context, m Member) (bool, error) {
 
 // WaitReplay implements Fleet. The replay position is the end of the
 // last record replayed: beyond a record's start means the whole record
-// is there.
+// is there. It looks every 20 ms over one connection (opened again if it
+// fails): a SWITCHOVER's writes pause while it waits.
 func (a *Agents) WaitReplay(ctx context.Context, m Member, lsn uint64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	for {
 		var text string
-		err := a.Exec(ctx, m, func(c *pgx.Conn) error {
-			return c.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&text)
-		})
+		err := func() error {
+			if conn == nil {
+				c, err := a.Conn(ctx, m, 10*time.Second)
+				if err != nil {
+					return err
+				}
+				conn = c
+			}
+			err := conn.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").Scan(&text)
+			if err != nil {
+				conn.Close(context.WithoutCancel(ctx))
+				conn = nil
+			}
+			return err
+		}()
 		if err == nil {
 			var v uint64
 			if v, err = cluster.ParseLSN(text); err == nil && v > lsn {
@@ -319,7 +338,7 @@ func (a *Agents) WaitReplay(ctx context.Context, m Member, lsn uint64, timeout t
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("%s did not replay beyond %s within %s: %w", m.Name(), cluster.FormatLSN(lsn), timeout, last)
 		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}

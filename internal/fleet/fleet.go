@@ -162,4 +162,7 @@ type Fleet interface {
 	Growth
 	// Upkeep: the DBA's node commands' files and reads (upkeep.go).
 	Upkeep
+	// Quiesce: SWITCHOVER's wait for quiet and quick promotion
+	// (quiesce.go).
+	Quiesce
 }

@@ -134,26 +134,33 @@ func (a *Agents) TruncateShards(ctx context.Context, m Member, tables []coord.Ta
 	return emptied, err
 }
 
+// begin connects to c and opens a transaction there.
+func (a *Agents) begin(ctx context.Context, c Member) (*pgx.Conn, pgx.Tx, error) {
+	conn, err := a.Conn(ctx, c, 10*time.Second)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", c.Name(), err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		conn.Close(ctx)
+		return nil, nil, err
+	}
+	return conn, tx, nil
+}
+
 // slotHold is HoldSlots' transaction on one coordinator.
 type slotHold struct {
-	name  string
-	conn  *pgx.Conn
-	tx    pgx.Tx
+	coordTx
 	parts []coord.Partition
 }
 
 // HoldSlots implements Fleet. A failure releases what it opened.
 func (a *Agents) HoldSlots(ctx context.Context, c Member, src string, slots []int) (SlotHold, error) {
-	conn, err := a.Conn(ctx, c, 10*time.Second)
+	conn, tx, err := a.begin(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", c.Name(), err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		conn.Close(ctx)
 		return nil, err
 	}
-	h := &slotHold{name: c.Name(), conn: conn, tx: tx}
+	h := &slotHold{coordTx: coordTx{name: c.Name(), conn: conn, tx: tx}}
 	if err := h.lock(ctx, src, slots); err != nil {
 		h.Release(ctx)
 		return nil, err
@@ -201,17 +208,7 @@ func (h *slotHold) lock(ctx context.Context, src string, slots []int) error {
 	return nil
 }
 
-func (h *slotHold) Coordinator() string { return h.name }
-
 func (h *slotHold) Repoint(ctx context.Context, dst Member, slots []int) error {
 	_, err := h.tx.Exec(ctx, coord.Repoint(dst.Name(), dst.Host.Address, dst.Node.Port, dst.Host.User, h.parts, cluster.SlotList(slots)))
 	return err
-}
-
-func (h *slotHold) Commit(ctx context.Context) error { return h.tx.Commit(ctx) }
-
-func (h *slotHold) Release(ctx context.Context) {
-	ctx = context.WithoutCancel(ctx)
-	h.tx.Rollback(ctx)
-	h.conn.Close(ctx)
 }

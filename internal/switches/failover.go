@@ -133,8 +133,13 @@ var ErrUnclearPromotion = errors.New("unclear promotion")
 // standby: starting the old master next to a node that did become a
 // primary would make two masters. An unclear outcome is ErrUnclearPromotion.
 func Promote(ctx context.Context, f fleet.Fleet, m fleet.Member, p Progress) error {
+	return promoteWith(ctx, f, m, p, f.Promote)
+}
+
+// promoteWith is Promote with promote as the promotion.
+func promoteWith(ctx context.Context, f fleet.Fleet, m fleet.Member, p Progress, promote func(context.Context, fleet.Member) error) error {
 	ctx = context.WithoutCancel(ctx)
-	perr := f.Promote(ctx, m)
+	perr := promote(ctx, m)
 	if perr == nil {
 		return nil
 	}

@@ -34,6 +34,9 @@ type switchRun struct {
 	// fail decides what a failed step means for this kind of switch
 	// (switched or rewound).
 	fail func(ctx context.Context, st cluster.SwitchStep, err error) error
+	// holds are the coordinators holding a switchover's writes
+	// (switchover_quiesce.go).
+	holds []*heldCoord
 	// fallback: a REWIND that may go on with a base backup when a step on
 	// the node's data fails (Rewind.FallbackBaseBackup); fellBack is set
 	// when that happened.
@@ -96,8 +99,10 @@ func (r *switchRun) step(ctx context.Context, st cluster.SwitchStep) error {
 		r.syncNames(ctx, st)
 		return nil
 	case cluster.GrowRefreshCoordinators:
-		RefreshCoordinators(ctx, r.x.Fleet, r.sn.State, st.From, st.Node, r.p)
+		r.route(ctx, st)
 		return nil
+	case cluster.SwitchQuiesce:
+		return r.quiesce(ctx, st)
 	}
 	m, err := r.member(st.Node)
 	if err != nil {
@@ -120,7 +125,13 @@ func (r *switchRun) on(ctx context.Context, st cluster.SwitchStep, m, from fleet
 	case cluster.SwitchCaughtUp:
 		return r.x.caughtUp(ctx, from, m, st.Seconds, r.p)
 	case cluster.GrowPromote:
-		if err := Promote(ctx, f, m, r.p); err != nil {
+		promote := Promote
+		if st.Quick {
+			promote = func(ctx context.Context, _ fleet.Fleet, m fleet.Member, _ Progress) error {
+				return r.promoteQuick(ctx, m)
+			}
+		}
+		if err := promote(ctx, f, m, r.p); err != nil {
 			return err
 		}
 		r.p.Notice("NOTICE", fmt.Sprintf("%s was successfully promoted to the new master", m.Name()))
@@ -134,7 +145,13 @@ func (r *switchRun) on(ctx context.Context, st cluster.SwitchStep, m, from fleet
 	case cluster.SwitchCleanShutdown:
 		return r.x.cleanShutdown(ctx, m, from, r.p)
 	case cluster.SwitchCheckpoint:
-		return f.Checkpoint(ctx, m)
+		err := f.Checkpoint(ctx, m)
+		if err != nil && r.promoted {
+			// The new master runs; only its control file lags (REWIND).
+			r.p.Notice("WARNING", fmt.Sprintf("the checkpoint that records the new timeline of %s failed: %s", m.Name(), err))
+			return nil
+		}
+		return err
 	case cluster.SwitchSlot:
 		return f.EnsureSlot(ctx, from, m.Name())
 	case cluster.SwitchRewind:
@@ -350,6 +367,7 @@ func (r *switchRun) rewindError(st cluster.SwitchStep, label string, err error) 
 // (if the fence stopped it) and the doctor may act on it again.
 func (r *switchRun) revert(ctx context.Context, cause error) error {
 	ctx = context.WithoutCancel(ctx)
+	r.releaseHolds(ctx)
 	if r.stopped {
 		if _, err := r.x.Fleet.Start(ctx, r.old); err != nil {
 			r.p.Notice("WARNING", fmt.Sprintf("could not start the old master %s again: %s", r.old.Name(), err))

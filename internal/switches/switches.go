@@ -74,6 +74,10 @@ type Switches struct {
 	// Retry is the pause between two tries of the catalog change that
 	// must follow a promotion; zero means a second.
 	Retry time.Duration
+	// Second is how long one of SWITCHOVER's maxTrys seconds waits for
+	// the clients' transactions to end; zero means a second (tests make
+	// it shorter).
+	Second time.Duration
 }
 
 // Result is the row a switch answers: the node that is now what the
@@ -184,8 +188,14 @@ func SyncNames(ctx context.Context, f fleet.Fleet, s *cluster.State, node cluste
 // replaced datanode master old is renamed to newMaster first, not dropped,
 // so that foreign tables built on it keep working.
 func RefreshCoordinators(ctx context.Context, f fleet.Fleet, s *cluster.State, old, newMaster string, p Progress) {
+	refreshCoordinators(ctx, f, s, old, newMaster, p, nil)
+}
+
+// refreshCoordinators is RefreshCoordinators but for the coordinators in
+// done.
+func refreshCoordinators(ctx context.Context, f fleet.Fleet, s *cluster.State, old, newMaster string, p Progress, done map[string]bool) {
 	for _, c := range s.Nodes {
-		if !coord.IsCoordinator(c) || !c.InCluster {
+		if !coord.IsCoordinator(c) || !c.InCluster || done[c.Name] {
 			continue
 		}
 		m, err := fleet.At(s, c)

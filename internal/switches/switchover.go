@@ -59,7 +59,8 @@ func (x *Switches) Switchover(ctx context.Context, r Switchover, p Progress) (Re
 		return Result{}, err
 	}
 	run.fail = run.switched
-	run.plan = cluster.SwitchoverSteps(s, old.Name, n.Name, r.MaxTrys, probes)
+	run.plan = cluster.SwitchoverSteps(s, old.Name, n.Name, r.MaxTrys, r.Force, probes)
+	defer run.releaseHolds(ctx)
 	ctx, err = run.run(ctx, run.plan.Steps)
 	if err != nil {
 		return Result{}, err

@@ -34,11 +34,12 @@ func TestSwitchover(t *testing.T) {
 		"dn1s": "datanode master   true true true",
 		"dn1p": "datanode slave dn1s potential true true true",
 	})
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1 of dn1s", "start dn1", "dropslots dn1", "standby dn1p of dn1s", "reload dn1p",
-		`syncnames dn1s FIRST 1 ("dn1", "dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
+	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		routeSteps, []string{"checkpoint dn1s", "standby dn1 of dn1s", "start dn1", "dropslots dn1", "standby dn1p of dn1s", "reload dn1p",
+			`syncnames dn1s FIRST 1 ("dn1", "dn1p")`}, coordinatorSteps("", ""))...)
 	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s done end")
-	r.p.Has(t, "wait max 10 seconds to check dn1 and dn1s have the same xlog position", "dn1 has followed dn1s success",
+	r.p.Has(t, "wait max 10 seconds to wait there are no active connections on coordinators and master nodes",
+		"wait max 10 seconds to check dn1 and dn1s have the same xlog position", "dn1 has followed dn1s success",
 		"Switch the datanode master from dn1 to dn1s has been successfully completed")
 	if n := r.f.Node("dn1"); !n.Running || !n.InRecovery || n.Parent != "dn1s" {
 		t.Errorf("dn1 after the switchover: %+v", n)
@@ -102,15 +103,15 @@ func TestSwitchoverReverts(t *testing.T) {
 		journal string
 	}{
 		{"the old master's agent is down", func(r *rig) { r.f.AgentDown["h1"] = true }, "agent on host \"h1\" is not running",
-			nil, "SWITCHOVER dn1s failed stop old master"},
+			fleettest.Join(holdSteps, releaseSteps), "SWITCHOVER dn1s failed stop old master"},
 		{"the old master did not stop cleanly", func(r *rig) { r.f.Fail["stop dn1 fast"] = fleettest.ErrBoom }, "did not shut down cleanly (in production)",
-			[]string{"stop dn1 fast", "stop dn1 immediate", "start dn1"}, "SWITCHOVER dn1s failed revert"},
+			fleettest.Join(holdSteps, []string{"stop dn1 fast", "stop dn1 immediate"}, releaseSteps, []string{"start dn1"}), "SWITCHOVER dn1s failed revert"},
 		{"its control data cannot be read", func(r *rig) { r.f.Fail["controldata dn1"] = fleettest.ErrBoom }, "read the control data of dn1: boom",
-			[]string{"stop dn1 fast", "start dn1"}, "SWITCHOVER dn1s failed revert"},
+			fleettest.Join(holdSteps, []string{"stop dn1 fast"}, releaseSteps, []string{"start dn1"}), "SWITCHOVER dn1s failed revert"},
 		{"the slave does not catch up", func(r *rig) { r.f.Fail["waitreplay dn1s"] = fleettest.ErrBoom }, "check dn1 and dn1s have the same xlog position failed",
-			[]string{"stop dn1 fast", "start dn1"}, "SWITCHOVER dn1s failed revert"},
-		{"the promotion fails", func(r *rig) { r.f.Fail["promote dn1s"] = fleettest.ErrBoom }, "promote dn1s: boom",
-			[]string{"stop dn1 fast", "promote dn1s", "start dn1"}, "SWITCHOVER dn1s failed revert"},
+			fleettest.Join(holdSteps, []string{"stop dn1 fast"}, releaseSteps, []string{"start dn1"}), "SWITCHOVER dn1s failed revert"},
+		{"the promotion fails", func(r *rig) { r.f.Fail["end recovery dn1s"] = fleettest.ErrBoom }, "promote dn1s: boom",
+			fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s"}, releaseSteps, []string{"start dn1"}), "SWITCHOVER dn1s failed revert"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +123,9 @@ func TestSwitchoverReverts(t *testing.T) {
 			}
 			r.nodes(t, unchanged)
 			r.steps(t, tt.steps...)
+			if len(r.f.Held) != 0 {
+				t.Errorf("writes still held: %v", r.f.Held)
+			}
 			if rows := r.cat.Rows; len(rows) == 0 || rows[len(rows)-1] != tt.journal {
 				t.Errorf("journal = %q, want it to end with %q", rows, tt.journal)
 			}
@@ -141,9 +145,9 @@ func TestSwitchoverOldMasterCannotFollow(t *testing.T) {
 	r.p.Has(t, "WARNING: dn1 could not follow dn1s: boom; REWIND DATANODE SLAVE dn1 repairs it")
 	r.nodes(t, map[string]string{"dn1": "datanode slave dn1s async false false true", "dn1s": "datanode master   true true true"})
 	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s running kick out dn1", "SWITCHOVER dn1s done end")
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1 of dn1s", "start dn1", "standby dn1p of dn1s", "reload dn1p",
-		`syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
+	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		routeSteps, []string{"checkpoint dn1s", "standby dn1 of dn1s", "start dn1", "standby dn1p of dn1s", "reload dn1p",
+			`syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("", ""))...)
 }
 
 func TestSwitchoverCatalogFailsAfterPromotion(t *testing.T) {
@@ -151,6 +155,6 @@ func TestSwitchoverCatalogFailsAfterPromotion(t *testing.T) {
 	r.cat.fail["running catalog"] = fleettest.ErrBoom
 	_, err := switchover(r, Switchover{})
 	wantCode(t, err, pgerror.Internal)
-	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name")
+	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}, releaseSteps)...)
 	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed catalog")
 }

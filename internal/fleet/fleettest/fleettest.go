@@ -34,6 +34,9 @@ type Node struct {
 	Conf   map[string]string // postgresql.auto.conf
 	// HBA is its pg_hba.conf's rule lines (upkeep.go).
 	HBA []string
+	// Sessions is how many client sessions Busy counts on it
+	// (quiesce.go); EndSessions ends them.
+	Sessions int
 }
 
 // Fleet is the fake. Its fields may be set before a test runs; Steps is
@@ -59,6 +62,8 @@ type Fleet struct {
 	// Servers are the coordinators' postgres_fdw servers (name →
 	// "host:port") ForeignServers reads, by coordinator.
 	Servers map[string]map[string]string
+	// Held are the coordinators holding writes now (quiesce.go).
+	Held map[string]bool
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)
@@ -226,13 +231,18 @@ func (f *Fleet) Reload(_ context.Context, m fleet.Member) error {
 
 // Promote implements fleet.Fleet.
 func (f *Fleet) Promote(_ context.Context, m fleet.Member) error {
+	return f.promote(m, "promote")
+}
+
+// promote ends m's recovery, recorded as "<step> <node>".
+func (f *Fleet) promote(m fleet.Member, step string) error {
 	return f.action(m, func(n *Node) error {
 		if !n.Running || !n.InRecovery {
 			return fmt.Errorf("%s is not a running standby", m.Name())
 		}
 		n.InRecovery, n.Parent = false, ""
 		return nil
-	}, "promote %s", m.Name())
+	}, "%s %s", step, m.Name())
 }
 
 // ControlData implements fleet.Fleet.
