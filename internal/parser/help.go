@@ -307,10 +307,11 @@ EXPAND SLEEP seconds`,
 
 	// ---------------------------------------------------------- high availability
 	{"FAILOVER", "promote a slave in place of a failed master",
-		`FAILOVER { GTMCOORD | DATANODE } master_name [ TO slave_name ] [ FORCE ]
+		`FAILOVER { GTMCOORD | COORDINATOR | DATANODE } master_name [ TO slave_name ] [ FORCE ]
 
 Without FORCE the promoted slave must be a running synchronous slave with the
-latest WAL, so that no committed transaction is lost.`,
+latest WAL, so that no committed transaction is lost. FAILOVER COORDINATOR
+promotes a coordinator slave in place of its coordinator master.`,
 		`FAILOVER DATANODE dn1 FORCE;`},
 	{"SWITCHOVER", "swap a slave with its running master",
 		`SWITCHOVER { GTMCOORD | DATANODE } SLAVE slave_name [ FORCE ] [ max_tries ]
