@@ -41,3 +41,78 @@ func TestManualFailoverCoordinator(t *testing.T) {
 		t.Errorf("LIST NODE cn1 after REWIND = %q", rows)
 	}
 }
+
+// streamsFrom is application_name → sync_state of the standbys streaming
+// from node n.
+func (c *testCluster) streamsFrom(n string) map[string]string {
+	out := map[string]string{}
+	rows, err := c.nodeSQL(c.node(n), "SELECT application_name, sync_state FROM pg_stat_replication WHERE state = 'streaming'")
+	if err == nil {
+		for _, r := range rows {
+			out[r[0]] = r[1]
+		}
+	}
+	return out
+}
+
+// TestManualAlterParent: ALTER DATANODE SLAVE n (PARENT = m) re-points a
+// running slave to a sibling (a cascade) and back, with both parents'
+// synchronous_standby_names and slots following; the refusals name the
+// PARENT option.
+func TestManualAlterParent(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "datanode master", "dn1", "", "h1", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
+	c.addNode(t, "datanode slave", "dn1p", "dn1", "h3", "potential")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	line := func(n string) string {
+		rows, _ := c.mustRows(t, 30*time.Second, "LIST NODE (name, mastername, sync_state, initialized, incluster) "+n)
+		return fmt.Sprint(rows)
+	}
+
+	out := c.M.MustExec(t, "ALTER DATANODE SLAVE dn1p (PARENT = dn1s)")
+	if !strings.Contains(out, "ALTER NODE") {
+		t.Fatalf("ALTER … PARENT said %q", out)
+	}
+	if got := line("dn1p"); got != "[[dn1p dn1s async t t]]" {
+		t.Errorf("LIST NODE dn1p = %s", got)
+	}
+	waitFor(t, 30*time.Second, "dn1p streaming from dn1s", func() (bool, string) {
+		r := c.streamsFrom("dn1s")
+		return r["dn1p"] == "async", fmt.Sprint(r)
+	})
+	if r := c.streamsFrom("dn1"); len(r) != 1 || r["dn1s"] != "sync" {
+		t.Errorf("dn1 streams to %v, want dn1s alone as sync", r)
+	}
+	if v := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dn1p'"); v != "0" {
+		t.Errorf("dn1p's slot on dn1 is still there (%s)", v)
+	}
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE p (a int); INSERT INTO p VALUES (1)")
+	waitFor(t, 30*time.Second, "the new row on dn1p through dn1s", func() (bool, string) {
+		rows, err := c.nodeSQL(c.node("dn1p"), "SELECT count(*) FROM p")
+		return err == nil && len(rows) == 1 && rows[0][0] == "1", fmt.Sprint(rows, err)
+	})
+
+	for _, tt := range []struct{ sql, msg string }{
+		{"ALTER DATANODE SLAVE dn1p (PARENT = dn1p)", "cannot alter the parent node to itself"},
+		{"ALTER DATANODE SLAVE dn1s (PARENT = dn1p)", "cannot support to revert child and parent relationship"},
+		{"ALTER DATANODE SLAVE dn1p (PARENT = gc)", "not in the same group"},
+		{"ALTER DATANODE SLAVE dn1p (PARENT = dn1s)", "is already the parent"},
+		{"ALTER DATANODE SLAVE dn1p (PARENT = dn1, PORT = 1)", `option "parent" goes with "sync_state" only`},
+	} {
+		if _, stderr, err := c.psqlRows(time.Minute, tt.sql); err == nil || !strings.Contains(stderr, tt.msg) {
+			t.Errorf("%s: %v\n%s", tt.sql, err, stderr)
+		}
+	}
+
+	c.M.MustExec(t, "ALTER DATANODE SLAVE dn1p (PARENT = dn1, SYNC_STATE = potential)")
+	if got := line("dn1p"); got != "[[dn1p dn1 potential t t]]" {
+		t.Errorf("LIST NODE dn1p back = %s", got)
+	}
+	waitFor(t, 30*time.Second, "dn1p streaming from dn1 as potential", func() (bool, string) {
+		r := c.streamsFrom("dn1")
+		return r["dn1p"] == "potential" && r["dn1s"] == "sync", fmt.Sprint(r)
+	})
+}
