@@ -279,6 +279,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.rewind(e, st)
 	case *parser.Switchover:
 		return m.switchover(e, st)
+	case *parser.Promote:
+		return m.promote(e, st)
+	case *parser.ConfigSlave:
+		return m.configSlave(e, st)
 	case *parser.Append:
 		return m.appendNode(e, st)
 	case *parser.Doctor:
@@ -360,7 +364,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 			return nodeResultColumns, nil
 		}
 		return nil, nil
-	case *parser.Failover, *parser.Rewind, *parser.Switchover:
+	case *parser.Failover, *parser.Rewind, *parser.Switchover, *parser.Promote, *parser.ConfigSlave:
 		return nodeResultColumns, nil
 	case *parser.Doctor:
 		switch st.Action {

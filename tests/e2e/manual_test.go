@@ -116,3 +116,71 @@ func TestManualAlterParent(t *testing.T) {
 		return r["dn1p"] == "potential" && r["dn1s"] == "sync", fmt.Sprint(r)
 	})
 }
+
+// TestManualPromoteSteps: a failover by hand, as the reference's manual
+// commands do it — PROMOTE DATANODE SLAVE (refused while the master runs),
+// CONFIG DATANODE SLAVE (the coordinators route to it), ADBMGR PROMOTE
+// DATANODE SLAVE (the node table; the old master's row deleted), then ADD
+// … FOR and REWIND bring the old master back as a slave.
+func TestManualPromoteSteps(t *testing.T) {
+	c := newTestCluster(t, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	dn1 := c.addNode(t, "datanode master", "dn1", "", "h1", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE m (a int); INSERT INTO m SELECT generate_series(1, 100)")
+
+	if _, stderr, err := c.psqlRows(time.Minute, "PROMOTE DATANODE SLAVE dn1s"); err == nil || !strings.Contains(stderr, "would make two masters") {
+		t.Fatalf("PROMOTE with the master running: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := c.psqlRows(time.Minute, "CONFIG DATANODE SLAVE dn1s"); err == nil || !strings.Contains(stderr, "PROMOTE DATANODE SLAVE dn1s first") {
+		t.Fatalf("CONFIG of a standby: %v\n%s", err, stderr)
+	}
+	c.mustRows(t, time.Minute, "STOP DATANODE MASTER dn1 MODE immediate")
+
+	rows, notices := c.mustRows(t, 2*time.Minute, "PROMOTE DATANODE SLAVE dn1s")
+	if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1s|t|promote success" {
+		t.Fatalf("PROMOTE rows = %q\n%s", rows, notices)
+	}
+	if v := c.nodeValue(t, c.node("dn1s"), "SELECT pg_is_in_recovery()"); v != "f" {
+		t.Errorf("dn1s in recovery after PROMOTE: %s", v)
+	}
+	rows, _ = c.mustRows(t, time.Minute, "CONFIG DATANODE SLAVE dn1s")
+	if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1s|t|config datanode slave success" {
+		t.Fatalf("CONFIG rows = %q", rows)
+	}
+	srv := c.mustNodeSQL(t, c.node("cn1"), "SELECT srvname, array_to_string(srvoptions, ',') FROM pg_foreign_server")
+	if len(srv) != 1 || srv[0][0] != "dn1s" || !strings.Contains(srv[0][1], fmt.Sprintf("port=%d", c.node("dn1s").Port)) {
+		t.Errorf("cn1's foreign servers = %q, want dn1 renamed to dn1s with its port", srv)
+	}
+	rows, notices = c.mustRows(t, time.Minute, "ADBMGR PROMOTE DATANODE SLAVE dn1s")
+	if len(rows) != 1 || strings.Join(rows[0], "|") != "dn1s|t|adbmgr promote success" {
+		t.Fatalf("ADBMGR PROMOTE rows = %q\n%s", rows, notices)
+	}
+	if !strings.Contains(notices, "no slave node now") {
+		t.Errorf("ADBMGR PROMOTE did not warn dn1s has no slave:\n%s", notices)
+	}
+	rows, _ = c.mustRows(t, time.Minute, "LIST NODE (name, type, mastername, initialized, incluster) dn1s")
+	if fmt.Sprint(rows) != "[[dn1s datanode master  t t]]" {
+		t.Errorf("LIST NODE dn1s = %q", rows)
+	}
+	if out, _, _ := c.psqlRows(time.Minute, "LIST NODE dn1"); len(out) != 0 {
+		t.Errorf("dn1 still listed: %q", out)
+	}
+
+	c.M.MustExec(t, fmt.Sprintf("ADD DATANODE SLAVE dn1 FOR dn1s (HOST=h1, PORT=%d, PATH='%s')", dn1.Port, dn1.Path))
+	c.mustRows(t, 3*time.Minute, "REWIND DATANODE SLAVE dn1")
+	rows, _ = c.mustRows(t, time.Minute, "LIST NODE (name, type, mastername, sync_state, incluster) dn1")
+	if fmt.Sprint(rows) != "[[dn1 datanode slave dn1s sync t]]" {
+		t.Errorf("LIST NODE dn1 after REWIND = %q", rows)
+	}
+	waitFor(t, 30*time.Second, "dn1 streaming from dn1s", func() (bool, string) {
+		r := c.streamsFrom("dn1s")
+		return r["dn1"] == "sync", fmt.Sprint(r)
+	})
+	if v := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM m"); v != "100" {
+		t.Errorf("dn1 holds %s rows of m after REWIND", v)
+	}
+}
