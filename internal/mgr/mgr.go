@@ -293,6 +293,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		if st.Action == "init" {
 			return m.zoneInit(e, st)
 		}
+		return m.zoneSwitch(e, st)
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
@@ -379,10 +380,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 	case *parser.ShowBoottime:
 		return boottimeColumns, nil
 	case *parser.Zone:
-		if st.Action == "init" {
-			return nodeResultColumns, nil
-		}
-		return nil, nil
+		return nodeResultColumns, nil
 	case *parser.Checkout:
 		return cleanColumns, nil
 	case *parser.ShowParam:

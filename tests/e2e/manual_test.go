@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +184,78 @@ func TestManualPromoteSteps(t *testing.T) {
 	})
 	if v := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM m"); v != "100" {
 		t.Errorf("dn1 holds %s rows of m after REWIND", v)
+	}
+}
+
+// addZoneNode adds a slave in zone to the cluster (addNode with ZONE).
+func (c *testCluster) addZoneNode(t *testing.T, typ, name, master, host, zone string) {
+	t.Helper()
+	n := nodeSpec{Name: name, Type: typ, Master: master, Host: host, Sync: "async"}
+	n.Port, n.Path = freePortOn(t, c.host(host).Addr), filepath.Join(c.Dir, name)
+	c.M.MustExec(t, fmt.Sprintf("ADD %s %s FOR %s (HOST=%s, PORT=%d, PATH='%s', ZONE='%s');", strings.ToUpper(typ), name, master, host, n.Port, n.Path, zone))
+	c.Nodes = append(c.Nodes, n)
+}
+
+// TestManualZoneSwitch: ZONE SWITCHOVER z2 moves every master — gtmcoord,
+// coordinator, datanode — to its slave in zone z2, one row each; ZONE
+// FAILOVER local FORCE brings them back (the old masters, now slaves in
+// local, take over), the z2 masters kicked out.
+func TestManualZoneSwitch(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h1", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
+	c.addZoneNode(t, "gtmcoord slave", "gcz", "gc", "h3", "z2")
+	c.addZoneNode(t, "coordinator slave", "cn1z", "cn1", "h3", "z2")
+	c.addZoneNode(t, "datanode slave", "dn1z", "dn1", "h3", "z2")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	masters := func() string {
+		rows, _ := c.mustRows(t, 30*time.Second, "LIST NODE (name, type, zone, incluster)")
+		var out []string
+		for _, r := range rows {
+			if strings.HasSuffix(r[1], " master") && r[3] == "t" {
+				out = append(out, r[0]+" "+r[2])
+			}
+		}
+		sort.Strings(out)
+		return fmt.Sprint(out)
+	}
+
+	if _, stderr, err := c.psqlRows(time.Minute, "ZONE SWITCHOVER z2"); err == nil || !strings.Contains(stderr, "is not same with guc parameter mgr_zone") {
+		t.Fatalf("ZONE SWITCHOVER outside mgr_zone: %v\n%s", err, stderr)
+	}
+	rows, notices := c.mustRows(t, 5*time.Minute, "SET mgr_zone = 'z2'; ZONE SWITCHOVER z2")
+	if len(rows) > 0 && fmt.Sprint(rows[0]) == "[SET]" {
+		rows = rows[1:]
+	}
+	want := "[[gcz t switchover gtmcoord success] [cn1z t switchover coordinator success] [dn1z t switchover datanode success]]"
+	if fmt.Sprint(rows) != want {
+		t.Fatalf("ZONE SWITCHOVER rows = %q\n%s", rows, notices)
+	}
+	if got := masters(); got != "[cn1z z2 dn1z z2 gcz z2]" {
+		t.Errorf("masters after ZONE SWITCHOVER z2 = %s", got)
+	}
+	for _, n := range []string{"gcz", "cn1z", "dn1z"} {
+		if v := c.nodeValue(t, c.node(n), "SELECT pg_is_in_recovery()"); v != "f" {
+			t.Errorf("%s in recovery after the switchover", n)
+		}
+	}
+	if v := c.nodeValue(t, c.node("cn1z"), "SELECT srvname FROM pg_foreign_server"); v != "dn1z" {
+		t.Errorf("foreign servers on cn1z: %q", v)
+	}
+
+	rows, notices = c.mustRows(t, 5*time.Minute, "ZONE FAILOVER local FORCE")
+	want = "[[gc t failover gtmcoord success] [cn1 t failover coordinator success] [dn1 t failover datanode success]]"
+	if fmt.Sprint(rows) != want {
+		t.Fatalf("ZONE FAILOVER rows = %q\n%s", rows, notices)
+	}
+	if got := masters(); got != "[cn1 local dn1 local gc local]" {
+		t.Errorf("masters after ZONE FAILOVER local = %s", got)
+	}
+	rows, _ = c.mustRows(t, time.Minute, "LIST NODE (name, mastername, initialized, incluster) gcz, cn1z, dn1z")
+	if fmt.Sprint(rows) != "[[gcz gc f f] [cn1z cn1 f f] [dn1z dn1 f f]]" {
+		t.Errorf("the z2 nodes after ZONE FAILOVER local = %q", rows)
 	}
 }
