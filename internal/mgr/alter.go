@@ -10,6 +10,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -162,4 +163,42 @@ func (m *Manager) repoint(e *req, s *cluster.State, n cluster.Node) {
 		}
 	}
 	m.refreshCoordinators(e, s, "", "")
+}
+
+// alterParent is ALTER {DATANODE|GTMCOORD} SLAVE n (PARENT = m [,
+// SYNC_STATE = s]) (cluster.Reparent): a slave out of the cluster changes
+// in the node table only; one in the cluster is re-pointed live, under the
+// cluster lock (switches.Reparent).
+func (m *Manager) alterParent(e *req, st *parser.AlterNode, spec cluster.NodeSpec, o *options) error {
+	if spec.Host != nil || spec.Port != nil || spec.Path != nil || spec.Zone != nil || spec.ReadOnly != nil {
+		return pgerror.New(pgerror.SyntaxError, `option "parent" goes with "sync_state" only`).
+			WithHint("Change the parent in an ALTER of its own.").At(e.q, o.pos("parent"))
+	}
+	parent, err := o.str("parent", nonEmpty)
+	if err != nil {
+		return err
+	}
+	req := cluster.ReparentRequest{Name: st.Name.Name, Type: nodeType(st.Kind), Parent: *parent, SyncState: spec.SyncState, CurrentZone: currentZone(e)}
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	if plan, err := cluster.Reparent(s, req); err == nil && len(plan.Live) > 0 {
+		unlock, err := m.lockCluster("ALTER NODE")
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		_, err = m.switches().Reparent(e.ctx, req, e.w)
+		if err != nil {
+			return e.at(err, o.fieldPos(err, st.Name.Pos))
+		}
+		return e.w.Complete("ALTER NODE")
+	}
+	if _, err := m.change(e, o, st.Name.Pos, func(s *cluster.State) (cluster.Plan, error) {
+		return cluster.Reparent(s, req)
+	}); err != nil {
+		return err
+	}
+	return e.w.Complete("ALTER NODE")
 }

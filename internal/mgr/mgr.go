@@ -279,6 +279,10 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.rewind(e, st)
 	case *parser.Switchover:
 		return m.switchover(e, st)
+	case *parser.Promote:
+		return m.promote(e, st)
+	case *parser.ConfigSlave:
+		return m.configSlave(e, st)
 	case *parser.Append:
 		return m.appendNode(e, st)
 	case *parser.Doctor:
@@ -289,6 +293,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		if st.Action == "init" {
 			return m.zoneInit(e, st)
 		}
+		return m.zoneSwitch(e, st)
 	case *parser.Remove:
 		return m.remove(e, st)
 	case *parser.Flush:
@@ -360,7 +365,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 			return nodeResultColumns, nil
 		}
 		return nil, nil
-	case *parser.Failover, *parser.Rewind, *parser.Switchover:
+	case *parser.Failover, *parser.Rewind, *parser.Switchover, *parser.Promote, *parser.ConfigSlave:
 		return nodeResultColumns, nil
 	case *parser.Doctor:
 		switch st.Action {
@@ -375,10 +380,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 	case *parser.ShowBoottime:
 		return boottimeColumns, nil
 	case *parser.Zone:
-		if st.Action == "init" {
-			return nodeResultColumns, nil
-		}
-		return nil, nil
+		return nodeResultColumns, nil
 	case *parser.Checkout:
 		return cleanColumns, nil
 	case *parser.ShowParam:

@@ -21,7 +21,7 @@ import (
 
 var (
 	addNodeOptions   = []string{"host", "port", "sync_state", "sync", "path", "zone", "readonly"}
-	alterNodeOptions = []string{"host", "port", "sync_state", "sync", "path", "zone", "readonly"}
+	alterNodeOptions = []string{"host", "port", "sync_state", "sync", "path", "zone", "readonly", "parent"}
 )
 
 // nodeType maps a statement's kind to a node type (kinds.Type).
@@ -124,6 +124,9 @@ func (m *Manager) alterNode(e *req, st *parser.AlterNode) error {
 	spec, o, err := nodeSpec(e.q, st.Options, alterNodeOptions)
 	if err != nil {
 		return err
+	}
+	if o.pos("parent") >= 0 {
+		return m.alterParent(e, st, spec, o)
 	}
 	req := cluster.AlterNodeRequest{Name: st.Name.Name, Type: nodeType(st.Kind), Spec: spec, CurrentZone: currentZone(e)}
 	s, err := m.state(e.ctx)

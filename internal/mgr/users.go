@@ -33,6 +33,10 @@ func requiredPrivilege(st parser.Statement) string {
 	case *parser.AddHost, *parser.AlterHost, *parser.StartAgent, *parser.Deploy, *parser.Switchover,
 		*parser.DropUser, *parser.Grant, *parser.Zone, *parser.Expand, *parser.RotateCertificates:
 		return privSuperuser
+	case *parser.Promote, *parser.ConfigSlave:
+		// The manual failover steps change roles with none of FAILOVER's
+		// checks (the DBA is the judge): for superusers.
+		return privSuperuser
 	case *parser.Append:
 		if st.Activate || st.Source.Name != "" {
 			return privSuperuser
@@ -45,7 +49,7 @@ func requiredPrivilege(st parser.Statement) string {
 		return privSuperuser
 	case *parser.AddNode, *parser.AddHBA:
 		return "add"
-	case *parser.AlterNode, *parser.ConfigSlave:
+	case *parser.AlterNode:
 		return "alter"
 	case *parser.DropHost, *parser.DropNode, *parser.DropZone, *parser.DropHBA, *parser.Remove:
 		return "drop"
@@ -71,7 +75,7 @@ func requiredPrivilege(st parser.Statement) string {
 			return "reset"
 		}
 		return "set"
-	case *parser.Failover, *parser.Rewind, *parser.Promote:
+	case *parser.Failover, *parser.Rewind:
 		return "failover"
 	case *parser.Flush:
 		if st.What == "host" {

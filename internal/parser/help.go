@@ -98,7 +98,8 @@ A slave may follow another slave (cascading): master_name may name a slave.`,
 		`ADD DATANODE SLAVE dn1s FOR dn1 (HOST=h2, PORT=5432, PATH='/data/dn1s');`},
 	{"ALTER GTMCOORD", "change a gtmcoord in the node table",
 		`ALTER GTMCOORD { MASTER | SLAVE } node_name ( option [, ...] )
-` + nodeOptions,
+ALTER GTMCOORD SLAVE node_name ( PARENT = node_name [, SYNC_STATE = sync_mode ] )
+` + nodeOptions + parentHelp,
 		`ALTER GTMCOORD SLAVE gcs (SYNC_STATE='async');`},
 	{"ALTER COORDINATOR", "change a coordinator in the node table",
 		`ALTER COORDINATOR { MASTER | SLAVE } node_name ( option [, ...] )
@@ -106,9 +107,10 @@ A slave may follow another slave (cascading): master_name may name a slave.`,
 		`ALTER COORDINATOR MASTER cn1 (PORT=5532);`},
 	{"ALTER DATANODE", "change a datanode in the node table",
 		`ALTER DATANODE { MASTER | SLAVE } node_name ( option [, ...] )
+ALTER DATANODE SLAVE node_name ( PARENT = node_name [, SYNC_STATE = sync_mode ] )
 ` + nodeOptions + `
 
-Once the cluster is initialized only SYNC_STATE (and PORT) can change.`,
+Once the cluster is initialized only SYNC_STATE (and PORT) can change.` + parentHelp,
 		`ALTER DATANODE SLAVE dn1s (SYNC_STATE='sync');`},
 	{"DROP GTMCOORD", "remove a gtmcoord from the node table",
 		`DROP GTMCOORD { MASTER | SLAVE } node_name [, ...]`,
@@ -307,10 +309,11 @@ EXPAND SLEEP seconds`,
 
 	// ---------------------------------------------------------- high availability
 	{"FAILOVER", "promote a slave in place of a failed master",
-		`FAILOVER { GTMCOORD | DATANODE } master_name [ TO slave_name ] [ FORCE ]
+		`FAILOVER { GTMCOORD | COORDINATOR | DATANODE } master_name [ TO slave_name ] [ FORCE ]
 
 Without FORCE the promoted slave must be a running synchronous slave with the
-latest WAL, so that no committed transaction is lost.`,
+latest WAL, so that no committed transaction is lost. FAILOVER COORDINATOR
+promotes a coordinator slave in place of its coordinator master.`,
 		`FAILOVER DATANODE dn1 FORCE;`},
 	{"SWITCHOVER", "swap a slave with its running master",
 		`SWITCHOVER { GTMCOORD | DATANODE } SLAVE slave_name [ FORCE ] [ max_tries ]
@@ -577,3 +580,10 @@ func hasWordPrefix(cmd, q []string) bool {
 	last := len(q) - 1
 	return equalWords(cmd[:last], q[:last]) && strings.HasPrefix(cmd[last], q[last])
 }
+
+// parentHelp is what ALTER … (PARENT = m) does.
+const parentHelp = `
+
+PARENT makes the slave follow another node of its replication tree: another
+slave (a cascade, always async) or the master. A running slave is re-pointed
+at once (a slot on the new parent, its recovery settings reloaded).`

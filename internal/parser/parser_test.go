@@ -323,8 +323,8 @@ func TestSyntaxErrors(t *testing.T) {
 		{"APPEND ACTIVATE DATANODE d", 17, "DATANODE", "Expected COORDINATOR."},
 		{"REMOVE DATANODE d", 17, "d", "Expected MASTER or SLAVE."},
 		// FAILOVER / SWITCHOVER / REWIND / PROMOTE / CONFIG
-		{"FAILOVER", 9, "", "Expected GTMCOORD or DATANODE."},
-		{"FAILOVER COORDINATOR c", 10, "COORDINATOR", "Expected GTMCOORD or DATANODE."},
+		{"FAILOVER", 9, "", "Expected GTMCOORD, COORDINATOR or DATANODE."},
+		{"FAILOVER COORDINATOR MASTER c", 22, "MASTER", "Expected the master's node name"},
 		{"FAILOVER DATANODE SLAVE d", 19, "SLAVE", "Expected the master's node name"},
 		{"FAILOVER DATANODE d x", 21, "x", "Expected TO, FORCE or end of statement."},
 		{"FAILOVER DATANODE d TO", 23, "", "Expected the name of the slave to promote."},

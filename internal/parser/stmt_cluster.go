@@ -409,7 +409,7 @@ func (p *parser) failoverStmt() (Statement, error) {
 	p.next() // FAILOVER
 	s := &Failover{}
 	var err error
-	if s.Kind, err = p.family(Gtmcoord, Datanode); err != nil {
+	if s.Kind, err = p.family(); err != nil {
 		return nil, err
 	}
 	if r := p.peek(); roleOf(r) != RoleAny && isName(p.peekAt(1)) {

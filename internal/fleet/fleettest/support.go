@@ -3,6 +3,7 @@ package fleettest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func CopyState(s *cluster.State) *cluster.State {
 	return &c
 }
 
-// UpdateNodes applies p's node updates to s.
+// UpdateNodes applies p's node updates and deletions to s.
 func UpdateNodes(s *cluster.State, p cluster.Plan) {
 	for _, u := range p.UpdateNodes {
 		for i, n := range s.Nodes {
@@ -51,6 +52,7 @@ func UpdateNodes(s *cluster.State, p cluster.Plan) {
 			}
 		}
 	}
+	s.Nodes = slices.DeleteFunc(s.Nodes, func(n cluster.Node) bool { return slices.Contains(p.DeleteNodes, n.Name) })
 }
 
 // NodeLine is node name of s as LIST NODE shows it (type, master,
