@@ -2,6 +2,7 @@ package switches
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,7 +102,9 @@ func TestCatalogRetryGivesUp(t *testing.T) {
 		{"failover", "FAILOVER dn1", "Run FAILOVER again is not possible; fix the node table with care.",
 			[]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}},
 		{"switchover", "SWITCHOVER dn1s", "",
-			[]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}},
+			// The coordinators' holds are rolled back: without a node
+			// table naming dn1s they must not be re-pointed at it.
+			fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}, releaseSteps)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -155,7 +158,7 @@ func TestCatalogFailsAfterPromotionNodeTable(t *testing.T) {
 // (starting it could make two masters), the doctor off it.
 func TestSwitchoverUnclearPromotion(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["promote dn1s"], r.f.Fail["inrecovery dn1s"] = fleettest.ErrBoom, fleettest.ErrBoom
+	r.f.Fail["end recovery dn1s"], r.f.Fail["inrecovery dn1s"] = fleettest.ErrBoom, fleettest.ErrBoom
 	_, err := switchover(r, Switchover{})
 	if err == nil || !strings.Contains(err.Error(), "unclear promotion") {
 		t.Fatalf("err = %v, want an unclear promotion", err)
@@ -164,7 +167,7 @@ func TestSwitchoverUnclearPromotion(t *testing.T) {
 	if !strings.Contains(pe.Message, "the old master is NOT started again") || !strings.Contains(pe.Hint, "MONITOR ALL") {
 		t.Errorf("error = %q, hint %q", pe.Message, pe.Hint)
 	}
-	r.steps(t, "stop dn1 fast", "promote dn1s")
+	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s"}, releaseSteps)...)
 	r.nodes(t, promotedOnly)
 	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed promote")
 	if n := r.f.Node("dn1"); n.Running {
@@ -172,26 +175,40 @@ func TestSwitchoverUnclearPromotion(t *testing.T) {
 	}
 }
 
-// TestSwitchoverCoordinatorUnreachable: a coordinator that does not
-// answer after the promotion is a WARNING; the switchover completes and
-// the other coordinator is re-pointed.
+// TestSwitchoverCoordinatorUnreachable: without FORCE a coordinator
+// whose clients cannot be counted refuses the switchover at once, with
+// nothing changed (AntDB connects every coordinator first); with FORCE
+// the switch goes on and the coordinator is a WARNING.
 func TestSwitchoverCoordinatorUnreachable(t *testing.T) {
 	r := newRig(world())
 	r.f.Nodes["cn1"].Running = false
-	res, err := switchover(r, Switchover{})
+	_, err := switchover(r, Switchover{})
+	pe := wantCode(t, err, pgerror.ObjectNotInPrereqState)
+	if !strings.Contains(pe.Message, "cn1") || !strings.Contains(pe.Hint, "FORCE") {
+		t.Errorf("error = %q, hint %q", pe.Message, pe.Hint)
+	}
+	r.nodes(t, unchanged)
+	if n := r.f.Node("dn1"); !n.Running || n.InRecovery {
+		t.Errorf("dn1 after a refused switchover: %+v", n)
+	}
+
+	r = newRig(world())
+	r.f.Nodes["cn1"].Running = false
+	res, err := switchover(r, Switchover{Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Node != "dn1s" {
 		t.Errorf("result = %+v", res)
 	}
-	r.p.Has(t, `WARNING: could not update coordinator master "cn1": connection refused`,
-		"Switch the datanode master from dn1 to dn1s has been successfully completed")
+	r.p.Has(t, "Switch the datanode master from dn1 to dn1s has been successfully completed")
 	r.nodes(t, switchedOver)
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s done end")
-	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1 of dn1s", "start dn1", "dropslots dn1", "standby dn1p of dn1s", "reload dn1p",
-		`syncnames dn1s FIRST 1 ("dn1", "dn1p")`, "rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1")
+	if rows := r.cat.Rows; rows[len(rows)-1] != "SWITCHOVER dn1s done end" {
+		t.Errorf("journal = %q", rows)
+	}
+	if !slices.Contains(r.f.StepList(), "repoint gc dn1 to dn1s") {
+		t.Errorf("steps %q: gc not re-pointed", r.f.StepList())
+	}
 }
 
 // TestSwitchoverCandidateDiesBeforePromotion: the slave stops answering
@@ -209,7 +226,7 @@ func TestSwitchoverCandidateDiesBeforePromotion(t *testing.T) {
 		t.Fatal("a switchover to a dead slave succeeded")
 	}
 	r.nodes(t, unchanged)
-	r.steps(t, "stop dn1 fast", "start dn1")
+	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast"}, releaseSteps, []string{"start dn1"})...)
 	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed revert")
 	r.p.Has(t, "dn1 is running again as the master; nothing was switched")
 }

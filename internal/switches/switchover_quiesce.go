@@ -2,6 +2,7 @@ package switches
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -62,7 +63,15 @@ func (r *switchRun) quiesce(ctx context.Context, st cluster.SwitchStep) error {
 	}
 	var said time.Time
 	for {
-		busy, n := r.busy(ctx, q, holders, st.Force)
+		busy, n, down := r.busy(ctx, q, holders, st.Force)
+		if down != nil {
+			// AntDB connects every coordinator first: a node whose
+			// sessions cannot be counted is not waited for.
+			r.releaseHolds(ctx)
+			return fleet.WrapAs(down, pgerror.ObjectNotInPrereqState,
+				"Bring it back, or use FORCE to switch without waiting for its clients.",
+				"cannot count the client sessions of every node before the switch")
+		}
 		// A write through a coordinator that began before its hold
 		// locked ends before the lock is granted: once every hold has its
 		// locks after a count that found nobody, nothing runs that the
@@ -182,9 +191,10 @@ type busyNode struct {
 // busy counts the busy sessions of q's nodes in parallel — with force it
 // ends them — and returns the nodes that had some, in q's order, and
 // how many nodes that is. A node that cannot be asked counts as busy (with -1)
-// unless force: its sessions cannot be known.
-func (r *switchRun) busy(ctx context.Context, q cluster.Quiet, holders []uint32, force bool) ([]busyNode, int) {
+// unless force: its sessions cannot be known; its error is in down.
+func (r *switchRun) busy(ctx context.Context, q cluster.Quiet, holders []uint32, force bool) (out []busyNode, n int, down error) {
 	counts := make([]int, len(q.Count))
+	errs := make([]error, len(q.Count))
 	var wg sync.WaitGroup
 	for i, name := range q.Count {
 		m, err := r.member(name)
@@ -204,12 +214,12 @@ func (r *switchRun) busy(ctx context.Context, q cluster.Quiet, holders []uint32,
 			}
 			if err != nil && !force {
 				n = -1
+				errs[i] = fleet.Wrap(err, "%s", name)
 			}
 			counts[i] = n
 		}()
 	}
 	wg.Wait()
-	var out []busyNode
 	for i, n := range counts {
 		if n > 0 && force {
 			// Said here: a Progress is not safe for concurrent use.
@@ -219,7 +229,7 @@ func (r *switchRun) busy(ctx context.Context, q cluster.Quiet, holders []uint32,
 			out = append(out, busyNode{q.Count[i], n})
 		}
 	}
-	return out, len(out)
+	return out, len(out), errors.Join(errs...)
 }
 
 // quietLate ends a wait that ran out of time: without force a refusal
