@@ -49,6 +49,11 @@ func ZoneMoves(s *State, zone, current string) ([]ZoneMove, error) {
 		}
 		moves = append(moves, ZoneMove{Master: m, Slave: *to})
 	}
+	if len(moves) == 0 {
+		// Nothing to do is said, not answered with an empty success: the
+		// DBA may have meant the other zone.
+		return nil, fieldErr("zone", pgerror.ObjectNotInPrereqState, `no master in the cluster is outside zone "%s": nothing to switch`, zone)
+	}
 	sort.SliceStable(moves, func(i, j int) bool { return moves[i].Master.Type.order() < moves[j].Master.Type.order() })
 	return moves, nil
 }

@@ -32,7 +32,7 @@ func TestZoneMoves(t *testing.T) {
 	_, err = ZoneMoves(two(), "z9", "z9")
 	refusal(t, err, pgerror.UndefinedObject, `zone "z9" has no node`, "zone")
 	moves, err = ZoneMoves(two(), DefaultZone, DefaultZone)
-	refusal(t, err, "", "", "")
+	refusal(t, err, pgerror.ObjectNotInPrereqState, `no master in the cluster is outside zone "local"`, "zone")
 	if len(moves) != 0 {
 		t.Errorf("moves into the masters' own zone: %v", moves)
 	}

@@ -72,7 +72,7 @@ func TestRefusals(t *testing.T) {
 		{`LIST NODE nobody;`, []string{`42704`, `node "nobody" does not exist`}},
 		{`LIST NODE (name, colour);`, []string{`42703`, `column "colour" does not exist`}},
 		{`LIST HOST h9;`, []string{`42704`, `host name "h9" does not exist`}},
-		{`ZONE FAILOVER local;`, []string{`0A000`, `ZONE is not implemented yet`}},
+		{`ZONE FAILOVER local;`, []string{`55000`, `no master in the cluster is outside zone "local": nothing to switch`}},
 		{`FAILOVER DATANODE dn1;`, []string{`55000`, `dn1 has not been initialized`}},
 		{`APPEND DATANODE MASTER dn1;`, []string{`55000`, `gtm master is not initialized`}},
 		{`DEPLOY h1, h9 PASSWORD 'pw';`, []string{`42704`, `host "h9" does not exist`}},
