@@ -22,7 +22,7 @@ demo-hosts: build
 demo-hosts-stop:
 	scripts/demo-hosts.sh stop
 
-.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench clean
+.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench soak clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
@@ -72,6 +72,17 @@ bench: build
 	$(GO) test -run '^$$' -bench InitAllSSH -benchtime 1x ./tests/e2e
 	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
 	$(GO) test -run '^$$' -bench SwitchoverPause -benchtime 5x -timeout 30m ./tests/e2e
+
+# Not part of `make test` (which runs each case once): SOAK_TRIALS (50)
+# trials of node death under a writing client (TestDoctor,
+# TestFailoverUnderLoad), the link cut of the master's host (TestPartition:
+# needs root and the namespace hosts, scripts/testhosts.sh up) and the
+# manager's kill -9 at each crash point of a FAILOVER and a SWITCHOVER
+# (TestCrashDuringSwitch, its trials on one cluster).
+SOAK_TRIALS ?= 50
+soak: build
+	$(GO) test -count=$(SOAK_TRIALS) -run '^(TestDoctor|TestFailoverUnderLoad|TestPartition)$$' -timeout 24h ./tests/e2e
+	ADBMGR_E2E_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -run '^TestCrashDuringSwitch$$' -timeout 24h ./tests/e2e
 
 clean:
 	rm -rf bin demo demo-hosts run

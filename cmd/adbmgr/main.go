@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("D", os.Getenv("ADBMGR_DATA"), "manager data directory")
 	listen := fs.String("listen", DefaultListen, "address and port to listen on")
 	var initOpts access.InitOptions
-	var pwfile, socketDir, sslCert, sslKey string
+	var pwfile, socketDir, sslCert, sslKey, crashAt string
 	socketDirSet := false
 	if args[0] == "init" {
 		fs.StringVar(&initOpts.AuthLocal, "auth-local", "peer", "authentication of Unix socket clients: peer or trust")
@@ -84,6 +84,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		})
 		fs.StringVar(&sslCert, "ssl-cert", "", "TLS certificate offered to clients")
 		fs.StringVar(&sslKey, "ssl-key", "", "TLS key of --ssl-cert")
+		// A test hook, not in the usage text: the manager kills itself at
+		// that point of a switch (internal/mgr/crash.go), for
+		// tests/e2e/crash_test.go.
+		fs.StringVar(&crashAt, "crash-at", "", "test hook: COMMAND:POINT at which the manager kills itself (tests only)")
 	}
 	switch args[0] {
 	case "version", "--version", "-V":
@@ -123,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if !socketDirSet {
 		socketDir = abs
 	}
-	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey}, log)
+	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey, crashAt: crashAt}, log)
 }
 
 func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Writer) error {
@@ -167,6 +171,8 @@ func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Wr
 // serveOptions are adbmgr start's listening flags.
 type serveOptions struct {
 	listen, socketDir, sslCert, sslKey string
+	// crashAt is the crash test hook (--crash-at; mgr.Options.CrashAt).
+	crashAt string
 }
 
 func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) error {
@@ -232,6 +238,7 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		Interrupted: len(ops) > 0,
 		Agents:      agents,
 		Logger:      log,
+		CrashAt:     so.crashAt,
 	})
 	wire, err := clientAccess(ctx, dir, cat, so, log)
 	if err != nil {

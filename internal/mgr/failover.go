@@ -31,7 +31,7 @@ func writeNodeResult(w pgwire.ResultWriter, node string, ok bool, desc string) e
 
 // switches is the switches' executor over the manager's fleet and catalog.
 func (m *Manager) switches() *switches.Switches {
-	return &switches.Switches{Fleet: m.fleet, Catalog: switchCatalog{m}, Conf: m.nodeConf}
+	return &switches.Switches{Fleet: m.fleet, Catalog: switchCatalog{m}, Conf: m.nodeConf, AfterStep: m.crashAfterStep()}
 }
 
 // failover is FAILOVER {DATANODE|GTMCOORD} master [TO slave] [FORCE]
@@ -159,6 +159,7 @@ func (c switchCatalog) Commit(ctx context.Context, j *switches.Journal, step swi
 		return err
 	}
 	j.ID = id
+	c.m.crashAt(j.Command, "journal "+step.Name)
 	return nil
 }
 

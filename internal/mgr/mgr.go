@@ -49,7 +49,10 @@ type Options struct {
 	// ALTER HOST; nil means checkHostFiles (ownership and modes on this
 	// machine). Tests with invented paths replace it.
 	CheckHostFiles func(cluster.Host) error
-	Logger         *slog.Logger
+	// CrashAt is the crash test hook's point (crash.go; adbmgr start
+	// --crash-at): empty, as always outside tests, does nothing.
+	CrashAt string
+	Logger  *slog.Logger
 }
 
 // Manager executes statements against the catalog.

@@ -59,6 +59,9 @@ func (r *switchRun) run(ctx context.Context, steps []cluster.SwitchStep) (contex
 			}
 			continue
 		}
+		if r.x.AfterStep != nil {
+			r.x.AfterStep(r.j.Command, st)
+		}
 		switch st.Kind {
 		case cluster.GrowPromote:
 			r.promoted = true

@@ -78,6 +78,10 @@ type Switches struct {
 	// the clients' transactions to end; zero means a second (tests make
 	// it shorter).
 	Second time.Duration
+	// AfterStep, when set, is called after each step of a switch that
+	// succeeded, with the switch's journal command (the manager's crash
+	// test hook, --crash-at; nil otherwise).
+	AfterStep func(command string, st cluster.SwitchStep)
 }
 
 // Result is the row a switch answers: the node that is now what the

@@ -73,6 +73,8 @@ type Manager struct {
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	stopped bool
+	// Args are extra flags of the next start (crash_test.go's --crash-at).
+	Args []string
 }
 
 func freePort(t testing.TB) int {
@@ -115,7 +117,7 @@ func (m *Manager) start() {
 			m.t.Fatalf("adbmgr init: %v\n%s", err, out)
 		}
 	}
-	m.cmd = exec.Command(filepath.Join(binDir, "adbmgr"), "start", "-D", m.Dir, "--listen", "127.0.0.1:"+strconv.Itoa(m.Port))
+	m.cmd = exec.Command(filepath.Join(binDir, "adbmgr"), append([]string{"start", "-D", m.Dir, "--listen", "127.0.0.1:" + strconv.Itoa(m.Port)}, m.Args...)...)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatal(err)
