@@ -123,11 +123,11 @@ func FailoverSteps(old string, c Candidate) SwitchPlan {
 		SwitchStep{Kind: GrowStandalone, Node: c.Name},
 		SwitchStep{Kind: GrowCatalog, Node: c.Name, From: old, Journal: running("catalog", c.Name)})
 	for _, f := range c.Followers {
-		p.Steps = append(p.Steps, SwitchStep{Kind: SwitchFollow, Node: f, From: c.Name})
+		p.Steps = append(p.Steps, SwitchStep{Kind: SwitchFollow, Node: f, From: c.Name, Journal: running("follow "+f, c.Name)})
 	}
 	p.Steps = append(p.Steps,
 		SwitchStep{Kind: GrowSyncNames, From: c.Name},
-		SwitchStep{Kind: GrowRefreshCoordinators, Node: c.Name, From: old})
+		SwitchStep{Kind: GrowRefreshCoordinators, Node: c.Name, From: old, Journal: running("coordinators", c.Name)})
 	return p
 }
 
@@ -146,9 +146,11 @@ func SwitchoverSteps(s *State, old, n string, maxTrys int, force bool, probes ma
 	p := SwitchPlan{Kind: "switchover", Old: old, New: n, Done: done(n)}
 	p.Steps = append(p.Steps,
 		SwitchStep{Kind: SwitchQuiesce, Node: old, Seconds: secs, Force: force},
-		SwitchStep{Kind: SwitchStopMaster, Node: old},
+		// Journaled: a manager killed after the stop or the promotion
+		// leaves an entry that says which of the two it reached.
+		SwitchStep{Kind: SwitchStopMaster, Node: old, Journal: running("stop old master "+old, "")},
 		SwitchStep{Kind: SwitchCaughtUp, Node: n, From: old, Seconds: secs},
-		SwitchStep{Kind: GrowPromote, Node: n, Quick: true},
+		SwitchStep{Kind: GrowPromote, Node: n, Quick: true, Journal: running("promote "+n, "")},
 		SwitchStep{Kind: GrowStandalone, Node: n},
 		SwitchStep{Kind: GrowCatalog, Node: n, From: old, Journal: running("catalog", n)},
 		SwitchStep{Kind: GrowRefreshCoordinators, Node: n, From: old},

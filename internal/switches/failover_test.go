@@ -55,7 +55,8 @@ func TestFailover(t *testing.T) {
 	})
 	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
 		"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
-	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog", "FAILOVER dn1 done end")
+	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
+		"FAILOVER dn1 running follow dn1p", "FAILOVER dn1 running coordinators", "FAILOVER dn1 done end")
 	r.p.Has(t, "the old master dn1 was stopped", "dn1s have the best wal lsn", "dn1s was successfully promoted", "dn1p has followed dn1s success",
 		"make potential node", "dn1 has been kicked out of the cluster; REWIND DATANODE SLAVE dn1", "successfully completed")
 	if n := r.f.Node("dn1p"); n.Parent != "dn1s" {
@@ -216,7 +217,8 @@ func TestFailoverProblemsAfterPromotion(t *testing.T) {
 		`WARNING: could not update coordinator master "cn1": boom`, "WARNING: boom")
 	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
 		"standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`, "rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1")
-	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog", "FAILOVER dn1 done end")
+	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
+		"FAILOVER dn1 running follow dn1p", "FAILOVER dn1 running coordinators", "FAILOVER dn1 done end")
 }
 
 // TestFailoverToForceLeavesAheadFollowerOut: with TO … FORCE a follower

@@ -169,7 +169,7 @@ func TestSwitchoverUnclearPromotion(t *testing.T) {
 	}
 	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s"}, releaseSteps)...)
 	r.nodes(t, promotedOnly)
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed promote")
+	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running stop old master dn1", "SWITCHOVER dn1s running promote dn1s", "SWITCHOVER dn1s failed promote")
 	if n := r.f.Node("dn1"); n.Running {
 		t.Error("the old master was started again")
 	}
@@ -227,6 +227,6 @@ func TestSwitchoverCandidateDiesBeforePromotion(t *testing.T) {
 	}
 	r.nodes(t, unchanged)
 	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast"}, releaseSteps, []string{"start dn1"})...)
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed revert")
+	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running stop old master dn1", "SWITCHOVER dn1s failed revert")
 	r.p.Has(t, "dn1 is running again as the master; nothing was switched")
 }

@@ -37,7 +37,7 @@ func TestSwitchover(t *testing.T) {
 	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
 		routeSteps, []string{"checkpoint dn1s", "standby dn1 of dn1s", "start dn1", "dropslots dn1", "standby dn1p of dn1s", "reload dn1p",
 			`syncnames dn1s FIRST 1 ("dn1", "dn1p")`}, coordinatorSteps("", ""))...)
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s done end")
+	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running stop old master dn1", "SWITCHOVER dn1s running promote dn1s", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s done end")
 	r.p.Has(t, "wait max 10 seconds to wait there are no active connections on coordinators and master nodes",
 		"wait max 10 seconds to check dn1 and dn1s have the same xlog position", "dn1 has followed dn1s success",
 		"Switch the datanode master from dn1 to dn1s has been successfully completed")
@@ -144,7 +144,7 @@ func TestSwitchoverOldMasterCannotFollow(t *testing.T) {
 	}
 	r.p.Has(t, "WARNING: dn1 could not follow dn1s: boom; REWIND DATANODE SLAVE dn1 repairs it")
 	r.nodes(t, map[string]string{"dn1": "datanode slave dn1s async false false true", "dn1s": "datanode master   true true true"})
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s running kick out dn1", "SWITCHOVER dn1s done end")
+	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running stop old master dn1", "SWITCHOVER dn1s running promote dn1s", "SWITCHOVER dn1s running catalog", "SWITCHOVER dn1s running kick out dn1", "SWITCHOVER dn1s done end")
 	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
 		routeSteps, []string{"checkpoint dn1s", "standby dn1 of dn1s", "start dn1", "standby dn1p of dn1s", "reload dn1p",
 			`syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("", ""))...)
@@ -156,5 +156,5 @@ func TestSwitchoverCatalogFailsAfterPromotion(t *testing.T) {
 	_, err := switchover(r, Switchover{})
 	wantCode(t, err, pgerror.Internal)
 	r.steps(t, fleettest.Join(holdSteps, []string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}, releaseSteps)...)
-	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed catalog")
+	r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s running stop old master dn1", "SWITCHOVER dn1s running promote dn1s", "SWITCHOVER dn1s failed catalog")
 }
