@@ -63,31 +63,35 @@ func CheckSocketPath(n Node, h Host) error {
 // primary, a standby and a pg_rewind target. TLS is on, with a certificate
 // the manager's CA issued for the host's address; passwords are stored as
 // SCRAM-SHA-256 verifiers (PostgreSQL 15's default, said explicitly: an md5
-// verifier would not do for the scram-sha-256 lines of pg_hba.conf).
+// verifier would not do for the scram-sha-256 lines of pg_hba.conf). A
+// standby whose stream broke (its master crashed and was restarted in
+// place, or a failover re-pointed it) tries again after 500 ms, not
+// PostgreSQL's 5 s: until it does, a master's commits wait for it.
 func ServerParams(n Node, h Host) map[string]string {
 	return map[string]string{
-		"listen_addresses":          h.Address,
-		"port":                      strconv.Itoa(n.Port),
-		"unix_socket_directories":   SocketDir(n, h),
-		"ssl":                       "on",
-		"ssl_cert_file":             NodeFile(n, h, ServerCert),
-		"ssl_key_file":              NodeFile(n, h, ServerKey),
-		"ssl_ca_file":               NodeFile(n, h, RootCert),
-		"password_encryption":       "scram-sha-256",
-		"cluster_name":              n.Name,
-		"wal_level":                 "replica",
-		"hot_standby":               "on",
-		"hot_standby_feedback":      "on",
-		"wal_log_hints":             "on",
-		"full_page_writes":          "on",
-		"max_wal_senders":           "16",
-		"max_replication_slots":     "16",
-		"wal_keep_size":             "256MB",
-		"synchronous_commit":        "on",
-		"synchronous_standby_names": "",
-		"logging_collector":         "on",
-		"log_directory":             "log",
-		"log_line_prefix":           "%m [%p] %q%u@%d ",
+		"listen_addresses":            h.Address,
+		"port":                        strconv.Itoa(n.Port),
+		"unix_socket_directories":     SocketDir(n, h),
+		"ssl":                         "on",
+		"ssl_cert_file":               NodeFile(n, h, ServerCert),
+		"ssl_key_file":                NodeFile(n, h, ServerKey),
+		"ssl_ca_file":                 NodeFile(n, h, RootCert),
+		"password_encryption":         "scram-sha-256",
+		"cluster_name":                n.Name,
+		"wal_level":                   "replica",
+		"hot_standby":                 "on",
+		"hot_standby_feedback":        "on",
+		"wal_log_hints":               "on",
+		"full_page_writes":            "on",
+		"max_wal_senders":             "16",
+		"max_replication_slots":       "16",
+		"wal_keep_size":               "256MB",
+		"synchronous_commit":          "on",
+		"synchronous_standby_names":   "",
+		"wal_retrieve_retry_interval": "500ms",
+		"logging_collector":           "on",
+		"log_directory":               "log",
+		"log_line_prefix":             "%m [%p] %q%u@%d ",
 	}
 }
 

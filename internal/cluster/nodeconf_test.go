@@ -173,6 +173,8 @@ func TestNodeFiles(t *testing.T) {
 		"ssl_key_file":            sd + "/server.key",
 		"ssl_ca_file":             sd + "/root.crt",
 		"password_encryption":     "scram-sha-256",
+		// A standby reconnects quickly: a master's commits wait for it.
+		"wal_retrieve_retry_interval": "500ms",
 	}
 	for k, v := range want {
 		if p[k] != v {

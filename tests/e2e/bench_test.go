@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,17 +163,9 @@ func BenchmarkInitAllSSH(b *testing.B) {
 // -benchtime 5x), and the command's own duration. Target: ≤ 500 ms on both
 // paths (Patroni 1.36 s, pg_auto_failover 1.26 s on this machine).
 func BenchmarkSwitchoverPause(b *testing.B) {
-	c := newTestCluster(b, 3)
-	c.addDemo(b, false)
-	c.mustRows(b, time.Minute, "START AGENT ALL")
-	c.mustRows(b, 5*time.Minute, "INIT ALL")
-	c.mustNodeSQL(b, c.node("dn1"), "CREATE TABLE sw_direct (n int)")
-	c.mustNodeSQL(b, c.node("cn1"), "CREATE TABLE sw_coord (id int NOT NULL, n int); SELECT adb.create_distributed_table('sw_coord', 'id'); INSERT INTO sw_coord SELECT g, 0 FROM generate_series(1, 100) g")
-	id := c.idOn(b, "cn1", "sw_coord", "dn1")
+	c, direct, viaCoord := demoWriters(b, "sw")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	direct := &pauseWriter{name: "direct", dsn: c.directDSN("dn1", "dn1s"), sql: "INSERT INTO sw_direct VALUES ($1)"}
-	viaCoord := &pauseWriter{name: "coordinator", dsn: c.nodeConnString(c.node("cn1")), sql: "INSERT INTO sw_coord VALUES (" + id + ", $1)"}
 	var wg sync.WaitGroup
 	for _, w := range []*pauseWriter{direct, viaCoord} {
 		wg.Add(1)
@@ -212,4 +205,188 @@ func BenchmarkSwitchoverPause(b *testing.B) {
 		n, errs := w.acked()
 		b.Logf("%s writer: %d writes acknowledged, %d errors %q", w.name, n, len(errs), errs)
 	}
+}
+
+// haTrials is how many deaths or crashes one iteration of the doctor's
+// benchmarks measures, on one cluster (a benchmark run with -benchtime 3x
+// would set a cluster up twice: testing runs it with b.N = 1 first).
+const haTrials = 3
+
+// firstWriteAfter waits until w's writes resume after an outage that began
+// at from, and returns how long after from: the first acknowledgement
+// after from that follows a gap longer than three periods (a write
+// acknowledged just as the node died does not end the outage).
+func (w *pauseWriter) firstWriteAfter(t testing.TB, from time.Time, period time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		w.mu.Lock()
+		var first time.Time
+		for i := 1; i < len(w.acks); i++ {
+			if w.acks[i].After(from) && w.acks[i].Sub(w.acks[i-1]) > 3*period {
+				first = w.acks[i]
+				break
+			}
+		}
+		w.mu.Unlock()
+		if !first.IsZero() {
+			return first.Sub(from)
+		}
+		if time.Now().After(deadline) {
+			_, errs := w.acked()
+			t.Fatalf("%s writer: writes did not resume within 60 s; errors: %q", w.name, errs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// haBench is the demo topology with the doctor on at its defaults and two
+// clients writing one row every 50 ms into dn1's group: one directly
+// through a multi-host connection string over dn1 and dn1s
+// (target_session_attrs=read-write), one through coordinator cn1.
+type haBench struct {
+	c             *testCluster
+	direct, coord *pauseWriter
+	wg            sync.WaitGroup
+	master, slave string // dn1's group: its master and slave now
+	period        time.Duration
+}
+
+// demoWriters sets up the demo topology and two writers (not started yet)
+// of one row each into dn1's group: directly, through a multi-host
+// connection string over dn1 and dn1s (target_session_attrs=read-write),
+// into table <prefix>_direct; and through coordinator cn1 into distributed
+// table <prefix>_coord, on a row that lands on dn1.
+func demoWriters(b *testing.B, prefix string) (c *testCluster, direct, coord *pauseWriter) {
+	c = newTestCluster(b, 3)
+	c.addDemo(b, false)
+	c.mustRows(b, time.Minute, "START AGENT ALL")
+	c.mustRows(b, 5*time.Minute, "INIT ALL")
+	c.mustNodeSQL(b, c.node("dn1"), "CREATE TABLE "+prefix+"_direct (n int)")
+	c.mustNodeSQL(b, c.node("cn1"), fmt.Sprintf("CREATE TABLE %[1]s (id int NOT NULL, n int); SELECT adb.create_distributed_table('%[1]s', 'id'); INSERT INTO %[1]s SELECT g, 0 FROM generate_series(1, 100) g", prefix+"_coord"))
+	id := c.idOn(b, "cn1", prefix+"_coord", "dn1")
+	return c, &pauseWriter{name: "direct", dsn: c.directDSN("dn1", "dn1s"), sql: "INSERT INTO " + prefix + "_direct VALUES ($1)"},
+		&pauseWriter{name: "coordinator", dsn: c.nodeConnString(c.node("cn1")), sql: "INSERT INTO " + prefix + "_coord VALUES (" + id + ", $1)"}
+}
+
+func newHABench(b *testing.B) *haBench {
+	c, direct, coord := demoWriters(b, "ha")
+	c.mustRows(b, time.Minute, "START DOCTOR")
+	h := &haBench{c: c, direct: direct, coord: coord, master: "dn1", slave: "dn1s", period: 50 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	for _, w := range []*pauseWriter{h.direct, h.coord} {
+		h.wg.Add(1)
+		go func() { defer h.wg.Done(); w.run(ctx, h.period) }()
+	}
+	b.Cleanup(func() { cancel(); h.wg.Wait() })
+	return h
+}
+
+// firstWrites is how long after from each client's writes resumed.
+func (h *haBench) firstWrites(b *testing.B, from time.Time) (direct, coord time.Duration) {
+	return h.direct.firstWriteAfter(b, from, h.period), h.coord.firstWriteAfter(b, from, h.period)
+}
+
+// logWriters logs what the writers saw over the whole benchmark.
+func (h *haBench) logWriters(b *testing.B) {
+	for _, w := range []*pauseWriter{h.direct, h.coord} {
+		n, errs := w.acked()
+		all := len(errs)
+		if all > 3 {
+			errs = errs[:3]
+		}
+		b.Logf("%s writer: %d writes acknowledged, %d errors, the first %q", w.name, n, all, errs)
+	}
+}
+
+// reportSpread reports the median and min–max of ds, in ms, as name-*.
+func reportSpread(b *testing.B, name string, ds []time.Duration) {
+	ds = append([]time.Duration(nil), ds...)
+	med := median(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(med), name+"-median-ms")
+	b.ReportMetric(ms(ds[0]), name+"-min-ms")
+	b.ReportMetric(ms(ds[len(ds)-1]), name+"-max-ms")
+	fmt.Printf("%s: median %v (%v–%v) over %d trials\n", name, med.Round(time.Millisecond),
+		ds[0].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond), len(ds))
+}
+
+// BenchmarkDoctorNodeDeath measures, at the doctor's defaults, how long
+// after the death of dn1's group's master — its postmaster and its host's
+// agent killed, as the host's death would — each client writes again
+// (target ≤ 1.5 s on both paths; Patroni 20.5–24.7 s, pg_auto_failover
+// 8.4–51 s on this machine), and the doctor's full repair: once the
+// catalog shows the failover, the agent is started again and the time
+// until the old master streams as a sync or potential slave of the new one
+// (target ≤ 10 s). Each iteration kills the group's master of the moment
+// (haTrials of them; run with -benchtime 1x).
+func BenchmarkDoctorNodeDeath(b *testing.B) {
+	h := newHABench(b)
+	c := h.c
+	var pd, pc, repair []time.Duration
+	b.ResetTimer()
+	for i := 0; i < haTrials*b.N; i++ {
+		time.Sleep(2 * time.Second) // both writers steady before the death
+		old, host := h.master, c.node(h.master).Host
+		c.killNodeAndAgent(b, old, host)
+		killed := time.Now()
+		waitFor(b, 60*time.Second, h.slave+" made master by the doctor", func() (bool, string) {
+			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, type) "+h.slave)
+			return err == nil && fmt.Sprint(rows) == "[["+h.slave+" datanode master]]", fmt.Sprint(rows, err)
+		})
+		failedOver := time.Now()
+		h.master, h.slave = h.slave, old
+		c.mustRows(b, time.Minute, "START AGENT "+host)
+		waitFor(b, 90*time.Second, old+" back as a streaming slave of "+h.master, func() (bool, string) {
+			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, mastername, sync_state, incluster) "+old)
+			if err != nil || len(rows) != 1 || rows[0][1] != h.master || rows[0][3] != "t" || (rows[0][2] != "sync" && rows[0][2] != "potential") {
+				return false, fmt.Sprint(rows, err)
+			}
+			got, err := c.replication(c.node(h.master))
+			return err == nil && (got[old] == "sync" || got[old] == "potential"), fmt.Sprint(got, err)
+		})
+		r := time.Since(failedOver)
+		d, v := h.firstWrites(b, killed)
+		pd, pc, repair = append(pd, d), append(pc, v), append(repair, r)
+		fmt.Printf("trial %d, %s died: first write direct %v, through a coordinator %v; catalog failed over after %v; repaired %v after that\n",
+			i+1, old, d.Round(time.Millisecond), v.Round(time.Millisecond), failedOver.Sub(killed).Round(time.Millisecond), r.Round(time.Millisecond))
+	}
+	b.StopTimer()
+	reportSpread(b, "direct", pd)
+	reportSpread(b, "coord", pc)
+	reportSpread(b, "repair", repair)
+	h.logWriters(b)
+}
+
+// BenchmarkDoctorCrashInPlace measures, at the doctor's defaults, how long
+// after a crash of dn1's postmaster (kill -9; its host and agent alive, so
+// the doctor restarts it in place) each client writes again. Target:
+// ≤ 1.0 s (Patroni 3.1–4.8 s, pg_auto_failover ≈ 5 s on this machine).
+// Each iteration is haTrials crashes; run with -benchtime 1x.
+func BenchmarkDoctorCrashInPlace(b *testing.B) {
+	h := newHABench(b)
+	c := h.c
+	var pd, pc []time.Duration
+	b.ResetTimer()
+	for i := 0; i < haTrials*b.N; i++ {
+		time.Sleep(2 * time.Second) // both writers steady, the slave streaming
+		waitFor(b, 30*time.Second, h.slave+" streams", func() (bool, string) {
+			got, err := c.replication(c.node(h.master))
+			return err == nil && got[h.slave] == "sync", fmt.Sprint(got, err)
+		})
+		syscall.Kill(postmasterPID(b, c.node(h.master)), syscall.SIGKILL)
+		killed := time.Now()
+		d, v := h.firstWrites(b, killed)
+		pd, pc = append(pd, d), append(pc, v)
+		rows, _ := c.mustRows(b, time.Minute, "LIST NODE (name, type) "+h.master)
+		if fmt.Sprint(rows) != "[["+h.master+" datanode master]]" {
+			b.Fatalf("%s after its crash: %q (restarted in place expected)", h.master, rows)
+		}
+		fmt.Printf("trial %d, %s crashed: first write direct %v, through a coordinator %v\n",
+			i+1, h.master, d.Round(time.Millisecond), v.Round(time.Millisecond))
+	}
+	b.StopTimer()
+	reportSpread(b, "direct", pd)
+	reportSpread(b, "coord", pc)
+	h.logWriters(b)
 }
