@@ -53,10 +53,10 @@ func TestFailover(t *testing.T) {
 		"dn1s": "datanode master   true true true",
 		"dn1p": "datanode slave dn1s sync true true true",
 	})
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
-		"FAILOVER dn1 running follow dn1p", "FAILOVER dn1 running coordinators", "FAILOVER dn1 done end")
+		"FAILOVER dn1 running coordinators", "FAILOVER dn1 running follow dn1p", "FAILOVER dn1 done end")
 	r.p.Has(t, "the old master dn1 was stopped", "dn1s have the best wal lsn", "dn1s was successfully promoted", "dn1p has followed dn1s success",
 		"make potential node", "dn1 has been kicked out of the cluster; REWIND DATANODE SLAVE dn1", "successfully completed")
 	if n := r.f.Node("dn1p"); n.Parent != "dn1s" {
@@ -216,9 +216,9 @@ func TestFailoverProblemsAfterPromotion(t *testing.T) {
 	r.p.Has(t, "WARNING: dn1p could not follow dn1s: boom; REWIND DATANODE SLAVE dn1p repairs it",
 		`WARNING: could not update coordinator master "cn1": boom`, "WARNING: boom")
 	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`, "rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1")
+		"rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1", "standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
-		"FAILOVER dn1 running follow dn1p", "FAILOVER dn1 running coordinators", "FAILOVER dn1 done end")
+		"FAILOVER dn1 running coordinators", "FAILOVER dn1 running follow dn1p", "FAILOVER dn1 done end")
 }
 
 // TestFailoverToForceLeavesAheadFollowerOut: with TO … FORCE a follower
@@ -238,8 +238,8 @@ func TestFailoverToForceLeavesAheadFollowerOut(t *testing.T) {
 	}
 	r.p.Has(t, "WARNING: dn1p is ahead of dn1s and cannot follow it; REWIND it")
 	r.nodes(t, map[string]string{"dn1p": "datanode slave dn1s async false false false"})
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name", "syncnames dn1s "},
-		coordinatorSteps("dn1", "dn1s"))...)
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"syncnames dn1s "})...)
 }
 
 // TestFailoverOldMasterDown: a master whose agent and port are both dead
@@ -253,8 +253,8 @@ func TestFailoverOldMasterDown(t *testing.T) {
 	}
 	r.p.Has(t, "the old master dn1 does not answer and its agent is unreachable; taking it as down")
 	// gc shares h1's dead agent: the coordinators still get their SQL.
-	r.steps(t, fleettest.Join([]string{"promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`}, coordinatorSteps("dn1", "dn1s"))...)
+	r.steps(t, fleettest.Join([]string{"promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
 
 	r = newRig(world())
 	r.f.Nodes["dn1"].Running = false
