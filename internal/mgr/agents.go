@@ -123,6 +123,9 @@ func parallel(n int, f func(i int)) {
 }
 
 func (m *Manager) startAgent(e *req, st *parser.StartAgent) error {
+	if st.PasswordSet && st.Password == "" {
+		return errEmptyPassword()
+	}
 	hosts, err := m.targetHosts(e, st.Target)
 	if err != nil {
 		return err

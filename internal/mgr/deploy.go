@@ -256,11 +256,21 @@ func (m *Manager) refuseRunningAgents(e *req, hosts []cluster.Host, pos map[stri
 	return err
 }
 
+// errEmptyPassword refuses PASSWORD ”: it would read as "no password"
+// and log in with the manager's key.
+func errEmptyPassword() error {
+	return pgerror.New(pgerror.InvalidParameterValue, "the password must not be empty").
+		WithHint("Leave PASSWORD out to log in with the manager's key.")
+}
+
 // deployCmd is DEPLOY {ALL | h, …} [PASSWORD 'pw']. The password is used for
 // one SSH login per host and is never logged, stored or shown: it appears in
 // no error (the SSH library's messages name only the methods tried), no
 // result row, no journal entry.
 func (m *Manager) deployCmd(e *req, st *parser.Deploy) (err error) {
+	if st.PasswordSet && st.Password == "" {
+		return errEmptyPassword()
+	}
 	if st.Password != "" {
 		// psql prints the query line an error's position points into:
 		// with a password in it, errors carry no position.

@@ -252,8 +252,9 @@ type AgentTarget struct {
 // StartAgent is START AGENT {ALL | h [, …]} [PASSWORD pw].
 type StartAgent struct {
 	Base
-	Target   AgentTarget
-	Password string
+	Target      AgentTarget
+	Password    string
+	PasswordSet bool // PASSWORD was written ('' included)
 }
 
 // StopAgent is STOP AGENT {ALL | h [, …]}.
@@ -279,8 +280,9 @@ type RotateCertificates struct {
 // Deploy is DEPLOY {ALL | h [, …]} [PASSWORD pw].
 type Deploy struct {
 	Base
-	Target   AgentTarget
-	Password string
+	Target      AgentTarget
+	Password    string
+	PasswordSet bool // PASSWORD was written ('' included)
 }
 
 // InitAll is INIT ALL [DATA_CHECKSUMS] [(walsegsize = N)].

@@ -1,7 +1,5 @@
 package parser
 
-import "github.com/adbmgr/adbmgr/internal/pgerror"
-
 // Productions for the cluster life cycle and high-availability commands:
 // agents, DEPLOY, INIT, START/STOP/MONITOR, CLEAN, APPEND/REMOVE, the
 // switch commands, EXPAND, ZONE, the doctor, FLUSH and CHECKOUT.
@@ -66,15 +64,8 @@ func (p *parser) password() (pw string, given bool, err error) {
 	if !p.acceptWord("password") {
 		return "", false, nil
 	}
-	if pw, err = p.word("a password"); err != nil {
-		return "", true, err
-	}
-	if pw == "" {
-		// '' would read as "no password" and log in with the key.
-		return "", true, pgerror.New(pgerror.InvalidParameterValue, "the password must not be empty").
-			WithHint("Leave PASSWORD out to log in with the manager's key.")
-	}
-	return pw, true, nil
+	pw, err = p.word("a password")
+	return pw, true, err
 }
 
 func (p *parser) startStmt() (Statement, error) {
@@ -95,6 +86,7 @@ func (p *parser) startStmt() (Statement, error) {
 		if s.Password, given, err = p.password(); err != nil {
 			return nil, err
 		}
+		s.PasswordSet = given
 		if given {
 			return s, p.end(&s.Base)
 		}
@@ -242,6 +234,7 @@ func (p *parser) deployStmt() (Statement, error) {
 	if s.Password, given, err = p.password(); err != nil {
 		return nil, err
 	}
+	s.PasswordSet = given
 	if given {
 		return s, p.end(&s.Base)
 	}
