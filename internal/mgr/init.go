@@ -136,10 +136,9 @@ func userHBA(n cluster.Node, rules []cluster.HBARule) []cluster.HBALine {
 	return out
 }
 
-// initAll is INIT ALL (cluster.PlanInit's stages, then the coordinators,
-// the sync names and incluster). It is long on purpose: it reads top-down
-// as the run it is, and its steps share the results and failures recorded
-// by the closures below.
+// initAll is INIT ALL: checks under the cluster lock, then the run's
+// stages (initRun): cluster.PlanInit's node stages, the coordinators, the
+// sync names, and incluster for every node that made it.
 func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	unlock, err := m.lockCluster("INIT ALL")
 	if err != nil {
@@ -170,102 +169,136 @@ func (m *Manager) initAll(e *req, st *parser.InitAll) error {
 	if err != nil {
 		return err
 	}
-	hba := cluster.HBALines(s, managerIPs...)
 	m.refreshDBAPassFile(e, s)
-	journal := m.journal(e, "INIT ALL")
-
-	var (
-		mu      sync.Mutex
-		results []opResult
-		failed  = map[string]bool{}
-	)
-	// Each finished step is reported at once (the writer is safe for
-	// concurrent use), so progress shows while the stage's other nodes work.
-	note := func(r opResult) { r.notice(e.w) }
-	record := func(r opResult) {
-		mu.Lock()
-		defer mu.Unlock()
-		results = append(results, r)
-		if !r.ok {
-			failed[r.node] = true
-		}
-	}
-	isFailed := func(name string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return failed[name]
-	}
+	r := &initRun{m: m, e: e, sn: sn, journal: m.journal(e, "INIT ALL"), failed: map[string]bool{}}
+	hba := cluster.HBALines(s, managerIPs...)
 	for _, stage := range stages {
-		journal("running", stage.Operation, "")
-		// Fresh snapshot: earlier stages marked nodes initialised.
-		cur, err := m.state(e.ctx)
-		if err != nil {
+		if err := r.stage(stage, hba, walseg, st.DataChecksums); err != nil {
 			return err
 		}
-		res := make([]opResult, len(stage.Nodes))
-		parallel(len(stage.Nodes), func(i int) {
-			n, _ := cur.Node(stage.Nodes[i].Name)
-			r := opResult{op: stage.Operation, node: n.Name, ok: true, desc: "success"}
-			if err := m.initStep(e, cur, sn, stage.Action, n, hba, walseg, st.DataChecksums, isFailed); err != nil {
-				r.ok, r.desc = false, err.Error()
-			}
-			note(r)
-			res[i] = r
-		})
-		for _, r := range res {
-			record(r)
-		}
 	}
-
-	journal("running", "config gtmcoord and coordinator", "")
 	cur, err := m.state(e.ctx)
 	if err != nil {
 		return err
 	}
-	ok := func(n cluster.Node) bool { return n.Initialized && !isFailed(n.Name) }
-	for _, n := range cur.Nodes {
-		if coord.IsCoordinator(n) && ok(n) {
-			r := opResult{op: "config gtmcoord and coordinator", node: n.Name, ok: true, desc: "success"}
-			if err := m.configureCoordinator(e.ctx, cur, n, ok); err != nil {
-				r.ok, r.desc = false, err.Error()
-			}
-			note(r)
-			record(r)
-		}
-	}
+	r.coordinators(cur)
+	r.syncNames(cur)
+	return r.finish(cur)
+}
 
-	journal("running", "synchronous_standby_names", "")
+// initRun is one INIT ALL's progress: the result rows and the nodes that
+// failed, which later stages skip. Each finished step is reported at once
+// (the writer is safe for concurrent use), so progress shows while a
+// stage's other nodes work.
+type initRun struct {
+	m       *Manager
+	e       *req
+	sn      *snapshot
+	journal func(status, step, detail string)
+
+	mu      sync.Mutex
+	results []opResult
+	failed  map[string]bool
+}
+
+func (r *initRun) record(res opResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, res)
+	if !res.ok {
+		r.failed[res.node] = true
+	}
+}
+
+func (r *initRun) isFailed(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed[name]
+}
+
+// ok is whether n is initialised and did not fail in this run.
+func (r *initRun) ok(n cluster.Node) bool { return n.Initialized && !r.isFailed(n.Name) }
+
+// stage runs one of cluster.PlanInit's stages on its nodes in parallel.
+func (r *initRun) stage(stage cluster.InitStage, hba []cluster.HBALine, walseg int32, checksums bool) error {
+	r.journal("running", stage.Operation, "")
+	// Fresh snapshot: earlier stages marked nodes initialised.
+	cur, err := r.m.state(r.e.ctx)
+	if err != nil {
+		return err
+	}
+	res := make([]opResult, len(stage.Nodes))
+	parallel(len(stage.Nodes), func(i int) {
+		n, _ := cur.Node(stage.Nodes[i].Name)
+		one := opResult{op: stage.Operation, node: n.Name, ok: true, desc: "success"}
+		if err := r.m.initStep(r.e, cur, r.sn, stage.Action, n, hba, walseg, checksums, r.isFailed); err != nil {
+			one.ok, one.desc = false, err.Error()
+		}
+		one.notice(r.e.w)
+		res[i] = one
+	})
+	for _, one := range res {
+		r.record(one)
+	}
+	return nil
+}
+
+// coordinators writes every initialised coordinator's node list and
+// foreign servers.
+func (r *initRun) coordinators(cur *cluster.State) {
+	r.journal("running", "config gtmcoord and coordinator", "")
 	for _, n := range cur.Nodes {
-		if n.Type.IsMaster() && ok(n) || (!n.Type.IsMaster() && ok(n) && len(cur.Children(n.Name)) > 0) {
-			if err := m.pushSyncNames(e, cur, n, ok, true); err != nil {
-				e.w.Notice("WARNING", err.Error())
+		if coord.IsCoordinator(n) && r.ok(n) {
+			one := opResult{op: "config gtmcoord and coordinator", node: n.Name, ok: true, desc: "success"}
+			if err := r.m.configureCoordinator(r.e.ctx, cur, n, r.ok); err != nil {
+				one.ok, one.desc = false, err.Error()
+			}
+			one.notice(r.e.w)
+			r.record(one)
+		}
+	}
+}
+
+// syncNames writes synchronous_standby_names on the masters and on the
+// slaves that have slaves of their own; a failure is a WARNING.
+func (r *initRun) syncNames(cur *cluster.State) {
+	r.journal("running", "synchronous_standby_names", "")
+	for _, n := range cur.Nodes {
+		if r.ok(n) && (n.Type.IsMaster() || len(cur.Children(n.Name)) > 0) {
+			if err := r.m.pushSyncNames(r.e, cur, n, r.ok, true); err != nil {
+				r.e.w.Notice("WARNING", err.Error())
 			}
 		}
 	}
+}
+
+// finish takes every node that made it into the cluster, ends the journal
+// entry and writes the result rows.
+func (r *initRun) finish(cur *cluster.State) error {
 	var done []string
 	for _, n := range cur.Nodes {
-		if ok(n) {
+		if r.ok(n) {
 			done = append(done, n.Name)
 		}
 	}
-	if err := m.markNodes(e.ctx, done, func(n *cluster.Node) {
+	if err := r.m.markNodes(r.e.ctx, done, func(n *cluster.Node) {
 		n.InCluster, n.AllowCure, n.CureStatus = true, true, "normal"
 	}); err != nil {
 		return err
 	}
 	status, detail := "done", ""
-	if len(failed) > 0 {
+	if len(r.failed) > 0 {
 		status = "failed"
-		names := make([]string, 0, len(failed))
-		for n := range failed {
+		names := make([]string, 0, len(r.failed))
+		for n := range r.failed {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		detail = "failed: " + strings.Join(names, ", ")
-		e.w.Notice("WARNING", fmt.Sprintf("INIT ALL did not complete: %s. Fix the cause, CLEAN the failed nodes if their directories are not empty, and run INIT ALL again; the nodes that succeeded are kept.", detail))
+		r.e.w.Notice("WARNING", fmt.Sprintf("INIT ALL did not complete: %s. Fix the cause, CLEAN the failed nodes if their directories are not empty, and run INIT ALL again; the nodes that succeeded are kept.", detail))
 	}
-	journal(status, "end", detail)
-	return writeOpResults(e.w, results)
+	r.journal(status, "end", detail)
+	return writeOpResults(r.e.w, r.results)
 }
 
 // journal opens an entry of the operation journal and returns the function
