@@ -124,11 +124,16 @@ func (lv *leveller) start(ctx context.Context) error {
 // stopIfStarted stops the coordinator again when this action started it
 // and could not take it back.
 func (lv *leveller) stopIfStarted(ctx context.Context) {
-	if !lv.started {
-		return
+	if lv.started {
+		lv.stop(ctx)
 	}
+}
+
+// stop stops the coordinator that is out of the cluster again, so that it
+// serves no stale catalog.
+func (lv *leveller) stop(ctx context.Context) {
 	if _, err := lv.d.m.fleet.Stop(context.WithoutCancel(ctx), lv.t, fleet.Fast); err != nil {
-		lv.d.m.log.Warn("doctor: cannot stop the coordinator it could not take back", "node", lv.t.Name(), "error", err)
+		lv.d.m.log.Warn("doctor: cannot stop a coordinator out of the cluster", "node", lv.t.Name(), "error", err)
 	}
 }
 
@@ -228,7 +233,6 @@ func (lv *leveller) verify(ctx context.Context) error {
 		return fmt.Errorf("%s, and it cannot be taken out again: %w", reason, err)
 	}
 	_ = lv.d.refresh(ctx, node)
-	lv.started = true
-	lv.stopIfStarted(ctx)
+	lv.stop(ctx)
 	return fmt.Errorf("%s; it is isolated again", reason)
 }
