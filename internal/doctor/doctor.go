@@ -136,7 +136,8 @@ const (
 	// Rewind makes a waiting slave a streaming slave of its master again,
 	// back in the cluster.
 	Rewind ActionKind = "rewind"
-	// Rejoin starts a waiting coordinator and takes it back.
+	// Rejoin takes a waiting coordinator back, level with a live one
+	// (rebuilt from it when its catalog differs: RejoinSources, Rebuild).
 	Rejoin ActionKind = "rejoin"
 	// Fence stops (fast, then immediate) a node that answers as a primary
 	// while the catalog says it is not a master.
@@ -361,7 +362,8 @@ type Actions interface {
 	Isolate(ctx context.Context, node, reason string) error
 	// Rewind makes a waiting slave a streaming slave of its master again.
 	Rewind(ctx context.Context, node string) error
-	// Rejoin starts a waiting coordinator and takes it back.
+	// Rejoin takes a waiting coordinator back once it holds what a live
+	// coordinator holds (rebuilt from it when it missed changes).
 	Rejoin(ctx context.Context, node string) error
 	// Fence stops a node that answers as a primary while the catalog says
 	// it is not a master (fast, then immediate), for reason.

@@ -2,6 +2,7 @@ package expand
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -95,6 +96,24 @@ func (mk Maker) Clone(ctx context.Context, m, source fleet.Member, conf fleet.Co
 		return err
 	}
 	return mk.Start(ctx, m)
+}
+
+// Reclone replaces m's data directory with a Clone of source: m is
+// stopped (fast, then immediate: its data is thrown away, so a clean
+// shutdown does not matter) and its directory emptied first. The doctor
+// rebuilds a coordinator that missed DDL while out of the cluster this
+// way. A failure leaves m stopped, its directory empty or half copied,
+// for another Reclone.
+func (mk Maker) Reclone(ctx context.Context, m, source fleet.Member, conf fleet.Conf) error {
+	if _, err := mk.Fleet.Stop(ctx, m, fleet.Fast); err != nil {
+		if _, err2 := mk.Fleet.Stop(ctx, m, fleet.Immediate); err2 != nil {
+			return fmt.Errorf("stop %s: %w", m.Name(), errors.Join(err, err2))
+		}
+	}
+	if err := mk.Fleet.CleanDir(ctx, m); err != nil {
+		return fmt.Errorf("empty the data directory of %s: %w", m.Name(), err)
+	}
+	return mk.Clone(ctx, m, source, conf)
 }
 
 // dropCopySlot drops the slot of m's copy on source, a few times: its

@@ -29,6 +29,9 @@ type Growth interface {
 	SlotsOf(ctx context.Context, c Member, node string) ([]int, error)
 	// DistributedTables lists coordinator c's distributed tables.
 	DistributedTables(ctx context.Context, c Member) ([]coord.Table, error)
+	// Fingerprint reads coordinator c's coord.Fingerprint: equal on two
+	// coordinators that route every distributed table alike.
+	Fingerprint(ctx context.Context, c Member) (string, error)
 	// HoldSlots opens, on coordinator c, a transaction that locks the
 	// distributed tables with a partition of slots on datanode src's
 	// server (coord.LockTable): writes through c pause until the hold is

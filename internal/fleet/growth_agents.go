@@ -107,6 +107,13 @@ func (a *Agents) DistributedTables(ctx context.Context, c Member) ([]coord.Table
 	return out, err
 }
 
+// Fingerprint implements Fleet.
+func (a *Agents) Fingerprint(ctx context.Context, c Member) (string, error) {
+	var out string
+	err := a.Exec(ctx, c, func(conn *pgx.Conn) error { return conn.QueryRow(ctx, coord.Fingerprint).Scan(&out) })
+	return out, err
+}
+
 // TruncateShards implements Fleet. Only shards of distributed tables are
 // emptied: <table>_<slot> for a table the coordinators distribute, never
 // a user table that merely ends in a number.

@@ -487,28 +487,6 @@ func (d doctorHands) Rewind(ctx context.Context, node string) error {
 	})
 }
 
-// Rejoin starts a waiting coordinator and takes it back in the cluster
-// (doctor.PlanRejoin), then refreshes the coordinators' node lists. What
-// it missed while out (DDL through the other coordinators) is not copied:
-// a DBA re-appends it if that matters.
-func (d doctorHands) Rejoin(ctx context.Context, node string) error {
-	return d.under(ctx, doctor.Rejoin, node, true, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
-		t, err := fleet.At(s, n.Node)
-		if err == nil {
-			_, err = d.m.fleet.Start(ctx, t)
-		}
-		if err != nil {
-			return "", err
-		}
-		if err := d.commit(ctx, j, switches.Step{Status: "running", Name: "rejoin"}, func(s *cluster.State) cluster.Plan {
-			return doctor.PlanRejoin(s, node)
-		}); err != nil {
-			return "", err
-		}
-		return "", d.refresh(ctx, node)
-	})
-}
-
 // logProgress sends the NOTICEs of the doctor's switches to the manager's
 // log.
 type logProgress struct{ log *slog.Logger }

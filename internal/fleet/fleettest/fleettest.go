@@ -62,6 +62,10 @@ type Fleet struct {
 	// Servers are the coordinators' postgres_fdw servers (name →
 	// "host:port") ForeignServers reads, by coordinator.
 	Servers map[string]map[string]string
+	// Prints are the coordinators' fingerprints (coord.Fingerprint) by
+	// coordinator; one not listed has "same". A base backup gives the
+	// copy its source's.
+	Prints map[string]string
 	// Held are the coordinators holding writes now (quiesce.go).
 	Held map[string]bool
 }

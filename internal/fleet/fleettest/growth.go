@@ -60,6 +60,11 @@ func (f *Fleet) BaseBackup(_ context.Context, m, source fleet.Member, progress f
 			return fmt.Errorf("pg_basebackup failed (exit status 1): could not connect to %s: %w", source.Name(), ErrDown)
 		}
 		n.Running, n.InRecovery, n.Parent, n.LSN = false, false, "", src.LSN
+		if p, ok := f.Prints[source.Name()]; ok {
+			f.Prints[m.Name()] = p
+		} else {
+			delete(f.Prints, m.Name())
+		}
 		return nil
 	}, "basebackup %s from %s", m.Name(), source.Name())
 	if err == nil && progress != nil {
@@ -106,6 +111,19 @@ func (f *Fleet) SlotsOf(_ context.Context, c fleet.Member, node string) ([]int, 
 		return nil, err
 	}
 	return f.owned(node), nil
+}
+
+// Fingerprint implements fleet.Fleet.
+func (f *Fleet) Fingerprint(_ context.Context, c fleet.Member) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.read(c, "fingerprint of %s", c.Name()); err != nil {
+		return "", err
+	}
+	if p, ok := f.Prints[c.Name()]; ok {
+		return p, nil
+	}
+	return "same", nil
 }
 
 // DistributedTables implements fleet.Fleet.
