@@ -3,6 +3,7 @@ package mgr
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -14,29 +15,32 @@ import (
 // Run-time parameters a session can SHOW without setting them first: what
 // drivers ask for, plus AntDB's mgr_zone.
 var defaultParams = map[string]string{
-	"server_version":                "15.0",
-	"server_encoding":               "UTF8",
-	"client_encoding":               "UTF8",
-	"datestyle":                     "ISO, MDY",
-	"intervalstyle":                 "postgres",
-	"timezone":                      "UTC",
-	"integer_datetimes":             "on",
-	"standard_conforming_strings":   "on",
-	"transaction_isolation":         "read committed",
-	"default_transaction_read_only": "off",
-	"search_path":                   `"$user", public`,
-	"mgr_zone":                      "local",
-	"max_identifier_length":         "63",
-	"extra_float_digits":            "1",
-	"statement_timeout":             defaultStatementTimeout,
-}
-
-func (m *Manager) param(e *req, name string) (string, bool) {
-	if v, ok := e.sess.Params[name]; ok {
-		return v, true
-	}
-	v, ok := defaultParams[name]
-	return v, ok
+	"server_version":                 "15.0",
+	"server_encoding":                "UTF8",
+	"client_encoding":                "UTF8",
+	"datestyle":                      "ISO, MDY",
+	"intervalstyle":                  "postgres",
+	"timezone":                       "UTC",
+	"integer_datetimes":              "on",
+	"standard_conforming_strings":    "on",
+	"transaction_isolation":          "read committed",
+	"default_transaction_isolation":  "read committed",
+	"default_transaction_read_only":  "off",
+	"default_transaction_deferrable": "off",
+	"transaction_deferrable":         "off",
+	"in_hot_standby":                 "off",
+	"is_superuser":                   "off",
+	"lc_messages":                    "C",
+	"lc_monetary":                    "C",
+	"lc_numeric":                     "C",
+	"lc_time":                        "C",
+	"max_connections":                "100",
+	"bytea_output":                   "hex",
+	"search_path":                    `"$user", public`,
+	"mgr_zone":                       "local",
+	"max_identifier_length":          "63",
+	"extra_float_digits":             "1",
+	"statement_timeout":              defaultStatementTimeout,
 }
 
 func (m *Manager) setVar(e *req, st *parser.SetVar) error {
@@ -89,16 +93,60 @@ func showColumns(st *parser.ShowVar) []pgwire.Column {
 	return []pgwire.Column{{Name: st.Name.Name, TypeOID: pgwire.OIDText}}
 }
 
+// settings are every setting the session can SHOW: the defaults, the
+// session's own, and those computed from the manager (server_version).
+func settings(sess *pgwire.Session) map[string]string {
+	all := make(map[string]string, len(defaultParams)+8)
+	for k, v := range defaultParams {
+		all[k] = v
+	}
+	if sess != nil {
+		for k, v := range sess.Params {
+			all[k] = v
+		}
+		all["session_authorization"] = sess.User
+		if _, ok := sess.Params["application_name"]; !ok {
+			all["application_name"] = sess.Application
+		}
+	}
+	v, num := serverVersion()
+	all["server_version"], all["server_version_num"] = v, num
+	// SET SESSION CHARACTERISTICS changes the default of the next
+	// transaction; with no transactions of its own the manager shows it
+	// as the current one too.
+	if _, ok := all["transaction_isolation"]; ok && sess != nil {
+		if _, set := sess.Params["transaction_isolation"]; !set {
+			all["transaction_isolation"] = all["default_transaction_isolation"]
+		}
+	}
+	if sess != nil {
+		if _, set := sess.Params["transaction_read_only"]; !set {
+			all["transaction_read_only"] = all["default_transaction_read_only"]
+		}
+	}
+	return all
+}
+
+// serverVersion is the PostgreSQL version the manager speaks as, in SHOW
+// server_version's and server_version_num's forms ("15.0", "150000").
+func serverVersion() (string, string) {
+	v := strings.TrimPrefix(catalog.Version, "PostgreSQL ")
+	if i := strings.IndexByte(v, ' '); i > 0 {
+		v = v[:i]
+	}
+	major, minor, _ := strings.Cut(v, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return v, "150000"
+	}
+	return v, strconv.Itoa(ma*10000 + mi)
+}
+
 func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 	name := st.Name.Name
+	all := settings(e.sess)
 	if name == "all" {
-		all := map[string]string{}
-		for k, v := range defaultParams {
-			all[k] = v
-		}
-		for k, v := range e.sess.Params {
-			all[k] = v
-		}
 		keys := make([]string, 0, len(all))
 		for k := range all {
 			keys = append(keys, k)
@@ -110,13 +158,7 @@ func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 		}
 		return writeTable(e.w, showColumns(st), rows)
 	}
-	v, ok := m.param(e, name)
-	if name == "server_version" {
-		v, ok = strings.TrimPrefix(catalog.Version, "PostgreSQL "), true
-		if i := strings.IndexByte(v, ' '); i > 0 {
-			v = v[:i]
-		}
-	}
+	v, ok := all[name]
 	if !ok {
 		return pgerror.New(pgerror.UndefinedObject, `unrecognized configuration parameter "%s"`, name).At(e.q, st.Name.Pos)
 	}
