@@ -410,8 +410,7 @@ func (t *translator) run(from, to int) string {
 		}
 		switch tk.kind {
 		case tkParam:
-			t.err = pgerror.New(pgerror.FeatureNotSupported, "parameters such as %s are not supported by adbmgr", tk.text).
-				WithHint("Write the values into the statement text: SQL over the manager's catalog takes no bind parameters.")
+			t.err = errParams(tk.text)
 			return ""
 		case tkString:
 			if j := t.next(i+1, to); t.isOp(j, to, "::") {
@@ -769,4 +768,25 @@ func canonicalInt(s string) bool {
 		}
 	}
 	return true
+}
+
+// errParams refuses a query with bind parameters ($1): neither the
+// manager's commands nor its SQL over the catalog take any.
+func errParams(param string) error {
+	if param == "" {
+		param = "$1"
+	}
+	return pgerror.New(pgerror.FeatureNotSupported, "parameters such as %s are not supported by adbmgr", param).
+		WithHint("Write the values into the statement text: the manager's commands and its SQL over the catalog take no bind parameters.")
+}
+
+// hasParams tells whether q holds a $n parameter outside strings and
+// quoted names.
+func hasParams(q string) bool {
+	for _, t := range lexSQL(q) {
+		if t.kind == tkParam {
+			return true
+		}
+	}
+	return false
 }

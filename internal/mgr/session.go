@@ -77,9 +77,7 @@ func (m *Manager) setVar(e *req, st *parser.SetVar) error {
 
 func (m *Manager) resetVar(e *req, st *parser.ResetVar) error {
 	if st.Name.Name == "all" {
-		for k := range e.sess.Params {
-			delete(e.sess.Params, k)
-		}
+		clear(e.sess.Params)
 	} else {
 		delete(e.sess.Params, st.Name.Name)
 	}
@@ -163,4 +161,55 @@ func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 		return pgerror.New(pgerror.UndefinedObject, `unrecognized configuration parameter "%s"`, name).At(e.q, st.Name.Pos)
 	}
 	return writeTable(e.w, showColumns(st), []map[string]string{{name: v}})
+}
+
+// setTransaction answers SET TRANSACTION and SET SESSION CHARACTERISTICS
+// AS TRANSACTION. The manager has no transactions (each command commits on
+// its own, BEGIN and COMMIT are accepted and do nothing), so SET
+// TRANSACTION changes nothing; the session characteristics are kept, for
+// SHOW default_transaction_isolation and SHOW TRANSACTION ISOLATION LEVEL.
+func (m *Manager) setTransaction(e *req, st *parser.SetTransaction) error {
+	if st.Session {
+		if e.sess.Params == nil {
+			e.sess.Params = map[string]string{}
+		}
+		for name, v := range map[string]string{
+			"default_transaction_isolation":  st.Isolation,
+			"default_transaction_read_only":  st.ReadOnly,
+			"default_transaction_deferrable": st.Deferrable,
+		} {
+			if v != "" {
+				e.sess.Params[name] = v
+			}
+		}
+	}
+	return e.w.Complete("SET")
+}
+
+// discard answers DISCARD, which PgBouncer sends between two clients of
+// one server connection: ALL resets the session's settings and drops its
+// prepared statements, as in PostgreSQL; the manager has no plans,
+// sequences or temporary tables, so the other forms have nothing to drop.
+func (m *Manager) discard(e *req, st *parser.Discard) error {
+	if st.What == "ALL" {
+		clear(e.sess.Params)
+		if e.sess.Deallocate != nil {
+			e.sess.Deallocate("", true)
+		}
+	}
+	return e.w.Complete(st.Command())
+}
+
+// deallocate answers DEALLOCATE, the SQL spelling of the extended
+// protocol's Close.
+func (m *Manager) deallocate(e *req, st *parser.Deallocate) error {
+	if e.sess.Deallocate == nil || !e.sess.Deallocate(st.Name, st.All) {
+		if !st.All {
+			return pgerror.New("26000", `prepared statement "%s" does not exist`, st.Name)
+		}
+	}
+	if st.All {
+		return e.w.Complete("DEALLOCATE ALL")
+	}
+	return e.w.Complete("DEALLOCATE")
 }

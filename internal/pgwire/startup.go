@@ -88,6 +88,7 @@ func (c *conn) startup() bool {
 		RemoteAddr:  addr.String(),
 		TLS:         c.tls,
 		Params:      make(map[string]string, len(sm.Parameters)),
+		Deallocate:  c.deallocate,
 	}
 	if !c.authenticate(user, db) {
 		return false
