@@ -270,7 +270,8 @@ func translateSQL(q string, env sqlEnv) (string, bool, error) {
 	t := &translator{env: env, toks: lexSQL(q)}
 	for i, tk := range t.toks {
 		if tk.kind == tkIdent && (strings.HasPrefix(tk.low, "pg_") || tk.low == "information_schema") {
-			if p := t.prev(i, 0); p < 0 || t.toks[p].text != "." || t.toks[t.prev(p, 0)].low == "pg_catalog" {
+			p := t.prev(i, 0)
+			if p < 0 || t.toks[p].text != "." || (t.prev(p, 0) >= 0 && t.toks[t.prev(p, 0)].low == "pg_catalog") {
 				t.pgCatalog = true
 			}
 		}

@@ -122,3 +122,26 @@ func TestPsql15Queries(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTranslateSQL: any text translates without a panic, and a refusal is
+// a PostgreSQL error with a SQLSTATE.
+func FuzzTranslateSQL(f *testing.F) {
+	files, _ := filepath.Glob("testdata/psql15/*.sql")
+	for _, file := range files {
+		q, _ := os.ReadFile(file)
+		f.Add(string(q))
+	}
+	for _, q := range []string{`SELECT now()::text, E'\'', $$x$$, $1, 'a'::regclass, x = any(y) FROM a[1]`, `select operator(`, `select ::`, `select current_setting(`, `/* unterminated`, `select e'\`} {
+		f.Add(q)
+	}
+	env := sqlEnv{user: "u", database: "d", settings: map[string]string{"a": "b"}}
+	f.Fuzz(func(t *testing.T, q string) {
+		_, _, err := translateSQL(q, env)
+		if err != nil {
+			if _, ok := pgerror.As(err); !ok {
+				t.Fatalf("%q: %v is no PostgreSQL error", q, err)
+			}
+		}
+		pgTablesNamed(q)
+	})
+}
