@@ -185,6 +185,7 @@ var pgTables = map[string]pgTable{
 			return out
 		}},
 	// What psql's \d and \d+ read and the catalog never has.
+	"pg_db_role_setting":       empty("setdatabase", "setrole", "setconfig"),
 	"pg_attrdef":               empty("oid", "adrelid", "adnum", "adbin"),
 	"pg_auth_members":          empty("roleid", "member", "grantor", "admin_option"),
 	"pg_index":                 empty("indexrelid", "indrelid", "indisunique", "indisprimary", "indisclustered", "indisvalid", "indkey"),

@@ -418,6 +418,9 @@ func (t *translator) run(from, to int) string {
 				if typ, end := t.castType(j, to); typ == "regclass" {
 					// 'node'::regclass: the relation's oid.
 					b.WriteString("(SELECT oid FROM pg_class WHERE relname = " + quoteLiteral(stringValue(tk)) + ")")
+					if t.nested == 0 && depth == 0 && t.selectItem(i, end, to) {
+						b.WriteString(` AS "regclass"`)
+					}
 					i = end - 1
 					continue
 				}
@@ -729,8 +732,9 @@ func currentSetting(t *translator, a []string) (string, error) {
 	}
 	name, ok := literalValue(a[0])
 	if !ok {
-		return "", pgerror.New(pgerror.FeatureNotSupported, "current_setting() takes a literal setting name here").
-			WithHint("Write the name as a string: current_setting('server_version').")
+		// A name computed by the query (psql's \dconfig): read it from
+		// the emulated pg_settings.
+		return "(SELECT setting FROM pg_settings WHERE name = lower(" + a[0] + "))", nil
 	}
 	name = strings.ToLower(name)
 	if v, ok := t.env.setting(name); ok {

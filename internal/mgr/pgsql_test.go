@@ -34,7 +34,8 @@ func TestTranslateSQL(t *testing.T) {
 			`SELECT c.relname FROM pg_class c WHERE c.relname REGEXP '^(node)$' AND 1`},
 		{`SELECT 1 FROM pg_namespace n WHERE n.nspname !~ '^pg_toast' AND n.oid = '2200'`, `SELECT 1 FROM pg_namespace n WHERE n.nspname NOT REGEXP '^pg_toast' AND n.oid = 2200`},
 		{`SELECT c.oid::pg_catalog.regclass, x::text, y::character varying(3), z::int2[] FROM pg_class c`, `SELECT c.oid, x, y, z FROM pg_class c`},
-		{`SELECT 'node'::regclass`, `SELECT (SELECT oid FROM pg_class WHERE relname = 'node')`},
+		{`SELECT 'node'::regclass`, `SELECT (SELECT oid FROM pg_class WHERE relname = 'node') AS "regclass"`},
+		{`SELECT s.name, current_setting(s.name) FROM pg_settings s`, `SELECT s.name, (SELECT setting FROM pg_settings WHERE name = lower(s.name)) AS "current_setting" FROM pg_settings s`},
 		{`SELECT array_to_string(d.datacl, E'\n') FROM pg_database d`, `SELECT (d.datacl) AS "array_to_string" FROM pg_database d`},
 		{`SELECT ARRAY(SELECT b.rolname FROM pg_roles b) as m`, `SELECT (WITH _array(v) AS (SELECT b.rolname FROM pg_roles b) SELECT '{' || coalesce(group_concat(v, ','), '') || '}' FROM _array) as m`},
 		{`SELECT 1 FROM pg_roles WHERE oid = any (x)`, `SELECT 1 FROM pg_roles WHERE oid IN (x)`},
@@ -61,9 +62,8 @@ func norm(s string) string {
 func TestTranslateSQLRefusals(t *testing.T) {
 	env := sqlEnv{settings: map[string]string{}}
 	for q, code := range map[string]string{
-		`SELECT * FROM node WHERE name = $1`:  pgerror.FeatureNotSupported,
-		`SELECT current_setting('nope')`:      pgerror.UndefinedObject,
-		`SELECT current_setting(name) FROM x`: pgerror.FeatureNotSupported,
+		`SELECT * FROM node WHERE name = $1`: pgerror.FeatureNotSupported,
+		`SELECT current_setting('nope')`:     pgerror.UndefinedObject,
 	} {
 		_, _, err := translateSQL(q, env)
 		if pe, ok := pgerror.As(err); !ok || pe.Code != code {
