@@ -342,6 +342,12 @@ func (t *translator) closing(i, end int) int {
 // select list: after SELECT or a comma, before a comma, FROM or the end.
 func (t *translator) selectItem(i, end, to int) bool {
 	p := t.prev(i, 0)
+	if p >= 0 && t.toks[p].text == "." {
+		// pg_catalog.now(): the item starts at the schema.
+		if q := t.prev(p, 0); q >= 0 && (t.toks[q].low == "pg_catalog" || t.toks[q].low == "public") {
+			p = t.prev(q, 0)
+		}
+	}
 	if p < 0 || !(t.toks[p].low == "select" || t.toks[p].low == "distinct" || t.isOp(p, to, ",")) {
 		return false
 	}
@@ -696,6 +702,11 @@ var pgFunctions = map[string]func(t *translator, args []string) (string, error){
 	"shobj_description":               constant("NULL"),
 	"array_upper":                     constant("NULL"),
 	"pg_size_pretty":                  sub("(%s || ' bytes')"),
+	"quote_ident":                     sub("(%s)"),
+	"quote_literal":                   sub("quote(%s)"),
+	"pg_get_function_result":          constant("NULL"),
+	"pg_get_function_arguments":       constant("NULL"),
+	"pg_get_functiondef":              constant("NULL"),
 	"pg_table_size":                   constant("0"),
 	"pg_indexes_size":                 constant("0"),
 	"pg_tablespace_location":          constant("''"),

@@ -26,6 +26,7 @@ func TestTranslateSQL(t *testing.T) {
 		{`SELECT now(), current_user, session_user`, `SELECT '2026-01-02 03:04:05.000000+00' AS "now", 'alice' AS "current_user", 'alice' AS "session_user"`},
 		{`select current_database(), current_schema, pg_backend_pid()`, `select 'postgres' AS "current_database", 'public' AS "current_schema", 42 AS "pg_backend_pid"`},
 		{`SELECT current_setting('server_version') AS v`, `SELECT '15.0' AS v`},
+		{`SELECT pg_catalog.version() LIMIT 1`, `SELECT 'PostgreSQL 15.0 (adbmgr)' AS "version" LIMIT 1`},
 		{`SELECT current_setting('nope', true)`, `SELECT NULL AS "current_setting"`},
 		{`SELECT coalesce(now(), 'x')`, `SELECT coalesce('2026-01-02 03:04:05.000000+00', 'x')`},
 		{`SELECT 1 WHERE current_user IN ('a', current_user)`, `SELECT 1 WHERE 'alice' IN ('a', 'alice')`},
