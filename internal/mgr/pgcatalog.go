@@ -51,6 +51,7 @@ type pgData struct {
 	views    []pgView
 	users    []catalog.User
 	settings [][2]string
+	changed  map[string]string
 }
 
 type pgView struct {
@@ -154,7 +155,15 @@ var pgTables = map[string]pgTable{
 		rows: func(d *pgData) [][]string {
 			var out [][]string
 			for _, s := range d.settings {
-				out = append(out, []string{lit(s[0]), lit(s[1]), "NULL", "'adbmgr'", "''", "'user'", "'string'", "'default'", lit(s[1]), lit(s[1])})
+				source := "'default'"
+				if _, ok := d.changed[s[0]]; ok {
+					source = "'session'"
+				}
+				boot := "NULL"
+				if v, ok := defaultParams[s[0]]; ok {
+					boot = lit(v)
+				}
+				out = append(out, []string{lit(s[0]), lit(s[1]), "NULL", "'adbmgr'", "''", "'user'", "'string'", source, boot, boot})
 			}
 			return out
 		}},
@@ -363,7 +372,7 @@ func (m *Manager) pgData(ctx context.Context, e *sqlEnv, names []string) (*pgDat
 		d.users = users
 	}
 	if need("pg_settings") {
-		d.settings = e.all()
+		d.settings, d.changed = e.all(), e.changed
 	}
 	return d, nil
 }

@@ -35,8 +35,10 @@ type sqlEnv struct {
 	pid            uint32
 	now            string
 	// settings are what SHOW ALL shows, for current_setting() and
-	// pg_settings.
+	// pg_settings; changed are those the session set (pg_settings'
+	// source "session", what psql's \dconfig lists).
 	settings map[string]string
+	changed  map[string]string
 }
 
 func (e *sqlEnv) setting(name string) (string, bool) {

@@ -29,7 +29,6 @@ var defaultParams = map[string]string{
 	"default_transaction_deferrable": "off",
 	"transaction_deferrable":         "off",
 	"in_hot_standby":                 "off",
-	"is_superuser":                   "off",
 	"lc_messages":                    "C",
 	"lc_monetary":                    "C",
 	"lc_numeric":                     "C",
@@ -102,9 +101,14 @@ func settings(sess *pgwire.Session) map[string]string {
 		for k, v := range sess.Params {
 			all[k] = v
 		}
-		all["session_authorization"] = sess.User
-		if _, ok := sess.Params["application_name"]; !ok {
-			all["application_name"] = sess.Application
+		// The startup packet's user and database are who and where, not
+		// settings (PostgreSQL's SHOW knows neither).
+		delete(all, "user")
+		delete(all, "database")
+		for k, v := range map[string]string{"session_authorization": sess.User, "application_name": sess.Application, "is_superuser": map[bool]string{true: "on", false: "off"}[sess.Superuser]} {
+			if _, set := sess.Params[k]; !set {
+				all[k] = v
+			}
 		}
 	}
 	v, num := serverVersion()

@@ -77,7 +77,7 @@ func (m *Manager) describeSelect(ctx context.Context, sess *pgwire.Session, st *
 func (m *Manager) sqliteQuery(ctx context.Context, sess *pgwire.Session, text string) (q string, pgCatalog bool, err error) {
 	env := &sqlEnv{now: time.Now().UTC().Format("2006-01-02 15:04:05.000000+00"), settings: settings(sess), database: "postgres"}
 	if sess != nil {
-		env.user, env.pid = sess.User, sess.ProcessID
+		env.user, env.pid, env.changed = sess.User, sess.ProcessID, sess.Params
 		if sess.Database != "" {
 			env.database = sess.Database
 		}

@@ -49,6 +49,8 @@ type Session struct {
 	AuthMethod string
 	// TLS is set when the connection is encrypted.
 	TLS bool
+	// Superuser is the user's superuser flag at login (is_superuser).
+	Superuser bool
 	// Params holds run-time parameters set by the client with SET, and the
 	// startup packet's options; the Handler owns it after startup.
 	Params map[string]string

@@ -93,6 +93,7 @@ func (c *conn) startup() bool {
 	if !c.authenticate(user, db) {
 		return false
 	}
+	c.sess.Superuser = c.superuser
 	for k, v := range sm.Parameters {
 		c.sess.Params[k] = v
 	}
