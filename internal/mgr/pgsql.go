@@ -261,9 +261,10 @@ type translator struct {
 	err  error
 	// nested counts the function arguments being translated.
 	nested int
-	// pgCatalog is set when the query named pg_catalog or
-	// information_schema: its failures are reported as unsupported
-	// catalog probes rather than as SQLite's messages.
+	// pgCatalog is set when the query names pg_catalog, one of its
+	// pg_ tables or functions, or information_schema: its failures are
+	// reported as unsupported catalog probes rather than in SQLite's
+	// words, and its quoted integers ('16388') compare as numbers.
 	pgCatalog bool
 }
 
