@@ -55,6 +55,7 @@ e2e: build
 # the machine is busy (golang/go#75804, fixed in 1.27).
 fuzz:
 	$(GO) test ./internal/parser -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/mgr -run '^$$' -fuzz FuzzTranslateSQL -fuzztime 200000x
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditConf -fuzztime 500000x
 	$(GO) test ./internal/pgconf -run '^$$' -fuzz FuzzEditHBA -fuzztime 500000x
 	$(GO) test ./internal/pgwire -run '^$$' -fuzz FuzzStartup -fuzztime 50000x

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -621,6 +622,7 @@ func registerFunctions() {
 		sqlite.RegisterScalarFunction, userDriver.RegisterScalarFunction} {
 		_ = reg("version", 0, str(func() string { return Version }))
 		_ = reg("current_database", 0, str(func() string { return "postgres" }))
+		_ = reg("regexp", 2, regexpFunc)
 		_ = reg("pg_backend_pid", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
 			return int64(os.Getpid()), nil
 		})
@@ -633,6 +635,42 @@ func registerFunctions() {
 		return r.RegisterAuthorizer(userAuthorizer)
 	})
 }
+
+// regexpFunc is SQLite's REGEXP operator (X REGEXP Y calls regexp(Y, X)),
+// for PostgreSQL's ~ in psql's catalog queries ('^(node)$', '^pg_'). Go's
+// RE2 syntax covers what those patterns use. Compiled patterns are kept,
+// a bounded number of them.
+func regexpFunc(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+	pat, ok1 := args[0].(string)
+	s, ok2 := args[1].(string)
+	if !ok1 || !ok2 {
+		return nil, nil
+	}
+	regexpMu.Lock()
+	re, ok := regexpCache[pat]
+	regexpMu.Unlock()
+	if !ok {
+		var err error
+		if re, err = regexp.Compile(pat); err != nil {
+			return nil, fmt.Errorf("invalid regular expression: %w", err)
+		}
+		regexpMu.Lock()
+		if len(regexpCache) >= 256 {
+			clear(regexpCache)
+		}
+		regexpCache[pat] = re
+		regexpMu.Unlock()
+	}
+	if re.MatchString(s) {
+		return int64(1), nil
+	}
+	return int64(0), nil
+}
+
+var (
+	regexpMu    sync.Mutex
+	regexpCache = map[string]*regexp.Regexp{}
+)
 
 // userDriver opens the connections users' SQL runs on; they get the
 // authorizer userAuthorizer on top of read-only mode.

@@ -239,7 +239,18 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.ShowVar:
 		return m.showVar(e, st)
 	case *parser.Transaction:
+		if st.Verb == "ROLLBACK" {
+			// BEGIN and COMMIT are accepted so that drivers work, but a
+			// command inside the block ran and committed already.
+			e.w.Notice("NOTICE", "ROLLBACK undoes nothing here: each manager command commits when it runs, inside a transaction block too")
+		}
 		return e.w.Complete(st.Verb)
+	case *parser.SetTransaction:
+		return m.setTransaction(e, st)
+	case *parser.Discard:
+		return m.discard(e, st)
+	case *parser.Deallocate:
+		return m.deallocate(e, st)
 	case *parser.StartAgent:
 		return m.startAgent(e, st)
 	case *parser.Deploy:
@@ -329,6 +340,11 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 // of a single statement, computed without running anything that writes.
 func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]pgwire.Column, error) {
 	stmts, err := parser.Parse(q)
+	if err != nil && hasParams(q) {
+		// A manager command with $1 from a driver's parameterised query:
+		// say what is missing rather than where the syntax broke.
+		return nil, errParams("")
+	}
 	if err != nil || len(stmts) == 0 {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package mgr
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -14,29 +15,31 @@ import (
 // Run-time parameters a session can SHOW without setting them first: what
 // drivers ask for, plus AntDB's mgr_zone.
 var defaultParams = map[string]string{
-	"server_version":                "15.0",
-	"server_encoding":               "UTF8",
-	"client_encoding":               "UTF8",
-	"datestyle":                     "ISO, MDY",
-	"intervalstyle":                 "postgres",
-	"timezone":                      "UTC",
-	"integer_datetimes":             "on",
-	"standard_conforming_strings":   "on",
-	"transaction_isolation":         "read committed",
-	"default_transaction_read_only": "off",
-	"search_path":                   `"$user", public`,
-	"mgr_zone":                      "local",
-	"max_identifier_length":         "63",
-	"extra_float_digits":            "1",
-	"statement_timeout":             defaultStatementTimeout,
-}
-
-func (m *Manager) param(e *req, name string) (string, bool) {
-	if v, ok := e.sess.Params[name]; ok {
-		return v, true
-	}
-	v, ok := defaultParams[name]
-	return v, ok
+	"server_version":                 "15.0",
+	"server_encoding":                "UTF8",
+	"client_encoding":                "UTF8",
+	"datestyle":                      "ISO, MDY",
+	"intervalstyle":                  "postgres",
+	"timezone":                       "UTC",
+	"integer_datetimes":              "on",
+	"standard_conforming_strings":    "on",
+	"transaction_isolation":          "read committed",
+	"default_transaction_isolation":  "read committed",
+	"default_transaction_read_only":  "off",
+	"default_transaction_deferrable": "off",
+	"transaction_deferrable":         "off",
+	"in_hot_standby":                 "off",
+	"lc_messages":                    "C",
+	"lc_monetary":                    "C",
+	"lc_numeric":                     "C",
+	"lc_time":                        "C",
+	"max_connections":                "100",
+	"bytea_output":                   "hex",
+	"search_path":                    `"$user", public`,
+	"mgr_zone":                       "local",
+	"max_identifier_length":          "63",
+	"extra_float_digits":             "1",
+	"statement_timeout":              defaultStatementTimeout,
 }
 
 func (m *Manager) setVar(e *req, st *parser.SetVar) error {
@@ -73,9 +76,7 @@ func (m *Manager) setVar(e *req, st *parser.SetVar) error {
 
 func (m *Manager) resetVar(e *req, st *parser.ResetVar) error {
 	if st.Name.Name == "all" {
-		for k := range e.sess.Params {
-			delete(e.sess.Params, k)
-		}
+		clear(e.sess.Params)
 	} else {
 		delete(e.sess.Params, st.Name.Name)
 	}
@@ -89,16 +90,65 @@ func showColumns(st *parser.ShowVar) []pgwire.Column {
 	return []pgwire.Column{{Name: st.Name.Name, TypeOID: pgwire.OIDText}}
 }
 
+// settings are every setting the session can SHOW: the defaults, the
+// session's own, and those computed from the manager (server_version).
+func settings(sess *pgwire.Session) map[string]string {
+	all := make(map[string]string, len(defaultParams)+8)
+	for k, v := range defaultParams {
+		all[k] = v
+	}
+	if sess != nil {
+		for k, v := range sess.Params {
+			all[k] = v
+		}
+		// The startup packet's user and database are who and where, not
+		// settings (PostgreSQL's SHOW knows neither).
+		delete(all, "user")
+		delete(all, "database")
+		for k, v := range map[string]string{"session_authorization": sess.User, "application_name": sess.Application, "is_superuser": map[bool]string{true: "on", false: "off"}[sess.Superuser]} {
+			if _, set := sess.Params[k]; !set {
+				all[k] = v
+			}
+		}
+	}
+	v, num := serverVersion()
+	all["server_version"], all["server_version_num"] = v, num
+	// SET SESSION CHARACTERISTICS changes the default of the next
+	// transaction; with no transactions of its own the manager shows it
+	// as the current one too.
+	if _, ok := all["transaction_isolation"]; ok && sess != nil {
+		if _, set := sess.Params["transaction_isolation"]; !set {
+			all["transaction_isolation"] = all["default_transaction_isolation"]
+		}
+	}
+	if sess != nil {
+		if _, set := sess.Params["transaction_read_only"]; !set {
+			all["transaction_read_only"] = all["default_transaction_read_only"]
+		}
+	}
+	return all
+}
+
+// serverVersion is the PostgreSQL version the manager speaks as, in SHOW
+// server_version's and server_version_num's forms ("15.0", "150000").
+func serverVersion() (string, string) {
+	v := strings.TrimPrefix(catalog.Version, "PostgreSQL ")
+	if i := strings.IndexByte(v, ' '); i > 0 {
+		v = v[:i]
+	}
+	major, minor, _ := strings.Cut(v, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return v, "150000"
+	}
+	return v, strconv.Itoa(ma*10000 + mi)
+}
+
 func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 	name := st.Name.Name
+	all := settings(e.sess)
 	if name == "all" {
-		all := map[string]string{}
-		for k, v := range defaultParams {
-			all[k] = v
-		}
-		for k, v := range e.sess.Params {
-			all[k] = v
-		}
 		keys := make([]string, 0, len(all))
 		for k := range all {
 			keys = append(keys, k)
@@ -110,15 +160,60 @@ func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 		}
 		return writeTable(e.w, showColumns(st), rows)
 	}
-	v, ok := m.param(e, name)
-	if name == "server_version" {
-		v, ok = strings.TrimPrefix(catalog.Version, "PostgreSQL "), true
-		if i := strings.IndexByte(v, ' '); i > 0 {
-			v = v[:i]
-		}
-	}
+	v, ok := all[name]
 	if !ok {
 		return pgerror.New(pgerror.UndefinedObject, `unrecognized configuration parameter "%s"`, name).At(e.q, st.Name.Pos)
 	}
 	return writeTable(e.w, showColumns(st), []map[string]string{{name: v}})
+}
+
+// setTransaction answers SET TRANSACTION and SET SESSION CHARACTERISTICS
+// AS TRANSACTION. The manager has no transactions (each command commits on
+// its own, BEGIN and COMMIT are accepted and do nothing), so SET
+// TRANSACTION changes nothing; the session characteristics are kept, for
+// SHOW default_transaction_isolation and SHOW TRANSACTION ISOLATION LEVEL.
+func (m *Manager) setTransaction(e *req, st *parser.SetTransaction) error {
+	if st.Session {
+		if e.sess.Params == nil {
+			e.sess.Params = map[string]string{}
+		}
+		for name, v := range map[string]string{
+			"default_transaction_isolation":  st.Isolation,
+			"default_transaction_read_only":  st.ReadOnly,
+			"default_transaction_deferrable": st.Deferrable,
+		} {
+			if v != "" {
+				e.sess.Params[name] = v
+			}
+		}
+	}
+	return e.w.Complete("SET")
+}
+
+// discard answers DISCARD, which PgBouncer sends between two clients of
+// one server connection: ALL resets the session's settings and drops its
+// prepared statements, as in PostgreSQL; the manager has no plans,
+// sequences or temporary tables, so the other forms have nothing to drop.
+func (m *Manager) discard(e *req, st *parser.Discard) error {
+	if st.What == "ALL" {
+		clear(e.sess.Params)
+		if e.sess.Deallocate != nil {
+			e.sess.Deallocate("", true)
+		}
+	}
+	return e.w.Complete(st.Command())
+}
+
+// deallocate answers DEALLOCATE, the SQL spelling of the extended
+// protocol's Close.
+func (m *Manager) deallocate(e *req, st *parser.Deallocate) error {
+	if e.sess.Deallocate == nil || !e.sess.Deallocate(st.Name, st.All) {
+		if !st.All {
+			return pgerror.New("26000", `prepared statement "%s" does not exist`, st.Name)
+		}
+	}
+	if st.All {
+		return e.w.Complete("DEALLOCATE ALL")
+	}
+	return e.w.Complete("DEALLOCATE")
 }

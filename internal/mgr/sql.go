@@ -40,9 +40,12 @@ var errDescribed = errors.New("described")
 func (m *Manager) sqlSelect(e *req, st *parser.Select) error {
 	n := 0
 	err := m.userSQL(e.ctx, e.sess, func(ctx context.Context) error {
-		var err error
-		n, err = m.cat.Stream(ctx, st.Text, selectSink{e.w})
-		return err
+		q, pgCatalog, err := m.sqliteQuery(ctx, e.sess, st.Text)
+		if err != nil {
+			return err
+		}
+		n, err = m.cat.Stream(ctx, q, selectSink{e.w})
+		return sqliteError(err, pgCatalog)
 	})
 	if err != nil {
 		return err
@@ -55,13 +58,70 @@ func (m *Manager) sqlSelect(e *req, st *parser.Select) error {
 func (m *Manager) describeSelect(ctx context.Context, sess *pgwire.Session, st *parser.Select) ([]pgwire.Column, error) {
 	var sink describeSink
 	err := m.userSQL(ctx, sess, func(ctx context.Context) error {
-		_, err := m.cat.Stream(ctx, st.Text, &sink)
+		q, pgCatalog, err := m.sqliteQuery(ctx, sess, st.Text)
+		if err != nil {
+			return err
+		}
+		_, err = m.cat.Stream(ctx, q, &sink)
 		if errors.Is(err, errDescribed) {
 			return nil
 		}
-		return err
+		return sqliteError(err, pgCatalog)
 	})
 	return sink.cols, err
+}
+
+// sqliteQuery translates a user's query into SQLite's dialect over the
+// catalog (pgsql.go, pgcatalog.go); pgCatalog tells that it read
+// pg_catalog or information_schema.
+func (m *Manager) sqliteQuery(ctx context.Context, sess *pgwire.Session, text string) (q string, pgCatalog bool, err error) {
+	env := &sqlEnv{now: time.Now().UTC().Format("2006-01-02 15:04:05.000000+00"), settings: settings(sess), database: "postgres"}
+	if sess != nil {
+		env.user, env.pid, env.changed = sess.User, sess.ProcessID, sess.Params
+		if sess.Database != "" {
+			env.database = sess.Database
+		}
+	}
+	q, pgCatalog, err = translateSQL(text, *env)
+	if err != nil {
+		return "", pgCatalog, err
+	}
+	names := pgTablesNamed(q)
+	if len(names) == 0 {
+		return q, pgCatalog, nil
+	}
+	d, err := m.pgData(ctx, env, names)
+	if err != nil {
+		return "", true, err
+	}
+	return withPgCatalog(q, names, d), true, nil
+}
+
+// sqliteError words SQLite's refusals of a translated query as PostgreSQL
+// would: an unknown function is 42883, and a pg_catalog probe the
+// emulation cannot answer is 0A000 or 42P01, never a SQLite syntax
+// message.
+func sqliteError(err error, pgCatalog bool) error {
+	pe, ok := pgerror.As(err)
+	if !ok {
+		return err
+	}
+	msg := pe.Message
+	switch {
+	case strings.HasPrefix(msg, "no such function: "):
+		name := strings.TrimPrefix(msg, "no such function: ")
+		return pgerror.New(codeUndefinedFunction, "function %s() does not exist", name).
+			WithHint("SQL over the manager's catalog runs on SQLite: its functions and a few of PostgreSQL's (now(), version(), current_setting(), …) are there.")
+	case pgCatalog && strings.HasPrefix(msg, "no such table: "):
+		name := strings.TrimPrefix(msg, "no such table: ")
+		return pgerror.New(pgerror.UndefinedTable, `relation "pg_catalog.%s" does not exist`, name).
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; the catalog views are host, node, param, hba, journal and expansion.")
+	case pgCatalog && pe.Code == pgerror.SyntaxError:
+		return pgerror.New(pgerror.FeatureNotSupported, "this query over pg_catalog is not supported by adbmgr").
+			WithDetail("The catalog's SQL engine answered: %s.", msg).
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; query the catalog views host, node, param, hba, journal and expansion.")
+	}
+	return err
 }
 
 // userSQL runs fn under the session's statement timeout and reports the

@@ -22,7 +22,7 @@ const privSuperuser = "superuser"
 func requiredPrivilege(st parser.Statement) string {
 	switch st := st.(type) {
 	case *parser.Help, *parser.SetVar, *parser.ResetVar, *parser.ShowVar, *parser.Transaction, *parser.WriteSQL,
-		*parser.Other, *parser.ListACL:
+		*parser.Other, *parser.ListACL, *parser.SetTransaction, *parser.Discard, *parser.Deallocate:
 		return ""
 	case *parser.UserStmt:
 		// A user may change its own password (checked by alterUser).

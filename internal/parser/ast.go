@@ -236,6 +236,32 @@ type Transaction struct {
 	Verb string
 }
 
+// SetTransaction is SET TRANSACTION mode [, …] and SET SESSION
+// CHARACTERISTICS AS TRANSACTION mode [, …], as drivers send them at
+// connect. Each field is empty when its mode was not given.
+type SetTransaction struct {
+	Base
+	Session    bool   // SESSION CHARACTERISTICS: the session's default
+	Isolation  string // "serializable", "repeatable read", "read committed", "read uncommitted"
+	ReadOnly   string // "on" (READ ONLY), "off" (READ WRITE)
+	Deferrable string // "on", "off"
+}
+
+// Discard is DISCARD {ALL | PLANS | SEQUENCES | TEMP | TEMPORARY}, as
+// PgBouncer sends between clients; What is upper case ("TEMP" for both
+// spellings).
+type Discard struct {
+	Base
+	What string
+}
+
+// Deallocate is DEALLOCATE [PREPARE] {name | ALL}.
+type Deallocate struct {
+	Base
+	Name string
+	All  bool
+}
+
 // ---------------------------------------------------------------- the wider command set
 //
 // These statements parse fully (so a typo is a syntax error at the right
@@ -580,6 +606,9 @@ func (*SetVar) Command() string         { return "SET" }
 func (*ResetVar) Command() string       { return "RESET" }
 func (*ShowVar) Command() string        { return "SHOW" }
 func (s *Transaction) Command() string  { return s.Verb }
+func (*SetTransaction) Command() string { return "SET" }
+func (s *Discard) Command() string      { return "DISCARD " + s.What }
+func (*Deallocate) Command() string     { return "DEALLOCATE" }
 func (*StartAgent) Command() string     { return "START AGENT" }
 func (*StopAgent) Command() string      { return "STOP AGENT" }
 func (*MonitorAgent) Command() string   { return "MONITOR AGENT" }

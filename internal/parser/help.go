@@ -493,6 +493,21 @@ func HelpTopics() []string {
 	return out
 }
 
+// HelpTopic is one command's entry in HELP: its name, one-line
+// description and an example statement that parses.
+type HelpTopic struct {
+	Command, Description, Example string
+}
+
+// HelpIndex returns every command HELP knows, in display order.
+func HelpIndex() []HelpTopic {
+	out := make([]HelpTopic, len(helpEntries))
+	for i, e := range helpEntries {
+		out[i] = HelpTopic{Command: e.cmd, Description: e.desc, Example: e.example}
+	}
+	return out
+}
+
 // HelpText answers HELP [words…]. (It cannot be called Help: that is the
 // statement's AST type.) With no words it lists every command, one
 // line each. Otherwise, as psql's \h: the commands whose name is exactly

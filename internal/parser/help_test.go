@@ -47,7 +47,7 @@ func TestHelpTopicsUniqueAndFound(t *testing.T) {
 func TestHelpCoversCommands(t *testing.T) {
 	sql := map[string]bool{"with": true, "values": true, "table": true, "create": true,
 		"begin": true, "commit": true, "end": true, "rollback": true, "abort": true,
-		"savepoint": true, "release": true}
+		"savepoint": true, "release": true, "discard": true, "deallocate": true}
 	for _, w := range writeVerbs {
 		sql[w] = true
 	}

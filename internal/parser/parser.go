@@ -516,6 +516,8 @@ func init() {
 		"abort":      (*parser).transactionStmt,
 		"savepoint":  (*parser).transactionStmt,
 		"release":    (*parser).transactionStmt,
+		"discard":    (*parser).discardStmt,
+		"deallocate": (*parser).deallocateStmt,
 		"select":     (*parser).selectStmt,
 		"with":       (*parser).selectStmt,
 		"values":     (*parser).selectStmt,

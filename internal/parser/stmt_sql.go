@@ -46,8 +46,124 @@ func (p *parser) setStmt() (Statement, error) {
 		return s, p.end(&s.Base)
 	case isWord(t, "doctor"):
 		return p.setDoctor()
+	case isWord(t, "transaction") && !isOp(p.peekAt(1), "=") && !isWord(p.peekAt(1), "to"):
+		p.next()
+		return p.transactionModes(&SetTransaction{})
+	case isWord(t, "session") && isWord(p.peekAt(1), "characteristics"):
+		p.next()
+		p.next()
+		if err := p.expectWord("as"); err != nil {
+			return nil, err
+		}
+		if err := p.expectWord("transaction"); err != nil {
+			return nil, err
+		}
+		return p.transactionModes(&SetTransaction{Session: true})
 	}
 	return p.setVar()
+}
+
+// transactionModes parses mode [[,] mode …]: ISOLATION LEVEL level, READ
+// ONLY, READ WRITE, [NOT] DEFERRABLE.
+func (p *parser) transactionModes(s *SetTransaction) (Statement, error) {
+	for {
+		t := p.peek()
+		switch {
+		case isWord(t, "isolation"):
+			p.next()
+			if err := p.expectWord("level"); err != nil {
+				return nil, err
+			}
+			l := p.peek()
+			switch {
+			case p.acceptWord("serializable"):
+				s.Isolation = "serializable"
+			case p.acceptWord("repeatable"):
+				if err := p.expectWord("read"); err != nil {
+					return nil, err
+				}
+				s.Isolation = "repeatable read"
+			case p.acceptWord("read"):
+				w, err := p.oneOf("committed", "uncommitted")
+				if err != nil {
+					return nil, err
+				}
+				s.Isolation = "read " + w
+			default:
+				return nil, p.expected(l, "SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED")
+			}
+		case isWord(t, "read"):
+			p.next()
+			w, err := p.oneOf("only", "write")
+			if err != nil {
+				return nil, err
+			}
+			s.ReadOnly = map[string]string{"only": "on", "write": "off"}[w]
+		case isWord(t, "deferrable"):
+			p.next()
+			s.Deferrable = "on"
+		case isWord(t, "not"):
+			p.next()
+			if err := p.expectWord("deferrable"); err != nil {
+				return nil, err
+			}
+			s.Deferrable = "off"
+		default:
+			if s.Isolation == "" && s.ReadOnly == "" && s.Deferrable == "" {
+				return nil, p.expected(t, "ISOLATION LEVEL", "READ ONLY", "READ WRITE", "DEFERRABLE")
+			}
+			return s, p.end(&s.Base, "ISOLATION LEVEL", "READ ONLY", "READ WRITE", "DEFERRABLE")
+		}
+		p.acceptOp(",")
+	}
+}
+
+// oneOf accepts one of words (lower case) and returns it.
+func (p *parser) oneOf(words ...string) (string, error) {
+	for _, w := range words {
+		if p.acceptWord(w) {
+			return w, nil
+		}
+	}
+	upper := make([]string, len(words))
+	for i, w := range words {
+		upper[i] = strings.ToUpper(w)
+	}
+	return "", p.expected(p.peek(), upper...)
+}
+
+// discardStmt is DISCARD {ALL | PLANS | SEQUENCES | TEMP | TEMPORARY}.
+func (p *parser) discardStmt() (Statement, error) {
+	p.next() // DISCARD
+	t := p.peek()
+	s := &Discard{}
+	switch {
+	case isWord(t, "all"), isWord(t, "plans"), isWord(t, "sequences"), isWord(t, "temp"):
+		s.What = strings.ToUpper(t.text)
+	case isWord(t, "temporary"):
+		s.What = "TEMP"
+	default:
+		return nil, p.expected(t, "ALL", "PLANS", "SEQUENCES", "TEMP")
+	}
+	p.next()
+	return s, p.end(&s.Base)
+}
+
+// deallocateStmt is DEALLOCATE [PREPARE] {name | ALL}.
+func (p *parser) deallocateStmt() (Statement, error) {
+	p.next() // DEALLOCATE
+	p.acceptWord("prepare")
+	s := &Deallocate{}
+	if p.acceptWord("all") {
+		s.All = true
+		return s, p.end(&s.Base)
+	}
+	n, err := p.name("a prepared statement name or ALL")
+	if err != nil {
+		return nil, err
+	}
+	s.Name = n.Name
+	return s, p.end(&s.Base)
 }
 
 // setVar is a session SET: SET [SESSION|LOCAL] name {=|TO} {value [, …] |

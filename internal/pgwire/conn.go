@@ -326,6 +326,23 @@ func (c *conn) parse(m *pgproto3.Parse) error {
 	return nil
 }
 
+// deallocate implements Session.Deallocate.
+func (c *conn) deallocate(name string, all bool) bool {
+	if all {
+		found := len(c.stmts) > 0
+		for n := range c.stmts {
+			c.setStatement(n, nil)
+		}
+		clear(c.portals)
+		return found
+	}
+	if _, ok := c.stmts[name]; !ok {
+		return false
+	}
+	c.setStatement(name, nil)
+	return true
+}
+
 // setStatement stores (or, with nil, removes) a prepared statement and
 // keeps the count of the query text held.
 func (c *conn) setStatement(name string, st *statement) {

@@ -25,6 +25,7 @@ import (
 //	fatal     a FATAL *pgerror.Error
 //	sleep     blocks until its context is cancelled
 //	cmd       a command without rows ("ADD NODE")
+//	discard   DISCARD ALL: drops the session's prepared statements
 //	whoami    the Session as a row
 //	panic     panics, if panics are allowed
 //
@@ -127,6 +128,9 @@ func (h fakeHandler) run(ctx context.Context, s *Session, q string, st fakeStmt,
 		return fmt.Errorf("sleeping: %w", ctx.Err())
 	case "cmd":
 		return w.Complete("ADD NODE")
+	case "discard":
+		s.Deallocate("", true)
+		return w.Complete("DISCARD ALL")
 	case "whoami":
 		if err := w.Columns(whoamiCols); err != nil {
 			return err
@@ -162,7 +166,7 @@ func (h fakeHandler) Describe(ctx context.Context, s *Session, q string) ([]Colu
 		return noticeCols, nil
 	case "whoami":
 		return whoamiCols, nil
-	case "fail", "plainerr", "fatal", "sleep", "cmd", "panic":
+	case "fail", "plainerr", "fatal", "sleep", "cmd", "panic", "discard":
 		return nil, nil
 	default:
 		word := strings.Fields(st.text)[0]

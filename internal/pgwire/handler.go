@@ -49,9 +49,16 @@ type Session struct {
 	AuthMethod string
 	// TLS is set when the connection is encrypted.
 	TLS bool
+	// Superuser is the user's superuser flag at login (is_superuser).
+	Superuser bool
 	// Params holds run-time parameters set by the client with SET, and the
 	// startup packet's options; the Handler owns it after startup.
 	Params map[string]string
+	// Deallocate drops the session's prepared statement name, or all of
+	// them and every portal when all is set (DEALLOCATE, DISCARD ALL); it
+	// reports whether there was such a statement. The Handler calls it
+	// only while it runs a statement of this session.
+	Deallocate func(name string, all bool) bool
 }
 
 // Handler executes queries; it knows the commands, pgwire knows the protocol.

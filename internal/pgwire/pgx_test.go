@@ -269,6 +269,26 @@ func TestPgconnMultiStatement(t *testing.T) {
 	}
 }
 
+// TestDeallocate: the Handler drops the session's prepared statements
+// through Session.Deallocate (DISCARD ALL, DEALLOCATE).
+func TestDeallocate(t *testing.T) {
+	ts := startServer(t, fakeHandler{}, Options{})
+	pc := connect(t, ts, pgx.QueryExecModeSimpleProtocol, nil).PgConn()
+	ctx := context.Background()
+	if _, err := pc.Prepare(ctx, "s1", "rows", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Prepare(ctx, "s1", "rows", nil); err == nil {
+		t.Fatal("a second s1 was prepared")
+	}
+	if _, err := pc.Exec(ctx, "discard").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Prepare(ctx, "s1", "rows", nil); err != nil {
+		t.Errorf("s1 after DISCARD ALL: %v", err)
+	}
+}
+
 // TestShutdown checks that cancelling Serve's context ends a running query
 // and idle sessions promptly, with PostgreSQL's FATAL 57P01.
 func TestShutdown(t *testing.T) {

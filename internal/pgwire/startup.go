@@ -88,10 +88,12 @@ func (c *conn) startup() bool {
 		RemoteAddr:  addr.String(),
 		TLS:         c.tls,
 		Params:      make(map[string]string, len(sm.Parameters)),
+		Deallocate:  c.deallocate,
 	}
 	if !c.authenticate(user, db) {
 		return false
 	}
+	c.sess.Superuser = c.superuser
 	for k, v := range sm.Parameters {
 		c.sess.Params[k] = v
 	}

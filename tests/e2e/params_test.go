@@ -163,6 +163,12 @@ func TestParamsCannotBreakCluster(t *testing.T) {
 		if len(rows) != 1 || rows[0][2] != "off" || rows[0][5] != "configuration file" {
 			t.Errorf("SHOW PARAM dn1 standard_conforming_strings = %q, want off from the configuration file", rows)
 		}
+		// The example: the node's statement_timeout, not the 120s
+		// of the manager's connection.
+		rows, _ = c.mustRows(t, time.Minute, "SHOW PARAM dn1 statement_timeout")
+		if len(rows) != 1 || rows[0][2] != "1ms" || rows[0][5] != "configuration file" {
+			t.Errorf("SHOW PARAM dn1 statement_timeout = %q, want 1ms from the configuration file", rows)
+		}
 	})
 	waitFor(t, 30*time.Second, "dn1 accepts sessions again", func() (bool, string) {
 		_, err := c.nodeSQL(c.node("dn1"), "SELECT 1")
