@@ -486,8 +486,6 @@ func do(ctx context.Context, a Actions, act Action) error {
 		return a.Refresh(ctx, act.Node)
 	case Sync:
 		return a.Sync(ctx, act.Node)
-	case Hold:
-		return nil
 	}
 	return errors.New("unknown action " + string(act.Kind))
 }
@@ -511,6 +509,7 @@ var says = map[ActionKind]string{
 func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 	mem := Memory{}
 	responding := map[string]bool{} // said once, not every round
+	wasBlind := false
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -534,9 +533,14 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 			}
 		}
 		responding = now
-		if blind(obs) {
+		// Said once a blind spell: rounds are a fraction of a second apart.
+		switch b := blind(obs); {
+		case b && !wasBlind:
 			log.Warn("doctor: no node and no agent answers; the manager may be cut off, so it acts on nothing")
+		case !b && wasBlind:
+			log.Info("doctor: nodes or agents answer again")
 		}
+		wasBlind = blind(obs)
 		for _, act := range Decide(mem, obs, cfg) {
 			if ctx.Err() != nil {
 				return
@@ -546,6 +550,9 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 				args = append(args, "reason", act.Reason)
 			}
 			log.Warn(says[act.Kind], args...)
+			if act.Kind == Hold {
+				continue // nothing to do: said
+			}
 			switch err := do(ctx, a, act); {
 			case errors.Is(err, ErrBusy):
 				mem.Skipped(act, cfg)

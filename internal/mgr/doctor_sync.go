@@ -21,16 +21,42 @@ const syncNamesKey = "synchronous_standby_names"
 // syncLook reads master's live synchronous_standby_names into o
 // (SyncRead, SyncDiffers) and names the async slave to step up
 // (doctor.StepUp) from standbys, what its look read of
-// pg_stat_replication.
+// pg_stat_replication. The look holds no lock, and a command that changes
+// sync states writes the catalog, then the list: a list that differs is
+// read again with the catalog, and believed only when it differs twice and
+// no command held the cluster meanwhile — a false difference would hold a
+// failover for nothing (doctor.Hold).
 func (d doctorHands) syncLook(ctx context.Context, s *cluster.State, master cluster.Node, t fleet.Member, standbys map[string]string, o *doctor.Observation) {
-	if live, err := d.liveSyncNames(ctx, t); err == nil {
-		o.SyncRead = true
+	for try := 0; try < 2; try++ {
+		if d.m.clusterBusy() {
+			return
+		}
+		live, err := d.liveSyncNames(ctx, t)
+		if err != nil {
+			return
+		}
+		if try > 0 {
+			if s, err = d.m.state(ctx); err != nil {
+				return
+			}
+		}
+		if d.m.clusterBusy() {
+			return
+		}
 		o.SyncDiffers = live != cluster.SyncNames(s, master.Name, inCluster)
+		if !o.SyncDiffers {
+			break
+		}
 	}
+	o.SyncRead = true
 	if standbys != nil {
 		o.StepUp = doctor.StepUp(s, master.Name, func(n string) bool { return standbys[n] == "streaming" })
 	}
 }
+
+// clusterBusy reports whether a command (or a doctor's action) holds the
+// cluster lock now.
+func (m *Manager) clusterBusy() bool { return len(m.ops) > 0 }
 
 // liveSyncNames reads t's synchronous_standby_names as its sessions have
 // it (postgresql.auto.conf, where ALTER SYSTEM writes, wins over
