@@ -88,9 +88,9 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		names[i] = n.Name
 		keys[i] = fmt.Sprint(n.Type, "/", n.Master, "/", n.CureStatus, "/", n.InCluster, "/", i < cured)
 	}
-	res, ages := d.m.looks.round(ctx, names, keys, func(ctx context.Context, i int) lookResult {
+	res, ages := d.m.looks.round(ctx, names, keys, func(ctx context.Context, i int, answered func()) lookResult {
 		if i < cured {
-			return d.observe(ctx, s, nodes[i])
+			return d.observe(ctx, s, nodes[i], answered)
 		}
 		o := doctor.Observation{Node: nodes[i].Name, Role: doctor.Slave, Cure: nodes[i].CureStatus, FenceOnly: true, Master: nodes[i].Master}
 		o.Primary = d.primary(ctx, s, nodes[i].Node)
@@ -126,7 +126,7 @@ func (d doctorHands) primary(ctx context.Context, s *cluster.State, n cluster.No
 // observe looks at one node: a waiting one needs its host's agent, and is
 // fenced first when it answers as a primary (the old master of the
 // doctor's failover, seen again after a partition).
-func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) lookResult {
+func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched, answered func()) lookResult {
 	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master}
 	t, err := fleet.At(s, n.Node)
 	if err != nil {
@@ -146,6 +146,9 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) l
 	qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
 	st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
 	cancel()
+	if err == nil || pgclient.ServerError(err) != nil {
+		answered()
+	}
 	var r lookResult
 	switch {
 	case err != nil:

@@ -3,6 +3,7 @@ package mgr
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/doctor"
@@ -40,6 +41,11 @@ type look struct {
 	started time.Time
 	done    chan struct{}
 	res     lookResult
+	// answered: the node answered the look's login; the rest of the look
+	// (pg_stat_replication, the sync list, a coordinator's servers) takes
+	// more logins, which a busy machine makes slow, so such a look is
+	// overdue only at twice the deadline.
+	answered atomic.Bool
 }
 
 // lookResult is what a look found: the observation, and for a node with
@@ -67,10 +73,11 @@ func (l *lookout) reset(interval time.Duration) {
 	l.looks = nil
 }
 
-// round starts a look for each key's node that has none running (look(i)
-// makes it; key tells a node that changed in the catalog), waits at most
-// the interval for them, and says of each where it stands.
-func (l *lookout) round(ctx context.Context, names, keys []string, do func(ctx context.Context, i int) lookResult) ([]lookResult, []lookAge) {
+// round starts a look for each key's node that has none running (do(i)
+// makes it, and calls answered once the node answered its login; key
+// tells a node that changed in the catalog), waits at most the interval
+// for them, and says of each where it stands.
+func (l *lookout) round(ctx context.Context, names, keys []string, do func(ctx context.Context, i int, answered func()) lookResult) ([]lookResult, []lookAge) {
 	now := time.Now()
 	l.mu.Lock()
 	if l.looks == nil {
@@ -89,7 +96,7 @@ func (l *lookout) round(ctx context.Context, names, keys []string, do func(ctx c
 			l.looks[name] = lk
 			go func(i int, lk *look) {
 				defer close(lk.done)
-				lk.res = do(ctx, i)
+				lk.res = do(ctx, i, func() { lk.answered.Store(true) })
 			}(i, lk)
 		}
 		mine[i] = lk
@@ -126,7 +133,11 @@ func (l *lookout) round(ctx context.Context, names, keys []string, do func(ctx c
 			}
 		default:
 			ages[i] = lookYoung
-			if time.Since(lk.started) >= late {
+			deadline := late
+			if lk.answered.Load() {
+				deadline = 2 * late
+			}
+			if time.Since(lk.started) >= deadline {
 				ages[i] = lookOverdue
 			}
 		}

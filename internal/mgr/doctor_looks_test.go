@@ -19,15 +19,18 @@ func TestLookoutDoesNotWaitForACutHost(t *testing.T) {
 	l.late = 100 * time.Millisecond
 	release := make(chan struct{})
 	started := map[string]int{}
-	do := func(names []string) func(context.Context, int) lookResult {
-		return func(_ context.Context, i int) lookResult {
-			if names[i] == "cut" {
+	do := func(names []string) func(context.Context, int, func()) lookResult {
+		return func(_ context.Context, i int, answered func()) lookResult {
+			if names[i] == "slow" {
+				answered()
+			}
+			if names[i] == "cut" || names[i] == "slow" {
 				<-release
 			}
 			return lookResult{obs: doctor.Observation{Node: names[i], Answering: true}}
 		}
 	}
-	names := []string{"ok", "cut"}
+	names := []string{"ok", "cut", "slow"}
 	round := func(keys []string) []lookAge {
 		for i := range names {
 			if l.looks[names[i]] == nil || l.looks[names[i]].key != keys[i] {
@@ -44,13 +47,19 @@ func TestLookoutDoesNotWaitForACutHost(t *testing.T) {
 		}
 		return ages
 	}
-	keys := []string{"a", "a"}
-	if got := round(keys)[1]; got != lookYoung {
+	keys := []string{"a", "a", "a"}
+	if got := round(keys); got[1] != lookYoung || got[2] != lookYoung {
 		t.Errorf("first round: %v, want young", got)
 	}
 	time.Sleep(120 * time.Millisecond)
-	if got := round(keys)[1]; got != lookOverdue {
-		t.Errorf("after the deadline: %v, want overdue", got)
+	// A node that answered its login and is slow in the rest of its look
+	// gets twice the deadline.
+	if got := round(keys); got[1] != lookOverdue || got[2] != lookYoung {
+		t.Errorf("after the deadline: %v, want overdue and young", got)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := round(keys)[2]; got != lookOverdue {
+		t.Errorf("after twice the deadline: %v, want overdue", got)
 	}
 	if started["cut"] != 1 {
 		t.Errorf("looks begun at the cut node: %d, want 1", started["cut"])
@@ -60,7 +69,7 @@ func TestLookoutDoesNotWaitForACutHost(t *testing.T) {
 	if got := round(keys)[1]; got != lookDone {
 		t.Errorf("once it ended: %v, want done", got)
 	}
-	if got := round([]string{"a", "b"})[1]; got != lookDone || started["cut"] != 2 {
+	if got := round([]string{"a", "b", "a"})[1]; got != lookDone || started["cut"] != 2 {
 		t.Errorf("a changed node: %v, looks begun %d", got, started["cut"])
 	}
 }
