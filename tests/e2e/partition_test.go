@@ -302,6 +302,12 @@ func TestPartition(t *testing.T) {
 		if took > 8*time.Second {
 			t.Errorf("the cut-off master was failed over %v after the cut; want a few seconds", took)
 		}
+		// The catalog says so before the coordinators are re-pointed:
+		// wait for the end of the failover.
+		waitFor(t, time.Minute, "the doctor's failover ends", func() (bool, string) {
+			j := c.doctorJournal(t)
+			return contains(j, "DOCTOR FAILOVER dn1 done"), fmt.Sprint(j)
+		})
 		t.Logf("the doctor's log:\n%s", doctorLines(c))
 		c.mustNodeSQL(t, cn1, "INSERT INTO orders SELECT g FROM generate_series(101, 200) g")
 		c.watchPrimaries(t, 3*time.Second, dn1, dn1, dn1s)
