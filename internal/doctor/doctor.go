@@ -93,6 +93,27 @@ type Observation struct {
 	// match the catalog (it missed a failover's re-point while it was cut
 	// off): it would route to the old master.
 	Stale bool
+	// Pending: the look at it has not ended yet, but it is younger than the
+	// look deadline (a slow login on a busy machine): no news this round,
+	// so nothing is counted either way. A look older than the deadline is
+	// a failed look (not Answering), so that a host cut off from the
+	// manager costs no more than a dead one.
+	Pending bool
+	// SyncDiffers: a master that answers, whose live
+	// synchronous_standby_names is not what the catalog implies
+	// (cluster.SyncNames) — a write of it failed, or someone changed it
+	// behind the manager's back. Written again at once (Sync); until a
+	// look shows it right, the doctor does not fail the master over.
+	SyncDiffers bool
+	// SyncRead: the master's live list was read this round (it may
+	// answer without it: in crash recovery, or the read failed), so
+	// SyncDiffers says something.
+	SyncRead bool
+	// StepUp: a master that answers with no sync or potential slave in the
+	// cluster, while it lost one to a failure the doctor repairs, names the
+	// async slave in the cluster that streams from it and becomes its sync
+	// slave (StepUp).
+	StepUp string
 }
 
 // Config tunes the loop.
@@ -145,6 +166,15 @@ const (
 	// Refresh writes a stale coordinator's node list and foreign servers
 	// again.
 	Refresh ActionKind = "refresh"
+	// Sync writes a master's synchronous_standby_names again from the
+	// catalog, stepping an async slave up to sync first when StepUp
+	// names one.
+	Sync ActionKind = "sync"
+	// Hold is not an action: a master the doctor would fail over, whose
+	// sync list differed from the catalog when it was last seen, is left
+	// for a DBA (a failover without FORCE could lose commits it
+	// acknowledged alone). Said once in the log.
+	Hold ActionKind = "hold"
 )
 
 // Action is one decision of a round.
@@ -164,6 +194,9 @@ type health struct {
 	follows  int    // re-points tried since it last streamed
 	wait     int    // rounds before a waiting node's repair is tried again
 	refresh  int    // rounds before a stale coordinator is refreshed again
+	sync     int    // rounds before a master's sync list is written again
+	unsynced bool   // a master whose live sync list differed when last seen
+	held     bool   // Hold was said for it
 }
 
 // Memory is the state Decide carries from round to round.
@@ -235,6 +268,9 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		delete(mem, o.Node)
 		return Action{}, false
 	}
+	if o.Pending {
+		return Action{}, false
+	}
 	if Waiting(o.Cure) {
 		return decideWaiting(mem.get(o), o, cfg)
 	}
@@ -247,7 +283,15 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		h.refresh = cfg.Retry
 		return Action{Kind: Refresh, Node: o.Node}, true
 	}
+	if o.Role == Master && o.Answering {
+		return decideSync(mem, o, cfg)
+	}
 	if o.Responding || (o.Answering && !o.Stray) {
+		if h := mem[o.Node]; h != nil && h.unsynced {
+			// Not a look at its list: what was seen of it still holds.
+			h.failures, h.restarts = 0, 0
+			return Action{}, false
+		}
 		delete(mem, o.Node)
 		return Action{}, false
 	}
@@ -274,6 +318,17 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		h.restarts++
 		return Action{Kind: Restart, Node: o.Node}, true
 	}
+	if o.Role == Master && h.unsynced {
+		// Its list was weaker than the catalog says, or unknown: the
+		// catalog's sync slave may lack commits the master acknowledged
+		// alone. Restarting it stays allowed; failing it over is the
+		// DBA's call.
+		if h.held {
+			return Action{}, false
+		}
+		h.held = true
+		return Action{Kind: Hold, Node: o.Node, Reason: HoldReason}, true
+	}
 	delete(mem, o.Node)
 	if o.Role == Master {
 		return Action{Kind: Failover, Node: o.Node}, true
@@ -283,6 +338,40 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		reason = "down, and restarting it did not help"
 	}
 	return Action{Kind: Isolate, Node: o.Node, Reason: reason}, true
+}
+
+// HoldReason is why the doctor does not fail over a master whose sync list
+// differed from the catalog when it was last seen.
+const HoldReason = "its synchronous_standby_names did not match the node table when it was last seen, so its slaves may lack commits it acknowledged alone: not failed over by the doctor (a DBA decides: FAILOVER … FORCE)"
+
+// decideSync is the round of a master that answers: what was counted of
+// it is forgotten, and a live sync list that differs from the catalog, or
+// a slave to step up, is written at once, then every cfg.Retry rounds
+// while it stays so.
+func decideSync(mem Memory, o Observation, cfg Config) (Action, bool) {
+	unsynced := o.SyncDiffers
+	if h := mem[o.Node]; !o.SyncRead && h != nil {
+		unsynced = h.unsynced // not looked at: what was seen still holds
+	}
+	if !unsynced && o.StepUp == "" {
+		delete(mem, o.Node)
+		return Action{}, false
+	}
+	h := mem.get(o)
+	*h = health{cure: h.cure, sync: h.sync, unsynced: unsynced}
+	if !o.SyncDiffers && o.StepUp == "" {
+		return Action{}, false
+	}
+	if h.sync > 0 {
+		h.sync--
+		return Action{}, false
+	}
+	h.sync = cfg.Retry
+	reason := "its synchronous_standby_names does not match the node table"
+	if o.StepUp != "" {
+		reason = "it has no synchronous slave; " + o.StepUp + " streams from it and becomes one"
+	}
+	return Action{Kind: Sync, Node: o.Node, Reason: reason}, true
 }
 
 // FenceReason is why a node that answers as a primary is fenced: the
@@ -338,6 +427,8 @@ func (mem Memory) Skipped(a Action, cfg Config) {
 		h.wait = 0
 	case Refresh:
 		h.refresh = 0
+	case Sync:
+		h.sync = 0
 	}
 	// Fence: decided again at once next round, nothing to undo.
 }
@@ -370,6 +461,10 @@ type Actions interface {
 	Fence(ctx context.Context, node, reason string) error
 	// Refresh writes a coordinator's node list and foreign servers again.
 	Refresh(ctx context.Context, node string) error
+	// Sync writes a master's synchronous_standby_names from the catalog
+	// again, stepping an async slave up to sync first when StepUp names
+	// one; it does nothing when a fresh look finds nothing to do.
+	Sync(ctx context.Context, node string) error
 }
 
 // do runs one action.
@@ -391,6 +486,8 @@ func do(ctx context.Context, a Actions, act Action) error {
 		return a.Fence(ctx, act.Node, act.Reason)
 	case Refresh:
 		return a.Refresh(ctx, act.Node)
+	case Sync:
+		return a.Sync(ctx, act.Node)
 	}
 	return errors.New("unknown action " + string(act.Kind))
 }
@@ -405,6 +502,8 @@ var says = map[ActionKind]string{
 	Rejoin:   "doctor: coordinator waits out of the cluster, taking it back",
 	Fence:    "doctor: a node that is not a master runs as a primary, fencing it",
 	Refresh:  "doctor: coordinator routes to nodes that are no longer masters, refreshing it",
+	Sync:     "doctor: master's synchronous_standby_names must be written again",
+	Hold:     "doctor: master down, but it is not failed over",
 }
 
 // Run is the loop; it returns when ctx is cancelled. Actions run one at a
@@ -412,6 +511,7 @@ var says = map[ActionKind]string{
 func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 	mem := Memory{}
 	responding := map[string]bool{} // said once, not every round
+	wasBlind := false
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -435,9 +535,14 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 			}
 		}
 		responding = now
-		if blind(obs) {
+		// Said once a blind spell: rounds are a fraction of a second apart.
+		switch b := blind(obs); {
+		case b && !wasBlind:
 			log.Warn("doctor: no node and no agent answers; the manager may be cut off, so it acts on nothing")
+		case !b && wasBlind:
+			log.Info("doctor: nodes or agents answer again")
 		}
+		wasBlind = blind(obs)
 		for _, act := range Decide(mem, obs, cfg) {
 			if ctx.Err() != nil {
 				return
@@ -447,6 +552,9 @@ func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
 				args = append(args, "reason", act.Reason)
 			}
 			log.Warn(says[act.Kind], args...)
+			if act.Kind == Hold {
+				continue // nothing to do: said
+			}
 			switch err := do(ctx, a, act); {
 			case errors.Is(err, ErrBusy):
 				mem.Skipped(act, cfg)

@@ -19,6 +19,10 @@ func TestDecide(t *testing.T) {
 	slave := func(o Observation) []Observation { o.Node, o.Role = "s1", Slave; return []Observation{seen, o} }
 	coord := func(o Observation) []Observation { o.Node, o.Role = "cn1", Coordinator; return []Observation{seen, o} }
 	stray := Observation{Answering: true, Stray: true, AgentUp: true}
+	master := func(differs bool, stepUp string) Observation {
+		return Observation{Node: "dn1", Role: Master, Answering: true, SyncRead: true, SyncDiffers: differs, StepUp: stepUp}
+	}
+	syncAct := Action{Kind: Sync, Node: "dn1", Reason: "its synchronous_standby_names does not match the node table"}
 	tests := []struct {
 		name   string
 		rounds [][]Observation
@@ -140,6 +144,41 @@ func TestDecide(t *testing.T) {
 			[][]Action{{{Kind: Refresh, Node: "cn1"}}, nil, nil, {{Kind: Refresh, Node: "cn1"}}, nil, {{Kind: Refresh, Node: "cn1"}}}},
 		{"a stale coordinator that is down is not refreshed", [][]Observation{coord(Observation{Stale: true, AgentUp: true})},
 			[][]Action{nil}},
+
+		// A look still running but younger than the look deadline is no
+		// news: it neither counts nor resets; older, it is a failed look
+		// (Observe reports it so).
+		{"a pending look counts nothing", [][]Observation{
+			{{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1", Pending: true}, seen}, {{Node: "dn1", Pending: true}, seen},
+			{{Node: "dn1"}, seen}},
+			[][]Action{nil, nil, nil, nil, {{Kind: Failover, Node: "dn1"}}}},
+		{"only pending looks are a blind round", [][]Observation{
+			{{Node: "dn1", Pending: true}, {Node: "gc", Pending: true}}, {{Node: "dn1"}, {Node: "gc", Pending: true}},
+			{{Node: "dn1"}, {Node: "gc", Pending: true}}, {{Node: "dn1"}, {Node: "gc", Pending: true}}},
+			[][]Action{nil, nil, nil, nil}},
+
+		// A master's live sync list that differs from the catalog is
+		// written again at once, then every Retry rounds while it does;
+		// until a look shows it right, the master is not failed over.
+		{"a master's wrong sync list is written again", [][]Observation{
+			{master(true, "")}, {master(true, "")}, {master(true, "")}, {master(true, "")}, {master(false, "")}, {master(true, "")}},
+			[][]Action{{syncAct}, nil, nil, {syncAct}, nil, {syncAct}}},
+		{"a master whose list was wrong is held, not failed over", [][]Observation{
+			{master(true, "")}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen},
+			{{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}},
+			[][]Action{{syncAct}, nil, nil, {{Kind: Hold, Node: "dn1", Reason: HoldReason}}, nil, nil, nil}},
+		{"a master held may still be restarted", [][]Observation{
+			{master(true, "")}, down(true), down(true), down(true), down(true), down(true), down(true)},
+			[][]Action{{syncAct}, nil, nil, {{Kind: Restart, Node: "dn1"}}, nil, nil, {{Kind: Hold, Node: "dn1", Reason: HoldReason}}}},
+		{"a list seen right again lifts the hold", [][]Observation{
+			{master(true, "")}, {master(false, "")}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}},
+			[][]Action{{syncAct}, nil, nil, nil, {{Kind: Failover, Node: "dn1"}}}},
+		{"an answer without a look at the list keeps the hold", [][]Observation{
+			{master(true, "")}, {{Node: "dn1", Answering: true}, seen}, {{Node: "dn1", Responding: true}, seen},
+			{{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}, {{Node: "dn1"}, seen}},
+			[][]Action{{syncAct}, nil, nil, nil, nil, {{Kind: Hold, Node: "dn1", Reason: HoldReason}}}},
+		{"a slave to step up is written at once", [][]Observation{{master(false, "s2")}, {master(false, "s2")}, {master(false, "")}},
+			[][]Action{{{Kind: Sync, Node: "dn1", Reason: "it has no synchronous slave; s2 streams from it and becomes one"}}, nil, nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +210,7 @@ func TestSkipped(t *testing.T) {
 		{"rewind", Observation{Node: "n", Role: Slave, Cure: OldMaster, AgentUp: true}, []ActionKind{Rewind, Rewind}},
 		{"fence", Observation{Node: "n", Role: Slave, FenceOnly: true, Primary: true}, []ActionKind{Fence, Fence}},
 		{"refresh", Observation{Node: "n", Role: Coordinator, Answering: true, Stale: true}, []ActionKind{Refresh, Refresh}},
+		{"sync", Observation{Node: "n", Role: Master, Answering: true, SyncRead: true, SyncDiffers: true}, []ActionKind{Sync, Sync}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

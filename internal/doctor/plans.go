@@ -82,3 +82,75 @@ func RewoundNotice(s *cluster.State, node string) (cluster.Notice, bool) {
 	}
 	return notice("%s is back in the cluster as a %s slave of %s", node, n.SyncState, n.Master), true
 }
+
+// StepUp names the async slave that master takes as its synchronous slave,
+// or "" for none. The doctor keeps a master's sync-slave count only where
+// the catalog shows that a failure, not a DBA, took it away — a DBA who
+// made every slave async (ALTER … sync_state, ADD … async) or kicked one
+// out with FAILOVER decided so, and gets no change:
+//
+//   - master is a datanode or gtmcoord master in the cluster, with no
+//     sync or potential slave in the cluster (one with a potential slave
+//     is protected: its first potential slave acts as sync);
+//   - a slave of it waits out of the cluster for the doctor (isolated,
+//     followfail, or the old master of the doctor's failover): it lost its
+//     sync slave to a failure, and that slave would come back sync;
+//   - the slave stepped up is the first direct one in the catalog's order
+//     that is in the cluster, async, curable, in its master's zone (a slave
+//     of another zone stays async, as APPEND makes it), and streaming
+//     (streaming says so, from the master's pg_stat_replication).
+//
+// The waiting slave comes back potential then (cluster.RewoundSyncState).
+func StepUp(s *cluster.State, master string, streaming func(string) bool) string {
+	m, ok := s.Node(master)
+	if !ok || !m.InCluster || (m.Type != cluster.DatanodeMaster && m.Type != cluster.GtmcoordMaster) {
+		return ""
+	}
+	lost := false
+	for _, c := range s.Children(master) {
+		if c.InCluster && (c.SyncState == cluster.Sync || c.SyncState == cluster.Potential) {
+			return ""
+		}
+		if !c.InCluster && c.AllowCure && Waiting(c.CureStatus) {
+			lost = true
+		}
+	}
+	if !lost {
+		return ""
+	}
+	for _, c := range s.Children(master) {
+		if c.InCluster && c.AllowCure && c.SyncState == cluster.Async && c.Zone == m.Zone && streaming(c.Name) {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+// PlanStepUp makes slave, which StepUp chose, its master's sync slave.
+func PlanStepUp(s *cluster.State, slave string) cluster.Plan {
+	n, ok := s.Node(slave)
+	if !ok {
+		return cluster.Plan{}
+	}
+	master := cluster.Node{Name: n.Master, Type: cluster.DatanodeMaster}
+	if m, ok := s.Node(n.Master); ok {
+		master = m
+	}
+	n.SyncState = cluster.Sync
+	return cluster.Plan{UpdateNodes: []cluster.Node{n}, Notices: []cluster.Notice{
+		notice("%s has no synchronous slave node, make %s as synchronous node", cluster.Describe(master), cluster.Describe(n))}}
+}
+
+// After is s with p's updated rows: the catalog once p is written, for
+// what depends on it (a master's sync names) before it is.
+func After(s *cluster.State, p cluster.Plan) *cluster.State {
+	out := &cluster.State{Hosts: s.Hosts, Nodes: append([]cluster.Node(nil), s.Nodes...), Moved: s.Moved}
+	for _, u := range p.UpdateNodes {
+		for i := range out.Nodes {
+			if out.Nodes[i].Name == u.Name {
+				out.Nodes[i] = u
+			}
+		}
+	}
+	return out
+}

@@ -116,14 +116,7 @@ func TestIsolatingTheOnlySyncSlaveForbidsFailover(t *testing.T) {
 	)
 	probes := map[string]cluster.Probe{"s2": {Reachable: true, InRecovery: true, LSN: 100}}
 	p := PlanIsolate(s, "s1", "down, and the agent of its host does not answer")
-	after := state(s.Nodes...)
-	for _, u := range p.UpdateNodes {
-		for i := range after.Nodes {
-			if after.Nodes[i].Name == u.Name {
-				after.Nodes[i] = u
-			}
-		}
-	}
+	after := After(s, p)
 	in := func(n cluster.Node) bool { return n.InCluster }
 	if names := cluster.SyncNames(after, "dn1", in); names != "" {
 		t.Errorf("dn1's sync names after isolating its only sync slave = %q, want empty", names)
@@ -133,5 +126,93 @@ func TestIsolatingTheOnlySyncSlaveForbidsFailover(t *testing.T) {
 	}
 	if err := cluster.CheckCandidate(after, "dn1", "", true, probes); err != nil {
 		t.Errorf("FORCE: %v", err)
+	}
+	// Until the doctor steps s2 up (it streams, and s1 waits isolated):
+	// then dn1 lists it, and a failover without FORCE is possible again.
+	up := StepUp(after, "dn1", func(string) bool { return true })
+	if up != "s2" {
+		t.Fatalf("StepUp after isolating s1 = %q, want s2", up)
+	}
+	stepped := After(after, PlanStepUp(after, up))
+	if names := cluster.SyncNames(stepped, "dn1", in); names != `FIRST 1 ("s2")` {
+		t.Errorf("dn1's sync names after stepping s2 up = %q", names)
+	}
+	if err := cluster.CheckCandidate(stepped, "dn1", "", false, probes); err != nil {
+		t.Errorf("a failover after stepping s2 up: %v", err)
+	}
+}
+
+func TestStepUp(t *testing.T) {
+	waiting := func(n cluster.Node, cure string) cluster.Node {
+		n.InCluster, n.Initialized, n.AllowCure, n.CureStatus = false, false, true, cure
+		return n
+	}
+	zone := func(n cluster.Node, z string) cluster.Node { n.Zone = z; return n }
+	dn1 := node(1, "dn1", cluster.DatanodeMaster, "", "", true)
+	isolated := waiting(node(2, "s1", cluster.DatanodeSlave, "dn1", cluster.Async, true), Isolated)
+	a2 := node(3, "a2", cluster.DatanodeSlave, "dn1", cluster.Async, true)
+	a3 := node(4, "a3", cluster.DatanodeSlave, "dn1", cluster.Async, true)
+	all := func(string) bool { return true }
+	only := func(names ...string) func(string) bool {
+		return func(n string) bool {
+			for _, x := range names {
+				if x == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	noCure := a2
+	noCure.AllowCure = false
+	tests := []struct {
+		name      string
+		s         *cluster.State
+		master    string
+		streaming func(string) bool
+		want      string
+	}{
+		{"the first streaming async slave, when the sync one was isolated", state(dn1, isolated, a2, a3), "dn1", all, "a2"},
+		{"one that does not stream is passed over", state(dn1, isolated, a2, a3), "dn1", only("a3"), "a3"},
+		{"none streams", state(dn1, isolated, a2, a3), "dn1", only(), ""},
+		{"after the doctor's failover (old master waits)",
+			state(dn1, waiting(node(2, "old", cluster.DatanodeSlave, "dn1", cluster.Async, true), OldMaster), a2), "dn1", all, "a2"},
+		{"a slave that could not follow", state(dn1, waiting(node(2, "s1", cluster.DatanodeSlave, "dn1", cluster.Async, true), FollowFail), a2),
+			"dn1", all, "a2"},
+		{"a DBA's choice: every slave async, none waits", state(dn1, a2, a3), "dn1", all, ""},
+		{"a DBA's kick-out (allowcure off) is not a failure", state(dn1,
+			func() cluster.Node {
+				n := waiting(node(2, "old", cluster.DatanodeSlave, "dn1", cluster.Async, true), Normal)
+				n.AllowCure = false
+				return n
+			}(),
+			a2), "dn1", all, ""},
+		{"a sync slave in the cluster: nothing", state(dn1, isolated, node(5, "s5", cluster.DatanodeSlave, "dn1", cluster.Sync, true), a2), "dn1", all, ""},
+		{"a potential slave acts as sync: nothing", state(dn1, isolated, node(5, "p5", cluster.DatanodeSlave, "dn1", cluster.Potential, true), a2),
+			"dn1", all, ""},
+		{"a slave of another zone stays async", state(dn1, isolated, zone(a2, "z2")), "dn1", all, ""},
+		{"a slave the doctor may not cure is left alone", state(dn1, isolated, noCure, a3), "dn1", all, "a3"},
+		{"coordinators are not kept", state(node(1, "cn1", cluster.CoordinatorMaster, "", "", true),
+			waiting(node(2, "cs", cluster.CoordinatorSlave, "cn1", cluster.Async, true), Isolated),
+			node(3, "cs2", cluster.CoordinatorSlave, "cn1", cluster.Async, true)), "cn1", all, ""},
+		{"a gtmcoord master is kept", state(node(1, "gc", cluster.GtmcoordMaster, "", "", true),
+			waiting(node(2, "gs", cluster.GtmcoordSlave, "gc", cluster.Async, true), Isolated),
+			node(3, "gs2", cluster.GtmcoordSlave, "gc", cluster.Async, true)), "gc", all, "gs2"},
+		{"a master out of the cluster", state(waiting(dn1, Normal), isolated, a2), "dn1", all, ""},
+		{"not a master", state(dn1, isolated, a2), "a2", all, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := StepUp(tt.s, tt.master, tt.streaming); got != tt.want {
+				t.Errorf("StepUp = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	p := PlanStepUp(state(dn1, isolated, a2), "a2")
+	if diff := cmp.Diff([]string{"a2=normal/t/t/sync"}, rows(p)); diff != "" {
+		t.Errorf("PlanStepUp rows (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{`datanode master "dn1" has no synchronous slave node, make datanode slave "a2" as synchronous node`}, noticesOf(p)); diff != "" {
+		t.Errorf("PlanStepUp notices (-want +got):\n%s", diff)
 	}
 }

@@ -51,6 +51,7 @@ func (h *hands) Fence(_ context.Context, n, _ string) error {
 	return h.act(Fence, n)
 }
 func (h *hands) Refresh(_ context.Context, n string) error { return h.act(Refresh, n) }
+func (h *hands) Sync(_ context.Context, n string) error    { return h.act(Sync, n) }
 
 // TestRunRetriesWhenBusy: a DBA's command that holds the cluster makes the
 // doctor try the same action next round, without spending a restart.

@@ -82,9 +82,11 @@ func (m *Manager) startDoctor(set map[string]string) {
 	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
 	m.doctorStop = func() { cancel(); <-done }
+	cfg := doctorConfig(set)
+	m.looks.reset(cfg.Interval)
 	go func() {
 		defer close(done)
-		doctor.Run(ctx, doctorHands{m}, doctorConfig(set), m.log)
+		doctor.Run(ctx, doctorHands{m}, cfg, m.log)
 	}()
 	m.log.Info("doctor started")
 }

@@ -83,16 +83,31 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 	nodes := curable(s)
 	cured := len(nodes)
 	nodes = append(nodes, fenceOnly(s)...)
-	obs := make([]doctor.Observation, len(nodes))
-	parallel(len(nodes), func(i int) {
+	names, keys := make([]string, len(nodes)), make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+		keys[i] = fmt.Sprint(n.Type, "/", n.Master, "/", n.CureStatus, "/", n.InCluster, "/", i < cured)
+	}
+	res, ages := d.m.looks.round(ctx, names, keys, func(ctx context.Context, i int, answered func()) lookResult {
 		if i < cured {
-			obs[i] = d.observe(ctx, s, nodes[i])
-			return
+			return d.observe(ctx, s, nodes[i], answered)
 		}
-		obs[i] = doctor.Observation{Node: nodes[i].Name, Role: doctor.Slave, Cure: nodes[i].CureStatus, FenceOnly: true, Master: nodes[i].Master}
-		obs[i].Primary = d.primary(ctx, s, nodes[i].Node)
+		o := doctor.Observation{Node: nodes[i].Name, Role: doctor.Slave, Cure: nodes[i].CureStatus, FenceOnly: true, Master: nodes[i].Master}
+		o.Primary = d.primary(ctx, s, nodes[i].Node)
+		return lookResult{obs: o}
 	})
-	d.streams(ctx, s, nodes[:cured], obs[:cured])
+	obs := make([]doctor.Observation, len(nodes))
+	for i, n := range nodes {
+		if ages[i] == lookDone {
+			obs[i] = res[i].obs
+			continue
+		}
+		// Still looking: no news while young, then a failed look —
+		// neither answering nor its agent seen.
+		obs[i] = doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master,
+			FenceOnly: i >= cured, Pending: ages[i] == lookYoung}
+	}
+	d.streams(nodes[:cured], obs[:cured], res[:cured])
 	return obs, nil
 }
 
@@ -111,11 +126,11 @@ func (d doctorHands) primary(ctx context.Context, s *cluster.State, n cluster.No
 // observe looks at one node: a waiting one needs its host's agent, and is
 // fenced first when it answers as a primary (the old master of the
 // doctor's failover, seen again after a partition).
-func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) doctor.Observation {
+func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched, answered func()) lookResult {
 	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master}
 	t, err := fleet.At(s, n.Node)
 	if err != nil {
-		return o
+		return lookResult{obs: o}
 	}
 	agentUp := func() bool {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
@@ -125,17 +140,25 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) d
 	if doctor.Waiting(n.CureStatus) {
 		o.AgentUp = agentUp()
 		o.Primary = n.role != doctor.Coordinator && d.primary(ctx, s, n.Node)
-		return o
+		return lookResult{obs: o}
 	}
 	// 2 s to log in, 5 s for the query.
 	qctx, cancel := context.WithTimeout(ctx, 7*time.Second)
 	st, err := d.m.fleet.SQLStatus(qctx, t, 2*time.Second)
 	cancel()
+	if err == nil || pgclient.ServerError(err) != nil {
+		answered()
+	}
+	var r lookResult
 	switch {
 	case err != nil:
 	case st.Recovery && n.role == doctor.Slave, !st.Recovery && n.role != doctor.Slave:
 		o.Answering = true
 		o.Stale = d.stale(ctx, s, n.Node, t)
+		r.standbys = d.standbys(ctx, s, n.Node)
+		if n.role == doctor.Master {
+			d.syncLook(ctx, s, n.Node, t, r.standbys, &o)
+		}
 	case n.role != doctor.Slave:
 		// A master still in recovery after a restart: not down.
 		o.Answering = true
@@ -164,7 +187,8 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched) d
 			}
 		}
 	}
-	return o
+	r.obs = o
+	return r
 }
 
 // stale reports whether n, a coordinator in the cluster, routes to
@@ -180,31 +204,29 @@ func (d doctorHands) stale(ctx context.Context, s *cluster.State, n cluster.Node
 	return err == nil && coord.Stale(s, n, inCluster, have)
 }
 
-// streams compares the slaves with their masters' pg_stat_replication: a
-// slave that answers but is not among its master's standbys is Stray (it
-// was down when the master failed over, or follows another node); one the
-// manager cannot reach while its master sees it streaming is not down —
-// only the manager's view of its host is — and is left alone.
-func (d doctorHands) streams(ctx context.Context, s *cluster.State, nodes []watched, obs []doctor.Observation) {
+// streams compares the slaves with what their masters' looks read of
+// pg_stat_replication: a slave that answers but is not among its master's
+// standbys is Stray (it was down when the master failed over, or follows
+// another node); one the manager cannot reach while its master sees it
+// streaming is not down — only the manager's view of its host is — and is
+// left alone.
+func (d doctorHands) streams(nodes []watched, obs []doctor.Observation, res []lookResult) {
 	byName := map[string]int{}
 	for i, n := range nodes {
 		byName[n.Name] = i
 	}
-	standbys := map[string]map[string]bool{} // master → slaves streaming from it; nil: unknown
 	for i, n := range nodes {
 		if n.role != doctor.Slave || !n.InCluster {
 			continue
 		}
 		j, ok := byName[n.Master]
-		if !ok || !obs[j].Answering {
-			continue // a master down or not watched: unknown
+		if !ok || !obs[j].Answering || res[j].standbys == nil {
+			continue // a master down, not watched, or not read: unknown
 		}
-		if _, done := standbys[n.Master]; !done {
-			standbys[n.Master] = d.standbys(ctx, s, n.Master)
-		}
-		streaming, known := standbys[n.Master][n.Name]
+		state, known := res[j].standbys[n.Name]
+		// catchup counts: it is connected and on its way.
+		streaming := state == "streaming" || state == "catchup"
 		switch {
-		case standbys[n.Master] == nil:
 		case obs[i].Answering && !streaming && !known:
 			obs[i].Stray = true
 		case !obs[i].Answering && !obs[i].Responding && streaming:
@@ -213,9 +235,18 @@ func (d doctorHands) streams(ctx context.Context, s *cluster.State, nodes []watc
 	}
 }
 
-// standbys reads who streams from master (nil when it cannot be read).
-func (d doctorHands) standbys(ctx context.Context, s *cluster.State, master string) map[string]bool {
-	m, err := fleet.Of(s, master)
+// standbys reads who streams from node, when it has slaves in the cluster
+// (nil when it has none or they cannot be read): application_name →
+// state.
+func (d doctorHands) standbys(ctx context.Context, s *cluster.State, node cluster.Node) map[string]string {
+	has := false
+	for _, c := range s.Children(node.Name) {
+		has = has || c.InCluster
+	}
+	if !has {
+		return nil
+	}
+	m, err := fleet.At(s, node)
 	if err != nil {
 		return nil
 	}
@@ -225,10 +256,9 @@ func (d doctorHands) standbys(ctx context.Context, s *cluster.State, master stri
 	if err != nil {
 		return nil
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, r := range reps {
-		// catchup counts: it is connected and on its way.
-		out[r.Application] = r.State == "streaming" || r.State == "catchup"
+		out[r.Application] = r.State
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -146,5 +147,87 @@ func TestHandsRestartSlaveAsStandby(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"standby signal dn1s of dn1", "start dn1s", "start dn1"}, f.Steps); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+}
+
+// TestHandsSyncWritesTheListAgain: a master whose live sync list is not the
+// catalog's is seen so, written again (an ALTER SYSTEM override removed),
+// and journaled; nothing to do, nothing done.
+func TestHandsSyncWritesTheListAgain(t *testing.T) {
+	m, _, f := handsRig(t)
+	f.Nodes["dn1"].Conf["synchronous_standby_names"] = "" // ALTER SYSTEM SET … = ''
+	o := observed(t, m)["dn1"]
+	if !o.SyncRead || !o.SyncDiffers || o.StepUp != "" {
+		t.Fatalf("dn1 with an empty list: %+v", o)
+	}
+	f.Nodes["dn1s"].LSN = 200
+	if err := (doctorHands{m}).Sync(context.Background(), "dn1"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"auto.conf dn1 -synchronous_standby_names", `syncnames dn1 FIRST 1 ("dn1s")`}
+	if diff := cmp.Diff(want, f.Steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	r := mustRun(t, m, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'")
+	if len(r.rows) != 1 || r.rows[0][0] != "DOCTOR SYNC dn1" || r.rows[0][1] != "done" ||
+		r.rows[0][2] != `synchronous_standby_names was '', now 'FIRST 1 ("dn1s")'` {
+		t.Errorf("journal: %q", r.rows)
+	}
+	// The list right: nothing done, nothing journaled.
+	f.Nodes["dn1"].Conf["synchronous_standby_names"] = `FIRST 1 ("dn1s")`
+	f.Steps = nil
+	if o := observed(t, m)["dn1"]; !o.SyncRead || o.SyncDiffers {
+		t.Errorf("dn1 with the right list: %+v", o)
+	}
+	if err := (doctorHands{m}).Sync(context.Background(), "dn1"); err != nil || len(f.Steps) != 0 {
+		t.Errorf("nothing to do: %v, steps %q", err, f.Steps)
+	}
+}
+
+// TestHandsSyncStepsUp: dn1's sync slave isolated, its async slave dn1s2
+// streaming: dn1s2 is listed, waited for, then sync in the catalog; one
+// that does not catch up is not, and the list goes back.
+func TestHandsSyncStepsUp(t *testing.T) {
+	m, cat, f := handsRig(t)
+	mustRun(t, m, `ADD DATANODE SLAVE dn1s2 FOR dn1 (HOST=h1, PORT=15435, PATH='/data/dn1s2', SYNC_STATE='async')`)
+	setNodes(t, cat, func(n *cluster.Node) {
+		switch n.Name {
+		case "dn1s":
+			n.InCluster, n.Initialized, n.SyncState, n.CureStatus = false, false, cluster.Async, doctor.Isolated
+		case "dn1s2":
+			n.InCluster, n.Initialized, n.AllowCure = true, true, true
+		}
+	})
+	f.Nodes["dn1s2"] = &fleettest.Node{Running: true, InRecovery: true, LSN: 200, Parent: "dn1", Conf: map[string]string{}}
+	f.Nodes["dn1s"].Running = false
+	f.Nodes["dn1"].Conf["synchronous_standby_names"] = ""
+	o := observed(t, m)["dn1"]
+	if !o.SyncRead || o.SyncDiffers || o.StepUp != "dn1s2" {
+		t.Fatalf("dn1: %+v", o)
+	}
+	// Behind: not stepped up, the list written back.
+	f.Nodes["dn1s2"].LSN = 50
+	if err := (doctorHands{m}).Sync(context.Background(), "dn1"); err == nil {
+		t.Fatal("a slave that did not catch up was stepped up")
+	}
+	if l := mustRun(t, m, "LIST NODE (name, sync_state) dn1s2"); fmt.Sprint(l.rows) != "[[dn1s2 async]]" {
+		t.Errorf("dn1s2 after a failed step-up: %v", l.rows)
+	}
+	want := []string{"auto.conf dn1 -synchronous_standby_names", `syncnames dn1 FIRST 1 ("dn1s2")`,
+		"auto.conf dn1 -synchronous_standby_names", "syncnames dn1 "}
+	if diff := cmp.Diff(want, f.Steps); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+	f.Nodes["dn1s2"].LSN = 200
+	f.Steps = nil
+	if err := (doctorHands{m}).Sync(context.Background(), "dn1"); err != nil {
+		t.Fatal(err)
+	}
+	if l := mustRun(t, m, "LIST NODE (name, sync_state) dn1s2"); fmt.Sprint(l.rows) != "[[dn1s2 sync]]" {
+		t.Errorf("dn1s2 after the step-up: %v", l.rows)
+	}
+	r := mustRun(t, m, "SELECT status, detail FROM journal WHERE command = 'DOCTOR SYNC dn1' AND step = 'end' ORDER BY id")
+	if len(r.rows) != 2 || r.rows[0][0] != "failed" || r.rows[1][0] != "done" {
+		t.Errorf("journal: %q", r.rows)
 	}
 }

@@ -86,6 +86,8 @@ type Manager struct {
 	bg         context.Context
 	doctorMu   sync.Mutex
 	doctorStop func()
+	// looks are the doctor's looks at the nodes (doctor_looks.go).
+	looks lookout
 }
 
 // New returns a Manager over cat.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/fleet"
@@ -101,7 +102,12 @@ func (x *Switches) start(ctx context.Context, command string, sn Snapshot, old f
 // once, so the switch is refused. It reports whether it stopped a running
 // node (to start it again on a revert).
 func (x *Switches) fence(ctx context.Context, m fleet.Member, p Progress) (bool, error) {
-	running, err := x.Fleet.Running(ctx, m)
+	// An agent answers Status in milliseconds; one behind a cut link
+	// would hold the switch for the call's whole 3 s. One that is only
+	// slow is safe too: a node still listening refuses the switch below.
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	running, err := x.Fleet.Running(rctx, m)
+	cancel()
 	if err != nil {
 		if x.Fleet.Listening(m) {
 			return false, pgerror.New(pgerror.ObjectNotInPrereqState,
