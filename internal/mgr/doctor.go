@@ -84,7 +84,11 @@ func (m *Manager) startDoctor(set map[string]string) {
 	m.doctorStop = func() { cancel(); <-done }
 	go func() {
 		defer close(done)
-		doctor.Run(ctx, doctorHands{m}, doctorConfig(set), m.log)
+		cfg := doctorConfig(set)
+		// What the previous manager's end cut short first (resume).
+		if (doctorHands{m}).resumeLoop(ctx, cfg.Interval) {
+			doctor.Run(ctx, doctorHands{m}, cfg, m.log)
+		}
 	}()
 	m.log.Info("doctor started")
 }
