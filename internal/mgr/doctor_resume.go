@@ -66,7 +66,11 @@ func (d doctorHands) resume(ctx context.Context) error {
 			status, detail = "failed", err.Error()
 		}
 		j := &switches.Journal{ID: id, Command: *row[1]}
-		detail = fmt.Sprintf("interrupted at step %q by the manager's end; after the restart: %s", *row[2], detail)
+		at := ""
+		if *row[2] != "start" {
+			at = fmt.Sprintf(" at step %q", *row[2])
+		}
+		detail = fmt.Sprintf("interrupted%s by the manager's end; finished after the restart: %s", at, detail)
 		if err := (switchCatalog{d.m}).Commit(ctx, j, switches.Step{Status: status, Name: "end", Detail: detail}, nil); err != nil {
 			return err
 		}
