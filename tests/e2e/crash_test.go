@@ -219,6 +219,19 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 		}
 		time.Sleep(time.Second)
 	}
+	// The doctor re-points the slaves a cut-short switch did not: before
+	// the REWINDs, whose last step waits for every slave to stream (and
+	// holds the cluster lock, so the doctor could not meanwhile).
+	waitFor(t, 30*time.Second, "the slaves in the cluster stream from the master", func() (bool, string) {
+		m, slaves, _ := c.roles(t, group)
+		rep, err := c.replication(c.node(m))
+		for _, s := range slaves {
+			if _, ok := rep[s]; !ok || err != nil {
+				return false, fmt.Sprintf("streaming from %s: %v %v", m, rep, err)
+			}
+		}
+		return true, ""
+	})
 	_, _, out := c.roles(t, group)
 	for _, n := range out {
 		if _, stderr, err := c.psqlRows(3*time.Minute, "REWIND DATANODE SLAVE "+n); err != nil {
