@@ -90,6 +90,7 @@ func (c *testCluster) doctorCrashCase(t *testing.T, point string, group []nodeSp
 	c.M.Restart()
 	c.mustRows(t, time.Minute, "START DOCTOR")
 	time.Sleep(time.Second) // both writers on the master
+	defer c.watchTwoPrimaries(t, group)()
 	c.killNodeAndAgent(t, master, host)
 	start := time.Now()
 	if strings.HasPrefix(point, "REWIND") {
@@ -126,6 +127,17 @@ func (c *testCluster) doctorCrashCase(t *testing.T, point string, group []nodeSp
 		}
 	}
 	t.Logf("repaired %v after the restart: %s", time.Since(restarted).Round(time.Millisecond), state)
+	// MONITOR HA says the same.
+	waitFor(t, 10*time.Second, "MONITOR HA shows every slave streaming with its sync state", func() (bool, string) {
+		ha := c.monitorHA(t)
+		rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type, sync_state) dn1, dn1s, dn1p")
+		for _, r := range rows {
+			if strings.HasSuffix(r[1], "slave") && !strings.HasSuffix(ha[r[0]], " streaming "+r[2]) {
+				return false, fmt.Sprintf("MONITOR HA %v; LIST NODE %q", ha, rows)
+			}
+		}
+		return true, ""
+	})
 	for _, w := range writers {
 		w.waitWrite(t, time.Now(), 30*time.Second)
 	}
@@ -152,6 +164,27 @@ func (c *testCluster) doctorCrashCase(t *testing.T, point string, group []nodeSp
 	master, _, _ = c.roles(t, group)
 	c.checkLoad(t, c.node(master), "SELECT id FROM load", writers[0])
 	c.checkLoad(t, c.node(master), c.shardsQuery(t, c.node(master), "cload"), writers[1])
+}
+
+// watchTwoPrimaries writes markers to every node of group over and over
+// (primaries) until the function it returns is called, and fails the test
+// whenever two acknowledge at once.
+func (c *testCluster) watchTwoPrimaries(t *testing.T, group []nodeSpec) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if p := c.primaries(group...); len(p) > 1 {
+				t.Errorf("two writable primaries at %v: %v", time.Now().Format(time.TimeOnly), p)
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }
 
 // waitHook waits until the manager died by the crash hook at point, and
