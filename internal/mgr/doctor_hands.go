@@ -390,7 +390,7 @@ func (d doctorHands) Refresh(ctx context.Context, node string) error {
 // first: a manager killed during the switch leaves it interrupted, and
 // the doctor finishes the switch when it runs again (resume).
 func (d doctorHands) Failover(ctx context.Context, node string) error {
-	return d.under(ctx, doctor.Failover, node, false, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
+	return d.under(ctx, doctor.Failover, node, false, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
 		d.open(ctx, j, node)
 		res, err := d.m.switches().Failover(ctx, d.failover(n.Node), logProgress{d.m.log})
 		return res.Node, err
@@ -475,7 +475,7 @@ func rewindRequest(n cluster.Node) switches.Rewind {
 // cluster.RewoundSyncState: sync when its master has none, potential
 // otherwise).
 func (d doctorHands) Rewind(ctx context.Context, node string) error {
-	return d.under(ctx, doctor.Rewind, node, true, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
+	return d.under(ctx, doctor.Rewind, node, true, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
 		d.open(ctx, j, node)
 		p := logProgress{d.m.log}
 		if _, err := d.m.switches().Rewind(ctx, rewindRequest(n.Node), p); err != nil {
