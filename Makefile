@@ -80,11 +80,13 @@ bench: build
 # TestFailoverUnderLoad), the link cut of the master's host (TestPartition:
 # needs root and the namespace hosts, scripts/testhosts.sh up) and the
 # manager's kill -9 at each crash point of a FAILOVER and a SWITCHOVER
-# (TestCrashDuringSwitch, its trials on one cluster).
+# (TestCrashDuringSwitch) and of the doctor's failover and rewind
+# (TestCrashDuringDoctorRepair: make test goes through a few of its points,
+# soak through all), their trials on one cluster each.
 SOAK_TRIALS ?= 50
 soak: build
 	$(GO) test -count=$(SOAK_TRIALS) -run '^(TestDoctor|TestFailoverUnderLoad|TestPartition)$$' -timeout 24h ./tests/e2e
-	ADBMGR_E2E_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -run '^TestCrashDuringSwitch$$' -timeout 24h ./tests/e2e
+	ADBMGR_E2E_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -run '^(TestCrashDuringSwitch|TestCrashDuringDoctorRepair)$$' -timeout 24h ./tests/e2e
 
 clean:
 	rm -rf bin demo demo-hosts run

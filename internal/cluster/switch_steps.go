@@ -208,7 +208,10 @@ func RewindSteps(master, node string) SwitchPlan {
 		SwitchStep{Kind: SwitchCleanShutdown, Node: node, From: master},
 		SwitchStep{Kind: SwitchCheckpoint, Node: master},
 		SwitchStep{Kind: SwitchSlot, Node: node, From: master},
-		SwitchStep{Kind: SwitchRewind, Node: node, From: master})
+		// Journaled, as the data copy of the base backup and the steps
+		// after it: a manager killed during a REWIND leaves an entry that
+		// says whether the node's data directory was touched.
+		SwitchStep{Kind: SwitchRewind, Node: node, From: master, Journal: running("pg_rewind", "")})
 }
 
 // ByBaseBackup is the journal detail of a REWIND made with a base backup.
@@ -224,7 +227,7 @@ func RewindBaseBackupSteps(master, node string) SwitchPlan {
 		SwitchStep{Kind: SwitchStop, Node: node},
 		SwitchStep{Kind: SwitchCleanDir, Node: node},
 		SwitchStep{Kind: SwitchSlot, Node: node, From: master},
-		SwitchStep{Kind: GrowBaseBackup, Node: node, From: master})
+		SwitchStep{Kind: GrowBaseBackup, Node: node, From: master, Journal: running("pg_basebackup", "")})
 }
 
 // rewindPlan is a REWIND whose first steps made node's data directory a
@@ -233,7 +236,7 @@ func RewindBaseBackupSteps(master, node string) SwitchPlan {
 // node lists. how is the detail of its catalog and last journal rows.
 func rewindPlan(master, node, how string, first ...SwitchStep) SwitchPlan {
 	return SwitchPlan{Kind: "rewind", Old: master, New: node, Done: done(how), Steps: append(first,
-		SwitchStep{Kind: SwitchConfigure, Node: node},
+		SwitchStep{Kind: SwitchConfigure, Node: node, Journal: running("configure", how)},
 		SwitchStep{Kind: SwitchStandbyOf, Node: node, From: master},
 		SwitchStep{Kind: GrowStart, Node: node},
 		SwitchStep{Kind: GrowCatalog, Node: node, From: master, Journal: running("rejoined", how)},

@@ -18,8 +18,10 @@ func notice(format string, args ...any) cluster.Notice {
 // master (AntDB's curestatus oldmaster, with its NOTICE) and the slaves
 // that were in the cluster before and could not follow the new master
 // (followfail). They become curable again, so the doctor rewinds them when
-// their hosts' agents answer. before is the catalog the failover started
-// from, after the one it left; a failover that did not switch marks
+// their hosts' agents answer. before is the catalog the failover's
+// catalog step starts from, after the one its rows make: the manager
+// writes these rows in that same transaction (switches.Failover.Mark), so
+// no crash comes between them. A failover that did not switch marks
 // nothing.
 func AfterFailover(before, after *cluster.State, old string) cluster.Plan {
 	var p cluster.Plan

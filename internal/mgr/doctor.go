@@ -86,7 +86,10 @@ func (m *Manager) startDoctor(set map[string]string) {
 	m.looks.reset(cfg.Interval)
 	go func() {
 		defer close(done)
-		doctor.Run(ctx, doctorHands{m}, cfg, m.log)
+		// What the previous manager's end cut short first (resume).
+		if (doctorHands{m}).resumeLoop(ctx, cfg.Interval) {
+			doctor.Run(ctx, doctorHands{m}, cfg, m.log)
+		}
 	}()
 	m.log.Info("doctor started")
 }

@@ -414,23 +414,28 @@ func (d doctorHands) Refresh(ctx context.Context, node string) error {
 }
 
 // Failover is FAILOVER of the node, without FORCE, its NOTICEs going to
-// the manager's log; then the nodes it left out of the cluster wait for
-// the doctor (doctor.AfterFailover) instead of a DBA's REWIND.
+// the manager's log; the nodes it leaves out of the cluster wait for the
+// doctor (doctor.AfterFailover) instead of a DBA's REWIND, marked in the
+// failover's own catalog transaction. The doctor's journal entry is opened
+// first: a manager killed during the switch leaves it interrupted, and
+// the doctor finishes the switch when it runs again (resume).
 func (d doctorHands) Failover(ctx context.Context, node string) error {
-	return d.under(ctx, doctor.Failover, node, false, func(j *switches.Journal, s *cluster.State, n watched) (string, error) {
-		res, err := d.m.switches().Failover(ctx, switches.Failover{Family: n.Type.Family(), Master: n.Name, Zone: n.Zone, Doctor: true}, logProgress{d.m.log})
-		// Even a failover that failed after its promotion switched: mark
-		// whatever it left out.
-		if after, rerr := d.m.state(context.WithoutCancel(ctx)); rerr != nil || len(doctor.AfterFailover(s, after, node).UpdateNodes) == 0 {
-			return res.Node, err
-		}
-		if merr := d.commit(ctx, j, switches.Step{Status: "running", Name: "waiting for the doctor", Detail: node}, func(after *cluster.State) cluster.Plan {
-			return doctor.AfterFailover(s, after, node)
-		}); merr != nil {
-			d.m.log.Warn("doctor: cannot mark the nodes the failover left out; REWIND them by hand", "error", merr)
-		}
+	return d.under(ctx, doctor.Failover, node, false, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
+		d.open(ctx, j, node)
+		res, err := d.m.switches().Failover(ctx, d.failover(n.Node), logProgress{d.m.log})
 		return res.Node, err
 	})
+}
+
+// failover is the doctor's failover request for master n.
+func (d doctorHands) failover(n cluster.Node) switches.Failover {
+	return switches.Failover{Family: n.Type.Family(), Master: n.Name, Zone: n.Zone, Doctor: true,
+		Mark: func(before, after *cluster.State) cluster.Plan { return doctor.AfterFailover(before, after, n.Name) }}
+}
+
+// open writes the first row of the doctor's journal entry j.
+func (d doctorHands) open(ctx context.Context, j *switches.Journal, node string) {
+	_ = switchCatalog{d.m}.Commit(ctx, j, switches.Step{Status: "running", Name: "start", Detail: node}, nil)
 }
 
 // Follow re-points a running slave at its master: the slot, its recovery
@@ -500,7 +505,8 @@ func rewindRequest(n cluster.Node) switches.Rewind {
 // cluster.RewoundSyncState: sync when its master has none, potential
 // otherwise).
 func (d doctorHands) Rewind(ctx context.Context, node string) error {
-	return d.under(ctx, doctor.Rewind, node, true, func(_ *switches.Journal, s *cluster.State, n watched) (string, error) {
+	return d.under(ctx, doctor.Rewind, node, true, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
+		d.open(ctx, j, node)
 		p := logProgress{d.m.log}
 		if _, err := d.m.switches().Rewind(ctx, rewindRequest(n.Node), p); err != nil {
 			return "", err

@@ -24,6 +24,12 @@ type Failover struct {
 	// Doctor: the doctor asks, and is refused when a DBA stopped the
 	// master meanwhile (STOP clears allowcure).
 	Doctor bool
+	// Mark, when set, adds rows to the failover's own catalog
+	// transaction, made from the catalog before and after its rows: the
+	// doctor marks the nodes the failover leaves out as waiting for it
+	// (doctor.AfterFailover), so that no crash of the manager can come
+	// between the switch and the marking.
+	Mark func(before, after *cluster.State) cluster.Plan
 }
 
 // retryWarning is AntDB's advice after a refused switch.
@@ -60,7 +66,7 @@ func (x *Switches) Failover(ctx context.Context, r Failover, p Progress) (Result
 	if err != nil {
 		return Result{}, err
 	}
-	run.fail = run.switched
+	run.fail, run.mark = run.switched, r.Mark
 	if _, err := run.run(ctx, cluster.FenceSteps(old.Name)); err != nil {
 		return Result{}, err
 	}

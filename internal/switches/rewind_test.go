@@ -48,7 +48,7 @@ func TestRewind(t *testing.T) {
 	r.nodes(t, map[string]string{"dn1": "datanode slave dn1s potential true true true", "dn1p": "datanode slave dn1s sync true true true"})
 	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "checkpoint dn1s", "slot dn1 on dn1s", "rewind dn1 from dn1s", "configure dn1",
 		"standby dn1 of dn1s", "start dn1", `syncnames dn1s FIRST 1 ("dn1p", "dn1")`}, coordinatorSteps("", ""))...)
-	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running rejoined", "REWIND dn1 done end")
+	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running pg_rewind", "REWIND dn1 running configure", "REWIND dn1 running rejoined", "REWIND dn1 done end")
 	r.p.Has(t, "pg_rewind dn1 from dn1s", "pg_rewind: Done!", `refresh datanode master "dn1s" synchronous_standby_names='FIRST 1 ("dn1p", "dn1")'`)
 }
 
@@ -102,23 +102,27 @@ func TestRewindRefusals(t *testing.T) {
 // the node's own data directory offers the base backup.
 func TestRewindFailures(t *testing.T) {
 	const hint = "REWIND DATANODE SLAVE dn1 BASEBACKUP makes it a slave of dn1s from a new base backup."
+	// The rows written before the step, after "running start".
+	copied, rewound := []string{"pg_rewind"}, []string{"pg_rewind", "configure"}
+	backedUp, restored := []string{"pg_basebackup"}, []string{"pg_basebackup", "configure"}
 	for _, step := range []struct {
 		base             bool
 		fail, name, hint string
+		rows             []string
 	}{
-		{false, "stop dn1 fast", "stop", hint},
-		{false, "checkpoint dn1s", "checkpoint on dn1s", ""},
-		{false, "slot dn1 on dn1s", "replication slot", ""},
-		{false, "rewind dn1 from dn1s", "pg_rewind", hint},
-		{false, "configure dn1", "configure", hint},
-		{false, "standby dn1 of dn1s", "standby", hint},
-		{false, "start dn1", "start", hint},
-		{true, "clean dn1", "clean", ""},
-		{true, "slot dn1 on dn1s", "replication slot", ""},
-		{true, "basebackup dn1 from dn1s", "pg_basebackup", ""},
-		{true, "configure dn1", "configure", ""},
-		{true, "standby dn1 of dn1s", "standby", ""},
-		{true, "start dn1", "start", ""},
+		{false, "stop dn1 fast", "stop", hint, nil},
+		{false, "checkpoint dn1s", "checkpoint on dn1s", "", nil},
+		{false, "slot dn1 on dn1s", "replication slot", "", nil},
+		{false, "rewind dn1 from dn1s", "pg_rewind", hint, copied},
+		{false, "configure dn1", "configure", hint, rewound},
+		{false, "standby dn1 of dn1s", "standby", hint, rewound},
+		{false, "start dn1", "start", hint, rewound},
+		{true, "clean dn1", "clean", "", nil},
+		{true, "slot dn1 on dn1s", "replication slot", "", nil},
+		{true, "basebackup dn1 from dn1s", "pg_basebackup", "", backedUp},
+		{true, "configure dn1", "configure", "", restored},
+		{true, "standby dn1 of dn1s", "standby", "", restored},
+		{true, "start dn1", "start", "", restored},
 	} {
 		t.Run(fmt.Sprintf("%s base backup %v", step.name, step.base), func(t *testing.T) {
 			r := afterFailover(t)
@@ -129,7 +133,11 @@ func TestRewindFailures(t *testing.T) {
 				t.Errorf("error = %q (hint %q), want %q (hint %q)", pe.Message, pe.Hint, want, step.hint)
 			}
 			r.nodes(t, map[string]string{"dn1": "datanode slave dn1s async false false false"})
-			r.journal(t, "REWIND dn1 running start", "REWIND dn1 failed "+step.name)
+			want := []string{"REWIND dn1 running start"}
+			for _, row := range step.rows {
+				want = append(want, "REWIND dn1 running "+row)
+			}
+			r.journal(t, append(want, "REWIND dn1 failed "+step.name)...)
 		})
 	}
 }
@@ -154,7 +162,7 @@ func TestRewindToolFails(t *testing.T) {
 		!strings.Contains(pe.Hint, "REWIND DATANODE SLAVE dn1 BASEBACKUP") {
 		t.Errorf("error = %q / %q / %q", pe.Message, pe.Detail, pe.Hint)
 	}
-	r.journal(t, "REWIND dn1 running start", "REWIND dn1 failed pg_rewind")
+	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running pg_rewind", "REWIND dn1 failed pg_rewind")
 }
 
 // TestRewindBaseBackup: REWIND … BASEBACKUP empties the node's directory,
@@ -170,7 +178,7 @@ func TestRewindBaseBackup(t *testing.T) {
 	}
 	r.nodes(t, map[string]string{"dn1": "datanode slave dn1s potential true true true", "dn1p": "datanode slave dn1s sync true true true"})
 	r.steps(t, fleettest.Join(baseBackup, rejoined)...)
-	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running rejoined", "REWIND dn1 done end")
+	r.journal(t, "REWIND dn1 running start", "REWIND dn1 running pg_basebackup", "REWIND dn1 running configure", "REWIND dn1 running rejoined", "REWIND dn1 done end")
 	r.p.Has(t, "pg_basebackup dn1 from dn1s")
 	if n := r.f.Node("dn1"); !n.Running || !n.InRecovery || n.Parent != "dn1s" {
 		t.Errorf("dn1 after the base backup: %+v", n)
@@ -189,7 +197,7 @@ func TestRewindBaseBackupOfAnInitialisedNode(t *testing.T) {
 		t.Errorf("error = %q, hint %q", pe.Message, pe.Hint)
 	}
 	r.nodes(t, map[string]string{"dn1p": "datanode slave dn1 async false false true"})
-	r.journal(t, "REWIND dn1p running start", "REWIND dn1p running kick out dn1p", "REWIND dn1p failed pg_basebackup")
+	r.journal(t, "REWIND dn1p running start", "REWIND dn1p running kick out dn1p", "REWIND dn1p running pg_basebackup", "REWIND dn1p failed pg_basebackup")
 }
 
 // TestRewindBaseBackupStop: a node that does not stop fast is stopped in
@@ -237,7 +245,12 @@ func TestRewindFallsBackToBaseBackup(t *testing.T) {
 			}
 			r.nodes(t, map[string]string{"dn1": "datanode slave dn1s potential true true true"})
 			label := map[string]string{"rewind dn1 from dn1s": "pg_rewind", "start dn1": "start"}[step]
-			r.journal(t, "REWIND dn1 running start", "REWIND dn1 running "+label+" failed", "REWIND dn1 running rejoined", "REWIND dn1 done end")
+			want := []string{"REWIND dn1 running start", "REWIND dn1 running pg_rewind"}
+			if step == "start dn1" {
+				want = append(want, "REWIND dn1 running configure")
+			}
+			r.journal(t, append(want, "REWIND dn1 running "+label+" failed", "REWIND dn1 running pg_basebackup",
+				"REWIND dn1 running configure", "REWIND dn1 running rejoined", "REWIND dn1 done end")...)
 			r.p.Has(t, "WARNING: dn1 could not be rewound (boom); making it a slave of dn1s from a new base backup instead")
 			steps := r.f.StepList()
 			if tail := fleettest.Join(baseBackup, rejoined); len(steps) < len(tail) ||
@@ -263,6 +276,7 @@ func TestRewindFallsBackToBaseBackup(t *testing.T) {
 			t.Errorf("message = %q", pe.Message)
 		}
 		r.nodes(t, map[string]string{"dn1": "datanode slave dn1s async false false false"})
-		r.journal(t, "REWIND dn1 running start", "REWIND dn1 running pg_rewind failed", "REWIND dn1 failed pg_basebackup")
+		r.journal(t, "REWIND dn1 running start", "REWIND dn1 running pg_rewind", "REWIND dn1 running pg_rewind failed",
+			"REWIND dn1 running pg_basebackup", "REWIND dn1 failed pg_basebackup")
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
@@ -34,6 +35,8 @@ type switchRun struct {
 	// fail decides what a failed step means for this kind of switch
 	// (switched or rewound).
 	fail func(ctx context.Context, st cluster.SwitchStep, err error) error
+	// mark adds rows to a failover's catalog step (Failover.Mark).
+	mark func(before, after *cluster.State) cluster.Plan
 	// holds are the coordinators holding a switchover's writes
 	// (switchover_quiesce.go).
 	holds []*heldCoord
@@ -197,7 +200,12 @@ func (r *switchRun) catalog(ctx context.Context, st cluster.SwitchStep) error {
 		if r.plan.Kind == "rewind" {
 			return r.rows, nil
 		}
-		return retyped(sn, r.rows, r.plan.Old, r.plan.New), nil
+		rows := retyped(sn, r.rows, r.plan.Old, r.plan.New)
+		if r.mark != nil {
+			rows = overlay(rows, r.mark(sn.State, cluster.Applied(sn.State, rows)))
+			r.rows = rows
+		}
+		return rows, nil
 	}
 	step := Step{st.Journal.Status, st.Journal.Step, st.Journal.Detail}
 	commit := r.x.Catalog.Commit
@@ -205,6 +213,22 @@ func (r *switchRun) catalog(ctx context.Context, st cluster.SwitchStep) error {
 		commit = r.x.commitRetry
 	}
 	return commit(ctx, r.j, step, decide)
+}
+
+// overlay is p with q's node rows on top (a row of q replaces p's row of
+// the same node) and q's notices after p's.
+func overlay(p, q cluster.Plan) cluster.Plan {
+	p.UpdateNodes = slices.Clone(p.UpdateNodes)
+	for _, u := range q.UpdateNodes {
+		i := slices.IndexFunc(p.UpdateNodes, func(n cluster.Node) bool { return n.Name == u.Name })
+		if i < 0 {
+			p.UpdateNodes = append(p.UpdateNodes, u)
+		} else {
+			p.UpdateNodes[i] = u
+		}
+	}
+	p.Notices = append(slices.Clone(p.Notices), q.Notices...)
+	return p
 }
 
 // reread refreshes the run's snapshot.

@@ -39,24 +39,17 @@ func trials() int {
 
 // TestCrashDuringSwitch kills the manager (SIGKILL, from inside: the
 // --crash-at hook) at each point of crashPoints while a client commits
-// rows one by one on the datanode master, restarts it without the hook,
+// rows one by one on the datanode master and another through the
+// coordinator cn1, restarts it without the hook,
 // and checks: the journal entry is interrupted at the step it reached and
 // the doctor stays off; never two writable masters; after the DBA's next
 // commands (START DOCTOR, and FAILOVER of a master the catalog names but
 // which does not answer, REWIND of the nodes left out) the catalog matches
-// the nodes' real roles and every acknowledged row is on the master. One
-// cluster serves every point, whichever node is master by then.
+// the nodes' real roles and every acknowledged row, of either client, is
+// on the master. One cluster serves every point, whichever node is master
+// by then.
 func TestCrashDuringSwitch(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn1", "", "h3", "")
-	c.addNode(t, "datanode slave", "dn1s", "dn1", "h1", "")
-	c.addNode(t, "datanode slave", "dn1p", "dn1", "h2", "potential")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
-	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE load (id int PRIMARY KEY); CREATE TABLE marker (node text, at timestamptz)")
-	group := []nodeSpec{c.node("dn1"), c.node("dn1s"), c.node("dn1p")}
+	c, group := newCrashCluster(t)
 	next := 1
 	for trial := 0; trial < trials(); trial++ {
 		for _, point := range crashPoints {
@@ -68,6 +61,24 @@ func TestCrashDuringSwitch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newCrashCluster is the crash tests' cluster: gtmcoord gc (h1),
+// coordinator cn1 (h2), datanode dn1 (h3) with its sync slave dn1s (h1)
+// and potential slave dn1p (h2) — the group returned; table load and
+// marker on dn1, the distributed table cload through cn1.
+func newCrashCluster(t *testing.T) (*testCluster, []nodeSpec) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h3", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h1", "")
+	c.addNode(t, "datanode slave", "dn1p", "dn1", "h2", "potential")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE load (id int PRIMARY KEY); CREATE TABLE marker (node text, at timestamptz)")
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE cload (id int NOT NULL); SELECT adb.create_distributed_table('cload', 'id')")
+	return c, []nodeSpec{c.node("dn1"), c.node("dn1s"), c.node("dn1p")}
 }
 
 // roles is the catalog's view of the group: master, the slaves in the
@@ -144,6 +155,9 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 		}
 		acked <- ok
 	}()
+	// And one through cn1, which goes on after errors.
+	coord := startLoadWriter("coordinator", c.nodeConnString(c.node("cn1")), "INSERT INTO cload VALUES ($1)", next)
+	defer coord.stop()
 	time.Sleep(300 * time.Millisecond)
 
 	c.M.Kill9()
@@ -205,6 +219,19 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 		}
 		time.Sleep(time.Second)
 	}
+	// The doctor re-points the slaves a cut-short switch did not: before
+	// the REWINDs, whose last step waits for every slave to stream (and
+	// holds the cluster lock, so the doctor could not meanwhile).
+	waitFor(t, 30*time.Second, "the slaves in the cluster stream from the master", func() (bool, string) {
+		m, slaves, _ := c.roles(t, group)
+		rep, err := c.replication(c.node(m))
+		for _, s := range slaves {
+			if _, ok := rep[s]; !ok || err != nil {
+				return false, fmt.Sprintf("streaming from %s: %v %v", m, rep, err)
+			}
+		}
+		return true, ""
+	})
 	_, _, out := c.roles(t, group)
 	for _, n := range out {
 		if _, stderr, err := c.psqlRows(3*time.Minute, "REWIND DATANODE SLAVE "+n); err != nil {
@@ -237,6 +264,8 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 		t.Errorf("%d of %d acknowledged commits are missing on the master %s: %v", len(lost), len(okIDs), master, lost)
 	}
 	t.Logf("%d acknowledged commits, all on %s; %s", len(okIDs), master, state)
+	coord.stop()
+	c.checkLoad(t, c.node(master), c.shardsQuery(t, c.node(master), "cload"), coord)
 	if len(okIDs) > 0 {
 		next = okIDs[len(okIDs)-1] + 1
 	}
