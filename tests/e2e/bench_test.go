@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -384,9 +385,67 @@ func BenchmarkDoctorCrashInPlace(b *testing.B) {
 		}
 		fmt.Printf("trial %d, %s crashed: first write direct %v, through a coordinator %v\n",
 			i+1, h.master, d.Round(time.Millisecond), v.Round(time.Millisecond))
+		h.traceTrial(b, killed, h.master, h.slave)
 	}
 	b.StopTimer()
 	reportSpread(b, "direct", pd)
 	reportSpread(b, "coord", pc)
 	h.logWriters(b)
+}
+
+// traceTrial prints, when ADBMGR_BENCH_TRACE is set, what happened after
+// from: the manager's doctor lines and the server logs of nodes, each line
+// with its offset from from, to see where an outage's time goes.
+func (h *haBench) traceTrial(b *testing.B, from time.Time, nodes ...string) {
+	if os.Getenv("ADBMGR_BENCH_TRACE") == "" {
+		return
+	}
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	add := func(who, text string, at time.Time) {
+		if !at.Before(from.Add(-100*time.Millisecond)) && at.Before(from.Add(10*time.Second)) {
+			lines = append(lines, line{at, who + ": " + text})
+		}
+	}
+	for _, l := range strings.Split(h.c.M.log.String(), "\n") {
+		if !strings.HasPrefix(l, "time=") || !strings.Contains(l, "doctor") {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+		if at, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			add("mgr", l[len("time=")+len(ts)+1:], at)
+		}
+	}
+	for _, n := range nodes {
+		logs, _ := filepath.Glob(filepath.Join(h.c.node(n).Path, "log", "*"))
+		for _, f := range logs {
+			data, _ := os.ReadFile(f)
+			for _, l := range strings.Split(string(data), "\n") {
+				// "2026-11-30 17:00:00.123 UTC [pid] ..."
+				if len(l) < 27 {
+					continue
+				}
+				if at, err := time.Parse("2006-01-02 15:04:05.000 MST", l[:27]); err == nil {
+					add(n, l[28:], at)
+				}
+			}
+		}
+	}
+	for _, w := range []*pauseWriter{h.direct, h.coord} {
+		w.mu.Lock()
+		for i := 1; i < len(w.acks); i++ {
+			if w.acks[i].After(from) && w.acks[i].Sub(w.acks[i-1]) > 3*h.period {
+				add(w.name+" writer", "first write", w.acks[i])
+				break
+			}
+		}
+		w.mu.Unlock()
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
+	for _, l := range lines {
+		fmt.Printf("  %+6dms %s\n", l.at.Sub(from).Milliseconds(), l.text)
+	}
 }
