@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -351,6 +353,7 @@ func BenchmarkDoctorNodeDeath(b *testing.B) {
 		pd, pc, repair = append(pd, d), append(pc, v), append(repair, r)
 		fmt.Printf("trial %d, %s died: first write direct %v, through a coordinator %v; catalog failed over after %v; repaired %v after that\n",
 			i+1, old, d.Round(time.Millisecond), v.Round(time.Millisecond), failedOver.Sub(killed).Round(time.Millisecond), r.Round(time.Millisecond))
+		h.traceTrial(b, killed, old, h.master)
 	}
 	b.StopTimer()
 	reportSpread(b, "direct", pd)
@@ -445,7 +448,108 @@ func (h *haBench) traceTrial(b *testing.B, from time.Time, nodes ...string) {
 		w.mu.Unlock()
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
+	dup := map[string]bool{}
 	for _, l := range lines {
+		// pg_rewind copies the source's log directory: its lines twice.
+		_, text, _ := strings.Cut(l.text, ": ")
+		if k := l.at.String() + text; dup[k] {
+			continue
+		} else {
+			dup[k] = true
+		}
 		fmt.Printf("  %+6dms %s\n", l.at.Sub(from).Milliseconds(), l.text)
 	}
 }
+
+// BenchmarkDoctorNoFalseFailover loads a healthy demo cluster for
+// falseFailoverLoad with the doctor on at its defaults — pgbench's
+// TPC-B-like writes on both datanode masters (each commit waits for its
+// sync slave), inserts into a distributed table through coordinator cn1
+// and read-only pgbench on the slaves, more clients than the machine has
+// cores — and reports what the doctor did meanwhile: doctor-actions (the
+// journal's DOCTOR entries; the benchmark fails unless it is 0: no
+// restart, failover, isolation, fence or refresh of a healthy node) and
+// doctor-warnings (its log's warnings, such as a look that failed), with
+// the load's throughput.
+func BenchmarkDoctorNoFalseFailover(b *testing.B) {
+	c := newTestCluster(b, 3)
+	c.addDemo(b, false)
+	c.mustRows(b, time.Minute, "START AGENT ALL")
+	c.mustRows(b, 5*time.Minute, "INIT ALL")
+	bindir, err := exec.Command("pg_config", "--bindir").Output()
+	if err != nil {
+		b.Fatalf("pg_config --bindir: %v", err)
+	}
+	pgbench := filepath.Join(strings.TrimSpace(string(bindir)), "pgbench")
+	run := func(ctx context.Context, n string, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, pgbench, append(args, c.nodeConnString(c.node(n)))...).CombinedOutput()
+		return string(out), err
+	}
+	for _, n := range []string{"dn1", "dn2"} {
+		if out, err := run(context.Background(), n, "-i", "-q", "-s", "2"); err != nil {
+			b.Fatalf("pgbench -i on %s: %v\n%s", n, err, out)
+		}
+	}
+	c.mustNodeSQL(b, c.node("cn1"), "CREATE TABLE ff_coord (id int NOT NULL, n int); SELECT adb.create_distributed_table('ff_coord', 'id')")
+	script := filepath.Join(b.TempDir(), "coord.sql")
+	if err := os.WriteFile(script, []byte("\\set id random(1, 1000)\nINSERT INTO ff_coord VALUES (:id, 1);\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	c.mustRows(b, time.Minute, "START DOCTOR")
+	secs := strconv.Itoa(int(falseFailoverLoad / time.Second))
+	loads := []struct {
+		node string
+		args []string
+	}{
+		{"dn1", []string{"-n", "-c", "6", "-j", "2", "-T", secs}},
+		{"dn2", []string{"-n", "-c", "6", "-j", "2", "-T", secs}},
+		{"cn1", []string{"-n", "-c", "4", "-j", "2", "-T", secs, "-f", script}},
+		{"dn1s", []string{"-n", "-S", "-c", "2", "-T", secs}},
+		{"dn2s", []string{"-n", "-S", "-c", "2", "-T", secs}},
+	}
+	tpsLine := regexp.MustCompile(`tps = ([0-9.]+)`)
+	var actions, warnings int
+	var tps float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		before := strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:")
+		outs, errs := make([]string, len(loads)), make([]error, len(loads))
+		var wg sync.WaitGroup
+		for j, l := range loads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), falseFailoverLoad+time.Minute)
+				defer cancel()
+				outs[j], errs[j] = run(ctx, l.node, l.args...)
+			}()
+		}
+		wg.Wait()
+		for j, l := range loads {
+			m := tpsLine.FindStringSubmatch(outs[j])
+			if errs[j] != nil || m == nil {
+				b.Fatalf("pgbench on %s: %v\n%s", l.node, errs[j], outs[j])
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			tps += v
+			fmt.Printf("trial %d: pgbench on %s: %s tps\n", i+1, l.node, m[1])
+		}
+		warnings += strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:") - before
+	}
+	b.StopTimer()
+	rows, _ := c.mustRows(b, time.Minute, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'")
+	actions = len(rows)
+	b.ReportMetric(float64(actions), "doctor-actions")
+	b.ReportMetric(float64(warnings)/float64(b.N), "doctor-warnings")
+	b.ReportMetric(tps/float64(b.N), "tps")
+	if actions > 0 {
+		b.Fatalf("the doctor acted on a healthy cluster under load: %q\n%s", rows, tailLines(c.M.log.String(), 40))
+	}
+	if rows, _ := c.mustRows(b, time.Minute, "LIST NODE (name, type) dn1 dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
+		b.Fatalf("masters after the load: %q", rows)
+	}
+}
+
+// falseFailoverLoad is how long BenchmarkDoctorNoFalseFailover loads the
+// cluster in each iteration.
+const falseFailoverLoad = 40 * time.Second
