@@ -545,7 +545,7 @@ func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 	if actions > 0 {
 		b.Fatalf("the doctor acted on a healthy cluster under load: %q\n%s", rows, tailLines(c.M.log.String(), 40))
 	}
-	if rows, _ := c.mustRows(b, time.Minute, "LIST NODE (name, type) dn1 dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
+	if rows, _ := c.mustRows(b, time.Minute, "LIST NODE (name, type) dn1, dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
 		b.Fatalf("masters after the load: %q", rows)
 	}
 }
