@@ -462,23 +462,42 @@ func (h *haBench) traceTrial(b *testing.B, from time.Time, nodes ...string) {
 }
 
 // BenchmarkDoctorNoFalseFailover loads a healthy demo cluster for
-// falseFailoverLoad with the doctor on at its defaults — pgbench's
-// TPC-B-like writes on both datanode masters (each commit waits for its
-// sync slave), inserts into a distributed table through coordinator cn1
-// and read-only pgbench on the slaves, more clients than the machine has
-// cores — and reports what the doctor did meanwhile: doctor-actions (the
-// journal's DOCTOR entries; the benchmark fails unless it is 0: no
-// restart, failover, isolation, fence or refresh of a healthy node) and
+// falseFailoverLoad with the doctor on at its defaults (loadHealthy) and
+// reports what the doctor did meanwhile: doctor-actions (the journal's
+// DOCTOR entries; the benchmark fails unless it is 0: no restart,
+// failover, isolation, fence or refresh of a healthy node) and
 // doctor-warnings (its log's warnings, such as a look that failed), with
 // the load's throughput.
 func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 	c := newTestCluster(b, 3)
-	c.addDemo(b, false)
-	c.mustRows(b, time.Minute, "START AGENT ALL")
-	c.mustRows(b, 5*time.Minute, "INIT ALL")
+	b.ResetTimer()
+	warnings, tps := loadHealthy(b, c, falseFailoverLoad, b.N)
+	b.StopTimer()
+	b.ReportMetric(0, "doctor-actions") // loadHealthy fails otherwise
+	b.ReportMetric(float64(warnings)/float64(b.N), "doctor-warnings")
+	b.ReportMetric(tps/float64(b.N), "tps")
+}
+
+// falseFailoverLoad is how long BenchmarkDoctorNoFalseFailover loads the
+// cluster in each iteration.
+const falseFailoverLoad = 40 * time.Second
+
+// loadHealthy sets up the demo topology on c with the doctor on at its
+// defaults and loads it trials times for load — pgbench's TPC-B-like
+// writes on both datanode masters (each commit waits for its sync slave),
+// inserts into a distributed table through coordinator cn1 and read-only
+// pgbench on the slaves, more clients than the machine has cores — then
+// fails t if the doctor took any action (a journal DOCTOR entry) or a
+// master changed. It returns the doctor's warnings (a look that failed…)
+// and the summed throughput of all trials.
+func loadHealthy(t testing.TB, c *testCluster, load time.Duration, trials int) (warnings int, tps float64) {
+	t.Helper()
+	c.addDemo(t, false)
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
 	bindir, err := exec.Command("pg_config", "--bindir").Output()
 	if err != nil {
-		b.Fatalf("pg_config --bindir: %v", err)
+		t.Fatalf("pg_config --bindir: %v", err)
 	}
 	pgbench := filepath.Join(strings.TrimSpace(string(bindir)), "pgbench")
 	run := func(ctx context.Context, n string, args ...string) (string, error) {
@@ -487,16 +506,16 @@ func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 	}
 	for _, n := range []string{"dn1", "dn2"} {
 		if out, err := run(context.Background(), n, "-i", "-q", "-s", "2"); err != nil {
-			b.Fatalf("pgbench -i on %s: %v\n%s", n, err, out)
+			t.Fatalf("pgbench -i on %s: %v\n%s", n, err, out)
 		}
 	}
-	c.mustNodeSQL(b, c.node("cn1"), "CREATE TABLE ff_coord (id int NOT NULL, n int); SELECT adb.create_distributed_table('ff_coord', 'id')")
-	script := filepath.Join(b.TempDir(), "coord.sql")
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE ff_coord (id int NOT NULL, n int); SELECT adb.create_distributed_table('ff_coord', 'id')")
+	script := filepath.Join(t.TempDir(), "coord.sql")
 	if err := os.WriteFile(script, []byte("\\set id random(1, 1000)\nINSERT INTO ff_coord VALUES (:id, 1);\n"), 0o644); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	c.mustRows(b, time.Minute, "START DOCTOR")
-	secs := strconv.Itoa(int(falseFailoverLoad / time.Second))
+	c.mustRows(t, time.Minute, "START DOCTOR")
+	secs := strconv.Itoa(int(load / time.Second))
 	loads := []struct {
 		node string
 		args []string
@@ -508,10 +527,7 @@ func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 		{"dn2s", []string{"-n", "-S", "-c", "2", "-T", secs}},
 	}
 	tpsLine := regexp.MustCompile(`tps = ([0-9.]+)`)
-	var actions, warnings int
-	var tps float64
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < trials; i++ {
 		before := strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:")
 		outs, errs := make([]string, len(loads)), make([]error, len(loads))
 		var wg sync.WaitGroup
@@ -519,7 +535,7 @@ func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), falseFailoverLoad+time.Minute)
+				ctx, cancel := context.WithTimeout(context.Background(), load+time.Minute)
 				defer cancel()
 				outs[j], errs[j] = run(ctx, l.node, l.args...)
 			}()
@@ -528,28 +544,19 @@ func BenchmarkDoctorNoFalseFailover(b *testing.B) {
 		for j, l := range loads {
 			m := tpsLine.FindStringSubmatch(outs[j])
 			if errs[j] != nil || m == nil {
-				b.Fatalf("pgbench on %s: %v\n%s", l.node, errs[j], outs[j])
+				t.Fatalf("pgbench on %s: %v\n%s", l.node, errs[j], outs[j])
 			}
 			v, _ := strconv.ParseFloat(m[1], 64)
 			tps += v
-			fmt.Printf("trial %d: pgbench on %s: %s tps\n", i+1, l.node, m[1])
+			t.Logf("trial %d: pgbench on %s: %s tps", i+1, l.node, m[1])
 		}
 		warnings += strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:") - before
 	}
-	b.StopTimer()
-	rows, _ := c.mustRows(b, time.Minute, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'")
-	actions = len(rows)
-	b.ReportMetric(float64(actions), "doctor-actions")
-	b.ReportMetric(float64(warnings)/float64(b.N), "doctor-warnings")
-	b.ReportMetric(tps/float64(b.N), "tps")
-	if actions > 0 {
-		b.Fatalf("the doctor acted on a healthy cluster under load: %q\n%s", rows, tailLines(c.M.log.String(), 40))
+	if rows, _ := c.mustRows(t, time.Minute, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'"); len(rows) > 0 {
+		t.Fatalf("the doctor acted on a healthy cluster under load: %q\n%s", rows, tailLines(c.M.log.String(), 40))
 	}
-	if rows, _ := c.mustRows(b, time.Minute, "LIST NODE (name, type) dn1, dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
-		b.Fatalf("masters after the load: %q", rows)
+	if rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type) dn1, dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
+		t.Fatalf("masters after the load: %q", rows)
 	}
+	return warnings, tps
 }
-
-// falseFailoverLoad is how long BenchmarkDoctorNoFalseFailover loads the
-// cluster in each iteration.
-const falseFailoverLoad = 40 * time.Second
