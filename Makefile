@@ -73,7 +73,7 @@ bench: build
 	$(GO) test -run '^$$' -bench InitAllSSH -benchtime 1x ./tests/e2e
 	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
 	$(GO) test -run '^$$' -bench SwitchoverPause -benchtime 5x -timeout 30m ./tests/e2e
-	$(GO) test -run '^$$' -bench 'DoctorNodeDeath|DoctorCrashInPlace' -benchtime 1x -timeout 30m ./tests/e2e
+	$(GO) test -run '^$$' -bench 'DoctorNodeDeath|DoctorCrashInPlace|DoctorNoFalseFailover' -benchtime 1x -timeout 30m ./tests/e2e
 
 # Not part of `make test` (which runs each case once): SOAK_TRIALS (50)
 # trials of node death under a writing client (TestDoctor,

@@ -174,7 +174,9 @@ func TestNodeFiles(t *testing.T) {
 		"ssl_ca_file":             sd + "/root.crt",
 		"password_encryption":     "scram-sha-256",
 		// A standby reconnects quickly: a master's commits wait for it.
-		"wal_retrieve_retry_interval": "500ms",
+		"wal_retrieve_retry_interval": "200ms",
+		// Crash recovery syncs the data directory's file system at once.
+		"recovery_init_sync_method": "syncfs",
 	}
 	for k, v := range want {
 		if p[k] != v {

@@ -49,19 +49,21 @@ func TestSwitchSteps(t *testing.T) {
 	}{
 		{"fence", SwitchPlan{Steps: FenceSteps("m")}, []string{"fence m"}, JournalEntry{}},
 		{"failover", FailoverSteps("m", Candidate{Name: "s", Followers: []string{"p", "a"}}), []string{
-			"promote s [running promote s]",
+			"promote s quick [running promote s]",
 			"standalone s",
 			"catalog s from m [running catalog s]",
 			"refresh coordinators s from m [running coordinators s]",
+			"checkpoint s",
 			"follow p from s [running follow p s]",
 			"follow a from s [running follow a s]",
 			"sync names from s",
 		}, JournalEntry{"done", "end", "s"}},
 		{"failover, nobody follows", FailoverSteps("m", Candidate{Name: "p", Lost: []string{"s"}}), []string{
-			"promote p [running promote p]",
+			"promote p quick [running promote p]",
 			"standalone p",
 			"catalog p from m [running catalog p]",
 			"refresh coordinators p from m [running coordinators p]",
+			"checkpoint p",
 			"sync names from p",
 		}, JournalEntry{"done", "end", "p"}},
 		{"switchover", SwitchoverSteps(s, "m", "s", 0, false, map[string]Probe{"s": up(5), "p": up(5), "a": {}}), []string{

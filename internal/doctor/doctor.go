@@ -75,6 +75,12 @@ type Observation struct {
 	Error string
 	// AgentUp: the agent of its host answered, so a restart is possible.
 	AgentUp bool
+	// Stopped: down, and its agent said for certain that no postmaster
+	// runs in its data directory (not "cannot tell", not "cannot
+	// connect"). Starting it in place cannot make two of anything, so it
+	// is restarted at the first such look; only a failover or an isolation
+	// waits for Failures looks.
+	Stopped bool
 	// Stray: a slave that answers while its master answers as a primary,
 	// but is not among the master's streaming standbys.
 	Stray bool
@@ -139,8 +145,10 @@ type Config struct {
 // login timeout, so only a node that refuses connections — its postmaster
 // gone — is counted that fast; a single failed look, a blip, never acts).
 // A master that cannot be restarted is failed over, and writes resume on
-// its slave, about 1.2 s after its death (make bench,
-// BenchmarkDoctorNodeDeath).
+// its slave, 1–1.4 s after its death (make bench,
+// BenchmarkDoctorNodeDeath); one whose agent says it is Stopped is
+// restarted at the first look (BenchmarkDoctorCrashInPlace: writes resume
+// about 0.4 s after the crash).
 var DefaultConfig = Config{Interval: 400 * time.Millisecond, Failures: 3, Restarts: 1, Follows: 2, Retry: 15}
 
 // ActionKind is what the doctor decided for a node.
@@ -226,8 +234,9 @@ func blind(obs []Observation) bool {
 // Decide returns the actions of one round and updates mem, at most one
 // action a node. A node that answers, if only with an error of its own, is
 // forgotten; one that failed cfg.Failures rounds in a row is restarted
-// while restarts remain and its agent is up, and otherwise failed over (a
-// master) or isolated. A slave that answers but does not stream from its
+// while restarts remain and its agent is up — at the first failed round
+// when its agent says it is Stopped — and otherwise failed over (a master)
+// or isolated, always after cfg.Failures rounds. A slave that answers but does not stream from its
 // master for cfg.Failures rounds is re-pointed, and isolated after
 // cfg.Follows tries. A waiting node is repaired as soon as its agent
 // answers, and again every cfg.Retry rounds while it waits. After an
@@ -310,11 +319,15 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		return Action{Kind: Isolate, Node: o.Node, Reason: "does not stream from its master after being re-pointed"}, true
 	}
 	h.strays = 0
-	if h.failures++; h.failures < cfg.Failures {
+	restart := o.AgentUp && h.restarts < cfg.Restarts
+	// A node certainly stopped is restarted at once: only what would
+	// take it out of place (a failover, an isolation) waits for
+	// cfg.Failures looks, in case the look was a blip.
+	if h.failures++; h.failures < cfg.Failures && !(restart && o.Stopped) {
 		return Action{}, false
 	}
 	h.failures = 0
-	if o.AgentUp && h.restarts < cfg.Restarts {
+	if restart {
 		h.restarts++
 		return Action{Kind: Restart, Node: o.Node}, true
 	}

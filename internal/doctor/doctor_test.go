@@ -10,6 +10,7 @@ func TestDecide(t *testing.T) {
 	cfg := Config{Failures: 3, Restarts: 1, Follows: 2, Retry: 2}
 	down := func(agent bool) []Observation { return []Observation{{Node: "dn1", AgentUp: agent}} }
 	up := []Observation{{Node: "dn1", Answering: true}}
+	stopped := []Observation{{Node: "dn1", AgentUp: true, Stopped: true}}
 	erring := func(agent bool) []Observation {
 		return []Observation{{Node: "dn1", Responding: true, AgentUp: agent, Error: "55000: database \"postgres\" is not currently accepting connections"}}
 	}
@@ -42,6 +43,26 @@ func TestDecide(t *testing.T) {
 			[][]Action{nil, nil, nil, nil, nil}},
 		{"an error answer is not a failed round", [][]Observation{down(false), down(false), erring(false), down(false), down(false)},
 			[][]Action{nil, nil, nil, nil, nil}},
+
+		// Stopped: its agent says no postmaster runs. Restarted at the
+		// first look; a failover still waits for Failures looks, and so
+		// does a restart once restarts are spent, or without the agent.
+		{"a stopped master is restarted at once, failed over after Failures looks", [][]Observation{stopped, stopped, stopped, stopped},
+			[][]Action{{{Kind: Restart, Node: "dn1"}}, nil, nil, {{Kind: Failover, Node: "dn1"}}}},
+		{"a stopped master that restarts is restarted at once again", [][]Observation{stopped, up, stopped},
+			[][]Action{{{Kind: Restart, Node: "dn1"}}, nil, {{Kind: Restart, Node: "dn1"}}}},
+		{"down then stopped: restarted at the stopped look", [][]Observation{down(true), stopped},
+			[][]Action{nil, {{Kind: Restart, Node: "dn1"}}}},
+		{"stopped without its agent is not a fast restart", [][]Observation{{{Node: "dn1", Stopped: true}, seen}, {{Node: "dn1", Stopped: true}, seen}, {{Node: "dn1", Stopped: true}, seen}},
+			[][]Action{nil, nil, {{Kind: Failover, Node: "dn1"}}}},
+		{"a stopped slave is restarted at once, isolated after Failures looks", [][]Observation{
+			slave(Observation{AgentUp: true, Stopped: true}), slave(Observation{AgentUp: true, Stopped: true}),
+			slave(Observation{AgentUp: true, Stopped: true}), slave(Observation{AgentUp: true, Stopped: true})},
+			[][]Action{{{Kind: Restart, Node: "s1"}}, nil, nil, {{Kind: Isolate, Node: "s1", Reason: "down, and restarting it did not help"}}}},
+		{"a stopped coordinator is restarted at once", [][]Observation{coord(Observation{AgentUp: true, Stopped: true})},
+			[][]Action{{{Kind: Restart, Node: "cn1"}}}},
+		{"a stopped node that is also answering is left alone", [][]Observation{{{Node: "dn1", Answering: true, AgentUp: true, Stopped: true}}},
+			[][]Action{nil}},
 		{"a node that leaves is forgotten", [][]Observation{down(true), down(true), nil, down(true), down(true)},
 			[][]Action{nil, nil, nil, nil, nil}},
 
@@ -204,6 +225,7 @@ func TestSkipped(t *testing.T) {
 		acts []ActionKind // the action decided, skipped, then decided again
 	}{
 		{"restart", Observation{Node: "n", Role: Slave, AgentUp: true}, []ActionKind{Restart, Restart}},
+		{"restart of a stopped node", Observation{Node: "n", Role: Master, AgentUp: true, Stopped: true}, []ActionKind{Restart, Restart}},
 		{"failover", Observation{Node: "n", Role: Master, AgentUp: false}, []ActionKind{Failover, Failover}},
 		{"isolate", Observation{Node: "n", Role: Coordinator}, []ActionKind{Isolate, Isolate}},
 		{"follow", Observation{Node: "n", Role: Slave, Answering: true, Stray: true}, []ActionKind{Follow, Follow}},

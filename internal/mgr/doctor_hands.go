@@ -185,6 +185,8 @@ func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched, a
 			if serr == nil && running {
 				o.Answering = true
 			}
+			// No postmaster at all, for certain: restarted at once.
+			o.Stopped = serr == nil && !running
 		}
 	}
 	r.obs = o

@@ -231,3 +231,20 @@ func TestHandsSyncStepsUp(t *testing.T) {
 		t.Errorf("journal: %q", r.rows)
 	}
 }
+
+// TestHandsObserveStopped: a node is Stopped only when its agent answers
+// and says no postmaster runs; with the agent gone it is just down.
+func TestHandsObserveStopped(t *testing.T) {
+	m, _, f := handsRig(t)
+	f.Nodes["dn1"].Running = false
+	if o := observed(t, m)["dn1"]; o.Answering || !o.AgentUp || !o.Stopped {
+		t.Errorf("dn1 not running, its agent up: %+v", o)
+	}
+	f.AgentDown["h1"] = true
+	if o := observed(t, m)["dn1"]; o.Answering || o.AgentUp || o.Stopped {
+		t.Errorf("dn1 not running, its agent down: %+v", o)
+	}
+	if o := observed(t, m)["dn1s"]; !o.Answering || o.Stopped {
+		t.Errorf("dn1s running: %+v", o)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -229,16 +230,8 @@ func (r *Runner) Running(ctx context.Context, path string) (bool, error) {
 	case 0:
 		// pg_ctl status trusts kill(pid, 0), which a killed postmaster
 		// that its parent has not reaped yet (a zombie) still passes.
-		// Such a node is down; wait for the reaping (a new postmaster
-		// refuses to start while the old pid exists) and say so.
+		// Such a node is down (Start and Restart clear its lock file).
 		if pid, alive, perr := PostmasterPID(path); perr == nil && pid != 0 && !alive {
-			for i := 0; i < 100 && zombie(pid); i++ {
-				select {
-				case <-ctx.Done():
-					return false, ctx.Err()
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
 			return false, nil
 		}
 		return true, nil
@@ -271,6 +264,9 @@ func waitArgs(wait time.Duration) []string {
 // <path>/logfile, whose last lines are added to the error when the start
 // fails: pg_ctl itself only says "could not start server".
 func (r *Runner) Start(ctx context.Context, path string, wait time.Duration) (Result, error) {
+	if err := clearZombieLock(path); err != nil {
+		return Result{}, err
+	}
 	args := append([]string{"start", "-D", path, "-l", filepath.Join(path, LogFile)}, waitArgs(wait)...)
 	res, err := r.Run(ctx, "pg_ctl", args...)
 	return res, withLog(err, path)
@@ -288,6 +284,9 @@ func (r *Runner) Stop(ctx context.Context, path, mode string, wait time.Duration
 // Restart stops (with mode) and starts the node in path.
 func (r *Runner) Restart(ctx context.Context, path, mode string, wait time.Duration) (Result, error) {
 	if err := checkMode(mode); err != nil {
+		return Result{}, err
+	}
+	if err := clearZombieLock(path); err != nil {
 		return Result{}, err
 	}
 	args := append([]string{"restart", "-D", path, "-m", mode, "-l", filepath.Join(path, LogFile)}, waitArgs(wait)...)
@@ -469,6 +468,42 @@ func ParseDescribeConfig(out string) ([]Parameter, error) {
 
 // zombie reports whether pid is a process that has exited and awaits its
 // parent's wait().
+// clearZombieLock removes the postmaster.pid of path when the postmaster
+// it names is dead but not reaped yet (a zombie: its parent, often init,
+// may take seconds). PostgreSQL takes a pid that kill(pid, 0) finds for a
+// running server, so a new postmaster would refuse to start, and pg_ctl
+// stop would wait, until the reaping; PostgreSQL itself removes the lock
+// file of a pid that is gone. Backends of the dead postmaster that still
+// run keep the node from starting all the same: the new postmaster
+// refuses while they hold the data directory's shared memory block.
+//
+// The lock file of its socket (.s.PGSQL.<port>.lock in the socket
+// directory postmaster.pid names) goes first, when it names the same pid.
+func clearZombieLock(path string) error {
+	file := filepath.Join(path, "postmaster.pid")
+	pid, _, err := LockFilePID(file)
+	if err != nil || pid == 0 || !zombie(pid) {
+		return nil
+	}
+	files := []string{file}
+	// postmaster.pid: pid, data directory, start time, port, socket
+	// directory, …
+	if b, err := readSmall(file); err == nil {
+		if l := strings.Split(string(b), "\n"); len(l) >= 5 && l[3] != "" && filepath.IsAbs(l[4]) {
+			sock := filepath.Join(l[4], ".s.PGSQL."+strings.TrimSpace(l[3])+".lock")
+			if spid, _, err := LockFilePID(sock); err == nil && spid == pid {
+				files = []string{sock, file}
+			}
+		}
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the lock file of dead postmaster %d: %w", pid, err)
+		}
+	}
+	return nil
+}
+
 func zombie(pid int) bool {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {

@@ -53,8 +53,8 @@ func TestFailover(t *testing.T) {
 		"dn1s": "datanode master   true true true",
 		"dn1p": "datanode slave dn1s sync true true true",
 	})
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
-		coordinatorSteps("dn1", "dn1s"), []string{"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"checkpoint dn1s", "standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
 		"FAILOVER dn1 running coordinators", "FAILOVER dn1 running follow dn1p", "FAILOVER dn1 done end")
 	r.p.Has(t, "the old master dn1 was stopped", "dn1s have the best wal lsn", "dn1s was successfully promoted", "dn1p has followed dn1s success",
@@ -137,11 +137,11 @@ func TestFailoverReverts(t *testing.T) {
 				return nil
 			}
 		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "start dn1"}, "FAILOVER dn1 failed revert", "dn1 is running again as the master"},
-		{"the promotion fails and the candidate is still a standby", func(r *rig) { r.f.Fail["promote dn1s"] = fleettest.ErrBoom },
-			pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "promote dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "nothing was switched"},
+		{"the promotion fails and the candidate is still a standby", func(r *rig) { r.f.Fail["end recovery dn1s"] = fleettest.ErrBoom },
+			pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "end recovery dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "nothing was switched"},
 		{"the old master does not start again", func(r *rig) {
-			r.f.Fail["promote dn1s"], r.f.Fail["start dn1"] = fleettest.ErrBoom, fleettest.ErrBoom
-		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "promote dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "could not start the old master dn1 again"},
+			r.f.Fail["end recovery dn1s"], r.f.Fail["start dn1"] = fleettest.ErrBoom, fleettest.ErrBoom
+		}, pgerror.ObjectNotInPrereqState, []string{"stop dn1 fast", "end recovery dn1s", "start dn1"}, "FAILOVER dn1 failed revert", "could not start the old master dn1 again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,14 +163,14 @@ func TestFailoverReverts(t *testing.T) {
 
 func TestFailoverUnclearPromotion(t *testing.T) {
 	r := newRig(world())
-	r.f.Fail["promote dn1s"], r.f.Fail["inrecovery dn1s"] = fleettest.ErrBoom, fleettest.ErrBoom
+	r.f.Fail["end recovery dn1s"], r.f.Fail["inrecovery dn1s"] = fleettest.ErrBoom, fleettest.ErrBoom
 	_, err := failover(r, Failover{})
 	if !errors.Is(err, ErrUnclearPromotion) {
 		t.Fatalf("err = %v, want an unclear promotion", err)
 	}
 	wantCode(t, err, pgerror.Internal)
 	// Nothing is reverted: the old master stays down, and the doctor off it.
-	r.steps(t, "stop dn1 fast", "promote dn1s")
+	r.steps(t, "stop dn1 fast", "end recovery dn1s")
 	r.nodes(t, map[string]string{"dn1": "datanode master   true true false"})
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 failed promote")
 }
@@ -178,7 +178,7 @@ func TestFailoverUnclearPromotion(t *testing.T) {
 func TestFailoverPromotionReportedFailedButDone(t *testing.T) {
 	r := newRig(world())
 	r.f.Before = func(f *fleettest.Fleet, step string) error {
-		if step == "promote dn1s" {
+		if step == "end recovery dn1s" {
 			f.Nodes["dn1s"].InRecovery = false
 			return fleettest.ErrBoom
 		}
@@ -199,7 +199,7 @@ func TestFailoverCatalogFailsAfterPromotion(t *testing.T) {
 	if pe.Message != "dn1s was promoted but the node table could not be updated: boom" {
 		t.Errorf("message = %q", pe.Message)
 	}
-	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name")
+	r.steps(t, "stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name")
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 failed catalog")
 }
 
@@ -215,8 +215,8 @@ func TestFailoverProblemsAfterPromotion(t *testing.T) {
 	}
 	r.p.Has(t, "WARNING: dn1p could not follow dn1s: boom; REWIND DATANODE SLAVE dn1p repairs it",
 		`WARNING: could not update coordinator master "cn1": boom`, "WARNING: boom")
-	r.steps(t, "stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
-		"rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1", "standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`)
+	r.steps(t, "stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name",
+		"rename dn1 to dn1s on gc", "coordinator gc", "rename dn1 to dn1s on cn1", "checkpoint dn1s", "standby dn1p of dn1s", `syncnames dn1s FIRST 1 ("dn1p")`)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s", "FAILOVER dn1 running catalog",
 		"FAILOVER dn1 running coordinators", "FAILOVER dn1 running follow dn1p", "FAILOVER dn1 done end")
 }
@@ -238,8 +238,8 @@ func TestFailoverToForceLeavesAheadFollowerOut(t *testing.T) {
 	}
 	r.p.Has(t, "WARNING: dn1p is ahead of dn1s and cannot follow it; REWIND it")
 	r.nodes(t, map[string]string{"dn1p": "datanode slave dn1s async false false false"})
-	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
-		coordinatorSteps("dn1", "dn1s"), []string{"syncnames dn1s "})...)
+	r.steps(t, fleettest.Join([]string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"checkpoint dn1s", "syncnames dn1s "})...)
 }
 
 // TestFailoverOldMasterDown: a master whose agent and port are both dead
@@ -253,16 +253,16 @@ func TestFailoverOldMasterDown(t *testing.T) {
 	}
 	r.p.Has(t, "the old master dn1 does not answer and its agent is unreachable; taking it as down")
 	// gc shares h1's dead agent: the coordinators still get their SQL.
-	r.steps(t, fleettest.Join([]string{"promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
-		coordinatorSteps("dn1", "dn1s"), []string{"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
+	r.steps(t, fleettest.Join([]string{"end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"},
+		coordinatorSteps("dn1", "dn1s"), []string{"checkpoint dn1s", "standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
 
 	r = newRig(world())
 	r.f.Nodes["dn1"].Running = false
-	r.f.Fail["promote dn1s"] = fleettest.ErrBoom
+	r.f.Fail["end recovery dn1s"] = fleettest.ErrBoom
 	if _, err := failover(r, Failover{}); err == nil {
 		t.Fatal("a failed promotion succeeded")
 	}
-	r.steps(t, "promote dn1s")
+	r.steps(t, "end recovery dn1s")
 }
 
 func TestFailoverFirstCatalogWriteFails(t *testing.T) {

@@ -92,7 +92,7 @@ func TestResumeFailoverAfterPromote(t *testing.T) {
 	})
 	r.cure(t, "dn1", doctor.OldMaster, true)
 	r.steps(t, fleettest.Join([]string{"auto.conf dn1s -primary_conninfo -primary_slot_name"},
-		coordinatorSteps("dn1", "dn1s"), []string{"standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
+		coordinatorSteps("dn1", "dn1s"), []string{"checkpoint dn1s", "standby dn1p of dn1s", "reload dn1p", `syncnames dn1s FIRST 1 ("dn1p")`})...)
 	r.journal(t, "FAILOVER dn1 running start", "FAILOVER dn1 running promote dn1s",
 		"RESUME FAILOVER dn1 running start", "RESUME FAILOVER dn1 running catalog", "RESUME FAILOVER dn1 running coordinators",
 		"RESUME FAILOVER dn1 running follow dn1p", "RESUME FAILOVER dn1 done end")

@@ -100,7 +100,7 @@ func TestCatalogRetryGivesUp(t *testing.T) {
 		steps               []string
 	}{
 		{"failover", "FAILOVER dn1", "Run FAILOVER again is not possible; fix the node table with care.",
-			[]string{"stop dn1 fast", "promote dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}},
+			[]string{"stop dn1 fast", "end recovery dn1s", "auto.conf dn1s -primary_conninfo -primary_slot_name"}},
 		{"switchover", "SWITCHOVER dn1s", "",
 			// The coordinators' holds are rolled back: without a node
 			// table naming dn1s they must not be re-pointed at it.

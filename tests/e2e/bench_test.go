@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -350,6 +353,7 @@ func BenchmarkDoctorNodeDeath(b *testing.B) {
 		pd, pc, repair = append(pd, d), append(pc, v), append(repair, r)
 		fmt.Printf("trial %d, %s died: first write direct %v, through a coordinator %v; catalog failed over after %v; repaired %v after that\n",
 			i+1, old, d.Round(time.Millisecond), v.Round(time.Millisecond), failedOver.Sub(killed).Round(time.Millisecond), r.Round(time.Millisecond))
+		h.traceTrial(b, killed, old, h.master)
 	}
 	b.StopTimer()
 	reportSpread(b, "direct", pd)
@@ -384,9 +388,175 @@ func BenchmarkDoctorCrashInPlace(b *testing.B) {
 		}
 		fmt.Printf("trial %d, %s crashed: first write direct %v, through a coordinator %v\n",
 			i+1, h.master, d.Round(time.Millisecond), v.Round(time.Millisecond))
+		h.traceTrial(b, killed, h.master, h.slave)
 	}
 	b.StopTimer()
 	reportSpread(b, "direct", pd)
 	reportSpread(b, "coord", pc)
 	h.logWriters(b)
+}
+
+// traceTrial prints, when ADBMGR_BENCH_TRACE is set, what happened after
+// from: the manager's doctor lines and the server logs of nodes, each line
+// with its offset from from, to see where an outage's time goes.
+func (h *haBench) traceTrial(b *testing.B, from time.Time, nodes ...string) {
+	if os.Getenv("ADBMGR_BENCH_TRACE") == "" {
+		return
+	}
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	add := func(who, text string, at time.Time) {
+		if !at.Before(from.Add(-100*time.Millisecond)) && at.Before(from.Add(10*time.Second)) {
+			lines = append(lines, line{at, who + ": " + text})
+		}
+	}
+	for _, l := range strings.Split(h.c.M.log.String(), "\n") {
+		if !strings.HasPrefix(l, "time=") || !strings.Contains(l, "doctor") {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(l, "time="), " ")
+		if at, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			add("mgr", l[len("time=")+len(ts)+1:], at)
+		}
+	}
+	for _, n := range nodes {
+		logs, _ := filepath.Glob(filepath.Join(h.c.node(n).Path, "log", "*"))
+		for _, f := range logs {
+			data, _ := os.ReadFile(f)
+			for _, l := range strings.Split(string(data), "\n") {
+				// "2026-11-30 17:00:00.123 UTC [pid] ..."
+				if len(l) < 27 {
+					continue
+				}
+				if at, err := time.Parse("2006-01-02 15:04:05.000 MST", l[:27]); err == nil {
+					add(n, l[28:], at)
+				}
+			}
+		}
+	}
+	for _, w := range []*pauseWriter{h.direct, h.coord} {
+		w.mu.Lock()
+		for i := 1; i < len(w.acks); i++ {
+			if w.acks[i].After(from) && w.acks[i].Sub(w.acks[i-1]) > 3*h.period {
+				add(w.name+" writer", "first write", w.acks[i])
+				break
+			}
+		}
+		w.mu.Unlock()
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
+	dup := map[string]bool{}
+	for _, l := range lines {
+		// pg_rewind copies the source's log directory: its lines twice.
+		_, text, _ := strings.Cut(l.text, ": ")
+		if k := l.at.String() + text; dup[k] {
+			continue
+		} else {
+			dup[k] = true
+		}
+		fmt.Printf("  %+6dms %s\n", l.at.Sub(from).Milliseconds(), l.text)
+	}
+}
+
+// BenchmarkDoctorNoFalseFailover loads a healthy demo cluster for
+// falseFailoverLoad with the doctor on at its defaults (loadHealthy) and
+// reports what the doctor did meanwhile: doctor-actions (the journal's
+// DOCTOR entries; the benchmark fails unless it is 0: no restart,
+// failover, isolation, fence or refresh of a healthy node) and
+// doctor-warnings (its log's warnings, such as a look that failed), with
+// the load's throughput.
+func BenchmarkDoctorNoFalseFailover(b *testing.B) {
+	c := newTestCluster(b, 3)
+	b.ResetTimer()
+	warnings, tps := loadHealthy(b, c, falseFailoverLoad, b.N)
+	b.StopTimer()
+	b.ReportMetric(0, "doctor-actions") // loadHealthy fails otherwise
+	b.ReportMetric(float64(warnings)/float64(b.N), "doctor-warnings")
+	b.ReportMetric(tps/float64(b.N), "tps")
+}
+
+// falseFailoverLoad is how long BenchmarkDoctorNoFalseFailover loads the
+// cluster in each iteration.
+const falseFailoverLoad = 40 * time.Second
+
+// loadHealthy sets up the demo topology on c with the doctor on at its
+// defaults and loads it trials times for load — pgbench's TPC-B-like
+// writes on both datanode masters (each commit waits for its sync slave),
+// inserts into a distributed table through coordinator cn1 and read-only
+// pgbench on the slaves, more clients than the machine has cores — then
+// fails t if the doctor took any action (a journal DOCTOR entry) or a
+// master changed. It returns the doctor's warnings (a look that failed…)
+// and the summed throughput of all trials.
+func loadHealthy(t testing.TB, c *testCluster, load time.Duration, trials int) (warnings int, tps float64) {
+	t.Helper()
+	c.addDemo(t, false)
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	bindir, err := exec.Command("pg_config", "--bindir").Output()
+	if err != nil {
+		t.Fatalf("pg_config --bindir: %v", err)
+	}
+	pgbench := filepath.Join(strings.TrimSpace(string(bindir)), "pgbench")
+	run := func(ctx context.Context, n string, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, pgbench, append(args, c.nodeConnString(c.node(n)))...).CombinedOutput()
+		return string(out), err
+	}
+	for _, n := range []string{"dn1", "dn2"} {
+		if out, err := run(context.Background(), n, "-i", "-q", "-s", "2"); err != nil {
+			t.Fatalf("pgbench -i on %s: %v\n%s", n, err, out)
+		}
+	}
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE ff_coord (id int NOT NULL, n int); SELECT adb.create_distributed_table('ff_coord', 'id')")
+	script := filepath.Join(t.TempDir(), "coord.sql")
+	if err := os.WriteFile(script, []byte("\\set id random(1, 1000)\nINSERT INTO ff_coord VALUES (:id, 1);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustRows(t, time.Minute, "START DOCTOR")
+	secs := strconv.Itoa(int(load / time.Second))
+	loads := []struct {
+		node string
+		args []string
+	}{
+		{"dn1", []string{"-n", "-c", "6", "-j", "2", "-T", secs}},
+		{"dn2", []string{"-n", "-c", "6", "-j", "2", "-T", secs}},
+		{"cn1", []string{"-n", "-c", "4", "-j", "2", "-T", secs, "-f", script}},
+		{"dn1s", []string{"-n", "-S", "-c", "2", "-T", secs}},
+		{"dn2s", []string{"-n", "-S", "-c", "2", "-T", secs}},
+	}
+	tpsLine := regexp.MustCompile(`tps = ([0-9.]+)`)
+	for i := 0; i < trials; i++ {
+		before := strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:")
+		outs, errs := make([]string, len(loads)), make([]error, len(loads))
+		var wg sync.WaitGroup
+		for j, l := range loads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), load+time.Minute)
+				defer cancel()
+				outs[j], errs[j] = run(ctx, l.node, l.args...)
+			}()
+		}
+		wg.Wait()
+		for j, l := range loads {
+			m := tpsLine.FindStringSubmatch(outs[j])
+			if errs[j] != nil || m == nil {
+				t.Fatalf("pgbench on %s: %v\n%s", l.node, errs[j], outs[j])
+			}
+			v, _ := strconv.ParseFloat(m[1], 64)
+			tps += v
+			t.Logf("trial %d: pgbench on %s: %s tps", i+1, l.node, m[1])
+		}
+		warnings += strings.Count(c.M.log.String(), "level=WARN msg=\"doctor:") - before
+	}
+	if rows, _ := c.mustRows(t, time.Minute, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'"); len(rows) > 0 {
+		t.Fatalf("the doctor acted on a healthy cluster under load: %q\n%s", rows, tailLines(c.M.log.String(), 40))
+	}
+	if rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type) dn1, dn2"); fmt.Sprint(rows) != "[[dn1 datanode master] [dn2 datanode master]]" {
+		t.Fatalf("masters after the load: %q", rows)
+	}
+	return warnings, tps
 }

@@ -206,3 +206,11 @@ func TestDoctor(t *testing.T) {
 	})
 	c.mustRows(t, time.Minute, "STOP DOCTOR")
 }
+
+// TestDoctorNoFalseFailoverUnderLoad: 12 s of pgbench load on a healthy
+// demo cluster, more clients than cores, with the doctor on at its
+// defaults: it must take no action (BenchmarkDoctorNoFalseFailover is the
+// long version).
+func TestDoctorNoFalseFailoverUnderLoad(t *testing.T) {
+	loadHealthy(t, newTestCluster(t, 3), 12*time.Second, 1)
+}
