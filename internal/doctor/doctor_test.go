@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -250,5 +251,43 @@ func TestSkipped(t *testing.T) {
 				t.Errorf("after a skip the next round decides %v, want %s", again, tt.acts[1])
 			}
 		})
+	}
+}
+
+// TestSuspect: a look that fails at once makes the next rounds come
+// sooner; one that hung past its deadline, a node that answers, or one
+// just acted on does not.
+func TestSuspect(t *testing.T) {
+	cfg := Config{Interval: 400 * time.Millisecond, Failures: 3, Restarts: 0, Follows: 2, Retry: 2}
+	seen := Observation{Node: "gc", Answering: true}
+	tests := []struct {
+		name   string
+		rounds [][]Observation
+		want   bool
+	}{
+		{"refused once", [][]Observation{{seen, {Node: "dn1"}}}, true},
+		{"refused twice", [][]Observation{{seen, {Node: "dn1"}}, {seen, {Node: "dn1"}}}, true},
+		{"hung", [][]Observation{{seen, {Node: "dn1", Hung: true}}}, false},
+		{"refused, then hung", [][]Observation{{seen, {Node: "dn1"}}, {seen, {Node: "dn1", Hung: true}}}, false},
+		{"pending", [][]Observation{{seen, {Node: "dn1", Pending: true}}}, false},
+		{"answers again", [][]Observation{{seen, {Node: "dn1"}}, {seen, {Node: "dn1", Answering: true}}}, false},
+		{"acted on: counting starts again", [][]Observation{{seen, {Node: "dn1"}}, {seen, {Node: "dn1"}}, {seen, {Node: "dn1"}}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := Memory{}
+			for _, obs := range tc.rounds {
+				Decide(mem, obs, cfg)
+			}
+			if got := mem.Suspect(); got != tc.want {
+				t.Errorf("Suspect() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := confirmEvery(cfg); got != 100*time.Millisecond {
+		t.Errorf("confirmEvery(400ms) = %v", got)
+	}
+	if got := confirmEvery(Config{Interval: 100 * time.Millisecond}); got != 50*time.Millisecond {
+		t.Errorf("confirmEvery(100ms) = %v", got)
 	}
 }

@@ -105,7 +105,7 @@ func (d doctorHands) Observe(ctx context.Context) ([]doctor.Observation, error) 
 		// Still looking: no news while young, then a failed look —
 		// neither answering nor its agent seen.
 		obs[i] = doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master,
-			FenceOnly: i >= cured, Pending: ages[i] == lookYoung}
+			FenceOnly: i >= cured, Pending: ages[i] == lookYoung, Hung: ages[i] == lookOverdue}
 	}
 	d.streams(nodes[:cured], obs[:cured], res[:cured])
 	return obs, nil
