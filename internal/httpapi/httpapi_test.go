@@ -14,9 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
+	"github.com/adbmgr/adbmgr/internal/httpapi/httpapitest"
 	"github.com/adbmgr/adbmgr/internal/mgr"
 )
 
@@ -202,41 +201,11 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	if code != 200 {
 		t.Fatalf("/metrics: %d %s", code, body)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	fams, err := httpapitest.Parse(body)
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v\n%s", err, body)
 	}
 	return fams
-}
-
-// value finds the sample of family name whose labels include want.
-func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
-	f, ok := fams[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue(), true
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue(), true
-		case m.GetHistogram() != nil:
-			return float64(m.GetHistogram().GetSampleCount()), true
-		}
-	}
-	return 0, false
 }
 
 func TestMetrics(t *testing.T) {
@@ -276,13 +245,13 @@ func TestMetrics(t *testing.T) {
 		{"adbmgr_commands_total", map[string]string{"command": "FAILOVER", "outcome": "error"}, 1},
 		{"adbmgr_command_duration_seconds", map[string]string{"command": "MONITOR ALL"}, 2},
 	} {
-		got, ok := value(fams, tc.name, tc.labels)
+		got, ok := httpapitest.Value(fams, tc.name, tc.labels)
 		if !ok || got != tc.want {
 			t.Errorf("%s%v = %v (found %v), want %v", tc.name, tc.labels, got, ok, tc.want)
 		}
 	}
 	// No lag for a slave that does not stream: absent, not 0.
-	if _, ok := value(fams, "adbmgr_node_replication_lag_bytes", map[string]string{"node": "dn1s"}); ok {
+	if _, ok := httpapitest.Value(fams, "adbmgr_node_replication_lag_bytes", map[string]string{"node": "dn1s"}); ok {
 		t.Error("a slave not streaming has a lag")
 	}
 	if fams["adbmgr_doctor_actions_total"].GetType() != dto.MetricType_COUNTER || fams["adbmgr_command_duration_seconds"].GetType() != dto.MetricType_HISTOGRAM {
@@ -310,7 +279,7 @@ func TestCacheAndTimeout(t *testing.T) {
 	defer srv2.Close()
 	start := time.Now()
 	fams := scrape(t, srv2.URL)
-	if v, _ := value(fams, "adbmgr_status_up", nil); v != 0 {
+	if v, _ := httpapitest.Value(fams, "adbmgr_status_up", nil); v != 0 {
 		t.Errorf("adbmgr_status_up = %v with a hanging source", v)
 	}
 	if d := time.Since(start); d > 2*time.Second {

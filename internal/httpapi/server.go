@@ -203,10 +203,10 @@ func serverTLS(pkiDir, host string) (*tls.Config, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM())
 	return &tls.Config{
-		Certificates: []tls.Certificate{pair},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS13,
+		Certificates:     []tls.Certificate{pair},
+		ClientCAs:        pool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		MinVersion:       tls.VersionTLS13,
 		VerifyConnection: verifyClient,
 	}, nil
 }
