@@ -215,7 +215,7 @@ func (m *Manager) journalStatus(ctx context.Context, out *Status) error {
 		out.DoctorActions = append(out.DoctorActions, ActionCount{Action: v[0], Status: v[1], Count: c})
 	}
 	res, err = m.cat.Query(ctx, `SELECT coalesce(max(updated), '') FROM journal WHERE status = 'done'
-		AND (command LIKE 'FAILOVER %' OR command LIKE 'SWITCHOVER %' OR command LIKE 'ADBMGR PROMOTE %')`)
+		AND (command LIKE 'FAILOVER %' OR command LIKE 'DOCTOR FAILOVER %' OR command LIKE 'SWITCHOVER %' OR command LIKE 'ADBMGR PROMOTE %')`)
 	if err != nil {
 		return fmt.Errorf("read the journal: %w", err)
 	}

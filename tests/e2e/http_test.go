@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,9 +25,9 @@ import (
 // TestHTTP: a manager started with --http serves, over a real cluster,
 // /healthz, /cluster, /primary, /replica and /metrics, and the topology
 // page in headless Chromium; a node whose postmaster is killed turns down
-// everywhere (in red on the page) within a few seconds. Screenshots of the
-// page before and after go to $ADBMGR_ARTIFACTS (default
-// tests/e2e/artifacts).
+// everywhere (in red on the page) within a few seconds, and once the doctor
+// restarted it the page shows its action. Screenshots of the page at each
+// step go to $ADBMGR_ARTIFACTS (default tests/e2e/artifacts).
 func TestHTTP(t *testing.T) {
 	chromium := requireChromium(t)
 	c := newTestCluster(t, 2)
@@ -139,6 +142,65 @@ func TestHTTP(t *testing.T) {
 	}
 	if !strings.Contains(dom, `<tr class="up" data-node="dn1"`) {
 		t.Errorf("the page does not show dn1 still up:\n%s", dom)
+	}
+
+	// The doctor restarts it: its action shows in the metrics and on the
+	// page.
+	c.mustRows(t, time.Minute, "SET DOCTOR (interval_ms = 500, failures = 2)")
+	c.mustRows(t, time.Minute, "START DOCTOR")
+	waitFor(t, 30*time.Second, "the doctor's restart of dn1s in /metrics", func() (bool, string) {
+		fams := scrapeMetrics(t, base)
+		up, _ := httpapitest.Value(fams, "adbmgr_node_up", map[string]string{"node": "dn1s"})
+		n, _ := httpapitest.Value(fams, "adbmgr_doctor_actions_total", map[string]string{"action": "restart", "status": "done"})
+		return up == 1 && n >= 1, fmt.Sprintf("up %v, restarts %v", up, n)
+	})
+	dom = chromiumDOM(t, chromium, base+"/", "doctor")
+	if !strings.Contains(dom, "DOCTOR RESTART dn1s") || !strings.Contains(dom, `<tr class="up" data-node="dn1s"`) {
+		t.Errorf("the page does not show the doctor's restart of dn1s:\n%s", dom)
+	}
+}
+
+// TestHTTPOpenAddress: --http on an address other than loopback without
+// --http-tls keeps the manager from starting, and says why; with
+// --http-tls the monitor's certificate gets in and no certificate does not.
+func TestHTTPOpenAddress(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mgr")
+	bin := filepath.Join(binDir, "adbmgr")
+	if out, err := exec.Command(bin, "init", "-D", dir).CombinedOutput(); err != nil {
+		t.Fatalf("adbmgr init: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "start", "-D", dir, "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--http", "0.0.0.0:0").CombinedOutput()
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "not a loopback address: give --http-tls") {
+		t.Errorf("adbmgr start --http 0.0.0.0:0: %v\n%s", err, out)
+	}
+
+	// With --http-tls it serves any address, to the monitor's certificate.
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	m := &Manager{t: t, Dir: dir, Port: freePort(t), log: &bytes.Buffer{}, Args: []string{"--http", "0.0.0.0:" + strings.Split(addr, ":")[1], "--http-tls"}}
+	m.start()
+	t.Cleanup(m.Stop)
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(filepath.Join(dir, "pki", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "pki", "monitor.crt"), filepath.Join(dir, "pki", "monitor.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, certs := range [][]tls.Certificate{{pair}, nil} {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+		res, err := c.Get("https://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		if ok := err == nil && res.StatusCode == 200; ok != (certs != nil) {
+			t.Errorf("--http-tls with %d client certificates: %v", len(certs), err)
+		}
 	}
 }
 
