@@ -3,8 +3,11 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/mgr"
@@ -120,13 +123,13 @@ func (s *Server) primary(w http.ResponseWriter, r *http.Request) {
 
 // replica answers 200 when the node is a slave that answers, in recovery,
 // streaming from its parent, with a replay lag of at most ?lag=BYTES when
-// given; 503 otherwise; 400 for a lag that is not a number of bytes.
+// given; 503 otherwise; 400 for a lag that is not a size.
 func (s *Server) replica(w http.ResponseWriter, r *http.Request) {
 	maxLag := int64(-1)
 	if v := r.URL.Query().Get("lag"); v != "" {
-		l, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || l < 0 {
-			writeJSON(w, http.StatusBadRequest, problem{"lag must be a number of bytes"})
+		l, err := parseBytes(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
 			return
 		}
 		maxLag = l
@@ -140,4 +143,27 @@ func (s *Server) replica(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	writeJSON(w, code, member{NodeState: n, Streaming: n.Streaming()})
+}
+
+// units are the suffixes parseBytes takes: PostgreSQL's memory units
+// (1024-based), as Patroni's ?lag= takes them too.
+var units = []struct {
+	suffix string
+	factor int64
+}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
+
+// parseBytes reads a size: a number of bytes, or one with a unit (16MB).
+func parseBytes(v string) (int64, error) {
+	factor := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, factor = n, u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/factor {
+		return 0, fmt.Errorf("lag must be a size in bytes, or with a unit: B, kB, MB, GB, TB")
+	}
+	return n * factor, nil
 }

@@ -123,6 +123,11 @@ func TestPrimaryReplica(t *testing.T) {
 		{"/replica/dn1s", 503}, // down
 		{"/replica/gc", 503},   // a master
 		{"/replica/gc1?lag=lots", 400},
+		{"/replica/gc2?lag=4kB", 200},
+		{"/replica/gc2?lag=3kB", 503},
+		{"/replica/gc2?lag=1MB", 200},
+		{"/replica/gc1?lag=-1", 400},
+		{"/replica/gc1?lag=99999999999TB", 400},
 		{"/replica/nosuch", 404},
 	} {
 		if code, body := get(t, srv.URL+tc.path); code != tc.code {
