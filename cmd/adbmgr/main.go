@@ -283,11 +283,15 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	// The doctor stops (and finishes what it does) before the catalog closes.
 	defer func() { cancel(); <-ran }()
 	if httpL != nil {
+		httpDone := make(chan struct{})
 		go func() {
+			defer close(httpDone)
 			if err := status.Serve(ctx, httpL); err != nil {
 				log.Error("the HTTP status stopped", "error", err)
 			}
 		}()
+		// Before the doctor's and the catalog's ends.
+		defer func() { cancel(); <-httpDone }()
 	}
 	err = serve(ctx, cancel, pgwire.New(m, wire), listeners)
 	log.Info("adbmgr stopped")

@@ -232,7 +232,8 @@ func verifyClient(cs tls.ConnectionState) error {
 	return nil
 }
 
-// Serve serves l until ctx ends.
+// Serve serves l until ctx ends, and returns when the requests in flight
+// have ended (at most 5 s later).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -244,7 +245,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -252,6 +255,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}()
 	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
+		// Requests in flight end before the manager closes its catalog.
+		<-stopped
 		return nil
 	}
 	return err
