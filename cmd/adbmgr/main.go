@@ -2,7 +2,7 @@
 // manage hosts, nodes and the cluster with AntDB's command set.
 //
 //	adbmgr init -D DIR [--auth-local peer|trust] [--auth-host scram-sha-256|trust] [--pwfile F] [-U name]
-//	adbmgr start -D DIR [--listen 127.0.0.1:6432] [--socket-dir DIR] [--ssl-cert F --ssl-key F]
+//	adbmgr start -D DIR [--listen 127.0.0.1:6432] [--socket-dir DIR] [--ssl-cert F --ssl-key F] [--http ADDR [--http-tls]]
 //	adbmgr version
 package main
 
@@ -24,6 +24,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/deploy"
+	"github.com/adbmgr/adbmgr/internal/httpapi"
 	"github.com/adbmgr/adbmgr/internal/mgr"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 	"github.com/adbmgr/adbmgr/internal/pki"
@@ -54,6 +55,8 @@ func usage(w io.Writer) {
       --listen ADDR:PORT                TCP address (default `+DefaultListen+`)
       --socket-dir DIR                  Unix socket directory (default: the data directory; "" for none)
       --ssl-cert FILE --ssl-key FILE    TLS pair offered to clients (default: issued by the manager's CA)
+      --http ADDR:PORT                  HTTP status and metrics (off by default; loopback only unless --http-tls)
+      --http-tls                        TLS and client certificates of the manager's CA on --http (docs/OBSERVABILITY.md)
   adbmgr version                 print the version
 
 Connect with psql -h DIR -p PORT -U postgres (peer) or psql -h 127.0.0.1 -p PORT -U postgres (password).
@@ -70,7 +73,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("D", os.Getenv("ADBMGR_DATA"), "manager data directory")
 	listen := fs.String("listen", DefaultListen, "address and port to listen on")
 	var initOpts access.InitOptions
-	var pwfile, socketDir, sslCert, sslKey, crashAt string
+	var pwfile, socketDir, sslCert, sslKey, crashAt, httpAddr string
+	var httpTLS bool
 	socketDirSet := false
 	if args[0] == "init" {
 		fs.StringVar(&initOpts.AuthLocal, "auth-local", "peer", "authentication of Unix socket clients: peer or trust")
@@ -84,6 +88,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		})
 		fs.StringVar(&sslCert, "ssl-cert", "", "TLS certificate offered to clients")
 		fs.StringVar(&sslKey, "ssl-key", "", "TLS key of --ssl-cert")
+		fs.StringVar(&httpAddr, "http", "", "HTTP status address (/metrics, /healthz, /cluster, /): loopback unless --http-tls; off when empty")
+		fs.BoolVar(&httpTLS, "http-tls", false, "serve --http over TLS with client certificates of the manager's CA (DIR/pki/monitor.crt)")
 		// A test hook, not in the usage text: the manager kills itself at
 		// that point of a switch (internal/mgr/crash.go), for
 		// tests/e2e/crash_test.go.
@@ -127,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if !socketDirSet {
 		socketDir = abs
 	}
-	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey, crashAt: crashAt}, log)
+	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey, crashAt: crashAt, http: httpAddr, httpTLS: httpTLS}, log)
 }
 
 func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Writer) error {
@@ -173,6 +179,9 @@ type serveOptions struct {
 	listen, socketDir, sslCert, sslKey string
 	// crashAt is the crash test hook (--crash-at; mgr.Options.CrashAt).
 	crashAt string
+	// http is --http's address ("": off); httpTLS --http-tls.
+	http    string
+	httpTLS bool
 }
 
 func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) error {
@@ -230,6 +239,7 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	status := httpapi.New(nil, httpapi.Options{Logger: log})
 	m := mgr.New(cat, mgr.Options{
 		// bin/adbmgr lives in <adbhome>/bin, like AntDB's layout.
 		InstallDir:  filepath.Dir(filepath.Dir(exe)),
@@ -239,7 +249,9 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		Agents:      agents,
 		Logger:      log,
 		CrashAt:     so.crashAt,
+		Observer:    status,
 	})
+	status.SetSource(m)
 	wire, err := clientAccess(ctx, dir, cat, so, log)
 	if err != nil {
 		return err
@@ -247,6 +259,20 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	listeners, err := openListeners(so)
 	if err != nil {
 		return err
+	}
+	var httpL net.Listener
+	if so.http != "" {
+		var tc *httpapi.TLSConfig
+		if so.httpTLS {
+			tc = &httpapi.TLSConfig{PKIDir: pkiDir}
+		}
+		if httpL, err = httpapi.Listen(so.http, tc); err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		log.Info("adbmgr HTTP status listening", "address", httpL.Addr().String(), "tls", so.httpTLS)
 	}
 	for _, l := range listeners {
 		log.Info("adbmgr listening", "address", l.Addr().String(), "data", dir, "version", version.Version)
@@ -256,6 +282,17 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	go func() { m.Run(ctx); close(ran) }()
 	// The doctor stops (and finishes what it does) before the catalog closes.
 	defer func() { cancel(); <-ran }()
+	if httpL != nil {
+		httpDone := make(chan struct{})
+		go func() {
+			defer close(httpDone)
+			if err := status.Serve(ctx, httpL); err != nil {
+				log.Error("the HTTP status stopped", "error", err)
+			}
+		}()
+		// Before the doctor's and the catalog's ends.
+		defer func() { cancel(); <-httpDone }()
+	}
 	err = serve(ctx, cancel, pgwire.New(m, wire), listeners)
 	log.Info("adbmgr stopped")
 	return err

@@ -279,6 +279,8 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 		row["status"] = "t"
 		row["recovery"] = strconv.FormatBool(st.Recovery)
 		row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
+		// Not MONITOR's columns: the HTTP status's (status.go).
+		row["timeline"], row["connections"] = strconv.FormatInt(st.Timeline, 10), strconv.FormatInt(st.Connections, 10)
 		if !st.Recovery && !n.Type.IsMaster() {
 			// A second writable master (an old master cut off during a
 			// failover, seen again): an error, not a healthy slave. The
@@ -378,7 +380,32 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 		}
 	}
 	cluster.SortForList(slaves)
-	// One pg_stat_replication read per parent.
+	parents := m.replicas(e.ctx, s, slaves)
+	rows := make([]map[string]string, len(slaves))
+	parallel(len(slaves), func(i int) {
+		n := slaves[i]
+		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
+			"state": "not streaming", "zone": n.Zone}
+		rows[i] = row
+		if r, ok := replicaOf(parents, n); ok {
+			row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
+			row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
+			return
+		}
+		// Not streaming: say so louder when it answers as a primary.
+		if mem, err := fleet.At(s, n); err == nil {
+			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
+				row["state"] = doctor.FenceReason(n.Master)
+			}
+		}
+	})
+	return writeTable(e.w, cols, rows)
+}
+
+// replicas reads pg_stat_replication once per parent of slaves (MONITOR
+// HA, the HTTP status): parent's name → its rows; a parent that does not
+// answer has none.
+func (m *Manager) replicas(ctx context.Context, s *cluster.State, slaves []cluster.Node) map[string][]pgclient.Replica {
 	parents := map[string][]pgclient.Replica{}
 	for _, n := range slaves {
 		if _, done := parents[n.Master]; done {
@@ -393,29 +420,19 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 		if err != nil {
 			continue
 		}
-		parents[n.Master], _ = m.fleet.Replication(e.ctx, pm)
+		parents[n.Master], _ = m.fleet.Replication(ctx, pm)
 	}
-	rows := make([]map[string]string, len(slaves))
-	parallel(len(slaves), func(i int) {
-		n := slaves[i]
-		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
-			"state": "not streaming", "zone": n.Zone}
-		rows[i] = row
-		for _, r := range parents[n.Master] {
-			if r.Application == n.Name {
-				row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
-				row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
-				return
-			}
+	return parents
+}
+
+// replicaOf finds slave n's row in its parent's pg_stat_replication.
+func replicaOf(parents map[string][]pgclient.Replica, n cluster.Node) (pgclient.Replica, bool) {
+	for _, r := range parents[n.Master] {
+		if r.Application == n.Name {
+			return r, true
 		}
-		// Not streaming: say so louder when it answers as a primary.
-		if mem, err := fleet.At(s, n); err == nil {
-			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
-				row["state"] = doctor.FenceReason(n.Master)
-			}
-		}
-	})
-	return writeTable(e.w, cols, rows)
+	}
+	return pgclient.Replica{}, false
 }
 
 func containsIdent(ids []parser.Ident, name string) bool {

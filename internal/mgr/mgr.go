@@ -52,7 +52,10 @@ type Options struct {
 	// CrashAt is the crash test hook's point (crash.go; adbmgr start
 	// --crash-at): empty, as always outside tests, does nothing.
 	CrashAt string
-	Logger  *slog.Logger
+	// Observer, when set, hears of every statement after it ran
+	// (status.go).
+	Observer Observer
+	Logger   *slog.Logger
 }
 
 // Manager executes statements against the catalog.
@@ -198,7 +201,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 		e := &req{ctx: ctx, sess: s, q: q, w: w}
 		// Errors point at a token only when they are about one; a refusal
 		// of the statement as a whole carries no position, as in PostgreSQL.
-		if err := m.execute(e, st); err != nil {
+		if err := m.observe(e, st); err != nil {
 			return err
 		}
 	}

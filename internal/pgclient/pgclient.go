@@ -128,12 +128,20 @@ func ServerError(err error) *pgconn.PgError {
 type Status struct {
 	Recovery bool
 	Boot     time.Time
+	// Timeline is the node's timeline (of its last checkpoint or
+	// restartpoint: PostgreSQL 15 has no cheaper SQL for it), and
+	// Connections its client backends; the HTTP status shows both.
+	Timeline    int64
+	Connections int64
 }
 
-// NodeStatus reads a node's recovery state and start time.
+// NodeStatus reads a node's recovery state, start time, timeline and
+// client connections.
 func NodeStatus(ctx context.Context, c *pgx.Conn) (Status, error) {
 	var s Status
-	err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_postmaster_start_time()`).Scan(&s.Recovery, &s.Boot)
+	err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_postmaster_start_time(),
+		(SELECT timeline_id FROM pg_control_checkpoint())::int8,
+		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')`).Scan(&s.Recovery, &s.Boot, &s.Timeline, &s.Connections)
 	return s, err
 }
 
@@ -162,6 +170,10 @@ type Replica struct {
 	MasterLSN   string
 	SentDelay   string // pg_size_pretty of current − sent
 	ReplayDelay string // pg_size_pretty of current − replay
+	// LagBytes is current − replay in bytes, LagSeconds replay_lag (0
+	// when the standby is idle and caught up, as PostgreSQL reports it).
+	LagBytes   int64
+	LagSeconds float64
 }
 
 // Replication reads pg_stat_replication on a master (or a cascading slave,
@@ -172,7 +184,9 @@ func Replication(ctx context.Context, c *pgx.Conn) ([]Replica, error) {
 		SELECT application_name, coalesce(host(client_addr), ''), state, sync_state,
 		       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, ''), coalesce(cur.lsn::text, ''),
 		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, sent_lsn)), ''),
-		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, replay_lsn)), '')
+		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, replay_lsn)), ''),
+		       coalesce(pg_wal_lsn_diff(cur.lsn, replay_lsn), 0)::int8,
+		       coalesce(extract(epoch FROM replay_lag), 0)::float8
 		FROM pg_stat_replication, cur ORDER BY application_name`)
 	if err != nil {
 		return nil, err
@@ -182,7 +196,7 @@ func Replication(ctx context.Context, c *pgx.Conn) ([]Replica, error) {
 	for rows.Next() {
 		var r Replica
 		if err := rows.Scan(&r.Application, &r.ClientAddr, &r.State, &r.SyncState, &r.SentLSN, &r.ReplayLSN,
-			&r.MasterLSN, &r.SentDelay, &r.ReplayDelay); err != nil {
+			&r.MasterLSN, &r.SentDelay, &r.ReplayDelay, &r.LagBytes, &r.LagSeconds); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
