@@ -4,9 +4,16 @@
 //	adbmgr init -D DIR [--auth-local peer|trust] [--auth-host scram-sha-256|trust] [--pwfile F] [-U name]
 //	adbmgr start -D DIR [--listen 127.0.0.1:6432] [--socket-dir DIR] [--ssl-cert F --ssl-key F]
 //	adbmgr version
+//	adbmgr help [COMMAND]
+//
+// Every command also takes --config FILE, --log-format text|json and
+// --log-level debug|info|warn|error; every long option can be set in
+// DIR/adbmgr.conf (TOML) or as ADBMGR_<OPTION> in the environment
+// (internal/config).
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,11 +25,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/adbmgr/adbmgr/internal/access"
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/config"
 	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/mgr"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
@@ -43,21 +52,177 @@ func main() {
 	}
 }
 
+// options are the values of every command's flags.
+type options struct {
+	dir, configFile string
+	log             config.Log
+	init            access.InitOptions
+	pwfile          string
+	serve           serveOptions
+	socketDirSet    bool
+}
+
+// command is one of adbmgr's commands and its own flags.
+type command struct {
+	name, args, summary string
+	// flags registers the command's flags; nil for none.
+	flags func(fs *flag.FlagSet, o *options)
+}
+
+// hidden flags work but stay out of the usage text.
+var hidden = map[string]bool{
+	// A test hook: the manager kills itself at that point of a switch
+	// (internal/mgr/crash.go), for tests/e2e/crash_test.go.
+	"crash-at": true,
+}
+
+var commands = []command{
+	{name: "init", args: "-D DIR [options]", summary: "create the manager's data directory", flags: func(fs *flag.FlagSet, o *options) {
+		dataFlags(fs, o)
+		fs.StringVar(&o.init.AuthLocal, "auth-local", "peer", "`METHOD` of Unix socket clients: peer (root and DIR's owner) or trust")
+		fs.StringVar(&o.init.AuthHost, "auth-host", "scram-sha-256", "`METHOD` of TCP clients: scram-sha-256 or trust")
+		fs.StringVar(&o.pwfile, "pwfile", "", "`FILE` whose first line is the superuser's password")
+		fs.StringVar(&o.init.Superuser, "U", access.DefaultSuperuser, "`NAME` of the superuser")
+	}},
+	{name: "start", args: "-D DIR [options]", summary: "run the manager in the foreground", flags: func(fs *flag.FlagSet, o *options) {
+		dataFlags(fs, o)
+		fs.StringVar(&o.serve.listen, "listen", DefaultListen, "TCP `ADDR:PORT` to listen on")
+		fs.Func("socket-dir", "Unix socket `DIR` (default: the data directory; \"\" for none)", func(v string) error {
+			o.serve.socketDir, o.socketDirSet = v, true
+			return nil
+		})
+		fs.StringVar(&o.serve.sslCert, "ssl-cert", "", "TLS certificate `FILE` offered to clients (default: issued by the manager's CA)")
+		fs.StringVar(&o.serve.sslKey, "ssl-key", "", "TLS key `FILE` of --ssl-cert")
+		fs.StringVar(&o.serve.crashAt, "crash-at", "", "test hook: COMMAND:POINT at which the manager kills itself (tests only)")
+	}},
+	{name: "version", summary: "print the version"},
+	{name: "help", args: "[COMMAND]", summary: "print this text, or a command's options"},
+}
+
+// dataFlags are the flags of every command that works on a data directory.
+func dataFlags(fs *flag.FlagSet, o *options) {
+	fs.StringVar(&o.dir, "D", "", "manager data `DIR` (default $"+config.DataEnv+")")
+	fs.StringVar(&o.configFile, "config", "", "configuration `FILE` (default $"+config.EnvName("config")+", else DIR/"+config.FileName+")")
+	o.log.Flags(fs)
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  adbmgr init -D DIR [options]   create the manager's data directory
-      --auth-local peer|trust           Unix socket clients (default peer: root and DIR's owner)
-      --auth-host scram-sha-256|trust   TCP clients (default scram-sha-256)
-      --pwfile FILE                     the superuser's password (first line of FILE)
-      -U NAME                           the superuser's name (default postgres)
-  adbmgr start -D DIR [options]  run the manager in the foreground
-      --listen ADDR:PORT                TCP address (default `+DefaultListen+`)
-      --socket-dir DIR                  Unix socket directory (default: the data directory; "" for none)
-      --ssl-cert FILE --ssl-key FILE    TLS pair offered to clients (default: issued by the manager's CA)
-  adbmgr version                 print the version
+	fmt.Fprintln(w, "usage:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-32s %s\n", strings.TrimSpace("adbmgr "+c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintf(w, `
+"adbmgr COMMAND --help" lists a command's options. Every long option can also
+be set in DIR/%s (TOML: listen = "127.0.0.1:6432") or in the environment
+(%s); the command line beats the environment, which beats the file.
 
 Connect with psql -h DIR -p PORT -U postgres (peer) or psql -h 127.0.0.1 -p PORT -U postgres (password).
-`)
+`, config.FileName, config.EnvName("listen"))
+}
+
+// commandUsage prints a command's synopsis and options.
+func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: %s\n  %s\n", strings.TrimSpace("adbmgr "+c.name+" "+c.args), c.summary)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if hidden[f.Name] {
+			return
+		}
+		if first {
+			fmt.Fprintln(w, "\noptions:")
+			first = false
+		}
+		name := "-" + f.Name
+		if config.Long(f.Name) {
+			name = "-" + name
+		}
+		kind, text := flag.UnquoteUsage(f)
+		if kind != "" {
+			name += " " + kind
+		}
+		def := ""
+		if f.DefValue != "" {
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  %-24s %s%s\n", name, text, def)
+	})
+}
+
+// flagSet is command c's flags bound to o.
+func flagSet(c command, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("adbmgr "+c.name, flag.ContinueOnError)
+	if c.flags != nil {
+		c.flags(fs, o)
+	}
+	return fs
+}
+
+// elsewhere are the long flags of the commands other than c: the
+// configuration file may set them.
+func elsewhere(c command) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range commands {
+		if o.name == c.name {
+			continue
+		}
+		flagSet(o, &options{}).VisitAll(func(f *flag.Flag) {
+			if config.Long(f.Name) {
+				out[f.Name] = true
+			}
+		})
+	}
+	return out
+}
+
+// parse parses c's command line, then fills what it left unset from the
+// environment and the configuration file.
+func parse(c command, args []string, stdout, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flagSet(c, o)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.Usage = func() { commandUsage(fs.Output(), c, fs) }
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		io.Copy(stdout, &out)
+		return nil, err
+	}
+	io.Copy(stderr, &out)
+	if err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see adbmgr %s --help)", fs.Arg(0), c.name)
+	}
+	if c.flags == nil {
+		return o, nil
+	}
+	if o.dir == "" {
+		o.dir = os.Getenv(config.DataEnv)
+	}
+	if o.dir == "" {
+		return nil, errors.New("no data directory: give -D DIR (or set " + config.DataEnv + ")")
+	}
+	if o.dir, err = filepath.Abs(o.dir); err != nil {
+		return nil, err
+	}
+	if o.configFile == "" {
+		o.configFile = os.Getenv(config.EnvName("config"))
+	}
+	if o.configFile == "" {
+		o.configFile = filepath.Join(o.dir, config.FileName)
+	}
+	err = config.Apply(fs, config.Sources{File: o.configFile, Lookup: os.LookupEnv, Elsewhere: elsewhere(c), Fixed: []string{"config"}})
+	return o, err
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -65,69 +230,58 @@ func run(args []string, stdout, stderr io.Writer) error {
 		usage(stderr)
 		return errors.New("no command given")
 	}
-	fs := flag.NewFlagSet("adbmgr "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("D", os.Getenv("ADBMGR_DATA"), "manager data directory")
-	listen := fs.String("listen", DefaultListen, "address and port to listen on")
-	var initOpts access.InitOptions
-	var pwfile, socketDir, sslCert, sslKey, crashAt string
-	socketDirSet := false
-	if args[0] == "init" {
-		fs.StringVar(&initOpts.AuthLocal, "auth-local", "peer", "authentication of Unix socket clients: peer or trust")
-		fs.StringVar(&initOpts.AuthHost, "auth-host", "scram-sha-256", "authentication of TCP clients: scram-sha-256 or trust")
-		fs.StringVar(&pwfile, "pwfile", "", "file whose first line is the superuser's password")
-		fs.StringVar(&initOpts.Superuser, "U", access.DefaultSuperuser, "name of the superuser")
-	} else {
-		fs.Func("socket-dir", "Unix socket directory (default: the data directory; empty for none)", func(v string) error {
-			socketDir, socketDirSet = v, true
-			return nil
-		})
-		fs.StringVar(&sslCert, "ssl-cert", "", "TLS certificate offered to clients")
-		fs.StringVar(&sslKey, "ssl-key", "", "TLS key of --ssl-cert")
-		// A test hook, not in the usage text: the manager kills itself at
-		// that point of a switch (internal/mgr/crash.go), for
-		// tests/e2e/crash_test.go.
-		fs.StringVar(&crashAt, "crash-at", "", "test hook: COMMAND:POINT at which the manager kills itself (tests only)")
+	name := args[0]
+	switch name {
+	case "--version", "-V":
+		name = "version"
+	case "-h", "--help":
+		name = "help"
 	}
-	switch args[0] {
-	case "version", "--version", "-V":
-		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version.Version, catalog.Version)
-		return nil
-	case "help", "-h", "--help":
-		usage(stdout)
-		return nil
-	case "init", "start":
-	default:
+	c, ok := findCommand(name)
+	if !ok {
 		usage(stderr)
 		return fmt.Errorf("unknown command %q", args[0])
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if name == "help" && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		// adbmgr help start is adbmgr start --help.
+		if h, ok := findCommand(args[1]); ok {
+			commandUsage(stdout, h, flagSet(h, &options{}))
+			return nil
+		}
+		return fmt.Errorf("unknown command %q", args[1])
+	}
+	o, err := parse(c, args[1:], stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		return errors.New("no data directory: give -D DIR (or set ADBMGR_DATA)")
+	switch c.name {
+	case "version":
+		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version.Version, catalog.Version)
+		return nil
+	case "help":
+		usage(stdout)
+		return nil
 	}
-	abs, err := filepath.Abs(*dir)
+	log, err := o.log.Logger(stderr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if args[0] == "init" {
-		if pwfile != "" {
-			pw, err := access.ReadPasswordFile(pwfile)
+	if c.name == "init" {
+		if o.pwfile != "" {
+			pw, err := access.ReadPasswordFile(o.pwfile)
 			if err != nil {
 				return err
 			}
-			initOpts.Password = pw
+			o.init.Password = pw
 		}
-		return initDir(ctx, abs, initOpts, stdout)
+		return initDir(ctx, o.dir, o.init, stdout)
 	}
-	if !socketDirSet {
-		socketDir = abs
+	if !o.socketDirSet {
+		o.serve.socketDir = o.dir
 	}
-	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey, crashAt: crashAt}, log)
+	return start(ctx, o.dir, o.serve, log)
 }
 
 func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Writer) error {
