@@ -24,6 +24,22 @@ type want struct {
 	link string
 }
 
+// tree is what an install with prefix and unitDir holds.
+func tree(prefix, unitDir string) map[string]want {
+	p, u := strings.TrimPrefix(prefix, "/")+"/", strings.TrimPrefix(unitDir, "/")+"/"
+	return map[string]want{
+		p + "lib/adbmgr/bin/adbmgr":                {mode: 0o755},
+		p + "lib/adbmgr/bin/adbagent":              {mode: 0o755},
+		p + "bin/adbmgr":                           {link: "../lib/adbmgr/bin/adbmgr"},
+		p + "bin/adbagent":                         {link: "../lib/adbmgr/bin/adbagent"},
+		u + "adbmgr.service":                       {mode: 0o644},
+		u + "adbagent.service":                     {mode: 0o644},
+		"etc/default/adbmgr":                       {mode: 0o644},
+		"etc/default/adbagent":                     {mode: 0o644},
+		p + "share/doc/adbmgr/adbmgr.conf.example": {mode: 0o644},
+	}
+}
+
 // check compares the installed tree under dir with files, then verifies
 // the units, runs both binaries through their links and checks that no
 // @LIBDIR@ is left.
@@ -121,17 +137,7 @@ func TestInstall(t *testing.T) {
 		}
 	}
 	install()
-	check(t, dest, "/opt/adb", "/opt/adb/lib/systemd/system", map[string]want{
-		"opt/adb/lib/adbmgr/bin/adbmgr":                {mode: 0o755},
-		"opt/adb/lib/adbmgr/bin/adbagent":              {mode: 0o755},
-		"opt/adb/bin/adbmgr":                           {link: "../lib/adbmgr/bin/adbmgr"},
-		"opt/adb/bin/adbagent":                         {link: "../lib/adbmgr/bin/adbagent"},
-		"opt/adb/lib/systemd/system/adbmgr.service":    {mode: 0o644},
-		"opt/adb/lib/systemd/system/adbagent.service":  {mode: 0o644},
-		"etc/default/adbmgr":                           {mode: 0o644},
-		"etc/default/adbagent":                         {mode: 0o644},
-		"opt/adb/share/doc/adbmgr/adbmgr.conf.example": {mode: 0o644},
-	})
+	check(t, dest, "/opt/adb", "/opt/adb/lib/systemd/system", tree("/opt/adb", "/opt/adb/lib/systemd/system"))
 	edited := filepath.Join(dest, "etc/default/adbagent")
 	if err := os.WriteFile(edited, []byte("ADBAGENT_LISTEN=10.0.0.1:5430\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -164,18 +170,9 @@ func TestPackage(t *testing.T) {
 	if out, err := exec.Command("dpkg", "-x", deb, dir).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -x %s: %v\n%s", deb, err, out)
 	}
-	check(t, dir, "/usr", "/usr/lib/systemd/system", map[string]want{
-		"usr/lib/adbmgr/bin/adbmgr":                {mode: 0o755},
-		"usr/lib/adbmgr/bin/adbagent":              {mode: 0o755},
-		"usr/bin/adbmgr":                           {link: "../lib/adbmgr/bin/adbmgr"},
-		"usr/bin/adbagent":                         {link: "../lib/adbmgr/bin/adbagent"},
-		"usr/lib/systemd/system/adbmgr.service":    {mode: 0o644},
-		"usr/lib/systemd/system/adbagent.service":  {mode: 0o644},
-		"etc/default/adbmgr":                       {mode: 0o644},
-		"etc/default/adbagent":                     {mode: 0o644},
-		"usr/share/doc/adbmgr/adbmgr.conf.example": {mode: 0o644},
-		"var/lib/adbmgr":                           {mode: os.ModeDir | 0o700},
-	})
+	files := tree("/usr", "/usr/lib/systemd/system")
+	files["var/lib/adbmgr"] = want{mode: os.ModeDir | 0o700}
+	check(t, dir, "/usr", "/usr/lib/systemd/system", files)
 	info, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Version").Output()
 	if err != nil || !strings.Contains(string(info), "Package: adbmgr") {
 		t.Errorf("dpkg-deb -f: %v %q", err, info)
