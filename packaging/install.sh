@@ -21,7 +21,7 @@ install -m 0755 "$BINDIR/adbmgr" "$BINDIR/adbagent" "$DESTDIR$LIBDIR/bin/"
 ln -sfn ../lib/adbmgr/bin/adbmgr "$DESTDIR$PREFIX/bin/adbmgr"
 ln -sfn ../lib/adbmgr/bin/adbagent "$DESTDIR$PREFIX/bin/adbagent"
 for unit in adbmgr.service adbagent.service; do
-	sed "s|@LIBDIR@|$LIBDIR|g" "$HERE/systemd/$unit" >"$DESTDIR$UNITDIR/$unit"
+	sed -e "s|@LIBDIR@|$LIBDIR|g" -e "s|@SYSCONFDIR@|$SYSCONFDIR|g" "$HERE/systemd/$unit" >"$DESTDIR$UNITDIR/$unit"
 	chmod 0644 "$DESTDIR$UNITDIR/$unit"
 done
 # The environment files are the administrator's: never overwritten.

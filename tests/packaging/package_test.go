@@ -74,7 +74,7 @@ func check(t *testing.T, dir, prefix, unitDir string, files map[string]want) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(b), "@LIBDIR@") || !strings.Contains(string(b), "ExecStart="+libdir+"/bin/") {
+		if strings.Contains(string(b), "@") || !strings.Contains(string(b), "ExecStart="+libdir+"/bin/") {
 			t.Errorf("%s: ExecStart not in %s:\n%s", unit, libdir, b)
 		}
 		if !strings.Contains(string(b), "KillMode=process") {
