@@ -22,7 +22,7 @@ demo-hosts: build
 demo-hosts-stop:
 	scripts/demo-hosts.sh stop
 
-.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench soak clean
+.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench soak clean install deb package-test
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
@@ -89,7 +89,33 @@ soak: build
 	ADBMGR_E2E_TRIALS=$(SOAK_TRIALS) $(GO) test -count=1 -run '^(TestCrashDuringSwitch|TestCrashDuringDoctorRepair)$$' -timeout 24h ./tests/e2e
 
 clean:
-	rm -rf bin demo demo-hosts run
+	rm -rf bin demo demo-hosts run dist
+
+# Both binaries and their systemd units (packaging/install.sh): the
+# binaries in $(PREFIX)/lib/adbmgr/bin with links in $(PREFIX)/bin, the
+# units in $(UNITDIR), /etc/default/adbmgr and adbagent when missing.
+PREFIX     ?= /usr/local
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+install: build
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" UNITDIR="$(UNITDIR)" SYSCONFDIR="$(SYSCONFDIR)" packaging/install.sh bin
+
+# The Debian package dist/adbmgr_<version>_<arch>.deb: the same tree with
+# PREFIX=/usr, packed by nfpm (pinned in tools/go.mod, fetched from the Go
+# module proxy). DEB_VERSION must start with a digit.
+DEB_VERSION ?= $(shell packaging/debversion.sh)
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+deb: build
+	rm -rf dist/stage && mkdir -p dist
+	DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system SYSCONFDIR=/etc packaging/install.sh bin
+	DEB_VERSION="$(DEB_VERSION)" DEB_ARCH="$(DEB_ARCH)" \
+		$(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
+	@ls dist/*.deb
+
+# The package and the units: dpkg -x into a scratch root, file modes,
+# systemd-analyze verify (not part of make test: it builds the package).
+package-test: deb
+	ADBMGR_DEB=$$(ls -t dist/*.deb | head -1) $(GO) test -count=1 -run 'TestPackage|TestInstall' -v ./tests/packaging
 
 # Regenerate the agent contract's Go code (committed; needs protoc,
 # protoc-gen-go and protoc-gen-go-grpc).

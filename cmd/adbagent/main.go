@@ -3,17 +3,19 @@
 // configuration files) over gRPC with mutual TLS, and never runs without it.
 //
 //	adbagent --listen ADDR:PORT --cert agent.crt --key agent.key --ca ca.crt [--log FILE]
-//	adbagent version
+//	         [--log-format text|json] [--log-level debug|info|warn|error]
+//	adbagent --version
 //
 // SIGTERM and SIGINT stop it gracefully; the nodes it started keep running.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -23,12 +25,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/adbmgr/adbmgr/internal/agent"
+	"github.com/adbmgr/adbmgr/internal/config"
 	"github.com/adbmgr/adbmgr/internal/pki"
 	"github.com/adbmgr/adbmgr/internal/version"
 )
 
 func main() {
-	if len(os.Args) == 2 && os.Args[1] == "version" {
+	if len(os.Args) == 2 && (os.Args[1] == "version" || os.Args[1] == "--version" || os.Args[1] == "-V") {
 		fmt.Println("adbagent", version.Version)
 		return
 	}
@@ -51,7 +54,21 @@ func run(args []string) error {
 	key := fs.String("key", "", "the agent's private key, PEM (required)")
 	ca := fs.String("ca", "", "the manager's CA certificate, PEM (required)")
 	logFile := fs.String("log", "", "append the log to this file instead of stderr")
-	if err := fs.Parse(args); err != nil {
+	var logOpts config.Log
+	logOpts.Flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: adbagent --listen ADDR:PORT --cert FILE --key FILE --ca FILE [options]\n       adbagent --version\n\noptions:")
+		fs.PrintDefaults()
+	}
+	var help bytes.Buffer
+	fs.SetOutput(&help)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Stdout.Write(help.Bytes()) // asked for: not an error
+		return err
+	}
+	os.Stderr.Write(help.Bytes())
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -60,7 +77,7 @@ func run(args []string) error {
 	if *listen == "" || *cert == "" || *key == "" || *ca == "" {
 		return errors.New("--listen, --cert, --key and --ca are required (the agent only serves with mutual TLS)")
 	}
-	out := os.Stderr
+	var out io.Writer = os.Stderr
 	if *logFile != "" {
 		f, err := os.OpenFile(*logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -68,6 +85,10 @@ func run(args []string) error {
 		}
 		defer f.Close()
 		out = f
+	}
+	log, err := logOpts.Logger(out)
+	if err != nil {
+		return err
 	}
 	tlsConf, err := pki.ServerTLS(*cert, *key, *ca)
 	if err != nil {
@@ -81,5 +102,5 @@ func run(args []string) error {
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	return agent.Serve(ctx, lis, tlsConf, agent.Options{Logger: slog.New(slog.NewTextHandler(out, nil))})
+	return agent.Serve(ctx, lis, tlsConf, agent.Options{Logger: log})
 }

@@ -164,11 +164,19 @@ func (a *agentProc) wait(t *testing.T) error {
 
 func TestCommandLine(t *testing.T) {
 	bin := build(t)
-	out, err := exec.Command(bin, "version").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "adbagent v-test" {
-		t.Errorf("version: %q %v", out, err)
+	for _, v := range []string{"version", "--version", "-V"} {
+		out, err := exec.Command(bin, v).Output()
+		if err != nil || strings.TrimSpace(string(out)) != "adbagent v-test" {
+			t.Errorf("%s: %q %v", v, out, err)
+		}
 	}
-	for _, args := range [][]string{{}, {"--listen", "127.0.0.1:0"}, {"--listen", "127.0.0.1:0", "--cert", "a", "--key", "b", "--ca", "c"}, {"--bogus"}, {"extra"}} {
+	for _, h := range []string{"-h", "--help"} {
+		out, err := exec.Command(bin, h).Output()
+		if err != nil || !strings.Contains(string(out), "--log-level") && !strings.Contains(string(out), "-log-level") {
+			t.Errorf("%s: exit %v, stdout %q", h, err, out)
+		}
+	}
+	for _, args := range [][]string{{}, {"--listen", "127.0.0.1:0"}, {"--listen", "127.0.0.1:0", "--cert", "a", "--key", "b", "--ca", "c"}, {"--bogus"}, {"extra"}, {"--log-format", "xml", "--listen", "127.0.0.1:0", "--cert", "a", "--key", "b", "--ca", "c"}} {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {

@@ -4,6 +4,12 @@
 //	adbmgr init -D DIR [--auth-local peer|trust] [--auth-host scram-sha-256|trust] [--pwfile F] [-U name]
 //	adbmgr start -D DIR [--listen 127.0.0.1:6432] [--socket-dir DIR] [--ssl-cert F --ssl-key F] [--http ADDR [--http-tls]]
 //	adbmgr version
+//	adbmgr help [COMMAND]
+//
+// Every command also takes --config FILE, --log-format text|json and
+// --log-level debug|info|warn|error; every long option can be set in
+// DIR/adbmgr.conf (TOML) or as ADBMGR_<OPTION> in the environment
+// (internal/config).
 package main
 
 import (
@@ -18,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/adbmgr/adbmgr/internal/access"
@@ -44,96 +51,63 @@ func main() {
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage:
-  adbmgr init -D DIR [options]   create the manager's data directory
-      --auth-local peer|trust           Unix socket clients (default peer: root and DIR's owner)
-      --auth-host scram-sha-256|trust   TCP clients (default scram-sha-256)
-      --pwfile FILE                     the superuser's password (first line of FILE)
-      -U NAME                           the superuser's name (default postgres)
-  adbmgr start -D DIR [options]  run the manager in the foreground
-      --listen ADDR:PORT                TCP address (default `+DefaultListen+`)
-      --socket-dir DIR                  Unix socket directory (default: the data directory; "" for none)
-      --ssl-cert FILE --ssl-key FILE    TLS pair offered to clients (default: issued by the manager's CA)
-      --http ADDR:PORT                  HTTP status and metrics (off by default; loopback only unless --http-tls)
-      --http-tls                        TLS and client certificates of the manager's CA on --http (docs/OBSERVABILITY.md)
-  adbmgr version                 print the version
-
-Connect with psql -h DIR -p PORT -U postgres (peer) or psql -h 127.0.0.1 -p PORT -U postgres (password).
-`)
-}
-
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		usage(stderr)
 		return errors.New("no command given")
 	}
-	fs := flag.NewFlagSet("adbmgr "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("D", os.Getenv("ADBMGR_DATA"), "manager data directory")
-	listen := fs.String("listen", DefaultListen, "address and port to listen on")
-	var initOpts access.InitOptions
-	var pwfile, socketDir, sslCert, sslKey, crashAt, httpAddr string
-	var httpTLS bool
-	socketDirSet := false
-	if args[0] == "init" {
-		fs.StringVar(&initOpts.AuthLocal, "auth-local", "peer", "authentication of Unix socket clients: peer or trust")
-		fs.StringVar(&initOpts.AuthHost, "auth-host", "scram-sha-256", "authentication of TCP clients: scram-sha-256 or trust")
-		fs.StringVar(&pwfile, "pwfile", "", "file whose first line is the superuser's password")
-		fs.StringVar(&initOpts.Superuser, "U", access.DefaultSuperuser, "name of the superuser")
-	} else {
-		fs.Func("socket-dir", "Unix socket directory (default: the data directory; empty for none)", func(v string) error {
-			socketDir, socketDirSet = v, true
-			return nil
-		})
-		fs.StringVar(&sslCert, "ssl-cert", "", "TLS certificate offered to clients")
-		fs.StringVar(&sslKey, "ssl-key", "", "TLS key of --ssl-cert")
-		fs.StringVar(&httpAddr, "http", "", "HTTP status address (/metrics, /healthz, /cluster, /): loopback unless --http-tls; off when empty")
-		fs.BoolVar(&httpTLS, "http-tls", false, "serve --http over TLS with client certificates of the manager's CA (DIR/pki/monitor.crt)")
-		// A test hook, not in the usage text: the manager kills itself at
-		// that point of a switch (internal/mgr/crash.go), for
-		// tests/e2e/crash_test.go.
-		fs.StringVar(&crashAt, "crash-at", "", "test hook: COMMAND:POINT at which the manager kills itself (tests only)")
+	name := args[0]
+	switch name {
+	case "--version", "-V":
+		name = "version"
+	case "-h", "--help":
+		name = "help"
 	}
-	switch args[0] {
-	case "version", "--version", "-V":
-		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version.Version, catalog.Version)
-		return nil
-	case "help", "-h", "--help":
-		usage(stdout)
-		return nil
-	case "init", "start":
-	default:
+	c, ok := findCommand(name)
+	if !ok {
 		usage(stderr)
 		return fmt.Errorf("unknown command %q", args[0])
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if name == "help" && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+		// adbmgr help start is adbmgr start --help.
+		if h, ok := findCommand(args[1]); ok {
+			commandUsage(stdout, h, flagSet(h, &options{}))
+			return nil
+		}
+		return fmt.Errorf("unknown command %q", args[1])
+	}
+	o, err := parse(c, args[1:], stdout, stderr)
+	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		return errors.New("no data directory: give -D DIR (or set ADBMGR_DATA)")
+	switch c.name {
+	case "version":
+		fmt.Fprintf(stdout, "adbmgr %s (%s)\n", version.Version, catalog.Version)
+		return nil
+	case "help":
+		usage(stdout)
+		return nil
 	}
-	abs, err := filepath.Abs(*dir)
+	log, err := o.log.Logger(stderr)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if args[0] == "init" {
-		if pwfile != "" {
-			pw, err := access.ReadPasswordFile(pwfile)
+	if c.name == "init" {
+		if o.pwfile != "" {
+			pw, err := access.ReadPasswordFile(o.pwfile)
 			if err != nil {
 				return err
 			}
-			initOpts.Password = pw
+			o.init.Password = pw
 		}
-		return initDir(ctx, abs, initOpts, stdout)
+		return initDir(ctx, o.dir, o.init, stdout)
 	}
-	if !socketDirSet {
-		socketDir = abs
+	if !o.socketDirSet {
+		o.serve.socketDir = o.dir
 	}
-	return start(ctx, abs, serveOptions{listen: *listen, socketDir: socketDir, sslCert: sslCert, sslKey: sslKey, crashAt: crashAt, http: httpAddr, httpTLS: httpTLS}, log)
+	return start(ctx, o.dir, o.serve, log)
 }
 
 func initDir(ctx context.Context, dir string, o access.InitOptions, stdout io.Writer) error {

@@ -368,8 +368,13 @@ func DropNodes(s *State, t NodeType, names []string) (Plan, error) {
 
 func dropOne(work *State, n Node, p *Plan) error {
 	if n.Initialized || n.InCluster {
-		return pgerror.New(pgerror.ObjectInUse, `%s has been initialized in the cluster, cannot be dropped`, describe(n.Type, n.Name)).
-			WithHint("Stop it, REMOVE it from the cluster and CLEAN it first.")
+		err := pgerror.New(pgerror.ObjectInUse, `%s has been initialized in the cluster, cannot be dropped`, describe(n.Type, n.Name))
+		if n.Type == GtmcoordMaster || n.Type == DatanodeMaster {
+			// REMOVE refuses these masters (reference §4.7): they leave
+			// only with the whole cluster, or as a slave after a failover.
+			return err.WithHint("A %s leaves the cluster only with it: STOP ALL and CLEAN ALL first, or FAILOVER to a slave, which kicks the old master out.", n.Type)
+		}
+		return err.WithHint("Stop it, REMOVE it from the cluster and CLEAN it first.")
 	}
 	if kids := work.Children(n.Name); len(kids) > 0 {
 		names := make([]string, len(kids))

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -42,6 +43,9 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 		return err
 	}
 	defer unlock()
+	if err := m.checkFailoverTo(e, st); err != nil {
+		return err
+	}
 	res, err := m.switches().Failover(e.ctx, switches.Failover{Family: kinds.Family(st.Kind.Family), Master: st.Name.Name,
 		To: st.To.Name, Force: st.Force, Zone: currentZone(e)}, e.w)
 	if err != nil {
@@ -83,6 +87,46 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 		return namedAt(e, err, st.Name.Pos)
 	}
 	return writeNodeResult(e.w, res.Node, true, res.Description)
+}
+
+// checkFailoverTo refuses FAILOVER … TO s when s is no slave of the
+// master at all — a typo, not a failed switch: a plain error at the name,
+// without the switch's WARNING to check the cluster. Whether s can be
+// promoted (running, far enough) stays the switch's to decide.
+func (m *Manager) checkFailoverTo(e *req, st *parser.Failover) error {
+	if st.To.Name == "" {
+		return nil
+	}
+	s, err := m.state(e.ctx)
+	if err != nil {
+		return err
+	}
+	master, ok := s.Node(st.Name.Name)
+	if !ok {
+		return nil // the switch names the missing master
+	}
+	to, ok := s.Node(st.To.Name)
+	if !ok {
+		return pgerror.New(pgerror.UndefinedObject, `node "%s" does not exist`, st.To.Name).At(e.q, st.To.Pos).
+			WithHint("%s", slavesHint(s, master.Name))
+	}
+	if to.Master != master.Name {
+		return pgerror.New(pgerror.InvalidParameterValue, `"%s" is not a slave of %s`, to.Name, master.Name).At(e.q, st.To.Pos).
+			WithHint("%s", slavesHint(s, master.Name))
+	}
+	return nil
+}
+
+// slavesHint names master's direct slaves, those FAILOVER … TO may name.
+func slavesHint(s *cluster.State, master string) string {
+	var names []string
+	for _, k := range s.Children(master) {
+		names = append(names, k.Name)
+	}
+	if len(names) == 0 {
+		return master + " has no slave."
+	}
+	return "FAILOVER … TO names a direct slave of " + master + ": " + strings.Join(names, ", ") + "."
 }
 
 // namedAt points a refusal about the named node at its name.

@@ -308,11 +308,17 @@ var hostColumns = []pgwire.Column{
 	{Name: "pghome", TypeOID: pgwire.OIDText},
 }
 
+// hostValues is a host's LIST HOST row. port is the SSH port: a local
+// host has none (NULL), whatever the catalog's default says.
 func hostValues(h cluster.Host) map[string]string {
-	return map[string]string{
+	v := map[string]string{
 		"name": h.Name, "user": h.User, "port": strconv.Itoa(h.Port), "protocol": h.Protocol,
 		"agentport": strconv.Itoa(h.AgentPort), "address": h.Address, "adbhome": h.ADBHome, "pghome": h.PGHome,
 	}
+	if h.Protocol == "local" {
+		delete(v, "port")
+	}
+	return v
 }
 
 func (m *Manager) listHost(e *req, st *parser.ListHost) error {
@@ -339,7 +345,7 @@ func (m *Manager) listHost(e *req, st *parser.ListHost) error {
 	for i, h := range hosts {
 		rows[i] = hostValues(h)
 	}
-	return writeTable(e.w, cols, rows)
+	return writeTableNulls(e.w, cols, rows, true)
 }
 
 // project picks the named columns (all when none are named), in the order named.
@@ -371,14 +377,23 @@ func project(q string, all []pgwire.Column, names []parser.Ident, command string
 
 // writeTable sends a result set whose rows are maps keyed by column name.
 func writeTable(w pgwire.ResultWriter, cols []pgwire.Column, rows []map[string]string) error {
+	return writeTableNulls(w, cols, rows, false)
+}
+
+// writeTableNulls is writeTable where a column missing from a row is NULL if
+// nulls says so, else "".
+func writeTableNulls(w pgwire.ResultWriter, cols []pgwire.Column, rows []map[string]string, nulls bool) error {
 	if err := w.Columns(cols); err != nil {
 		return err
 	}
 	vals := make([]*string, len(cols))
 	for _, r := range rows {
 		for i, c := range cols {
-			v := r[c.Name]
+			v, ok := r[c.Name]
 			vals[i] = &v
+			if !ok && nulls {
+				vals[i] = nil
+			}
 		}
 		if err := w.Row(vals); err != nil {
 			return err

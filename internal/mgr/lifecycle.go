@@ -485,6 +485,9 @@ func (m *Manager) clean(e *req, st *parser.Clean) error {
 		}
 		if m.fleet.Listening(mem) {
 			msg := `%s still running, please stop it before clean all`
+			if st.Target.Zone.Name != "" {
+				msg = `%s still running, please stop it before clean zone`
+			}
 			if single {
 				msg = `%s is running, cannot be cleaned, stop it first`
 			}
