@@ -124,16 +124,27 @@ func ServerError(err error) *pgconn.PgError {
 	return nil
 }
 
-// Status is what MONITOR shows of a running node.
+// Status is what MONITOR shows of a running node, and what the monitor
+// history keeps of it.
 type Status struct {
 	Recovery bool
 	Boot     time.Time
+	// Timeline is the node's timeline: a standby's as its WAL receiver
+	// streams it, else the last checkpoint's (every promotion ends with
+	// a checkpoint).
+	Timeline int64
+	// Connections counts the client sessions, the reader's own left out.
+	Connections int64
 }
 
-// NodeStatus reads a node's recovery state and start time.
+// NodeStatus reads a node's recovery state, start time, timeline and
+// client sessions.
 func NodeStatus(ctx context.Context, c *pgx.Conn) (Status, error) {
 	var s Status
-	err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_postmaster_start_time()`).Scan(&s.Recovery, &s.Boot)
+	err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_postmaster_start_time(),
+		coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE received_tli > 0), (SELECT timeline_id FROM pg_control_checkpoint()))::int8,
+		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())`).
+		Scan(&s.Recovery, &s.Boot, &s.Timeline, &s.Connections)
 	return s, err
 }
 
@@ -162,6 +173,10 @@ type Replica struct {
 	MasterLSN   string
 	SentDelay   string // pg_size_pretty of current − sent
 	ReplayDelay string // pg_size_pretty of current − replay
+	// LagBytes is current − replay in bytes, LagSeconds the replay_lag;
+	// nil when PostgreSQL has none to tell.
+	LagBytes   *int64
+	LagSeconds *float64
 }
 
 // Replication reads pg_stat_replication on a master (or a cascading slave,
@@ -172,7 +187,8 @@ func Replication(ctx context.Context, c *pgx.Conn) ([]Replica, error) {
 		SELECT application_name, coalesce(host(client_addr), ''), state, sync_state,
 		       coalesce(sent_lsn::text, ''), coalesce(replay_lsn::text, ''), coalesce(cur.lsn::text, ''),
 		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, sent_lsn)), ''),
-		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, replay_lsn)), '')
+		       coalesce(pg_size_pretty(pg_wal_lsn_diff(cur.lsn, replay_lsn)), ''),
+		       pg_wal_lsn_diff(cur.lsn, replay_lsn)::int8, extract(epoch FROM replay_lag)::float8
 		FROM pg_stat_replication, cur ORDER BY application_name`)
 	if err != nil {
 		return nil, err
@@ -182,7 +198,7 @@ func Replication(ctx context.Context, c *pgx.Conn) ([]Replica, error) {
 	for rows.Next() {
 		var r Replica
 		if err := rows.Scan(&r.Application, &r.ClientAddr, &r.State, &r.SyncState, &r.SentLSN, &r.ReplayLSN,
-			&r.MasterLSN, &r.SentDelay, &r.ReplayDelay); err != nil {
+			&r.MasterLSN, &r.SentDelay, &r.ReplayDelay, &r.LagBytes, &r.LagSeconds); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
