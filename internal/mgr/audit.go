@@ -45,12 +45,14 @@ func changes(st parser.Statement) bool {
 }
 
 // audited runs st through execute, recording it in the audit when it
-// changes something.
+// changes something, and tells the Observer.
 func (m *Manager) audited(e *req, st parser.Statement) error {
-	if !changes(st) {
-		return m.execute(e, st)
-	}
 	start := time.Now()
+	if !changes(st) {
+		err := m.execute(e, st)
+		m.observe(st.Command(), time.Since(start), err)
+		return err
+	}
 	a := auditEntry(e.sess, e.q, st, start)
 	a.Status = catalog.AuditRunning
 	id, err := m.writeAudit(e.ctx, 0, a)
@@ -63,6 +65,7 @@ func (m *Manager) audited(e *req, st parser.Statement) error {
 	if id != 0 {
 		m.writeAudit(e.ctx, id, a)
 	}
+	m.observe(st.Command(), a.Duration, err)
 	return err
 }
 

@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,23 @@ func TestCleanMonitor(t *testing.T) {
 	set, _ := cat.Settings(context.Background())
 	if c := monitorConfig(set); c.interval != 0 || c.retention != 72*time.Hour {
 		t.Errorf("config after SET MONITOR: %+v", c)
+	}
+}
+
+type statementLog []string
+
+func (o *statementLog) Statement(command string, d time.Duration, err error) {
+	*o = append(*o, command+" "+strconv.FormatBool(err == nil && d >= 0))
+}
+
+// The Observer hears of every statement, reads and failures included.
+func TestObserver(t *testing.T) {
+	m, _ := newManager(t)
+	var o statementLog
+	m.opts.Observer = &o
+	mustRun(t, m, "LIST HOST; ADD HOST h1 (address='127.0.0.2')")
+	run(t, m, "DROP HOST nosuch")
+	if got := strings.Join(o, ", "); got != "LIST HOST true, ADD HOST true, DROP HOST false" {
+		t.Errorf("statementLog: %s", got)
 	}
 }

@@ -53,6 +53,8 @@ type Options struct {
 	// --crash-at): empty, as always outside tests, does nothing.
 	CrashAt string
 	Logger  *slog.Logger
+	// Observer, when set, is told of every statement (observe.go).
+	Observer Observer
 }
 
 // Manager executes statements against the catalog.
