@@ -74,6 +74,18 @@ func monitorConfig(set map[string]string) historyConfig {
 	return c
 }
 
+// startHistory starts the sampler; the function it returns waits until
+// it has stopped (ctx ended), so that the manager closes the catalog
+// after its last write.
+func (m *Manager) startHistory(ctx context.Context) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.runHistory(ctx)
+	}()
+	return func() { <-done }
+}
+
 // runHistory samples the nodes every interval until ctx ends.
 func (m *Manager) runHistory(ctx context.Context) {
 	wake := m.history.wakeup()
@@ -114,6 +126,9 @@ func (m *Manager) sampleRound(ctx context.Context, cfg historyConfig) {
 		return
 	}
 	samples := m.sample(rctx, s)
+	if ctx.Err() != nil {
+		return // the manager stops: probes cut short would read as "down"
+	}
 	// The writes are not cut short by the round's bound: the samples
 	// were paid for.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
