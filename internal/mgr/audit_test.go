@@ -2,6 +2,7 @@ package mgr
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,5 +181,23 @@ func TestObserver(t *testing.T) {
 	run(t, m, "DROP HOST nosuch")
 	if got := strings.Join(o, ", "); got != "LIST HOST true, ADD HOST true, DROP HOST false" {
 		t.Errorf("statementLog: %s", got)
+	}
+}
+
+// A round of the sampler writes one sample per initialised node as
+// MONITOR sees it — up or down, role, and a slave's replication state from
+// its master — and prunes what the retention no longer keeps.
+func TestSampleRound(t *testing.T) {
+	m, cat, f := handsRig(t)
+	f.Nodes["cn1"].Running = false
+	old := catalog.Sample{Time: time.Now().Add(-49 * time.Hour), Node: "dn1", NodeType: "datanode master", Host: "h1", Up: true}
+	if err := cat.AddSamples(context.Background(), []catalog.Sample{old}); err != nil {
+		t.Fatal(err)
+	}
+	m.sampleRound(context.Background(), historyConfig{interval: time.Second, retention: 48 * time.Hour})
+	r := mustRun(t, m, "SELECT nodename, status, role, sync_state FROM monitor_history ORDER BY nodename")
+	got := fmt.Sprint(r.rows)
+	if got != "[[cn1 down  ] [dn1 up primary ] [dn1s up standby async]]" {
+		t.Errorf("samples: %s", got)
 	}
 }
