@@ -27,6 +27,9 @@ const doctorChannel = "doctor"
 // keeps queued: the oldest notifications go first.
 const maxQueued = 1000
 
+// maxDetail bounds the detail a notification carries.
+const maxDetail = 2000
+
 // listeners are the sessions that asked for notifications. A session is
 // held by a weak pointer: one that ended is dropped at the next publish
 // or LISTEN, without a hook at the session's end.
@@ -120,6 +123,11 @@ func (m *Manager) listen(e *req, st *parser.Listen) error {
 func (m *Manager) journaled(id int64, command, status, step, detail string) {
 	if !strings.HasPrefix(command, "DOCTOR ") {
 		return
+	}
+	if len(detail) > maxDetail {
+		// PostgreSQL caps a payload at 8000 bytes; a tool's long output
+		// stays in the journal.
+		detail = strings.ToValidUTF8(detail[:maxDetail], "") + "…"
 	}
 	payload, err := json.Marshal(struct {
 		ID      int64  `json:"id"`
