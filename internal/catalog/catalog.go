@@ -44,9 +44,12 @@ var schema4SQL string
 //go:embed schema_5.sql
 var schema5SQL string
 
+//go:embed schema_6.sql
+var schema6SQL string
+
 // The schema version is stored in PRAGMA user_version; migrations[i]
 // upgrades version i to i+1.
-var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL, schema5SQL}
+var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL, schema5SQL, schema6SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
@@ -117,6 +120,13 @@ type Catalog interface {
 	// UpdateUsers runs fn over the user table in one serialised write
 	// transaction; fn's error rolls it back.
 	UpdateUsers(ctx context.Context, fn func(UserTx) error) error
+	// Audit records a statement that changes something: a new entry when
+	// id is 0 (its id is returned), else the end of entry id.
+	Audit(ctx context.Context, id int64, a AuditEntry) (int64, error)
+	// AddSamples adds a round of the monitor history; CleanMonitor
+	// deletes the samples older than before.
+	AddSamples(ctx context.Context, samples []Sample) error
+	CleanMonitor(ctx context.Context, before time.Time) (int64, error)
 	Close() error
 }
 
@@ -540,8 +550,9 @@ func (c *SQLite) Journal(ctx context.Context, id int64, command, status, step, d
 func (t *tx) Journal(id int64, command, status, step, detail string) (int64, error) {
 	now := time.Now().UTC().Format(time.RFC3339)
 	if id == 0 {
-		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-			command, status, step, detail, now, now)
+		// An entry opened by a statement names its audit entry (WithAudit).
+		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_journal (command, status, step, detail, started, updated, audit_id) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			command, status, step, detail, now, now, auditOf(t.ctx))
 		if err != nil {
 			return 0, translate(err)
 		}
@@ -570,6 +581,10 @@ func (c *SQLite) Interrupted(ctx context.Context) ([]string, error) {
 			out = append(out, fmt.Sprintf("#%d %s (at step %q)", id, cmd, step))
 		}
 		rows.Close()
+		// The statements that were running when it died, too.
+		if err := q.exec(`UPDATE mgr_audit SET status = 'interrupted' WHERE status = 'running'`); err != nil {
+			return err
+		}
 		return q.exec(`UPDATE mgr_journal SET status = 'interrupted', updated = ? WHERE status = 'running'`, time.Now().UTC().Format(time.RFC3339))
 	})
 	return out, err
@@ -688,7 +703,7 @@ func (c userConnector) Connect(ctx context.Context) (driver.Conn, error) {
 func (c userConnector) Driver() driver.Driver { return userDriver }
 
 // userAuthorizer lets users' SQL read the catalog through its views only
-// (host, node, param, hba, journal, expansion), as PostgreSQL keeps
+// (host, node, param, hba, journal, expansion, audit, monitor_history), as PostgreSQL keeps
 // pg_authid from everyone but superusers: the tables behind them,
 // mgr_user's password verifiers above all, are not for reading directly;
 // nor are PRAGMA and ATTACH, which could reach other files or settings.

@@ -217,9 +217,9 @@ func TestMetrics(t *testing.T) {
 	s := New(&fake{st: demo()}, Options{CacheFor: time.Hour})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	s.Statement(context.Background(), nil, "MONITOR ALL", 30*time.Millisecond, nil)
-	s.Statement(context.Background(), nil, "MONITOR ALL", 10*time.Millisecond, nil)
-	s.Statement(context.Background(), nil, "FAILOVER", time.Second, errors.New("refused"))
+	s.Statement("MONITOR ALL", 30*time.Millisecond, nil)
+	s.Statement("MONITOR ALL", 10*time.Millisecond, nil)
+	s.Statement("FAILOVER", time.Second, errors.New("refused"))
 	fams := scrape(t, srv.URL)
 	for _, tc := range []struct {
 		name   string

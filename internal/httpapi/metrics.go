@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,8 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
 // The metrics' names, per Prometheus's conventions: adbmgr_ prefix, base
@@ -81,7 +78,7 @@ func (m *metrics) handler() http.Handler {
 }
 
 // Statement implements mgr.Observer.
-func (s *Server) Statement(_ context.Context, _ *pgwire.Session, command string, d time.Duration, err error) {
+func (s *Server) Statement(command string, d time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"

@@ -29,6 +29,7 @@ func (m *Manager) Run(ctx context.Context) {
 	m.doctorMu.Lock()
 	m.bg = ctx
 	m.doctorMu.Unlock()
+	defer m.startHistory(ctx)() // the monitor history's sampler (history.go)
 	var set map[string]string
 	for {
 		var err error

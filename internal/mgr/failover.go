@@ -203,6 +203,7 @@ func (c switchCatalog) Commit(ctx context.Context, j *switches.Journal, step swi
 		return err
 	}
 	j.ID = id
+	c.m.journaled(id, j.Command, step.Status, step.Name, step.Detail)
 	c.m.crashAt(j.Command, "journal "+step.Name)
 	return nil
 }

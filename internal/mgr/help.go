@@ -21,8 +21,6 @@ func notBuilt(st parser.Statement) bool {
 	switch st := st.(type) {
 	case *parser.Other, *parser.SetClusterInit, *parser.ListNodeSize:
 		return true
-	case *parser.Clean:
-		return st.MonitorDays >= 0
 	case *parser.RotateCertificates:
 		return st.CA
 	case *parser.Expand:
@@ -39,7 +37,6 @@ func notBuilt(st parser.Statement) bool {
 // themselves: HELP lists them under the unbuilt commands, by name, with
 // what they would do and an example the test runs.
 var notBuiltVariants = []struct{ name, desc, example string }{
-	{"CLEAN MONITOR", "delete monitor history older than n days", "CLEAN MONITOR 15"},
 	{"ROTATE CERTIFICATES CA", "replace the manager's certificate authority", "ROTATE CERTIFICATES CA"},
 	{"LIST NODE SIZE", "show the nodes' data directory sizes", "LIST NODE SIZE ALL"},
 	{"EXPAND RECOVER BASEBACKUP", "resume EXPAND DATANODE after a failed base backup step", "EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn2"},

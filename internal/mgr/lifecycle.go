@@ -279,7 +279,8 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 		row["status"] = "t"
 		row["recovery"] = strconv.FormatBool(st.Recovery)
 		row["boot time"] = st.Boot.Format("2006-01-02 15:04:05-07")
-		// Not MONITOR's columns: the HTTP status's (status.go).
+		// Not MONITOR's columns: the HTTP status's (status.go) and the
+		// monitor history's (history.go).
 		row["timeline"], row["connections"] = strconv.FormatInt(st.Timeline, 10), strconv.FormatInt(st.Connections, 10)
 		if !st.Recovery && !n.Type.IsMaster() {
 			// A second writable master (an old master cut off during a
@@ -456,7 +457,7 @@ var cleanColumns = []pgwire.Column{
 // cluster. Cleaned nodes are no longer initialized, so INIT ALL recreates them.
 func (m *Manager) clean(e *req, st *parser.Clean) error {
 	if st.MonitorDays >= 0 {
-		return pgerror.NotImplemented("CLEAN MONITOR").WithHint("adbmgr keeps no monitor history yet.")
+		return m.cleanMonitor(e, st.MonitorDays)
 	}
 	unlock, err := m.lockCluster("CLEAN")
 	if err != nil {

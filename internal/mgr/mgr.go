@@ -52,10 +52,9 @@ type Options struct {
 	// CrashAt is the crash test hook's point (crash.go; adbmgr start
 	// --crash-at): empty, as always outside tests, does nothing.
 	CrashAt string
-	// Observer, when set, hears of every statement after it ran
-	// (status.go).
+	Logger  *slog.Logger
+	// Observer, when set, is told of every statement (observe.go).
 	Observer Observer
-	Logger   *slog.Logger
 }
 
 // Manager executes statements against the catalog.
@@ -91,6 +90,10 @@ type Manager struct {
 	doctorStop func()
 	// looks are the doctor's looks at the nodes (doctor_looks.go).
 	looks lookout
+	// events are the sessions that LISTEN (events.go); history is the
+	// monitor history's sampler (history.go).
+	events  listeners
+	history history
 }
 
 // New returns a Manager over cat.
@@ -190,7 +193,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 	// Every statement is authorised before any runs: a refused one in a
 	// list changes nothing, as a syntax error does.
 	for _, st := range stmts {
-		if err := m.authorize(&req{ctx: ctx, sess: s, q: q, w: w}, st); err != nil {
+		if err := m.authorizeAudited(&req{ctx: ctx, sess: s, q: q, w: w}, st); err != nil {
 			return err
 		}
 	}
@@ -201,7 +204,7 @@ func (m *Manager) Query(ctx context.Context, s *pgwire.Session, q string, w pgwi
 		e := &req{ctx: ctx, sess: s, q: q, w: w}
 		// Errors point at a token only when they are about one; a refusal
 		// of the statement as a whole carries no position, as in PostgreSQL.
-		if err := m.observe(e, st); err != nil {
+		if err := m.audited(e, st); err != nil {
 			return err
 		}
 	}
@@ -336,6 +339,12 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 		return m.grant(e, st)
 	case *parser.ListACL:
 		return m.listACL(e, st)
+	case *parser.ListJournal:
+		return m.listJournal(e, st)
+	case *parser.Listen:
+		return m.listen(e, st)
+	case *parser.SetMonitor:
+		return m.setMonitor(e, st)
 	}
 	return pgerror.NotImplemented(st.Command()).
 		WithHint("This command of the AntDB manager set is recognised but not built yet; see HELP for what works.")
@@ -381,6 +390,8 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 		return hbaColumns, nil
 	case *parser.ListACL:
 		return aclColumns, nil
+	case *parser.ListJournal:
+		return journalColumns, nil
 	case *parser.ListParam:
 		return paramColumns, nil
 	case *parser.Expand:

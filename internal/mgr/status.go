@@ -13,28 +13,8 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
-	"github.com/adbmgr/adbmgr/internal/parser"
 	"github.com/adbmgr/adbmgr/internal/pgclient"
-	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
-
-// Observer hears of every statement the manager ran, with its duration
-// and its error (nil when it succeeded): the HTTP side counts them; an
-// audit trail can record them.
-type Observer interface {
-	Statement(ctx context.Context, s *pgwire.Session, command string, d time.Duration, err error)
-}
-
-// observe runs st and tells the Observer.
-func (m *Manager) observe(e *req, st parser.Statement) error {
-	if m.opts.Observer == nil {
-		return m.execute(e, st)
-	}
-	start := time.Now()
-	err := m.execute(e, st)
-	m.opts.Observer.Statement(e.ctx, e.sess, st.Command(), time.Since(start), err)
-	return err
-}
 
 // NodeState is one node as it is now.
 type NodeState struct {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
 // summary is what TestStatus compares of a NodeState.
@@ -71,29 +69,5 @@ func TestStatus(t *testing.T) {
 	}
 	if err := m.CatalogWritable(ctx); err != nil {
 		t.Errorf("CatalogWritable: %v", err)
-	}
-}
-
-type statements []string
-
-func (s *statements) Statement(_ context.Context, _ *pgwire.Session, command string, _ time.Duration, err error) {
-	outcome := "ok"
-	if err != nil {
-		outcome = "error"
-	}
-	*s = append(*s, command+" "+outcome)
-}
-
-// The Observer hears of every statement run, failed ones included.
-func TestObserver(t *testing.T) {
-	m, _ := newManager(t)
-	var seen statements
-	m.opts.Observer = &seen
-	mustRun(t, m, "LIST HOST; LIST NODE")
-	if _, err := run(t, m, "DROP HOST nosuch"); err == nil {
-		t.Fatal("DROP HOST nosuch succeeded")
-	}
-	if d := cmp.Diff(statements{"LIST HOST ok", "LIST NODE ok", "DROP HOST error"}, seen); d != "" {
-		t.Errorf("observed (-want +got):\n%s", d)
 	}
 }

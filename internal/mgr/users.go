@@ -53,11 +53,11 @@ func requiredPrivilege(st parser.Statement) string {
 		return "alter"
 	case *parser.DropHost, *parser.DropNode, *parser.DropZone, *parser.DropHBA, *parser.Remove:
 		return "drop"
-	case *parser.ListHost, *parser.ListNode, *parser.ListParam, *parser.ListHBA, *parser.ListNodeSize, *parser.Select:
+	case *parser.ListHost, *parser.ListNode, *parser.ListParam, *parser.ListHBA, *parser.ListNodeSize, *parser.Select, *parser.ListJournal:
 		return "list"
 	case *parser.ShowParam, *parser.ShowHBA, *parser.ShowBoottime:
 		return "show"
-	case *parser.Monitor, *parser.MonitorHA, *parser.MonitorAgent, *parser.Checkout:
+	case *parser.Monitor, *parser.MonitorHA, *parser.MonitorAgent, *parser.Checkout, *parser.Listen:
 		return "monitor"
 	case *parser.StartNodes:
 		return "start"

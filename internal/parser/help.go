@@ -362,6 +362,32 @@ SET DOCTOR HOST host_name { ON | OFF }`,
 		`LIST DOCTOR`,
 		`LIST DOCTOR;`},
 
+	// ---------------------------------------------------------- audit and history
+	{"LIST JOURNAL", "show who changed what: every changing statement and the doctor's actions",
+		`LIST JOURNAL [ number_of_entries ]
+
+Columns: time, user, address, statement (passwords redacted), outcome
+("ok" or "SQLSTATE: message"), duration_ms. SELECT * FROM audit has the
+statements alone, SELECT * FROM journal the multi-step operations.`,
+		`LIST JOURNAL 20;`},
+	{"LISTEN", "receive the doctor's actions as asynchronous notifications",
+		`LISTEN channel
+
+Each action of the doctor is sent to the sessions listening on channel
+"doctor" as a NotificationResponse whose payload is JSON (journal id,
+command, status, step, detail); psql prints it after the next command.`,
+		`LISTEN doctor;`},
+	{"UNLISTEN", "stop receiving notifications",
+		`UNLISTEN { channel | * }`,
+		`UNLISTEN *;`},
+	{"SET MONITOR", "configure the monitor history: sampling interval and retention",
+		`SET MONITOR ( parameter = value [, ...] )
+
+Parameters: interval (seconds between samples, 0 = off; default 60),
+retention (days the samples are kept; default 7). The samples are in the
+monitor_history view; CLEAN MONITOR n deletes those older than n days.`,
+		`SET MONITOR (interval = 30, retention = 14);`},
+
 	// ---------------------------------------------------------- jobs
 	{"ADD JOB", "add a monitoring job",
 		`ADD JOB [ IF NOT EXISTS ] job_name ( NEXTTIME = 'time', INTERVAL = seconds, STATUS = { true | false }, COMMAND = 'sql', DESC = 'text' )`,

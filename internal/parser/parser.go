@@ -518,6 +518,8 @@ func init() {
 		"release":    (*parser).transactionStmt,
 		"discard":    (*parser).discardStmt,
 		"deallocate": (*parser).deallocateStmt,
+		"listen":     (*parser).listenStmt,
+		"unlisten":   (*parser).listenStmt,
 		"select":     (*parser).selectStmt,
 		"with":       (*parser).selectStmt,
 		"values":     (*parser).selectStmt,

@@ -245,7 +245,7 @@ func TestSyntaxErrors(t *testing.T) {
 		{"DROP HBA", 9, "", "Expected ALL or a node name."},
 		{"DROP HBA ALL x", 14, "x", `Expected "(" or end of statement.`},
 		// LIST
-		{"LIST", 5, "", "Expected HOST, NODE, PARAM, HBA, DOCTOR, JOB, ITEM or ACL."},
+		{"LIST", 5, "", "Expected HOST, NODE, PARAM, HBA, DOCTOR, JOURNAL, JOB, ITEM or ACL."},
 		{"LIST HOST (", 12, "", "Expected a column name."},
 		{"LIST HOST (a b)", 14, "b", `Expected "," or ")".`},
 		{"LIST HOST a,", 13, "", "Expected a host name."},

@@ -237,10 +237,12 @@ func (p *parser) listStmt() (Statement, error) {
 		p.next()
 		s := &ListACL{All: p.acceptWord("all")}
 		return s, p.end(&s.Base)
+	case isWord(t, "journal"):
+		return p.listJournal()
 	case isWord(t, "job"), isWord(t, "item"):
 		return p.other("LIST", 1)
 	}
-	return nil, p.expected(t, "HOST", "NODE", "PARAM", "HBA", "DOCTOR", "JOB", "ITEM", "ACL")
+	return nil, p.expected(t, "HOST", "NODE", "PARAM", "HBA", "DOCTOR", "JOURNAL", "JOB", "ITEM", "ACL")
 }
 
 // listNode parses every LIST NODE form. Keywords win over node names: a

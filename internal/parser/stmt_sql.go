@@ -46,6 +46,8 @@ func (p *parser) setStmt() (Statement, error) {
 		return s, p.end(&s.Base)
 	case isWord(t, "doctor"):
 		return p.setDoctor()
+	case isWord(t, "monitor") && isOp(p.peekAt(1), "("):
+		return p.setMonitor()
 	case isWord(t, "transaction") && !isOp(p.peekAt(1), "=") && !isWord(p.peekAt(1), "to"):
 		p.next()
 		return p.transactionModes(&SetTransaction{})

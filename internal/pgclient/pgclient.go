@@ -124,24 +124,27 @@ func ServerError(err error) *pgconn.PgError {
 	return nil
 }
 
-// Status is what MONITOR shows of a running node.
+// Status is what MONITOR shows of a running node, and what the monitor
+// history keeps of it.
 type Status struct {
 	Recovery bool
 	Boot     time.Time
-	// Timeline is the node's timeline (of its last checkpoint or
-	// restartpoint: PostgreSQL 15 has no cheaper SQL for it), and
-	// Connections its client backends; the HTTP status shows both.
-	Timeline    int64
+	// Timeline is the node's timeline: a standby's as its WAL receiver
+	// streams it, else the last checkpoint's (every promotion ends with
+	// a checkpoint).
+	Timeline int64
+	// Connections counts the client sessions, the reader's own left out.
 	Connections int64
 }
 
 // NodeStatus reads a node's recovery state, start time, timeline and
-// client connections.
+// client sessions.
 func NodeStatus(ctx context.Context, c *pgx.Conn) (Status, error) {
 	var s Status
 	err := c.QueryRow(ctx, `SELECT pg_is_in_recovery(), pg_postmaster_start_time(),
-		(SELECT timeline_id FROM pg_control_checkpoint())::int8,
-		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')`).Scan(&s.Recovery, &s.Boot, &s.Timeline, &s.Connections)
+		coalesce((SELECT received_tli FROM pg_stat_wal_receiver WHERE received_tli > 0), (SELECT timeline_id FROM pg_control_checkpoint()))::int8,
+		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())`).
+		Scan(&s.Recovery, &s.Boot, &s.Timeline, &s.Connections)
 	return s, err
 }
 

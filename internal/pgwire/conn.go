@@ -182,7 +182,7 @@ func (c *conn) serve() {
 			// The fastpath interface is a complete command, answered with
 			// ReadyForQuery like a simple query.
 			c.sendError(pgerror.New(pgerror.FeatureNotSupported, "function call protocol is not supported by adbmgr"))
-			c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			c.ready()
 			err = c.be.Flush()
 		default:
 			// Password, SASL and GSS responses outside authentication.
@@ -264,7 +264,7 @@ func (c *conn) simpleQuery(query string) error {
 		}
 		c.sendError(err)
 	}
-	c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	c.ready()
 	return c.be.Flush()
 }
 
@@ -496,8 +496,20 @@ func (c *conn) closeObject(m *pgproto3.Close) error {
 func (c *conn) sync() error {
 	c.ignoreTillSync = false
 	clear(c.portals)
-	c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	c.ready()
 	return c.be.Flush()
+}
+
+// ready queues ReadyForQuery, after the notifications queued for the
+// session meanwhile: PostgreSQL sends them at the end of a transaction,
+// and psql prints them when its command is done.
+func (c *conn) ready() {
+	if c.sess.Notifications != nil {
+		for _, n := range c.sess.Notifications() {
+			c.be.Send(&pgproto3.NotificationResponse{PID: n.PID, Channel: n.Channel, Payload: n.Payload})
+		}
+	}
+	c.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 }
 
 // sendError queues an ErrorResponse.

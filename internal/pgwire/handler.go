@@ -59,6 +59,19 @@ type Session struct {
 	// reports whether there was such a statement. The Handler calls it
 	// only while it runs a statement of this session.
 	Deallocate func(name string, all bool) bool
+	// Notifications, when the Handler sets it, returns the asynchronous
+	// notifications queued for the session since its last call (LISTEN);
+	// they are sent before each ReadyForQuery, as PostgreSQL sends them
+	// at the end of a transaction.
+	Notifications func() []Notification
+}
+
+// Notification is an asynchronous notification (NotificationResponse):
+// PID is the process ID of the backend that sent it.
+type Notification struct {
+	PID     uint32
+	Channel string
+	Payload string
 }
 
 // Handler executes queries; it knows the commands, pgwire knows the protocol.
