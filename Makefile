@@ -46,7 +46,7 @@ unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /tests/)
 
 e2e: build
-	$(GO) test -count=1 ./tests/...
+	$(GO) test -count=1 -timeout 45m ./tests/...
 
 # The parser for FUZZTIME (about the issue's 60 s here), the agent's file
 # editors and the wire server's startup and SCRAM exchange briefly. Budgets
@@ -106,7 +106,7 @@ install: build
 DEB_VERSION ?= $(shell packaging/debversion.sh)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 deb: build
-	rm -rf dist/stage && mkdir -p dist
+	rm -rf dist/stage dist/*.deb && mkdir -p dist
 	DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system SYSCONFDIR=/etc packaging/install.sh bin
 	DEB_VERSION="$(DEB_VERSION)" DEB_ARCH="$(DEB_ARCH)" \
 		$(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager deb --target dist/

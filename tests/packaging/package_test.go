@@ -157,14 +157,19 @@ func TestPackage(t *testing.T) {
 	deb := os.Getenv("ADBMGR_DEB")
 	if deb == "" {
 		top := root(t)
-		cmd := exec.Command("make", "deb")
+		// --no-print-directory: under make test this make is nested, and
+		// would end its output with "Leaving directory …".
+		cmd := exec.Command("make", "--no-print-directory", "deb")
 		cmd.Dir = top
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("make deb: %v\n%s", err, out)
 		}
-		lines := strings.Fields(string(out))
-		deb = filepath.Join(top, lines[len(lines)-1])
+		debs, _ := filepath.Glob(filepath.Join(top, "dist", "*.deb"))
+		if len(debs) != 1 {
+			t.Fatalf("make deb left %d packages in dist/ (want 1): %q\n%s", len(debs), debs, out)
+		}
+		deb = debs[0]
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("dpkg", "-x", deb, dir).CombinedOutput(); err != nil {
