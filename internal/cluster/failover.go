@@ -183,6 +183,7 @@ func failoverRows(s *State, old, newMaster string, lost ...string) (Plan, []Noti
 		}
 		c.Master = newMaster
 		if slices.Contains(lost, c.Name) {
+			c = TakenOut(c)
 			c.SyncState, c.InCluster, c.Initialized, c.AllowCure = Async, false, false, false
 		}
 		if c.SyncState == Sync && c.InCluster {
@@ -203,15 +204,32 @@ func failoverRows(s *State, old, newMaster string, lost ...string) (Plan, []Noti
 
 // RewoundSyncState is the sync state a node gets when REWIND brings it back
 // under master: sync when the master has no sync slave, else potential
-// (reference §4.13 step 10 and the spec's example).
+// (reference §4.13 step 10 and the spec's example) — but async for a
+// cascaded slave, for a slave in another zone than its master (as APPEND
+// makes it), and for one that was async when it was taken out of the
+// cluster (PreSync: a DBA's choice is kept).
 func RewoundSyncState(s *State, master, node string) string {
-	if p, ok := s.Node(master); ok && !p.Type.IsMaster() {
+	p, ok := s.Node(master)
+	if ok && !p.Type.IsMaster() {
 		return Async // a cascaded slave replicates asynchronously
+	}
+	if n, found := s.Node(node); found && (n.PreSync == Async || (ok && n.Zone != p.Zone)) {
+		return Async
 	}
 	if hasSyncChild(s, master, node) {
 		return Potential
 	}
 	return Sync
+}
+
+// TakenOut is n leaving the cluster until a REWIND brings it back: a slave
+// in the cluster remembers its sync state (PreSync, for RewoundSyncState);
+// one already out keeps what it remembered.
+func TakenOut(n Node) Node {
+	if n.InCluster && !n.Type.IsMaster() && n.SyncState != NoSync {
+		n.PreSync = n.SyncState
+	}
+	return n
 }
 
 // PlanSwitchover is the catalog side of a planned switch from old to

@@ -504,8 +504,9 @@ func rewindRequest(n cluster.Node) switches.Rewind {
 // Rewind makes a waiting slave — the old master of the doctor's failover,
 // a slave that could not follow it, an isolated slave — a streaming slave
 // of its master again with REWIND (back in the cluster with
-// cluster.RewoundSyncState: sync when its master has none, potential
-// otherwise).
+// cluster.RewoundSyncState: async when it was async before it left, or
+// lives in another zone than its master; else sync when its master has
+// none, potential otherwise).
 func (d doctorHands) Rewind(ctx context.Context, node string) error {
 	return d.under(ctx, doctor.Rewind, node, true, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
 		d.open(ctx, j, node)
