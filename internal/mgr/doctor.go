@@ -53,7 +53,9 @@ func (m *Manager) Run(ctx context.Context) {
 		// purpose; the doctor must not restart it before a DBA looked.
 		held := m.heldReason(ctx)
 		m.doctorMu.Lock()
-		m.doctorHeld = held
+		if !m.doctorStarted {
+			m.doctorHeld = held
+		}
 		m.doctorMu.Unlock()
 		m.log.Warn("the doctor stays off: operations were interrupted by the previous manager's end; check the cluster, then START DOCTOR", "held", held)
 	default:
@@ -116,7 +118,7 @@ func (m *Manager) startDoctor(set map[string]string) {
 	if m.doctorStop != nil {
 		m.doctorStop()
 	}
-	m.doctorHeld = ""
+	m.doctorHeld, m.doctorStarted = "", true
 	parent := m.bg
 	if parent == nil {
 		parent = context.Background()
@@ -254,8 +256,11 @@ func (m *Manager) doctorList(e *req) error {
 		enable = "off"
 	}
 	m.doctorMu.Lock()
-	held, running := m.doctorHeld, m.doctorStop != nil
+	held, running, started := m.doctorHeld, m.doctorStop != nil, m.doctorStarted
 	m.doctorMu.Unlock()
+	if held == "" && enable == "on" && !running && !started && m.interrupted {
+		held = m.heldReason(e.ctx) // asked before Run said it
+	}
 	state, comment := "stopped", "START DOCTOR starts it"
 	switch {
 	case enable == "on" && held != "":
