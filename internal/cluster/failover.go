@@ -61,7 +61,7 @@ type Candidate struct {
 // with the most WAL — it has everything any of them has. AntDB also
 // requires the candidate to be a sync slave; an async slave with at least
 // as much WAL loses nothing either, so adbmgr takes the most advanced one
-// and prefers sync, then potential, on a tie.
+// and prefers sync, then potential, then the master's zone, on a tie.
 //
 // With FORCE, unanswered slaves are only warned about: commits acknowledged
 // by them alone are lost. to, when set, names the slave to promote; without
@@ -107,12 +107,18 @@ func ChooseCandidate(s *State, master, to string, force bool, probes map[string]
 		}
 		return 2
 	}
+	m, _ := s.Node(master)
 	sort.SliceStable(running, func(i, j int) bool {
 		a, b := probes[running[i].Name].LSN, probes[running[j].Name].LSN
 		if a != b {
 			return a > b
 		}
-		return rank(running[i]) < rank(running[j])
+		if ra, rb := rank(running[i]), rank(running[j]); ra != rb {
+			return ra < rb
+		}
+		// Last, the master's zone: its slaves there stay sync of the new
+		// master, those of another zone async (RewoundSyncState).
+		return running[i].Zone == m.Zone && running[j].Zone != m.Zone
 	})
 	best := running[0]
 	if to != "" {
