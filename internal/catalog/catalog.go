@@ -47,9 +47,12 @@ var schema5SQL string
 //go:embed schema_6.sql
 var schema6SQL string
 
+//go:embed schema_7.sql
+var schema7SQL string
+
 // The schema version is stored in PRAGMA user_version; migrations[i]
 // upgrades version i to i+1.
-var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL, schema5SQL, schema6SQL}
+var migrations = []string{schemaSQL, schema2SQL, schema3SQL, schema4SQL, schema5SQL, schema6SQL, schema7SQL}
 
 // ReadTx reads a consistent snapshot of the catalog.
 type ReadTx interface {
@@ -313,7 +316,7 @@ func (t *tx) State() (*cluster.State, error) {
 		return nil, err
 	}
 	rows, err = t.q.QueryContext(t.ctx, `SELECT id, name, host, type, coalesce(mastername, ''), port, sync_state, path,
-		initialized, incluster, readonly, zone, allowcure, curestatus FROM mgr_node ORDER BY id`)
+		initialized, incluster, readonly, zone, allowcure, curestatus, presync FROM mgr_node ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read nodes: %w", err)
 	}
@@ -322,7 +325,7 @@ func (t *tx) State() (*cluster.State, error) {
 		var n cluster.Node
 		var typ string
 		if err := rows.Scan(&n.ID, &n.Name, &n.Host, &typ, &n.Master, &n.Port, &n.SyncState, &n.Path,
-			&n.Initialized, &n.InCluster, &n.ReadOnly, &n.Zone, &n.AllowCure, &n.CureStatus); err != nil {
+			&n.Initialized, &n.InCluster, &n.ReadOnly, &n.Zone, &n.AllowCure, &n.CureStatus, &n.PreSync); err != nil {
 			return nil, err
 		}
 		n.Type = cluster.NodeType(typ)
@@ -436,17 +439,17 @@ func (t *tx) Apply(p cluster.Plan) error {
 	}
 	for _, n := range p.UpdateNodes {
 		if err := t.exec(`UPDATE mgr_node SET host = ?, type = ?, mastername = ?, port = ?, sync_state = ?, path = ?,
-			initialized = ?, incluster = ?, readonly = ?, zone = ?, allowcure = ?, curestatus = ? WHERE id = ?`,
+			initialized = ?, incluster = ?, readonly = ?, zone = ?, allowcure = ?, curestatus = ?, presync = ? WHERE id = ?`,
 			n.Host, string(n.Type), nullable(n.Master), n.Port, n.SyncState, n.Path,
-			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus, n.ID); err != nil {
+			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus, n.PreSync, n.ID); err != nil {
 			return err
 		}
 	}
 	if n := p.InsertNode; n != nil {
 		res, err := t.q.ExecContext(t.ctx, `INSERT INTO mgr_node (name, host, type, mastername, port, sync_state, path,
-			initialized, incluster, readonly, zone, allowcure, curestatus) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			initialized, incluster, readonly, zone, allowcure, curestatus, presync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			n.Name, n.Host, string(n.Type), nullable(n.Master), n.Port, n.SyncState, n.Path,
-			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus)
+			n.Initialized, n.InCluster, n.ReadOnly, n.Zone, n.AllowCure, n.CureStatus, n.PreSync)
 		if err != nil {
 			return translate(err)
 		}

@@ -78,3 +78,20 @@ func TestPlanSwitchoverSaysNothingOfAFailover(t *testing.T) {
 		t.Errorf("switchover notices = %v", p.Notices)
 	}
 }
+
+// TestChooseCandidatePrefersTheMastersZone: on equal WAL and sync state,
+// the slave in the master's zone is promoted, not one of another zone.
+func TestChooseCandidatePrefersTheMastersZone(t *testing.T) {
+	s := state(inCluster(dn("m", "h1", 1), dns("far", "m", Async, "h2", 1), dns("near", "m", Async, "h3", 1),
+		dns("s", "m", Sync, "h2", 2))...)
+	for i := range s.Nodes {
+		if s.Nodes[i].Name == "far" {
+			s.Nodes[i].Zone = "z2"
+		}
+	}
+	up := Probe{Reachable: true, InRecovery: true, LSN: 300}
+	c, err := ChooseCandidate(s, "m", "", true, map[string]Probe{"far": up, "near": up, "s": {Reachable: true, InRecovery: true, LSN: 200}})
+	if err != nil || c.Name != "near" {
+		t.Errorf("chose %q (%v), want near", c.Name, err)
+	}
+}

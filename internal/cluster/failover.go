@@ -61,7 +61,7 @@ type Candidate struct {
 // with the most WAL — it has everything any of them has. AntDB also
 // requires the candidate to be a sync slave; an async slave with at least
 // as much WAL loses nothing either, so adbmgr takes the most advanced one
-// and prefers sync, then potential, on a tie.
+// and prefers sync, then potential, then the master's zone, on a tie.
 //
 // With FORCE, unanswered slaves are only warned about: commits acknowledged
 // by them alone are lost. to, when set, names the slave to promote; without
@@ -107,12 +107,18 @@ func ChooseCandidate(s *State, master, to string, force bool, probes map[string]
 		}
 		return 2
 	}
+	m, _ := s.Node(master)
 	sort.SliceStable(running, func(i, j int) bool {
 		a, b := probes[running[i].Name].LSN, probes[running[j].Name].LSN
 		if a != b {
 			return a > b
 		}
-		return rank(running[i]) < rank(running[j])
+		if ra, rb := rank(running[i]), rank(running[j]); ra != rb {
+			return ra < rb
+		}
+		// Last, the master's zone: its slaves there stay sync of the new
+		// master, those of another zone async (RewoundSyncState).
+		return running[i].Zone == m.Zone && running[j].Zone != m.Zone
 	})
 	best := running[0]
 	if to != "" {
@@ -183,6 +189,7 @@ func failoverRows(s *State, old, newMaster string, lost ...string) (Plan, []Noti
 		}
 		c.Master = newMaster
 		if slices.Contains(lost, c.Name) {
+			c = TakenOut(c)
 			c.SyncState, c.InCluster, c.Initialized, c.AllowCure = Async, false, false, false
 		}
 		if c.SyncState == Sync && c.InCluster {
@@ -203,15 +210,32 @@ func failoverRows(s *State, old, newMaster string, lost ...string) (Plan, []Noti
 
 // RewoundSyncState is the sync state a node gets when REWIND brings it back
 // under master: sync when the master has no sync slave, else potential
-// (reference §4.13 step 10 and the spec's example).
+// (reference §4.13 step 10 and the spec's example) — but async for a
+// cascaded slave, for a slave in another zone than its master (as APPEND
+// makes it), and for one that was async when it was taken out of the
+// cluster (PreSync: a DBA's choice is kept).
 func RewoundSyncState(s *State, master, node string) string {
-	if p, ok := s.Node(master); ok && !p.Type.IsMaster() {
+	p, ok := s.Node(master)
+	if ok && !p.Type.IsMaster() {
 		return Async // a cascaded slave replicates asynchronously
+	}
+	if n, found := s.Node(node); found && (n.PreSync == Async || (ok && n.Zone != p.Zone)) {
+		return Async
 	}
 	if hasSyncChild(s, master, node) {
 		return Potential
 	}
 	return Sync
+}
+
+// TakenOut is n leaving the cluster until a REWIND brings it back: a slave
+// in the cluster remembers its sync state (PreSync, for RewoundSyncState);
+// one already out keeps what it remembered.
+func TakenOut(n Node) Node {
+	if n.InCluster && !n.Type.IsMaster() && n.SyncState != NoSync {
+		n.PreSync = n.SyncState
+	}
+	return n
 }
 
 // PlanSwitchover is the catalog side of a planned switch from old to

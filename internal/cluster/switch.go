@@ -136,6 +136,7 @@ func PlanRewound(s *State, master, node string) Plan {
 		return Plan{}
 	}
 	n.Initialized, n.InCluster, n.AllowCure, n.CureStatus, n.SyncState = true, true, true, "normal", RewoundSyncState(s, master, node)
+	n.PreSync = ""
 	return Plan{UpdateNodes: []Node{n}}
 }
 
@@ -146,6 +147,7 @@ func PlanKickOut(s *State, names ...string) Plan {
 	var p Plan
 	for _, name := range names {
 		if n, ok := s.Node(name); ok {
+			n = TakenOut(n)
 			n.SyncState, n.InCluster, n.Initialized = Async, false, false
 			p.UpdateNodes = append(p.UpdateNodes, n)
 		}

@@ -183,7 +183,11 @@ func TestCheckRewind(t *testing.T) {
 // TestSwitchPlans: the small catalog plans of the switches.
 func TestSwitchPlans(t *testing.T) {
 	s := group()
-	s.Nodes = append(s.Nodes, Node{ID: 9, Name: "old", Type: DatanodeSlave, Master: "m", SyncState: Async})
+	z := s.Nodes[0].Zone
+	s.Nodes = append(s.Nodes, Node{ID: 9, Name: "old", Type: DatanodeSlave, Master: "m", SyncState: Async, Zone: z},
+		Node{ID: 10, Name: "far", Type: DatanodeSlave, Master: "m", SyncState: Async, Zone: "z2", PreSync: Sync},
+		Node{ID: 11, Name: "kept", Type: DatanodeSlave, Master: "m", SyncState: Async, Zone: z, PreSync: Async},
+		Node{ID: 12, Name: "was", Type: DatanodeSlave, Master: "m", SyncState: Async, Zone: z, PreSync: Potential})
 	row := func(p Plan) []string {
 		var out []string
 		for _, n := range p.UpdateNodes {
@@ -199,6 +203,9 @@ func TestSwitchPlans(t *testing.T) {
 		{"rewound under a master with a sync slave", PlanRewound(s, "m", "old"), []string{"old potential ttt"}},
 		{"rewound under a cascading slave", PlanRewound(s, "s", "c"), []string{"c async ttt"}},
 		{"rewound, missing", PlanRewound(s, "m", "nope"), nil},
+		{"rewound in another zone than its master", PlanRewound(s, "m", "far"), []string{"far async ttt"}},
+		{"rewound after a DBA's async", PlanRewound(s, "m", "kept"), []string{"kept async ttt"}},
+		{"rewound after potential", PlanRewound(s, "m", "was"), []string{"was potential ttt"}},
 		{"kicked out", PlanKickOut(s, "s", "nope"), []string{"s async fff"}},
 		{"doctor on", PlanAllowCure(s, true, "m", "p"), []string{"m  ttt", "p potential ttt"}},
 	}

@@ -122,6 +122,10 @@ type Node struct {
 	Zone        string
 	AllowCure   bool
 	CureStatus  string
+	// PreSync is the sync state a slave had before the doctor took it out
+	// of the cluster (isolated, or unable to follow a failover): it comes
+	// back with it (RewoundSyncState). "" while in the cluster.
+	PreSync string
 }
 
 // State is a consistent snapshot of the host and node tables. Nodes are in

@@ -552,7 +552,7 @@ var says = map[ActionKind]string{
 // Run is the loop; it returns when ctx is cancelled. Actions run one at a
 // time, so two never touch one node at once.
 func Run(ctx context.Context, a Actions, cfg Config, log *slog.Logger) {
-	r := &runner{a: a, cfg: cfg, log: log, mem: Memory{}, responding: map[string]bool{}}
+	r := &runner{a: a, cfg: cfg, log: log, mem: Memory{}, responding: map[string]bool{}, failing: Failing{}}
 	t := time.NewTimer(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -581,7 +581,75 @@ type runner struct {
 	mem        Memory
 	responding map[string]bool // said once, not every round
 	wasBlind   bool
+	failing    Failing
 }
+
+// MaxBackoff caps the pause between two tries of an action that keeps
+// failing (Failing).
+const MaxBackoff = time.Minute
+
+// Failing remembers the actions that failed, by kind and node, so that one
+// that cannot complete (a fence or a failover whose agent is unreachable)
+// is not tried, and journaled, every round: a first failure is tried
+// again as Decide decides (a passing cause: a slave still catching up);
+// after the k-th failure in a row, k ≥ 2, the next try waits
+// cfg.Retry × 2^(k-2) rounds, at most MaxBackoff — but comes at once when
+// the node's agent changed (it came back, or went).
+// Restart and Follow are not held back: Decide counts their tries.
+type Failing map[Action]*failure
+
+type failure struct {
+	fails   int
+	next    time.Time
+	agentUp bool
+}
+
+// backoff is the pause after fails failures in a row.
+func backoff(fails int, cfg Config) time.Duration {
+	if fails < 2 {
+		return 0
+	}
+	d := cfg.Interval * time.Duration(max(cfg.Retry, 1))
+	for i := 2; i < fails && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+// key is what identifies a repeated action (its reason may change).
+func key(a Action) Action { return Action{Kind: a.Kind, Node: a.Node} }
+
+// Due reports whether act may run at now, o being the latest look at its
+// node (nil when there is none).
+func (f Failing) Due(act Action, o *Observation, now time.Time) bool {
+	x := f[key(act)]
+	if x == nil || act.Kind == Restart || act.Kind == Follow {
+		return true
+	}
+	if o != nil && o.AgentUp != x.agentUp {
+		delete(f, key(act))
+		return true
+	}
+	return !now.Before(x.next)
+}
+
+// Failed records that act failed at now, o being the look it was decided
+// on; it returns how many times in a row it failed and when it is tried
+// next.
+func (f Failing) Failed(act Action, o *Observation, now time.Time, cfg Config) (int, time.Time) {
+	x := f[key(act)]
+	if x == nil {
+		x = &failure{}
+		f[key(act)] = x
+	}
+	x.fails++
+	x.next = now.Add(backoff(x.fails, cfg))
+	x.agentUp = o != nil && o.AgentUp
+	return x.fails, x.next
+}
+
+// Succeeded forgets act's failures.
+func (f Failing) Succeeded(act Action) { delete(f, key(act)) }
 
 // round is one look at the cluster and the actions decided on it.
 func (r *runner) round(ctx context.Context) {
@@ -608,9 +676,16 @@ func (r *runner) round(ctx context.Context) {
 		r.log.Info("doctor: nodes or agents answer again")
 	}
 	r.wasBlind = blind(obs)
+	look := map[string]*Observation{}
+	for i := range obs {
+		look[obs[i].Node] = &obs[i]
+	}
 	for _, act := range Decide(r.mem, obs, r.cfg) {
 		if ctx.Err() != nil {
 			return
+		}
+		if !r.failing.Due(act, look[act.Node], time.Now()) {
+			continue // it failed lately: tried again later (Failing)
 		}
 		args := []any{"node", act.Node}
 		if act.Reason != "" {
@@ -625,8 +700,11 @@ func (r *runner) round(ctx context.Context) {
 			r.mem.Skipped(act, r.cfg)
 			r.log.Info("doctor: a DBA's command is running; trying next round", "action", act.Kind, "node", act.Node)
 		case err != nil:
-			r.log.Warn("doctor: action failed; it will be tried again", "action", act.Kind, "node", act.Node, "error", err)
+			fails, next := r.failing.Failed(act, look[act.Node], time.Now(), r.cfg)
+			r.log.Warn("doctor: action failed; it will be tried again", "action", act.Kind, "node", act.Node, "error", err,
+				"failures", fails, "next", next.Format(time.RFC3339))
 		default:
+			r.failing.Succeeded(act)
 			r.log.Info("doctor: action done", "action", act.Kind, "node", act.Node)
 		}
 	}

@@ -291,3 +291,57 @@ func TestSuspect(t *testing.T) {
 		t.Errorf("confirmEvery(100ms) = %v", got)
 	}
 }
+
+// TestFailingBacksOff: an action that keeps failing is tried at growing
+// intervals, capped, and at once when its node's agent changed; a restart
+// is never held back (Decide counts its tries).
+func TestFailingBacksOff(t *testing.T) {
+	cfg := Config{Interval: 400 * time.Millisecond, Retry: 15}
+	for fails, want := range map[int]time.Duration{1: 0, 2: 6 * time.Second, 3: 12 * time.Second, 4: 24 * time.Second,
+		5: 48 * time.Second, 6: MaxBackoff, 50: MaxBackoff} {
+		if got := backoff(fails, cfg); got != want {
+			t.Errorf("backoff(%d) = %v, want %v", fails, got, want)
+		}
+	}
+	f := Failing{}
+	now := time.Unix(1000, 0)
+	fence := Action{Kind: Fence, Node: "dn1", Reason: "two masters"}
+	down := &Observation{Node: "dn1"}
+	if !f.Due(fence, down, now) {
+		t.Fatal("a first try is due")
+	}
+	if n, next := f.Failed(fence, down, now, cfg); n != 1 || !next.Equal(now) {
+		t.Errorf("first failure: %d, next %v", n, next)
+	}
+	if !f.Due(fence, down, now.Add(time.Millisecond)) {
+		t.Error("a second try is due at once")
+	}
+	n, next := f.Failed(Action{Kind: Fence, Node: "dn1", Reason: "another reason"}, down, now, cfg)
+	if n != 2 || next != now.Add(6*time.Second) {
+		t.Errorf("second failure: %d, next %v", n, next)
+	}
+	if f.Due(fence, down, now.Add(5*time.Second)) || !f.Due(fence, down, now.Add(6*time.Second)) {
+		t.Error("the third try waits 6 s")
+	}
+	if !f.Due(Action{Kind: Failover, Node: "dn1"}, down, now) || !f.Due(Action{Kind: Fence, Node: "dn2"}, nil, now) {
+		t.Error("another action, or another node, is not held back")
+	}
+	if !f.Due(fence, &Observation{Node: "dn1", AgentUp: true}, now.Add(time.Second)) {
+		t.Error("the agent came back: due at once")
+	}
+	if f.Due(fence, down, now.Add(time.Second)) == false {
+		t.Error("a change forgets the failures")
+	}
+	restart := Action{Kind: Restart, Node: "dn1"}
+	f.Failed(restart, down, now, cfg)
+	f.Failed(restart, down, now, cfg)
+	if !f.Due(restart, down, now) {
+		t.Error("a restart is never held back")
+	}
+	f.Failed(fence, down, now, cfg)
+	f.Failed(fence, down, now, cfg)
+	f.Succeeded(fence)
+	if !f.Due(fence, down, now) {
+		t.Error("a success forgets the failures")
+	}
+}

@@ -49,13 +49,16 @@ func AfterFailover(before, after *cluster.State, old string) cluster.Plan {
 // repair it in place (AntDB's curestatus isolated): not initialised, not
 // in the cluster, a slave async and its sync role handed to a potential
 // sibling (cluster.PlanRemove), but still curable, so the doctor brings it
-// back when it answers again. The manager then writes the master's sync
+// back when it answers again, with the sync state it had (cluster.TakenOut,
+// cluster.RewoundSyncState). The manager then writes the master's sync
 // names (no commit waits for the node) and the coordinators' node lists.
 func PlanIsolate(s *cluster.State, node, reason string) cluster.Plan {
 	p := cluster.PlanRemove(s, []string{node})
+	was, _ := s.Node(node)
 	for i := range p.UpdateNodes {
 		if u := &p.UpdateNodes[i]; u.Name == node {
 			u.CureStatus, u.AllowCure = Isolated, true
+			u.PreSync = cluster.TakenOut(was).PreSync
 		}
 	}
 	p.Notices = append([]cluster.Notice{notice("%s is isolated from the cluster: %s", node, reason)}, p.Notices...)
@@ -75,7 +78,8 @@ func PlanRejoin(s *cluster.State, node string) cluster.Plan {
 }
 
 // RewoundNotice is the NOTICE said when a rewind brought node back under
-// its master in s: the sync state it took (cluster.RewoundSyncState — sync
+// its master in s: the sync state it took (cluster.RewoundSyncState — async
+// when it was async or lives in another zone than its master, else sync
 // when the master had no sync slave, potential otherwise).
 func RewoundNotice(s *cluster.State, node string) (cluster.Notice, bool) {
 	n, ok := s.Node(node)

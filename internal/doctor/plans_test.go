@@ -87,6 +87,26 @@ func TestPlanIsolate(t *testing.T) {
 	}
 }
 
+// TestIsolatedSlaveComesBackAsItWas: an isolated slave remembers its sync
+// state, so a rewind brings a DBA's async slave back async, and a sync one
+// potential when its sibling took the sync role meanwhile (docs/HA.md §4).
+func TestIsolatedSlaveComesBackAsItWas(t *testing.T) {
+	s := state(
+		node(1, "dn1", cluster.DatanodeMaster, "", "", true),
+		node(2, "s1", cluster.DatanodeSlave, "dn1", cluster.Sync, true),
+		node(3, "s2", cluster.DatanodeSlave, "dn1", cluster.Potential, true),
+		node(4, "a", cluster.DatanodeSlave, "dn1", cluster.Async, true),
+	)
+	for _, tt := range []struct{ node, want string }{{"s1", cluster.Potential}, {"a", cluster.Async}} {
+		out := After(s, PlanIsolate(s, tt.node, "down"))
+		again := After(out, PlanIsolate(out, tt.node, "down again")) // isolated twice: the first state is kept
+		back := After(again, cluster.PlanRewound(again, "dn1", tt.node))
+		if n, _ := back.Node(tt.node); n.SyncState != tt.want || !n.InCluster || n.PreSync != "" {
+			t.Errorf("%s back as %q (in cluster %v, presync %q), want %s", tt.node, n.SyncState, n.InCluster, n.PreSync, tt.want)
+		}
+	}
+}
+
 func TestPlanRejoinAndRewoundNotice(t *testing.T) {
 	cn := node(4, "cn1", cluster.CoordinatorMaster, "", "", false)
 	cn.CureStatus, cn.AllowCure = Isolated, true

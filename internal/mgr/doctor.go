@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -20,6 +21,8 @@ const (
 	settingInterval   = "doctor.interval_ms"
 	settingFailures   = "doctor.failures"
 	settingRestarts   = "doctor.restarts"
+	settingFollows    = "doctor.follows"
+	settingRetry      = "doctor.retry"
 	doctorDescription = "self-healing: restart a node that went down, fail a master over, isolate and bring back the others, rewind the old master"
 )
 
@@ -48,7 +51,13 @@ func (m *Manager) Run(ctx context.Context) {
 	case m.interrupted:
 		// A switch cut off half-way may have left a master stopped on
 		// purpose; the doctor must not restart it before a DBA looked.
-		m.log.Warn("the doctor stays off: operations were interrupted by the previous manager's end; check the cluster, then START DOCTOR")
+		held := m.heldReason(ctx)
+		m.doctorMu.Lock()
+		if !m.doctorStarted {
+			m.doctorHeld = held
+		}
+		m.doctorMu.Unlock()
+		m.log.Warn("the doctor stays off: operations were interrupted by the previous manager's end; check the cluster, then START DOCTOR", "held", held)
 	default:
 		m.startDoctor(set)
 	}
@@ -67,7 +76,40 @@ func doctorConfig(set map[string]string) doctor.Config {
 	if v, err := strconv.Atoi(set[settingRestarts]); err == nil && v >= 0 {
 		cfg.Restarts = v
 	}
+	if v, err := strconv.Atoi(set[settingFollows]); err == nil && v >= 0 {
+		cfg.Follows = v
+	}
+	if v, err := strconv.Atoi(set[settingRetry]); err == nil && v > 0 {
+		cfg.Retry = v
+	}
 	return cfg
+}
+
+// heldReason says why the doctor is held until START DOCTOR: the
+// operations the previous manager's end interrupted (the journal entries
+// marked interrupted at this start-up, which all share its time).
+func (m *Manager) heldReason(ctx context.Context) string {
+	res, err := m.cat.Query(ctx, `SELECT command, step FROM journal WHERE status = 'interrupted'
+		AND updated = (SELECT max(updated) FROM journal WHERE status = 'interrupted') ORDER BY id`)
+	var ops []string
+	if err == nil {
+		for _, row := range res.Rows {
+			if len(row) == 2 && row[0] != nil && row[1] != nil {
+				ops = append(ops, fmt.Sprintf("%s (at step %q)", *row[0], *row[1]))
+			}
+		}
+	}
+	return heldComment(ops)
+}
+
+// heldComment is LIST DOCTOR's comment on a held doctor, naming what the
+// previous manager's end interrupted.
+func heldComment(ops []string) string {
+	what := "an operation"
+	if len(ops) > 0 {
+		what = strings.Join(ops, ", ")
+	}
+	return fmt.Sprintf("held: the previous manager ended during %s; check the cluster (MONITOR ALL, the journal), then START DOCTOR finishes the doctor's own actions and starts it", what)
 }
 
 func (m *Manager) startDoctor(set map[string]string) {
@@ -76,6 +118,7 @@ func (m *Manager) startDoctor(set map[string]string) {
 	if m.doctorStop != nil {
 		m.doctorStop()
 	}
+	m.doctorHeld, m.doctorStarted = "", true
 	parent := m.bg
 	if parent == nil {
 		parent = context.Background()
@@ -168,18 +211,20 @@ func doctorSwitch(s *cluster.State, host bool, name string, on bool) (cluster.Pl
 	return cluster.Plan{UpdateNodes: []cluster.Node{n}}, nil
 }
 
-// doctorSet is SET DOCTOR (interval_ms, failures, restarts): every option
+// doctorSet is SET DOCTOR (interval_ms, failures, restarts, follows,
+// retry): every option
 // is checked before any is stored.
 func (m *Manager) doctorSet(e *req, st *parser.Doctor) error {
 	keys := map[string]struct {
 		setting string
 		min     int
-	}{"interval_ms": {settingInterval, 100}, "failures": {settingFailures, 1}, "restarts": {settingRestarts, 0}}
+	}{"interval_ms": {settingInterval, 100}, "failures": {settingFailures, 1}, "restarts": {settingRestarts, 0},
+		"follows": {settingFollows, 0}, "retry": {settingRetry, 1}}
 	for _, o := range st.Options {
 		k, ok := keys[o.Name.Name]
 		if !ok {
 			return pgerror.New(pgerror.SyntaxError, `option "%s" is not recognized`, o.Name.Name).
-				WithHint("Doctor options are interval_ms, failures, restarts.").At(e.q, o.Name.Pos)
+				WithHint("Doctor options are interval_ms, failures, restarts, follows, retry.").At(e.q, o.Name.Pos)
 		}
 		v, err := strconv.Atoi(o.Value)
 		if err != nil || v < k.min {
@@ -210,11 +255,29 @@ func (m *Manager) doctorList(e *req) error {
 	if enable == "" {
 		enable = "off"
 	}
+	m.doctorMu.Lock()
+	held, running, started := m.doctorHeld, m.doctorStop != nil, m.doctorStarted
+	m.doctorMu.Unlock()
+	if held == "" && enable == "on" && !running && !started && m.interrupted {
+		held = m.heldReason(e.ctx) // asked before Run said it
+	}
+	state, comment := "stopped", "START DOCTOR starts it"
+	switch {
+	case enable == "on" && held != "":
+		state, comment = "held", held
+	case enable == "on" && running:
+		state, comment = "running", "it looks at the nodes every interval_ms"
+	case enable == "on":
+		state, comment = "starting", "it starts once the manager's background work runs"
+	}
 	rows := []map[string]string{
 		{"type": "PARAMETER", "subtype": "", "key": "enable", "value": enable, "comment": doctorDescription},
 		{"type": "PARAMETER", "subtype": "", "key": "interval_ms", "value": strconv.Itoa(int(cfg.Interval / time.Millisecond)), "comment": "time between two looks at the masters"},
 		{"type": "PARAMETER", "subtype": "", "key": "failures", "value": strconv.Itoa(cfg.Failures), "comment": "failed looks in a row before acting"},
 		{"type": "PARAMETER", "subtype": "", "key": "restarts", "value": strconv.Itoa(cfg.Restarts), "comment": "restarts tried before failing over"},
+		{"type": "PARAMETER", "subtype": "", "key": "follows", "value": strconv.Itoa(cfg.Follows), "comment": "re-points of a stray slave before isolating it"},
+		{"type": "PARAMETER", "subtype": "", "key": "retry", "value": strconv.Itoa(cfg.Retry), "comment": "rounds before a failed repair, a sync list or a step-up is tried again"},
+		{"type": "PARAMETER", "subtype": "", "key": "state", "value": state, "comment": comment},
 	}
 	var s *cluster.State
 	if err := m.cat.View(e.ctx, func(tx catalog.ReadTx) (err error) { s, err = tx.State(); return err }); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -308,10 +309,33 @@ func (d doctorHands) under(ctx context.Context, act doctor.ActionKind, node stri
 	detail, err := fn(j, s, n)
 	status := "done"
 	if err != nil {
-		status, detail = "failed", err.Error()
+		status, detail = "failed", d.again(ctx, j, act, n.Node, err.Error())
 	}
 	_ = switchCatalog{d.m}.Commit(ctx, j, switches.Step{Status: status, Name: "end", Detail: detail}, nil)
 	return err
+}
+
+// again is the journal detail of a failed action, what went wrong and
+// what a DBA can do (doctor.FailHint). An action that failed as its
+// previous entry did, and opened no entry of its own, updates that entry
+// (j.ID), counting the tries — the entry's started and updated say the
+// first and the last — instead of adding one each time it is tried
+// (doctor.Failing spaces the tries).
+func (d doctorHands) again(ctx context.Context, j *switches.Journal, act doctor.ActionKind, n cluster.Node, detail string) string {
+	detail += ". HINT: " + doctor.FailHint(act, n.Name, string(n.Type.Family()))
+	if j.ID != 0 {
+		return detail
+	}
+	res, err := d.m.cat.Query(ctx, "SELECT id, status, detail FROM journal WHERE command = "+quoteLiteral(j.Command)+" ORDER BY id DESC LIMIT 1")
+	if err != nil || len(res.Rows) != 1 || len(res.Rows[0]) != 3 || res.Rows[0][0] == nil || res.Rows[0][1] == nil || res.Rows[0][2] == nil {
+		return detail
+	}
+	id, err := strconv.ParseInt(*res.Rows[0][0], 10, 64)
+	if err != nil || *res.Rows[0][1] != "failed" {
+		return detail
+	}
+	j.ID = id
+	return doctor.Tried(*res.Rows[0][2], detail)
 }
 
 // commit writes the plan decide makes from a fresh catalog with a row of
@@ -391,7 +415,7 @@ func (d doctorHands) Fence(ctx context.Context, node, reason string) error {
 	if _, err = d.m.fleet.Stop(ctx, t, fleet.Fast); err != nil {
 		detail = reason + "; stopped (immediate)"
 		if _, err = d.m.fleet.Stop(ctx, t, fleet.Immediate); err != nil {
-			status, detail = "failed", reason+"; cannot stop it: "+err.Error()
+			status, detail = "failed", d.again(ctx, j, doctor.Fence, n, reason+"; cannot stop it: "+err.Error())
 		}
 	}
 	_ = switchCatalog{d.m}.Commit(ctx, j, switches.Step{Status: status, Name: "end", Detail: detail}, nil)
@@ -504,8 +528,9 @@ func rewindRequest(n cluster.Node) switches.Rewind {
 // Rewind makes a waiting slave — the old master of the doctor's failover,
 // a slave that could not follow it, an isolated slave — a streaming slave
 // of its master again with REWIND (back in the cluster with
-// cluster.RewoundSyncState: sync when its master has none, potential
-// otherwise).
+// cluster.RewoundSyncState: async when it was async before it left, or
+// lives in another zone than its master; else sync when its master has
+// none, potential otherwise).
 func (d doctorHands) Rewind(ctx context.Context, node string) error {
 	return d.under(ctx, doctor.Rewind, node, true, func(j *switches.Journal, _ *cluster.State, n watched) (string, error) {
 		d.open(ctx, j, node)

@@ -248,3 +248,32 @@ func TestHandsObserveStopped(t *testing.T) {
 		t.Errorf("dn1s running: %+v", o)
 	}
 }
+
+// TestHandsFenceFailingIsOneEntry: a fence that fails again and again
+// (its agent unreachable) updates its journal entry, counting the tries,
+// with a HINT of what a DBA can do, instead of adding one each round; a
+// fence that works afterwards is an entry of its own.
+func TestHandsFenceFailingIsOneEntry(t *testing.T) {
+	m, _, f := handsRig(t)
+	f.Nodes["dn1s"].InRecovery = false
+	f.Fail["stop dn1s fast"] = fleettest.ErrDown
+	f.Fail["stop dn1s immediate"] = fleettest.ErrDown
+	for range 3 {
+		if err := (doctorHands{m}).Fence(context.Background(), "dn1s", "two masters"); err == nil {
+			t.Fatal("the fence worked")
+		}
+	}
+	r := mustRun(t, m, "SELECT command, status, detail FROM journal WHERE command LIKE 'DOCTOR%'")
+	if len(r.rows) != 1 || r.rows[0][1] != "failed" || !strings.HasPrefix(r.rows[0][2], "failed 3 times; the last: two masters; cannot stop it") ||
+		!strings.Contains(r.rows[0][2], "HINT: ") || !strings.Contains(r.rows[0][2], "SET DOCTOR NODE dn1s OFF") {
+		t.Errorf("journal: %q", r.rows)
+	}
+	delete(f.Fail, "stop dn1s fast")
+	if err := (doctorHands{m}).Fence(context.Background(), "dn1s", "two masters"); err != nil {
+		t.Fatal(err)
+	}
+	r = mustRun(t, m, "SELECT status FROM journal WHERE command LIKE 'DOCTOR%' ORDER BY id")
+	if fmt.Sprint(r.rows) != "[[failed] [done]]" {
+		t.Errorf("journal after a fence that worked: %q", r.rows)
+	}
+}

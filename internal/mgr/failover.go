@@ -46,6 +46,11 @@ func (m *Manager) failover(e *req, st *parser.Failover) error {
 	if err := m.checkFailoverTo(e, st); err != nil {
 		return err
 	}
+	if !st.Force {
+		if err := m.checkInterrupted(e.ctx, st.Name.Name); err != nil {
+			return namedAt(e, err, st.Name.Pos)
+		}
+	}
 	res, err := m.switches().Failover(e.ctx, switches.Failover{Family: kinds.Family(st.Kind.Family), Master: st.Name.Name,
 		To: st.To.Name, Force: st.Force, Zone: currentZone(e)}, e.w)
 	if err != nil {
@@ -87,6 +92,58 @@ func (m *Manager) rewind(e *req, st *parser.Rewind) error {
 		return namedAt(e, err, st.Name.Pos)
 	}
 	return writeNodeResult(e.w, res.Node, true, res.Description)
+}
+
+// checkInterrupted refuses a FAILOVER without FORCE of a group (master's,
+// following masters up to the top) that a doctor action cut short by the
+// previous manager's end left unfinished: the catalog may call a slave
+// sync while the promoted master acknowledges commits alone (its
+// synchronous_standby_names not written yet), so trusting the catalog
+// could lose them. START DOCTOR finishes the action first.
+func (m *Manager) checkInterrupted(ctx context.Context, master string) error {
+	res, err := m.cat.Query(ctx, `SELECT command FROM journal WHERE status = 'interrupted' AND command LIKE 'DOCTOR %' ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	s, err := m.state(ctx)
+	if err != nil {
+		return err
+	}
+	var cmds []string
+	for _, row := range res.Rows {
+		if len(row) != 1 || row[0] == nil {
+			continue
+		}
+		if f := strings.Fields(*row[0]); len(f) == 3 && sameGroup(s, f[2], master) {
+			cmds = append(cmds, *row[0])
+		}
+	}
+	if len(cmds) == 0 {
+		return nil
+	}
+	return pgerror.New(pgerror.ObjectNotInPrereqState, "the doctor's %s was interrupted by the previous manager's end and is not finished",
+		strings.Join(cmds, ", ")).
+		WithHint("START DOCTOR finishes it (the catalog and the masters' synchronous_standby_names then match again); or check the nodes (MONITOR HA, SHOW synchronous_standby_names on the master) and use FAILOVER … FORCE.")
+}
+
+// sameGroup: a and b have the same top master in s (following each
+// node's master); a node s does not know is in no group.
+func sameGroup(s *cluster.State, a, b string) bool {
+	top := func(name string) string {
+		for range len(s.Nodes) + 1 {
+			n, ok := s.Node(name)
+			if !ok {
+				return ""
+			}
+			if n.Master == "" {
+				return n.Name
+			}
+			name = n.Master
+		}
+		return ""
+	}
+	ta := top(a)
+	return ta != "" && ta == top(b)
 }
 
 // checkFailoverTo refuses FAILOVER … TO s when s is no slave of the

@@ -400,7 +400,23 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 			}
 		}
 	})
+	warnSyncDiffers(e.w, slaves, rows)
 	return writeTable(e.w, cols, rows)
+}
+
+// warnSyncDiffers flags, under MONITOR HA, a slave its master streams to
+// asynchronously while the node table calls it sync or potential: the
+// master's live synchronous_standby_names is not the catalog's, so it
+// acknowledges commits the slave may lack (the doctor writes the list
+// again; a DBA's FAILOVER without FORCE would trust the catalog).
+func warnSyncDiffers(w pgwire.ResultWriter, slaves []cluster.Node, rows []map[string]string) {
+	for i, n := range slaves {
+		if (n.Type == cluster.DatanodeSlave || n.Type == cluster.GtmcoordSlave) &&
+			(n.SyncState == cluster.Sync || n.SyncState == cluster.Potential) && rows[i]["sync_state"] == "async" {
+			w.Notice("WARNING", fmt.Sprintf("%s streams asynchronously from %s, whose synchronous_standby_names does not name it, while the node table calls it %s",
+				n.Name, n.Master, n.SyncState))
+		}
+	}
 }
 
 // replicas reads pg_stat_replication once per parent of slaves (MONITOR

@@ -75,6 +75,12 @@ type Manager struct {
 	// interrupted is set at start-up when the journal shows operations the
 	// previous manager did not finish.
 	interrupted bool
+	// doctorHeld, under doctorMu, says why the doctor is held until START
+	// DOCTOR (interrupted operations), for LIST DOCTOR; "" when it is not.
+	doctorHeld string
+	// doctorStarted, under doctorMu: the doctor was started since this
+	// manager began (it is then no longer held).
+	doctorStarted bool
 
 	// creds are the nodes' password and the CA (nodesecrets.go).
 	creds nodeCreds

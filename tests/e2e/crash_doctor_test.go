@@ -107,6 +107,15 @@ func (c *testCluster) doctorCrashCase(t *testing.T, point string, group []nodeSp
 	}
 	c.M.Args = nil
 	c.M.Restart()
+	// Held until START DOCTOR: LIST DOCTOR says so and why, and a DBA's
+	// FAILOVER without FORCE of the group is refused meanwhile (the
+	// catalog's sync slave may not be the new master's).
+	if rows, _ := c.mustRows(t, time.Minute, "LIST DOCTOR"); !strings.Contains(fmt.Sprint(rows), "state held held: the previous manager ended during DOCTOR ") {
+		t.Errorf("LIST DOCTOR while held = %q", rows)
+	}
+	if _, stderr, err := c.psqlRows(time.Minute, "FAILOVER DATANODE "+master); err == nil || !strings.Contains(stderr, "55000") || !strings.Contains(stderr, "START DOCTOR") {
+		t.Errorf("FAILOVER DATANODE %s while a doctor switch is interrupted: %v %s", master, err, stderr)
+	}
 	// Only the doctor acts: a DBA only starts it and the agent.
 	c.mustRows(t, time.Minute, "START DOCTOR")
 	if _, stderr, err := c.psqlRows(time.Minute, "START AGENT "+host); err != nil {
