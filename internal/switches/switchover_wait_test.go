@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
@@ -57,11 +58,18 @@ func twoGroups() *cluster.State {
 // coordinators are configured from (in a hold's re-point or not).
 type statesSeen struct {
 	*fleettest.Fleet
+	mu   sync.Mutex // the holds re-point in parallel
 	seen []*cluster.State
 }
 
-func (f *statesSeen) ConfigureCoordinator(ctx context.Context, s *cluster.State, c fleet.Member, ok func(cluster.Node) bool) error {
+func (f *statesSeen) saw(s *cluster.State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.seen = append(f.seen, s)
+}
+
+func (f *statesSeen) ConfigureCoordinator(ctx context.Context, s *cluster.State, c fleet.Member, ok func(cluster.Node) bool) error {
+	f.saw(s)
 	return f.Fleet.ConfigureCoordinator(ctx, s, c, ok)
 }
 
@@ -79,7 +87,7 @@ type seenHold struct {
 }
 
 func (h *seenHold) Repoint(ctx context.Context, s *cluster.State, old, newName string, ok func(cluster.Node) bool) error {
-	h.f.seen = append(h.f.seen, s)
+	h.f.saw(s)
 	return h.WriteHold.Repoint(ctx, s, old, newName, ok)
 }
 
