@@ -265,19 +265,26 @@ func (d doctorHands) standbys(ctx context.Context, s *cluster.State, node cluste
 	return out
 }
 
+// guestActs are the doctor's actions that may run while a DBA's command
+// only waits (guestPass): the quick repairs of a node that is down or
+// astray. A rewind or a rejoin (a base backup may take hours; a rejoin
+// copies and compares other coordinators) repairs nothing clients wait
+// for, and would hold the command — and the writes a SWITCHOVER holds at
+// the coordinators — for as long: they wait for the command to end.
+var guestActs = map[doctor.ActionKind]bool{doctor.Restart: true, doctor.Failover: true, doctor.Follow: true,
+	doctor.Isolate: true, doctor.Fence: true, doctor.Refresh: true, doctor.Sync: true}
+
 // lock takes the cluster lock for the doctor's act on node, or reports
 // doctor.ErrBusy. While the command holding it only waits (a SWITCHOVER's
-// quiesce), an act whose node's replication group is outside that
-// command's scope is let in as its guest (guestPass) — but a coordinator's
-// rejoin, which copies and compares other coordinators, and what names no
-// node (the resume of interrupted actions) wait for the command to end.
+// quiesce), one of guestActs whose node's replication group is outside
+// that command's scope is let in as its guest (guestPass).
 func (d doctorHands) lock(ctx context.Context, act doctor.ActionKind, node string) (func(), error) {
 	what := "the doctor's " + string(act)
 	unlock, err := d.m.lockCluster(what)
 	if err == nil {
 		return unlock, nil
 	}
-	if node != "" && act != doctor.Rejoin {
+	if node != "" && guestActs[act] {
 		if leave, ok := d.guest(ctx, node); ok {
 			if ferr := d.m.requireFlushed(what); ferr != nil {
 				leave()

@@ -91,10 +91,10 @@ func TestDoctorGuestDuringAWait(t *testing.T) {
 			t.Errorf("restart of %s in the scope: %v, want busy", n, err)
 		}
 	}
-	// A coordinator's rejoin copies other coordinators; a resume names no
-	// node: neither is a guest.
-	for _, act := range []doctor.ActionKind{doctor.Rejoin, "resume"} {
-		node := map[doctor.ActionKind]string{doctor.Rejoin: "dn2"}[act]
+	// A rewind or a rejoin may be long; a resume names no node: none is
+	// a guest.
+	for _, act := range []doctor.ActionKind{doctor.Rewind, doctor.Rejoin, "resume"} {
+		node := map[doctor.ActionKind]string{doctor.Rewind: "dn2", doctor.Rejoin: "dn2"}[act]
 		if _, err := h.lock(ctx, act, node); !errors.Is(err, doctor.ErrBusy) {
 			t.Errorf("%s during the wait: %v, want busy", act, err)
 		}

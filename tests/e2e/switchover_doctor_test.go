@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func (c *testCluster) journalCount(t *testing.T, command string) int {
 // maxTrys seconds for a transaction open on its master, the doctor still
 // heals the other groups — a master of another group killed with its
 // host's agent is failed over within seconds, not when the switchover
-// ends; its old master is rewound once the agent is back — and the
+// ends; a master that crashed is restarted in place — and the
 // coordinators' holds of the switchover do not block the doctor's
 // re-point of those coordinators. The switchover then ends as it would
 // have: refused after maxTrys, or switched once the transaction ended;
@@ -158,17 +159,28 @@ func TestSwitchoverWaitLetsTheDoctorHeal(t *testing.T) {
 		writesGoTo(t, 7, map[string]string{id1: "dn1", id2: "dn2s"})
 	})
 
-	t.Run("RewindDuringTheWaitThenSwitched", func(t *testing.T) {
-		tx := open(t, "dn1")
-		sw := c.switchoverInBackground(t, "SWITCHOVER DATANODE SLAVE dn1s 120", "SWITCHOVER dn1s")
-		time.Sleep(500 * time.Millisecond)
+	t.Run("RestartDuringTheWaitThenSwitched", func(t *testing.T) {
+		// The old master is rewound (not while a command waits: it may
+		// take long) once its agent is back.
 		c.mustRows(t, time.Minute, "START AGENT h4")
-		waitFor(t, 60*time.Second, "dn2 rewound by the doctor during the switchover's wait", func() (bool, string) {
+		waitFor(t, 60*time.Second, "dn2 rewound by the doctor", func() (bool, string) {
 			rows, _, err := c.psqlRows(10*time.Second, "LIST NODE (name, type, mastername, incluster) dn2")
 			return err == nil && fmt.Sprint(rows) == "[[dn2 datanode slave dn2s t]]", fmt.Sprint(rows, err)
 		})
+		tx := open(t, "dn1")
+		sw := c.switchoverInBackground(t, "SWITCHOVER DATANODE SLAVE dn1s 120", "SWITCHOVER dn1s")
+		time.Sleep(500 * time.Millisecond)
+		pid := postmasterPID(t, c.node("dn2s"))
+		syscall.Kill(pid, syscall.SIGKILL)
+		waitFor(t, 20*time.Second, "dn2s restarted by the doctor during the switchover's wait", func() (bool, string) {
+			rows, err := c.nodeSQL(c.node("dn2s"), "SELECT pg_is_in_recovery()")
+			return err == nil && fmt.Sprint(rows) == "[[f]]", fmt.Sprint(rows, err)
+		})
+		if p := postmasterPID(t, c.node("dn2s")); p == pid {
+			t.Errorf("dn2s's postmaster is still %d", p)
+		}
 		if !sw.running() {
-			t.Fatalf("the switchover ended before the doctor's rewind: %v\n%s", sw.err, sw.stderr)
+			t.Fatalf("the switchover ended before the doctor's restart: %v\n%s", sw.err, sw.stderr)
 		}
 		if _, err := tx.Exec(ctx, "COMMIT"); err != nil {
 			t.Fatal(err)
@@ -186,7 +198,8 @@ func TestSwitchoverWaitLetsTheDoctorHeal(t *testing.T) {
 		})
 		writesGoTo(t, 8, map[string]string{id1: "dn1s", id2: "dn2s"})
 		rows, _ := c.mustRows(t, 30*time.Second, "SELECT command, status FROM journal WHERE command LIKE 'DOCTOR%' AND step = 'end' ORDER BY id")
-		if got := fmt.Sprint(rows); !strings.Contains(got, "DOCTOR FAILOVER dn2 done") || !strings.Contains(got, "DOCTOR REWIND dn2 done") {
+		if got := fmt.Sprint(rows); !strings.Contains(got, "DOCTOR FAILOVER dn2 done") || !strings.Contains(got, "DOCTOR REWIND dn2 done") ||
+			!strings.Contains(got, "DOCTOR RESTART dn2s done") {
 			t.Errorf("the doctor's journal = %s", got)
 		}
 	})
