@@ -266,13 +266,47 @@ func (d doctorHands) standbys(ctx context.Context, s *cluster.State, node cluste
 	return out
 }
 
-// lock takes the cluster lock for an action, or reports doctor.ErrBusy.
-func (d doctorHands) lock(what string) (func(), error) {
+// guestActs are the doctor's actions that may run while a DBA's command
+// only waits (guestPass): the quick repairs of a node that is down or
+// astray. A rewind or a rejoin (a base backup may take hours; a rejoin
+// copies and compares other coordinators) repairs nothing clients wait
+// for, and would hold the command — and the writes a SWITCHOVER holds at
+// the coordinators — for as long: they wait for the command to end.
+var guestActs = map[doctor.ActionKind]bool{doctor.Restart: true, doctor.Failover: true, doctor.Follow: true,
+	doctor.Isolate: true, doctor.Fence: true, doctor.Refresh: true, doctor.Sync: true}
+
+// lock takes the cluster lock for the doctor's act on node, or reports
+// doctor.ErrBusy. While the command holding it only waits (a SWITCHOVER's
+// quiesce), one of guestActs whose node's replication group is outside
+// that command's scope is let in as its guest (guestPass).
+func (d doctorHands) lock(ctx context.Context, act doctor.ActionKind, node string) (func(), error) {
+	what := "the doctor's " + string(act)
 	unlock, err := d.m.lockCluster(what)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", doctor.ErrBusy, err)
+	if err == nil {
+		return unlock, nil
 	}
-	return unlock, nil
+	if node != "" && guestActs[act] {
+		if leave, ok := d.guest(ctx, node); ok {
+			if ferr := d.m.requireFlushed(what); ferr != nil {
+				leave()
+				return nil, fmt.Errorf("%w: %w", doctor.ErrBusy, ferr)
+			}
+			d.m.log.Info("doctor: acting while a DBA's command waits on other nodes", "action", act, "node", node)
+			return leave, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %w", doctor.ErrBusy, err)
+}
+
+// guest asks for a guest pass for an action on node, which touches its
+// replication group (a failover re-points its slaves, a rewind or a
+// follow uses its master).
+func (d doctorHands) guest(ctx context.Context, node string) (func(), bool) {
+	s, err := d.m.state(ctx)
+	if err != nil {
+		return nil, false
+	}
+	return d.m.guests.enter(switches.Group(s, node))
 }
 
 // still re-reads the catalog under the lock: the node must still be what
@@ -296,7 +330,7 @@ func (d doctorHands) still(ctx context.Context, node string, waiting bool) (*clu
 // into j; the last says done or failed, and what happened.
 func (d doctorHands) under(ctx context.Context, act doctor.ActionKind, node string, waiting bool,
 	fn func(j *switches.Journal, s *cluster.State, n watched) (string, error)) error {
-	unlock, err := d.lock("the doctor's " + string(act))
+	unlock, err := d.lock(ctx, act, node)
 	if err != nil {
 		return err
 	}
@@ -390,7 +424,7 @@ func (d doctorHands) Restart(ctx context.Context, node string) error {
 // waiting old master is then rewound by the doctor; one a DBA kicked out
 // stays stopped until the DBA's REWIND.
 func (d doctorHands) Fence(ctx context.Context, node, reason string) error {
-	unlock, err := d.lock("the doctor's fence")
+	unlock, err := d.lock(ctx, doctor.Fence, node)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func (d doctorHands) resume(ctx context.Context) error {
 		if err != nil || len(f) != 3 {
 			continue
 		}
-		unlock, err := d.lock("the doctor's resume")
+		unlock, err := d.lock(ctx, "resume", "")
 		if err != nil {
 			return err
 		}

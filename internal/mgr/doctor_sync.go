@@ -83,7 +83,7 @@ func (d doctorHands) liveSyncNames(ctx context.Context, t fleet.Member) (string,
 //     SYSTEM value that overrides it removed), then the sync slaves that
 //     stream are waited for in the same way.
 func (d doctorHands) Sync(ctx context.Context, node string) error {
-	unlock, err := d.lock("the doctor's sync")
+	unlock, err := d.lock(ctx, doctor.Sync, node)
 	if err != nil {
 		return err
 	}

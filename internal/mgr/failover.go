@@ -70,7 +70,9 @@ func (m *Manager) switchover(e *req, st *parser.Switchover) error {
 		return err
 	}
 	defer unlock()
-	res, err := m.switches().Switchover(e.ctx, switches.Switchover{Family: kinds.Family(st.Kind.Family), Slave: st.Name.Name,
+	x := m.switches()
+	x.Guests = &m.guests // the doctor acts on other groups while it waits
+	res, err := x.Switchover(e.ctx, switches.Switchover{Family: kinds.Family(st.Kind.Family), Slave: st.Name.Name,
 		Force: st.Force, MaxTrys: st.MaxTrys}, e.w)
 	if err != nil {
 		return namedAt(e, err, st.Name.Pos)

@@ -98,11 +98,18 @@ func (m *Manager) lockCluster(command string) (func(), error) {
 func (m *Manager) lockOps(command string) (func(), error) {
 	select {
 	case m.ops <- struct{}{}:
-		return func() { <-m.ops }, nil
+		return m.unlockOps, nil
 	default:
 		return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
 			WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
 	}
+}
+
+// unlockOps frees the cluster lock, once the doctor's actions let in
+// while the command only waited (guestPass) ended.
+func (m *Manager) unlockOps() {
+	m.guests.Close()
+	<-m.ops
 }
 
 // lockCatalog is lockCluster for the quick catalog commands (ADD, ALTER,
@@ -114,7 +121,7 @@ func (m *Manager) lockCatalog(ctx context.Context, command string) (func(), erro
 	defer t.Stop()
 	select {
 	case m.ops <- struct{}{}:
-		return func() { <-m.ops }, nil
+		return m.unlockOps, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-t.C:

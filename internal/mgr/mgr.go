@@ -71,6 +71,9 @@ type Manager struct {
 	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that
 	// two of them never interleave. LIST and MONITOR never take it.
 	ops chan struct{}
+	// guests lets the doctor act on other nodes while the command holding
+	// ops only waits (lock.go).
+	guests guestPass
 
 	// interrupted is set at start-up when the journal shows operations the
 	// previous manager did not finish.

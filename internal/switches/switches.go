@@ -78,6 +78,10 @@ type Switches struct {
 	// the clients' transactions to end; zero means a second (tests make
 	// it shorter).
 	Second time.Duration
+	// Guests, when set, lets the doctor act on other nodes while a
+	// SWITCHOVER only waits for its master's clients
+	// (switchover_wait.go); nil keeps everything off until it ends.
+	Guests Waiter
 	// AfterStep, when set, is called after each step of a switch that
 	// succeeded, with the switch's journal command (the manager's crash
 	// test hook, --crash-at; nil otherwise).

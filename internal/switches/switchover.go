@@ -2,6 +2,7 @@ package switches
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,7 +59,7 @@ func (x *Switches) Switchover(ctx context.Context, r Switchover, p Progress) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	run.fail = run.switched
+	run.fail = run.quietFailed
 	run.plan = cluster.SwitchoverSteps(s, old.Name, n.Name, r.MaxTrys, r.Force, probes)
 	defer run.releaseHolds(ctx)
 	ctx, err = run.run(ctx, run.plan.Steps)
@@ -90,7 +91,20 @@ func (x *Switches) caughtUp(ctx context.Context, oldM, newM fleet.Member, maxTry
 	}
 	p.Notice("NOTICE", fmt.Sprintf("wait max %d seconds to check %s and %s have the same xlog position", maxTrys, oldM.Name(), newM.Name()))
 	if err := x.Fleet.WaitReplay(ctx, newM, ckpt, time.Duration(maxTrys)*time.Second); err != nil {
-		return pgerror.New(pgerror.ObjectNotInPrereqState, "check %s and %s have the same xlog position failed", oldM.Name(), newM.Name())
+		return replayError(ctx, err, oldM.Name(), newM.Name(), ckpt)
 	}
 	return nil
+}
+
+// replayError is the failed wait for newM to replay oldM's shutdown
+// checkpoint at ckpt: a statement cancelled meanwhile (its client gone) is
+// said as such, not as a replay that fell short; either way the cause is
+// kept.
+func replayError(ctx context.Context, err error, oldM, newM string, ckpt uint64) error {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fleet.WrapAs(err, pgerror.QueryCanceled, "", "SWITCHOVER cancelled while waiting for %s to replay the shutdown checkpoint of %s at %s",
+			newM, oldM, cluster.FormatLSN(ckpt))
+	}
+	return fleet.WrapAs(err, pgerror.ObjectNotInPrereqState, "", "check %s and %s have the same xlog position failed: the shutdown checkpoint of %s is at %s",
+		oldM, newM, oldM, cluster.FormatLSN(ckpt))
 }

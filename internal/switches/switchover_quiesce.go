@@ -42,9 +42,16 @@ var errBusy = pgerror.New(pgerror.ObjectNotInPrereqState, "there are some active
 // hold has its locks. Without Force it gives up after st.Seconds, says
 // which nodes were busy, releases the holds and refuses: nothing changed.
 // With Force it ends the busy sessions and goes on, at worst without the
-// holds that could not lock.
+// holds that could not lock. Between two counts the doctor may act on
+// nodes outside the switch (switchover_wait.go); when it did, the catalog
+// is read again and the sessions counted once more before the switch
+// goes on.
 func (r *switchRun) quiesce(ctx context.Context, st cluster.SwitchStep) error {
 	q := cluster.SwitchoverQuiet(r.sn.State, st.Node)
+	scope := waitScope(r.sn.State, st.Node, q)
+	// Every way out ends the scope: the doctor's actions end before the
+	// master is stopped or the cluster lock freed.
+	defer r.endWait()
 	second := r.x.Second
 	if second == 0 {
 		second = time.Second
@@ -77,7 +84,15 @@ func (r *switchRun) quiesce(ctx context.Context, st cluster.SwitchStep) error {
 		// locks after a count that found nobody, nothing runs that the
 		// stop would cut short but what could not be held anyway.
 		if n == 0 && r.waitLocks(ctx, deadline) {
-			return nil
+			guests, err := r.closeWait(ctx, st.Node, q)
+			if err != nil {
+				r.releaseHolds(ctx)
+				return err
+			}
+			if !guests {
+				return nil
+			}
+			continue // the doctor acted meanwhile: count again
 		}
 		late := !time.Now().Before(deadline)
 		if (late || time.Since(said) >= second) && !st.Force {
@@ -87,13 +102,35 @@ func (r *switchRun) quiesce(ctx context.Context, st cluster.SwitchStep) error {
 			}
 		}
 		if late {
-			return r.quietLate(ctx, st.Force)
+			_, cerr := r.closeWait(ctx, st.Node, q)
+			if err := r.quietLate(ctx, st.Force); err != nil {
+				return err
+			}
+			if cerr != nil {
+				r.releaseHolds(ctx)
+			}
+			return cerr
 		}
+		r.openWait(scope)
 		if err := fleet.Sleep(ctx, quietPoll); err != nil {
 			r.releaseHolds(ctx)
 			return err
 		}
 	}
+}
+
+// quietFailed is the failure rule of a switchover's quiesce step: nothing
+// was changed (the master was not touched, the holds are released), so
+// nothing is reverted — the journal says the switch was refused at the
+// quiesce, and why — and the doctor may act on the master again.
+func (r *switchRun) quietFailed(ctx context.Context, st cluster.SwitchStep, err error) error {
+	if st.Kind != cluster.SwitchQuiesce {
+		return r.switched(ctx, st, err)
+	}
+	ctx = context.WithoutCancel(ctx)
+	r.releaseHolds(ctx)
+	r.x.Catalog.Commit(ctx, r.j, Step{"failed", string(st.Kind), err.Error()}, allowCure(r.old.Name(), r.old.Node.AllowCure))
+	return err
 }
 
 // heldCoord is one coordinator's hold, its Lock running on its own.

@@ -109,7 +109,7 @@ func TestSwitchoverBusyRefused(t *testing.T) {
 			if n := r.f.Node("dn1"); !n.Running || n.InRecovery {
 				t.Errorf("dn1 after a refused switchover: %+v", n)
 			}
-			r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed revert")
+			r.journal(t, "SWITCHOVER dn1s running start", "SWITCHOVER dn1s failed quiesce")
 		})
 	}
 }
