@@ -279,8 +279,12 @@ var guestActs = map[doctor.ActionKind]bool{doctor.Restart: true, doctor.Failover
 // doctor.ErrBusy. While the command holding it only waits (a SWITCHOVER's
 // quiesce), one of guestActs whose node's replication group is outside
 // that command's scope is let in as its guest (guestPass).
+// doctorLockPrefix starts the name under which the doctor's actions hold
+// the cluster lock (isDoctorAction).
+const doctorLockPrefix = "the doctor's "
+
 func (d doctorHands) lock(ctx context.Context, act doctor.ActionKind, node string) (func(), error) {
-	what := "the doctor's " + string(act)
+	what := doctorLockPrefix + string(act)
 	unlock, err := d.m.lockCluster(what)
 	if err == nil {
 		return unlock, nil

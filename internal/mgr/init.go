@@ -95,20 +95,45 @@ func (m *Manager) lockCluster(command string) (func(), error) {
 // lockOps is lockCluster without the FLUSH HOST check: for FLUSH HOST
 // itself, and for START and STOP, which a DBA may need to bring a master
 // up before FLUSH HOST (it refuses while one is down).
+//
+// A DBA's command that finds one of the doctor's actions running waits for
+// it, up to doctorActionWait: the doctor's actions are short (a restart, a
+// failover) and a DBA cannot know one runs; the doctor itself never waits.
 func (m *Manager) lockOps(command string) (func(), error) {
 	select {
 	case m.ops <- struct{}{}:
+		m.opsHolder.Store(command)
 		return m.unlockOps, nil
 	default:
-		return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
-			WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
 	}
+	holder, _ := m.opsHolder.Load().(string)
+	if !isDoctorAction(command) && isDoctorAction(holder) {
+		t := time.NewTimer(doctorActionWait)
+		defer t.Stop()
+		select {
+		case m.ops <- struct{}{}:
+			m.opsHolder.Store(command)
+			return m.unlockOps, nil
+		case <-t.C:
+		}
+	}
+	return nil, pgerror.New(pgerror.ObjectInUse, "cannot run %s: another cluster operation is running", command).
+		WithHint("Wait for it to finish; MONITOR ALL shows the cluster meanwhile.")
 }
+
+// doctorActionWait is how long a DBA's command waits for a doctor's
+// action that holds the cluster lock (lockOps).
+const doctorActionWait = 30 * time.Second
+
+// isDoctorAction reports whether a lock holder's name is one of the
+// doctor's actions (doctorHands.lock names them so).
+func isDoctorAction(command string) bool { return strings.HasPrefix(command, doctorLockPrefix) }
 
 // unlockOps frees the cluster lock, once the doctor's actions let in
 // while the command only waited (guestPass) ended.
 func (m *Manager) unlockOps() {
 	m.guests.Close()
+	m.opsHolder.Store("")
 	<-m.ops
 }
 
@@ -121,6 +146,7 @@ func (m *Manager) lockCatalog(ctx context.Context, command string) (func(), erro
 	defer t.Stop()
 	select {
 	case m.ops <- struct{}{}:
+		m.opsHolder.Store(command)
 		return m.unlockOps, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

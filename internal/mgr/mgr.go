@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
@@ -71,6 +72,9 @@ type Manager struct {
 	// or the catalog (INIT, START, STOP, CLEAN, SET, ADD NODE, …), so that
 	// two of them never interleave. LIST and MONITOR never take it.
 	ops chan struct{}
+	// opsHolder names the command holding ops (lockOps), for waiting on
+	// the doctor's actions rather than refusing.
+	opsHolder atomic.Value // string
 	// guests lets the doctor act on other nodes while the command holding
 	// ops only waits (lock.go).
 	guests guestPass
