@@ -216,15 +216,21 @@ func (c *testCluster) serversOf(t *testing.T, n nodeSpec) string {
 		(SELECT option_value FROM pg_options_to_table(srvoptions) WHERE option_name = 'port'), ' ' ORDER BY srvname) FROM pg_foreign_server`)
 }
 
-// TestPartition: three namespace hosts, dn1 (th3) with its sync slave dn1s
-// (th1), a coordinator on the cut host too (cn2, th3), the doctor on.
+// TestPartition: four namespace hosts, dn1 (th3) with its sync slave dn1s
+// (th1), a coordinator on the cut host too (cn2, th3), the doctor on; on
+// th4 dn3 with a sync and a potential slave, and the async-only dn4 and
+// dn5 (partitionTh4).
 //
 //   - Every host's link cut: the manager sees nothing and does nothing.
-//   - th3 cut while a client inside th3 writes to dn1: the doctor fails
-//     over to dn1s; no write is acknowledged after the cut; markers are
-//     never acknowledged by two nodes at once nor by dn1; the link back,
-//     dn1 is fenced and rewound into a streaming slave of dn1s, and cn2,
-//     which missed the re-point, routes to dn1s; no acknowledged row lost.
+//   - th4 cut: see partitionTh4.
+//   - th3 cut while a client inside th3 writes to dn1 and another through
+//     cn1 (th2) into a distributed table: the doctor fails over to dn1s;
+//     no write is acknowledged after the cut; cn1 takes writes again at
+//     once and sends dn1's slots to dn1s, never to dn1; markers are never
+//     acknowledged by two nodes at once nor by dn1; the link back, dn1 is
+//     fenced and rewound into a streaming slave of dn1s, and cn2, which
+//     missed the re-point, routes to dn1s; no acknowledged row lost, on
+//     either path.
 //   - The doctor off, th1 (dn1s, now master) cut, a DBA's FAILOVER: the
 //     link back, MONITOR ALL and MONITOR HA show two masters; the doctor,
 //     started, fences dn1s (kicked out, allowcure off) and leaves it
