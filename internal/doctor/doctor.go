@@ -105,6 +105,11 @@ type Observation struct {
 	// a failed look (not Answering), so that a host cut off from the
 	// manager costs no more than a dead one.
 	Pending bool
+	// AsyncOnly: a master with no sync or potential slave in the cluster
+	// (the catalog). It acknowledges commits alone, so a failover without
+	// FORCE is refused (docs/HA.md rule 1a): when it cannot be restarted
+	// the doctor holds, says so once, and tries nothing (AsyncOnlyReason).
+	AsyncOnly bool
 	// Hung: a failed look that did not fail but hung past the look
 	// deadline (a host cut off, or a very slow master). It counts as a
 	// failed look, but does not make the next looks come sooner
@@ -361,16 +366,20 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 		h.restarts++
 		return Action{Kind: Restart, Node: o.Node}, true
 	}
-	if o.Role == Master && h.unsynced {
-		// Its list was weaker than the catalog says, or unknown: the
-		// catalog's sync slave may lack commits the master acknowledged
-		// alone. Restarting it stays allowed; failing it over is the
-		// DBA's call.
+	if o.Role == Master && (h.unsynced || o.AsyncOnly) {
+		// Its list was weaker than the catalog says, or unknown, or it
+		// has no sync slave at all: its slaves may lack commits it
+		// acknowledged alone. Restarting it stays allowed; failing it
+		// over is the DBA's call.
 		if h.held {
 			return Action{}, false
 		}
 		h.held = true
-		return Action{Kind: Hold, Node: o.Node, Reason: HoldReason}, true
+		reason := HoldReason
+		if !h.unsynced {
+			reason = AsyncOnlyReason
+		}
+		return Action{Kind: Hold, Node: o.Node, Reason: reason}, true
 	}
 	delete(mem, o.Node)
 	if o.Role == Master {
@@ -386,6 +395,10 @@ func decideOne(mem Memory, o Observation, cfg Config) (Action, bool) {
 // HoldReason is why the doctor does not fail over a master whose sync list
 // differed from the catalog when it was last seen.
 const HoldReason = "its synchronous_standby_names did not match the node table when it was last seen, so its slaves may lack commits it acknowledged alone: not failed over by the doctor (a DBA decides: FAILOVER … FORCE)"
+
+// AsyncOnlyReason is why the doctor does not fail over a master that has
+// no sync or potential slave.
+const AsyncOnlyReason = "it has no sync or potential slave, so its slaves may lack commits it acknowledged alone: not failed over by the doctor (a DBA decides: FAILOVER … FORCE)"
 
 // decideSync is the round of a master that answers: what was counted of
 // it is forgotten, and a live sync list that differs from the catalog, or

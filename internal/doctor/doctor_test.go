@@ -345,3 +345,24 @@ func TestFailingBacksOff(t *testing.T) {
 		t.Error("a success forgets the failures")
 	}
 }
+
+// TestAsyncOnlyMasterIsHeld: a master with no sync or potential slave that
+// cannot be restarted is not failed over (a failover without FORCE would
+// be refused): Hold, said once, then nothing while it stays down; once it
+// answers and dies again, Hold is said again.
+func TestAsyncOnlyMasterIsHeld(t *testing.T) {
+	cfg := Config{Failures: 2, Restarts: 0, Follows: 2, Retry: 2}
+	seen := Observation{Node: "gc", Answering: true}
+	down := []Observation{seen, {Node: "dn1", Role: Master, AsyncOnly: true}}
+	up := []Observation{seen, {Node: "dn1", Role: Master, AsyncOnly: true, Answering: true, SyncRead: true}}
+	hold := []Action{{Kind: Hold, Node: "dn1", Reason: AsyncOnlyReason}}
+	mem := Memory{}
+	var got [][]Action
+	for _, obs := range [][]Observation{down, down, down, down, down, up, down, down} {
+		got = append(got, Decide(mem, obs, cfg))
+	}
+	want := [][]Action{nil, hold, nil, nil, nil, nil, nil, hold}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("actions per round (-want +got):\n%s", d)
+	}
+}

@@ -129,6 +129,9 @@ func (d doctorHands) primary(ctx context.Context, s *cluster.State, n cluster.No
 // doctor's failover, seen again after a partition).
 func (d doctorHands) observe(ctx context.Context, s *cluster.State, n watched, answered func()) lookResult {
 	o := doctor.Observation{Node: n.Name, Role: n.role, Cure: n.CureStatus, Master: n.Master}
+	if n.role == doctor.Master {
+		o.AsyncOnly = cluster.SyncNames(s, n.Name, func(c cluster.Node) bool { return c.InCluster }) == ""
+	}
 	t, err := fleet.At(s, n.Node)
 	if err != nil {
 		return lookResult{obs: o}
