@@ -21,6 +21,16 @@ CREATE TABLE IF NOT EXISTS adb.slot (
 	node text NOT NULL
 );
 
+-- adb.lost are the names this coordinator routes to (a foreign server, a
+-- slot owner) that name no node and that adb.orphans could not place in a
+-- datanode group: left to a DBA, and not read as stale again
+-- (coord.ServersQuery) — a refresh cannot fix them, so the doctor would
+-- only repeat it.
+CREATE TABLE IF NOT EXISTS adb.lost (
+	name  text PRIMARY KEY,
+	since timestamptz NOT NULL DEFAULT now()
+);
+
 -- adb.conninfo is how this node reaches another one, as the manager would.
 -- Every value is quoted, as libpq wants it, so no name can add a keyword.
 CREATE OR REPLACE FUNCTION adb.conninfo_quote(v text) RETURNS text
@@ -133,7 +143,8 @@ $fn$;
 -- pg_temp.adb_prev_node, the node list this coordinator had before the
 -- refresh (adb.node is the new one already), and its master in the new
 -- list; failing that, the node now at the server's address. A name
--- neither places is left (WARNING): no guess moves data.
+-- neither places is left (WARNING) and recorded in adb.lost: no guess
+-- moves data.
 CREATE OR REPLACE FUNCTION adb.orphans() RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -146,7 +157,10 @@ BEGIN
 	         WHERE w.fdwname = 'postgres_fdw'
 	           AND (s.srvname::text IN (SELECT name FROM pg_temp.adb_prev_node) OR adb.carries(s.srvname))
 	         UNION SELECT node FROM adb.slot LOOP
-		CONTINUE WHEN EXISTS (SELECT 1 FROM adb.node WHERE name = x);
+		IF EXISTS (SELECT 1 FROM adb.node WHERE name = x) THEN
+			DELETE FROM adb.lost WHERE name = x;
+			CONTINUE;
+		END IF;
 		SELECT max(o.option_value) FILTER (WHERE o.option_name = 'host'), max(o.option_value) FILTER (WHERE o.option_name = 'port')
 		INTO srvhost, srvport
 		FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o WHERE s.srvname = x;
@@ -166,10 +180,15 @@ BEGIN
 		SELECT min(now.name) INTO dst FROM now WHERE now.type = 'datanode master';
 		IF dst IS NULL THEN
 			RAISE WARNING '% names no node, and its datanode group is not known: what it routes is left to a DBA', x;
+			INSERT INTO adb.lost (name) VALUES (x) ON CONFLICT DO NOTHING;
 		ELSE
 			PERFORM adb.move_server(x, dst);
+			DELETE FROM adb.lost WHERE name = x;
 		END IF;
 	END LOOP;
+	-- Gone meanwhile (a DBA's fix): not lost any more.
+	DELETE FROM adb.lost l WHERE NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = l.name)
+	                         AND NOT EXISTS (SELECT 1 FROM adb.slot WHERE node = l.name);
 END
 $fn$;
 

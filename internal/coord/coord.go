@@ -158,14 +158,17 @@ func Servers(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) []Ser
 // servers that adbmgr made (named after a node of its node list adb.node)
 // or that hold a partition of a distributed table — name, then
 // "host:port" from their options — and the slot map's owners that have no
-// server, with "". A DBA's own servers are left out.
+// server, with "". A DBA's own servers are left out, and so are the names
+// a refresh could not place (adb.lost): refreshing again would not help.
 const ServersQuery = `SELECT s.srvname::text,
 	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'host'), '') || ':' ||
 	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'port'), '')
 FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
 WHERE w.fdwname = 'postgres_fdw' AND (s.srvname::text IN (SELECT name FROM adb.node) OR adb.carries(s.srvname))
+  AND s.srvname::text NOT IN (SELECT name FROM adb.lost)
 UNION
-SELECT DISTINCT node, '' FROM adb.slot WHERE node NOT IN (SELECT srvname::text FROM pg_foreign_server)`
+SELECT DISTINCT node, '' FROM adb.slot
+WHERE node NOT IN (SELECT srvname::text FROM pg_foreign_server) AND node NOT IN (SELECT name FROM adb.lost)`
 
 // BareServersQuery is ServersQuery on a coordinator without the adb
 // schema (never configured): every postgres_fdw server.
@@ -182,8 +185,9 @@ WHERE w.fdwname = 'postgres_fdw'`
 // failover it missed while cut off: it would route that group's queries
 // to the old master); a server or slot owner that names no node at all (a
 // master deleted while it was not told: ADBMGR PROMOTE). Configure
-// re-points all of them, so a refresh leaves it not stale — unless
-// adb.orphans cannot place a name, which it says with a WARNING.
+// re-points all of them, so a refresh leaves it not stale; a name
+// adb.orphans cannot place it records in adb.lost, which ServersQuery
+// leaves out, so that the doctor does not refresh it again and again.
 func Stale(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool, have map[string]string) bool {
 	for name := range have {
 		if n, found := s.Node(name); !found || n.Type.Family() != cluster.Datanode {
