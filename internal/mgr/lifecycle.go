@@ -400,23 +400,20 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
 			"state": "not streaming", "zone": n.Zone}
 		rows[i] = row
-		if r, ok := replicaOf(parents, n); ok {
+		r, streaming := replicaOf(parents, n)
+		if streaming {
 			row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
 			row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
+		} else if mem, err := fleet.At(s, n); err == nil {
+			// Not streaming: say so louder when it answers as a primary.
+			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
+				row["state"] = doctor.FenceReason(n.Master)
+				return
+			}
 		}
 		if standby[n.Master] {
 			// Streaming or not, it follows no writable master.
 			row["state"] = fmt.Sprintf("its master %s %s", n.Master, standbyMaster)
-			return
-		}
-		if row["state"] != "not streaming" {
-			return
-		}
-		// Not streaming: say so louder when it answers as a primary.
-		if mem, err := fleet.At(s, n); err == nil {
-			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
-				row["state"] = doctor.FenceReason(n.Master)
-			}
 		}
 	})
 	return writeTable(e.w, cols, rows)
