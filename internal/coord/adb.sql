@@ -31,6 +31,15 @@ CREATE TABLE IF NOT EXISTS adb.lost (
 	since timestamptz NOT NULL DEFAULT now()
 );
 
+-- adb.prev_node is the node list as it was before the refresh running
+-- now (coord.Configure): adb.orphans finds there the group of a name the
+-- new list no longer has. (A plain table, not a temporary one: creating a
+-- temporary table costs each refresh more than the copy.)
+CREATE UNLOGGED TABLE IF NOT EXISTS adb.prev_node (
+	name   text NOT NULL,
+	master text NOT NULL
+);
+
 -- adb.conninfo is how this node reaches another one, as the manager would.
 -- Every value is quoted, as libpq wants it, so no name can add a keyword.
 CREATE OR REPLACE FUNCTION adb.conninfo_quote(v text) RETURNS text
@@ -140,7 +149,7 @@ $fn$;
 -- partition, or a slot owner: a datanode master deleted while this
 -- coordinator was not told, as by ADBMGR PROMOTE while it was down — to
 -- the master, now, of that name's replication group. The group is found in
--- pg_temp.adb_prev_node, the node list this coordinator had before the
+-- adb.prev_node, the node list this coordinator had before the
 -- refresh (adb.node is the new one already), and its master in the new
 -- list; failing that, the node now at the server's address. A name
 -- neither places is left (WARNING) and recorded in adb.lost: no guess
@@ -155,7 +164,7 @@ DECLARE
 BEGIN
 	FOR x IN SELECT s.srvname::text FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
 	         WHERE w.fdwname = 'postgres_fdw'
-	           AND (s.srvname::text IN (SELECT name FROM pg_temp.adb_prev_node) OR adb.carries(s.srvname))
+	           AND (s.srvname::text IN (SELECT name FROM adb.prev_node) OR adb.carries(s.srvname))
 	         UNION SELECT node FROM adb.slot LOOP
 		IF EXISTS (SELECT 1 FROM adb.node WHERE name = x) THEN
 			DELETE FROM adb.lost WHERE name = x;
@@ -165,13 +174,13 @@ BEGIN
 		INTO srvhost, srvport
 		FROM pg_foreign_server s, pg_options_to_table(s.srvoptions) o WHERE s.srvname = x;
 		WITH RECURSIVE up(name, master, depth) AS (
-			SELECT x, coalesce((SELECT p.master FROM pg_temp.adb_prev_node p WHERE p.name = x), ''), 0
+			SELECT x, coalesce((SELECT p.master FROM adb.prev_node p WHERE p.name = x), ''), 0
 			UNION ALL
-			SELECT p.name, p.master, up.depth + 1 FROM pg_temp.adb_prev_node p JOIN up ON p.name = up.master WHERE up.depth < 64),
+			SELECT p.name, p.master, up.depth + 1 FROM adb.prev_node p JOIN up ON p.name = up.master WHERE up.depth < 64),
 		down(name, depth) AS (
 			SELECT (SELECT up.name FROM up ORDER BY up.depth DESC LIMIT 1), 0
 			UNION ALL
-			SELECT p.name, down.depth + 1 FROM pg_temp.adb_prev_node p JOIN down ON p.master = down.name WHERE down.depth < 64),
+			SELECT p.name, down.depth + 1 FROM adb.prev_node p JOIN down ON p.master = down.name WHERE down.depth < 64),
 		now(name, master, type, depth) AS (
 			SELECT n.name, n.master, n.type, 0 FROM adb.node n
 			WHERE n.name IN (SELECT down.name FROM down) OR (n.host = srvhost AND n.port::text = srvport)

@@ -68,7 +68,7 @@ func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) str
 	b.WriteString(Schema)
 	// The node list as this coordinator had it: adb.orphans finds there
 	// the group of a server or slot owner the new list no longer names.
-	b.WriteString("\nDROP TABLE IF EXISTS pg_temp.adb_prev_node;\nCREATE TEMP TABLE adb_prev_node ON COMMIT DROP AS SELECT name, master FROM adb.node;\n")
+	b.WriteString("\nDELETE FROM adb.prev_node;\nINSERT INTO adb.prev_node SELECT name, master FROM adb.node;\n")
 	b.WriteString("DELETE FROM adb.node;\n")
 	for _, n := range s.Nodes {
 		if !ok(n) {

@@ -40,7 +40,7 @@ func TestConfigure(t *testing.T) {
 			"INSERT INTO adb.node VALUES ('dn2s', 'datanode slave', '10.0.0.2', 4, 'dn2');",
 			"(ARRAY['dn2'])[k % 1 + 1] FROM generate_series(0, 63)",
 			"SELECT adb.move_server('dn1', 'dn2');", "SELECT adb.orphans();",
-			"CREATE TEMP TABLE adb_prev_node ON COMMIT DROP AS SELECT name, master FROM adb.node;\nDELETE FROM adb.node;",
+			"INSERT INTO adb.prev_node SELECT name, master FROM adb.node;\nDELETE FROM adb.node;",
 			`CREATE SERVER "dn2" FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '10.0.0.1', port '3', dbname 'postgres');`,
 			"SELECT adb.secure_server('dn2');", `CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER "dn2" OPTIONS (user 'pg');`,
 		}, []string{`CREATE SERVER "dn2s"`}},
