@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -73,6 +74,35 @@ func CheckAdbmgrPromote(s *State, t NodeType, name string) (n, old Node, err err
 		return n, old, pgerror.New(pgerror.ObjectNotInPrereqState, `%s follows slave "%s": only a direct slave of a master can be promoted`, Describe(n), n.Master)
 	}
 	return n, old, nil
+}
+
+// AdbmgrPromoteReady decides whether ADBMGR PROMOTE of n, a slave of
+// old, may run, each manual step refused unless the one before it was
+// done: n must answer as a primary (PROMOTE was run) — or the command
+// would stop old and delete its row, leaving the group with no writable
+// node — and, for a datanode, no coordinator may still route old's data
+// to old (routing: the coordinators that still have a server named old;
+// CONFIG DATANODE SLAVE was not run), or its slots would point at a
+// deleted node. Nothing has changed when it refuses.
+func AdbmgrPromoteReady(n Node, probe Probe, old Node, routing []string) error {
+	family := strings.ToUpper(string(n.Type.Family()))
+	next := fmt.Sprintf("PROMOTE %s SLAVE %s", family, n.Name)
+	if n.Type.Family() == Datanode {
+		next += fmt.Sprintf(", then CONFIG DATANODE SLAVE %s", n.Name)
+	}
+	if !probe.Reachable {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s is not running: it cannot be told from a standby`, Describe(n)).
+			WithHint("Start it, then %s first.", next)
+	}
+	if probe.InRecovery {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `%s still runs as a standby: the group would have no writable master`, Describe(n)).
+			WithHint("%s first.", next)
+	}
+	if len(routing) > 0 {
+		return pgerror.New(pgerror.ObjectNotInPrereqState, `the data of %s is still routed to it by %s`, old.Name, strings.Join(routing, ", ")).
+			WithHint("CONFIG DATANODE SLAVE %s first.", n.Name)
+	}
+	return nil
 }
 
 // PlanAdbmgrPromote is the node table after ADBMGR PROMOTE of old's slave

@@ -36,6 +36,41 @@ func TestPromoteReady(t *testing.T) {
 	}
 }
 
+func TestAdbmgrPromoteReady(t *testing.T) {
+	dn := Node{Name: "s", Type: DatanodeSlave}
+	gc := Node{Name: "gs", Type: GtmcoordSlave}
+	old := Node{Name: "m", Type: DatanodeMaster}
+	primary := Probe{Reachable: true}
+	tests := []struct {
+		name    string
+		n       Node
+		probe   Probe
+		routing []string
+		msg     string
+		hint    string
+	}{
+		{"promoted and configured", dn, primary, nil, "", ""},
+		{"a gtmcoord slave promoted", gc, primary, nil, "", ""},
+		{"down", dn, Probe{}, nil, "is not running", "Start it, then PROMOTE DATANODE SLAVE s, then CONFIG DATANODE SLAVE s first."},
+		{"still a standby", dn, up(1), nil, "still runs as a standby", "PROMOTE DATANODE SLAVE s, then CONFIG DATANODE SLAVE s first."},
+		{"a gtmcoord slave still a standby", gc, up(1), nil, "still runs as a standby", "PROMOTE GTMCOORD SLAVE gs first."},
+		{"not configured", dn, primary, []string{"cn1", "gc"}, "the data of m is still routed to it by cn1, gc", "CONFIG DATANODE SLAVE s first."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := AdbmgrPromoteReady(tt.n, tt.probe, old, tt.routing)
+			if tt.msg == "" {
+				refusal(t, err, "", "", "")
+				return
+			}
+			refusal(t, err, pgerror.ObjectNotInPrereqState, tt.msg, "")
+			if pe, _ := pgerror.As(err); pe.Hint != tt.hint {
+				t.Errorf("hint = %q, want %q", pe.Hint, tt.hint)
+			}
+		})
+	}
+}
+
 func TestManualChecks(t *testing.T) {
 	s := group()
 	s.Nodes = append(s.Nodes, Node{ID: 9, Name: "x", Type: DatanodeSlave, Master: "m", Zone: DefaultZone})

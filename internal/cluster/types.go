@@ -80,6 +80,15 @@ const (
 	Async     = "async"
 )
 
+// ASlave is "a sync slave", "a potential slave", "an async slave": the
+// sync state with its article, for messages.
+func ASlave(syncState string) string {
+	if syncState == Async {
+		return "an async slave"
+	}
+	return "a " + syncState + " slave"
+}
+
 // DefaultZone is the zone of nodes added without ZONE, and the manager's
 // current zone (AntDB's mgr_zone GUC) unless a session sets another.
 const DefaultZone = "local"

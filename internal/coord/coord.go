@@ -66,7 +66,10 @@ CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
 func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) string {
 	var b strings.Builder
 	b.WriteString(Schema)
-	b.WriteString("\nDELETE FROM adb.node;\n")
+	// The node list as this coordinator had it: adb.orphans finds there
+	// the group of a server or slot owner the new list no longer names.
+	b.WriteString("\nDELETE FROM adb.prev_node;\nINSERT INTO adb.prev_node SELECT name, master FROM adb.node;\n")
+	b.WriteString("DELETE FROM adb.node;\n")
 	for _, n := range s.Nodes {
 		if !ok(n) {
 			continue
@@ -93,8 +96,12 @@ func Configure(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) str
 	// the master of that node's replication group, so that its foreign
 	// tables and the slot map follow.
 	for _, r := range renames(s, ok) {
-		b.WriteString(RenameServer(r[0], r[1]))
+		fmt.Fprintf(&b, "SELECT adb.move_server(%s, %s);\n", pgclient.Literal(r[0]), pgclient.Literal(r[1]))
 	}
+	// A server or slot owner named after no node at all (a master whose
+	// row was deleted while this coordinator was not told) follows its
+	// group too.
+	b.WriteString("SELECT adb.orphans();\n")
 	for _, v := range Servers(s, c, ok) {
 		b.WriteString(EnsureServer(v.Name, v.Address, v.Port, v.User))
 	}
@@ -147,20 +154,46 @@ func Servers(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool) []Ser
 	return out
 }
 
-// ServersQuery reads a coordinator's postgres_fdw servers: name, then
-// "host:port" from their options.
+// ServersQuery reads what a coordinator routes to: its postgres_fdw
+// servers that adbmgr made (named after a node of its node list adb.node)
+// or that hold a partition of a distributed table — name, then
+// "host:port" from their options — and the slot map's owners that have no
+// server, with "". A DBA's own servers are left out, and so are the names
+// a refresh could not place (adb.lost): refreshing again would not help.
 const ServersQuery = `SELECT s.srvname::text,
+	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'host'), '') || ':' ||
+	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'port'), '')
+FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+WHERE w.fdwname = 'postgres_fdw' AND (s.srvname::text IN (SELECT name FROM adb.node) OR adb.carries(s.srvname))
+  AND s.srvname::text NOT IN (SELECT name FROM adb.lost)
+UNION
+SELECT DISTINCT node, '' FROM adb.slot
+WHERE node NOT IN (SELECT srvname::text FROM pg_foreign_server) AND node NOT IN (SELECT name FROM adb.lost)`
+
+// BareServersQuery is ServersQuery on a coordinator without the adb
+// schema (never configured): every postgres_fdw server.
+const BareServersQuery = `SELECT s.srvname::text,
 	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'host'), '') || ':' ||
 	coalesce((SELECT option_value FROM pg_options_to_table(s.srvoptions) WHERE option_name = 'port'), '')
 FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
 WHERE w.fdwname = 'postgres_fdw'`
 
-// Stale reports whether coordinator c, whose postgres_fdw servers are have
-// (ServersQuery: name → "host:port"), lacks what Configure would give it:
-// a server missing or pointing elsewhere, or one still named after a node
-// that is no longer a datanode master (a failover it missed while cut
-// off: it would route that group's queries to the old master).
+// Stale reports whether coordinator c, which routes to have (ServersQuery:
+// name → "host:port", "" for a slot owner without a server), lacks what
+// Configure would give it: a server missing or pointing elsewhere; one
+// still named after a node that is no longer a datanode master (a
+// failover it missed while cut off: it would route that group's queries
+// to the old master); a server or slot owner that names no node at all (a
+// master deleted while it was not told: ADBMGR PROMOTE). Configure
+// re-points all of them, so a refresh leaves it not stale; a name
+// adb.orphans cannot place it records in adb.lost, which ServersQuery
+// leaves out, so that the doctor does not refresh it again and again.
 func Stale(s *cluster.State, c cluster.Node, ok func(cluster.Node) bool, have map[string]string) bool {
+	for name := range have {
+		if n, found := s.Node(name); !found || n.Type.Family() != cluster.Datanode {
+			return true
+		}
+	}
 	for _, r := range renames(s, ok) {
 		if _, found := have[r[0]]; found {
 			return true

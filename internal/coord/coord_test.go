@@ -39,7 +39,8 @@ func TestConfigure(t *testing.T) {
 			Schema, "DELETE FROM adb.node;",
 			"INSERT INTO adb.node VALUES ('dn2s', 'datanode slave', '10.0.0.2', 4, 'dn2');",
 			"(ARRAY['dn2'])[k % 1 + 1] FROM generate_series(0, 63)",
-			`ALTER SERVER "dn1" RENAME TO "dn2";`,
+			"SELECT adb.move_server('dn1', 'dn2');", "SELECT adb.orphans();",
+			"INSERT INTO adb.prev_node SELECT name, master FROM adb.node;\nDELETE FROM adb.node;",
 			`CREATE SERVER "dn2" FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '10.0.0.1', port '3', dbname 'postgres');`,
 			"SELECT adb.secure_server('dn2');", `CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER "dn2" OPTIONS (user 'pg');`,
 		}, []string{`CREATE SERVER "dn2s"`}},
@@ -67,8 +68,9 @@ func TestConfigure(t *testing.T) {
 }
 
 // TestStale: a coordinator that missed a failover (a server still named
-// after the old master, none for the new one) or whose server points
-// elsewhere is stale; one Configure wrote is not.
+// after the old master, none for the new one), whose server points
+// elsewhere, or that routes to a name that is no node is stale; one
+// Configure wrote is not.
 func TestStale(t *testing.T) {
 	s := &cluster.State{Hosts: []cluster.Host{{Name: "h1", Address: "10.0.0.1"}, {Name: "h2", Address: "10.0.0.2"}}}
 	add := func(n cluster.Node) { n.ID = int64(len(s.Nodes) + 1); n.InCluster = true; s.Nodes = append(s.Nodes, n) }
@@ -83,7 +85,12 @@ func TestStale(t *testing.T) {
 		have map[string]string
 		want bool
 	}{
-		{"up to date", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3", "other": "x:1"}, false},
+		{"up to date", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3"}, false},
+		// ADBMGR PROMOTE deleted the old master while this coordinator
+		// was not told: a server, or slots, named after no node.
+		{"a server of a deleted node", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3", "dn0": "10.0.0.1:9"}, true},
+		{"slots on a deleted node", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3", "dn0": ""}, true},
+		{"slots on a slave", map[string]string{"dn1s": "10.0.0.2:4", "dn2": "10.0.0.1:3", "dn1": ""}, true},
 		{"missed the failover", map[string]string{"dn1": "10.0.0.1:5", "dn2": "10.0.0.1:3"}, true},
 		{"renamed but not re-pointed", map[string]string{"dn1s": "10.0.0.1:5", "dn2": "10.0.0.1:3"}, true},
 		{"a server missing", map[string]string{"dn1s": "10.0.0.2:4"}, true},

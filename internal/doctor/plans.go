@@ -86,7 +86,7 @@ func RewoundNotice(s *cluster.State, node string) (cluster.Notice, bool) {
 	if !ok || !n.InCluster || n.Type.IsMaster() {
 		return cluster.Notice{}, false
 	}
-	return notice("%s is back in the cluster as a %s slave of %s", node, n.SyncState, n.Master), true
+	return notice("%s is back in the cluster as %s of %s", node, cluster.ASlave(n.SyncState), n.Master), true
 }
 
 // StepUp names the async slave that master takes as its synchronous slave,

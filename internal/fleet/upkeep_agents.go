@@ -99,6 +99,11 @@ func (a *Agents) ForeignServers(ctx context.Context, c Member) (map[string]strin
 	out := map[string]string{}
 	err := a.execWithin(ctx, c, 3*time.Second, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, coord.ServersQuery)
+		if pe := pgclient.ServerError(err); pe != nil && (pe.Code == "42P01" || pe.Code == "42883") {
+			// No adb schema, or an older one: configured never, or
+			// by an older adbmgr.
+			rows, err = conn.Query(ctx, coord.BareServersQuery)
+		}
 		if err != nil {
 			return err
 		}

@@ -289,6 +289,13 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 			row["status"] = "f"
 			return doctor.FenceReason(n.Master)
 		}
+		if st.Recovery && n.Type.IsMaster() {
+			// The opposite: the group's master in the catalog cannot
+			// take a write (a slave recorded as master before it was
+			// promoted, a demoted master not yet recorded as a slave).
+			row["status"] = "f"
+			return standbyMaster
+		}
 		return "running"
 	}
 	var ce *fleet.ConnectError
@@ -331,6 +338,10 @@ func (m *Manager) probe(ctx context.Context, s *cluster.State, n cluster.Node, r
 	}
 	return "not running"
 }
+
+// standbyMaster is what MONITOR says of a node the catalog calls a
+// master while it runs in recovery: its group has no writable node.
+const standbyMaster = "runs as a standby but the catalog says it is a master"
 
 // timedOut reports whether a connection attempt ended for want of an
 // answer (rather than being refused).
@@ -382,22 +393,27 @@ func (m *Manager) monitorHA(e *req, st *parser.MonitorHA) error {
 	}
 	cluster.SortForList(slaves)
 	parents := m.replicas(e.ctx, s, slaves)
+	standby := m.standbyMasters(e.ctx, s, slaves)
 	rows := make([]map[string]string, len(slaves))
 	parallel(len(slaves), func(i int) {
 		n := slaves[i]
 		row := map[string]string{"type": string(n.Type), "nodename": n.Name, "application_name": n.Name,
 			"state": "not streaming", "zone": n.Zone}
 		rows[i] = row
-		if r, ok := replicaOf(parents, n); ok {
+		r, streaming := replicaOf(parents, n)
+		if streaming {
 			row["client_addr"], row["state"], row["sent_lsn"], row["replay_lsn"] = r.ClientAddr, r.State, r.SentLSN, r.ReplayLSN
 			row["sync_state"], row["master_lsn"], row["sent_delay"], row["replay_deplay"] = r.SyncState, r.MasterLSN, r.SentDelay, r.ReplayDelay
-			return
-		}
-		// Not streaming: say so louder when it answers as a primary.
-		if mem, err := fleet.At(s, n); err == nil {
+		} else if mem, err := fleet.At(s, n); err == nil {
+			// Not streaming: say so louder when it answers as a primary.
 			if st, err := m.fleet.SQLStatus(e.ctx, mem, 2*time.Second); err == nil && !st.Recovery {
 				row["state"] = doctor.FenceReason(n.Master)
+				return
 			}
+		}
+		if standby[n.Master] {
+			// Streaming or not, it follows no writable master.
+			row["state"] = fmt.Sprintf("its master %s %s", n.Master, standbyMaster)
 		}
 	})
 	warnSyncDiffers(e.w, slaves, rows)
@@ -440,6 +456,24 @@ func (m *Manager) replicas(ctx context.Context, s *cluster.State, slaves []clust
 		parents[n.Master], _ = m.fleet.Replication(ctx, pm)
 	}
 	return parents
+}
+
+// standbyMasters are the masters of slaves, in the catalog, that answer
+// in recovery (MONITOR HA): name → true.
+func (m *Manager) standbyMasters(ctx context.Context, s *cluster.State, slaves []cluster.Node) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range slaves {
+		p, ok := s.Node(n.Master)
+		if _, seen := out[n.Master]; seen || !ok || !p.Type.IsMaster() {
+			continue
+		}
+		out[n.Master] = false
+		if pm, err := fleet.At(s, p); err == nil {
+			st, err := m.fleet.SQLStatus(ctx, pm, 2*time.Second)
+			out[n.Master] = err == nil && st.Recovery
+		}
+	}
+	return out
 }
 
 // replicaOf finds slave n's row in its parent's pg_stat_replication.

@@ -129,10 +129,12 @@ func (x *Switches) AdbmgrPromote(ctx context.Context, t cluster.NodeType, name s
 	if err != nil {
 		return Result{}, err
 	}
-	if nm, err := fleet.At(s, n); err == nil {
-		if rec, err := x.Fleet.InRecovery(ctx, nm); err == nil && rec {
-			p.Notice("WARNING", fmt.Sprintf("%s still runs as a standby; PROMOTE %s SLAVE %s promotes it", n.Name, strings.ToUpper(string(n.Type.Family())), n.Name))
-		}
+	nm, err := fleet.At(s, n)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := cluster.AdbmgrPromoteReady(n, x.Fleet.Probe(ctx, nm), old, x.routing(ctx, s, n, old)); err != nil {
+		return Result{}, err
 	}
 	run, err := x.start(ctx, "ADBMGR PROMOTE "+n.Name, sn, oldM, p)
 	if err != nil {
@@ -162,4 +164,30 @@ func (x *Switches) AdbmgrPromote(ctx context.Context, t cluster.NodeType, name s
 	notices(p, ns)
 	x.note(ctx, run.j, "done", "end", "")
 	return Result{Node: n.Name, Description: "adbmgr promote success"}, nil
+}
+
+// routing names the coordinators in the cluster that still have a
+// foreign server named old, datanode master of n: CONFIG DATANODE SLAVE
+// n has not re-pointed them. One that cannot be read is left out: the
+// doctor's refresh re-points it when it answers again (coord.Configure
+// follows the slots of a deleted master to the new one).
+func (x *Switches) routing(ctx context.Context, s *cluster.State, n, old cluster.Node) []string {
+	if n.Type.Family() != cluster.Datanode {
+		return nil
+	}
+	var out []string
+	for _, c := range s.Nodes {
+		if !coord.IsCoordinator(c) || !c.InCluster {
+			continue
+		}
+		cm, err := fleet.At(s, c)
+		if err != nil {
+			continue
+		}
+		have, err := x.Fleet.ForeignServers(ctx, cm)
+		if _, found := have[old.Name]; err == nil && found {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package switches
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
@@ -49,6 +50,32 @@ func TestConfigSlave(t *testing.T) {
 }
 
 func TestAdbmgrPromote(t *testing.T) {
+	// Each manual step is refused unless the one before it was done:
+	// nothing stopped, nothing journaled, the node table unchanged.
+	for _, tt := range []struct {
+		name  string
+		setup func(r *rig)
+		msg   string
+	}{
+		{"before PROMOTE", func(r *rig) {}, "PROMOTE DATANODE SLAVE dn1s, then CONFIG DATANODE SLAVE dn1s first."},
+		{"the slave is down", func(r *rig) { r.f.Nodes["dn1s"].Running = false }, "Start it, then PROMOTE DATANODE SLAVE dn1s"},
+		{"before CONFIG", func(r *rig) {
+			r.f.Nodes["dn1s"].InRecovery = false
+			r.f.Servers = map[string]map[string]string{"cn1": {"dn1": "h1:1"}, "gc": {"dn1s": "h2:1"}}
+		}, "CONFIG DATANODE SLAVE dn1s first."},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(world())
+			tt.setup(r)
+			_, err := r.x.AdbmgrPromote(context.Background(), cluster.DatanodeSlave, "dn1s", r.p)
+			if pe, ok := pgerror.As(err); !ok || pe.Code != pgerror.ObjectNotInPrereqState || pe.Hint != tt.msg && !strings.HasPrefix(pe.Hint, tt.msg) {
+				t.Fatalf("err = %v (%+v)", err, pe)
+			}
+			r.steps(t)
+			r.journal(t)
+			r.nodes(t, map[string]string{"dn1": "datanode master   true true true", "dn1s": "datanode slave dn1 sync true true true"})
+		})
+	}
 	r := newRig(world())
 	r.f.Nodes["dn1s"].InRecovery = false
 	res, err := r.x.AdbmgrPromote(context.Background(), cluster.DatanodeSlave, "dn1s", r.p)

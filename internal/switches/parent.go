@@ -89,7 +89,7 @@ func (x *Switches) Reparent(ctx context.Context, r cluster.ReparentRequest, p Pr
 	x.dropOldSlot(ctx, s, n, p)
 	RefreshCoordinators(ctx, x.Fleet, a, "", "", p)
 	moved, _ := a.Node(n.Name)
-	p.Notice("NOTICE", fmt.Sprintf("%s now follows %s as a %s slave", cluster.Describe(moved), cluster.Describe(newParent), moved.SyncState))
+	p.Notice("NOTICE", fmt.Sprintf("%s now follows %s as %s", cluster.Describe(moved), cluster.Describe(newParent), cluster.ASlave(moved.SyncState)))
 	x.note(ctx, j, "done", "end", pm.Name())
 	return Result{Node: n.Name, Description: "alter parent success"}, nil
 }

@@ -43,12 +43,18 @@ func TestDoctorRejoinCoordinator(t *testing.T) {
 			return err == nil && fmt.Sprint(rows) == "[[cn2 f]]", fmt.Sprint(rows, err)
 		})
 		// The others no longer list it: their DDL does not wait for it.
-		if v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM adb.node WHERE name = 'cn2'"); v != "0" {
-			t.Errorf("cn1 still lists cn2 after its isolation")
-		}
+		// (They are told right after the node table changes.)
+		waitFor(t, 10*time.Second, "cn1 no longer lists cn2 after its isolation", func() (bool, string) {
+			v := c.nodeValue(t, c.node("cn1"), "SELECT count(*) FROM adb.node WHERE name = 'cn2'")
+			return v == "0", v
+		})
 	}
 	rejoined := func(t *testing.T) string {
 		t.Helper()
+		// The journal's end row comes after the node table says it is
+		// back: wait for one newer than the rejoins before.
+		rows, _ := c.mustRows(t, time.Minute, "SELECT coalesce(max(id), 0) FROM journal WHERE command = 'DOCTOR REJOIN cn2' AND step = 'end'")
+		last := rows[0][0]
 		start := time.Now()
 		c.mustRows(t, time.Minute, "START AGENT h2")
 		waitFor(t, 90*time.Second, "cn2 back in the cluster", func() (bool, string) {
@@ -58,7 +64,7 @@ func TestDoctorRejoinCoordinator(t *testing.T) {
 		t.Logf("cn2 back %.1fs after its agent", time.Since(start).Seconds())
 		var detail string
 		waitFor(t, 20*time.Second, "the rejoin journaled", func() (bool, string) {
-			rows, _, err := c.psqlRows(10*time.Second, "SELECT status, detail FROM journal WHERE command = 'DOCTOR REJOIN cn2' AND step = 'end' ORDER BY id DESC LIMIT 1")
+			rows, _, err := c.psqlRows(10*time.Second, "SELECT status, detail FROM journal WHERE command = 'DOCTOR REJOIN cn2' AND step = 'end' AND id > "+last+" ORDER BY id DESC LIMIT 1")
 			if err != nil || len(rows) != 1 || rows[0][0] != "done" {
 				return false, fmt.Sprint(rows, err)
 			}

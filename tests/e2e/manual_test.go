@@ -119,19 +119,27 @@ func TestManualAlterParent(t *testing.T) {
 	})
 }
 
+// promoteCluster is the cluster of the manual step tests, initialised: gc
+// and dn1 on h1, cn1 and dn1's slave dn1s on h2.
+func promoteCluster(t *testing.T) *testCluster {
+	c := newTestCluster(t, 2)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h1", "")
+	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	return c
+}
+
 // TestManualPromoteSteps: a failover by hand, as the reference's manual
 // commands do it — PROMOTE DATANODE SLAVE (refused while the master runs),
 // CONFIG DATANODE SLAVE (the coordinators route to it), ADBMGR PROMOTE
 // DATANODE SLAVE (the node table; the old master's row deleted), then ADD
 // … FOR and REWIND bring the old master back as a slave.
 func TestManualPromoteSteps(t *testing.T) {
-	c := newTestCluster(t, 2)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	dn1 := c.addNode(t, "datanode master", "dn1", "", "h1", "")
-	c.addNode(t, "datanode slave", "dn1s", "dn1", "h2", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := promoteCluster(t)
+	dn1 := c.node("dn1")
 	c.mustNodeSQL(t, c.node("dn1"), "CREATE TABLE m (a int); INSERT INTO m SELECT generate_series(1, 100)")
 
 	if _, stderr, err := c.psqlRows(time.Minute, "PROMOTE DATANODE SLAVE dn1s"); err == nil || !strings.Contains(stderr, "would make two masters") {
@@ -258,4 +266,99 @@ func TestManualZoneSwitch(t *testing.T) {
 	if fmt.Sprint(rows) != "[[gcz gc f f] [cn1z cn1 f f] [dn1z dn1 f f]]" {
 		t.Errorf("the z2 nodes after ZONE FAILOVER local = %q", rows)
 	}
+}
+
+// TestManualAdbmgrPromoteOutOfOrder: ADBMGR PROMOTE run before PROMOTE (the
+// slave still a standby) or before CONFIG DATANODE SLAVE refuses with
+// 55000 and changes nothing — the master runs on, its row stays. Then a
+// coordinator left routing to names the catalog no longer has (a server
+// renamed after no node, a stray server named after a slave, slots on a
+// node it once listed) is refreshed by the doctor once, routes to the
+// master again, and is left quiet; one routing to a name nothing can
+// place is refreshed once, recorded in adb.lost, and left quiet too.
+func TestManualAdbmgrPromoteOutOfOrder(t *testing.T) {
+	c := promoteCluster(t)
+	c.mustNodeSQL(t, c.node("cn1"), "CREATE TABLE items (id int NOT NULL); SELECT adb.create_distributed_table('items', 'id'); INSERT INTO items SELECT generate_series(1, 64)")
+
+	list := func() string {
+		rows, _ := c.mustRows(t, time.Minute, "LIST NODE (name, type, mastername, incluster)")
+		return fmt.Sprint(rows)
+	}
+	before := list()
+	if _, stderr, err := c.psqlRows(time.Minute, "ADBMGR PROMOTE DATANODE SLAVE dn1s"); err == nil ||
+		!strings.Contains(stderr, "55000") || !strings.Contains(stderr, "still runs as a standby") ||
+		!strings.Contains(stderr, "PROMOTE DATANODE SLAVE dn1s, then CONFIG DATANODE SLAVE dn1s first") {
+		t.Fatalf("ADBMGR PROMOTE before PROMOTE: %v\n%s", err, stderr)
+	}
+	if got := list(); got != before {
+		t.Errorf("LIST NODE changed: %s, was %s", got, before)
+	}
+	if v := c.nodeValue(t, c.node("dn1"), "SELECT pg_is_in_recovery()"); v != "f" {
+		t.Errorf("dn1 is not a running primary any more: %s", v)
+	}
+	rows, _ := c.mustRows(t, time.Minute, "MONITOR ALL")
+	for _, r := range rows {
+		if r[0] == "dn1" && r[2] != "t" {
+			t.Errorf("MONITOR dn1 = %q", r)
+		}
+	}
+
+	// cn1 routes to names no node has: dn1's server renamed dn1gone
+	// (placed by its address), a stray server named after the slave
+	// dn1s holding eight partitions, and eight slots on dn1x, a node
+	// cn1's list once had under dn1.
+	cn1 := c.node("cn1")
+	c.mustNodeSQL(t, cn1, `ALTER SERVER dn1 RENAME TO dn1gone;
+		UPDATE adb.slot SET node = 'dn1gone';
+		CREATE SERVER dn1s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '1', dbname 'postgres');
+		INSERT INTO adb.node VALUES ('dn1x', 'datanode slave', '127.0.0.1', 1, 'dn1');
+		UPDATE adb.slot SET node = 'dn1x' WHERE slot BETWEEN 8 AND 15`)
+	for k := 0; k < 8; k++ {
+		c.mustNodeSQL(t, cn1, fmt.Sprintf(`ALTER TABLE items DETACH PARTITION items_%[1]d; DROP FOREIGN TABLE items_%[1]d;
+			CREATE FOREIGN TABLE items_%[1]d PARTITION OF items FOR VALUES WITH (MODULUS 64, REMAINDER %[1]d) SERVER dn1s OPTIONS (schema_name 'public', table_name 'items_%[1]d')`, k))
+	}
+	c.mustRows(t, time.Minute, "SET DOCTOR (interval_ms = 500, failures = 2)")
+	c.mustRows(t, time.Minute, "START DOCTOR")
+	refreshes := func() int {
+		rows, _ := c.mustRows(t, time.Minute, "SELECT count(*) FROM journal WHERE command LIKE 'DOCTOR REFRESH%'")
+		n := 0
+		fmt.Sscan(rows[0][0], &n)
+		return n
+	}
+	waitFor(t, time.Minute, "cn1 routing to dn1 alone", func() (bool, string) {
+		rows, err := c.nodeSQL(cn1, `SELECT (SELECT string_agg(srvname, ',' ORDER BY srvname) FROM pg_foreign_server) || ' ' ||
+			(SELECT string_agg(DISTINCT node, ',') FROM adb.slot) || ' ' ||
+			(SELECT string_agg(DISTINCT s.srvname, ',') FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver)`)
+		return err == nil && fmt.Sprint(rows) == "[[dn1 dn1 dn1]]", fmt.Sprint(rows, err)
+	})
+	if v := c.nodeValue(t, cn1, "SELECT count(*) FROM items"); v != "64" {
+		t.Errorf("items through cn1: %s rows", v)
+	}
+	c.mustNodeSQL(t, cn1, "INSERT INTO items SELECT generate_series(65, 128)")
+	n := refreshes()
+	if n == 0 {
+		t.Error("no DOCTOR REFRESH journaled")
+	}
+	quiet := func(n int) {
+		t.Helper()
+		time.Sleep(8 * time.Second)
+		if m := refreshes(); m != n {
+			t.Errorf("DOCTOR REFRESH journaled %d rows, then %d more in 8 s", n, m-n)
+		}
+	}
+	quiet(n)
+
+	// A slot on a name no list ever had cannot be placed: refreshed
+	// once, recorded in adb.lost, then left to a DBA — not refreshed
+	// again and again.
+	c.mustNodeSQL(t, cn1, "UPDATE adb.slot SET node = 'dnlost' WHERE slot = 16")
+	waitFor(t, time.Minute, "dnlost in cn1's adb.lost", func() (bool, string) {
+		rows, err := c.nodeSQL(cn1, "SELECT string_agg(name, ',') FROM adb.lost")
+		return err == nil && fmt.Sprint(rows) == "[[dnlost]]", fmt.Sprint(rows, err)
+	})
+	m := refreshes()
+	if m == n {
+		t.Error("no DOCTOR REFRESH for the lost slot")
+	}
+	quiet(m)
 }

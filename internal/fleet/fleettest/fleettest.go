@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -441,7 +442,20 @@ func (f *Fleet) RenameServer(_ context.Context, c fleet.Member, old, newName str
 	return f.sql(c, "rename %s to %s on %s", old, newName, c.Name())
 }
 
-// ConfigureCoordinator implements fleet.Fleet.
-func (f *Fleet) ConfigureCoordinator(_ context.Context, _ *cluster.State, c fleet.Member, _ func(cluster.Node) bool) error {
-	return f.sql(c, "coordinator %s", c.Name())
+// ConfigureCoordinator implements fleet.Fleet. A coordinator whose
+// Servers are set routes, afterwards, to what coord.Configure gives it.
+func (f *Fleet) ConfigureCoordinator(_ context.Context, s *cluster.State, c fleet.Member, ok func(cluster.Node) bool) error {
+	if err := f.sql(c, "coordinator %s", c.Name()); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Servers[c.Name()] != nil && ok != nil {
+		have := map[string]string{}
+		for _, v := range coord.Servers(s, c.Node, ok) {
+			have[v.Name] = v.Address + ":" + strconv.Itoa(v.Port)
+		}
+		f.Servers[c.Name()] = have
+	}
+	return nil
 }
