@@ -75,7 +75,10 @@ bench: build
 	$(GO) test -run '^$$' -bench SwitchoverPause -benchtime 5x -timeout 30m ./tests/e2e
 	$(GO) test -run '^$$' -bench 'DoctorNodeDeath|DoctorCrashInPlace|DoctorNoFalseFailover' -benchtime 1x -timeout 30m ./tests/e2e
 
-# Not part of `make test` (which runs each case once): SOAK_TRIALS (50)
+# make test already goes through each HA case several times: a master
+# killed under two writers at each of TestCrashDuringDoctorRepair's points
+# and in TestDoctor and TestFailoverUnderLoad, five link cuts in
+# TestPartition, the manager killed at twelve points. Not part of it: SOAK_TRIALS (50)
 # trials of node death under a writing client (TestDoctor,
 # TestFailoverUnderLoad), the link cut of the master's host (TestPartition:
 # needs root and the namespace hosts, scripts/testhosts.sh up) and the
