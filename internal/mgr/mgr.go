@@ -247,12 +247,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.ShowVar:
 		return m.showVar(e, st)
 	case *parser.Transaction:
-		if st.Verb == "ROLLBACK" {
-			// BEGIN and COMMIT are accepted so that drivers work, but a
-			// command inside the block ran and committed already.
-			e.w.Notice("NOTICE", "ROLLBACK undoes nothing here: each manager command commits when it runs, inside a transaction block too")
-		}
-		return e.w.Complete(st.Verb)
+		return m.transaction(e, st)
 	case *parser.SetTransaction:
 		return m.setTransaction(e, st)
 	case *parser.Discard:

@@ -115,14 +115,40 @@ func sqliteError(err error, pgCatalog bool) error {
 	case pgCatalog && strings.HasPrefix(msg, "no such table: "):
 		name := strings.TrimPrefix(msg, "no such table: ")
 		return pgerror.New(pgerror.UndefinedTable, `relation "pg_catalog.%s" does not exist`, name).
-			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; the catalog views are host, node, param, hba, journal and expansion.")
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; the catalog views are " + catalogViews + ".")
 	case pgCatalog && pe.Code == pgerror.SyntaxError:
 		return pgerror.New(pgerror.FeatureNotSupported, "this query over pg_catalog is not supported by adbmgr").
 			WithDetail("The catalog's SQL engine answered: %s.", msg).
-			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; query the catalog views host, node, param, hba, journal and expansion.")
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; query the catalog views " + catalogViews + ".")
+	case strings.HasPrefix(msg, "no such column: "):
+		return pgerror.New(pgerror.UndefinedColumn, `column "%s" does not exist`, strings.TrimPrefix(msg, "no such column: ")).
+			WithHint("SQL over the manager's catalog reads the views " + catalogViews + "; \\d VIEW lists a view's columns.")
+	case pe.Code == pgerror.SyntaxError:
+		// SQLite's own words ("near "x": syntax error", "incomplete
+		// input", "unrecognized token") in PostgreSQL's.
+		near := "end of input"
+		if strings.HasPrefix(msg, "near ") && strings.HasSuffix(msg, ": syntax error") {
+			near = strings.TrimSuffix(strings.TrimPrefix(msg, "near "), ": syntax error")
+		} else if v, ok := strings.CutPrefix(msg, "unrecognized token: "); ok {
+			near = v
+		} else if msg != "incomplete input" {
+			return pgerror.New(pgerror.FeatureNotSupported, "this query is not supported by adbmgr").
+				WithDetail("The catalog's SQL engine answered: %s.", msg).
+				WithHint(sqlDialectHint)
+		}
+		if near != "end of input" {
+			near = "at or near " + near
+		}
+		return pgerror.New(pgerror.SyntaxError, "syntax error %s", near).WithHint(sqlDialectHint)
 	}
 	return err
 }
+
+// catalogViews names the views users' SQL reads.
+const catalogViews = "host, node, param, hba, journal, expansion, audit and monitor_history"
+
+// sqlDialectHint says what of PostgreSQL's SQL the catalog understands.
+const sqlDialectHint = "SQL over the manager's catalog is SQLite's with PostgreSQL's common forms translated (casts, now() ± interval '…', current_user, ARRAY[…], pg_catalog for psql); other PostgreSQL syntax is not."
 
 // userSQL runs fn under the session's statement timeout and reports the
 // timeout as PostgreSQL does (57014).
