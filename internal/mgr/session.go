@@ -40,6 +40,8 @@ var defaultParams = map[string]string{
 	"max_identifier_length":          "63",
 	"extra_float_digits":             "1",
 	"statement_timeout":              defaultStatementTimeout,
+	// psql's \password asks it, then sends the verifier it computed.
+	"password_encryption": "scram-sha-256",
 }
 
 func (m *Manager) setVar(e *req, st *parser.SetVar) error {

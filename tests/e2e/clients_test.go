@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +243,58 @@ func TestPgBouncerStyleSession(t *testing.T) {
 	var pe *pgconn.PgError
 	if !asPgError(err, &pe) || pe.Code != "26000" {
 		t.Errorf("DEALLOCATE after DISCARD ALL: %v, want 26000", err)
+	}
+}
+
+// psql's \password: it asks SHOW password_encryption, computes the SCRAM
+// verifier itself and sends ALTER USER … PASSWORD '<verifier>', which is
+// stored as the verifier (as PostgreSQL does), so the new password logs
+// in. psql reads the new password from its terminal: script(1) gives it
+// one.
+func TestPsqlPassword(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("no script(1) to give psql a terminal")
+	}
+	m := StartManager(t, "")
+	m.MustExec(t, `CREATE USER jo PASSWORD 'Old-pw-12345'`)
+	jo := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.Port), "-U", "jo", "-d", "postgres"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	psql := "psql -X " + strings.Join(jo, " ") + ` -c '\password'`
+	cmd := exec.CommandContext(ctx, "script", "-qec", psql, "/dev/null")
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PGPASSWORD=Old-pw-12345", "PGSSLMODE=require")
+	// psql flushes the terminal's input when it prompts: each answer is
+	// typed after its prompt.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, prompt := range []string{"Enter new password", "Enter it again"} {
+		waitFor(t, 20*time.Second, "psql prompts "+prompt, func() (bool, string) {
+			return strings.Contains(out.String(), prompt), out.String()
+		})
+		io.WriteString(stdin, "New-pw-67890\n")
+	}
+	err = cmd.Wait()
+	stdin.Close()
+	if err != nil || strings.Contains(out.String(), "ERROR") {
+		t.Fatalf(`\password: %v\n%s`, err, out.String())
+	}
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=New-pw-67890", "PGSSLMODE=require"}, jo, "SELECT current_user"); err != nil || !strings.Contains(out, "jo") {
+		t.Errorf("the new password: %v\n%s", err, out)
+	}
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=Old-pw-12345", "PGSSLMODE=require"}, jo, "SELECT current_user"); err == nil || !strings.Contains(out, "password authentication failed") {
+		t.Errorf("the old password still logs in: %v\n%s", err, out)
+	}
+	// The verifier is stored as given, not as a password: an md5 hash
+	// (what \password sends under password_encryption = md5) is refused
+	// rather than locking the user out.
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=New-pw-67890", "PGSSLMODE=require"}, jo, "ALTER USER jo PASSWORD 'md5"+strings.Repeat("ab", 16)+"'"); err == nil || !strings.Contains(out, "0A000") {
+		t.Errorf("an md5 hash: %v\n%s", err, out)
 	}
 }
