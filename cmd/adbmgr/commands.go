@@ -186,9 +186,13 @@ func parse(c command, args []string, stdout, stderr io.Writer) (*options, error)
 	if o.configFile == "" {
 		o.configFile = os.Getenv(config.EnvName("config"))
 	}
-	if o.configFile == "" {
+	// Only the implicit DIR/adbmgr.conf may be absent: a file named with
+	// --config or ADBMGR_CONFIG that is not there is a typo to report,
+	// not a reason to start on defaults.
+	optional := o.configFile == ""
+	if optional {
 		o.configFile = filepath.Join(o.dir, config.FileName)
 	}
-	err = config.Apply(fs, config.Sources{File: o.configFile, Lookup: os.LookupEnv, Elsewhere: elsewhere(c), Fixed: []string{"config"}})
+	err = config.Apply(fs, config.Sources{File: o.configFile, Required: !optional, Lookup: os.LookupEnv, Elsewhere: elsewhere(c), Fixed: []string{"config"}})
 	return o, err
 }
