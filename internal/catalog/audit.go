@@ -134,7 +134,8 @@ func (c *SQLite) AddSamples(ctx context.Context, samples []Sample) error {
 func (c *SQLite) CleanMonitor(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := c.write(ctx, func(q queryer) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM mgr_monitor WHERE at < ?`, before.UTC().Format(TimeFormat))
+		// replace(): a row in the older format (isoTimes) compares too.
+		res, err := q.ExecContext(ctx, `DELETE FROM mgr_monitor WHERE replace(at, 'T', ' ') < ?`, before.UTC().Format(TimeFormat))
 		if err != nil {
 			return fmt.Errorf("clean the monitor history: %w", err)
 		}
