@@ -203,14 +203,24 @@ func (m *Manager) setTransaction(e *req, st *parser.SetTransaction) error {
 }
 
 // discard answers DISCARD, which PgBouncer sends between two clients of
-// one server connection: ALL resets the session's settings and drops its
-// prepared statements, as in PostgreSQL; the manager has no plans,
+// one server connection: ALL resets the session's settings, drops its
+// prepared statements and stops its LISTENs, as in PostgreSQL; the manager has no plans,
 // sequences or temporary tables, so the other forms have nothing to drop.
 func (m *Manager) discard(e *req, st *parser.Discard) error {
 	if st.What == "ALL" {
 		clear(e.sess.Params)
+		e.sess.InBlock = false
 		if e.sess.Deallocate != nil {
 			e.sess.Deallocate("", true)
+		}
+		// UNLISTEN *, as PostgreSQL's DISCARD ALL: behind PgBouncer the
+		// next client must not inherit the doctor's notifications.
+		if b := m.events.box(e.sess, false); b != nil {
+			b.mu.Lock()
+			clear(b.channels)
+			clear(b.queue)
+			b.queue = b.queue[:0]
+			b.mu.Unlock()
 		}
 	}
 	return e.w.Complete(st.Command())
