@@ -238,8 +238,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.Select:
 		return m.sqlSelect(e, st)
 	case *parser.WriteSQL:
-		return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s: SQL access to the manager catalog is read-only", st.Verb).
-			WithHint("Change hosts and nodes with ADD, ALTER and DROP commands; see HELP.")
+		return writeSQLRefusal(e.q, st)
 	case *parser.SetVar:
 		return m.setVar(e, st)
 	case *parser.ResetVar:

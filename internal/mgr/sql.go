@@ -150,6 +150,29 @@ const catalogViews = "host, node, param, hba, journal, expansion, audit and moni
 // sqlDialectHint says what of PostgreSQL's SQL the catalog understands.
 const sqlDialectHint = "SQL over the manager's catalog is SQLite's with PostgreSQL's common forms translated (casts, now() ± interval '…', current_user, ARRAY[…], pg_catalog for psql); other PostgreSQL syntax is not."
 
+// writeSQLRefusal refuses SQL that is not a SELECT: what would write the
+// catalog is 25006 (it is read-only to SQL); COPY … TO (psql's \copy of a
+// query) and PREPARE/EXECUTE read, but are not supported: 0A000.
+func writeSQLRefusal(q string, st *parser.WriteSQL) error {
+	verb := strings.ToUpper(st.Verb)
+	reads := verb == "PREPARE" || verb == "EXECUTE"
+	if verb == "COPY" && st.End <= len(q) && st.Pos <= st.End {
+		depth := 0
+		for _, t := range lexSQL(q[st.Pos:st.End]) {
+			depth += nesting(t)
+			if depth == 0 && t.kind == tkIdent && t.low == "to" {
+				reads = true
+			}
+		}
+	}
+	if reads {
+		return pgerror.New(pgerror.FeatureNotSupported, "%s is not supported by adbmgr", verb).
+			WithHint("Run the SELECT itself: psql's \\copy and SQL-level PREPARE are not supported over the manager's catalog; drivers' prepared statements (the extended protocol) are.")
+	}
+	return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s: SQL access to the manager catalog is read-only", st.Verb).
+		WithHint("Change hosts and nodes with ADD, ALTER and DROP commands; see HELP.")
+}
+
 // userSQL runs fn under the session's statement timeout and reports the
 // timeout as PostgreSQL does (57014).
 func (m *Manager) userSQL(ctx context.Context, sess *pgwire.Session, fn func(ctx context.Context) error) error {
