@@ -136,7 +136,9 @@ func sqliteError(err error, pgCatalog bool) error {
 				WithDetail("The catalog's SQL engine answered: %s.", msg).
 				WithHint(sqlDialectHint)
 		}
-		if near != "end of input" {
+		if near == "end of input" {
+			near = "at end of input"
+		} else {
 			near = "at or near " + near
 		}
 		return pgerror.New(pgerror.SyntaxError, "syntax error %s", near).WithHint(sqlDialectHint)
@@ -148,7 +150,7 @@ func sqliteError(err error, pgCatalog bool) error {
 const catalogViews = "host, node, param, hba, journal, expansion, audit and monitor_history"
 
 // sqlDialectHint says what of PostgreSQL's SQL the catalog understands.
-const sqlDialectHint = "SQL over the manager's catalog is SQLite's with PostgreSQL's common forms translated (casts, now() ± interval '…', current_user, ARRAY[…], pg_catalog for psql); other PostgreSQL syntax is not."
+const sqlDialectHint = "SQL over the manager's catalog reads its views with a subset of PostgreSQL's SQL (casts, now() ± interval '…', current_user, ARRAY[…], the pg_catalog psql reads); other PostgreSQL syntax is not supported."
 
 // writeSQLRefusal refuses SQL that is not a SELECT: what would write the
 // catalog is 25006 (it is read-only to SQL); COPY … TO (psql's \copy of a

@@ -298,3 +298,44 @@ func TestPsqlPassword(t *testing.T) {
 		t.Errorf("an md5 hash: %v\n%s", err, out)
 	}
 }
+
+// Time values in SQL over the catalog: audit and monitor_history times
+// compare with now() and with now() - interval '…', as a DBA writes them
+// in psql; what the translation does not cover is refused in PostgreSQL's
+// words; a READ ONLY session changes nothing.
+func TestTimeQueriesAndReadOnly(t *testing.T) {
+	m := StartManager(t, "")
+	m.MustExec(t, `ADD HOST h1 (protocol=local, address='127.0.0.2')`)
+	for q, want := range map[string]string{
+		`SELECT count(*) FROM audit WHERE time > now() - interval '1 hour'`:             "1",
+		`SELECT count(*) FROM audit WHERE time > now()`:                                 "0",
+		`SELECT count(*) FROM audit WHERE time < now() + '1 min'::interval`:             "1",
+		`SELECT count(*) FROM audit WHERE time > current_timestamp - interval '2 days'`: "1",
+		`SELECT user`:                            "postgres",
+		`SELECT array[1, 2]`:                     "{1,2}",
+		`SELECT now() = transaction_timestamp()`: "1",
+	} {
+		if rows := m.Rows(t, q); len(rows) != 1 || rows[0][0] != want {
+			t.Errorf("%s = %v, want %s", q, rows, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for q, want := range map[string]string{
+		`SELECT name FROM host WHERE`:                                        `ERROR:  42601: syntax error at end of input`,
+		`SELECT 1 +`:                                                         `ERROR:  42601: syntax error`,
+		`SELECT nosuch FROM host`:                                            `ERROR:  42703: column "nosuch" does not exist`,
+		`SELECT time - interval '1 hour' FROM audit`:                         `ERROR:  0A000: interval values are supported only as now()`,
+		`SELECT now() - interval '1 fortnight'`:                              `ERROR:  22007: invalid input syntax for type interval`,
+		"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; DROP HOST h1": `ERROR:  25006: cannot execute DROP HOST in a read-only transaction`,
+		"BEGIN READ ONLY; ADD HOST h2 (protocol=local, address='127.0.0.3')": `ERROR:  25006: cannot execute ADD HOST in a read-only transaction`,
+	} {
+		_, errOut, err := m.Psql(ctx, "-v", "VERBOSITY=verbose", "-c", q)
+		if err == nil || !strings.Contains(errOut, want) || strings.Contains(strings.ToLower(errOut), "sqlite") {
+			t.Errorf("%s: want %q:\n%s", q, want, errOut)
+		}
+	}
+	if rows := m.Rows(t, "SELECT count(*) FROM host"); rows[0][0] != "1" {
+		t.Errorf("hosts after the read-only refusals: %v", rows)
+	}
+}
