@@ -182,6 +182,11 @@ func TestCluster(t *testing.T) {
 	if !got.Members[1].Streaming || got.Members[4].Streaming || got.Members[4].Up || got.Members[1].LagBytes != 120 {
 		t.Errorf("members: %+v", got.Members)
 	}
+	// A lag only where there is one: null for a master and a slave not
+	// streaming, not a misleading 0.
+	if compact := strings.Join(strings.Fields(body), ""); strings.Count(compact, `"lag_bytes":null`) != 3 || strings.Count(compact, `"lag_seconds":null`) != 3 {
+		t.Errorf("lags of masters and non-streaming slaves are not null:\n%s", body)
+	}
 	if len(got.Hosts) != 2 || !got.Hosts[0].AgentUp || got.Hosts[1].AgentUp {
 		t.Errorf("hosts: %+v", got.Hosts)
 	}
