@@ -118,7 +118,9 @@ func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
 			name += " " + kind
 		}
 		def := ""
-		if f.DefValue != "" {
+		// A boolean switch is off unless given: no "(default "false")".
+		b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		if f.DefValue != "" && !(isBool && b.IsBoolFlag() && f.DefValue == "false") {
 			def = fmt.Sprintf(" (default %q)", f.DefValue)
 		}
 		fmt.Fprintf(w, "  %-24s %s%s\n", name, text, def)
