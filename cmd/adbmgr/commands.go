@@ -166,8 +166,10 @@ func parse(c command, args []string, stdout, stderr io.Writer) (*options, error)
 		io.Copy(stdout, &out)
 		return nil, err
 	}
-	io.Copy(stderr, &out)
 	if err != nil {
+		// The flag package wrote the error before the usage; main
+		// writes it once, after.
+		commandUsage(stderr, c, fs)
 		return nil, err
 	}
 	if fs.NArg() > 0 {
