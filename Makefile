@@ -118,7 +118,7 @@ deb: build
 # The package and the units: dpkg -x into a scratch root, file modes,
 # systemd-analyze verify (not part of make test: it builds the package).
 package-test: deb
-	ADBMGR_DEB=$$(ls -t dist/*.deb | head -1) $(GO) test -count=1 -run 'TestPackage|TestInstall' -v ./tests/packaging
+	ADBMGR_DEB=$(CURDIR)/$$(ls -t dist/*.deb | head -1) $(GO) test -count=1 -run 'TestPackage|TestInstall' -v ./tests/packaging
 
 # Regenerate the agent contract's Go code (committed; needs protoc,
 # protoc-gen-go and protoc-gen-go-grpc).

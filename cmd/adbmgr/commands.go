@@ -118,7 +118,9 @@ func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
 			name += " " + kind
 		}
 		def := ""
-		if f.DefValue != "" {
+		// A boolean switch is off unless given: no "(default "false")".
+		b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+		if f.DefValue != "" && !(isBool && b.IsBoolFlag() && f.DefValue == "false") {
 			def = fmt.Sprintf(" (default %q)", f.DefValue)
 		}
 		fmt.Fprintf(w, "  %-24s %s%s\n", name, text, def)
@@ -164,8 +166,10 @@ func parse(c command, args []string, stdout, stderr io.Writer) (*options, error)
 		io.Copy(stdout, &out)
 		return nil, err
 	}
-	io.Copy(stderr, &out)
 	if err != nil {
+		// The flag package wrote the error before the usage; main
+		// writes it once, after.
+		commandUsage(stderr, c, fs)
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -186,9 +190,13 @@ func parse(c command, args []string, stdout, stderr io.Writer) (*options, error)
 	if o.configFile == "" {
 		o.configFile = os.Getenv(config.EnvName("config"))
 	}
-	if o.configFile == "" {
+	// Only the implicit DIR/adbmgr.conf may be absent: a file named with
+	// --config or ADBMGR_CONFIG that is not there is a typo to report,
+	// not a reason to start on defaults.
+	optional := o.configFile == ""
+	if optional {
 		o.configFile = filepath.Join(o.dir, config.FileName)
 	}
-	err = config.Apply(fs, config.Sources{File: o.configFile, Lookup: os.LookupEnv, Elsewhere: elsewhere(c), Fixed: []string{"config"}})
+	err = config.Apply(fs, config.Sources{File: o.configFile, Required: !optional, Lookup: os.LookupEnv, Elsewhere: elsewhere(c), Fixed: []string{"config"}})
 	return o, err
 }

@@ -7,9 +7,19 @@ import (
 )
 
 // TimeFormat is how the audit and the monitor history write times: UTC,
-// milliseconds, so that rows of one second keep their order and compare
-// as strings with the journal's RFC 3339 times.
-const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+// microseconds, in the text PostgreSQL gives a timestamptz and the
+// manager's now() answers, so that users' `WHERE time > now() - interval
+// '1 hour'` compares like with like (SQLite compares text as text), and
+// rows of one second keep their order.
+const TimeFormat = "2006-01-02 15:04:05.000000+00"
+
+// isoTimes rewrites the times of audit and monitor rows written before
+// TimeFormat was PostgreSQL's (2026-11-30T18:59:21.553Z) into it, so that
+// a catalog of either age compares its times as one format. Idempotent:
+// rows already rewritten hold no 'T'.
+const isoTimes = `
+UPDATE mgr_audit SET at = strftime('%Y-%m-%d %H:%M:%f', at) || '000+00' WHERE at GLOB '*T*';
+UPDATE mgr_monitor SET at = strftime('%Y-%m-%d %H:%M:%f', at) || '000+00' WHERE at GLOB '*T*';`
 
 // Audit statuses.
 const (
@@ -124,7 +134,8 @@ func (c *SQLite) AddSamples(ctx context.Context, samples []Sample) error {
 func (c *SQLite) CleanMonitor(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := c.write(ctx, func(q queryer) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM mgr_monitor WHERE at < ?`, before.UTC().Format(TimeFormat))
+		// replace(): a row in the older format (isoTimes) compares too.
+		res, err := q.ExecContext(ctx, `DELETE FROM mgr_monitor WHERE replace(at, 'T', ' ') < ?`, before.UTC().Format(TimeFormat))
 		if err != nil {
 			return fmt.Errorf("clean the monitor history: %w", err)
 		}

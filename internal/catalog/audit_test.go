@@ -88,3 +88,35 @@ func TestAuditEntries(t *testing.T) {
 		t.Error("users' SQL read mgr_audit")
 	}
 }
+
+// Audit and monitor rows written in the older time format
+// (2026-11-30T18:59:21.553Z) are rewritten at open into the one now()
+// shows, so that users' comparisons with now() hold for both.
+func TestAuditTimesRewritten(t *testing.T) {
+	dir := t.TempDir()
+	createAt(t, dir, 6, func(db *sql.DB) {
+		for _, q := range []string{
+			`INSERT INTO mgr_audit (at, user, statement, status) VALUES ('2026-11-30T18:59:21.553Z', 'u', 'ADD HOST h', 'ok')`,
+			`INSERT INTO mgr_monitor (at, nodename, nodetype, host, status) VALUES ('2026-11-30T18:59:22.001Z', 'dn1', 'datanode master', 'h', 'up')`,
+		} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	c, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := c.Query(context.Background(), "SELECT (SELECT time FROM audit) || '|' || (SELECT time FROM monitor_history)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *r.Rows[0][0], "2026-11-30 18:59:21.553000+00|2026-11-30 18:59:22.001000+00"; got != want {
+		t.Errorf("times = %q, want %q", got, want)
+	}
+	if _, err := time.Parse(TimeFormat, "2026-11-30 18:59:21.553000+00"); err != nil {
+		t.Errorf("TimeFormat does not read its own text: %v", err)
+	}
+}

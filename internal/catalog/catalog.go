@@ -204,6 +204,10 @@ func Open(ctx context.Context, dir string) (*SQLite, error) {
 		rw.Close()
 		return nil, err
 	}
+	if _, err := rw.ExecContext(ctx, isoTimes); err != nil {
+		rw.Close()
+		return nil, fmt.Errorf("rewrite the audit's times: %w", err)
+	}
 	// The read-only pool cannot write even if a user finds a way to send a
 	// writing statement through SELECT: the file is opened read-only and
 	// query_only is set on every connection.
@@ -880,7 +884,7 @@ func sqlError(ctx context.Context, err error) error {
 		}
 		switch {
 		case strings.Contains(msg, "no such table"):
-			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba, journal and expansion.")
+			return pgerror.New(pgerror.UndefinedTable, "%s", msg).WithHint("The catalog views are host, node, param, hba, journal, expansion, audit and monitor_history.")
 		case strings.Contains(msg, "no such column"):
 			return pgerror.New(pgerror.UndefinedColumn, "%s", msg)
 		case strings.Contains(msg, "too big"):

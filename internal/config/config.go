@@ -41,8 +41,9 @@ func Long(name string) bool { return len(name) > 1 }
 
 // Sources are where Apply looks besides the command line.
 type Sources struct {
-	// File is the TOML file; a missing one is no error.
-	File string
+	// File is the TOML file; a missing one is no error unless Required.
+	File     string
+	Required bool
 	// Lookup reads the environment (os.LookupEnv); nil reads none.
 	Lookup func(string) (string, bool)
 	// Elsewhere are the long flags of the program's other commands: the
@@ -67,6 +68,11 @@ func Apply(fs *flag.FlagSet, src Sources) error {
 	file, err := Read(src.File)
 	if err != nil {
 		return err
+	}
+	if file == nil && src.Required {
+		if _, err := os.Stat(src.File); err != nil {
+			return fmt.Errorf("configuration file: %w", err)
+		}
 	}
 	var unknown []string
 	for k := range file {

@@ -96,6 +96,15 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%q: %v, want an error with %q and the file's name", tc.text, err, tc.want)
 		}
 	}
+	// A file named by --config that is not there is an error that names
+	// it; the implicit DIR/adbmgr.conf may be absent.
+	missing := filepath.Join(t.TempDir(), "nope.conf")
+	if err := Apply(newFlags().fs, Sources{File: missing, Required: true}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("a missing --config file: %v", err)
+	}
+	if err := Apply(newFlags().fs, Sources{File: missing}); err != nil {
+		t.Errorf("a missing default file: %v", err)
+	}
 	// The environment's bad value names the variable.
 	f := newFlags()
 	err := Apply(f.fs, Sources{Lookup: env(map[string]string{"ADBMGR_HTTP_PORT": "x"})})

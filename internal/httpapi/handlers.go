@@ -56,6 +56,19 @@ type clusterView struct {
 type member struct {
 	mgr.NodeState
 	Streaming bool `json:"streaming"`
+	// The lag only of a streaming slave: null for a master, or a slave
+	// down or not streaming, where 0 would read as "caught up" (the
+	// metrics leave those series out for the same reason).
+	LagBytes   *int64   `json:"lag_bytes"`
+	LagSeconds *float64 `json:"lag_seconds"`
+}
+
+func memberOf(n mgr.NodeState) member {
+	m := member{NodeState: n, Streaming: n.Streaming()}
+	if m.Streaming {
+		m.LagBytes, m.LagSeconds = &n.LagBytes, &n.LagSeconds
+	}
+	return m
 }
 
 func viewOf(st mgr.Status) clusterView {
@@ -67,7 +80,7 @@ func viewOf(st mgr.Status) clusterView {
 		v.Doctor = []mgr.JournalEntry{}
 	}
 	for i, n := range st.Nodes {
-		v.Members[i] = member{NodeState: n, Streaming: n.Streaming()}
+		v.Members[i] = memberOf(n)
 	}
 	if !st.LastFailover.IsZero() {
 		v.LastFailover = &st.LastFailover
@@ -118,7 +131,7 @@ func (s *Server) primary(w http.ResponseWriter, r *http.Request) {
 	if n.LivePrimary() {
 		code = http.StatusOK
 	}
-	writeJSON(w, code, member{NodeState: n, Streaming: n.Streaming()})
+	writeJSON(w, code, memberOf(n))
 }
 
 // replica answers 200 when the node is a slave that answers, in recovery,
@@ -142,7 +155,7 @@ func (s *Server) replica(w http.ResponseWriter, r *http.Request) {
 	if n.Role == "slave" && n.Up && n.Recovery && n.Streaming() && (maxLag < 0 || n.LagBytes <= maxLag) {
 		code = http.StatusOK
 	}
-	writeJSON(w, code, member{NodeState: n, Streaming: n.Streaming()})
+	writeJSON(w, code, memberOf(n))
 }
 
 // units are the suffixes parseBytes takes: PostgreSQL's memory units

@@ -58,7 +58,7 @@ func demo() mgr.Status {
 			{Name: "dn1s", Type: "datanode slave", Role: "slave", Host: "h2", Address: "127.0.0.3", Port: 6101, Parent: "dn1", State: "not streaming", Description: "not running"},
 		},
 		Doctor:        []mgr.JournalEntry{{ID: 7, Command: "DOCTOR RESTART dn1", Status: "done", Step: "end", Started: "2026-11-30T11:00:00Z", Updated: "2026-11-30T11:00:02Z"}},
-		DoctorActions: []mgr.ActionCount{{Action: "restart", Status: "done", Count: 2}, {Action: "failover", Status: "failed", Count: 1}},
+		DoctorActions: []mgr.ActionCount{{Action: "restart", Status: "done", Count: 5}, {Action: "rejoin", Status: "running", Count: 1}},
 		LastFailover:  failover,
 	}
 }
@@ -182,6 +182,11 @@ func TestCluster(t *testing.T) {
 	if !got.Members[1].Streaming || got.Members[4].Streaming || got.Members[4].Up || got.Members[1].LagBytes != 120 {
 		t.Errorf("members: %+v", got.Members)
 	}
+	// A lag only where there is one: null for a master and a slave not
+	// streaming, not a misleading 0.
+	if compact := strings.Join(strings.Fields(body), ""); strings.Count(compact, `"lag_bytes":null`) != 3 || strings.Count(compact, `"lag_seconds":null`) != 3 {
+		t.Errorf("lags of masters and non-streaming slaves are not null:\n%s", body)
+	}
 	if len(got.Hosts) != 2 || !got.Hosts[0].AgentUp || got.Hosts[1].AgentUp {
 		t.Errorf("hosts: %+v", got.Hosts)
 	}
@@ -220,6 +225,11 @@ func TestMetrics(t *testing.T) {
 	s.Statement("MONITOR ALL", 30*time.Millisecond, nil)
 	s.Statement("MONITOR ALL", 10*time.Millisecond, nil)
 	s.Statement("FAILOVER", time.Second, errors.New("refused"))
+	// The doctor's actions count as they finish, not from the journal
+	// (demo's journal counts differ on purpose).
+	s.DoctorAction("restart", "done")
+	s.DoctorAction("restart", "done")
+	s.DoctorAction("failover", "failed")
 	fams := scrape(t, srv.URL)
 	for _, tc := range []struct {
 		name   string
@@ -245,6 +255,7 @@ func TestMetrics(t *testing.T) {
 		{"adbmgr_agent_up", map[string]string{"host": "h2"}, 0},
 		{"adbmgr_doctor_actions_total", map[string]string{"action": "restart", "status": "done"}, 2},
 		{"adbmgr_doctor_actions_total", map[string]string{"action": "failover", "status": "failed"}, 1},
+		{"adbmgr_doctor_actions_running", map[string]string{"action": "rejoin"}, 1},
 		{"adbmgr_last_failover_timestamp_seconds", nil, float64(failover.Unix())},
 		{"adbmgr_commands_total", map[string]string{"command": "MONITOR ALL", "outcome": "ok"}, 2},
 		{"adbmgr_commands_total", map[string]string{"command": "FAILOVER", "outcome": "error"}, 1},

@@ -35,8 +35,8 @@ var (
 		"The node's client backends.", []string{"node"}, nil)
 	descAgentUp = prometheus.NewDesc("adbmgr_agent_up",
 		"Whether the host's agent answers.", []string{"host", "address"}, nil)
-	descDoctor = prometheus.NewDesc("adbmgr_doctor_actions_total",
-		"The doctor's actions in the operation journal, by action and outcome.", []string{"action", "status"}, nil)
+	descDoctorRunning = prometheus.NewDesc("adbmgr_doctor_actions_running",
+		"The doctor's actions under way (running in the operation journal), by action.", []string{"action"}, nil)
 	descLastFailover = prometheus.NewDesc("adbmgr_last_failover_timestamp_seconds",
 		"When the last failover, switchover or promotion finished (Unix time; 0: none in the journal).", nil, nil)
 	descStatusUp = prometheus.NewDesc("adbmgr_status_up",
@@ -53,6 +53,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	commands *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	doctor   *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -67,8 +68,15 @@ func newMetrics(s *Server) *metrics {
 			Help:    "How long the manager's statements ran, by command.",
 			Buckets: []float64{.001, .005, .025, .1, .5, 1, 5, 15, 60, 300},
 		}, []string{"command"}),
+		// Counted as the doctor's actions finish (mgr.DoctorObserver),
+		// not read from the journal: a counter must never go down, and a
+		// journal row goes from running to done.
+		doctor: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "adbmgr_doctor_actions_total",
+			Help: "The doctor's actions that finished since the manager started, by action and outcome (done or failed).",
+		}, []string{"action", "status"}),
 	}
-	m.reg.MustRegister(m.commands, m.duration, clusterCollector{s},
+	m.reg.MustRegister(m.commands, m.duration, m.doctor, clusterCollector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,13 +95,18 @@ func (s *Server) Statement(command string, d time.Duration, err error) {
 	s.m.duration.WithLabelValues(command).Observe(d.Seconds())
 }
 
+// DoctorAction implements mgr.DoctorObserver.
+func (s *Server) DoctorAction(action, outcome string) {
+	s.m.doctor.WithLabelValues(action, outcome).Inc()
+}
+
 // clusterCollector turns the cached Status into metrics at scrape time.
 type clusterCollector struct{ s *Server }
 
 // Describe implements prometheus.Collector.
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descNodeUp, descNodeInfo, descNodePrimary, descNodeStreaming, descSyncState,
-		descLagBytes, descLagSeconds, descTimeline, descConnections, descAgentUp, descDoctor, descLastFailover,
+		descLagBytes, descLagSeconds, descTimeline, descConnections, descAgentUp, descDoctorRunning, descLastFailover,
 		descStatusUp, descStatusAge} {
 		ch <- d
 	}
@@ -145,7 +158,9 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(ch, descLagSeconds, n.LagSeconds, n.Name, n.Parent)
 	}
 	for _, a := range st.DoctorActions {
-		ch <- prometheus.MustNewConstMetric(descDoctor, prometheus.CounterValue, float64(a.Count), a.Action, a.Status)
+		if a.Status == "running" {
+			gauge(ch, descDoctorRunning, float64(a.Count), a.Action)
+		}
 	}
 	var last float64
 	if !st.LastFailover.IsZero() {

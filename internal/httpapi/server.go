@@ -60,7 +60,10 @@ type Server struct {
 	expires time.Time
 }
 
-var _ mgr.Observer = (*Server)(nil)
+var (
+	_ mgr.Observer       = (*Server)(nil)
+	_ mgr.DoctorObserver = (*Server)(nil)
+)
 
 // New returns a Server reading src.
 func New(src Source, opts Options) *Server {

@@ -53,6 +53,13 @@ func (m *Manager) audited(e *req, st parser.Statement) error {
 		m.observe(st.Command(), time.Since(start), err)
 		return err
 	}
+	if err := readOnlyRefusal(e.sess, st); err != nil {
+		// A read-only session or transaction (a JDBC setReadOnly(true)
+		// connection, a read-only pool) may not change the cluster.
+		m.auditRefusal(e.ctx, e.sess, e.q, st, err)
+		m.observe(st.Command(), time.Since(start), err)
+		return err
+	}
 	a := auditEntry(e.sess, e.q, st, start)
 	a.Status = catalog.AuditRunning
 	id, err := m.writeAudit(e.ctx, 0, a)

@@ -119,6 +119,33 @@ func TestListenDoctor(t *testing.T) {
 	if got := s.Notifications(); len(got) != 0 {
 		t.Errorf("after UNLISTEN: %+v", got)
 	}
+	// DISCARD ALL stops LISTEN too, as in PostgreSQL.
+	mustRunIn(t, m, s, "LISTEN doctor")
+	mustRunIn(t, m, s, "DISCARD ALL")
+	m.journaled(10, "DOCTOR RESTART dn1", "done", "end", "")
+	if got := s.Notifications(); len(got) != 0 {
+		t.Errorf("after DISCARD ALL: %+v", got)
+	}
+}
+
+type doctorCounts map[string]int
+
+func (doctorCounts) Statement(string, time.Duration, error) {}
+func (c doctorCounts) DoctorAction(action, outcome string)  { c[action+"/"+outcome]++ }
+
+// The doctor's actions reach a DoctorObserver as they finish, once each:
+// not while they run, and not the manager's own commands.
+func TestDoctorObserver(t *testing.T) {
+	m, _ := newManager(t)
+	c := doctorCounts{}
+	m.opts.Observer = c
+	m.journaled(1, "DOCTOR RESTART dn1", "running", "start", "")
+	m.journaled(1, "DOCTOR RESTART dn1", "done", "end", "")
+	m.journaled(2, "DOCTOR FAILOVER dn1", "failed", "promote", "")
+	m.journaled(3, "FAILOVER DATANODE dn1", "done", "end", "")
+	if len(c) != 2 || c["restart/done"] != 1 || c["failover/failed"] != 1 {
+		t.Errorf("counted %v", c)
+	}
 }
 
 func mustRunIn(t *testing.T, m *Manager, s *pgwire.Session, q string) {

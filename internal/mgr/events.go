@@ -118,12 +118,13 @@ func (m *Manager) listen(e *req, st *parser.Listen) error {
 	return e.w.Complete(st.Command())
 }
 
-// journaled tells the sessions listening on "doctor" of a journal row the
-// doctor wrote.
+// journaled tells the sessions listening on "doctor", and the metrics, of
+// a journal row the doctor wrote.
 func (m *Manager) journaled(id int64, command, status, step, detail string) {
 	if !strings.HasPrefix(command, "DOCTOR ") {
 		return
 	}
+	m.observeDoctor(command, status)
 	if len(detail) > maxDetail {
 		// PostgreSQL caps a payload at 8000 bytes; a tool's long output
 		// stays in the journal.

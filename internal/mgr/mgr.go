@@ -251,8 +251,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.Select:
 		return m.sqlSelect(e, st)
 	case *parser.WriteSQL:
-		return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s: SQL access to the manager catalog is read-only", st.Verb).
-			WithHint("Change hosts and nodes with ADD, ALTER and DROP commands; see HELP.")
+		return writeSQLRefusal(e.q, st)
 	case *parser.SetVar:
 		return m.setVar(e, st)
 	case *parser.ResetVar:
@@ -260,12 +259,7 @@ func (m *Manager) execute(e *req, st parser.Statement) error {
 	case *parser.ShowVar:
 		return m.showVar(e, st)
 	case *parser.Transaction:
-		if st.Verb == "ROLLBACK" {
-			// BEGIN and COMMIT are accepted so that drivers work, but a
-			// command inside the block ran and committed already.
-			e.w.Notice("NOTICE", "ROLLBACK undoes nothing here: each manager command commits when it runs, inside a transaction block too")
-		}
-		return e.w.Complete(st.Verb)
+		return m.transaction(e, st)
 	case *parser.SetTransaction:
 		return m.setTransaction(e, st)
 	case *parser.Discard:

@@ -1,10 +1,13 @@
 package mgr
 
 import (
-	"github.com/adbmgr/adbmgr/internal/catalog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/adbmgr/adbmgr/internal/catalog"
 
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -266,12 +269,21 @@ type translator struct {
 	// reported as unsupported catalog probes rather than in SQLite's
 	// words, and its quoted integers ('16388') compare as numbers.
 	pgCatalog bool
+	// hasFrom is set when the query reads a table: a bare "user" is then
+	// the audit's and the journal's column, not PostgreSQL's current_user.
+	hasFrom bool
+	// folded is set when the last rewrite folded now() ± interval '…'
+	// into one value, which PostgreSQL names "?column?", not "now".
+	folded bool
 }
 
 // translateSQL rewrites q into SQLite's dialect (see the file comment).
 func translateSQL(q string, env sqlEnv) (string, bool, error) {
 	t := &translator{env: env, toks: lexSQL(q)}
 	for i, tk := range t.toks {
+		if tk.kind == tkIdent && tk.low == "from" {
+			t.hasFrom = true
+		}
 		if tk.kind == tkIdent && (strings.HasPrefix(tk.low, "pg_") || tk.low == "information_schema") {
 			p := t.prev(i, 0)
 			if p < 0 || t.toks[p].text != "." || (t.prev(p, 0) >= 0 && t.toks[t.prev(p, 0)].low == "pg_catalog") {
@@ -453,10 +465,11 @@ func (t *translator) run(from, to int) string {
 				continue
 			}
 		case tkIdent:
+			t.folded = false
 			n, skip := t.word(i, to)
 			if skip > 0 {
 				b.WriteString(n)
-				if n != "" && t.nested == 0 && depth == 0 && t.selectItem(i, i+skip, to) {
+				if n != "" && !t.folded && t.nested == 0 && depth == 0 && t.selectItem(i, i+skip, to) {
 					// PostgreSQL names the column after the function or
 					// keyword: SELECT now() shows a column "now".
 					b.WriteString(` AS "` + tk.low + `"`)
@@ -596,6 +609,19 @@ func (t *translator) word(i, to int) (string, int) {
 		return " ", j - i
 	case tk.low == "ilike":
 		return "LIKE", 1
+	case tk.low == "array" && t.isOp(n, to, "["):
+		// ARRAY[a, b]: PostgreSQL's text of the array, {a,b}.
+		c := t.closing(n, to)
+		a := t.args(n, c)
+		if len(a) == 0 {
+			return "'{}'", c - i + 1
+		}
+		return "('{' || " + strings.Join(a, " || ',' || ") + " || '}')", c - i + 1
+	case tk.low == "interval" && n < to && t.toks[n].kind == tkString:
+		// now() - interval '1 hour' is folded where now() is read; an
+		// interval anywhere else has no SQLite counterpart.
+		t.err = errInterval()
+		return "", 1
 	case tk.low == "is" && t.isWord(n, to, "distinct") && t.isWord(t.next(n+1, to), to, "from"):
 		return "IS NOT", t.next(n+1, to) - i + 1
 	case tk.low == "is" && t.isWord(n, to, "not") && t.isWord(t.next(n+1, to), to, "distinct"):
@@ -608,9 +634,213 @@ func (t *translator) word(i, to int) (string, int) {
 		return t.function(i, n, to)
 	}
 	if v, ok := t.keyword(tk.low); ok && tk.kind == tkIdent {
+		if at, ok := t.timeKeyword(tk.low); ok {
+			return t.timeArith(at, tk.low, i, i+1, to)
+		}
 		return v, 1
 	}
 	return "", 0
+}
+
+// timeKeyword tells whether w is one of the SQL-standard time keywords
+// that are now's time.
+func (t *translator) timeKeyword(w string) (time.Time, bool) {
+	switch w {
+	case "current_timestamp", "localtimestamp", "current_date", "current_time", "localtime":
+		return t.env.nowTime(), true
+	}
+	return time.Time{}, false
+}
+
+// timeArith answers a time value read at the statement's start (now(),
+// current_timestamp, …, in the form kind names) and, when what follows
+// it at from is `+ interval '…'` or `- '…'::interval`, folds that in:
+// the catalog's times are text, so the arithmetic is done here, once.
+// It returns the value and how many tokens it stands for, counted from
+// start, where the value's first token is.
+func (t *translator) timeArith(at time.Time, kind string, start, from, to int) (string, int) {
+	end := from
+	for {
+		op := t.next(end, to)
+		if !t.isOp(op, to, "+") && !t.isOp(op, to, "-") {
+			break
+		}
+		v, next, ok := t.intervalAt(t.next(op+1, to), to)
+		if !ok {
+			break
+		}
+		d, err := parseInterval(v)
+		if err != nil {
+			t.err = err
+			return "", next - start
+		}
+		if t.toks[op].text == "-" {
+			d = d.negate()
+		}
+		at = d.add(at)
+		end = next
+		t.folded = true
+	}
+	return quoteLiteral(formatTime(at, kind)), end - start
+}
+
+// intervalAt reads an interval literal at i: interval '…' or '…'::interval.
+// It returns its text and the index after it.
+func (t *translator) intervalAt(i, to int) (string, int, bool) {
+	if t.isWord(i, to, "interval") {
+		if j := t.next(i+1, to); j < to && t.toks[j].kind == tkString {
+			return stringValue(t.toks[j]), j + 1, true
+		}
+		return "", i, false
+	}
+	if i < to && t.toks[i].kind == tkString {
+		if j := t.next(i+1, to); t.isOp(j, to, "::") {
+			if typ, end := t.castType(j, to); typ == "interval" {
+				return stringValue(t.toks[i]), end, true
+			}
+		}
+	}
+	return "", i, false
+}
+
+// formatTime writes at as PostgreSQL shows the kind of time value (UTC:
+// the manager's sessions run with TimeZone UTC).
+func formatTime(at time.Time, kind string) string {
+	switch kind {
+	case "current_date":
+		return at.Format("2006-01-02")
+	case "current_time":
+		return at.Format("15:04:05.000000+00")
+	case "localtime":
+		return at.Format("15:04:05.000000")
+	case "localtimestamp":
+		return at.Format("2006-01-02 15:04:05.000000")
+	}
+	return at.Format(catalog.TimeFormat)
+}
+
+// nowTime is the statement's time.
+func (e *sqlEnv) nowTime() time.Time {
+	if at, err := time.Parse(catalog.TimeFormat, e.now); err == nil {
+		return at
+	}
+	return time.Now().UTC()
+}
+
+// interval is a PostgreSQL interval: months and days count by the
+// calendar, the rest is a duration.
+type interval struct {
+	months, days int
+	d            time.Duration
+}
+
+func (v interval) negate() interval { return interval{-v.months, -v.days, -v.d} }
+func (v interval) add(at time.Time) time.Time {
+	return at.AddDate(0, v.months, v.days).Add(v.d)
+}
+
+// intervalUnits are the units PostgreSQL reads in an interval's text, and
+// their meaning as months, days or a duration.
+var intervalUnits = func() map[string]interval {
+	m := map[string]interval{}
+	for _, u := range []struct {
+		names string
+		v     interval
+	}{
+		{"microsecond microseconds us usec usecs", interval{d: time.Microsecond}},
+		{"millisecond milliseconds ms msec msecs", interval{d: time.Millisecond}},
+		{"second seconds s sec secs", interval{d: time.Second}},
+		{"minute minutes m min mins", interval{d: time.Minute}},
+		{"hour hours h hr hrs", interval{d: time.Hour}},
+		{"day days d", interval{days: 1}},
+		{"week weeks w", interval{days: 7}},
+		{"month months mon mons", interval{months: 1}},
+		{"year years y yr yrs", interval{months: 12}},
+	} {
+		for _, n := range strings.Fields(u.names) {
+			m[n] = u.v
+		}
+	}
+	return m
+}()
+
+// parseInterval reads an interval's text as PostgreSQL does in its common
+// forms: '1 hour', '2 days 3 hours', '-30 min', '90s', '01:30:00',
+// '1 day ago'.
+func parseInterval(s string) (interval, error) {
+	bad := func() (interval, error) {
+		return interval{}, pgerror.New("22007", `invalid input syntax for type interval: "%s"`, s)
+	}
+	f := strings.Fields(strings.ToLower(s))
+	ago := len(f) > 0 && f[len(f)-1] == "ago"
+	if ago {
+		f = f[:len(f)-1]
+	}
+	if len(f) == 0 {
+		return bad()
+	}
+	var out interval
+	for i := 0; i < len(f); i++ {
+		w := f[i]
+		if strings.Contains(w, ":") {
+			// [-]HH:MM[:SS[.frac]]
+			neg := strings.HasPrefix(w, "-")
+			parts := strings.Split(strings.TrimLeft(w, "+-"), ":")
+			if len(parts) < 2 || len(parts) > 3 {
+				return bad()
+			}
+			var d time.Duration
+			for k, unit := range []time.Duration{time.Hour, time.Minute, time.Second}[:len(parts)] {
+				x, err := strconv.ParseFloat(parts[k], 64)
+				if err != nil || x < 0 || math.IsInf(x, 0) {
+					return bad()
+				}
+				d += time.Duration(x * float64(unit))
+			}
+			if neg {
+				d = -d
+			}
+			out.d += d
+			continue
+		}
+		j := 0
+		for j < len(w) && (w[j] >= '0' && w[j] <= '9' || w[j] == '.' || j == 0 && (w[j] == '-' || w[j] == '+')) {
+			j++
+		}
+		num, unit := w[:j], w[j:]
+		if unit == "" {
+			if i+1 == len(f) {
+				return bad()
+			}
+			i++
+			unit = f[i]
+		}
+		x, err := strconv.ParseFloat(num, 64)
+		u, known := intervalUnits[unit]
+		if err != nil || !known || math.IsInf(x, 0) || math.IsNaN(x) || math.Abs(x) > 1e6 {
+			return bad()
+		}
+		if x != math.Trunc(x) && (u.months != 0 || u.days != 0) {
+			// 1.5 days: PostgreSQL spills the fraction into hours.
+			u = interval{d: time.Duration(float64(u.days)*24+float64(u.months)*30*24) * time.Hour}
+		}
+		if u.d != 0 {
+			out.d += time.Duration(x * float64(u.d))
+		} else {
+			out.months += int(x) * u.months
+			out.days += int(x) * u.days
+		}
+	}
+	if ago {
+		out = out.negate()
+	}
+	return out, nil
+}
+
+// errInterval refuses interval arithmetic the translation cannot do.
+func errInterval() error {
+	return pgerror.New(pgerror.FeatureNotSupported, "interval values are supported only as now() ± interval '…'").
+		WithHint("Write the time to compare with as now() - interval '1 hour' (or current_timestamp - interval '2 days'): the manager works it out before the query runs.")
 }
 
 // keyword answers PostgreSQL's SQL-standard value keywords.
@@ -622,6 +852,13 @@ func (t *translator) keyword(w string) (string, bool) {
 		return quoteLiteral(t.env.database), true
 	case "current_schema":
 		return "'public'", true
+	case "user":
+		if !t.hasFrom {
+			// SELECT user; with a FROM, "user" stays the column.
+			return quoteLiteral(t.env.user), true
+		}
+	case "current_timestamp", "localtimestamp", "current_date", "current_time", "localtime":
+		return "", true
 	}
 	return "", false
 }
@@ -647,6 +884,12 @@ func (t *translator) function(i, open, to int) (string, int) {
 			alias = t.toks[a].low
 		}
 		return "(SELECT NULL AS " + alias + " WHERE 0)", span
+	}
+	switch name {
+	case "now", "transaction_timestamp", "statement_timestamp", "clock_timestamp":
+		if t.next(open+1, to) == close {
+			return t.timeArith(t.env.nowTime(), name, i, close+1, to)
+		}
 	}
 	f, ok := pgFunctions[name]
 	if !ok {

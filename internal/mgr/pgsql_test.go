@@ -42,6 +42,13 @@ func TestTranslateSQL(t *testing.T) {
 		{`SELECT 1 FROM pg_roles WHERE oid = any (x)`, `SELECT 1 FROM pg_roles WHERE oid IN (x)`},
 		{`SELECT x FROM information_schema.tables`, `SELECT x FROM information_schema_tables`},
 		{`SELECT a IS DISTINCT FROM b, a IS NOT DISTINCT FROM b, a ILIKE 'x'`, `SELECT a IS NOT b, a IS b, a LIKE 'x'`},
+		// Time values and interval arithmetic on them, folded into the
+		// text the audit and the monitor history store.
+		{`SELECT count(*) FROM audit WHERE time > now() - interval '1 hour'`, `SELECT count(*) FROM audit WHERE time > '2026-01-02 02:04:05.000000+00'`},
+		{`SELECT now() - '2 days 30 min'::interval, CURRENT_TIMESTAMP + interval '1 month' - interval '90s'`,
+			`SELECT '2025-12-31 02:34:05.000000+00', '2026-02-02 03:02:35.000000+00'`},
+		{`SELECT localtimestamp, current_date, now() - interval '01:00:00'`, `SELECT '2026-01-02 03:04:05.000000' AS "localtimestamp", '2026-01-02' AS "current_date", '2026-01-02 02:04:05.000000+00'`},
+		{`SELECT user, array[1, 'a'], array[]`, `SELECT 'alice' AS "user", ('{' || 1 || ',' || 'a' || '}') AS "array", '{}' AS "array"`},
 	} {
 		got, _, err := translateSQL(tc.in, env)
 		if err != nil {
@@ -63,8 +70,11 @@ func norm(s string) string {
 func TestTranslateSQLRefusals(t *testing.T) {
 	env := sqlEnv{settings: map[string]string{}}
 	for q, code := range map[string]string{
-		`SELECT * FROM node WHERE name = $1`: pgerror.FeatureNotSupported,
-		`SELECT current_setting('nope')`:     pgerror.UndefinedObject,
+		`SELECT * FROM node WHERE name = $1`:      pgerror.FeatureNotSupported,
+		`SELECT current_setting('nope')`:          pgerror.UndefinedObject,
+		`SELECT x - interval '1 hour' FROM audit`: pgerror.FeatureNotSupported,
+		`SELECT now() - interval '1 fortnight'`:   "22007",
+		`SELECT now() - interval ''`:              "22007",
 	} {
 		_, _, err := translateSQL(q, env)
 		if pe, ok := pgerror.As(err); !ok || pe.Code != code {

@@ -40,6 +40,8 @@ var defaultParams = map[string]string{
 	"max_identifier_length":          "63",
 	"extra_float_digits":             "1",
 	"statement_timeout":              defaultStatementTimeout,
+	// psql's \password asks it, then sends the verifier it computed.
+	"password_encryption": "scram-sha-256",
 }
 
 func (m *Manager) setVar(e *req, st *parser.SetVar) error {
@@ -173,6 +175,16 @@ func (m *Manager) showVar(e *req, st *parser.ShowVar) error {
 // TRANSACTION changes nothing; the session characteristics are kept, for
 // SHOW default_transaction_isolation and SHOW TRANSACTION ISOLATION LEVEL.
 func (m *Manager) setTransaction(e *req, st *parser.SetTransaction) error {
+	if !st.Session {
+		if !e.sess.InBlock {
+			e.w.Notice("WARNING", "SET TRANSACTION can only be used in transaction blocks")
+			return e.w.Complete("SET")
+		}
+		if st.ReadOnly != "" {
+			setParam(e.sess, "transaction_read_only", st.ReadOnly)
+		}
+		return e.w.Complete("SET")
+	}
 	if st.Session {
 		if e.sess.Params == nil {
 			e.sess.Params = map[string]string{}
@@ -191,14 +203,24 @@ func (m *Manager) setTransaction(e *req, st *parser.SetTransaction) error {
 }
 
 // discard answers DISCARD, which PgBouncer sends between two clients of
-// one server connection: ALL resets the session's settings and drops its
-// prepared statements, as in PostgreSQL; the manager has no plans,
+// one server connection: ALL resets the session's settings, drops its
+// prepared statements and stops its LISTENs, as in PostgreSQL; the manager has no plans,
 // sequences or temporary tables, so the other forms have nothing to drop.
 func (m *Manager) discard(e *req, st *parser.Discard) error {
 	if st.What == "ALL" {
 		clear(e.sess.Params)
+		e.sess.InBlock = false
 		if e.sess.Deallocate != nil {
 			e.sess.Deallocate("", true)
+		}
+		// UNLISTEN *, as PostgreSQL's DISCARD ALL: behind PgBouncer the
+		// next client must not inherit the doctor's notifications.
+		if b := m.events.box(e.sess, false); b != nil {
+			b.mu.Lock()
+			clear(b.channels)
+			clear(b.queue)
+			b.queue = b.queue[:0]
+			b.mu.Unlock()
 		}
 	}
 	return e.w.Complete(st.Command())
@@ -216,4 +238,55 @@ func (m *Manager) deallocate(e *req, st *parser.Deallocate) error {
 		return e.w.Complete("DEALLOCATE ALL")
 	}
 	return e.w.Complete("DEALLOCATE")
+}
+
+// transaction answers BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE. They
+// are accepted so that drivers work, but a command inside the block runs
+// and commits on its own; only the block's READ ONLY mode is kept, until
+// it ends.
+func (m *Manager) transaction(e *req, st *parser.Transaction) error {
+	switch st.Verb {
+	case "BEGIN":
+		e.sess.InBlock = true
+		delete(e.sess.Params, "transaction_read_only")
+		if st.ReadOnly != "" {
+			setParam(e.sess, "transaction_read_only", st.ReadOnly)
+		}
+	case "COMMIT", "ROLLBACK":
+		if st.Verb == "ROLLBACK" {
+			e.w.Notice("NOTICE", "ROLLBACK undoes nothing here: each manager command commits when it runs, inside a transaction block too")
+		}
+		e.sess.InBlock = false
+		delete(e.sess.Params, "transaction_read_only")
+	}
+	return e.w.Complete(st.Verb)
+}
+
+func setParam(sess *pgwire.Session, name, v string) {
+	if sess.Params == nil {
+		sess.Params = map[string]string{}
+	}
+	sess.Params[name] = v
+}
+
+// readOnlyRefusal refuses st, a statement that changes something, in a
+// read-only session or transaction (SET SESSION CHARACTERISTICS AS
+// TRANSACTION READ ONLY, SET default_transaction_read_only = on, BEGIN
+// READ ONLY), as PostgreSQL refuses an INSERT there.
+func readOnlyRefusal(sess *pgwire.Session, st parser.Statement) error {
+	if sess == nil || !changes(st) || !boolSetting(settings(sess)["transaction_read_only"]) {
+		return nil
+	}
+	return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s in a read-only transaction", st.Command()).
+		WithHint("The session or its transaction is READ ONLY: SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE (or COMMIT a BEGIN READ ONLY block) to change the cluster.")
+}
+
+// boolSetting reads a boolean setting as PostgreSQL does (on, true, yes,
+// 1 and their prefixes).
+func boolSetting(v string) bool {
+	switch strings.ToLower(strings.Trim(strings.TrimSpace(v), "'")) {
+	case "on", "true", "tru", "tr", "t", "yes", "ye", "y", "1":
+		return true
+	}
+	return false
 }

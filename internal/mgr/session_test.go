@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/pgwire"
 )
 
@@ -59,4 +60,44 @@ func TestDriverSessionStatements(t *testing.T) {
 	if _, err := run(t, m, `DEALLOCATE nosuch`); err == nil {
 		t.Error("DEALLOCATE of no statement succeeded")
 	}
+}
+
+// A READ ONLY session or transaction refuses what changes the cluster
+// with 25006, as PostgreSQL refuses an INSERT; reads still run.
+func TestReadOnlySession(t *testing.T) {
+	m, _ := newManager(t)
+	s := &pgwire.Session{User: "postgres", Superuser: true, Params: map[string]string{}}
+	q := func(text string) error {
+		return m.Query(context.Background(), s, text, &recorder{})
+	}
+	refused := func(text string) {
+		t.Helper()
+		err := q(text)
+		if pe, ok := pgerror.As(err); !ok || pe.Code != pgerror.ReadOnlySQLTransaction {
+			t.Errorf("%s: %v, want 25006", text, err)
+		}
+	}
+	ok := func(text string) {
+		t.Helper()
+		if err := q(text); err != nil {
+			t.Errorf("%s: %v", text, err)
+		}
+	}
+	add := `ADD HOST h9 (protocol=local, address='127.0.0.59')`
+	ok(`SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY`)
+	refused(add)
+	ok(`SELECT name FROM host; LIST HOST; SHOW transaction_read_only`)
+	ok(`BEGIN READ WRITE`)
+	ok(add)
+	ok(`COMMIT`)
+	refused(`DROP HOST h9`)
+	ok(`SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE`)
+	ok(`BEGIN READ ONLY`)
+	refused(`DROP HOST h9`)
+	ok(`ROLLBACK`)
+	ok(`SET default_transaction_read_only = on`)
+	refused(`DROP HOST h9`)
+	ok(`BEGIN; SET TRANSACTION READ WRITE; DROP HOST h9; COMMIT`)
+	ok(`RESET default_transaction_read_only`)
+	ok(add)
 }

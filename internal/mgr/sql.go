@@ -115,13 +115,64 @@ func sqliteError(err error, pgCatalog bool) error {
 	case pgCatalog && strings.HasPrefix(msg, "no such table: "):
 		name := strings.TrimPrefix(msg, "no such table: ")
 		return pgerror.New(pgerror.UndefinedTable, `relation "pg_catalog.%s" does not exist`, name).
-			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; the catalog views are host, node, param, hba, journal and expansion.")
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; the catalog views are " + catalogViews + ".")
 	case pgCatalog && pe.Code == pgerror.SyntaxError:
 		return pgerror.New(pgerror.FeatureNotSupported, "this query over pg_catalog is not supported by adbmgr").
 			WithDetail("The catalog's SQL engine answered: %s.", msg).
-			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; query the catalog views host, node, param, hba, journal and expansion.")
+			WithHint("adbmgr emulates the part of pg_catalog that psql's \\d, \\l and \\du read; query the catalog views " + catalogViews + ".")
+	case strings.HasPrefix(msg, "no such column: "):
+		return pgerror.New(pgerror.UndefinedColumn, `column "%s" does not exist`, strings.TrimPrefix(msg, "no such column: ")).
+			WithHint("SQL over the manager's catalog reads the views " + catalogViews + "; \\d VIEW lists a view's columns.")
+	case pe.Code == pgerror.SyntaxError:
+		// SQLite's own words ("near "x": syntax error", "incomplete
+		// input", "unrecognized token") in PostgreSQL's.
+		near := "end of input"
+		if strings.HasPrefix(msg, "near ") && strings.HasSuffix(msg, ": syntax error") {
+			near = strings.TrimSuffix(strings.TrimPrefix(msg, "near "), ": syntax error")
+		} else if v, ok := strings.CutPrefix(msg, "unrecognized token: "); ok {
+			near = v
+		} else if msg != "incomplete input" {
+			return pgerror.New(pgerror.FeatureNotSupported, "this query is not supported by adbmgr").
+				WithDetail("The catalog's SQL engine answered: %s.", msg).
+				WithHint(sqlDialectHint)
+		}
+		if near == "end of input" {
+			near = "at end of input"
+		} else {
+			near = "at or near " + near
+		}
+		return pgerror.New(pgerror.SyntaxError, "syntax error %s", near).WithHint(sqlDialectHint)
 	}
 	return err
+}
+
+// catalogViews names the views users' SQL reads.
+const catalogViews = "host, node, param, hba, journal, expansion, audit and monitor_history"
+
+// sqlDialectHint says what of PostgreSQL's SQL the catalog understands.
+const sqlDialectHint = "SQL over the manager's catalog reads its views with a subset of PostgreSQL's SQL (casts, now() ± interval '…', current_user, ARRAY[…], the pg_catalog psql reads); other PostgreSQL syntax is not supported."
+
+// writeSQLRefusal refuses SQL that is not a SELECT: what would write the
+// catalog is 25006 (it is read-only to SQL); COPY … TO (psql's \copy of a
+// query) and PREPARE/EXECUTE read, but are not supported: 0A000.
+func writeSQLRefusal(q string, st *parser.WriteSQL) error {
+	verb := strings.ToUpper(st.Verb)
+	reads := verb == "PREPARE" || verb == "EXECUTE"
+	if verb == "COPY" && st.End <= len(q) && st.Pos <= st.End {
+		depth := 0
+		for _, t := range lexSQL(q[st.Pos:st.End]) {
+			depth += nesting(t)
+			if depth == 0 && t.kind == tkIdent && t.low == "to" {
+				reads = true
+			}
+		}
+	}
+	if reads {
+		return pgerror.New(pgerror.FeatureNotSupported, "%s is not supported by adbmgr", verb).
+			WithHint("Run the SELECT itself: psql's \\copy and SQL-level PREPARE are not supported over the manager's catalog; drivers' prepared statements (the extended protocol) are.")
+	}
+	return pgerror.New(pgerror.ReadOnlySQLTransaction, "cannot execute %s: SQL access to the manager catalog is read-only", st.Verb).
+		WithHint("Change hosts and nodes with ADD, ALTER and DROP commands; see HELP.")
 }
 
 // userSQL runs fn under the session's statement timeout and reports the

@@ -63,3 +63,21 @@ func TestDurations(t *testing.T) {
 		}
 	}
 }
+
+// SQL that writes is 25006; COPY … TO and PREPARE read, but are not
+// supported: 0A000.
+func TestWriteSQLRefusals(t *testing.T) {
+	m, _ := newManager(t)
+	for q, code := range map[string]string{
+		`COPY (SELECT name FROM host) TO STDOUT`: pgerror.FeatureNotSupported,
+		`COPY host TO STDOUT`:                    pgerror.FeatureNotSupported,
+		`PREPARE q AS SELECT 1`:                  pgerror.FeatureNotSupported,
+		`COPY host FROM STDIN`:                   pgerror.ReadOnlySQLTransaction,
+		`INSERT INTO host VALUES (1)`:            pgerror.ReadOnlySQLTransaction,
+	} {
+		_, err := run(t, m, q)
+		if pe, ok := pgerror.As(err); !ok || pe.Code != code {
+			t.Errorf("%s: %v, want %s", q, err, code)
+		}
+	}
+}

@@ -53,7 +53,15 @@ func requiredPrivilege(st parser.Statement) string {
 		return "alter"
 	case *parser.DropHost, *parser.DropNode, *parser.DropZone, *parser.DropHBA, *parser.Remove:
 		return "drop"
-	case *parser.ListHost, *parser.ListNode, *parser.ListParam, *parser.ListHBA, *parser.ListNodeSize, *parser.Select, *parser.ListJournal:
+	case *parser.Select:
+		if readsNoTable(st.Text) {
+			// SELECT 1, SELECT current_user, version(): what drivers,
+			// pools and psql's \password ask of their own session, which
+			// tells nothing about the cluster.
+			return ""
+		}
+		return "list"
+	case *parser.ListHost, *parser.ListNode, *parser.ListParam, *parser.ListHBA, *parser.ListNodeSize, *parser.ListJournal:
 		return "list"
 	case *parser.ShowParam, *parser.ShowHBA, *parser.ShowBoottime:
 		return "show"
@@ -165,15 +173,11 @@ func (m *Manager) userStmt(e *req, st *parser.UserStmt) error {
 	if len(name) > 63 || strings.ContainsAny(name, ",\x00\n\r\t") {
 		return e.at(pgerror.New(pgerror.InvalidParameterValue, "invalid user name %q: up to 63 bytes, no commas or control characters", name), st.Name.Pos)
 	}
-	verifier := ""
-	if st.Password != "" {
-		v, err := pgwire.NewSCRAMVerifier(st.Password)
-		if err != nil {
-			return pgerror.New(pgerror.InvalidParameterValue, "invalid password: %v", err)
-		}
-		verifier = v
+	verifier, err := passwordVerifier(st.Password)
+	if err != nil {
+		return err
 	}
-	err := m.cat.UpdateUsers(e.ctx, func(t catalog.UserTx) error {
+	err = m.cat.UpdateUsers(e.ctx, func(t catalog.UserTx) error {
 		u, exists, err := t.User(name)
 		if err != nil {
 			return err
@@ -215,6 +219,49 @@ func (m *Manager) userStmt(e *req, st *parser.UserStmt) error {
 		return err
 	}
 	return e.w.Complete(st.Command())
+}
+
+// passwordVerifier is what a user's PASSWORD '…' stores. As in
+// PostgreSQL, a password given as a SCRAM-SHA-256 verifier (what psql's
+// \password and drivers compute client-side, so that the password never
+// crosses the wire) is stored as it is; any other text is the password,
+// hashed here. An md5 hash is refused: the manager speaks only SCRAM, and
+// storing it as a password would lock the user out.
+func passwordVerifier(pw string) (string, error) {
+	if pw == "" {
+		return "", nil
+	}
+	if strings.HasPrefix(pw, "SCRAM-SHA-256$") {
+		if !pgwire.VerifierValid(pw) {
+			return "", pgerror.New(pgerror.InvalidParameterValue, "invalid password: it starts as a SCRAM-SHA-256 verifier but is not a valid one").
+				WithHint("Give the password itself, or a verifier SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey as PostgreSQL's pg_authid keeps it.")
+		}
+		return pw, nil
+	}
+	if len(pw) == 35 && strings.HasPrefix(pw, "md5") && strings.Trim(pw[3:], "0123456789abcdef") == "" {
+		return "", pgerror.New(pgerror.FeatureNotSupported, "md5 password hashes are not supported by adbmgr").
+			WithHint("adbmgr authenticates with SCRAM-SHA-256 only: SET password_encryption = 'scram-sha-256' (its default) before \\password, or give the password itself.")
+	}
+	v, err := pgwire.NewSCRAMVerifier(pw)
+	if err != nil {
+		return "", pgerror.New(pgerror.InvalidParameterValue, "invalid password: %v", err)
+	}
+	return v, nil
+}
+
+// readsNoTable tells whether a SELECT reads no table once translated (a
+// pg_catalog function such as pg_get_userbyid reads one then).
+func readsNoTable(q string) bool {
+	out, _, err := translateSQL(q, sqlEnv{settings: settings(nil)})
+	if err != nil {
+		return false
+	}
+	for _, t := range lexSQL(out) {
+		if t.kind == tkIdent && (t.low == "from" || t.low == "with") {
+			return false
+		}
+	}
+	return true
 }
 
 // keepOneSuperuser refuses to take away the last superuser (name).

@@ -233,7 +233,8 @@ type ShowVar struct {
 // SAVEPOINT), or "SAVEPOINT" / "RELEASE".
 type Transaction struct {
 	Base
-	Verb string
+	Verb     string
+	ReadOnly string // BEGIN READ ONLY: "on"; READ WRITE: "off"; else ""
 }
 
 // SetTransaction is SET TRANSACTION mode [, …] and SET SESSION

@@ -364,6 +364,21 @@ func (p *parser) transactionStmt() (Statement, error) {
 		verb = "RELEASE"
 	}
 	s := &Transaction{Verb: verb}
+	if verb == "BEGIN" {
+		// BEGIN READ ONLY: the one mode the manager keeps (refusing
+		// changes until COMMIT); the others are skipped.
+		for i := 0; ; i++ {
+			t := p.peekAt(i)
+			if t.kind == tokEOF || t.kind == tokError || isOp(t, ";") {
+				break
+			}
+			if isWord(t, "read") && isWord(p.peekAt(i+1), "only") {
+				s.ReadOnly = "on"
+			} else if isWord(t, "read") && isWord(p.peekAt(i+1), "write") {
+				s.ReadOnly = "off"
+			}
+		}
+	}
 	return s, p.skipTail(&s.Base)
 }
 

@@ -54,6 +54,10 @@ type Session struct {
 	// Params holds run-time parameters set by the client with SET, and the
 	// startup packet's options; the Handler owns it after startup.
 	Params map[string]string
+	// InBlock is set between BEGIN and COMMIT or ROLLBACK. The manager
+	// keeps no transaction (each command commits when it runs), only the
+	// block's READ ONLY mode; ReadyForQuery still says idle.
+	InBlock bool
 	// Deallocate drops the session's prepared statement name, or all of
 	// them and every portal when all is set (DEALLOCATE, DISCARD ALL); it
 	// reports whether there was such a statement. The Handler calls it

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +243,99 @@ func TestPgBouncerStyleSession(t *testing.T) {
 	var pe *pgconn.PgError
 	if !asPgError(err, &pe) || pe.Code != "26000" {
 		t.Errorf("DEALLOCATE after DISCARD ALL: %v, want 26000", err)
+	}
+}
+
+// psql's \password: it asks SHOW password_encryption, computes the SCRAM
+// verifier itself and sends ALTER USER … PASSWORD '<verifier>', which is
+// stored as the verifier (as PostgreSQL does), so the new password logs
+// in. psql reads the new password from its terminal: script(1) gives it
+// one.
+func TestPsqlPassword(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("no script(1) to give psql a terminal")
+	}
+	m := StartManager(t, "")
+	m.MustExec(t, `CREATE USER jo PASSWORD 'Old-pw-12345'`)
+	jo := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(m.Port), "-U", "jo", "-d", "postgres"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	psql := "psql -X " + strings.Join(jo, " ") + ` -c '\password'`
+	cmd := exec.CommandContext(ctx, "script", "-qec", psql, "/dev/null")
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PGPASSWORD=Old-pw-12345", "PGSSLMODE=require")
+	// psql flushes the terminal's input when it prompts: each answer is
+	// typed after its prompt.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, prompt := range []string{"Enter new password", "Enter it again"} {
+		waitFor(t, 20*time.Second, "psql prompts "+prompt, func() (bool, string) {
+			return strings.Contains(out.String(), prompt), out.String()
+		})
+		io.WriteString(stdin, "New-pw-67890\n")
+	}
+	err = cmd.Wait()
+	stdin.Close()
+	if err != nil || strings.Contains(out.String(), "ERROR") {
+		t.Fatalf(`\password: %v\n%s`, err, out.String())
+	}
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=New-pw-67890", "PGSSLMODE=require"}, jo, "SELECT current_user"); err != nil || !strings.Contains(out, "jo") {
+		t.Errorf("the new password: %v\n%s", err, out)
+	}
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=Old-pw-12345", "PGSSLMODE=require"}, jo, "SELECT current_user"); err == nil || !strings.Contains(out, "password authentication failed") {
+		t.Errorf("the old password still logs in: %v\n%s", err, out)
+	}
+	// The verifier is stored as given, not as a password: an md5 hash
+	// (what \password sends under password_encryption = md5) is refused
+	// rather than locking the user out.
+	if out, err := psqlAs(t, "", []string{"PGPASSWORD=New-pw-67890", "PGSSLMODE=require"}, jo, "ALTER USER jo PASSWORD 'md5"+strings.Repeat("ab", 16)+"'"); err == nil || !strings.Contains(out, "0A000") {
+		t.Errorf("an md5 hash: %v\n%s", err, out)
+	}
+}
+
+// Time values in SQL over the catalog: audit and monitor_history times
+// compare with now() and with now() - interval '…', as a DBA writes them
+// in psql; what the translation does not cover is refused in PostgreSQL's
+// words; a READ ONLY session changes nothing.
+func TestTimeQueriesAndReadOnly(t *testing.T) {
+	m := StartManager(t, "")
+	m.MustExec(t, `ADD HOST h1 (protocol=local, address='127.0.0.2')`)
+	for q, want := range map[string]string{
+		`SELECT count(*) FROM audit WHERE time > now() - interval '1 hour'`:             "1",
+		`SELECT count(*) FROM audit WHERE time > now()`:                                 "0",
+		`SELECT count(*) FROM audit WHERE time < now() + '1 min'::interval`:             "1",
+		`SELECT count(*) FROM audit WHERE time > current_timestamp - interval '2 days'`: "1",
+		`SELECT user`:                            "postgres",
+		`SELECT array[1, 2]`:                     "{1,2}",
+		`SELECT now() = transaction_timestamp()`: "1",
+	} {
+		if rows := m.Rows(t, q); len(rows) != 1 || rows[0][0] != want {
+			t.Errorf("%s = %v, want %s", q, rows, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for q, want := range map[string]string{
+		`SELECT name FROM host WHERE`:                                        `ERROR:  42601: syntax error at end of input`,
+		`SELECT 1 +`:                                                         `ERROR:  42601: syntax error`,
+		`SELECT nosuch FROM host`:                                            `ERROR:  42703: column "nosuch" does not exist`,
+		`SELECT time - interval '1 hour' FROM audit`:                         `ERROR:  0A000: interval values are supported only as now()`,
+		`SELECT now() - interval '1 fortnight'`:                              `ERROR:  22007: invalid input syntax for type interval`,
+		"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; DROP HOST h1": `ERROR:  25006: cannot execute DROP HOST in a read-only transaction`,
+		"BEGIN READ ONLY; ADD HOST h2 (protocol=local, address='127.0.0.3')": `ERROR:  25006: cannot execute ADD HOST in a read-only transaction`,
+	} {
+		_, errOut, err := m.Psql(ctx, "-v", "VERBOSITY=verbose", "-c", q)
+		if err == nil || !strings.Contains(errOut, want) || strings.Contains(strings.ToLower(errOut), "sqlite") {
+			t.Errorf("%s: want %q:\n%s", q, want, errOut)
+		}
+	}
+	if rows := m.Rows(t, "SELECT count(*) FROM host"); rows[0][0] != "1" {
+		t.Errorf("hosts after the read-only refusals: %v", rows)
 	}
 }
