@@ -110,7 +110,7 @@ DEB_VERSION ?= $(shell packaging/debversion.sh)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
 deb: build
 	rm -rf dist/stage dist/*.deb && mkdir -p dist
-	DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system SYSCONFDIR=/etc packaging/install.sh bin
+	DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system SYSCONFDIR=/etc RUNDIR=/var/lib/adbagent/run packaging/install.sh bin
 	DEB_VERSION="$(DEB_VERSION)" DEB_ARCH="$(DEB_ARCH)" \
 		$(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
 	@ls dist/*.deb

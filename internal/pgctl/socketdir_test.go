@@ -154,3 +154,31 @@ func TestLockFilePID(t *testing.T) {
 		t.Error("a link was read")
 	}
 }
+
+// A socket directory under a run directory that is itself a link (the
+// package's /usr/lib/adbmgr/run -> /var/lib/adbagent/run) is made in the
+// link's target; only the socket directory itself may not be a link.
+func TestMakeSocketDirUnderLinkedRun(t *testing.T) {
+	r, err := New(fakeHome(t, nil), testUser(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := sharedDir(t)
+	target := filepath.Join(base, "var-run")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(base, "run")
+	if err := os.Symlink(target, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.MakeSocketDir(filepath.Join(run, "dn1-abc")); err != nil {
+		t.Fatal(err)
+	}
+	if uid, mode := ownerOf(t, filepath.Join(target, "dn1-abc")); uid != r.User().UID || !mode.IsDir() {
+		t.Errorf("made in the target: uid %d mode %v", uid, mode)
+	}
+	if err := r.MakeSocketDir(filepath.Join(run, "dn1-abc")); err != nil {
+		t.Errorf("again: %v", err)
+	}
+}

@@ -138,6 +138,22 @@ func TestInstall(t *testing.T) {
 	}
 	install()
 	check(t, dest, "/opt/adb", "/opt/adb/lib/systemd/system", tree("/opt/adb", "/opt/adb/lib/systemd/system"))
+	if _, err := os.Lstat(filepath.Join(dest, "opt/adb/lib/adbmgr/run")); err == nil {
+		t.Error("install.sh without RUNDIR made lib/adbmgr/run")
+	}
+	// With RUNDIR, lib/adbmgr/run links to it.
+	runDest := t.TempDir()
+	cmd := exec.Command(filepath.Join(top, "packaging", "install.sh"), bin)
+	cmd.Env = append(os.Environ(), "DESTDIR="+runDest, "PREFIX=/opt/adb", "RUNDIR=/var/lib/adbagent/run")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("install.sh RUNDIR=…: %v\n%s", err, out)
+	}
+	if got, err := os.Readlink(filepath.Join(runDest, "opt/adb/lib/adbmgr/run")); err != nil || got != "/var/lib/adbagent/run" {
+		t.Errorf("lib/adbmgr/run links to %q (%v)", got, err)
+	}
+	if fi, err := os.Stat(filepath.Join(runDest, "var/lib/adbagent/run")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+		t.Errorf("RUNDIR: %v %v", fi, err)
+	}
 	edited := filepath.Join(dest, "etc/default/adbagent")
 	if err := os.WriteFile(edited, []byte("ADBAGENT_LISTEN=10.0.0.1:5430\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -177,6 +193,9 @@ func TestPackage(t *testing.T) {
 	}
 	files := tree("/usr", "/usr/lib/systemd/system")
 	files["var/lib/adbmgr"] = want{mode: os.ModeDir | 0o700}
+	// Runtime files out of /usr: the nodes' socket directories.
+	files["usr/lib/adbmgr/run"] = want{link: "/var/lib/adbagent/run"}
+	files["var/lib/adbagent/run"] = want{mode: os.ModeDir | 0o755}
 	check(t, dir, "/usr", "/usr/lib/systemd/system", files)
 	info, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Version").Output()
 	if err != nil || !strings.Contains(string(info), "Package: adbmgr") {
