@@ -213,7 +213,11 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	status := httpapi.New(nil, httpapi.Options{Logger: log})
+	wire, err := clientAccess(ctx, dir, cat, so, log)
+	if err != nil {
+		return err
+	}
+	status := httpapi.New(nil, httpapi.Options{Logger: log, Auth: &httpapi.Auth{HBA: wire.HBA, Users: cat}})
 	m := mgr.New(cat, mgr.Options{
 		// bin/adbmgr lives in <adbhome>/bin, like AntDB's layout.
 		InstallDir:  filepath.Dir(filepath.Dir(exe)),
@@ -226,10 +230,6 @@ func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) e
 		Observer:    status,
 	})
 	status.SetSource(m)
-	wire, err := clientAccess(ctx, dir, cat, so, log)
-	if err != nil {
-		return err
-	}
 	listeners, err := openListeners(so)
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ const (
 type Options struct {
 	CacheFor, ProbeTimeout time.Duration
 	Logger                 *slog.Logger
+	// Auth lets clients in (see Auth); nil lets every client in (tests,
+	// embedded use).
+	Auth *Auth
 }
 
 // Server answers the HTTP side's requests. It is also the manager's
@@ -53,6 +56,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	m    *metrics
+
+	auth *authenticator // nil: no authentication
 
 	mu      sync.Mutex // held while a Status is taken: one at a time
 	cached  mgr.Status
@@ -78,6 +83,9 @@ func New(src Source, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{src: src, opts: opts, log: log}
+	if opts.Auth != nil {
+		s.auth = &authenticator{Auth: *opts.Auth}
+	}
 	s.m = newMetrics(s)
 	return s
 }
@@ -106,16 +114,23 @@ func (s *Server) status() (mgr.Status, error) {
 	return s.cached, s.err
 }
 
-// Handler serves every endpoint.
+// Handler serves every endpoint: /healthz to all, the others to the
+// clients Options.Auth lets in.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.m.handler())
-	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /cluster", s.clusterJSON)
 	mux.HandleFunc("GET /primary/{node}", s.primary)
 	mux.HandleFunc("GET /replica/{node}", s.replica)
 	mux.HandleFunc("GET /{$}", s.page)
-	return mux
+	var guarded http.Handler = mux
+	if s.auth != nil {
+		guarded = s.auth.wrap(mux)
+	}
+	top := http.NewServeMux()
+	top.HandleFunc("GET /healthz", s.healthz)
+	top.Handle("/", guarded)
+	return top
 }
 
 // TLSConfig is how a non-loopback --http listens (--http-tls): a server

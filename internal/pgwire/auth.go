@@ -350,3 +350,40 @@ func serverEndpointBinding(der []byte) (scram.ChannelBinding, error) {
 	h.Write(der)
 	return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: h.Sum(nil)}, nil
 }
+
+// VerifyPassword reports whether password is the one verifier was made
+// from (SCRAM-SHA-256: SaltedPassword by PBKDF2, ClientKey, StoredKey,
+// compared in constant time): for callers that receive a password rather
+// than run the exchange (the HTTP side's Basic credentials). A user that
+// does not exist or has no password (verifier "") goes through the same
+// work with mock credentials and fails.
+func VerifyPassword(user, verifier, password string) bool {
+	cred, err := parseVerifier(verifier)
+	valid := err == nil
+	if !valid {
+		cred = mockCredentials(user)
+	}
+	client, err := scram.SHA256.NewClient("", password, "")
+	if err != nil {
+		if client, err = scram.SHA256.NewClientUnprepped("", password, ""); err != nil {
+			return false
+		}
+	}
+	got, err := client.GetStoredCredentialsWithError(cred.KeyFactors)
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(got.StoredKey, cred.StoredKey) && valid
+}
+
+// MatchHBA returns the first rule for a TCP client at ip (tls: over TLS)
+// that is user asking for database db, or nil when none matches: how the
+// wire side picks a TCP client's method, for the HTTP side.
+func MatchHBA(rules []HBARule, tls bool, ip net.IP, user, db string) *HBARule {
+	for i := range rules {
+		if rules[i].matches(false, tls, ip, user, db) {
+			return &rules[i]
+		}
+	}
+	return nil
+}

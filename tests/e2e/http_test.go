@@ -48,6 +48,22 @@ func TestHTTP(t *testing.T) {
 		code, body, err := httpGet(base + "/healthz")
 		return err == nil && code == 200, fmt.Sprint(code, body, err)
 	})
+	// Everything but /healthz wants a manager user's password (HTTP
+	// Basic), as psql over TCP does.
+	for _, path := range []string{"/cluster", "/metrics", "/"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if path == "/" {
+			req.SetBasicAuth("postgres", "wrong")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") != `Basic realm="adbmgr"` {
+			t.Errorf("GET %s without the password: %d %q", path, res.StatusCode, res.Header.Get("WWW-Authenticate"))
+		}
+	}
 	if code, body, _ := httpGet(base + "/healthz"); code != 200 || !strings.Contains(body, `"catalog": "writable"`) {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
@@ -194,12 +210,15 @@ func TestHTTPOpenAddress(t *testing.T) {
 	}
 	for _, certs := range [][]tls.Certificate{{pair}, nil} {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
-		res, err := c.Get("https://" + addr + "/healthz")
-		if err == nil {
-			res.Body.Close()
-		}
-		if ok := err == nil && res.StatusCode == 200; ok != (certs != nil) {
-			t.Errorf("--http-tls with %d client certificates: %v", len(certs), err)
+		// The certificate is enough: no password asked for.
+		for _, path := range []string{"/healthz", "/cluster"} {
+			res, err := c.Get("https://" + addr + path)
+			if err == nil {
+				res.Body.Close()
+			}
+			if ok := err == nil && res.StatusCode == 200; ok != (certs != nil) {
+				t.Errorf("--http-tls %s with %d client certificates: %v", path, len(certs), err)
+			}
 		}
 	}
 }
@@ -244,15 +263,24 @@ func chromiumDOM(t *testing.T, chromium, url, name string) string {
 		}
 		return stdout.String()
 	}
+	// The page wants the superuser's password: in the URL, as a browser
+	// takes it.
+	url = strings.Replace(url, "http://", "http://postgres:"+Password+"@", 1)
 	dom := run("--dump-dom", url)
 	run("--screenshot="+shot, url)
 	t.Logf("screenshot: %s", shot)
 	return dom
 }
 
+// httpGet gets url as the e2e managers' superuser (HTTP Basic).
 func httpGet(url string) (int, string, error) {
 	c := &http.Client{Timeout: 15 * time.Second}
-	res, err := c.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.SetBasicAuth("postgres", Password)
+	res, err := c.Do(req)
 	if err != nil {
 		return 0, "", err
 	}
