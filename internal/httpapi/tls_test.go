@@ -13,7 +13,8 @@ import (
 )
 
 // With --http-tls the HTTP side takes only the monitor's and the manager's
-// client certificates: not an agent's, a node's, or none.
+// client certificates: not an agent's, a node's, or none. The certificate
+// is enough: no password is asked for.
 func TestTLSClients(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
 	if _, err := pki.SetupManager(dir); err != nil {
@@ -23,7 +24,7 @@ func TestTLSClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(&fake{st: demo()}, Options{})
+	s := New(&fake{st: demo()}, Options{Auth: &Auth{Users: users{}}})
 	go (&http.Server{Handler: s.Handler()}).Serve(l)
 	defer l.Close()
 	ca, err := pki.LoadCA(dir)
@@ -65,7 +66,7 @@ func TestTLSClients(t *testing.T) {
 		{"other client", []tls.Certificate{issued(ca.Issue("someone", nil, nil, false, true))}, false},
 	} {
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: tc.certs, ServerName: "127.0.0.1"}}}
-		res, err := c.Get("https://" + l.Addr().String() + "/healthz")
+		res, err := c.Get("https://" + l.Addr().String() + "/cluster")
 		if err == nil {
 			res.Body.Close()
 		}
