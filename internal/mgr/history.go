@@ -9,9 +9,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/catalog"
 	"github.com/adbmgr/adbmgr/internal/cluster"
-	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/parser"
-	"github.com/adbmgr/adbmgr/internal/pgclient"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
 
@@ -169,34 +167,20 @@ func (m *Manager) sample(ctx context.Context, s *cluster.State) []catalog.Sample
 		smp.Connections = intOrNil(row["connections"])
 		out[i] = smp
 	})
+	// Each live parent's replication is read once, as MONITOR HA does.
 	up := map[string]bool{}
 	for _, smp := range out {
 		up[smp.Node] = smp.Role != ""
 	}
-	var parents []string
-	seen := map[string]bool{}
+	var slaves []cluster.Node
 	for _, n := range nodes {
-		if n.Master != "" && up[n.Master] && !seen[n.Master] {
-			seen[n.Master] = true
-			parents = append(parents, n.Master)
+		if n.Master != "" && up[n.Master] {
+			slaves = append(slaves, n)
 		}
 	}
-	reps := make([][]pgclient.Replica, len(parents))
-	parallel(len(parents), func(i int) {
-		if mem, err := fleet.Of(s, parents[i]); err == nil {
-			reps[i], _ = m.fleet.Replication(ctx, mem)
-		}
-	})
-	lag := map[string]pgclient.Replica{}
-	for i, p := range parents {
-		for _, r := range reps[i] {
-			if n, ok := s.Node(r.Application); ok && n.Master == p {
-				lag[r.Application] = r
-			}
-		}
-	}
-	for i := range out {
-		if r, ok := lag[out[i].Node]; ok {
+	parents := m.replicas(ctx, s, slaves)
+	for i, n := range nodes {
+		if r, ok := replicaOf(parents, n); ok {
 			lb, ls := r.LagBytes, r.LagSeconds
 			out[i].SyncState, out[i].LagBytes, out[i].LagSeconds = r.SyncState, &lb, &ls
 		}
