@@ -9,24 +9,34 @@ FUZZTIME ?= 2500000x
 .DEFAULT_GOAL := build
 
 # The README's run command: a whole cluster on loopback hosts.
-demo: build
+demo: build ext-install
 	scripts/demo.sh
 
 demo-stop:
 	scripts/demo.sh stop
 
 # The same topology on four network-namespace hosts over SSH (needs root).
-demo-hosts: build
+demo-hosts: build ext-install
 	scripts/demo-hosts.sh
 
 demo-hosts-stop:
 	scripts/demo-hosts.sh stop
 
-.PHONY: demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench soak clean install deb package-test
+.PHONY: ext ext-install demo demo-stop demo-hosts demo-hosts-stop build run test vet fmt-check unit e2e fuzz bench soak clean install deb package-test
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbmgr ./cmd/adbmgr
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/adbagent ./cmd/adbagent
+
+# adb.so, the nodes' library (ext/adb; needs postgresql-server-dev-15): every
+# node loads it (shared_preload_libraries), so it must be in PostgreSQL's
+# lib directory on each host before INIT ALL. No LLVM bitcode (JIT inlining).
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+ext:
+	$(MAKE) -C ext/adb PG_CONFIG=$(PG_CONFIG) with_llvm=no
+
+ext-install: ext
+	$(MAKE) -C ext/adb PG_CONFIG=$(PG_CONFIG) with_llvm=no install
 
 # Run only a manager in the foreground on $(LISTEN) with its data under $(DATA)
 # (make demo runs a whole cluster).
@@ -45,7 +55,7 @@ vet:
 unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /tests/)
 
-e2e: build
+e2e: build ext-install
 	$(GO) test -count=1 -timeout 45m ./tests/...
 
 # The parser for FUZZTIME (about the issue's 60 s here), the agent's file
@@ -67,7 +77,7 @@ fuzz:
 # namespace hosts over SSH against DEPLOY to one (target ≤ 1.5), and
 # SWITCHOVER's write pause, directly and through a coordinator (target
 # ≤ 500 ms; median and min–max of 5 trials).
-bench: build
+bench: build ext-install
 	$(GO) test -run '^$$' -bench ListNode -benchtime 50x ./tests/e2e
 	$(GO) test -run '^$$' -bench 'InitAll$$' -benchtime 1x ./tests/e2e
 	$(GO) test -run '^$$' -bench InitAllSSH -benchtime 1x ./tests/e2e

@@ -73,32 +73,47 @@ func CheckSocketPath(n Node, h Host) error {
 // which took 200–350 ms of a restart in place on a small node (Linux ≥ 5.8
 // reports write errors to syncfs; a file system shared with busy
 // applications makes it slower, see recovery_init_sync_method).
+//
+// The data plane (issue 10): every node loads adb.so (ext/adb: two-phase
+// commit of a coordinator's remote transactions, DDL reaching the shards,
+// the checks on writes), and may hold prepared transactions — every node,
+// since a standby needs at least its master's max_prepared_transactions and
+// any node may be promoted. A coordinator's remote sessions say which
+// coordinator and backend they serve (postgres_fdw.application_name
+// adb:<cluster_name>:<pid>): the manager's distributed deadlock detector
+// reads the wait graph by it. Aggregates and joins of distributed tables
+// are planned per partition, so that postgres_fdw runs them on the shards.
 func ServerParams(n Node, h Host) map[string]string {
 	return map[string]string{
-		"listen_addresses":            h.Address,
-		"port":                        strconv.Itoa(n.Port),
-		"unix_socket_directories":     SocketDir(n, h),
-		"ssl":                         "on",
-		"ssl_cert_file":               NodeFile(n, h, ServerCert),
-		"ssl_key_file":                NodeFile(n, h, ServerKey),
-		"ssl_ca_file":                 NodeFile(n, h, RootCert),
-		"password_encryption":         "scram-sha-256",
-		"cluster_name":                n.Name,
-		"wal_level":                   "replica",
-		"hot_standby":                 "on",
-		"hot_standby_feedback":        "on",
-		"wal_log_hints":               "on",
-		"full_page_writes":            "on",
-		"max_wal_senders":             "16",
-		"max_replication_slots":       "16",
-		"wal_keep_size":               "256MB",
-		"synchronous_commit":          "on",
-		"synchronous_standby_names":   "",
-		"wal_retrieve_retry_interval": "200ms",
-		"recovery_init_sync_method":   "syncfs",
-		"logging_collector":           "on",
-		"log_directory":               "log",
-		"log_line_prefix":             "%m [%p] %q%u@%d ",
+		"listen_addresses":               h.Address,
+		"port":                           strconv.Itoa(n.Port),
+		"unix_socket_directories":        SocketDir(n, h),
+		"ssl":                            "on",
+		"ssl_cert_file":                  NodeFile(n, h, ServerCert),
+		"ssl_key_file":                   NodeFile(n, h, ServerKey),
+		"ssl_ca_file":                    NodeFile(n, h, RootCert),
+		"password_encryption":            "scram-sha-256",
+		"cluster_name":                   n.Name,
+		"wal_level":                      "replica",
+		"hot_standby":                    "on",
+		"hot_standby_feedback":           "on",
+		"wal_log_hints":                  "on",
+		"full_page_writes":               "on",
+		"max_wal_senders":                "16",
+		"max_replication_slots":          "16",
+		"wal_keep_size":                  "256MB",
+		"synchronous_commit":             "on",
+		"synchronous_standby_names":      "",
+		"wal_retrieve_retry_interval":    "200ms",
+		"recovery_init_sync_method":      "syncfs",
+		"shared_preload_libraries":       "adb",
+		"max_prepared_transactions":      "100",
+		"postgres_fdw.application_name":  "adb:%C:%p",
+		"enable_partitionwise_join":      "on",
+		"enable_partitionwise_aggregate": "on",
+		"logging_collector":              "on",
+		"log_directory":                  "log",
+		"log_line_prefix":                "%m [%p] %q%u@%d ",
 	}
 }
 

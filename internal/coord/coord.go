@@ -16,10 +16,19 @@ import (
 	"github.com/adbmgr/adbmgr/internal/pgclient"
 )
 
-// Schema is the adb schema: node list, slot map, distributed tables.
-//
-//go:embed adb.sql
-var Schema string
+// Schema is the adb schema: node list, slot map, distributed tables
+// (adb.sql), transactions across nodes (xact.sql), DDL on distributed
+// tables (ddl.sql).
+var Schema = adbSQL + "\n" + xactSQL + "\n" + ddlSQL
+
+var (
+	//go:embed adb.sql
+	adbSQL string
+	//go:embed xact.sql
+	xactSQL string
+	//go:embed ddl.sql
+	ddlSQL string
+)
 
 // Slots is the number of hash slots of every distributed table.
 const Slots = 64

@@ -1,0 +1,17 @@
+/*
+ * adb.h — the parts of the adb library, each set up by _PG_init (adb.c).
+ *
+ * twophase.c: atomic commit across nodes (two-phase commit of the remote
+ * transactions of postgres_fdw and of adb.remote_exec).
+ * ddl.c: DDL on distributed tables reaching every shard and coordinator.
+ * dml.c: what a write through a coordinator must respect (distribution
+ * column, isolation level, deadlock victims).
+ */
+#ifndef ADB_H
+#define ADB_H
+
+extern void adb_twophase_init(void);
+extern void adb_ddl_init(void);
+extern void adb_dml_init(void);
+
+#endif

@@ -1,0 +1,2 @@
+-- DDL on distributed tables (issue 10, items 1–2): the SQL side of
+-- ext/adb/ddl.c.
