@@ -30,6 +30,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/access"
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/catalog"
+	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/deploy"
 	"github.com/adbmgr/adbmgr/internal/httpapi"
 	"github.com/adbmgr/adbmgr/internal/mgr"
@@ -159,6 +160,9 @@ type serveOptions struct {
 }
 
 func start(ctx context.Context, dir string, so serveOptions, log *slog.Logger) error {
+	// A developer's build of adb.so, tried without installing it
+	// (cluster.NodeLibraryDir); nodes initialised meanwhile keep it.
+	cluster.NodeLibraryDir = os.Getenv("ADBMGR_NODE_LIBDIR")
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return err

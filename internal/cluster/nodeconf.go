@@ -84,7 +84,7 @@ func CheckSocketPath(n Node, h Host) error {
 // reads the wait graph by it. Aggregates and joins of distributed tables
 // are planned per partition, so that postgres_fdw runs them on the shards.
 func ServerParams(n Node, h Host) map[string]string {
-	return map[string]string{
+	p := map[string]string{
 		"listen_addresses":               h.Address,
 		"port":                           strconv.Itoa(n.Port),
 		"unix_socket_directories":        SocketDir(n, h),
@@ -115,7 +115,17 @@ func ServerParams(n Node, h Host) map[string]string {
 		"log_directory":                  "log",
 		"log_line_prefix":                "%m [%p] %q%u@%d ",
 	}
+	if NodeLibraryDir != "" {
+		p["dynamic_library_path"] = NodeLibraryDir + ":$libdir"
+	}
+	return p
 }
+
+// NodeLibraryDir, when set, is searched for adb.so before PostgreSQL's lib
+// directory (dynamic_library_path): a developer's build, tried without
+// installing it — the SQL side names the library "adb", never $libdir/adb.
+// The manager sets it from ADBMGR_NODE_LIBDIR at start.
+var NodeLibraryDir string
 
 // HBALine is one pg_hba.conf rule the manager writes.
 type HBALine struct {
