@@ -18,8 +18,8 @@ import (
 
 // Schema is the adb schema: node list, slot map, distributed tables
 // (adb.sql), transactions across nodes (xact.sql), DDL on distributed
-// tables (ddl.sql).
-var Schema = adbSQL + "\n" + xactSQL + "\n" + ddlSQL
+// tables (ddl.sql), writes through a coordinator (dml.sql).
+var Schema = adbSQL + "\n" + xactSQL + "\n" + ddlSQL + "\n" + dmlSQL
 
 var (
 	//go:embed adb.sql
@@ -28,6 +28,8 @@ var (
 	xactSQL string
 	//go:embed ddl.sql
 	ddlSQL string
+	//go:embed dml.sql
+	dmlSQL string
 )
 
 // Slots is the number of hash slots of every distributed table.

@@ -1,0 +1,2 @@
+-- Writes through a coordinator (issue 10, item 3): the SQL side of
+-- ext/adb/dml.c.
