@@ -114,13 +114,15 @@ install: build
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" UNITDIR="$(UNITDIR)" SYSCONFDIR="$(SYSCONFDIR)" packaging/install.sh bin
 
 # The Debian package dist/adbmgr_<version>_<arch>.deb: the same tree with
-# PREFIX=/usr, packed by nfpm (pinned in tools/go.mod, fetched from the Go
+# PREFIX=/usr and the nodes' library adb.so in PostgreSQL 15's lib
+# directory (make install leaves that to make ext-install), packed by nfpm (pinned in tools/go.mod, fetched from the Go
 # module proxy). DEB_VERSION must start with a digit.
 DEB_VERSION ?= $(shell packaging/debversion.sh)
 DEB_ARCH    ?= $(shell $(GO) env GOARCH)
-deb: build
+deb: build ext
 	rm -rf dist/stage dist/*.deb && mkdir -p dist
 	DESTDIR=$(CURDIR)/dist/stage PREFIX=/usr UNITDIR=/usr/lib/systemd/system SYSCONFDIR=/etc RUNDIR=/var/lib/adbagent/run packaging/install.sh bin
+	install -D -m 0755 ext/adb/adb.so dist/stage/usr/lib/postgresql/15/lib/adb.so
 	DEB_VERSION="$(DEB_VERSION)" DEB_ARCH="$(DEB_ARCH)" \
 		$(GO) tool -modfile=tools/go.mod nfpm package --config packaging/nfpm.yaml --packager deb --target dist/
 	@ls dist/*.deb

@@ -196,6 +196,8 @@ func TestPackage(t *testing.T) {
 	// Runtime files out of /usr: the nodes' socket directories.
 	files["usr/lib/adbmgr/run"] = want{link: "/var/lib/adbagent/run"}
 	files["var/lib/adbagent/run"] = want{mode: os.ModeDir | 0o755}
+	// The nodes' library, in PostgreSQL 15's lib directory.
+	files["usr/lib/postgresql/15/lib/adb.so"] = want{mode: 0o755}
 	check(t, dir, "/usr", "/usr/lib/systemd/system", files)
 	info, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Version").Output()
 	if err != nil || !strings.Contains(string(info), "Package: adbmgr") {
