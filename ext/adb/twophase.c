@@ -39,6 +39,8 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "replication/message.h"
+#include "replication/syncrep.h"
 #include "storage/latch.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -1041,22 +1043,71 @@ pause_ms(int ms)
 }
 
 /*
- * wrote_query asks each connection whether its remote transaction has an
- * xid — wrote something — all at once: one round trip.
+ * make_xid_durable writes this transaction's xid to WAL, flushed and on
+ * the synchronous slaves, before any PREPARE names it. An xid only
+ * assigned in memory is handed out again after a crash or a failover (the
+ * next xid comes from WAL), and adb.resolve_prepared would then read the
+ * fate of another transaction: a WAL record carrying the xid moves the
+ * next xid past it on every node that replays it. The record is a
+ * logical-decoding message, which replay ignores.
  */
-static const char *wrote_query = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
-
-static bool
-read_wrote(PGconn *conn, const char *label)
+static void
+make_xid_durable(void)
 {
-	PGresult   *res = remote_result(conn, 0);
-	bool		wrote;
+	XLogRecPtr	lsn = LogLogicalMessage("adb_2pc", "", 0, true);
 
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		remote_report(ERROR, res, conn, label, "lost connection");
-	wrote = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return wrote;
+	XLogFlush(lsn);
+	SyncRepWaitForLSN(lsn, false);
+}
+
+/*
+ * Participant is one remote transaction at commit: the connection it runs
+ * on (postgres_fdw's or ours), and the entry that keeps its gid — for
+ * postgres_fdw, our own connection to the same server, which finishes it.
+ */
+typedef struct Participant
+{
+	PGconn	   *conn;
+	const char *label;
+	RemoteConn *rc;
+	FdwTarget  *fdw;			/* NULL for adb.remote_exec's */
+	bool		wrote;
+} Participant;
+
+/*
+ * exchange sends sql[i] (when not NULL) to every participant, then reads
+ * every answer — one round trip for all — into res[]. It returns the first
+ * participant that failed, or -1; it reads what it sent before the caller
+ * reports anything, so that no answer (a PREPARE) is left in flight.
+ */
+static int
+exchange(Participant *p, int n, char **sql, PGresult **res)
+{
+	bool	   *sent = palloc0(sizeof(bool) * (n + 1));
+	int			bad = -1;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		res[i] = NULL;
+		if (sql[i] == NULL)
+			continue;
+		sent[i] = PQsendQuery(p[i].conn, sql[i]);
+		if (!sent[i])
+		{
+			bad = i;
+			break;
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		if (!sent[i])
+			continue;
+		res[i] = remote_result(p[i].conn, 0);
+		if (bad < 0 && !result_ok(res[i]))
+			bad = i;
+	}
+	return bad;
 }
 
 /*
@@ -1084,23 +1135,24 @@ commit_remote_exec(bool only_readonly)
 /*
  * pre_commit decides and, for several writers, runs the first phase: every
  * remote writer PREPAREd (postgres_fdw's connections then get an empty
- * transaction for postgres_fdw's own COMMIT to end, quietly), or this
- * transaction fails here — the abort callback rolls back what was prepared.
+ * transaction for postgres_fdw's own COMMIT, which runs after us, to end
+ * quietly), or this transaction fails here — and the abort callback rolls
+ * back what was prepared.
  */
 static void
 pre_commit(void)
 {
 	HASH_SEQ_STATUS seq;
 	RemoteConn *rc;
+	Participant *p;
+	PGresult  **res;
+	char	  **sql;
+	int			n = 0;
 	int			n_exec = 0;
 	int			writers;
+	int			bad;
 	int			i;
-	PGconn	  **fdw_conns;
-	bool	   *fdw_wrote;
-	RemoteConn **ctl;
 	uint64		fxid;
-	int			seqno = 0;
-	char		gid[ADB_GIDLEN];
 
 	if (remote_conns != NULL)
 	{
@@ -1114,10 +1166,7 @@ pre_commit(void)
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("the remote transaction on node \"%s\" was lost", rc->label)));
 			if (rc->xact_depth > 0)
-			{
-				rc->wrote = true;
 				n_exec++;
-			}
 		}
 	}
 	if (n_exec + n_fdw_targets + (local_write ? 1 : 0) < 2)
@@ -1126,37 +1175,19 @@ pre_commit(void)
 		return;
 	}
 
-	/* Several candidates: which wrote? */
+	/* Several candidates: ask which wrote, all at once. */
 	stat_checks++;
 	if (n_fdw_targets > 0 && fdw_get_connection == NULL)
 		fdw_get_connection = (GetConnection_fn)
 			load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
-	fdw_conns = palloc0(sizeof(PGconn *) * (n_fdw_targets + 1));
-	fdw_wrote = palloc0(sizeof(bool) * (n_fdw_targets + 1));
-	ctl = palloc0(sizeof(RemoteConn *) * (n_fdw_targets + 1));
+	p = palloc0(sizeof(Participant) * (n_fdw_targets + n_exec + 1));
 	for (i = 0; i < n_fdw_targets; i++)
 	{
-		fdw_conns[i] = fdw_get_connection(GetUserMapping(fdw_targets[i].userid, fdw_targets[i].serverid),
-										  false, NULL);
-		if (!PQsendQuery(fdw_conns[i], wrote_query))
-			remote_report(ERROR, NULL, fdw_conns[i],
-						  GetForeignServer(fdw_targets[i].serverid)->servername, "could not send");
-	}
-	if (remote_conns != NULL)
-	{
-		hash_seq_init(&seq, remote_conns);
-		while ((rc = hash_seq_search(&seq)) != NULL)
-			if (rc->key[0] == 'n' && rc->xact_depth > 0 && !PQsendQuery(rc->conn, wrote_query))
-			{
-				hash_seq_term(&seq);
-				remote_report(ERROR, NULL, rc->conn, rc->label, "could not send");
-			}
-	}
-	writers = local_write ? 1 : 0;
-	for (i = 0; i < n_fdw_targets; i++)
-	{
-		fdw_wrote[i] = read_wrote(fdw_conns[i], GetForeignServer(fdw_targets[i].serverid)->servername);
-		writers += fdw_wrote[i] ? 1 : 0;
+		p[n].fdw = &fdw_targets[i];
+		p[n].label = GetForeignServer(fdw_targets[i].serverid)->servername;
+		p[n].conn = fdw_get_connection(GetUserMapping(fdw_targets[i].userid, fdw_targets[i].serverid),
+									   false, NULL);
+		n++;
 	}
 	if (remote_conns != NULL)
 	{
@@ -1165,9 +1196,27 @@ pre_commit(void)
 		{
 			if (rc->key[0] != 'n' || rc->xact_depth == 0)
 				continue;
-			rc->wrote = read_wrote(rc->conn, rc->label);
-			writers += rc->wrote ? 1 : 0;
+			p[n].rc = rc;
+			p[n].label = rc->label;
+			p[n].conn = rc->conn;
+			n++;
 		}
+	}
+	res = palloc0(sizeof(PGresult *) * (n + 1));
+	sql = palloc0(sizeof(char *) * (n + 1));
+	for (i = 0; i < n; i++)
+		sql[i] = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
+	bad = exchange(p, n, sql, res);
+	if (bad >= 0)
+		remote_report(ERROR, res[bad], p[bad].conn, p[bad].label, "lost connection");
+	writers = local_write ? 1 : 0;
+	for (i = 0; i < n; i++)
+	{
+		p[i].wrote = PQntuples(res[i]) == 1 && strcmp(PQgetvalue(res[i], 0, 0), "t") == 0;
+		if (p[i].rc)
+			p[i].rc->wrote = p[i].wrote;
+		writers += p[i].wrote ? 1 : 0;
+		PQclear(res[i]);
 	}
 	if (writers < 2)
 	{
@@ -1178,74 +1227,37 @@ pre_commit(void)
 	/*
 	 * Two-phase. The local xid, forced now, is the decision: its commit
 	 * record commits every prepared transaction, its absence rolls them
-	 * back (adb.resolve_prepared reads it after a crash).
+	 * back (adb.resolve_prepared reads it after a crash). Our connections
+	 * to postgres_fdw's servers are made before any PREPARE, so that a
+	 * failure to connect leaves nothing prepared.
 	 */
 	fxid = U64FromFullTransactionId(GetTopFullTransactionId());
-	for (i = 0; i < n_fdw_targets; i++)
-		if (fdw_wrote[i])
-			ctl[i] = fdw_control(&fdw_targets[i]);
-
-	/* Send every PREPARE, then read the answers: one round trip. */
-	for (i = 0; i < n_fdw_targets; i++)
+	make_xid_durable();
+	for (i = 0; i < n; i++)
+		if (p[i].wrote && p[i].fdw)
+			p[i].rc = fdw_control(p[i].fdw);
+	for (i = 0; i < n; i++)
 	{
-		char	   *sql;
+		char	   *gid;
 
-		if (!fdw_wrote[i])
+		sql[i] = NULL;
+		if (!p[i].wrote)
 			continue;
-		snprintf(gid, sizeof(gid), "adb_" UINT64_FORMAT "_" UINT64_FORMAT "_%d",
-				 GetSystemIdentifier(), fxid, ++seqno);
-		strlcpy(ctl[i]->gid, gid, ADB_GIDLEN);
-		sql = psprintf("PREPARE TRANSACTION %s; START TRANSACTION", quote_literal_cstr(gid));
-		if (!PQsendQuery(fdw_conns[i], sql))
-			remote_report(ERROR, NULL, fdw_conns[i], ctl[i]->label, "could not send");
+		gid = psprintf("adb_" UINT64_FORMAT "_" UINT64_FORMAT "_%d", GetSystemIdentifier(), fxid, i + 1);
+		strlcpy(p[i].rc->gid, gid, ADB_GIDLEN);
+		sql[i] = psprintf("PREPARE TRANSACTION %s%s", quote_literal_cstr(gid),
+						  p[i].fdw ? "; START TRANSACTION" : "");
+		if (!p[i].fdw)
+			p[i].rc->xact_depth = 0;
 	}
-	if (remote_conns != NULL)
-	{
-		hash_seq_init(&seq, remote_conns);
-		while ((rc = hash_seq_search(&seq)) != NULL)
-		{
-			if (rc->key[0] != 'n' || rc->xact_depth == 0 || !rc->wrote)
-				continue;
-			snprintf(gid, sizeof(gid), "adb_" UINT64_FORMAT "_" UINT64_FORMAT "_%d",
-					 GetSystemIdentifier(), fxid, ++seqno);
-			strlcpy(rc->gid, gid, ADB_GIDLEN);
-			if (!PQsendQuery(rc->conn, psprintf("PREPARE TRANSACTION %s", quote_literal_cstr(gid))))
-			{
-				hash_seq_term(&seq);
-				remote_report(ERROR, NULL, rc->conn, rc->label, "could not send");
-			}
-		}
-	}
-	for (i = 0; i < n_fdw_targets; i++)
-	{
-		PGresult   *res;
-
-		if (!fdw_wrote[i])
-			continue;
-		res = remote_result(fdw_conns[i], 0);
-		if (!result_ok(res) || strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
-			remote_report(ERROR, res, fdw_conns[i], ctl[i]->label, "could not prepare");
-		PQclear(res);
-	}
-	if (remote_conns != NULL)
-	{
-		hash_seq_init(&seq, remote_conns);
-		while ((rc = hash_seq_search(&seq)) != NULL)
-		{
-			PGresult   *res;
-
-			if (rc->key[0] != 'n' || rc->xact_depth == 0 || !rc->wrote)
-				continue;
-			res = remote_result(rc->conn, 0);
-			rc->xact_depth = 0;
-			if (!result_ok(res) || strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
-			{
-				hash_seq_term(&seq);
-				remote_report(ERROR, res, rc->conn, rc->label, "could not prepare");
-			}
-			PQclear(res);
-		}
-	}
+	bad = exchange(p, n, sql, res);
+	for (i = 0; i < n && bad < 0; i++)
+		if (res[i] != NULL && strcmp(PQcmdStatus(res[i]), "PREPARE TRANSACTION") != 0)
+			bad = i;
+	if (bad >= 0)
+		remote_report(ERROR, res[bad], p[bad].conn, p[bad].label, "could not prepare");
+	for (i = 0; i < n; i++)
+		PQclear(res[i]);
 	commit_remote_exec(true);
 	stat_prepared++;
 	if (test_pause_after_prepare > 0)
