@@ -292,12 +292,20 @@ func TestTwoPhaseCommit(t *testing.T) {
 		return pid
 	}
 
+	// pausedTransfer moves amount from a1 to b1 in a session on cn1 that
+	// pauses in its COMMIT (setting: one of adb's test pauses); the COMMIT
+	// is sent, not waited for.
+	pausedTransfer := func(t *testing.T, setting string, amount int) *psqlSession {
+		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
+		s.run(t, "SET "+setting+";")
+		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - %d WHERE id = %d; UPDATE accounts SET balance = balance + %d WHERE id = %d;", amount, a1, amount, b1))
+		s.send(t, "COMMIT;")
+		return s
+	}
+
 	t.Run("coordinator killed after PREPARE", func(t *testing.T) {
 		wantA, wantB := balance(a1), balance(b1)
-		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
-		s.run(t, "SET adb.test_pause_after_prepare = '60s';")
-		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - 7 WHERE id = %d; UPDATE accounts SET balance = balance + 7 WHERE id = %d;", a1, b1))
-		s.send(t, "COMMIT;")
+		pausedTransfer(t, "adb.test_pause_after_prepare = '60s'", 7)
 		pid := backendOf(t, false)
 		// Prepared on both, committed on neither: our PREPARE ran before
 		// postgres_fdw's COMMIT.
@@ -329,17 +337,14 @@ func TestTwoPhaseCommit(t *testing.T) {
 			t.Errorf("after the coordinator's crash before commit: balances %s, %s, want %s, %s (rolled back)", a, b, wantA, wantB)
 		}
 		c.checkInvariant(t, "after resolution", begin, total)
-		// A new transaction gets a new xid: the crash did not hand the
-		// prepared one's out again.
+		// The resolver could tell the fate of the xid (it was in WAL before
+		// PREPARE, so the restart did not hand it out again), and cn1 writes.
 		c.mustNodeSQL(t, cn1, transfer(a1, b1, 0))
 	})
 
 	t.Run("datanode killed after the commit decision", func(t *testing.T) {
 		wantA, wantB := balance(a1), balance(b1)
-		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
-		s.run(t, "SET adb.test_pause_after_commit = '10s';")
-		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - 9 WHERE id = %d; UPDATE accounts SET balance = balance + 9 WHERE id = %d;", a1, b1))
-		s.send(t, "COMMIT;")
+		s := pausedTransfer(t, "adb.test_pause_after_commit = '10s'", 9)
 		backendOf(t, true)
 		if err := syscall.Kill(postmasterPID(t, c.node("dn2")), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
