@@ -208,6 +208,54 @@ func TestTwoPhaseCommit(t *testing.T) {
 		c.checkInvariant(t, "after the single-writer transactions", begin, total)
 	})
 
+	t.Run("remote_exec", func(t *testing.T) {
+		s := c.openSession(t, cn1, "adbmgr-e2e-2pc")
+		s.run(t, `\set VERBOSITY verbose`)
+		exists := func(dn, rel string) string {
+			return c.nodeValue(t, c.node(dn), fmt.Sprintf("SELECT count(*) FROM pg_class WHERE relname = '%s'", rel))
+		}
+		// Rolled back with the local transaction.
+		s.run(t, "BEGIN; SELECT adb.remote_exec('dn1', 'CREATE TABLE rx (a int); INSERT INTO rx VALUES (1)'); ROLLBACK;")
+		if exists("dn1", "rx") != "0" {
+			t.Errorf("adb.remote_exec's table is on dn1 after ROLLBACK")
+		}
+		// At the local isolation level, named for this backend, and
+		// rolled back to a savepoint with it.
+		out := s.run(t, `BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT adb.remote_exec('dn1', 'CREATE TABLE rx (a int, iso text, app text)');
+SELECT adb.remote_exec('dn1', 'INSERT INTO rx SELECT 1, current_setting(''transaction_isolation''), application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()');
+SAVEPOINT s;
+SELECT adb.remote_exec('dn1', 'INSERT INTO rx VALUES (2)');
+ROLLBACK TO s;
+SELECT adb.remote_exec('dn2', 'CREATE TABLE rx (a int)');
+COMMIT;
+SELECT prepared FROM adb.twophase_stats();`)
+		if !strings.HasSuffix(strings.TrimSpace(out), "\n1") {
+			t.Errorf("adb.remote_exec on dn1 and dn2 did not commit in two phases:\n%s", out)
+		}
+		rows := c.mustNodeSQL(t, c.node("dn1"), "SELECT a, iso, app FROM rx ORDER BY a")
+		if len(rows) != 1 || rows[0][0] != "1" || rows[0][1] != "repeatable read" || !strings.HasPrefix(rows[0][2], "adb:cn1:") {
+			t.Errorf("rows adb.remote_exec wrote on dn1: %q, want one, at repeatable read, from application adb:cn1:<pid>", rows)
+		}
+		if exists("dn2", "rx") != "1" {
+			t.Errorf("adb.remote_exec's table is not on dn2 after COMMIT")
+		}
+		// The remote error is this statement's, with its SQLSTATE.
+		if out := s.run(t, "SELECT adb.remote_exec('dn2', 'SELECT 1/0');"); !strings.Contains(out, "ERROR:  22012: division by zero") {
+			t.Errorf("remote division by zero answered:\n%s", out)
+		}
+		if out := s.run(t, "SELECT adb.remote_exec('nosuch', 'SELECT 1');"); !strings.Contains(out, `ERROR:  42704: node "nosuch" does not exist`) {
+			t.Errorf("adb.remote_exec on an unknown node answered:\n%s", out)
+		}
+		if out := s.run(t, "SELECT adb.remote_exec('dn2', 'COMMIT');"); !strings.Contains(out, "ERROR:  25000") {
+			t.Errorf("adb.remote_exec ending its remote transaction answered:\n%s", out)
+		}
+		s.run(t, "SELECT adb.remote_exec('dn1', 'DROP TABLE rx'); SELECT adb.remote_exec('dn2', 'DROP TABLE rx');")
+		if exists("dn1", "rx")+exists("dn2", "rx") != "00" {
+			t.Errorf("rx left on the datanodes")
+		}
+	})
+
 	t.Run("concurrent transfers on two coordinators", func(t *testing.T) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
