@@ -839,19 +839,27 @@ connected_servers(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT s.oid FROM pg_catalog.pg_proc p, pg_catalog.pg_foreign_server s "
-					"WHERE p.proname = 'postgres_fdw_get_connections' "
-					"AND s.srvname IN (SELECT server_name FROM postgres_fdw_get_connections())",
-					true, 0) == SPI_OK_SELECT)
+	/* Where postgres_fdw's function is, if it is: not on a datanode. */
+	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+					"WHERE p.proname = 'postgres_fdw_get_connections' LIMIT 1", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
 	{
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(outer);
+		char	   *nsp = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *q = psprintf("SELECT s.oid FROM pg_catalog.pg_foreign_server s "
+								 "WHERE s.srvname IN (SELECT server_name FROM %s.postgres_fdw_get_connections())",
+								 quote_identifier(nsp));
 
-			result = lappend_oid(result, DatumGetObjectId(d));
-			MemoryContextSwitchTo(old);
+		if (SPI_execute(q, true, 0) == SPI_OK_SELECT)
+		{
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+				MemoryContext old = MemoryContextSwitchTo(outer);
+
+				result = lappend_oid(result, DatumGetObjectId(d));
+				MemoryContextSwitchTo(old);
+			}
 		}
 	}
 	SPI_finish();
@@ -869,6 +877,7 @@ note_utility_relation(Oid relid, bool only_connected)
 {
 	List	   *rels;
 	List	   *connected = NIL;
+	bool		asked = false;
 	ListCell   *lc;
 
 	if (!OidIsValid(relid))
@@ -885,11 +894,10 @@ note_utility_relation(Oid relid, bool only_connected)
 
 			if (only_connected)
 			{
-				if (connected == NIL)
+				if (!asked)
 				{
 					connected = connected_servers();
-					if (connected == NIL)
-						return;
+					asked = true;
 				}
 				if (!list_member_oid(connected, srv))
 					continue;

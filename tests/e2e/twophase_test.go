@@ -205,6 +205,19 @@ func TestTwoPhaseCommit(t *testing.T) {
 		if got := strings.TrimSpace(s.run(t, stats)); got != "1 1" {
 			t.Errorf("twophase_stats after a transfer across datanodes = %q, want 1 1", got)
 		}
+		// COPY into the distributed table reaches both datanodes: two
+		// phases too (and so does the DELETE of those rows).
+		var copyIn strings.Builder
+		copyIn.WriteString("\\copy accounts FROM stdin\n")
+		for id := nRows + 1; id <= nRows+20; id++ {
+			fmt.Fprintf(&copyIn, "%d\t0\n", id)
+		}
+		copyIn.WriteString("\\.")
+		s.run(t, copyIn.String())
+		s.run(t, fmt.Sprintf("DELETE FROM accounts WHERE id > %d;", nRows))
+		if got := strings.TrimSpace(s.run(t, stats)); got != "3 3" {
+			t.Errorf("twophase_stats after a COPY and a DELETE across datanodes = %q, want 3 3", got)
+		}
 		c.checkInvariant(t, "after the single-writer transactions", begin, total)
 	})
 
