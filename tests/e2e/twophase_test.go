@@ -432,6 +432,31 @@ SELECT prepared FROM adb.twophase_stats();`)
 		}
 		c.checkInvariant(t, "after resolution", begin, total)
 	})
+
+	t.Run("resolved when the coordinator reconnects", func(t *testing.T) {
+		wantB := balance(b1)
+		s := pausedTransfer(t, "adb.test_pause_after_commit = '6s'", 11)
+		backendOf(t, true)
+		if err := syscall.Kill(postmasterPID(t, c.node("dn2")), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		s.wait(t, time.Minute)
+		c.mustRows(t, time.Minute, "START DATANODE MASTER dn2")
+		if n := c.preparedOn(t, "dn2"); n != 1 {
+			t.Fatalf("%d prepared transactions on dn2 after its restart, want 1", n)
+		}
+		// The next transaction across datanodes, in a new session, connects
+		// to dn2 anew: it finishes what is in doubt there (older than 5 s:
+		// the pause saw to that) before its own PREPARE.
+		c.mustNodeSQL(t, cn1, transfer(a2, onDN2[1], 1))
+		if n := c.preparedOn(t, "dn2"); n != 0 {
+			t.Errorf("%d prepared transactions on dn2 after a coordinator reconnected, want 0", n)
+		}
+		if got := balance(b1); got != strconv.Itoa(mustAtoi(t, wantB)+11) {
+			t.Errorf("dn2: balance of %d is %s, want %s + 11 (committed on reconnect)", b1, got, wantB)
+		}
+		c.checkInvariant(t, "after resolution on reconnect", begin, total)
+	})
 }
 
 func mustAtoi(t testing.TB, s string) int {
