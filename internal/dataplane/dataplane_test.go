@@ -76,7 +76,7 @@ func TestFind(t *testing.T) {
 			dn("dn1", sess(101, "cn1:10", 9*s, 0), sess(102, "cn1:10", 9*s, 4*s, 101)),
 		}, want: []Deadlock{{
 			Victim: g("cn1", 10), Waited: 4 * s,
-			Cycle:  []Edge{{From: g("cn1", 10), To: g("cn1", 10), Node: "dn1", Lock: "ShareLock on transactionid", Age: 4 * s}},
+			Cycle: []Edge{{From: g("cn1", 10), To: g("cn1", 10), Node: "dn1", Lock: "ShareLock on transactionid", Age: 4 * s}},
 		}}},
 		{name: "through a datanode's local session: the victim is global", nodes: []NodeWaits{
 			dn("dn1", sess(101, "cn1:10", 9*s, 0), sess(77, "", 20*s, 2*s, 101), sess(102, "cn2:20", 5*s, 2*s, 77)),
