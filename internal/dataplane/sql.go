@@ -15,7 +15,7 @@ SELECT a.pid, coalesce(a.application_name, ''),
 	coalesce(extract(epoch FROM now() - w.waitstart), 0)::float8,
 	coalesce(w.lock, ''),
 	CASE WHEN w.pid IS NULL THEN '{}'::int[] ELSE pg_blocking_pids(a.pid) END,
-	current_setting('deadlock_timeout')::interval / interval '1 millisecond'
+	(extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::float8
 FROM pg_stat_activity a LEFT JOIN w ON w.pid = a.pid
 WHERE a.pid <> pg_backend_pid() AND (a.xact_start IS NOT NULL OR w.pid IS NOT NULL)`
 
