@@ -428,6 +428,19 @@ is_postgres_fdw_server(Oid serverid)
 }
 
 /*
+ * (server, user) pairs synced in this transaction (done_lxid): a plan
+ * scans many partitions of few servers, and a user mapping costs catalog
+ * reads. A subtransaction's abort empties it.
+ */
+static struct
+{
+	Oid			serverid,
+				userid;
+}			done[16];
+static int	ndone = 0;
+static LocalTransactionId done_lxid = InvalidLocalTransactionId;
+
+/*
  * sync_connection makes the remote session postgres_fdw uses for
  * (userid, serverid) run this transaction's level: postgres_fdw has just
  * begun its remote transaction (Begin* of a foreign scan or modify), so
@@ -441,7 +454,22 @@ sync_connection(Oid userid, Oid serverid, int level)
 	RemoteSession *rs;
 	PGconn	   *conn;
 	bool		found;
+	int			i;
 
+	if (done_lxid != MyProc->lxid)
+	{
+		done_lxid = MyProc->lxid;
+		ndone = 0;
+	}
+	for (i = 0; i < ndone; i++)
+		if (done[i].serverid == serverid && done[i].userid == userid)
+			return;
+	if (ndone < lengthof(done))
+	{
+		done[ndone].serverid = serverid;
+		done[ndone].userid = userid;
+		ndone++;
+	}
 	if (!is_postgres_fdw_server(serverid))
 		return;
 	um = GetUserMapping(userid, serverid);
@@ -650,7 +678,10 @@ remote_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	RemoteSession *rs;
 	int			nest = GetCurrentTransactionNestLevel();
 
-	if (remote_sessions == NULL || event != SUBXACT_EVENT_ABORT_SUB)
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	ndone = 0;
+	if (remote_sessions == NULL)
 		return;
 	hash_seq_init(&seq, remote_sessions);
 	while ((rs = hash_seq_search(&seq)) != NULL)
