@@ -34,6 +34,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
@@ -358,10 +359,14 @@ assign_remote_isolation(int newval, void *extra)
 	apply_remote_isolation(newval);
 }
 
+static int	wanted_level(void);
+static void wrap_partitions(Relation root);
+
 /*
  * adb_ProcessUtility: on a node, a remote session's START TRANSACTION (or
  * BEGIN) runs at the level its coordinator set in adb.remote_isolation
- * rather than the one postgres_fdw names.
+ * rather than the one postgres_fdw names; on a coordinator, a COPY into a
+ * distributed table has its routed partitions synced (wrap_partitions).
  */
 static void
 adb_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -370,6 +375,19 @@ adb_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
+	/* COPY into a distributed table routes rows as INSERT does. */
+	if (IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->is_from && ((CopyStmt *) stmt)->relation &&
+		MyProc != NULL && wanted_level() != REMOTE_ISO_DEFAULT)
+	{
+		Oid			relid = RangeVarGetRelid(((CopyStmt *) stmt)->relation, NoLock, true);
+		Relation	rel = OidIsValid(relid) ? RelationIdGetRelation(relid) : NULL;
+
+		if (rel != NULL)
+		{
+			wrap_partitions(rel);
+			RelationClose(rel);
+		}
+	}
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
@@ -525,6 +543,75 @@ rte_user(RangeTblEntry *rte)
 }
 
 /*
+ * Routed rows. An INSERT (or COPY) into a distributed table opens the
+ * partitions its rows go to inside the executor: postgres_fdw's
+ * BeginForeignInsert begins the remote transaction and the first row
+ * follows at once, with no hook in between. So the partitions' cached
+ * FdwRoutine (relcache, which each routed ResultRelInfo copies) gets
+ * adb_BeginForeignInsert: postgres_fdw's, then the sync, before any row.
+ */
+static BeginForeignInsert_function fdw_BeginForeignInsert = NULL;
+
+static void
+adb_BeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rri)
+{
+	int			level;
+	Index		rti = rri->ri_RangeTableIndex;
+
+	fdw_BeginForeignInsert(mtstate, rri);
+	level = wanted_level();
+	if (level == REMOTE_ISO_DEFAULT || rri->ri_FdwState == NULL || MyProc == NULL)
+		return;
+	/* A routed partition has no range table entry: postgres_fdw uses the root's. */
+	if (rti == 0 && rri->ri_RootResultRelInfo)
+		rti = rri->ri_RootResultRelInfo->ri_RangeTableIndex;
+	if (rti > 0)
+		sync_connection(rte_user(exec_rt_fetch(rti, mtstate->ps.state)),
+						GetForeignServerIdByRelId(RelationGetRelid(rri->ri_RelationDesc)), level);
+}
+
+/*
+ * wrap_partitions gives the postgres_fdw partitions of root (a table
+ * rows are routed into) adb_BeginForeignInsert. A relcache entry rebuilt
+ * since (DDL on it) has postgres_fdw's again until the next statement.
+ */
+static void
+wrap_partitions(Relation root)
+{
+	PartitionDesc pd;
+	int			i;
+
+	if (root->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return;
+	pd = RelationGetPartitionDesc(root, true);
+	for (i = 0; i < pd->nparts; i++)
+	{
+		Relation	rel;
+		FdwRoutine *fr;
+
+		if (!pd->is_leaf[i])
+			continue;
+		rel = RelationIdGetRelation(pd->oids[i]);
+		if (rel == NULL)
+			continue;
+		if (rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE)
+		{
+			/* The first call fills the cache but returns a copy of it. */
+			(void) GetFdwRoutineForRelation(rel, false);
+			fr = rel->rd_fdwroutine;
+			if (fr->BeginForeignInsert != adb_BeginForeignInsert && fr->BeginForeignInsert != NULL &&
+				is_postgres_fdw_server(GetForeignServerIdByRelId(pd->oids[i])) &&
+				(fdw_BeginForeignInsert == NULL || fdw_BeginForeignInsert == fr->BeginForeignInsert))
+			{
+				fdw_BeginForeignInsert = fr->BeginForeignInsert;
+				fr->BeginForeignInsert = adb_BeginForeignInsert;
+			}
+		}
+		RelationClose(rel);
+	}
+}
+
+/*
  * sync_walker visits the plan's nodes that began a postgres_fdw remote
  * transaction, finding their user and server as postgres_fdw does: a
  * foreign scan (or join, or pushed-down aggregate: its lowest-numbered
@@ -565,6 +652,8 @@ sync_walker(PlanState *ps, void *context)
 		ModifyTableState *mt = (ModifyTableState *) ps;
 		int			i;
 
+		if (mt->mt_partition_tuple_routing && mt->rootResultRelInfo)
+			wrap_partitions(mt->rootResultRelInfo->ri_RelationDesc);
 		for (i = 0; i < mt->mt_nrels; i++)
 		{
 			ResultRelInfo *rri = &mt->resultRelInfo[i];

@@ -43,6 +43,14 @@ func TestWrites(t *testing.T) {
 		if !strings.Contains(stderr, "0A000: modifying the partition value of rows is not allowed") {
 			t.Errorf("UPDATE of the distribution column through partition %s: %s", part, stderr)
 		}
+		// Through a view, in a WITH query: the same.
+		c.mustNodeSQL(t, cn1, "CREATE VIEW acct_v AS SELECT * FROM acct")
+		for _, sql := range []string{"UPDATE acct_v SET id = 1000 WHERE id = 1",
+			"WITH u AS (UPDATE acct SET id = 1000 WHERE id = 1 RETURNING id) SELECT count(*) FROM u"} {
+			if stderr := c.psqlFails(t, cn1, sql); !strings.Contains(stderr, "0A000") {
+				t.Errorf("%s: %s", sql, stderr)
+			}
+		}
 		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || sum(id) || ' ' || count(*) FILTER (WHERE id = 1) FROM acct"); v != "100 5050 1" {
 			t.Errorf("rows after the refused UPDATEs (count, sum of ids, rows with id 1): %s", v)
 		}
@@ -73,6 +81,30 @@ func TestWrites(t *testing.T) {
 		if v := c.nodeValue(t, cn1, "SELECT v FROM acct WHERE id = 3"); v != "11" {
 			t.Errorf("v after both updates = %s, want 11", v)
 		}
+	})
+
+	t.Run("read committed after a routed insert", func(t *testing.T) {
+		// The second session's first use of the datanode is an INSERT,
+		// whose partition is opened while the statement runs.
+		// A free id on the datanode of row 5.
+		c.mustNodeSQL(t, cn1, "INSERT INTO acct SELECT g, 0 FROM generate_series(1001, 1100) g")
+		id := c.nodeValue(t, cn1, `SELECT min(b.id) FROM acct a JOIN acct b ON b.id > 1000
+			JOIN pg_foreign_table fa ON fa.ftrelid = a.tableoid JOIN pg_foreign_table fb ON fb.ftrelid = b.tableoid
+			WHERE a.id = 5 AND fa.ftserver = fb.ftserver`)
+		c.mustNodeSQL(t, cn1, "DELETE FROM acct WHERE id > 1000")
+		first := c.begin(t, cn1, "BEGIN", "UPDATE acct SET v = v + 1 WHERE id = 5")
+		second := c.psqlAsync(cn2, "BEGIN; INSERT INTO acct VALUES ("+id+", 0); UPDATE acct SET v = v + 10 WHERE id = 5; COMMIT")
+		time.Sleep(time.Second)
+		if _, err := first.Exec(context.Background(), "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-second; r.err != nil {
+			t.Fatalf("INSERT then UPDATE at READ COMMITTED failed after the first transaction committed: %v %s", r.err, r.stderr)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT v FROM acct WHERE id = 5"); v != "11" {
+			t.Errorf("v after both updates = %s, want 11", v)
+		}
+		c.mustNodeSQL(t, cn1, "DELETE FROM acct WHERE id = "+id)
 	})
 
 	t.Run("repeatable read fails as PostgreSQL's", func(t *testing.T) {
