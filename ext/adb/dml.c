@@ -472,6 +472,7 @@ sync_connection(Oid userid, Oid serverid, int level)
 	RemoteSession *rs;
 	PGconn	   *conn;
 	bool		found;
+	int			have;
 	int			i;
 
 	if (done_lxid != MyProc->lxid)
@@ -526,7 +527,9 @@ sync_connection(Oid userid, Oid serverid, int level)
 		rs->pending = -1;
 	}
 	rs->checked = MyProc->lxid;
-	if ((rs->pending >= 0 ? rs->pending : rs->level) == level)
+	have = rs->pending >= 0 ? rs->pending : rs->level;
+	/* At the default, postgres_fdw's REPEATABLE READ stands. */
+	if (have == level || (have == REMOTE_ISO_DEFAULT && level == REMOTE_ISO_RR))
 		return;
 	fdw_do_sql_command(conn, level == REMOTE_ISO_RC ?
 					   "SET adb.remote_isolation = 'read committed'" :
