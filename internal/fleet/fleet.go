@@ -165,4 +165,7 @@ type Fleet interface {
 	// Quiesce: SWITCHOVER's wait for quiet and quick promotion
 	// (quiesce.go).
 	Quiesce
+	// DataPlane: deadlocks across nodes and in-doubt transactions
+	// (dataplane.go).
+	DataPlane
 }

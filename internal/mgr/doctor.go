@@ -26,13 +26,15 @@ const (
 	doctorDescription = "self-healing: restart a node that went down, fail a master over, isolate and bring back the others, rewind the old master"
 )
 
-// Run does the manager's background work until ctx ends: today the doctor,
+// Run does the manager's background work until ctx ends: the monitor
+// history, the data plane's watch (deadlocks, in-doubt transactions) and the doctor,
 // when a DBA enabled it (START DOCTOR survives a manager restart).
 func (m *Manager) Run(ctx context.Context) {
 	m.doctorMu.Lock()
 	m.bg = ctx
 	m.doctorMu.Unlock()
-	defer m.startHistory(ctx)() // the monitor history's sampler (history.go)
+	defer m.startHistory(ctx)()   // the monitor history's sampler (history.go)
+	defer m.startDataPlane(ctx)() // deadlocks and in-doubt transactions (dataplane.go)
 	var set map[string]string
 	for {
 		var err error

@@ -16,6 +16,7 @@ import (
 
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/coord"
+	"github.com/adbmgr/adbmgr/internal/dataplane"
 	"github.com/adbmgr/adbmgr/internal/fleet"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
 )
@@ -69,6 +70,10 @@ type Fleet struct {
 	Prints map[string]string
 	// Held are the coordinators holding writes now (quiesce.go).
 	Held map[string]bool
+	// NodeWaits are what Waits reads, by node; Resolver are the
+	// coordinators that have adb.resolve_prepared (dataplane.go).
+	NodeWaits map[string]dataplane.NodeWaits
+	Resolver  map[string]bool
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)
