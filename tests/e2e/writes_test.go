@@ -146,21 +146,32 @@ func TestWrites(t *testing.T) {
 			_, err := t2.Exec(context.Background(), "UPDATE acct SET v = v + 1 WHERE id = "+ids["dn1"])
 			done2 <- err
 		}()
+		// The victim's error and the other transaction's UPDATE (which
+		// goes on once the victim's locks are gone) reach their clients in
+		// either order.
 		var victim error
 		var winner *pgx.Conn
-		select {
-		case victim = <-done1:
-			winner = t2
-			if err := <-done2; err != nil {
-				t.Fatalf("both transactions failed: %v / %v", victim, err)
+		var err1, err2 error
+		timeout := time.After(30 * time.Second)
+		for got1, got2 := false, false; !got1 || !got2; {
+			select {
+			case err1 = <-done1:
+				got1 = true
+			case err2 = <-done2:
+				got2 = true
+			case <-timeout:
+				t.Fatal("the deadlock was not broken within 30 s")
 			}
-		case victim = <-done2:
-			winner = t1
-			if err := <-done1; err != nil {
-				t.Fatalf("both transactions failed: %v / %v", victim, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("the deadlock was not broken within 30 s")
+		}
+		switch {
+		case err1 != nil && err2 != nil:
+			t.Fatalf("both transactions failed: %v / %v", err1, err2)
+		case err1 == nil && err2 == nil:
+			t.Fatal("both transactions went through: no deadlock")
+		case err1 != nil:
+			victim, winner = err1, t2
+		default:
+			victim, winner = err2, t1
 		}
 		took := time.Since(start)
 		var pe *pgconn.PgError
