@@ -69,6 +69,9 @@ type Fleet struct {
 	Prints map[string]string
 	// Held are the coordinators holding writes now (quiesce.go).
 	Held map[string]bool
+	// Prepared are the SlotHolds prepared and not finished, by
+	// "coordinator gid" (growth.go).
+	Prepared map[string]PreparedHold
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)
