@@ -56,6 +56,12 @@ func (r *run) steps(ctx context.Context, steps []cluster.GrowStep) error {
 		if st.Notice != "" {
 			r.p.Notice("NOTICE", st.Notice)
 		}
+		// An activation's journal entry names its last step once the
+		// coordinators hold prepared transactions: what a DBA reads after
+		// a manager's end (EXPAND ACTIVATE RECOVER … follows from it).
+		if len(r.holds) > 0 && (st.Kind == cluster.GrowPrepare || st.Kind == cluster.GrowPromote || st.Kind == cluster.GrowCommit) {
+			r.j.note(context.WithoutCancel(ctx), "running", string(st.Kind)+" "+st.Node, "")
+		}
 		if r.x.AfterStep != nil {
 			r.x.AfterStep(r.j.j.Command, st)
 		}

@@ -256,7 +256,7 @@ func TestExpandRecoverRefusals(t *testing.T) {
 // crashDuring runs sql with the manager set to kill itself at point, and
 // restarts it without the hook; the last journal entry must say the
 // command was interrupted.
-func (c *testCluster) crashDuring(t *testing.T, point, sql string) {
+func (c *testCluster) crashDuring(t *testing.T, point, sql, step string) {
 	t.Helper()
 	hooks := strings.Count(c.M.log.String(), "crash test hook")
 	c.M.Kill9()
@@ -272,8 +272,8 @@ func (c *testCluster) crashDuring(t *testing.T, point, sql string) {
 	c.M.Args = nil
 	c.M.Restart()
 	rows, _ := c.mustRows(t, time.Minute, "SELECT command, status, step FROM journal ORDER BY id DESC LIMIT 1")
-	if len(rows) != 1 || rows[0][1] != "interrupted" {
-		t.Errorf("last journal entry after the crash at %q = %q", point, rows)
+	if len(rows) != 1 || rows[0][1] != "interrupted" || rows[0][2] != step {
+		t.Errorf("last journal entry after the crash at %q = %q, want interrupted at %q", point, rows, step)
 	}
 	t.Logf("%s: the manager died at %q; journal %q", sql, point, rows)
 }
@@ -287,8 +287,9 @@ func (c *testCluster) crashDuring(t *testing.T, point, sql string) {
 //     standby (the writes wait): EXPAND ACTIVATE rolls back and activates;
 //   - killed at the same base-backup point for dn4: EXPAND RECOVER
 //     BASEBACKUP SUCCESS redoes the rest;
-//   - killed just after dn4's promotion: EXPAND ACTIVATE RECOVER
-//     DOPROMOTE SUCCESS commits the prepared routing;
+//   - killed just after dn4's promotion, and dn4 killed too: EXPAND
+//     ACTIVATE RECOVER DOPROMOTE SUCCESS starts it and commits the
+//     prepared routing;
 //   - dn5 killed while it waits for its activation: EXPAND RECOVER
 //     BASEBACKUP SUCCESS starts it again; then the manager killed after
 //     the coordinators committed, before the catalog: EXPAND ACTIVATE
@@ -307,7 +308,7 @@ func TestExpandCrashRecover(t *testing.T) {
 	}
 
 	// dn1 → dn3.
-	c.crashDuring(t, "EXPAND DATANODE:journal initialized dn3", "EXPAND DATANODE MASTER dn1 TO dn3")
+	c.crashDuring(t, "EXPAND DATANODE:journal initialized dn3", "EXPAND DATANODE MASTER dn1 TO dn3", "initialized dn3")
 	if _, stderr, err := c.psqlRows(3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn3"); err == nil {
 		t.Errorf("EXPAND again over the half-made copy: accepted\n%s", stderr)
 	}
@@ -317,7 +318,7 @@ func TestExpandCrashRecover(t *testing.T) {
 	}
 	c.mustRows(t, 3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn3")
 	check("dn3 copied again", false)
-	c.crashDuring(t, "EXPAND ACTIVATE:after prepare", "EXPAND ACTIVATE")
+	c.crashDuring(t, "EXPAND ACTIVATE:after prepare", "EXPAND ACTIVATE", "prepare dn3")
 	if r := c.recovery(c.node("dn3")); r != "t" {
 		t.Errorf("dn3 in recovery = %q after a crash before its promotion", r)
 	}
@@ -331,17 +332,23 @@ func TestExpandCrashRecover(t *testing.T) {
 	check("dn3 cleaned", true)
 
 	// dn2 → dn4.
-	c.crashDuring(t, "EXPAND DATANODE:journal initialized dn4", "EXPAND DATANODE MASTER dn2 TO dn4")
+	c.crashDuring(t, "EXPAND DATANODE:journal initialized dn4", "EXPAND DATANODE MASTER dn2 TO dn4", "initialized dn4")
 	rows, _ = c.mustRows(t, 3*time.Minute, "EXPAND RECOVER BASEBACKUP SUCCESS dn2 TO dn4")
 	if len(rows) != 1 || !strings.Contains(rows[0][2], "run EXPAND ACTIVATE") {
 		t.Errorf("EXPAND RECOVER BASEBACKUP SUCCESS = %q", rows)
 	}
-	c.crashDuring(t, "EXPAND ACTIVATE:after promote", "EXPAND ACTIVATE")
+	c.crashDuring(t, "EXPAND ACTIVATE:after promote", "EXPAND ACTIVATE", "promote dn4")
 	if _, stderr, err := c.psqlRows(time.Minute, "EXPAND RECOVER BASEBACKUP SUCCESS dn2 TO dn4"); err == nil || !strings.Contains(stderr, "dn4 was promoted") {
 		t.Errorf("RECOVER BASEBACKUP SUCCESS of a promoted copy: %v %s", err, stderr)
 	}
+	// dn4 dies too before anyone acts: DOPROMOTE SUCCESS starts it.
+	if err := killPID(postmasterPID(t, c.node("dn4"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "dn4 down", func() (bool, string) { return c.recovery(c.node("dn4")) == "", "" })
 	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn4")
-	if len(rows) != 1 || !strings.Contains(rows[0][2], "moved from dn2") || !strings.Contains(notices, "committed what the interrupted activation of dn4 prepared") {
+	if len(rows) != 1 || !strings.Contains(rows[0][2], "moved from dn2") || !strings.Contains(notices, "committed what the interrupted activation of dn4 prepared") ||
+		!strings.Contains(notices, "dn4 was not running: started") {
 		t.Errorf("DOPROMOTE SUCCESS = %q\n%s", rows, notices)
 	}
 	writing()
@@ -360,7 +367,7 @@ func TestExpandCrashRecover(t *testing.T) {
 	if r := c.recovery(c.node("dn5")); r != "t" {
 		t.Errorf("dn5 in recovery = %q after RECOVER BASEBACKUP SUCCESS", r)
 	}
-	c.crashDuring(t, "EXPAND ACTIVATE:after commit", "EXPAND ACTIVATE")
+	c.crashDuring(t, "EXPAND ACTIVATE:after commit", "EXPAND ACTIVATE", "commit dn5")
 	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE")
 	if len(rows) != 1 || rows[0][1] != "t" {
 		t.Fatalf("EXPAND ACTIVATE after a crash past the commit = %q\n%s", rows, notices)
