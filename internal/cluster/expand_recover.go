@@ -187,9 +187,10 @@ func PlanExpandRecoverSuccess(s *State, exps []Expansion, src, dst string, seen 
 	}}, nil
 }
 
-// copiedExpansion is dst's expansion, which must be copied: what EXPAND
-// ACTIVATE RECOVER DOPROMOTE SUCCESS finishes.
-func copiedExpansion(s *State, exps []Expansion, dst string) (Expansion, error) {
+// CopiedExpansion is dst's expansion, refused unless it is copied: EXPAND
+// ACTIVATE RECOVER DOPROMOTE SUCCESS names a copy whose activation is to
+// be finished.
+func CopiedExpansion(s *State, exps []Expansion, dst string) (Expansion, error) {
 	if n, ok := s.Node(dst); !ok || n.Type != DatanodeMaster {
 		return Expansion{}, &FieldError{Field: "dst", Err: pgerror.New(pgerror.UndefinedObject,
 			`datanode master "%s" does not exist in the node table`, dst)}
@@ -206,13 +207,6 @@ func copiedExpansion(s *State, exps []Expansion, dst string) (Expansion, error) 
 	}
 	return Expansion{}, fieldErrH("dst", pgerror.ObjectNotInPrereqState, "%s is not being expanded", dst).WithHint(
 		"EXPAND SHOW STATUS lists the expansions.")
-}
-
-// CopiedExpansion is dst's expansion, refused unless it is copied (EXPAND
-// ACTIVATE RECOVER DOPROMOTE SUCCESS names a copy waiting for its
-// activation to be finished).
-func CopiedExpansion(s *State, exps []Expansion, dst string) (Expansion, error) {
-	return copiedExpansion(s, exps, dst)
 }
 
 // PlanExpandFinish decides the end of an activation whose promotion
