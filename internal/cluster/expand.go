@@ -75,6 +75,13 @@ const (
 	// partitions of Slots as foreign tables on Node's server, and gives
 	// Slots to Node in adb.slot.
 	GrowRepoint GrowStepKind = "re-point"
+	// GrowPrepare prepares the coordinators' transactions of
+	// GrowBlockWrites (PREPARE TRANSACTION, one global transaction
+	// identifier per destination Node): from here until GrowCommit they
+	// survive the manager's end, the writes paused and the new routing
+	// neither committed nor lost, so that a restarted manager can commit
+	// them (Node promoted) or roll them back (Node still a standby).
+	GrowPrepare GrowStepKind = "prepare"
 	// GrowPromote promotes the standby Node.
 	GrowPromote GrowStepKind = "promote"
 	// GrowStandalone removes Node's primary_conninfo and primary_slot_name.
@@ -223,7 +230,9 @@ func SplitSlots(owned []int, dsts []string) map[string][]int {
 // harmless: writes pause, dst catches up, the coordinators' slot map and
 // partitions change in transactions not yet committed (a failure rolls
 // them back with dst still a standby, and ACTIVATE can run again), and
-// only then dst is promoted and the transactions commit.
+// only then dst is promoted and the transactions commit. Prepared before
+// the promotion, the transactions outlive a manager killed in between
+// (PlanExpandRecover…).
 func PlanExpandActivate(s *State, exp Expansion, owned []int, with []string) (GrowPlan, error) {
 	src, ok := s.Node(exp.Src)
 	if !ok || src.Type != DatanodeMaster || !src.InCluster {
@@ -238,10 +247,14 @@ func PlanExpandActivate(s *State, exp Expansion, owned []int, with []string) (Gr
 		return GrowPlan{}, fmt.Errorf("%s owns %d slot(s): nothing to move", exp.Src, len(owned))
 	}
 	return GrowPlan{Steps: []GrowStep{
+		// What an earlier activation of dst, interrupted before the
+		// promotion, prepared: rolled back (dst is still a standby).
+		{Kind: GrowAbandonHolds, Node: exp.Dst},
 		{Kind: GrowBlockWrites, Node: exp.Dst, From: exp.Src, Slots: moving,
 			Notice: fmt.Sprintf("writes to slots %s of %s are blocked; waiting for %s to catch up", SlotList(moving), exp.Src, exp.Dst)},
 		{Kind: GrowWaitReplay, Node: exp.Dst, From: exp.Src},
 		{Kind: GrowRepoint, Node: exp.Dst, From: exp.Src, Slots: moving},
+		{Kind: GrowPrepare, Node: exp.Dst},
 		{Kind: GrowPromote, Node: exp.Dst},
 		{Kind: GrowStandalone, Node: exp.Dst},
 		{Kind: GrowCommit, Node: exp.Dst},

@@ -148,9 +148,11 @@ func TestPlanExpandActivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []GrowStep{
+		{Kind: GrowAbandonHolds, Node: "dn3"},
 		{Kind: GrowBlockWrites, Node: "dn3", From: "dn1", Slots: []int{2, 6}, Notice: "writes to slots 2,6 of dn1 are blocked; waiting for dn3 to catch up"},
 		{Kind: GrowWaitReplay, Node: "dn3", From: "dn1"},
 		{Kind: GrowRepoint, Node: "dn3", From: "dn1", Slots: []int{2, 6}},
+		{Kind: GrowPrepare, Node: "dn3"},
 		{Kind: GrowPromote, Node: "dn3"},
 		{Kind: GrowStandalone, Node: "dn3"},
 		{Kind: GrowCommit, Node: "dn3"},
@@ -167,7 +169,7 @@ func TestPlanExpandActivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.Steps[0].Slots; fmt.Sprint(got) != "[2 5]" {
+	if got := p.Steps[1].Slots; fmt.Sprint(got) != "[2 5]" {
 		t.Errorf("dn4's share = %v, want [2 5]", got)
 	}
 

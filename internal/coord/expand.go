@@ -108,3 +108,31 @@ func ShardExists(shard string) string {
 func HeldTables(server string) string {
 	return `SELECT DISTINCT parent FROM (` + Partitions(server) + `) AS p(parent, name, schema) ORDER BY 1`
 }
+
+// HoldGID is the global transaction identifier under which EXPAND
+// ACTIVATE prepares (PREPARE TRANSACTION) each coordinator's transaction
+// that re-points dst's slots: prepared, the transaction outlives the
+// manager's connection — the writes stay paused and the new routing
+// waits, neither lost nor half applied, until the manager commits it
+// (dst promoted) or rolls it back (dst still a standby). One per
+// destination, so that a restarted manager finds it by name; the prefix
+// keeps it apart from the distributed transactions' own.
+func HoldGID(dst string) string { return "adbmgr_expand:" + dst }
+
+// PrepareHold is the statement that prepares the open transaction as gid.
+func PrepareHold(gid string) string { return "PREPARE TRANSACTION " + pgclient.Literal(gid) }
+
+// HoldPrepared is the query whether a prepared transaction gid waits on
+// this node.
+func HoldPrepared(gid string) string {
+	return "SELECT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = " + pgclient.Literal(gid) + " AND database = current_database())"
+}
+
+// FinishHold is the statement that commits (or rolls back) the prepared
+// transaction gid.
+func FinishHold(gid string, commit bool) string {
+	if commit {
+		return "COMMIT PREPARED " + pgclient.Literal(gid)
+	}
+	return "ROLLBACK PREPARED " + pgclient.Literal(gid)
+}

@@ -54,3 +54,19 @@ func TestShards(t *testing.T) {
 		t.Errorf("LockTable = %s", q)
 	}
 }
+
+func TestHoldGID(t *testing.T) {
+	gid := HoldGID(`d'n`)
+	for got, want := range map[string]string{
+		PrepareHold(gid):       `PREPARE TRANSACTION 'adbmgr_expand:d''n'`,
+		FinishHold(gid, true):  `COMMIT PREPARED 'adbmgr_expand:d''n'`,
+		FinishHold(gid, false): `ROLLBACK PREPARED 'adbmgr_expand:d''n'`,
+	} {
+		if got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+	if q := HoldPrepared(gid); !strings.Contains(q, `gid = 'adbmgr_expand:d''n'`) {
+		t.Errorf("HoldPrepared = %s", q)
+	}
+}

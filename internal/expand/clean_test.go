@@ -95,12 +95,16 @@ func TestStatus(t *testing.T) {
 	r := newRig(world())
 	r.copied("dn3")
 	r.cat.sn.Expansions = append(r.cat.sn.Expansions, cluster.Expansion{Dst: "dn2", Src: "dn1", Phase: cluster.ExpansionActivated, Slots: []int{1, 3}})
-	got, err := r.x.Status(context.Background())
+	got, err := r.x.Status(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows(t, got, Row{Node: "dn3", OK: true, Description: "streaming from dn1; run EXPAND ACTIVATE"},
 		Row{Node: "dn2", OK: true, Description: "activated (dn1:1,3); run EXPAND CLEAN"})
+	// EXPAND DOCHECK STATUS: not while an expansion waits for its clean.
+	if _, err := r.x.Status(context.Background(), true); err == nil || !strings.Contains(err.Error(), "cluster status is expanding") {
+		t.Errorf("DOCHECK = %v", err)
+	}
 }
 
 // TestCopyActivateClean runs one expansion through its three statements.

@@ -3,6 +3,7 @@ package expand
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -62,7 +63,9 @@ func (x *Expander) check(ctx context.Context, s *cluster.State, name string) err
 
 // Activate is EXPAND ACTIVATE: every copied expansion is activated
 // (cluster.PlanExpandActivate), one result row each; a failed one keeps
-// waiting, its row says why.
+// waiting, its row says why. An activation a manager's end interrupted is
+// taken up from what the nodes show (cluster.ResumeActivation): a copy
+// promoted already is finished, one still a standby activated again.
 func (x *Expander) Activate(ctx context.Context, p Progress) ([]Row, error) {
 	sn, err := x.Catalog.Read(ctx)
 	if err != nil {
@@ -72,10 +75,41 @@ func (x *Expander) Activate(ctx context.Context, p Progress) ([]Row, error) {
 	if len(todo) == 0 {
 		return []Row{{OK: true, Description: "no node need activate"}}, nil
 	}
-	// Each source's slots are read once, before any of its destinations
-	// takes its share of them.
-	with := map[string][]string{}
+	j := x.open(ctx, "EXPAND ACTIVATE")
+	var rows []Row
+	add := func(dst, desc string, err error) {
+		if err != nil {
+			desc = err.Error()
+		}
+		rows = append(rows, Row{Node: dst, OK: err == nil, Description: desc})
+	}
+	var fresh []cluster.Expansion
 	for _, e := range todo {
+		seen, err := x.see(ctx, sn.State, e.Dst, true, p)
+		finish := false
+		if err == nil {
+			finish, err = cluster.ResumeActivation(e, seen)
+		}
+		switch {
+		case err != nil:
+			add(e.Dst, "", err)
+		case finish:
+			var gp cluster.GrowPlan
+			gp, err = cluster.PlanExpandFinish(sn.State, e, seen)
+			desc := ""
+			if err == nil {
+				desc, err = x.finish(ctx, j, sn, e, gp, p)
+			}
+			add(e.Dst, desc, err)
+		default:
+			fresh = append(fresh, e)
+		}
+	}
+	// Each source's slots are read once, before any of its destinations
+	// takes its share of them (and after the interrupted activations
+	// above took theirs).
+	with := map[string][]string{}
+	for _, e := range fresh {
 		with[e.Src] = append(with[e.Src], e.Dst)
 	}
 	type owned struct {
@@ -87,20 +121,20 @@ func (x *Expander) Activate(ctx context.Context, p Progress) ([]Row, error) {
 		slots, err := x.slotsOf(ctx, sn.State, src)
 		owns[src] = owned{slots, err}
 	}
-	j := x.open(ctx, "EXPAND ACTIVATE")
-	var rows []Row
-	var failed []string
-	for _, e := range todo {
+	for _, e := range fresh {
 		var desc string
 		err := owns[e.Src].err
 		if err == nil {
 			desc, err = x.activateOne(ctx, j, e, owns[e.Src].slots, with[e.Src], p)
 		}
-		if err != nil {
-			desc = err.Error()
-			failed = append(failed, e.Dst+": "+desc)
+		add(e.Dst, desc, err)
+	}
+	sort.Slice(rows, func(a, b int) bool { return rows[a].Node < rows[b].Node })
+	var failed []string
+	for _, r := range rows {
+		if !r.OK {
+			failed = append(failed, r.Node+": "+r.Description)
 		}
-		rows = append(rows, Row{Node: e.Dst, OK: err == nil, Description: desc})
 	}
 	if len(failed) > 0 {
 		j.end(ctx, "activate", fmt.Errorf("%s", strings.Join(failed, "; ")))
@@ -176,11 +210,21 @@ func (x *Expander) Clean(ctx context.Context, p Progress) ([]Row, error) {
 	return r.rows, nil
 }
 
-// Status is EXPAND SHOW STATUS: a row per expansion.
-func (x *Expander) Status(ctx context.Context) ([]Row, error) {
+// Status is EXPAND SHOW STATUS: a row per expansion. With check (EXPAND
+// DOCHECK STATUS) an expansion that waits for EXPAND CLEAN is an error,
+// as AntDB's: no new expansion may start before it is cleaned.
+func (x *Expander) Status(ctx context.Context, check bool) ([]Row, error) {
 	sn, err := x.Catalog.Read(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if check {
+		for _, e := range sn.Expansions {
+			if e.Phase == cluster.ExpansionActivated {
+				return nil, pgerror.New(pgerror.ObjectNotInPrereqState, "cluster status is expanding, can't expand again: the expansion of %s is not cleaned", e.Dst).
+					WithHint("Run EXPAND CLEAN first.")
+			}
+		}
 	}
 	var rows []Row
 	for _, e := range sn.Expansions {

@@ -70,6 +70,9 @@ type Expander struct {
 	// replication slot, or of the catalog write that must follow a
 	// promotion; zero means half a second.
 	Pause time.Duration
+	// AfterStep, when set, hears of each step done, with its journal
+	// command: the crash test hook (mgr/crash.go).
+	AfterStep func(command string, st cluster.GrowStep)
 }
 
 func (x *Expander) pause() time.Duration {

@@ -56,19 +56,56 @@ func (mk Maker) Standby(ctx context.Context, m, parent fleet.Member, conf fleet.
 		if err := mk.Fleet.BaseBackup(ctx, m, parent, mk.progress(m, parent)); err != nil {
 			return fmt.Errorf("pg_basebackup from %s: %w", parent.Name(), err)
 		}
-		if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
-			return err
-		}
-		// The slot was made before the base backup: the rest of
-		// MakeStandbyOf.
-		if err := mk.Fleet.WriteStandby(ctx, m, parent); err != nil {
-			return err
-		}
-		if err := mk.Mark(ctx, m.Name()); err != nil {
+		if err := mk.afterBackup(ctx, m, parent, conf); err != nil {
 			return err
 		}
 	}
 	return mk.Start(ctx, m)
+}
+
+// afterBackup is what follows a standby's base backup before its start:
+// conf, recovery settings and standby.signal (the slot was made before
+// the base backup: the rest of MakeStandbyOf), the initialised mark.
+func (mk Maker) afterBackup(ctx context.Context, m, parent fleet.Member, conf fleet.Conf) error {
+	if err := mk.Fleet.Configure(ctx, m, conf); err != nil {
+		return err
+	}
+	if err := mk.Fleet.WriteStandby(ctx, m, parent); err != nil {
+		return err
+	}
+	return mk.Mark(ctx, m.Name())
+}
+
+// Resume redoes what follows the base backup of m from parent — the slot
+// on parent, conf, recovery settings and standby.signal, the initialised
+// mark, the start — for a copy whose base backup succeeded but whose next
+// step did not (EXPAND RECOVER BASEBACKUP SUCCESS). A copy that answers as
+// a standby already keeps its files: only the mark is made. m must end a
+// standby.
+func (mk Maker) Resume(ctx context.Context, m, parent fleet.Member, conf fleet.Conf) error {
+	if rec, err := mk.Fleet.InRecovery(ctx, m); err == nil {
+		if !rec {
+			return fmt.Errorf("%s runs as a primary", m.Name())
+		}
+		return mk.Mark(ctx, m.Name())
+	}
+	if err := mk.Fleet.EnsureSlot(ctx, parent, m.Name()); err != nil {
+		return fmt.Errorf("create replication slot %q on %s: %w", m.Name(), parent.Name(), err)
+	}
+	if err := mk.afterBackup(ctx, m, parent, conf); err != nil {
+		return err
+	}
+	if err := mk.Start(ctx, m); err != nil {
+		return err
+	}
+	rec, err := mk.Fleet.InRecovery(ctx, m)
+	if err != nil {
+		return fmt.Errorf("%s started but does not answer: %w", m.Name(), err)
+	}
+	if !rec {
+		return fmt.Errorf("%s started as a primary, not as a standby of %s", m.Name(), parent.Name())
+	}
+	return nil
 }
 
 // Clone makes m a copy of source that starts as a primary of its own: a

@@ -9,6 +9,7 @@ import (
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/coord"
 	"github.com/adbmgr/adbmgr/internal/fleet"
+	"github.com/adbmgr/adbmgr/internal/pgerror"
 	"github.com/adbmgr/adbmgr/internal/switches"
 )
 
@@ -38,6 +39,9 @@ type run struct {
 	failed cluster.GrowStep
 	// promoted is set once a node was promoted.
 	promoted bool
+	// slots are what the coordinators route to the destination, once
+	// GrowFinishHolds committed them.
+	slots []int
 }
 
 // steps does the steps in order and stops at the first failure. After a
@@ -52,17 +56,35 @@ func (r *run) steps(ctx context.Context, steps []cluster.GrowStep) error {
 		if st.Notice != "" {
 			r.p.Notice("NOTICE", st.Notice)
 		}
-		if st.Kind == cluster.GrowPromote || st.Kind == cluster.GrowCatalog {
+		// An activation's journal entry names its last step once the
+		// coordinators hold prepared transactions: what a DBA reads after
+		// a manager's end (EXPAND ACTIVATE RECOVER … follows from it).
+		if len(r.holds) > 0 && (st.Kind == cluster.GrowPrepare || st.Kind == cluster.GrowPromote || st.Kind == cluster.GrowCommit) {
+			r.j.note(context.WithoutCancel(ctx), "running", string(st.Kind)+" "+st.Node, "")
+		}
+		if r.x.AfterStep != nil {
+			r.x.AfterStep(r.j.j.Command, st)
+		}
+		switch st.Kind {
+		case cluster.GrowPromote, cluster.GrowCatalog, cluster.GrowFinishHolds, cluster.GrowStop:
 			ctx = context.WithoutCancel(ctx)
 		}
 	}
 	return nil
 }
 
-// release rolls back the coordinators' transactions not committed.
+// release rolls back the coordinators' transactions not committed —
+// unless the destination was promoted: then a prepared one is left for
+// EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS to commit (rolled back, its
+// coordinator would route the moving slots to the source, which no longer
+// has them all), the writes through it paused meanwhile.
 func (r *run) release(ctx context.Context) {
 	for _, h := range r.holds {
-		h.Release(ctx)
+		if r.promoted {
+			h.Leave(ctx)
+		} else {
+			h.Release(ctx)
+		}
 	}
 	r.holds = nil
 }
@@ -83,6 +105,33 @@ func (r *run) step(ctx context.Context, st cluster.GrowStep) error {
 		}
 		r.promoted = true
 		return nil
+	case cluster.GrowPrepare:
+		for _, h := range r.holds {
+			if err := h.Prepare(ctx, coord.HoldGID(st.Node)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case cluster.GrowAbandonHolds:
+		return r.abandonHolds(ctx, st.Node)
+	case cluster.GrowFinishHolds:
+		if err := r.finishHolds(ctx, st); err != nil {
+			return err
+		}
+		r.promoted = true
+		return nil
+	case cluster.GrowResume:
+		return r.resume(ctx, st)
+	case cluster.GrowStop, cluster.GrowEmpty:
+		m, err := member(r.sn.State, st.Node)
+		if err != nil {
+			return err
+		}
+		if st.Kind == cluster.GrowStop {
+			_, err = r.x.Fleet.Stop(ctx, m, fleet.Immediate)
+			return err
+		}
+		return r.x.Fleet.CleanDir(ctx, m)
 	case cluster.GrowStandalone:
 		// A primary keeps the recovery settings it had as a standby; they
 		// would point it back at its source if it were ever made a standby
@@ -92,8 +141,13 @@ func (r *run) step(ctx context.Context, st cluster.GrowStep) error {
 		}
 		return nil
 	case cluster.GrowDropSlot:
-		if m, err := member(r.sn.State, st.From); err == nil {
-			_, _ = r.x.Fleet.DropSlot(ctx, m, st.Node)
+		// A few tries: the walsender of the copy, just promoted or
+		// stopped, may still hold the slot a moment; one left behind
+		// would keep WAL on the source for ever (a WARNING says so).
+		src, err1 := member(r.sn.State, st.From)
+		dst, err2 := member(r.sn.State, st.Node)
+		if err1 == nil && err2 == nil {
+			Maker{Fleet: r.x.Fleet, Progress: r.p, Pause: r.x.Pause}.dropCopySlot(ctx, dst, src)
 		}
 		return nil
 	case cluster.GrowSyncNames, cluster.GrowRefreshCoordinators:
@@ -303,8 +357,8 @@ func (r *run) commitHolds(ctx context.Context, st cluster.GrowStep) error {
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%s was promoted but the new slot map did not commit on every coordinator (%s): compare adb.slot on the coordinators before anything else",
-			st.Node, strings.Join(failed, "; "))
+		return pgerror.New(pgerror.ObjectNotInPrereqState, "%s was promoted but the new slot map did not commit on every coordinator (%s)",
+			st.Node, strings.Join(failed, "; ")).WithHint("EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS %s commits it where it waits.", st.Node)
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ type Growth interface {
 	// TruncateShards empties, on datanode m, the shard tables of tables
 	// for slots that exist, and returns how many it emptied.
 	TruncateShards(ctx context.Context, m Member, tables []coord.Table, slots []int) (int, error)
+	// FinishHold commits (or rolls back) the SlotHold prepared as gid on
+	// coordinator c (coord.HoldGID), if one waits there: what a manager
+	// that ended between the prepare and the commit left.
+	FinishHold(ctx context.Context, c Member, gid string, commit bool) (found bool, err error)
 }
 
 // SlotHold is one coordinator's open transaction of HoldSlots.
@@ -50,11 +54,19 @@ type SlotHold interface {
 	// foreign tables on dst's server and gives dst slots in adb.slot
 	// (coord.Repoint).
 	Repoint(ctx context.Context, dst Member, slots []int) error
-	// Commit commits the transaction.
+	// Prepare prepares the transaction as gid (PREPARE TRANSACTION): it
+	// then outlives the connection, holding its locks, until Commit,
+	// Release or Fleet.FinishHold ends it.
+	Prepare(ctx context.Context, gid string) error
+	// Commit commits the transaction (COMMIT PREPARED once prepared).
 	Commit(ctx context.Context) error
-	// Release rolls back what was not committed and closes the
-	// connection.
+	// Release rolls back what was not committed (prepared too) and closes
+	// the connection.
 	Release(ctx context.Context)
+	// Leave closes the connection; a prepared transaction stays prepared,
+	// for Fleet.FinishHold: once the destination is promoted, only its
+	// commit is right.
+	Leave(ctx context.Context)
 }
 
 // Sleep waits d, or until ctx ends (its error then): the one pause of the

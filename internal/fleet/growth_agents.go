@@ -155,10 +155,12 @@ func (a *Agents) begin(ctx context.Context, c Member) (*pgx.Conn, pgx.Tx, error)
 	return conn, tx, nil
 }
 
-// slotHold is HoldSlots' transaction on one coordinator.
+// slotHold is HoldSlots' transaction on one coordinator; gid is set once
+// it is prepared.
 type slotHold struct {
 	coordTx
 	parts []coord.Partition
+	gid   string
 }
 
 // HoldSlots implements Fleet. A failure releases what it opened.
@@ -218,4 +220,56 @@ func (h *slotHold) lock(ctx context.Context, src string, slots []int) error {
 func (h *slotHold) Repoint(ctx context.Context, dst Member, slots []int) error {
 	_, err := h.tx.Exec(ctx, coord.Repoint(dst.Name(), dst.Host.Address, dst.Node.Port, dst.Host.User, h.parts, cluster.SlotList(slots)))
 	return err
+}
+
+func (h *slotHold) Prepare(ctx context.Context, gid string) error {
+	if _, err := h.tx.Exec(ctx, coord.PrepareHold(gid)); err != nil {
+		return fmt.Errorf("prepare the transaction on %s: %w", h.name, err)
+	}
+	h.gid = gid
+	return nil
+}
+
+func (h *slotHold) Commit(ctx context.Context) error {
+	if h.gid == "" {
+		return h.coordTx.Commit(ctx)
+	}
+	if _, err := h.conn.Exec(ctx, coord.FinishHold(h.gid, true)); err != nil {
+		return err
+	}
+	h.gid = ""
+	return nil
+}
+
+// Release rolls a prepared transaction back too: until Commit, the
+// destination was not promoted, or its promotion failed.
+func (h *slotHold) Release(ctx context.Context) {
+	if h.gid != "" {
+		ctx = context.WithoutCancel(ctx)
+		_, _ = h.conn.Exec(ctx, coord.FinishHold(h.gid, false))
+		h.conn.Close(ctx)
+		return
+	}
+	h.coordTx.Release(ctx)
+}
+
+func (h *slotHold) Leave(ctx context.Context) {
+	if h.gid == "" {
+		h.Release(ctx)
+		return
+	}
+	h.conn.Close(context.WithoutCancel(ctx))
+}
+
+// FinishHold implements Fleet.
+func (a *Agents) FinishHold(ctx context.Context, c Member, gid string, commit bool) (bool, error) {
+	var found bool
+	err := a.Exec(ctx, c, func(conn *pgx.Conn) error {
+		if err := conn.QueryRow(ctx, coord.HoldPrepared(gid)).Scan(&found); err != nil || !found {
+			return err
+		}
+		_, err := conn.Exec(ctx, coord.FinishHold(gid, commit))
+		return err
+	})
+	return found, err
 }

@@ -39,7 +39,7 @@ func changes(st parser.Statement) bool {
 	case *parser.Doctor:
 		return st.Action != "list"
 	case *parser.Expand:
-		return st.Action != "show status" && st.Action != "docheck status"
+		return st.Action != "show status" && st.Action != "docheck status" && st.Action != "sleep"
 	}
 	return true
 }

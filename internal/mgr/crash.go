@@ -15,7 +15,10 @@ import (
 // cluster.GrowStepKind: promote, catalog, follow, …) of a switch whose
 // journal command starts with COMMAND ("FAILOVER", "SWITCHOVER dn1",
 // "REWIND") — or "COMMAND:journal STEP", once the journal row STEP (start,
-// "promote dn1s", catalog, …) of such a command is committed.
+// "promote dn1s", catalog, …) of such a command is committed. The growing
+// commands have the same points (expand.go): "EXPAND ACTIVATE:after
+// prepare" after a cluster.GrowStepKind, "EXPAND DATANODE:journal
+// initialized dn3" after a journal row.
 
 // crashAt dies when the hook's point is command's point.
 func (m *Manager) crashAt(command, point string) {

@@ -32,7 +32,17 @@ func (m *Manager) expander(e *req) *expand.Expander {
 			_, err := m.prepareGrowth(e.withContext(ctx), s)
 			return err
 		},
+		AfterStep: m.crashAfterGrowStep(),
 	}
+}
+
+// crashAfterGrowStep is the crash test hook for the growing commands
+// (crash.go): "EXPAND ACTIVATE:after prepare" and the like.
+func (m *Manager) crashAfterGrowStep() func(string, cluster.GrowStep) {
+	if m.opts.CrashAt == "" {
+		return nil
+	}
+	return func(command string, st cluster.GrowStep) { m.crashAt(command, "after "+string(st.Kind)) }
 }
 
 // writeRows writes the growing commands' rows: nodename, status,
@@ -45,23 +55,27 @@ func writeRows(e *req, rows []expand.Row) error {
 	return writeTable(e.w, nodeResultColumns, out)
 }
 
-// expand is EXPAND DATANODE MASTER src TO dst, EXPAND ACTIVATE, EXPAND
-// CLEAN and EXPAND SHOW STATUS (DESIGN §3; expand.Expander).
+// expand is every EXPAND form (DESIGN §3, reference §4.15;
+// expand.Expander): EXPAND DATANODE MASTER src TO dst, ACTIVATE, CLEAN,
+// the RECOVER commands, SHOW/DOCHECK STATUS and SLEEP.
 func (m *Manager) expand(e *req, st *parser.Expand) error {
 	var rows []expand.Row
 	var err error
 	switch st.Action {
 	case "datanode":
 		return m.expandCopy(e, st)
+	case "recover basebackup fail", "recover basebackup success", "activate recover dopromote success":
+		return m.expandRecover(e, st)
+	case "sleep":
+		return m.expandSleep(e, st)
 	case "activate":
 		err = m.locked("EXPAND ACTIVATE", func() error { rows, err = m.expander(e).Activate(e.ctx, e.w); return err })
 	case "clean":
 		err = m.locked("EXPAND CLEAN", func() error { rows, err = m.expander(e).Clean(e.ctx, e.w); return err })
 	case "show status", "docheck status":
-		rows, err = m.expander(e).Status(e.ctx)
+		rows, err = m.expander(e).Status(e.ctx, st.Action == "docheck status")
 	default:
-		return pgerror.NotImplemented("EXPAND " + strings.ToUpper(st.Action)).
-			WithHint("Retry EXPAND DATANODE MASTER / EXPAND ACTIVATE / EXPAND CLEAN: each one is resumable.")
+		return pgerror.NotImplemented("EXPAND " + strings.ToUpper(st.Action))
 	}
 	if err != nil {
 		return err
@@ -89,6 +103,39 @@ func (m *Manager) expandCopy(e *req, st *parser.Expand) error {
 		return e.atField(err, map[string]int{"src": st.Src.Pos, "dst": st.Dst.Pos})
 	}
 	return writeNodeResult(e.w, st.Dst.Name, true, desc)
+}
+
+// expandRecover is EXPAND RECOVER BASEBACKUP {FAIL|SUCCESS} src TO dst
+// and EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dst, under the cluster
+// lock.
+func (m *Manager) expandRecover(e *req, st *parser.Expand) error {
+	x := m.expander(e)
+	var desc string
+	err := m.locked("EXPAND RECOVER", func() (err error) {
+		switch st.Action {
+		case "recover basebackup fail":
+			desc, err = x.RecoverFail(e.ctx, st.Src.Name, st.Dst.Name, e.w)
+		case "recover basebackup success":
+			desc, err = x.RecoverSuccess(e.ctx, st.Src.Name, st.Dst.Name, e.w)
+		default:
+			desc, err = x.DoPromote(e.ctx, st.Dst.Name, e.w)
+		}
+		return err
+	})
+	if err != nil {
+		return e.atField(err, map[string]int{"src": st.Src.Pos, "dst": st.Dst.Pos})
+	}
+	return writeNodeResult(e.w, st.Dst.Name, true, desc)
+}
+
+// expandSleep is EXPAND SLEEP n: n seconds of nothing, as AntDB's
+// pg_sleep(n), for scripts that pace the expansion's steps; a cancel
+// (CancelRequest, statement_timeout) ends it with its error.
+func (m *Manager) expandSleep(e *req, st *parser.Expand) error {
+	if err := fleet.Sleep(e.ctx, time.Duration(st.Sleep)*time.Second); err != nil {
+		return err
+	}
+	return writeNodeResult(e.w, "", true, fmt.Sprintf("slept %d seconds", st.Sleep))
 }
 
 // atField points the caret of a refusal naming a field
@@ -151,6 +198,7 @@ func (c growCatalog) Commit(ctx context.Context, j *expand.Journal, decide func(
 		return p, err
 	}
 	j.ID = id
+	c.m.crashAt(j.Command, "journal "+p.Journal.Step)
 	return p, nil
 }
 

@@ -23,12 +23,6 @@ func notBuilt(st parser.Statement) bool {
 		return true
 	case *parser.RotateCertificates:
 		return st.CA
-	case *parser.Expand:
-		switch st.Action {
-		case "datanode", "activate", "clean", "show status", "docheck status":
-			return false
-		}
-		return true
 	}
 	return false
 }
@@ -39,9 +33,6 @@ func notBuilt(st parser.Statement) bool {
 var notBuiltVariants = []struct{ name, desc, example string }{
 	{"ROTATE CERTIFICATES CA", "replace the manager's certificate authority", "ROTATE CERTIFICATES CA"},
 	{"LIST NODE SIZE", "show the nodes' data directory sizes", "LIST NODE SIZE ALL"},
-	{"EXPAND RECOVER BASEBACKUP", "resume EXPAND DATANODE after a failed base backup step", "EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn2"},
-	{"EXPAND ACTIVATE RECOVER", "resume EXPAND ACTIVATE after the promotion step", "EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn2"},
-	{"EXPAND SLEEP", "sleep n seconds on the manager (pg_sleep)", "EXPAND SLEEP 10"},
 }
 
 // help answers HELP [words]: psql's \h never reaches a server, so the

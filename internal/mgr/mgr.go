@@ -402,11 +402,7 @@ func (m *Manager) Describe(ctx context.Context, s *pgwire.Session, q string) ([]
 	case *parser.ListParam:
 		return paramColumns, nil
 	case *parser.Expand:
-		switch st.Action {
-		case "datanode", "activate", "clean", "show status", "docheck status":
-			return nodeResultColumns, nil
-		}
-		return nil, nil
+		return nodeResultColumns, nil
 	case *parser.Failover, *parser.Rewind, *parser.Switchover, *parser.Promote, *parser.ConfigSlave:
 		return nodeResultColumns, nil
 	case *parser.Doctor:

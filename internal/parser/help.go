@@ -304,7 +304,14 @@ EXPAND RECOVER BASEBACKUP { SUCCESS | FAIL } source_name TO target_name
 EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS target_name
 EXPAND DOCHECK STATUS
 EXPAND SHOW STATUS
-EXPAND SLEEP seconds`,
+EXPAND SLEEP seconds
+
+Several EXPAND DATANODE MASTER may wait for one EXPAND ACTIVATE. An
+expansion cut short is taken up from what the nodes show: RECOVER
+BASEBACKUP FAIL rolls the copy back (the target is stopped and its data
+directory emptied) so that EXPAND can run again; RECOVER BASEBACKUP SUCCESS
+redoes configuration and start after a base backup; ACTIVATE RECOVER
+DOPROMOTE SUCCESS finishes an activation whose target was promoted.`,
 		`EXPAND DATANODE MASTER dn1 TO dn3;`},
 
 	// ---------------------------------------------------------- high availability

@@ -74,6 +74,9 @@ type Fleet struct {
 	// coordinators that have adb.resolve_prepared (dataplane.go).
 	NodeWaits map[string]dataplane.NodeWaits
 	Resolver  map[string]bool
+	// Prepared are the SlotHolds prepared and not finished, by
+	// "coordinator gid" (growth.go).
+	Prepared map[string]PreparedHold
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)

@@ -158,7 +158,64 @@ type hold struct {
 	c         fleet.Member
 	dst       string
 	slots     []int
+	gid       string
 	committed bool
+}
+
+// PreparedHold is a prepared SlotHold: at its commit, Slots go to Dst.
+type PreparedHold struct {
+	Dst   string
+	Slots []int
+}
+
+func (h *hold) Prepare(_ context.Context, gid string) error {
+	if err := h.f.sql(h.c, "prepare %s %s", h.c.Name(), gid); err != nil {
+		return err
+	}
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	if h.f.Prepared == nil {
+		h.f.Prepared = map[string]PreparedHold{}
+	}
+	h.f.Prepared[h.c.Name()+" "+gid] = PreparedHold{Dst: h.dst, Slots: h.slots}
+	h.gid = gid
+	return nil
+}
+
+// FinishHold implements fleet.Fleet.
+func (f *Fleet) FinishHold(_ context.Context, c fleet.Member, gid string, commit bool) (bool, error) {
+	verb := "rollback"
+	if commit {
+		verb = "commit"
+	}
+	f.mu.Lock()
+	_, found := f.Prepared[c.Name()+" "+gid]
+	f.mu.Unlock()
+	if !found {
+		return false, f.read(c, "prepared %s on %s", gid, c.Name())
+	}
+	if err := f.sql(c, "%s prepared %s %s", verb, c.Name(), gid); err != nil {
+		return true, err
+	}
+	f.finish(c.Name()+" "+gid, commit)
+	return true, nil
+}
+
+// finish ends the prepared hold key: at a commit its slots move.
+func (f *Fleet) finish(key string, commit bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.Prepared[key]
+	delete(f.Prepared, key)
+	if !commit {
+		return
+	}
+	if f.SlotMap == nil {
+		f.SlotMap = map[int]string{}
+	}
+	for _, k := range p.Slots {
+		f.SlotMap[k] = p.Dst
+	}
 }
 
 func (h *hold) Coordinator() string { return h.c.Name() }
@@ -176,6 +233,10 @@ func (h *hold) Commit(_ context.Context) error {
 		return err
 	}
 	h.committed = true
+	if h.gid != "" {
+		h.f.finish(h.c.Name()+" "+h.gid, true)
+		return nil
+	}
 	h.f.mu.Lock()
 	defer h.f.mu.Unlock()
 	if h.f.SlotMap == nil {
@@ -187,8 +248,17 @@ func (h *hold) Commit(_ context.Context) error {
 	return nil
 }
 
+func (h *hold) Leave(ctx context.Context) {
+	if h.gid == "" || h.committed {
+		h.Release(ctx)
+	}
+}
+
 func (h *hold) Release(context.Context) {
 	if !h.committed {
+		if h.gid != "" {
+			h.f.finish(h.c.Name()+" "+h.gid, false)
+		}
 		h.f.mu.Lock()
 		defer h.f.mu.Unlock()
 		h.f.Steps = append(h.f.Steps, "rollback "+h.c.Name())
