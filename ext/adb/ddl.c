@@ -28,6 +28,7 @@
 #include "common/keywords.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
@@ -1083,6 +1084,52 @@ adb_ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		ddl_depth--;
 	}
 	PG_END_TRY();
+}
+
+/*
+ * postgres_fdw.h is not installed: what we call of postgres_fdw.so,
+ * resolved at run time.
+ */
+typedef struct PgFdwConnState PgFdwConnState;
+typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
+typedef void (*do_sql_command_fn) (PGconn *conn, const char *sql);
+
+static GetConnection_fn fdw_get_connection = NULL;
+static do_sql_command_fn fdw_do_sql_command = NULL;
+
+PG_FUNCTION_INFO_V1(adb_shard_exec);
+
+/*
+ * adb.shard_exec(node, sql) runs sql on datanode node's shards over
+ * postgres_fdw's own connection to it, in postgres_fdw's remote
+ * transaction — the one the distributed tables' reads and writes in this
+ * transaction use. On a connection of its own (adb.remote_exec's), a shard
+ * made by create_distributed_table would not be seen by an INSERT in the
+ * same transaction, and an ALTER TABLE's lock would wait forever for a
+ * write through postgres_fdw in the same transaction, which waits for the
+ * ALTER. The remote transaction commits or rolls back with this one (by
+ * two-phase commit when several nodes wrote: adb.on_shards notes the
+ * write to ext/adb/twophase.c as a write through the server's foreign
+ * tables). Remote errors come back with their SQLSTATE.
+ */
+Datum
+adb_shard_exec(PG_FUNCTION_ARGS)
+{
+	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	ForeignServer *srv = GetForeignServerByName(node, false);
+	UserMapping *um = GetUserMapping(GetUserId(), srv->serverid);
+	PGconn	   *conn;
+
+	if (fdw_get_connection == NULL)
+		fdw_get_connection = (GetConnection_fn)
+			load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
+	if (fdw_do_sql_command == NULL)
+		fdw_do_sql_command = (do_sql_command_fn)
+			load_external_function("$libdir/postgres_fdw", "do_sql_command", true, NULL);
+	conn = fdw_get_connection(um, false, NULL);
+	fdw_do_sql_command(conn, sql);
+	PG_RETURN_VOID();
 }
 
 /*

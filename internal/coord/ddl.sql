@@ -95,18 +95,34 @@ LANGUAGE sql STABLE AS $fn$
 	FROM unnest(current_schemas(false)) WITH ORDINALITY AS x(s, o)
 $fn$;
 
+-- adb.shard_exec(node, sql) runs sql on datanode node over postgres_fdw's
+-- connection to it, in the remote transaction this transaction's reads
+-- and writes of distributed tables use (see ext/adb/ddl.c).
+CREATE OR REPLACE FUNCTION adb.shard_exec(node text, sql text) RETURNS void
+AS 'adb', 'adb_shard_exec' LANGUAGE C STRICT;
+
 -- adb.on_shards(stmts) runs stmts[k + 1] on the datanode owning slot k,
 -- for every slot: one remote call per datanode, all of its shards in one
--- batch.
+-- batch, over postgres_fdw's connection (adb.shard_exec), so that the
+-- statements that follow in this transaction see what it did. An empty
+-- write through one of the datanode's foreign tables makes the two-phase
+-- commit (ext/adb/twophase.c) count the datanode among the writers.
+-- What the batch sets is set back, as postgres_fdw's session wants it.
 CREATE OR REPLACE FUNCTION adb.on_shards(stmts text[]) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
 	r record;
 	pre text := 'SET LOCAL client_min_messages = warning; ' || adb.search_path_sql() || E';\n';
+	post text := E';\nSET LOCAL search_path = pg_catalog; SET LOCAL client_min_messages TO DEFAULT';
 BEGIN
-	FOR r IN SELECT s.node, string_agg(stmts[s.slot + 1], E';\n' ORDER BY s.slot) AS batch
+	FOR r IN SELECT s.node, string_agg(stmts[s.slot + 1], E';\n' ORDER BY s.slot) AS batch,
+	                (SELECT ft.ftrelid::regclass FROM pg_foreign_table ft JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
+	                 WHERE fs.srvname = s.node LIMIT 1) AS ft
 	         FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL GROUP BY s.node ORDER BY s.node LOOP
-		PERFORM adb.remote_exec(r.node, pre || r.batch);
+		PERFORM adb.shard_exec(r.node, pre || r.batch || post);
+		IF r.ft IS NOT NULL THEN
+			EXECUTE format('DELETE FROM %s WHERE false', r.ft);
+		END IF;
 	END LOOP;
 END
 $fn$;
@@ -442,9 +458,9 @@ DECLARE
 BEGIN
 	SELECT array_agg(format('DROP TABLE IF EXISTS %s', adb.shard(tbl, k)) ORDER BY k) INTO stmts
 	FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
+	PERFORM adb.on_shards(stmts);
 	PERFORM adb.everywhere(format('DELETE FROM adb.dist_constraint WHERE rel = to_regclass(%1$L); DELETE FROM adb.dist_table WHERE rel = to_regclass(%1$L); DROP TABLE IF EXISTS %2$s%3$s',
 	                              q, q, CASE WHEN cascade THEN ' CASCADE' ELSE '' END));
-	PERFORM adb.on_shards(stmts);
 END
 $fn$;
 
