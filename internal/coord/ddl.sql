@@ -49,6 +49,24 @@ JOIN pg_inherits i ON i.inhparent = pt.partrelid JOIN pg_foreign_table ft ON ft.
 WHERE pt.partstrat = 'h' AND pt.partnatts = 1
 ON CONFLICT DO NOTHING;
 
+-- adb.forget_dropped() takes a table dropped by any path (DROP OWNED, a
+-- DBA's DROP … CASCADE) out of adb.dist_table and adb.dist_constraint, so
+-- that a new table given its oid is not taken for a distributed one.
+CREATE OR REPLACE FUNCTION adb.forget_dropped() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+	DELETE FROM adb.dist_constraint WHERE rel::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+	                                                  WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+	DELETE FROM adb.dist_table WHERE rel::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+	                                             WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+END
+$fn$;
+DO $adb$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'adb_forget_dropped') THEN
+		CREATE EVENT TRIGGER adb_forget_dropped ON sql_drop EXECUTE FUNCTION adb.forget_dropped();
+	END IF;
+END $adb$;
+
 -- adb.dist_nextval(seq) is the default of a serial or identity column of a
 -- distributed table: values come from seq on the gtmcoord master, in blocks
 -- of adb.sequence_block a session keeps, so that every coordinator hands
