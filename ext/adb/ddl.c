@@ -31,6 +31,7 @@
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -1092,43 +1093,111 @@ adb_ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
  */
 typedef struct PgFdwConnState PgFdwConnState;
 typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
-typedef void (*do_sql_command_fn) (PGconn *conn, const char *sql);
+typedef PGresult *(*pgfdw_get_result_fn) (PGconn *conn, const char *query);
+typedef void (*pgfdw_report_error_fn) (int elevel, PGresult *res, PGconn *conn, bool clear, const char *sql);
 
 static GetConnection_fn fdw_get_connection = NULL;
-static do_sql_command_fn fdw_do_sql_command = NULL;
+static pgfdw_get_result_fn fdw_get_result = NULL;
+static pgfdw_report_error_fn fdw_report_error = NULL;
 
-PG_FUNCTION_INFO_V1(adb_shard_exec);
+/* fdw_resolve finds what we call of postgres_fdw.so. */
+static void
+fdw_resolve(void)
+{
+	if (fdw_report_error != NULL)
+		return;
+	fdw_get_connection = (GetConnection_fn)
+		load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
+	fdw_get_result = (pgfdw_get_result_fn)
+		load_external_function("$libdir/postgres_fdw", "pgfdw_get_result", true, NULL);
+	fdw_report_error = (pgfdw_report_error_fn)
+		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
+}
+
+/* fdw_conn is postgres_fdw's connection to server node, as this user. */
+static PGconn *
+fdw_conn(const char *node)
+{
+	ForeignServer *srv = GetForeignServerByName(node, false);
+
+	fdw_resolve();
+	return fdw_get_connection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
+}
 
 /*
- * adb.shard_exec(node, sql) runs sql on datanode node's shards over
- * postgres_fdw's own connection to it, in postgres_fdw's remote
+ * short_sql is a batch cut for an error's context: its first lines, not
+ * the same statement for each of the datanode's 32 shards.
+ */
+static char *
+short_sql(const char *sql)
+{
+	int			len = strlen(sql);
+
+	if (len <= 300)
+		return (char *) sql;
+	return psprintf("%.*s …", pg_mbcliplen(sql, len, 300), sql);
+}
+
+PG_FUNCTION_INFO_V1(adb_shards_exec);
+
+/*
+ * adb.shards_exec(nodes, sqls) runs sqls[i] on datanode nodes[i] for every
+ * i, over postgres_fdw's own connection to it, in postgres_fdw's remote
  * transaction — the one the distributed tables' reads and writes in this
  * transaction use. On a connection of its own (adb.remote_exec's), a shard
  * made by create_distributed_table would not be seen by an INSERT in the
  * same transaction, and an ALTER TABLE's lock would wait forever for a
  * write through postgres_fdw in the same transaction, which waits for the
- * ALTER. The remote transaction commits or rolls back with this one (by
- * two-phase commit when several nodes wrote: adb.on_shards notes the
- * write to ext/adb/twophase.c as a write through the server's foreign
- * tables). Remote errors come back with their SQLSTATE.
+ * ALTER. The remote transactions commit or roll back with this one (by
+ * two-phase commit when several nodes wrote: adb.on_shards makes
+ * ext/adb/twophase.c count the datanodes among the writers). The datanodes
+ * work at once: every batch is sent before any answer is read (building 64
+ * shards' indexes is mostly the datanodes' fsyncs). The first error is
+ * this statement's, with the remote SQLSTATE; postgres_fdw cancels what is
+ * still running on the others when the transaction aborts.
  */
 Datum
-adb_shard_exec(PG_FUNCTION_ARGS)
+adb_shards_exec(PG_FUNCTION_ARGS)
 {
-	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	ForeignServer *srv = GetForeignServerByName(node, false);
-	UserMapping *um = GetUserMapping(GetUserId(), srv->serverid);
-	PGconn	   *conn;
+	Datum	   *nodes,
+			   *sqls;
+	bool	   *nnulls,
+			   *snulls;
+	int			n,
+				m,
+				i;
+	PGconn	  **conns;
+	char	  **q;
 
-	if (fdw_get_connection == NULL)
-		fdw_get_connection = (GetConnection_fn)
-			load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
-	if (fdw_do_sql_command == NULL)
-		fdw_do_sql_command = (do_sql_command_fn)
-			load_external_function("$libdir/postgres_fdw", "do_sql_command", true, NULL);
-	conn = fdw_get_connection(um, false, NULL);
-	fdw_do_sql_command(conn, sql);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &nodes, &nnulls, &n);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &sqls, &snulls, &m);
+	if (n != m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("adb.shards_exec: %d nodes, %d statements", n, m)));
+	conns = palloc0(sizeof(PGconn *) * Max(n, 1));
+	q = palloc0(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		if (nnulls[i] || snulls[i])
+			continue;
+		q[i] = TextDatumGetCString(sqls[i]);
+		conns[i] = fdw_conn(TextDatumGetCString(nodes[i]));
+	}
+	for (i = 0; i < n; i++)
+		if (conns[i] && !PQsendQuery(conns[i], q[i]))
+			fdw_report_error(ERROR, NULL, conns[i], false, q[i]);
+	for (i = 0; i < n; i++)
+	{
+		PGresult   *res;
+
+		if (conns[i] == NULL)
+			continue;
+		res = fdw_get_result(conns[i], q[i]);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+			fdw_report_error(ERROR, res, conns[i], true, short_sql(q[i]));
+		PQclear(res);
+	}
 	PG_RETURN_VOID();
 }
 

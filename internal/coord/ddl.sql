@@ -113,16 +113,18 @@ LANGUAGE sql STABLE AS $fn$
 	FROM unnest(current_schemas(false)) WITH ORDINALITY AS x(s, o)
 $fn$;
 
--- adb.shard_exec(node, sql) runs sql on datanode node over postgres_fdw's
--- connection to it, in the remote transaction this transaction's reads
--- and writes of distributed tables use (see ext/adb/ddl.c).
-CREATE OR REPLACE FUNCTION adb.shard_exec(node text, sql text) RETURNS void
-AS 'adb', 'adb_shard_exec' LANGUAGE C STRICT;
+-- adb.shards_exec(nodes, sqls) runs sqls[i] on datanode nodes[i], for
+-- every i at once, over postgres_fdw's connection to it: in the remote
+-- transaction this transaction's reads and writes of distributed tables
+-- use (see ext/adb/ddl.c).
+CREATE OR REPLACE FUNCTION adb.shards_exec(nodes text[], sqls text[]) RETURNS void
+AS 'adb', 'adb_shards_exec' LANGUAGE C STRICT;
 
 -- adb.on_shards(stmts) runs stmts[k + 1] on the datanode owning slot k,
 -- for every slot: one remote call per datanode, all of its shards in one
--- batch, over postgres_fdw's connection (adb.shard_exec), so that the
--- statements that follow in this transaction see what it did. An empty
+-- batch, the datanodes at once, over postgres_fdw's connection
+-- (adb.shards_exec), so that the statements that follow in this
+-- transaction see what it did. An empty
 -- write through one of the datanode's foreign tables makes the two-phase
 -- commit (ext/adb/twophase.c) count the datanode among the writers.
 -- What the batch sets is set back, as postgres_fdw's session wants it.
@@ -133,14 +135,14 @@ DECLARE
 	pre text := 'SET LOCAL client_min_messages = warning; ' || adb.search_path_sql() || E';\n';
 	post text := E';\nSET LOCAL search_path = pg_catalog; SET LOCAL client_min_messages TO DEFAULT';
 BEGIN
-	FOR r IN SELECT s.node, string_agg(stmts[s.slot + 1], E';\n' ORDER BY s.slot) AS batch,
-	                (SELECT ft.ftrelid::regclass FROM pg_foreign_table ft JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
-	                 WHERE fs.srvname = s.node LIMIT 1) AS ft
-	         FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL GROUP BY s.node ORDER BY s.node LOOP
-		PERFORM adb.shard_exec(r.node, pre || r.batch || post);
-		IF r.ft IS NOT NULL THEN
-			EXECUTE format('DELETE FROM %s WHERE false', r.ft);
-		END IF;
+	PERFORM adb.shards_exec(array_agg(b.node ORDER BY b.node), array_agg(pre || b.batch || post ORDER BY b.node))
+	FROM (SELECT s.node, string_agg(stmts[s.slot + 1], E';\n' ORDER BY s.slot) AS batch
+	      FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL GROUP BY s.node) b;
+	FOR r IN SELECT DISTINCT ON (fs.srvname) ft.ftrelid::regclass AS ft
+	         FROM pg_foreign_table ft JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
+	         WHERE fs.srvname IN (SELECT s.node FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL)
+	         ORDER BY fs.srvname, ft.ftrelid LOOP
+		EXECUTE format('DELETE FROM %s WHERE false', r.ft);
 	END LOOP;
 END
 $fn$;
