@@ -287,4 +287,35 @@ func TestDistributedDDL(t *testing.T) {
 			t.Errorf("dd through gc after the retry: %s", v)
 		}
 	})
+
+	t.Run("DatanodeStoppedBeforeCommit", func(t *testing.T) {
+		if !c.twoPhase(t) {
+			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
+		}
+		s := c.openSession(t, cn1, "adbmgr-e2e-ddl")
+		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN late int; CREATE INDEX dd_v ON dd (v); INSERT INTO dd SELECT g, 'b', 0, 1 FROM generate_series(10, 40) g;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("DDL and writes before COMMIT: %s", out)
+		}
+		c.mustRows(t, time.Minute, "STOP DATANODE MASTER dn2 MODE immediate")
+		if out := s.run(t, "COMMIT;"); !strings.Contains(out, "ERROR") {
+			t.Errorf("COMMIT with dn2 stopped answered:\n%s", out)
+		}
+		c.mustRows(t, time.Minute, "START DATANODE MASTER dn2")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT count(*) || ' ' || (to_regclass('dd_v') IS NULL) || ' ' || (SELECT count(*) FROM dd) FROM pg_attribute WHERE attrelid = 'dd'::regclass AND attname = 'late'"); v != "0 true 1" {
+				t.Errorf("dd on %s after the failed COMMIT (column late, no index dd_v, rows): %s", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if v := c.nodeValue(t, c.node(dn), "SELECT count(*) FROM pg_attribute a JOIN pg_class r ON r.oid = a.attrelid WHERE r.relname LIKE 'dd\\_%' AND a.attname = 'late'"); v != "0" {
+				t.Errorf("shards of dd on %s with column late: %s", dn, v)
+			}
+			if n := c.shardCount(t, dn, "dd\\_v\\_%", "i"); n != 0 {
+				t.Errorf("%d shard indexes dd_v left on %s", n, dn)
+			}
+			if n := c.preparedOn(t, dn); n != 0 {
+				t.Errorf("%d prepared transactions left on %s", n, dn)
+			}
+		}
+	})
 }
