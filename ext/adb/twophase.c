@@ -51,6 +51,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "utils/xid8.h"
 
 #include "adb.h"
 
@@ -127,6 +128,7 @@ static void adb_xact_callback(XactEvent event, void *arg);
 static void adb_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
 static void adb_executor_end(QueryDesc *queryDesc);
+static int	resolve_on(RemoteConn *rc, const char *min_age);
 static void adb_process_utility(PlannedStmt *pstmt, const char *queryString,
 								bool readOnlyTree, ProcessUtilityContext context,
 								ParamListInfo params, QueryEnvironment *queryEnv,
@@ -309,6 +311,21 @@ remote_set_target(RemoteConn *rc, const char *label, const char *conninfo)
 }
 
 /*
+ * conn_alive says whether conn can take a command. An idle connection
+ * whose server went away (a restart) has its end of the socket closed:
+ * reading what is there, without waiting, finds that out at no round trip.
+ */
+static bool
+conn_alive(PGconn *conn)
+{
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		return false;
+	if (PQtransactionStatus(conn) == PQTRANS_IDLE && !PQisBusy(conn))
+		(void) PQconsumeInput(conn);
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
+/*
  * remote_ensure connects rc if it is not (or its connection went bad while
  * unused), with an ERROR when the node cannot be reached.
  */
@@ -317,7 +334,7 @@ remote_ensure(RemoteConn *rc)
 {
 	char	   *err = NULL;
 
-	if (rc->conn != NULL && PQstatus(rc->conn) == CONNECTION_OK)
+	if (conn_alive(rc->conn))
 		return;
 	remote_disconnect(rc);
 	rc->conn = remote_open(rc, &err);
@@ -839,19 +856,27 @@ connected_servers(void)
 	uint64		i;
 
 	SPI_connect();
-	if (SPI_execute("SELECT s.oid FROM pg_catalog.pg_proc p, pg_catalog.pg_foreign_server s "
-					"WHERE p.proname = 'postgres_fdw_get_connections' "
-					"AND s.srvname IN (SELECT server_name FROM postgres_fdw_get_connections())",
-					true, 0) == SPI_OK_SELECT)
+	/* Where postgres_fdw's function is, if it is: not on a datanode. */
+	if (SPI_execute("SELECT n.nspname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+					"WHERE p.proname = 'postgres_fdw_get_connections' LIMIT 1", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
 	{
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext old = MemoryContextSwitchTo(outer);
+		char	   *nsp = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *q = psprintf("SELECT s.oid FROM pg_catalog.pg_foreign_server s "
+								 "WHERE s.srvname IN (SELECT server_name FROM %s.postgres_fdw_get_connections())",
+								 quote_identifier(nsp));
 
-			result = lappend_oid(result, DatumGetObjectId(d));
-			MemoryContextSwitchTo(old);
+		if (SPI_execute(q, true, 0) == SPI_OK_SELECT)
+		{
+			for (i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+				MemoryContext old = MemoryContextSwitchTo(outer);
+
+				result = lappend_oid(result, DatumGetObjectId(d));
+				MemoryContextSwitchTo(old);
+			}
 		}
 	}
 	SPI_finish();
@@ -869,6 +894,7 @@ note_utility_relation(Oid relid, bool only_connected)
 {
 	List	   *rels;
 	List	   *connected = NIL;
+	bool		asked = false;
 	ListCell   *lc;
 
 	if (!OidIsValid(relid))
@@ -885,11 +911,10 @@ note_utility_relation(Oid relid, bool only_connected)
 
 			if (only_connected)
 			{
-				if (connected == NIL)
+				if (!asked)
 				{
 					connected = connected_servers();
-					if (connected == NIL)
-						return;
+					asked = true;
 				}
 				if (!list_member_oid(connected, srv))
 					continue;
@@ -1016,11 +1041,21 @@ fdw_control(FdwTarget *t)
 	ForeignServer *srv = GetForeignServer(t->serverid);
 	UserMapping *um = GetUserMapping(t->userid, t->serverid);
 	RemoteConn *rc;
+	bool		fresh;
 
 	snprintf(key, sizeof(key), "s:%u:%u", t->serverid, t->userid);
 	rc = remote_conn(key, true);
 	remote_set_target(rc, srv->servername, fdw_conninfo(srv, um));
+	fresh = !conn_alive(rc->conn);
 	remote_ensure(rc);
+
+	/*
+	 * A new connection (this backend's first two-phase commit there, or the
+	 * node is back): finish first what a crash left in doubt on it, as the
+	 * manager would — not waiting for the manager's next round.
+	 */
+	if (fresh)
+		resolve_on(rc, "5 s");
 	return rc;
 }
 
@@ -1300,8 +1335,7 @@ finish_prepared(bool commit)
 		if (rc->gid[0] == '\0')
 			continue;
 		snprintf(sql, sizeof(sql), "%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", rc->gid);
-		if (rc->conn != NULL && PQstatus(rc->conn) == CONNECTION_OK &&
-			PQtransactionStatus(rc->conn) == PQTRANS_IDLE && PQsendQuery(rc->conn, sql))
+		if (conn_alive(rc->conn) && PQtransactionStatus(rc->conn) == PQTRANS_IDLE && PQsendQuery(rc->conn, sql))
 			continue;
 		/* Reconnect (the node may have restarted) and send again. */
 		remote_disconnect(rc);
@@ -1509,61 +1543,41 @@ static char *
 xact_status(uint64 fxid)
 {
 	FullTransactionId next = ReadNextFullTransactionId();
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char	   *result = NULL;
-	MemoryContext outer = CurrentMemoryContext;
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
 
 	/* Not assigned here (yet): a slave promoted before it got that far. */
 	if (fxid >= U64FromFullTransactionId(next))
 		return NULL;
-	args[0] = CStringGetTextDatum(psprintf(UINT64_FORMAT, fxid));
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)", 1, argtypes,
-							  args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		if (!isnull)
-			result = MemoryContextStrdup(outer, TextDatumGetCString(d));
-	}
-	SPI_finish();
-	return result;
+	/*
+	 * pg_xact_status itself, not through SPI: this runs at PRE_COMMIT too
+	 * (resolution on reconnect), where there is no snapshot for SPI.
+	 */
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = FullTransactionIdGetDatum(FullTransactionIdFromU64(fxid));
+	fcinfo->args[0].isnull = false;
+	result = pg_xact_status(fcinfo);
+	if (fcinfo->isnull)
+		return NULL;
+	return text_to_cstring(DatumGetTextPP(result));
 }
 
 /*
- * resolve_node finishes, on one node, the prepared transactions of this
- * coordinator older than min_age: their fate is the local xid's. Returns
- * how many it finished; a node that cannot be reached gets a WARNING.
+ * resolve_on finishes, on the node rc is connected to, the prepared
+ * transactions of this coordinator older than min_age: their fate is the
+ * local xid's. Returns how many it finished; it WARNs, never ERRORs, for
+ * what the node does not take.
  */
 static int
-resolve_node(const char *node, const char *conninfo, const char *min_age)
+resolve_on(RemoteConn *rc, const char *min_age)
 {
-	char		key[ADB_KEYLEN];
-	RemoteConn *rc;
+	const char *node = rc->label;
 	char	   *sql;
 	PGresult   *res;
 	int			done = 0;
 	int			i;
-	char	   *err = NULL;
 
-	snprintf(key, sizeof(key), "r:%s", node);
-	rc = remote_conn(key, true);
-	remote_set_target(rc, node, conninfo);
-	if (rc->conn == NULL || PQstatus(rc->conn) != CONNECTION_OK)
-	{
-		remote_disconnect(rc);
-		rc->conn = remote_open(rc, &err);
-		if (rc->conn == NULL)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg("could not connect to node \"%s\" to resolve prepared transactions", node),
-					 errdetail_internal("%s", err)));
-			return 0;
-		}
-	}
 	sql = psprintf("SELECT gid FROM pg_catalog.pg_prepared_xacts "
 				   "WHERE database = current_database() AND gid LIKE %s "
 				   "AND prepared <= now() - %s::interval",
@@ -1627,6 +1641,36 @@ resolve_node(const char *node, const char *conninfo, const char *min_age)
 	}
 	PQclear(res);
 	return done;
+}
+
+/*
+ * resolve_node connects (or reuses adb.resolve_prepared's connection) to
+ * node and resolves there; a node that cannot be reached gets a WARNING.
+ */
+static int
+resolve_node(const char *node, const char *conninfo, const char *min_age)
+{
+	char		key[ADB_KEYLEN];
+	RemoteConn *rc;
+	char	   *err = NULL;
+
+	snprintf(key, sizeof(key), "r:%s", node);
+	rc = remote_conn(key, true);
+	remote_set_target(rc, node, conninfo);
+	if (!conn_alive(rc->conn))
+	{
+		remote_disconnect(rc);
+		rc->conn = remote_open(rc, &err);
+		if (rc->conn == NULL)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("could not connect to node \"%s\" to resolve prepared transactions", node),
+					 errdetail_internal("%s", err)));
+			return 0;
+		}
+	}
+	return resolve_on(rc, min_age);
 }
 
 /*

@@ -205,7 +205,68 @@ func TestTwoPhaseCommit(t *testing.T) {
 		if got := strings.TrimSpace(s.run(t, stats)); got != "1 1" {
 			t.Errorf("twophase_stats after a transfer across datanodes = %q, want 1 1", got)
 		}
+		// COPY into the distributed table reaches both datanodes: two
+		// phases too (and so does the DELETE of those rows).
+		var copyIn strings.Builder
+		copyIn.WriteString("\\copy accounts FROM stdin\n")
+		for id := nRows + 1; id <= nRows+20; id++ {
+			fmt.Fprintf(&copyIn, "%d\t0\n", id)
+		}
+		copyIn.WriteString("\\.")
+		s.run(t, copyIn.String())
+		s.run(t, fmt.Sprintf("DELETE FROM accounts WHERE id > %d;", nRows))
+		if got := strings.TrimSpace(s.run(t, stats)); got != "3 3" {
+			t.Errorf("twophase_stats after a COPY and a DELETE across datanodes = %q, want 3 3", got)
+		}
 		c.checkInvariant(t, "after the single-writer transactions", begin, total)
+	})
+
+	t.Run("remote_exec", func(t *testing.T) {
+		s := c.openSession(t, cn1, "adbmgr-e2e-2pc")
+		s.run(t, `\set VERBOSITY verbose`)
+		exists := func(dn, rel string) string {
+			return c.nodeValue(t, c.node(dn), fmt.Sprintf("SELECT count(*) FROM pg_class WHERE relname = '%s'", rel))
+		}
+		// Rolled back with the local transaction.
+		s.run(t, "BEGIN; SELECT adb.remote_exec('dn1', 'CREATE TABLE rx (a int); INSERT INTO rx VALUES (1)'); ROLLBACK;")
+		if exists("dn1", "rx") != "0" {
+			t.Errorf("adb.remote_exec's table is on dn1 after ROLLBACK")
+		}
+		// At the local isolation level, named for this backend, and
+		// rolled back to a savepoint with it.
+		out := s.run(t, `BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT adb.remote_exec('dn1', 'CREATE TABLE rx (a int, iso text, app text)');
+SELECT adb.remote_exec('dn1', 'INSERT INTO rx SELECT 1, current_setting(''transaction_isolation''), application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()');
+SAVEPOINT s;
+SELECT adb.remote_exec('dn1', 'INSERT INTO rx VALUES (2)');
+ROLLBACK TO s;
+SELECT adb.remote_exec('dn2', 'CREATE TABLE rx (a int)');
+COMMIT;
+SELECT prepared FROM adb.twophase_stats();`)
+		if !strings.HasSuffix(strings.TrimSpace(out), "\n1") {
+			t.Errorf("adb.remote_exec on dn1 and dn2 did not commit in two phases:\n%s", out)
+		}
+		rows := c.mustNodeSQL(t, c.node("dn1"), "SELECT a, iso, app FROM rx ORDER BY a")
+		if len(rows) != 1 || rows[0][0] != "1" || rows[0][1] != "repeatable read" || !strings.HasPrefix(rows[0][2], "adb:cn1:") {
+			t.Errorf("rows adb.remote_exec wrote on dn1: %q, want one, at repeatable read, from application adb:cn1:<pid>", rows)
+		}
+		if exists("dn2", "rx") != "1" {
+			t.Errorf("adb.remote_exec's table is not on dn2 after COMMIT")
+		}
+		// The remote error is this statement's, with its SQLSTATE.
+		if out := s.run(t, "SELECT adb.remote_exec('dn2', 'SELECT 1/0');"); !strings.Contains(out, "ERROR:  22012: division by zero") {
+			t.Errorf("remote division by zero answered:\n%s", out)
+		}
+		if out := s.run(t, "SELECT adb.remote_exec('nosuch', 'SELECT 1');"); !strings.Contains(out, `ERROR:  42704: node "nosuch" does not exist`) {
+			t.Errorf("adb.remote_exec on an unknown node answered:\n%s", out)
+		}
+		if out := s.run(t, "SELECT adb.remote_exec('dn2', 'COMMIT');"); !strings.Contains(out, "ERROR:  25000") {
+			t.Errorf("adb.remote_exec ending its remote transaction answered:\n%s", out)
+		}
+		s.run(t, "SELECT adb.remote_exec('dn1', 'DROP TABLE rx'); SELECT adb.remote_exec('dn2', 'DROP TABLE rx');")
+		if exists("dn1", "rx")+exists("dn2", "rx") != "00" {
+			t.Errorf("rx left on the datanodes")
+		}
 	})
 
 	t.Run("concurrent transfers on two coordinators", func(t *testing.T) {
@@ -292,12 +353,20 @@ func TestTwoPhaseCommit(t *testing.T) {
 		return pid
 	}
 
+	// pausedTransfer moves amount from a1 to b1 in a session on cn1 that
+	// pauses in its COMMIT (setting: one of adb's test pauses); the COMMIT
+	// is sent, not waited for.
+	pausedTransfer := func(t *testing.T, setting string, amount int) *psqlSession {
+		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
+		s.run(t, "SET "+setting+";")
+		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - %d WHERE id = %d; UPDATE accounts SET balance = balance + %d WHERE id = %d;", amount, a1, amount, b1))
+		s.send(t, "COMMIT;")
+		return s
+	}
+
 	t.Run("coordinator killed after PREPARE", func(t *testing.T) {
 		wantA, wantB := balance(a1), balance(b1)
-		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
-		s.run(t, "SET adb.test_pause_after_prepare = '60s';")
-		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - 7 WHERE id = %d; UPDATE accounts SET balance = balance + 7 WHERE id = %d;", a1, b1))
-		s.send(t, "COMMIT;")
+		pausedTransfer(t, "adb.test_pause_after_prepare = '60s'", 7)
 		pid := backendOf(t, false)
 		// Prepared on both, committed on neither: our PREPARE ran before
 		// postgres_fdw's COMMIT.
@@ -329,17 +398,14 @@ func TestTwoPhaseCommit(t *testing.T) {
 			t.Errorf("after the coordinator's crash before commit: balances %s, %s, want %s, %s (rolled back)", a, b, wantA, wantB)
 		}
 		c.checkInvariant(t, "after resolution", begin, total)
-		// A new transaction gets a new xid: the crash did not hand the
-		// prepared one's out again.
+		// The resolver could tell the fate of the xid (it was in WAL before
+		// PREPARE, so the restart did not hand it out again), and cn1 writes.
 		c.mustNodeSQL(t, cn1, transfer(a1, b1, 0))
 	})
 
 	t.Run("datanode killed after the commit decision", func(t *testing.T) {
 		wantA, wantB := balance(a1), balance(b1)
-		s := c.openSession(t, cn1, "adbmgr-e2e-pause")
-		s.run(t, "SET adb.test_pause_after_commit = '10s';")
-		s.run(t, fmt.Sprintf("BEGIN; UPDATE accounts SET balance = balance - 9 WHERE id = %d; UPDATE accounts SET balance = balance + 9 WHERE id = %d;", a1, b1))
-		s.send(t, "COMMIT;")
+		s := pausedTransfer(t, "adb.test_pause_after_commit = '10s'", 9)
 		backendOf(t, true)
 		if err := syscall.Kill(postmasterPID(t, c.node("dn2")), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -365,6 +431,31 @@ func TestTwoPhaseCommit(t *testing.T) {
 			t.Errorf("adb.resolve_prepared with nothing in doubt finished %s", got)
 		}
 		c.checkInvariant(t, "after resolution", begin, total)
+	})
+
+	t.Run("resolved when the coordinator reconnects", func(t *testing.T) {
+		wantB := balance(b1)
+		s := pausedTransfer(t, "adb.test_pause_after_commit = '6s'", 11)
+		backendOf(t, true)
+		if err := syscall.Kill(postmasterPID(t, c.node("dn2")), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		s.wait(t, time.Minute)
+		c.mustRows(t, time.Minute, "START DATANODE MASTER dn2")
+		if n := c.preparedOn(t, "dn2"); n != 1 {
+			t.Fatalf("%d prepared transactions on dn2 after its restart, want 1", n)
+		}
+		// The next transaction across datanodes, in a new session, connects
+		// to dn2 anew: it finishes what is in doubt there (older than 5 s:
+		// the pause saw to that) before its own PREPARE.
+		c.mustNodeSQL(t, cn1, transfer(a2, onDN2[1], 1))
+		if n := c.preparedOn(t, "dn2"); n != 0 {
+			t.Errorf("%d prepared transactions on dn2 after a coordinator reconnected, want 0", n)
+		}
+		if got := balance(b1); got != strconv.Itoa(mustAtoi(t, wantB)+11) {
+			t.Errorf("dn2: balance of %d is %s, want %s + 11 (committed on reconnect)", b1, got, wantB)
+		}
+		c.checkInvariant(t, "after resolution on reconnect", begin, total)
 	})
 }
 
