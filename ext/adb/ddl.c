@@ -524,6 +524,17 @@ catalog_constraint(Oid relid, const char *name)
 }
 
 /*
+ * ddl_lock takes the cluster-wide lock of DDL on distributed table relid
+ * (adb.ddl_lock, on the gtmcoord master) before any lock here.
+ */
+static void
+ddl_lock(Oid relid)
+{
+	spi_call("SELECT adb.ddl_lock(adb.qualified($1::regclass))", OIDOID, ObjectIdGetDatum(relid),
+			 InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
+}
+
+/*
  * alter_table runs ALTER TABLE on distributed table relid: here, then on
  * its shards and the other coordinators; keys go through add_key and
  * drop_key; attaching and detaching partitions (the manager re-pointing
@@ -631,6 +642,16 @@ alter_table(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext c
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("on distributed table \"%s\", ATTACH or DETACH PARTITION goes in an ALTER TABLE of its own",
 						get_rel_name(relid))));
+	if (nparts > 0)
+	{
+		/*
+		 * The manager re-pointing slots (EXPAND) on each coordinator, in
+		 * transactions it holds open together: no cluster-wide lock.
+		 */
+		run_local(pstmt, queryString, false, context, params, queryEnv, dest, qc);
+		return;
+	}
+	ddl_lock(relid);
 	if (key)
 	{
 		add_key(key, relid);
@@ -640,11 +661,6 @@ alter_table(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext c
 	{
 		spi_call("SELECT adb.drop_dist_constraint($1::regclass, $2)",
 				 OIDOID, ObjectIdGetDatum(relid), TEXTOID, TXT(dropkey), InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
-		return;
-	}
-	if (nother == 0)
-	{
-		run_local(pstmt, queryString, false, context, params, queryEnv, dest, qc);
 		return;
 	}
 	split_statement(pstmt, queryString, stmt->relation, insertions, &head, &tail);
@@ -820,6 +836,7 @@ drop_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext co
 				refuse("DROP INDEX of several indexes at once", relid);
 			if (stmt->concurrent)
 				refuse("DROP INDEX CONCURRENTLY", relid);
+			ddl_lock(relid);
 			run_local(pstmt, queryString, false, context, params, queryEnv, dest, qc);
 			spi_call("SELECT adb.drop_dist_index($1::regclass, $2, $3, $4)",
 					 OIDOID, ObjectIdGetDatum(relid), TEXTOID, TXT(nsp), TEXTOID, TXT(name),
@@ -955,6 +972,7 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					break;
 				if (s->renameType == OBJECT_COLUMN)
 				{
+					ddl_lock(relid);
 					rename_column(pstmt, queryString, context, params, queryEnv, dest, qc, s, relid);
 					return;
 				}
@@ -969,6 +987,7 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 				if (OidIsValid(relid = rangevar_dist(s->relation)))
 				{
+					ddl_lock(relid);
 					create_index(pstmt, queryString, context, params, queryEnv, dest, qc, s, relid);
 					return;
 				}

@@ -163,6 +163,32 @@ BEGIN
 END
 $fn$;
 
+-- adb.qualified(rel) is rel's name, schema-qualified and quoted, whatever
+-- the search path.
+CREATE OR REPLACE FUNCTION adb.qualified(rel regclass) RETURNS text
+LANGUAGE sql STABLE AS $fn$
+	SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel
+$fn$;
+
+-- adb.ddl_lock(name) serializes DDL on distributed table name (a quoted
+-- qualified name) across the cluster: a transaction-level advisory lock on
+-- the gtmcoord master, taken before any lock here. Without it two
+-- coordinators changing one table at once would each hold their own copy
+-- and a shard, and wait for ever for the other's.
+CREATE OR REPLACE FUNCTION adb.ddl_lock(name text) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+	gtm text := (SELECT n.name FROM adb.node n WHERE n.type = 'gtmcoord master');
+	sql text := format('SELECT pg_catalog.pg_advisory_xact_lock(%s, %s)', 1633969252, hashtext(name));
+BEGIN
+	IF gtm IS NULL OR gtm = current_setting('cluster_name') THEN
+		EXECUTE sql;
+	ELSE
+		PERFORM adb.remote_exec(gtm, sql);
+	END IF;
+END
+$fn$;
+
 -- adb.locally(sql) runs sql here with adb.propagating on: the hook lets it
 -- through as it is (the caller sends it elsewhere itself).
 CREATE OR REPLACE FUNCTION adb.locally(sql text) RETURNS void
@@ -229,8 +255,8 @@ LANGUAGE sql STABLE AS $fn$
 	                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid AND d.refobjsubid = a.attnum))
 $fn$;
 
--- adb.shard_constraint_sql(name, kind, def) is the statement that gives
--- shard k (%1$s, quoted; %2$s its slot) the key or unique index name.
+-- adb.shard_constraint_sql(rel, name, kind, def) are the statements, one
+-- per slot, that give each shard of rel the key or unique index name.
 CREATE OR REPLACE FUNCTION adb.shard_constraint_sql(rel regclass, name text, kind text, def text) RETURNS text[]
 LANGUAGE sql STABLE AS $fn$
 	SELECT array_agg(CASE WHEN kind = 'unique index'
@@ -345,6 +371,7 @@ BEGIN
 		RAISE EXCEPTION 'table name "%" is too long for a distributed table (at most 58 bytes: shards are named <table>_<slot>)', rel
 			USING ERRCODE = '42622';
 	END IF;
+	PERFORM adb.ddl_lock(format('%I.%I', nsp, rel));
 	SELECT count(*) INTO nslots FROM adb.slot;
 	IF nslots = 0 THEN
 		RAISE EXCEPTION 'the cluster has no datanode master to hold the shards' USING ERRCODE = '55000';
@@ -476,6 +503,7 @@ DECLARE
 	                 (SELECT relname FROM pg_class WHERE oid = tbl));
 	stmts text[];
 BEGIN
+	PERFORM adb.ddl_lock(q);
 	SELECT array_agg(format('DROP TABLE IF EXISTS %s', adb.shard(tbl, k)) ORDER BY k) INTO stmts
 	FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
 	PERFORM adb.on_shards(stmts);
@@ -508,6 +536,7 @@ DECLARE
 	col text := (SELECT dist_column FROM adb.dist_table WHERE rel = tbl);
 	sql text;
 BEGIN
+	PERFORM adb.ddl_lock(q);
 	IF NOT col = ANY (ccols) THEN
 		PERFORM adb.refuse_key((SELECT relname FROM pg_class WHERE oid = tbl));
 	END IF;
@@ -538,6 +567,7 @@ DECLARE
 	nsp text := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
 	stmts text[];
 BEGIN
+	PERFORM adb.ddl_lock(adb.qualified(tbl));
 	SELECT array_agg(CASE WHEN ckind = 'unique index' THEN format('DROP INDEX IF EXISTS %I.%I', nsp, adb.shard_name(cname, k))
 	                      ELSE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', adb.shard(tbl, k), adb.shard_name(cname, k)) END ORDER BY k)
 	INTO stmts FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
