@@ -71,7 +71,8 @@ func (c *testCluster) shardsWithColumn(t *testing.T, dn, table, col string) int 
 // shard — a key that holds across coordinators, defaults, checks, serial
 // values unique across coordinators — refuses what it cannot keep, and
 // DDL through any coordinator reaches every shard and coordinator, or
-// nothing.
+// nothing (a ROLLBACK, a datanode stopped before or during COMMIT), and
+// DDL on one table through two coordinators at once waits its turn.
 func TestDistributedDDL(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
@@ -323,6 +324,47 @@ func TestDistributedDDL(t *testing.T) {
 			}
 			if n := c.preparedOn(t, dn); n != 0 {
 				t.Errorf("%d prepared transactions left on %s", n, dn)
+			}
+		}
+	})
+
+	t.Run("ConcurrentDDLWaits", func(t *testing.T) {
+		if !c.twoPhase(t) {
+			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
+		}
+		s := c.openSession(t, cn1, "adbmgr-e2e-ddl-lock")
+		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN a1 int;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("ALTER TABLE in a transaction on cn1: %s", out)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.nodeSQL(cn2, "ALTER TABLE dd ADD COLUMN a2 int")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("ALTER TABLE through cn2 did not wait for cn1's transaction: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+		if out := s.run(t, "COMMIT;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("COMMIT on cn1: %s", out)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("ALTER TABLE through cn2 after cn1's COMMIT: %v", err)
+			}
+		case <-time.After(25 * time.Second):
+			t.Fatalf("ALTER TABLE through cn2 still waits after cn1's COMMIT")
+		}
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'dd'::regclass AND attname IN ('a1', 'a2')"); v != "a1,a2" {
+				t.Errorf("columns a1, a2 of dd on %s: %q", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if a, b := c.shardsWithColumn(t, dn, "dd", "a1"), c.shardsWithColumn(t, dn, "dd", "a2"); a != 32 || b != 32 {
+				t.Errorf("shards of dd on %s with a1, a2: %d, %d", dn, a, b)
 			}
 		}
 	})
