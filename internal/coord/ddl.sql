@@ -499,8 +499,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION adb.drop_table_everywhere(tbl regclass, cascade boolean) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
-	q text := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
-	                 (SELECT relname FROM pg_class WHERE oid = tbl));
+	q text := adb.qualified(tbl);
 	stmts text[];
 BEGIN
 	PERFORM adb.ddl_lock(q);
@@ -532,7 +531,7 @@ CREATE OR REPLACE FUNCTION adb.add_dist_constraint(tbl regclass, cname text, cki
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
 	nsp text := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl);
-	q text := format('%I.%I', nsp, (SELECT relname FROM pg_class WHERE oid = tbl));
+	q text := adb.qualified(tbl);
 	col text := (SELECT dist_column FROM adb.dist_table WHERE rel = tbl);
 	sql text;
 BEGIN
@@ -572,7 +571,7 @@ BEGIN
 	                      ELSE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', adb.shard(tbl, k), adb.shard_name(cname, k)) END ORDER BY k)
 	INTO stmts FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
 	PERFORM adb.everywhere(format('DELETE FROM adb.dist_constraint WHERE rel = to_regclass(%L) AND name = %L',
-	                              format('%I.%I', nsp, (SELECT relname FROM pg_class WHERE oid = tbl)), cname));
+	                              adb.qualified(tbl), cname));
 	PERFORM adb.on_shards(stmts);
 END
 $fn$;
@@ -601,7 +600,7 @@ BEGIN
 	SELECT array_agg(format('CREATE INDEX %I ON %s USING %s', adb.shard_name(iname, k), adb.shard(tbl, k), def) ORDER BY k)
 	INTO stmts FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
 	PERFORM adb.on_shards(stmts);
-	PERFORM adb.on_coordinators(format('CREATE INDEX %I ON %s USING %s', iname, tbl, def));
+	PERFORM adb.on_coordinators(format('CREATE INDEX %I ON %s USING %s', iname, adb.qualified(tbl), def));
 END
 $fn$;
 
@@ -632,7 +631,7 @@ BEGIN
 	SELECT array_agg(head || adb.shard(tbl, k) || ' ' || tail ORDER BY k)
 	INTO stmts FROM generate_series(0, (SELECT count(*) FROM adb.slot)::integer - 1) k;
 	PERFORM adb.on_shards(stmts);
-	PERFORM adb.on_coordinators(coalesce(catalog || E';\n', '') || head || tbl::text || ' ' || tail);
+	PERFORM adb.on_coordinators(coalesce(catalog || E';\n', '') || head || adb.qualified(tbl) || ' ' || tail);
 END
 $fn$;
 
@@ -645,8 +644,7 @@ CREATE OR REPLACE FUNCTION adb.column_catalog_sql(tbl regclass, col text, newnam
 LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
 	r record;
-	q text := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
-	                 (SELECT relname FROM pg_class WHERE oid = tbl));
+	q text := adb.qualified(tbl);
 BEGIN
 	FOR r IN SELECT name FROM adb.dist_constraint WHERE rel = tbl AND col = ANY (cols) ORDER BY name LOOP
 		IF newname IS NOT NULL THEN
