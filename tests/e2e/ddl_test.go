@@ -43,12 +43,14 @@ func (c *testCluster) wantState(t *testing.T, n nodeSpec, sql, state, msg string
 	}
 }
 
-// twoPhase says whether adb.remote_exec commits with the local
+// needTwoPhase skips t unless adb.remote_exec commits with the local
 // transaction (the library's version), not at once (the first, dblink
 // one): what atomic DDL across nodes needs.
-func (c *testCluster) twoPhase(t *testing.T) bool {
+func (c *testCluster) needTwoPhase(t *testing.T) {
 	t.Helper()
-	return c.nodeValue(t, c.node("cn1"), "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'adb.remote_exec(text, text)'::regprocedure") == "c"
+	if c.nodeValue(t, c.node("cn1"), "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'adb.remote_exec(text, text)'::regprocedure") != "c" {
+		t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
+	}
 }
 
 // shardCount is how many relations on datanode dn are called like pattern
@@ -243,9 +245,7 @@ func TestDistributedDDL(t *testing.T) {
 	})
 
 	t.Run("RollbackLeavesNothing", func(t *testing.T) {
-		if !c.twoPhase(t) {
-			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
-		}
+		c.needTwoPhase(t)
 		c.mustNodeSQL(t, cn1, "BEGIN; CREATE TABLE rb (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb', 'id'); ROLLBACK")
 		for _, n := range coords {
 			if v := c.nodeValue(t, n, "SELECT (to_regclass('rb') IS NULL) || ' ' || (SELECT count(*) FROM adb.dist_table WHERE rel::text = 'rb')"); v != "true 0" {
@@ -264,9 +264,7 @@ func TestDistributedDDL(t *testing.T) {
 	})
 
 	t.Run("DatanodeDownChangesNothing", func(t *testing.T) {
-		if !c.twoPhase(t) {
-			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
-		}
+		c.needTwoPhase(t)
 		c.mustNodeSQL(t, cn1, "CREATE TABLE dd (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('dd', 'id')")
 		c.mustRows(t, time.Minute, "STOP DATANODE MASTER dn2 MODE fast")
 		if state, stderr := c.sqlState(cn1, "ALTER TABLE dd ADD COLUMN w int"); state == "" {
@@ -298,9 +296,7 @@ func TestDistributedDDL(t *testing.T) {
 	})
 
 	t.Run("DatanodeStoppedBeforeCommit", func(t *testing.T) {
-		if !c.twoPhase(t) {
-			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
-		}
+		c.needTwoPhase(t)
 		s := c.openSession(t, cn1, "adbmgr-e2e-ddl")
 		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN late int; CREATE INDEX dd_v ON dd (v); INSERT INTO dd SELECT g, 'b', 0, 1 FROM generate_series(10, 40) g;"); strings.Contains(out, "ERROR") {
 			t.Fatalf("DDL and writes before COMMIT: %s", out)
@@ -329,9 +325,7 @@ func TestDistributedDDL(t *testing.T) {
 	})
 
 	t.Run("ConcurrentDDLWaits", func(t *testing.T) {
-		if !c.twoPhase(t) {
-			t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
-		}
+		c.needTwoPhase(t)
 		s := c.openSession(t, cn1, "adbmgr-e2e-ddl-lock")
 		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN a1 int;"); strings.Contains(out, "ERROR") {
 			t.Fatalf("ALTER TABLE in a transaction on cn1: %s", out)
