@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
@@ -96,35 +97,52 @@ catalog_present(void)
 }
 
 /*
- * spi_value runs sql with text arguments (NULL for an SQL NULL) and is the
+ * spi_value runs sql with arguments (nulls as SPI wants them) and is the
  * first column of its first row, copied into the caller's memory, or NULL.
+ * as_owner runs it as the bootstrap superuser: the hook's look-ups in the
+ * adb schema (is this table distributed?) run for every user's DDL, and a
+ * user without rights on schema adb must still be able to drop a table of
+ * their own.
  */
 static char *
-spi_value(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+spi_value(bool as_owner, const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *res = NULL;
+	Oid			save_user;
+	int			save_sec;
 	int			rc;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_with_args failed: %d", rc);
-	if (SPI_tuptable != NULL && SPI_processed > 0)
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	if (as_owner)
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
 	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+		if (rc < 0)
+			elog(ERROR, "SPI_execute_with_args failed: %d", rc);
+		if (SPI_tuptable != NULL && SPI_processed > 0)
+		{
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-		if (v)
-			res = MemoryContextStrdup(cxt, v);
+			if (v)
+				res = MemoryContextStrdup(cxt, v);
+		}
+		SPI_finish();
 	}
-	SPI_finish();
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
 	return res;
 }
 
-/* spi_call runs sql with one to five arguments of the given types. */
+/* spi_args runs sql with up to five arguments of the given types. */
 static char *
-spi_call(const char *sql, Oid t1, Datum v1, Oid t2, Datum v2, Oid t3, Datum v3,
+spi_args(bool as_owner, const char *sql, Oid t1, Datum v1, Oid t2, Datum v2, Oid t3, Datum v3,
 		 Oid t4, Datum v4, Oid t5, Datum v5, const char *nulls)
 {
 	Oid			types[5] = {t1, t2, t3, t4, t5};
@@ -133,8 +151,12 @@ spi_call(const char *sql, Oid t1, Datum v1, Oid t2, Datum v2, Oid t3, Datum v3,
 
 	while (n < 5 && OidIsValid(types[n]))
 		n++;
-	return spi_value(sql, n, types, values, nulls);
+	return spi_value(as_owner, sql, n, types, values, nulls);
 }
+
+/* spi_call runs sql as the user; lookup reads the adb schema as its owner. */
+#define spi_call(...) spi_args(false, __VA_ARGS__)
+#define lookup(...) spi_args(true, __VA_ARGS__)
 
 #define TXT(s) CStringGetTextDatum(s)
 
@@ -144,7 +166,7 @@ dist_column(Oid relid)
 {
 	if (!OidIsValid(relid))
 		return NULL;
-	return spi_call("SELECT dist_column FROM adb.dist_table WHERE rel = $1::regclass",
+	return lookup("SELECT dist_column FROM adb.dist_table WHERE rel = $1::regclass",
 					OIDOID, ObjectIdGetDatum(relid), InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
 }
 
@@ -519,7 +541,7 @@ add_key(Constraint *c, Oid relid)
 static char *
 catalog_constraint(Oid relid, const char *name)
 {
-	return spi_call("SELECT kind FROM adb.dist_constraint WHERE rel = $1::regclass AND name = $2",
+	return lookup("SELECT kind FROM adb.dist_constraint WHERE rel = $1::regclass AND name = $2",
 					OIDOID, ObjectIdGetDatum(relid), TEXTOID, TXT(name), InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
 }
 
@@ -750,7 +772,7 @@ create_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext 
 		return;
 	}
 	if (stmt->idxname && stmt->if_not_exists &&
-		spi_call("SELECT 1 FROM adb.dist_constraint d JOIN pg_class c ON c.oid = d.rel WHERE d.name = $1 AND c.relnamespace = $2",
+		lookup("SELECT 1 FROM adb.dist_constraint d JOIN pg_class c ON c.oid = d.rel WHERE d.name = $1 AND c.relnamespace = $2",
 				 TEXTOID, TXT(stmt->idxname), OIDOID, ObjectIdGetDatum(get_rel_namespace(relid)),
 				 InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL))
 	{
@@ -848,7 +870,7 @@ drop_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext co
 		values[0] = rv->schemaname ? TXT(rv->schemaname) : (Datum) 0;
 		nulls[0] = rv->schemaname ? ' ' : 'n';
 		values[1] = TXT(rv->relname);
-		found = spi_value("SELECT rel::oid || ' ' || kind FROM adb.find_dist_constraint($1, $2) WHERE rel IS NOT NULL",
+		found = spi_value(true, "SELECT rel::oid || ' ' || kind FROM adb.find_dist_constraint($1, $2) WHERE rel IS NOT NULL",
 						  2, types, values, nulls);
 		if (found)
 		{
@@ -1014,7 +1036,7 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 					foreach(lc, s->objects)
 					{
-						char	   *t = spi_call("SELECT d.rel::text FROM adb.dist_table d JOIN pg_class c ON c.oid = d.rel"
+						char	   *t = lookup("SELECT d.rel::text FROM adb.dist_table d JOIN pg_class c ON c.oid = d.rel"
 												 " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 LIMIT 1",
 												 TEXTOID, TXT(strVal(lfirst(lc))), InvalidOid, 0, InvalidOid, 0,
 												 InvalidOid, 0, InvalidOid, 0, NULL);
@@ -1333,7 +1355,7 @@ adb_dist_nextval(PG_FUNCTION_ARGS)
 	if (b->next < b->n)
 		PG_RETURN_INT64(b->vals[b->next++]);
 
-	gtm = spi_call("SELECT name FROM adb.node WHERE type = 'gtmcoord master'", InvalidOid, 0, InvalidOid, 0,
+	gtm = lookup("SELECT name FROM adb.node WHERE type = 'gtmcoord master'", InvalidOid, 0, InvalidOid, 0,
 				   InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
 	if (gtm == NULL)
 		ereport(ERROR,
@@ -1341,7 +1363,7 @@ adb_dist_nextval(PG_FUNCTION_ARGS)
 				 errmsg("the cluster has no gtmcoord master to hand out values of sequence %s", get_rel_name(seq))));
 	if (cluster_name != NULL && strcmp(gtm, cluster_name) == 0)
 		return DirectFunctionCall1(nextval_oid, ObjectIdGetDatum(seq));
-	conninfo = spi_call("SELECT adb.conninfo($1)", TEXTOID, TXT(gtm), InvalidOid, 0, InvalidOid, 0,
+	conninfo = lookup("SELECT adb.conninfo($1)", TEXTOID, TXT(gtm), InvalidOid, 0, InvalidOid, 0,
 						InvalidOid, 0, InvalidOid, 0, NULL);
 	if (conninfo == NULL)
 		elog(ERROR, "no connection string for %s", gtm);

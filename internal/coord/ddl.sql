@@ -51,9 +51,10 @@ ON CONFLICT DO NOTHING;
 
 -- adb.forget_dropped() takes a table dropped by any path (DROP OWNED, a
 -- DBA's DROP … CASCADE) out of adb.dist_table and adb.dist_constraint, so
--- that a new table given its oid is not taken for a distributed one.
+-- that a new table given its oid is not taken for a distributed one. It
+-- runs as its owner: every user's DROP fires it.
 CREATE OR REPLACE FUNCTION adb.forget_dropped() RETURNS event_trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
 	DELETE FROM adb.dist_constraint WHERE rel::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
 	                                                  WHERE classid = 'pg_class'::regclass AND objsubid = 0);
