@@ -101,6 +101,14 @@ func TestDistributedDDL(t *testing.T) {
 		t.Errorf("create_distributed_table took %s ms", ms)
 	}
 
+	t.Run("PlainTablesOfAnyUser", func(t *testing.T) {
+		// The hook looks at every DDL on a coordinator; a user with no
+		// rights on schema adb still does DDL on tables of their own.
+		c.mustNodeSQL(t, cn1, `CREATE ROLE ddl_user; GRANT CREATE ON SCHEMA public TO ddl_user; SET ROLE ddl_user;
+			CREATE TABLE mine (a int); ALTER TABLE mine ADD COLUMN b int; CREATE INDEX ON mine (a); TRUNCATE mine; DROP TABLE mine;
+			RESET ROLE; REVOKE CREATE ON SCHEMA public FROM ddl_user; DROP ROLE ddl_user`)
+	})
+
 	t.Run("KeyHoldsAcrossCoordinators", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, "INSERT INTO acct (id, v) VALUES (1, 'one')")
 		c.wantState(t, cn2, "INSERT INTO acct (id, v) VALUES (1, 'again')", "23505", "duplicate key")
