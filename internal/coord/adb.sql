@@ -1,7 +1,8 @@
 -- The adb schema the manager installs on every coordinator and on the
--- gtmcoord master (DESIGN §2–3): the node list, the slot map, and the
--- functions that create and drop distributed tables. They run on the
--- coordinators themselves, with dblink, so DDL works with the manager down.
+-- gtmcoord master (DESIGN §2–3): the node list, the slot map, and how this
+-- node reaches the others. Distributed tables and their DDL are in ddl.sql;
+-- they run on the coordinators themselves, so DDL works with the manager
+-- down.
 CREATE EXTENSION IF NOT EXISTS postgres_fdw;
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE SCHEMA IF NOT EXISTS adb;
@@ -198,116 +199,5 @@ BEGIN
 	-- Gone meanwhile (a DBA's fix): not lost any more.
 	DELETE FROM adb.lost l WHERE NOT EXISTS (SELECT 1 FROM pg_foreign_server s WHERE s.srvname = l.name)
 	                         AND NOT EXISTS (SELECT 1 FROM adb.slot WHERE node = l.name);
-END
-$fn$;
-
--- adb.attach_distributed_table builds, on this coordinator, the parent table
--- (hash-partitioned on col) and one foreign-table partition per slot.
--- The original local table, if any, must be empty and is replaced.
-CREATE OR REPLACE FUNCTION adb.attach_distributed_table(nsp text, rel text, col text, cols text)
-RETURNS void LANGUAGE plpgsql AS $fn$
-DECLARE
-	nslots integer;
-	nonempty boolean;
-	r record;
-BEGIN
-	SELECT count(*) INTO nslots FROM adb.slot;
-	IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = nsp) THEN
-		EXECUTE format('CREATE SCHEMA %I', nsp);
-	END IF;
-	-- A table of that name on this coordinator is replaced only when it
-	-- holds nothing: coordinators are separate servers, and a table with
-	-- rows here is not the one being distributed.
-	IF to_regclass(format('%I.%I', nsp, rel)) IS NOT NULL THEN
-		IF EXISTS (SELECT 1 FROM pg_class WHERE oid = to_regclass(format('%I.%I', nsp, rel)) AND relkind = 'r') THEN
-			EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I)', nsp, rel) INTO nonempty;
-			IF nonempty THEN
-				RAISE EXCEPTION 'table %.% on coordinator % is not empty', nsp, rel, current_setting('cluster_name');
-			END IF;
-		END IF;
-		EXECUTE format('DROP TABLE %I.%I', nsp, rel);
-	END IF;
-	EXECUTE format('CREATE TABLE %I.%I (%s) PARTITION BY HASH (%I)', nsp, rel, cols, col);
-	FOR r IN SELECT slot, node FROM adb.slot ORDER BY slot LOOP
-		EXECUTE format('CREATE FOREIGN TABLE %I.%I PARTITION OF %I.%I FOR VALUES WITH (MODULUS %s, REMAINDER %s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
-			nsp, rel || '_' || r.slot, nsp, rel, nslots, r.slot, r.node, nsp, rel || '_' || r.slot);
-	END LOOP;
-END
-$fn$;
-
--- adb.create_distributed_table('t', 'col') turns the empty table t into a
--- distributed table: a shard table t_<k> per slot on the datanode owning
--- the slot, and on every coordinator t partitioned by hash(col) over foreign
--- tables pointing at the shards (Citus's convention).
-CREATE OR REPLACE FUNCTION adb.create_distributed_table(tbl regclass, col text)
-RETURNS void LANGUAGE plpgsql AS $fn$
-DECLARE
-	nsp text;
-	rel text;
-	cols text;
-	nonempty boolean;
-	r record;
-	me text := current_setting('cluster_name');
-BEGIN
-	IF current_database() <> 'postgres' THEN
-		RAISE EXCEPTION 'distributed tables live in database postgres, not %', current_database();
-	END IF;
-	SELECT n.nspname, c.relname INTO nsp, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.oid = tbl AND c.relkind = 'r';
-	IF rel IS NULL THEN
-		RAISE EXCEPTION '% is not a plain table', tbl;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
-		RAISE EXCEPTION 'column "%" of table % does not exist', col, tbl;
-	END IF;
-	EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO nonempty;
-	IF nonempty THEN
-		RAISE EXCEPTION 'table % is not empty', tbl USING HINT = 'Create the distributed table empty, then load it.';
-	END IF;
-	IF octet_length(rel) > 58 THEN
-		RAISE EXCEPTION 'table name "%" is too long for a distributed table (at most 58 bytes: shards are named <table>_<slot>)', rel;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM adb.slot) THEN
-		RAISE EXCEPTION 'the cluster has no datanode master to hold the shards';
-	END IF;
-	SELECT string_agg(format('%I %s', attname, format_type(atttypid, atttypmod)) || CASE WHEN attnotnull THEN ' NOT NULL' ELSE '' END,
-	                  ', ' ORDER BY attnum)
-	INTO cols FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped;
-	FOR r IN SELECT s.slot, s.node FROM adb.slot s ORDER BY s.slot LOOP
-		PERFORM dblink_exec(adb.conninfo(r.node),
-			format('SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS %I; CREATE TABLE IF NOT EXISTS %I.%I (%s)',
-			       nsp, nsp, rel || '_' || r.slot, cols));
-	END LOOP;
-	PERFORM adb.attach_distributed_table(nsp, rel, col, cols);
-	FOR r IN SELECT name FROM adb.node WHERE type IN ('coordinator master', 'gtmcoord master') AND name <> me LOOP
-		-- dblink_exec runs commands that return no rows: wrap the call.
-		PERFORM dblink_exec(adb.conninfo(r.name),
-			format('DO %L', format('BEGIN PERFORM adb.attach_distributed_table(%L, %L, %L, %L); END', nsp, rel, col, cols)));
-	END LOOP;
-END
-$fn$;
-
--- adb.drop_distributed_table('t') drops t on every coordinator and its
--- shards on every datanode.
-CREATE OR REPLACE FUNCTION adb.drop_distributed_table(tbl regclass)
-RETURNS void LANGUAGE plpgsql AS $fn$
-DECLARE
-	nsp text;
-	rel text;
-	r record;
-	me text := current_setting('cluster_name');
-BEGIN
-	SELECT n.nspname, c.relname INTO nsp, rel FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	WHERE c.oid = tbl AND c.relkind = 'p';
-	IF rel IS NULL THEN
-		RAISE EXCEPTION '% is not a distributed table', tbl;
-	END IF;
-	FOR r IN SELECT name FROM adb.node WHERE type IN ('coordinator master', 'gtmcoord master') AND name <> me LOOP
-		PERFORM dblink_exec(adb.conninfo(r.name), format('DROP TABLE IF EXISTS %I.%I', nsp, rel));
-	END LOOP;
-	EXECUTE format('DROP TABLE %I.%I', nsp, rel);
-	FOR r IN SELECT slot, node FROM adb.slot ORDER BY slot LOOP
-		PERFORM dblink_exec(adb.conninfo(r.node), format('DROP TABLE IF EXISTS %I.%I', nsp, rel || '_' || r.slot));
-	END LOOP;
 END
 $fn$;

@@ -1,0 +1,373 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sqlState runs sql on node n as a DBA's psql would, with VERBOSITY
+// verbose, and is the SQLSTATE of the error it ends with ("" when it
+// succeeds) and psql's error output.
+func (c *testCluster) sqlState(n nodeSpec, sql string) (string, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", c.dbUser(),
+		"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-A", "-t", "-c", sql)
+	cmd.Env = append(os.Environ(), c.nodeEnv()...)
+	var e strings.Builder
+	cmd.Stderr = &e
+	if err := cmd.Run(); err == nil {
+		return "", ""
+	}
+	if m := regexp.MustCompile(`ERROR:  ([0-9A-Z]{5}):`).FindStringSubmatch(e.String()); m != nil {
+		return m[1], e.String()
+	}
+	return "?", e.String()
+}
+
+// wantState fails t unless sql on n fails with SQLSTATE state and, when
+// msg is not empty, a message that holds msg.
+func (c *testCluster) wantState(t *testing.T, n nodeSpec, sql, state, msg string) {
+	t.Helper()
+	got, stderr := c.sqlState(n, sql)
+	if got != state || !strings.Contains(stderr, msg) {
+		t.Errorf("%s on %s: SQLSTATE %q, want %s %q; stderr:\n%s", sql, n.Name, got, state, msg, stderr)
+	}
+}
+
+// needTwoPhase skips t unless adb.remote_exec commits with the local
+// transaction (the library's version), not at once (the first, dblink
+// one): what atomic DDL across nodes needs.
+func (c *testCluster) needTwoPhase(t *testing.T) {
+	t.Helper()
+	if c.nodeValue(t, c.node("cn1"), "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = 'adb.remote_exec(text, text)'::regprocedure") != "c" {
+		t.Skip("waits for the two-phase adb.remote_exec (ext/adb/twophase.c)")
+	}
+}
+
+// shardCount is how many relations on datanode dn are called like pattern
+// (a LIKE pattern) with relkind kind.
+func (c *testCluster) shardCount(t *testing.T, dn, pattern, kind string) int {
+	t.Helper()
+	v, _ := strconv.Atoi(c.nodeValue(t, c.node(dn), fmt.Sprintf("SELECT count(*) FROM pg_class WHERE relname LIKE '%s' AND relkind = '%s'", pattern, kind)))
+	return v
+}
+
+// shardsWithColumn is how many shards of table on datanode dn have column col.
+func (c *testCluster) shardsWithColumn(t *testing.T, dn, table, col string) int {
+	t.Helper()
+	v, _ := strconv.Atoi(c.nodeValue(t, c.node(dn), fmt.Sprintf(`SELECT count(*) FROM pg_attribute a JOIN pg_class r ON r.oid = a.attrelid
+		WHERE r.relname ~ '^%s_[0-9]+$' AND r.relkind = 'r' AND a.attname = '%s' AND NOT a.attisdropped`, table, col)))
+	return v
+}
+
+// TestDistributedDDL: a distributed table keeps its definition on every
+// shard — a key that holds across coordinators, defaults, checks, serial
+// values unique across coordinators — refuses what it cannot keep, and
+// DDL through any coordinator reaches every shard and coordinator, or
+// nothing (a ROLLBACK, a datanode stopped before or during COMMIT), and
+// DDL on one table through two coordinators at once waits its turn.
+func TestDistributedDDL(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "coordinator master", "cn2", "", "h3", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn2", "", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	cn1, cn2, gc := c.node("cn1"), c.node("cn2"), c.node("gc")
+	coords := []nodeSpec{cn1, cn2, gc}
+
+	rows := c.mustNodeSQL(t, cn1, `CREATE TABLE acct (id bigint PRIMARY KEY, v text NOT NULL DEFAULT 'new' CHECK (v <> 'bad'), n int DEFAULT 7);
+		SELECT adb.create_distributed_table('acct', 'id');
+		SELECT (extract(epoch FROM clock_timestamp() - now()) * 1000)::int`)
+	t.Logf("CREATE TABLE + create_distributed_table over 64 slots, first in the cluster: %s ms", rows[len(rows)-1][0])
+	// The second one, with the connections' caches warm (each psql is a
+	// new session: it connects to every node again).
+	rows = c.mustNodeSQL(t, cn2, `CREATE TABLE warm (id int, v text, PRIMARY KEY (id)); SELECT adb.create_distributed_table('warm', 'id');
+		SELECT (extract(epoch FROM clock_timestamp() - now()) * 1000)::int`)
+	ms := rows[len(rows)-1][0]
+	t.Logf("CREATE TABLE + create_distributed_table over 64 slots: %s ms", ms)
+	if v, _ := strconv.Atoi(ms); v > 1500 {
+		t.Errorf("create_distributed_table took %s ms", ms)
+	}
+
+	t.Run("PlainTablesOfAnyUser", func(t *testing.T) {
+		// The hook looks at every DDL on a coordinator; a user with no
+		// rights on schema adb still does DDL on tables of their own.
+		c.mustNodeSQL(t, cn1, `CREATE ROLE ddl_user; GRANT CREATE ON SCHEMA public TO ddl_user; SET ROLE ddl_user;
+			CREATE TABLE mine (a int); ALTER TABLE mine ADD COLUMN b int; CREATE INDEX ON mine (a); TRUNCATE mine; DROP TABLE mine;
+			RESET ROLE; REVOKE CREATE ON SCHEMA public FROM ddl_user; DROP ROLE ddl_user`)
+	})
+
+	t.Run("KeyHoldsAcrossCoordinators", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, "INSERT INTO acct (id, v) VALUES (1, 'one')")
+		c.wantState(t, cn2, "INSERT INTO acct (id, v) VALUES (1, 'again')", "23505", "duplicate key")
+		c.wantState(t, gc, "INSERT INTO acct (id, v) VALUES (1, 'again')", "23505", "duplicate key")
+		if v := c.nodeValue(t, cn2, "SELECT count(*) || ' ' || max(v) FROM acct WHERE id = 1"); v != "1 one" {
+			t.Errorf("rows of id 1: %s", v)
+		}
+	})
+
+	t.Run("DefaultsAndChecks", func(t *testing.T) {
+		c.mustNodeSQL(t, cn2, "INSERT INTO acct (id) VALUES (2)")
+		if v := c.nodeValue(t, gc, "SELECT v || ' ' || n FROM acct WHERE id = 2"); v != "new 7" {
+			t.Errorf("defaults of a row written through cn2: %q", v)
+		}
+		c.wantState(t, cn1, "INSERT INTO acct (id, v) VALUES (3, 'bad')", "23514", "acct_v_check")
+		c.wantState(t, cn1, "INSERT INTO acct (id, v) VALUES (3, NULL)", "23502", "")
+		// The shards hold the key and the check themselves.
+		for _, dn := range []string{"dn1", "dn2"} {
+			if v := c.nodeValue(t, c.node(dn), `SELECT count(*) FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
+				WHERE r.relname LIKE 'acct\_%' AND c.contype IN ('p', 'c')`); v != "64" {
+				t.Errorf("keys and checks on the shards of %s: %s, want 64 (32 shards × 2)", dn, v)
+			}
+		}
+		if v := c.nodeValue(t, cn2, "SELECT name || ' ' || kind || ' ' || def FROM adb.dist_constraint WHERE rel = 'acct'::regclass"); v != "acct_pkey primary key PRIMARY KEY (id)" {
+			t.Errorf("adb.dist_constraint on cn2: %q", v)
+		}
+	})
+
+	t.Run("KeyWithoutDistributionColumnRefused", func(t *testing.T) {
+		c.wantState(t, cn1, "CREATE TABLE badkey (id int, code int PRIMARY KEY); SELECT adb.create_distributed_table('badkey', 'id')",
+			"0A000", `cannot create constraint on "badkey"`)
+		c.wantState(t, cn1, "CREATE TABLE badu (id int, code int UNIQUE); SELECT adb.create_distributed_table('badu', 'id')",
+			"0A000", "Distributed relations cannot have UNIQUE, EXCLUDE, or PRIMARY KEY constraints that do not include the partition column")
+		c.wantState(t, cn2, "ALTER TABLE acct ADD UNIQUE (n)", "0A000", `cannot create constraint on "acct"`)
+		c.wantState(t, cn2, "CREATE UNIQUE INDEX ON acct (n)", "0A000", "unique indexes on non-partition columns")
+		c.wantState(t, cn1, "CREATE TABLE fkp (id int PRIMARY KEY); CREATE TABLE fkc (id int REFERENCES fkp); SELECT adb.create_distributed_table('fkc', 'id')",
+			"0A000", `foreign key "fkc_id_fkey"`)
+		c.wantState(t, cn1, "CREATE TRIGGER tr BEFORE INSERT ON acct FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+			"0A000", `CREATE TRIGGER is not supported on distributed table "acct"`)
+		c.wantState(t, cn1, "ALTER TABLE acct RENAME TO acct2", "0A000", "RENAME TO is not supported")
+	})
+
+	t.Run("SerialUniqueAcrossCoordinators", func(t *testing.T) {
+		c.mustNodeSQL(t, cn2, "CREATE TABLE ev (id bigserial PRIMARY KEY, src text); SELECT adb.create_distributed_table('ev', 'id')")
+		var wg sync.WaitGroup
+		errs := make(chan error, 9)
+		for _, n := range coords {
+			for i := 0; i < 3; i++ {
+				wg.Add(1)
+				go func(n nodeSpec) {
+					defer wg.Done()
+					for j := 0; j < 5; j++ {
+						if _, err := c.nodeSQL(n, fmt.Sprintf("INSERT INTO ev (src) SELECT %s FROM generate_series(1, 40)", "'"+n.Name+"'")); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}(n)
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("insert with a serial id: %v", err)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || count(DISTINCT src) FROM ev"); v != "1800 1800 3" {
+			t.Errorf("rows, distinct ids, coordinators: %s, want 1800 1800 3", v)
+		}
+	})
+
+	t.Run("AlterTableReachesEveryone", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, "ALTER TABLE acct ADD COLUMN note text DEFAULT 'n' CHECK (note <> 'x')")
+		c.mustNodeSQL(t, cn2, "ALTER TABLE acct RENAME COLUMN v TO label")
+		c.mustNodeSQL(t, gc, "ALTER TABLE acct ALTER COLUMN n SET DEFAULT 9, ALTER COLUMN n SET NOT NULL")
+		for i, n := range coords {
+			c.mustNodeSQL(t, n, fmt.Sprintf("INSERT INTO acct (id, label) VALUES (%d, 'via %s')", 100+i, n.Name))
+		}
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT string_agg(id || ':' || label || ':' || n || ':' || note, ',' ORDER BY id) FROM acct WHERE id >= 100"); v != "100:via cn1:9:n,101:via cn2:9:n,102:via gc:9:n" {
+				t.Errorf("acct through %s: %s", n.Name, v)
+			}
+		}
+		c.wantState(t, cn2, "INSERT INTO acct (id, note) VALUES (200, 'x')", "23514", "acct_note_check")
+		c.mustNodeSQL(t, cn2, "ALTER TABLE acct DROP COLUMN note")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT count(*) FROM acct WHERE label LIKE 'via%'"); v != "3" {
+				t.Errorf("acct through %s after DROP COLUMN: %s", n.Name, v)
+			}
+		}
+		if n := c.shardsWithColumn(t, "dn1", "acct", "label"); n != 32 {
+			t.Errorf("shards of dn1 with column label: %d", n)
+		}
+		c.wantState(t, cn1, "ALTER TABLE acct SET UNLOGGED", "0A000", "SET UNLOGGED is not supported")
+	})
+
+	t.Run("IndexesOnEveryShard", func(t *testing.T) {
+		c.mustNodeSQL(t, cn2, "CREATE INDEX acct_label ON acct (label)")
+		c.mustNodeSQL(t, cn1, "CREATE UNIQUE INDEX acct_id_label ON acct (id, label)")
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardCount(t, dn, "acct\\_label\\_%", "i"); n != 32 {
+				t.Errorf("index acct_label on %s: %d shards, want 32", dn, n)
+			}
+			if n := c.shardCount(t, dn, "acct\\_id\\_label\\_%", "i"); n != 32 {
+				t.Errorf("unique index acct_id_label on %s: %d shards, want 32", dn, n)
+			}
+		}
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT (to_regclass('acct_label') IS NOT NULL) || ' ' || (SELECT kind FROM adb.dist_constraint WHERE name = 'acct_id_label')"); v != "true unique index" {
+				t.Errorf("indexes of acct on %s: %s", n.Name, v)
+			}
+		}
+		c.mustNodeSQL(t, gc, "DROP INDEX acct_label")
+		c.mustNodeSQL(t, cn2, "DROP INDEX acct_id_label")
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardCount(t, dn, "acct\\_label\\_%", "i") + c.shardCount(t, dn, "acct\\_id\\_label\\_%", "i"); n != 0 {
+				t.Errorf("%d shard indexes left on %s after DROP INDEX", n, dn)
+			}
+		}
+		if v := c.nodeValue(t, cn1, "SELECT (to_regclass('acct_label') IS NULL) || ' ' || count(*) FROM adb.dist_constraint WHERE name = 'acct_id_label'"); v != "true 0" {
+			t.Errorf("indexes of acct on cn1 after DROP INDEX: %s", v)
+		}
+	})
+
+	t.Run("TruncateAndDrop", func(t *testing.T) {
+		c.mustNodeSQL(t, gc, "TRUNCATE acct")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT count(*) FROM acct"); v != "0" {
+				t.Errorf("acct through %s after TRUNCATE: %s rows", n.Name, v)
+			}
+		}
+		c.mustNodeSQL(t, cn2, "DROP TABLE acct")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT (to_regclass('acct') IS NULL) || ' ' || (SELECT count(*) FROM adb.dist_constraint)"); !strings.HasPrefix(v, "true") {
+				t.Errorf("acct on %s after DROP TABLE: %s", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardCount(t, dn, "acct\\_%", "r"); n != 0 {
+				t.Errorf("%d shards of acct left on %s", n, dn)
+			}
+		}
+	})
+
+	t.Run("RollbackLeavesNothing", func(t *testing.T) {
+		c.needTwoPhase(t)
+		c.mustNodeSQL(t, cn1, "BEGIN; CREATE TABLE rb (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb', 'id'); ROLLBACK")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT (to_regclass('rb') IS NULL) || ' ' || (SELECT count(*) FROM adb.dist_table WHERE rel::text = 'rb')"); v != "true 0" {
+				t.Errorf("rb on %s after ROLLBACK: %s", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardCount(t, dn, "rb\\_%", "r"); n != 0 {
+				t.Errorf("%d shards of rb left on %s after ROLLBACK", n, dn)
+			}
+		}
+		c.mustNodeSQL(t, cn1, "CREATE TABLE rb (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb', 'id'); INSERT INTO rb VALUES (1, 'a')")
+		if v := c.nodeValue(t, cn2, "SELECT count(*) FROM rb"); v != "1" {
+			t.Errorf("rb through cn2 after the retry: %s rows", v)
+		}
+	})
+
+	t.Run("DatanodeDownChangesNothing", func(t *testing.T) {
+		c.needTwoPhase(t)
+		c.mustNodeSQL(t, cn1, "CREATE TABLE dd (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('dd', 'id')")
+		c.mustRows(t, time.Minute, "STOP DATANODE MASTER dn2 MODE fast")
+		if state, stderr := c.sqlState(cn1, "ALTER TABLE dd ADD COLUMN w int"); state == "" {
+			t.Errorf("ALTER TABLE with dn2 stopped succeeded")
+		} else {
+			t.Logf("ALTER TABLE with dn2 stopped: %s %s", state, strings.TrimSpace(stderr))
+		}
+		if state, _ := c.sqlState(cn2, "CREATE TABLE dd2 (id int); SELECT adb.create_distributed_table('dd2', 'id')"); state == "" {
+			t.Errorf("create_distributed_table with dn2 stopped succeeded")
+		}
+		c.mustRows(t, time.Minute, "START DATANODE MASTER dn2")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT count(*) || ' ' || (to_regclass('dd2') IS NULL) FROM pg_attribute WHERE attrelid = 'dd'::regclass AND attname = 'w'"); v != "0 true" {
+				t.Errorf("dd on %s after the failed DDL: %s", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardsWithColumn(t, dn, "dd", "w"); n != 0 {
+				t.Errorf("shards of dd on %s with column w: %d", dn, n)
+			}
+			if n := c.shardCount(t, dn, "dd2\\_%", "r"); n != 0 {
+				t.Errorf("%d shards of dd2 left on %s", n, dn)
+			}
+		}
+		c.mustNodeSQL(t, cn1, "ALTER TABLE dd ADD COLUMN w int; INSERT INTO dd VALUES (1, 'a', 2)")
+		if v := c.nodeValue(t, gc, "SELECT w FROM dd"); v != "2" {
+			t.Errorf("dd through gc after the retry: %s", v)
+		}
+	})
+
+	t.Run("DatanodeStoppedBeforeCommit", func(t *testing.T) {
+		c.needTwoPhase(t)
+		s := c.openSession(t, cn1, "adbmgr-e2e-ddl")
+		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN late int; CREATE INDEX dd_v ON dd (v); INSERT INTO dd SELECT g, 'b', 0, 1 FROM generate_series(10, 40) g;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("DDL and writes before COMMIT: %s", out)
+		}
+		c.mustRows(t, time.Minute, "STOP DATANODE MASTER dn2 MODE immediate")
+		if out := s.run(t, "COMMIT;"); !strings.Contains(out, "ERROR") {
+			t.Errorf("COMMIT with dn2 stopped answered:\n%s", out)
+		}
+		c.mustRows(t, time.Minute, "START DATANODE MASTER dn2")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT count(*) || ' ' || (to_regclass('dd_v') IS NULL) || ' ' || (SELECT count(*) FROM dd) FROM pg_attribute WHERE attrelid = 'dd'::regclass AND attname = 'late'"); v != "0 true 1" {
+				t.Errorf("dd on %s after the failed COMMIT (column late, no index dd_v, rows): %s", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if n := c.shardsWithColumn(t, dn, "dd", "late"); n != 0 {
+				t.Errorf("shards of dd on %s with column late: %d", dn, n)
+			}
+			if n := c.shardCount(t, dn, "dd\\_v\\_%", "i"); n != 0 {
+				t.Errorf("%d shard indexes dd_v left on %s", n, dn)
+			}
+			if n := c.preparedOn(t, dn); n != 0 {
+				t.Errorf("%d prepared transactions left on %s", n, dn)
+			}
+		}
+	})
+
+	t.Run("ConcurrentDDLWaits", func(t *testing.T) {
+		c.needTwoPhase(t)
+		s := c.openSession(t, cn1, "adbmgr-e2e-ddl-lock")
+		if out := s.run(t, "BEGIN; ALTER TABLE dd ADD COLUMN a1 int;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("ALTER TABLE in a transaction on cn1: %s", out)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.nodeSQL(cn2, "ALTER TABLE dd ADD COLUMN a2 int")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("ALTER TABLE through cn2 did not wait for cn1's transaction: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+		if out := s.run(t, "COMMIT;"); strings.Contains(out, "ERROR") {
+			t.Fatalf("COMMIT on cn1: %s", out)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("ALTER TABLE through cn2 after cn1's COMMIT: %v", err)
+			}
+		case <-time.After(25 * time.Second):
+			t.Fatalf("ALTER TABLE through cn2 still waits after cn1's COMMIT")
+		}
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'dd'::regclass AND attname IN ('a1', 'a2')"); v != "a1,a2" {
+				t.Errorf("columns a1, a2 of dd on %s: %q", n.Name, v)
+			}
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			if a, b := c.shardsWithColumn(t, dn, "dd", "a1"), c.shardsWithColumn(t, dn, "dd", "a2"); a != 32 || b != 32 {
+				t.Errorf("shards of dd on %s with a1, a2: %d, %d", dn, a, b)
+			}
+		}
+	})
+}
