@@ -11,6 +11,7 @@
 #define ADB_H
 
 extern void adb_twophase_init(void);
+extern void adb_twophase_note_write(Oid serverid, Oid userid);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 

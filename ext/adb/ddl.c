@@ -1155,13 +1155,18 @@ fdw_resolve(void)
 		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
 }
 
-/* fdw_conn is postgres_fdw's connection to server node, as this user. */
+/*
+ * fdw_conn is postgres_fdw's connection to server node, as this user, for
+ * statements that write there: the two-phase commit counts the node among
+ * this transaction's writers.
+ */
 static PGconn *
 fdw_conn(const char *node)
 {
 	ForeignServer *srv = GetForeignServerByName(node, false);
 
 	fdw_resolve();
+	adb_twophase_note_write(srv->serverid, GetUserId());
 	return fdw_get_connection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
 }
 
@@ -1190,7 +1195,7 @@ PG_FUNCTION_INFO_V1(adb_shards_exec);
  * same transaction, and an ALTER TABLE's lock would wait forever for a
  * write through postgres_fdw in the same transaction, which waits for the
  * ALTER. The remote transactions commit or roll back with this one (by
- * two-phase commit when several nodes wrote: adb.on_shards makes
+ * two-phase commit when several nodes wrote: fdw_conn makes
  * ext/adb/twophase.c count the datanodes among the writers). The datanodes
  * work at once: every batch is sent before any answer is read (building 64
  * shards' indexes is mostly the datanodes' fsyncs). The first error is

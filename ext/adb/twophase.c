@@ -785,6 +785,17 @@ note_fdw_target(Oid serverid, Oid userid)
 }
 
 /*
+ * adb_twophase_note_write is note_fdw_target for the other parts of the
+ * library: ddl.c's shard DDL, sent over postgres_fdw's connection outside
+ * the executor, makes that datanode a writer of this transaction.
+ */
+void
+adb_twophase_note_write(Oid serverid, Oid userid)
+{
+	note_fdw_target(serverid, userid);
+}
+
+/*
  * note_result_rels looks at a statement's result relations: a foreign one
  * is a remote write (as the user postgres_fdw connected as: the range table
  * entry's checkAsUser, else the current user — for a partition opened by

@@ -125,26 +125,18 @@ AS 'adb', 'adb_shards_exec' LANGUAGE C STRICT;
 -- for every slot: one remote call per datanode, all of its shards in one
 -- batch, the datanodes at once, over postgres_fdw's connection
 -- (adb.shards_exec), so that the statements that follow in this
--- transaction see what it did. An empty
--- write through one of the datanode's foreign tables makes the two-phase
--- commit (ext/adb/twophase.c) count the datanode among the writers.
+-- transaction see what it did; the two-phase commit (ext/adb/twophase.c)
+-- counts those datanodes among the writers.
 -- What the batch sets is set back, as postgres_fdw's session wants it.
 CREATE OR REPLACE FUNCTION adb.on_shards(stmts text[]) RETURNS void
 LANGUAGE plpgsql AS $fn$
 DECLARE
-	r record;
 	pre text := 'SET LOCAL client_min_messages = warning; ' || adb.search_path_sql() || E';\n';
 	post text := E';\nSET LOCAL search_path = pg_catalog; SET LOCAL client_min_messages TO DEFAULT';
 BEGIN
 	PERFORM adb.shards_exec(array_agg(b.node ORDER BY b.node), array_agg(pre || b.batch || post ORDER BY b.node))
 	FROM (SELECT s.node, string_agg(stmts[s.slot + 1], E';\n' ORDER BY s.slot) AS batch
 	      FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL GROUP BY s.node) b;
-	FOR r IN SELECT DISTINCT ON (fs.srvname) ft.ftrelid::regclass AS ft
-	         FROM pg_foreign_table ft JOIN pg_foreign_server fs ON fs.oid = ft.ftserver
-	         WHERE fs.srvname IN (SELECT s.node FROM adb.slot s WHERE stmts[s.slot + 1] IS NOT NULL)
-	         ORDER BY fs.srvname, ft.ftrelid LOOP
-		EXECUTE format('DELETE FROM %s WHERE false', r.ft);
-	END LOOP;
 END
 $fn$;
 
