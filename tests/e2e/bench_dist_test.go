@@ -38,7 +38,9 @@ import (
 // COPY [≥ 0.5]; create_distributed_table of a 64-slot table [< 500 ms]. For
 // reading the INSERT figures it also runs the INSERT straight on datanode
 // dn1 (a shard table): the plain server has no sync slave to wait for at
-// each commit, the datanodes do.
+// each commit, the datanodes do. With ADBMGR_BENCH_UNTUNED set, the
+// coordinator's datanode servers lose their tuning options (fetch_size,
+// batch_size, async_capable) once the tables are loaded.
 func BenchmarkDistributed(b *testing.B) {
 	trials := envInt("ADBMGR_BENCH_TRIALS", 3)
 	secs := strconv.Itoa(envInt("ADBMGR_BENCH_SECONDS", 10))
@@ -85,6 +87,17 @@ END $$`)
 		c.mustNodeSQL(b, c.node(dn), "VACUUM ANALYZE")
 	}
 	c.mustNodeSQL(b, c.node("cn1"), "ANALYZE bench_kv; ANALYZE bench_big")
+	if os.Getenv("ADBMGR_BENCH_UNTUNED") != "" {
+		// The figures without the servers' tuning (coord.EnsureServer),
+		// for comparison: postgres_fdw's defaults.
+		c.mustNodeSQL(b, c.node("cn1"), `DO $$
+DECLARE r record;
+BEGIN
+	FOR r IN SELECT srvname FROM pg_foreign_server LOOP
+		EXECUTE format('ALTER SERVER %I OPTIONS (DROP fetch_size, DROP batch_size, DROP async_capable)', r.srvname);
+	END LOOP;
+END $$`)
+	}
 
 	// COPY reads a file on the server's side: both servers run here as
 	// the same OS user, so one file serves both.
