@@ -115,6 +115,12 @@ BEGIN
 		ext := '';
 	END IF;
 	FOR o IN SELECT * FROM (VALUES %[6]s, ('extensions', ext)) AS v(name, value) WHERE value IS NOT NULL LOOP
+		-- Unchanged options are left alone: altering a server makes
+		-- every session open its connection to it again.
+		IF EXISTS (SELECT 1 FROM pg_foreign_server s, unnest(s.srvoptions) opt
+		           WHERE s.srvname = %[1]s AND opt = o.name || '=' || o.value) THEN
+			CONTINUE;
+		END IF;
 		IF EXISTS (SELECT 1 FROM pg_foreign_server s, unnest(s.srvoptions) opt
 		           WHERE s.srvname = %[1]s AND opt LIKE o.name || '=%%') THEN
 			IF o.value = '' THEN
