@@ -76,7 +76,10 @@ fuzz:
 # three namespace hosts: 3.7 s against 4.1 s locally here), and DEPLOY to four
 # namespace hosts over SSH against DEPLOY to one (target ≤ 1.5), and
 # SWITCHOVER's write pause, directly and through a coordinator (target
-# ≤ 500 ms; median and min–max of 5 trials).
+# ≤ 500 ms; median and min–max of 5 trials), and distributed tables through
+# a coordinator against one plain PostgreSQL (pgbench scripts of
+# tests/e2e/testdata/bench; ratios and issue 10's targets; medians of
+# ADBMGR_BENCH_TRIALS=3 trials).
 bench: build ext-install
 	$(GO) test -run '^$$' -bench ListNode -benchtime 50x ./tests/e2e
 	$(GO) test -run '^$$' -bench 'InitAll$$' -benchtime 1x ./tests/e2e
@@ -84,6 +87,7 @@ bench: build ext-install
 	$(GO) test -run '^$$' -bench Deploy -benchtime 5x ./tests/e2e
 	$(GO) test -run '^$$' -bench SwitchoverPause -benchtime 5x -timeout 30m ./tests/e2e
 	$(GO) test -run '^$$' -bench 'DoctorNodeDeath|DoctorCrashInPlace|DoctorNoFalseFailover' -benchtime 1x -timeout 30m ./tests/e2e
+	$(GO) test -run '^$$' -bench 'Distributed$$' -benchtime 1x -timeout 45m ./tests/e2e
 
 # make test already goes through each HA case several times: a master
 # killed under two writers at each of TestCrashDuringDoctorRepair's points

@@ -43,6 +43,8 @@ func TestConfigure(t *testing.T) {
 			"INSERT INTO adb.prev_node SELECT name, master FROM adb.node;\nDELETE FROM adb.node;",
 			`CREATE SERVER "dn2" FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '10.0.0.1', port '3', dbname 'postgres');`,
 			"SELECT adb.secure_server('dn2');", `CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER "dn2" OPTIONS (user 'pg');`,
+			"('fetch_size', '10000'), ('batch_size', '100'), ('async_capable', 'true'), ('extensions', ext)",
+			"info text := adb.conninfo('dn2');", "WHERE s.srvname = 'dn2' AND opt LIKE o.name || '=%')",
 		}, []string{`CREATE SERVER "dn2s"`}},
 		{"a read-only coordinator reads from the sync slave", "cn", []string{"OPTIONS (host '10.0.0.2', port '4', dbname 'postgres')"}, nil},
 	}
