@@ -40,6 +40,10 @@ func toStatus(err error) error {
 	}
 	var r *refusal
 	var te *pgctl.ToolError
+	var ml *missingLibrary
+	if errors.As(err, &ml) {
+		return ml.status()
+	}
 	code := codes.Internal
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -420,6 +420,11 @@ func (s *Server) pgCtl(ctx context.Context, req *agentpb.PgCtlRequest) (*agentpb
 		return nil, fmt.Errorf("node %s: %w", n.path, err)
 	}
 	action := req.GetAction()
+	if action == agentpb.PgCtlRequest_RESTART || action == agentpb.PgCtlRequest_START && !running {
+		if err := n.checkNodeLibrary(); err != nil {
+			return nil, err
+		}
+	}
 	if sd := req.GetNode().GetSocketDir(); sd != "" && !running && (action == agentpb.PgCtlRequest_START || action == agentpb.PgCtlRequest_RESTART) {
 		if err := s.socketDir(n, sd); err != nil {
 			return nil, err

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/adbmgr/adbmgr/internal/agent"
 	"github.com/adbmgr/adbmgr/internal/agentclient"
 	"github.com/adbmgr/adbmgr/internal/cluster"
 	"github.com/adbmgr/adbmgr/internal/pgerror"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -54,6 +56,10 @@ func AgentError(h cluster.Host, err error) error {
 		pe = pgerror.New(pgerror.InvalidParameterValue, "%s", msg)
 	case codes.FailedPrecondition:
 		pe = pgerror.New(pgerror.ObjectNotInPrereqState, "%s", msg)
+		if missingLibrary(st) {
+			pe = pgerror.New(pgerror.UndefinedFile, `host "%s": %s`, h.Name, msg).
+				WithHint("Install adbmgr's node library on that host: make ext-install, or the adbmgr package.")
+		}
 	case codes.Canceled:
 		pe = pgerror.New(pgerror.QueryCanceled, "%s", msg)
 	default:
@@ -63,6 +69,21 @@ func AgentError(h cluster.Host, err error) error {
 		}
 	}
 	return &agentError{pg: pe, cause: err}
+}
+
+// missingLibrary reports whether st is the agent's refusal to start a node
+// whose host does not have the library the node preloads.
+func missingLibrary(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if pf, ok := d.(*errdetails.PreconditionFailure); ok {
+			for _, v := range pf.GetViolations() {
+				if v.GetType() == agent.MissingLibraryType {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // toolLines is the output a failed tool left in an agent's message

@@ -106,7 +106,10 @@ func checkHostFiles(h cluster.Host) error {
 	}
 	// pghome's bin may be a link elsewhere, and each tool one too: the
 	// agent checks them again before every run, but a DBA should hear it
-	// now. Tools that are not there are the agent's to report.
+	// now. Tools that are not there are the agent's to report, and so is
+	// adbmgr's node library (adb.so): it may be installed after ADD HOST,
+	// a node may load it from elsewhere (dynamic_library_path), and the
+	// agent refuses to start a node whose host lacks it (58P01).
 	for _, tool := range pgTools {
 		p := filepath.Join(h.PGHome, "bin", tool)
 		if err := fstrust.Executable(p, uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
