@@ -1164,10 +1164,13 @@ static PGconn *
 fdw_conn(const char *node)
 {
 	ForeignServer *srv = GetForeignServerByName(node, false);
+	PGconn	   *conn;
 
 	fdw_resolve();
+	conn = fdw_get_connection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
+	/* After: postgres_fdw's first connection registers its callback. */
 	adb_twophase_note_write(srv->serverid, GetUserId());
-	return fdw_get_connection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
+	return conn;
 }
 
 /*

@@ -787,7 +787,10 @@ note_fdw_target(Oid serverid, Oid userid)
 /*
  * adb_twophase_note_write is note_fdw_target for the other parts of the
  * library: ddl.c's shard DDL, sent over postgres_fdw's connection outside
- * the executor, makes that datanode a writer of this transaction.
+ * the executor, makes that datanode a writer of this transaction. Call it
+ * after postgres_fdw's GetConnection: its first one registers
+ * postgres_fdw's transaction callback, which ours must then be put ahead
+ * of (move_callback_first).
  */
 void
 adb_twophase_note_write(Oid serverid, Oid userid)

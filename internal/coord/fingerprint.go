@@ -10,6 +10,9 @@ package coord
 //   - every distributed table (a hash-partitioned table with foreign
 //     partitions): its columns and partition key, and each partition's
 //     bound, foreign server and options (the shard it reads);
+//   - what the shards enforce and the coordinators list (adb.dist_table,
+//     adb.dist_constraint: keys and unique indexes, which DDL through a
+//     coordinator changes on every coordinator);
 //   - the roles and their attributes (not their passwords: a verifier is
 //     salted per server, so the same password differs from one to the
 //     next), as queries through a coordinator run as them.
@@ -36,5 +39,7 @@ const Fingerprint = `SELECT md5(
 		FROM pg_partitioned_table pt JOIN pg_class p ON p.oid = pt.partrelid JOIN pg_namespace n ON n.oid = p.relnamespace
 		WHERE pt.partstrat = 'h' AND EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_foreign_table ft ON ft.ftrelid = i.inhrelid WHERE i.inhparent = p.oid)
 	) AS tables), '') || '|' ||
+	coalesce((SELECT string_agg(rel::text || ' ' || dist_column, ',' ORDER BY rel::text) FROM adb.dist_table), '') || '|' ||
+	coalesce((SELECT string_agg(format('%s %s %s %s %s', rel::text, name, kind, def, cols), E'\n' ORDER BY rel::text, name) FROM adb.dist_constraint), '') || '|' ||
 	coalesce((SELECT string_agg(format('%I %s%s%s%s%s%s', rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolbypassrls),
 	                            ',' ORDER BY rolname) FROM pg_roles WHERE rolname NOT LIKE 'pg\_%'), ''))`
