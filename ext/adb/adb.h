@@ -6,6 +6,7 @@
  * ddl.c: DDL on distributed tables reaching every shard and coordinator.
  * dml.c: what a write through a coordinator must respect (distribution
  * column, isolation level, deadlock victims).
+ * copy.c: COPY FROM into a distributed table in bulk, shard by shard.
  */
 #ifndef ADB_H
 #define ADB_H
@@ -14,5 +15,6 @@ extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
+extern void adb_copy_init(void);
 
 #endif

@@ -1,0 +1,793 @@
+/*
+ * copy.c — bulk COPY FROM into a distributed table (issue 10, item 7).
+ *
+ * PostgreSQL 15 routes a COPY into a partitioned table row by row, and a
+ * postgres_fdw partition takes one remote INSERT per row (COPY does not
+ * batch into foreign tables), so a COPY through a coordinator ran at about
+ * 1% of a plain server's speed. This ProcessUtility hook takes COPY
+ * <distributed table> [(cols)] FROM STDIN|file|PROGRAM [WITH (options)]
+ * and loads it in bulk instead: PostgreSQL's own COPY reader
+ * (BeginCopyFrom/NextCopyFrom) parses the input here, with the user's
+ * options and settings, and evaluates the defaults of the columns not
+ * given (adb.dist_nextval of serial columns); each row's partition is the
+ * one PostgreSQL's hash partitioning would route it to
+ * (compute_partition_hash_value over the parent's partition key); the rows
+ * are written out in COPY text form, grouped by partition, and sent to the
+ * partition's shard with one COPY … FROM STDIN per shard over postgres_fdw's
+ * own connection to the datanode — in postgres_fdw's remote transaction,
+ * the one this transaction's other reads and writes of the table use,
+ * with the datanodes counted as writers (adb_twophase_note_write) so that
+ * several of them commit by two-phase commit. The datanodes load at once:
+ * each round sends one shard's COPY to every datanode before any answer is
+ * read. Any error (a bad input line, with its line number; a duplicate
+ * key on a shard, with the shard's SQLSTATE) aborts the transaction, and
+ * with it every remote one: nothing stays anywhere.
+ *
+ * What this does not handle goes PostgreSQL's way, row by row: COPY TO,
+ * COPY of a query, COPY FROM with WHERE or FREEZE, tables with triggers,
+ * generated columns or row-level security, partition keys on expressions,
+ * and everything when adb.copy_bulk is off.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "commands/copy.h"
+#include "commands/defrem.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "catalog/namespace.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
+#include "utils/wait_event.h"
+
+#include "adb.h"
+
+/* adb.copy_bulk: COPY FROM into a distributed table loads shard by shard. */
+static bool copy_bulk = true;
+
+static ProcessUtility_hook_type prev_utility = NULL;
+
+/* Rows parsed before they are written out (under postgres_fdw's settings). */
+#define BATCH_ROWS 1000
+
+/*
+ * adb.copy_buffer: kilobytes of rows held here before they are sent to the
+ * shards (the memory a bulk COPY takes; tests make it small to see several
+ * rounds).
+ */
+static int	copy_buffer_kb = 16 * 1024;
+
+/* The size of each CopyData message to a shard. */
+#define CHUNK_BYTES (64 * 1024)
+
+/*
+ * postgres_fdw.h is not installed: what we call of postgres_fdw.so,
+ * resolved at run time.
+ */
+typedef struct PgFdwConnState PgFdwConnState;
+typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
+typedef PGresult *(*pgfdw_get_result_fn) (PGconn *conn, const char *query);
+typedef void (*pgfdw_report_error_fn) (int elevel, PGresult *res, PGconn *conn, bool clear, const char *sql);
+typedef int (*set_transmission_modes_fn) (void);
+typedef void (*reset_transmission_modes_fn) (int nestlevel);
+
+static GetConnection_fn fdw_get_connection = NULL;
+static pgfdw_get_result_fn fdw_get_result = NULL;
+static pgfdw_report_error_fn fdw_report_error = NULL;
+static set_transmission_modes_fn fdw_set_transmission_modes = NULL;
+static reset_transmission_modes_fn fdw_reset_transmission_modes = NULL;
+
+/* Where a datanode connection is in a round of a flush. */
+typedef enum ConnState
+{
+	CONN_IDLE,					/* nothing sent, or the last COPY answered */
+	CONN_SENT,					/* COPY sent, CopyInResponse not read yet */
+	CONN_COPYIN,				/* rows being sent */
+	CONN_ENDED,					/* rows sent: waiting for the COPY's result */
+	CONN_FAILED					/* the COPY failed before its rows: result kept */
+} ConnState;
+
+/* A datanode (foreign server) rows go to, and postgres_fdw's connection. */
+typedef struct Target
+{
+	Oid			serverid;
+	PGconn	   *conn;
+	ConnState	state;
+	int			cur;			/* the partition of the round's COPY */
+	PGresult   *res;			/* CONN_FAILED: the COPY's error */
+} Target;
+
+/* A partition (a shard on a datanode) and its rows waiting to be sent. */
+typedef struct Shard
+{
+	int			target;			/* index in BulkCopy.targets */
+	char	   *sql;			/* COPY <shard> (<columns>) FROM STDIN */
+	StringInfoData buf;			/* rows in COPY text form */
+	bool		sent;			/* flush: done in this flush */
+} Shard;
+
+/* One bulk COPY's state. */
+typedef struct BulkCopy
+{
+	Relation	rel;
+	PartitionKey key;
+	PartitionDesc pd;
+	int			modulus;		/* the greatest modulus of the partitions */
+	int			natts;
+	FmgrInfo   *out;			/* output function of each column */
+	Shard	  **shards;			/* by partition index, made on first use */
+	Target	   *targets;
+	int			ntargets;
+	Size		buffered;		/* bytes in the shards' buffers */
+	Oid			userid;
+	MemoryContext cxt;			/* the shards' buffers and the rest */
+} BulkCopy;
+
+/* fdw_resolve finds what we call of postgres_fdw.so. */
+static void
+fdw_resolve(void)
+{
+	if (fdw_reset_transmission_modes != NULL)
+		return;
+	fdw_get_connection = (GetConnection_fn)
+		load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
+	fdw_get_result = (pgfdw_get_result_fn)
+		load_external_function("$libdir/postgres_fdw", "pgfdw_get_result", true, NULL);
+	fdw_report_error = (pgfdw_report_error_fn)
+		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
+	fdw_set_transmission_modes = (set_transmission_modes_fn)
+		load_external_function("$libdir/postgres_fdw", "set_transmission_modes", true, NULL);
+	fdw_reset_transmission_modes = (reset_transmission_modes_fn)
+		load_external_function("$libdir/postgres_fdw", "reset_transmission_modes", true, NULL);
+}
+
+/* is_postgres_fdw says whether foreign server serverid belongs to postgres_fdw. */
+static bool
+is_postgres_fdw(Oid serverid)
+{
+	ForeignServer *srv = GetForeignServer(serverid);
+
+	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
+}
+
+/*
+ * bulk_table says whether rel is a table this file loads: partitioned by
+ * HASH on plain columns, every partition a postgres_fdw foreign table,
+ * with no trigger (which the bulk path would not fire), no generated
+ * column (the shards compute none) and no row-level security (which
+ * PostgreSQL refuses for COPY FROM).
+ */
+static bool
+bulk_table(Relation rel)
+{
+	PartitionKey key;
+	PartitionDesc pd;
+	Oid			lastsrv = InvalidOid;
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || rel->trigdesc != NULL ||
+		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored))
+		return false;
+	key = RelationGetPartitionKey(rel);
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_HASH)
+		return false;
+	for (i = 0; i < key->partnatts; i++)
+		if (key->partattrs[i] == 0)
+			return false;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		return false;
+	pd = RelationGetPartitionDesc(rel, true);
+	if (pd->nparts == 0 || pd->boundinfo == NULL)
+		return false;
+	for (i = 0; i < pd->nparts; i++)
+	{
+		HeapTuple	tup;
+		bool		ok;
+		Oid			srv;
+
+		if (!pd->is_leaf[i])
+			return false;
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(pd->oids[i]));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		ok = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_FOREIGN_TABLE &&
+			!((Form_pg_class) GETSTRUCT(tup))->relhastriggers;
+		ReleaseSysCache(tup);
+		if (!ok)
+			return false;
+		srv = GetForeignServerIdByRelId(pd->oids[i]);
+		if (srv != lastsrv && !is_postgres_fdw(srv))
+			return false;
+		lastsrv = srv;
+	}
+	return true;
+}
+
+/* has_option says whether a list of DefElems has option name. */
+static bool
+has_option(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+		if (strcmp(lfirst_node(DefElem, lc)->defname, name) == 0)
+			return true;
+	return false;
+}
+
+/* option_value is the value of option name in a list of DefElems, or NULL. */
+static char *
+option_value(List *options, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, name) == 0)
+			return defGetString(d);
+	}
+	return NULL;
+}
+
+/*
+ * make_shard sets up partition idx: its datanode (a target), the COPY
+ * statement for its shard — the remote name and columns as postgres_fdw
+ * names them (schema_name, table_name and column_name options, else the
+ * local names) — and an empty buffer. The partition is locked as routing
+ * a row to it would lock it.
+ */
+static Shard *
+make_shard(BulkCopy *bc, int idx)
+{
+	Oid			part = bc->pd->oids[idx];
+	ForeignTable *ft;
+	TupleDesc	desc = RelationGetDescr(bc->rel);
+	MemoryContext old = MemoryContextSwitchTo(bc->cxt);
+	Shard	   *s = palloc0(sizeof(Shard));
+	StringInfoData sql;
+	char	   *nsp,
+			   *name;
+	bool		first = true;
+	int			i;
+
+	LockRelationOid(part, RowExclusiveLock);
+	ft = GetForeignTable(part);
+	for (i = 0; i < bc->ntargets; i++)
+		if (bc->targets[i].serverid == ft->serverid)
+			break;
+	if (i == bc->ntargets)
+	{
+		bc->targets = repalloc(bc->targets, sizeof(Target) * (bc->ntargets + 1));
+		memset(&bc->targets[i], 0, sizeof(Target));
+		bc->targets[i].serverid = ft->serverid;
+		bc->targets[i].state = CONN_IDLE;
+		bc->ntargets++;
+	}
+	s->target = i;
+	nsp = option_value(ft->options, "schema_name");
+	name = option_value(ft->options, "table_name");
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "COPY %s (",
+					 quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
+												name ? name : get_rel_name(part)));
+	for (i = 0; i < bc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		AttrNumber	pattnum;
+		char	   *col;
+
+		if (att->attisdropped)
+			continue;
+		pattnum = get_attnum(part, NameStr(att->attname));
+		if (pattnum == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" of partition \"%s\" not found", NameStr(att->attname), get_rel_name(part));
+		col = option_value(GetForeignColumnOptions(part, pattnum), "column_name");
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(col ? col : NameStr(att->attname)));
+		first = false;
+	}
+	appendStringInfoString(&sql, ") FROM STDIN");
+	s->sql = sql.data;
+	initStringInfo(&s->buf);
+	MemoryContextSwitchTo(old);
+	bc->shards[idx] = s;
+	return s;
+}
+
+/*
+ * append_text appends s to buf as a COPY text field: backslash, newline,
+ * carriage return and tab (the delimiter) escaped. The server encodings
+ * are ASCII-safe: no byte of a multibyte character is one of those.
+ */
+static void
+append_text(StringInfo buf, const char *s)
+{
+	const char *start = s;
+
+	for (; *s; s++)
+	{
+		const char *esc;
+
+		switch (*s)
+		{
+			case '\\':
+				esc = "\\\\";
+				break;
+			case '\n':
+				esc = "\\n";
+				break;
+			case '\r':
+				esc = "\\r";
+				break;
+			case '\t':
+				esc = "\\t";
+				break;
+			default:
+				continue;
+		}
+		appendBinaryStringInfo(buf, start, s - start);
+		appendBinaryStringInfo(buf, esc, 2);
+		start = s + 1;
+	}
+	appendBinaryStringInfo(buf, start, s - start);
+}
+
+/*
+ * route is the partition index PostgreSQL's tuple routing gives a row of
+ * the parent (values and nulls in the parent's columns).
+ */
+static int
+route(BulkCopy *bc, Datum *values, bool *nulls)
+{
+	Datum		kv[PARTITION_MAX_KEYS];
+	bool		kn[PARTITION_MAX_KEYS];
+	uint64		h;
+	int			i,
+				idx;
+
+	for (i = 0; i < bc->key->partnatts; i++)
+	{
+		kv[i] = values[bc->key->partattrs[i] - 1];
+		kn[i] = nulls[bc->key->partattrs[i] - 1];
+	}
+	h = compute_partition_hash_value(bc->key->partnatts, bc->key->partsupfunc, bc->key->partcollation, kv, kn);
+	idx = bc->pd->boundinfo->indexes[h % bc->modulus];
+	if (idx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of relation \"%s\" found for row", RelationGetRelationName(bc->rel))));
+	return idx;
+}
+
+/* add_row writes a row in COPY text form into its partition's buffer. */
+static void
+add_row(BulkCopy *bc, int idx, Datum *values, bool *nulls)
+{
+	Shard	   *s = bc->shards[idx] ? bc->shards[idx] : make_shard(bc, idx);
+	TupleDesc	desc = RelationGetDescr(bc->rel);
+	int			before = s->buf.len;
+	bool		first = true;
+	int			i;
+
+	for (i = 0; i < bc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoChar(&s->buf, '\t');
+		first = false;
+		if (nulls[i])
+			appendBinaryStringInfo(&s->buf, "\\N", 2);
+		else
+			append_text(&s->buf, OutputFunctionCall(&bc->out[i], values[i]));
+	}
+	appendStringInfoChar(&s->buf, '\n');
+	bc->buffered += s->buf.len - before;
+}
+
+/*
+ * next_result is the next result of conn, waiting for it as postgres_fdw
+ * does (interruptible). Unlike pgfdw_get_result it stops at the first
+ * one: in COPY IN state libpq hands out COPY_IN results for ever.
+ */
+static PGresult *
+next_result(PGconn *conn, const char *sql)
+{
+	while (PQisBusy(conn))
+	{
+		int			wc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+										   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if ((wc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+			fdw_report_error(ERROR, NULL, conn, false, sql);
+	}
+	return PQgetResult(conn);
+}
+
+/*
+ * abandon leaves no connection inside a COPY when the flush is cut short
+ * by an error (or a cancel): a datanode waiting for COPY data does not
+ * answer postgres_fdw's cancel at abort, so its COPY is failed here, and
+ * the abort rolls the remote transaction back.
+ */
+static void
+abandon(BulkCopy *bc)
+{
+	int			i;
+
+	for (i = 0; i < bc->ntargets; i++)
+	{
+		Target	   *t = &bc->targets[i];
+
+		if (t->state == CONN_SENT && PQconsumeInput(t->conn) && !PQisBusy(t->conn))
+		{
+			PGresult   *res = PQgetResult(t->conn);
+
+			if (PQresultStatus(res) == PGRES_COPY_IN)
+				t->state = CONN_COPYIN;
+			PQclear(res);
+		}
+		if (t->state == CONN_COPYIN)
+			(void) PQputCopyEnd(t->conn, "COPY of the coordinator aborted");
+		if (t->res)
+			PQclear(t->res);
+		t->res = NULL;
+		t->state = CONN_IDLE;
+	}
+}
+
+/*
+ * send_rows sends shard s's rows over a connection in COPY IN state, in
+ * CopyData messages of CHUNK_BYTES, and ends the COPY.
+ */
+static void
+send_rows(Target *t, Shard *s)
+{
+	int			off;
+
+	for (off = 0; off < s->buf.len; off += CHUNK_BYTES)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (PQputCopyData(t->conn, s->buf.data + off, Min(CHUNK_BYTES, s->buf.len - off)) != 1)
+			fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
+	}
+	if (PQputCopyEnd(t->conn, NULL) != 1)
+		fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
+	t->state = CONN_ENDED;
+}
+
+/*
+ * next_shard is the index of the next partition with rows that goes to
+ * target ti and was not sent in this flush, or -1.
+ */
+static int
+next_shard(BulkCopy *bc, int ti)
+{
+	int			i;
+
+	for (i = 0; i < bc->pd->nparts; i++)
+	{
+		Shard	   *s = bc->shards[i];
+
+		if (s && s->target == ti && !s->sent && s->buf.len > 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * copy_round runs one COPY on every datanode that has a shard left: all are
+ * sent first, then each one's rows, then the results are read. It is
+ * false when no datanode had one. The first error is raised once every
+ * connection is out of its COPY.
+ */
+static bool
+copy_round(BulkCopy *bc)
+{
+	PGresult   *err = NULL;
+	PGconn	   *errconn = NULL;
+	const char *errsql = NULL;
+	bool		any = false;
+	int			i;
+
+	for (i = 0; i < bc->ntargets; i++)
+	{
+		Target	   *t = &bc->targets[i];
+
+		t->cur = next_shard(bc, i);
+		if (t->cur < 0)
+			continue;
+		any = true;
+		if (t->conn == NULL)
+		{
+			Oid			userid = bc->userid;
+
+			t->conn = fdw_get_connection(GetUserMapping(userid, t->serverid), false, NULL);
+			/* After: postgres_fdw's first connection registers its callback. */
+			adb_twophase_note_write(t->serverid, userid);
+		}
+		bc->shards[t->cur]->sent = true;
+		if (!PQsendQuery(t->conn, bc->shards[t->cur]->sql))
+			fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->cur]->sql);
+		t->state = CONN_SENT;
+	}
+	for (i = 0; i < bc->ntargets; i++)
+	{
+		Target	   *t = &bc->targets[i];
+		PGresult   *res;
+
+		if (t->state != CONN_SENT)
+			continue;
+		res = next_result(t->conn, bc->shards[t->cur]->sql);
+		if (PQresultStatus(res) == PGRES_COPY_IN)
+		{
+			PQclear(res);
+			t->state = CONN_COPYIN;
+			send_rows(t, bc->shards[t->cur]);
+		}
+		else
+		{
+			t->state = CONN_FAILED;
+			t->res = res;
+		}
+	}
+	for (i = 0; i < bc->ntargets; i++)
+	{
+		Target	   *t = &bc->targets[i];
+		const char *sql;
+		PGresult   *res;
+
+		if (t->state != CONN_ENDED && t->state != CONN_FAILED)
+			continue;
+		sql = bc->shards[t->cur]->sql;
+		/* Reads up to the end of the COPY's results. */
+		res = fdw_get_result(t->conn, sql);
+		if (t->state == CONN_FAILED)
+		{
+			PQclear(res);
+			res = t->res;
+			t->res = NULL;
+		}
+		t->state = CONN_IDLE;
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			if (errconn == NULL)
+			{
+				err = res;
+				errconn = t->conn;
+				errsql = sql;
+				continue;
+			}
+		}
+		PQclear(res);
+	}
+	if (errconn != NULL)
+		fdw_report_error(ERROR, err, errconn, true, errsql);
+	return any;
+}
+
+/*
+ * flush sends every partition's buffered rows to its shard, the datanodes
+ * at once, and empties the buffers.
+ */
+static void
+flush(BulkCopy *bc)
+{
+	int			i;
+
+	if (bc->buffered == 0)
+		return;
+	PG_TRY();
+	{
+		while (copy_round(bc))
+			;
+	}
+	PG_CATCH();
+	{
+		abandon(bc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	for (i = 0; i < bc->pd->nparts; i++)
+		if (bc->shards[i])
+		{
+			resetStringInfo(&bc->shards[i]->buf);
+			bc->shards[i]->sent = false;
+		}
+	bc->buffered = 0;
+}
+
+/*
+ * bulk_copy loads COPY stmt into rel (opened and locked) and is the
+ * number of rows. The checks are DoCopy's: INSERT on the columns, a
+ * read-write transaction.
+ */
+static uint64
+bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironment *queryEnv)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	ParseNamespaceItem *nsitem;
+	RangeTblEntry *rte;
+	ListCell   *lc;
+	CopyFromState cstate;
+	EState	   *estate;
+	ExprContext *econtext;
+	ErrorContextCallback errcallback;
+	BulkCopy	bc;
+	Datum	   *values;
+	bool	   *nulls;
+	int		   *parts;
+	uint64		processed = 0;
+	bool		done = false;
+	int			i;
+
+	pstate->p_sourcetext = queryString;
+	pstate->p_queryEnv = queryEnv;
+	nsitem = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
+	rte = nsitem->p_rte;
+	rte->requiredPerms = ACL_INSERT;
+	foreach(lc, CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist))
+		rte->insertedCols = bms_add_member(rte->insertedCols, lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(pstate->p_rtable, true);
+	if (XactReadOnly && !rel->rd_islocaltemp)
+		PreventCommandIfReadOnly("COPY FROM");
+
+	fdw_resolve();
+	memset(&bc, 0, sizeof(bc));
+	bc.cxt = AllocSetContextCreate(CurrentMemoryContext, "adb bulk COPY", ALLOCSET_DEFAULT_SIZES);
+	bc.rel = rel;
+	bc.key = RelationGetPartitionKey(rel);
+	bc.pd = RelationGetPartitionDesc(rel, true);
+	bc.modulus = get_hash_partition_greatest_modulus(bc.pd->boundinfo);
+	bc.natts = RelationGetDescr(rel)->natts;
+	bc.userid = GetUserId();
+	bc.shards = MemoryContextAllocZero(bc.cxt, sizeof(Shard *) * bc.pd->nparts);
+	bc.targets = MemoryContextAllocZero(bc.cxt, sizeof(Target));
+	bc.out = MemoryContextAllocZero(bc.cxt, sizeof(FmgrInfo) * bc.natts);
+	for (i = 0; i < bc.natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+		Oid			func;
+		bool		varlena;
+
+		if (att->attisdropped)
+			continue;
+		getTypeOutputInfo(att->atttypid, &func, &varlena);
+		fmgr_info_cxt(func, &bc.out[i], bc.cxt);
+	}
+	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts * BATCH_ROWS);
+	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts * BATCH_ROWS);
+	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
+
+	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
+						   stmt->attlist, stmt->options);
+	estate = CreateExecutorState();
+	econtext = GetPerTupleExprContext(estate);
+	errcallback.callback = CopyFromErrorCallback;
+	errcallback.arg = (void *) cstate;
+	while (!done)
+	{
+		MemoryContext old;
+		int			n = 0;
+		int			nest;
+
+		/*
+		 * Parse a batch with the user's settings (DateStyle…), then write
+		 * it out with postgres_fdw's, which the datanodes read back.
+		 */
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		errcallback.previous = error_context_stack;
+		error_context_stack = &errcallback;
+		while (n < BATCH_ROWS)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!NextCopyFrom(cstate, econtext, values + n * bc.natts, nulls + n * bc.natts))
+			{
+				done = true;
+				break;
+			}
+			parts[n] = route(&bc, values + n * bc.natts, nulls + n * bc.natts);
+			n++;
+		}
+		error_context_stack = errcallback.previous;
+		nest = fdw_set_transmission_modes();
+		for (i = 0; i < n; i++)
+			add_row(&bc, parts[i], values + i * bc.natts, nulls + i * bc.natts);
+		fdw_reset_transmission_modes(nest);
+		MemoryContextSwitchTo(old);
+		ResetPerTupleExprContext(estate);
+		processed += n;
+		if (bc.buffered >= (Size) copy_buffer_kb * 1024)
+			flush(&bc);
+	}
+	flush(&bc);
+	EndCopyFrom(cstate);
+	FreeExecutorState(estate);
+	MemoryContextDelete(bc.cxt);
+	return processed;
+}
+
+/*
+ * adb_copy_utility is the ProcessUtility hook: a COPY FROM into a
+ * distributed table that bulk_copy can load is loaded there; everything
+ * else goes on down the chain.
+ */
+static void
+adb_copy_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				 ProcessUtilityContext context, ParamListInfo params,
+				 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	CopyStmt   *stmt = (CopyStmt *) pstmt->utilityStmt;
+
+	if (copy_bulk && IsA(stmt, CopyStmt) && stmt->is_from && stmt->relation != NULL &&
+		stmt->query == NULL && stmt->whereClause == NULL && !has_option(stmt->options, "freeze") &&
+		IsTransactionState() && !RecoveryInProgress() &&
+		get_rel_relkind(RangeVarGetRelid(stmt->relation, NoLock, true)) == RELKIND_PARTITIONED_TABLE &&
+		(stmt->filename == NULL ||
+		 has_privs_of_role(GetUserId(), stmt->is_program ? ROLE_PG_EXECUTE_SERVER_PROGRAM : ROLE_PG_READ_SERVER_FILES)))
+	{
+		Relation	rel = table_openrv(stmt->relation, RowExclusiveLock);
+
+		if (bulk_table(rel))
+		{
+			uint64		processed = bulk_copy(stmt, rel, queryString, queryEnv);
+
+			table_close(rel, NoLock);
+			if (qc)
+				SetQueryCompletion(qc, CMDTAG_COPY, processed);
+			/* As standard_ProcessUtility ends every statement. */
+			CommandCounterIncrement();
+			return;
+		}
+		table_close(rel, NoLock);
+	}
+	if (prev_utility)
+		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* adb_copy_init defines adb.copy_bulk and adb.copy_buffer and installs the hook. */
+void
+adb_copy_init(void)
+{
+	DefineCustomBoolVariable("adb.copy_bulk",
+							 "COPY FROM into a distributed table sends the rows to each shard in bulk.",
+							 "Off: PostgreSQL routes each row to its foreign partition, one remote INSERT a row.",
+							 &copy_bulk, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("adb.copy_buffer",
+							"How much of a bulk COPY's rows a coordinator holds before it sends them to the shards.",
+							NULL, &copy_buffer_kb, 16 * 1024, 64, 1024 * 1024, PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = adb_copy_utility;
+}

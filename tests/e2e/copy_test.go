@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// copyPsql runs psql on node n with command cmd (-c: SQL or a backslash
+// command such as \copy), stdin as psql's standard input (COPY … FROM
+// STDIN reads it) and env added to the DBA's environment (PGOPTIONS for
+// settings), and is psql's output, its error output and its exit error.
+func (c *testCluster) copyPsql(n nodeSpec, env []string, cmd, stdin string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := exec.CommandContext(ctx, "psql", "-X", "-h", c.host(n.Host).Addr, "-p", strconv.Itoa(n.Port), "-U", c.dbUser(),
+		"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-c", cmd)
+	p.Env = append(append(os.Environ(), c.nodeEnv()...), env...)
+	p.Stdin = strings.NewReader(stdin)
+	var o, e strings.Builder
+	p.Stdout, p.Stderr = &o, &e
+	err := p.Run()
+	return o.String(), e.String(), err
+}
+
+// copyRows is COPY input of rows from..to of table (id, g, v): text
+// format, or CSV. Some v hold what COPY must escape (tab, backslash,
+// newline, carriage return), some non-ASCII text, some are NULL.
+func copyRows(from, to int, csv bool) string {
+	var b strings.Builder
+	for n := from; n <= to; n++ {
+		g := n % 97
+		switch {
+		case n%11 == 0:
+			if csv {
+				fmt.Fprintf(&b, "%d,%d,\n", n, g)
+			} else {
+				fmt.Fprintf(&b, "%d\t%d\t\\N\n", n, g)
+			}
+		case n%7 == 0:
+			if csv {
+				fmt.Fprintf(&b, "%d,%d,\"a\tb\\c\nd\re é %d\"\n", n, g, n)
+			} else {
+				fmt.Fprintf(&b, "%d\t%d\ta\\tb\\\\c\\nd\\re é %d\n", n, g, n)
+			}
+		default:
+			if csv {
+				fmt.Fprintf(&b, "%d,%d,v%d\n", n, g, n)
+			} else {
+				fmt.Fprintf(&b, "%d\t%d\tv%d\n", n, g, n)
+			}
+		}
+	}
+	return b.String()
+}
+
+// slotFigures is, on every datanode, each shard of table: slot → its
+// row count, sum of id and of g, and a digest of its v in id order.
+func (c *testCluster) slotFigures(t *testing.T, table string) map[int]string {
+	t.Helper()
+	figs := map[int]string{}
+	for _, dn := range []string{"dn1", "dn2"} {
+		var parts []string
+		for _, r := range c.mustNodeSQL(t, c.node(dn), fmt.Sprintf(`SELECT relname FROM pg_class WHERE relname ~ '^%s_[0-9]+$' AND relkind = 'r'`, table)) {
+			slot := strings.TrimPrefix(r[0], table+"_")
+			parts = append(parts, fmt.Sprintf(`SELECT %s, count(*) || ' ' || coalesce(sum(id), 0) || ' ' || coalesce(sum(g), 0) || ' '
+				|| md5(coalesce(string_agg(coalesce(v, '<null>'), '|' ORDER BY id), '')) FROM %s`, slot, r[0]))
+		}
+		if len(parts) == 0 {
+			t.Fatalf("no shard of %s on %s", table, dn)
+		}
+		for _, r := range c.mustNodeSQL(t, c.node(dn), strings.Join(parts, " UNION ALL ")) {
+			k, _ := strconv.Atoi(r[0])
+			if _, dup := figs[k]; dup {
+				t.Fatalf("slot %d of %s has a shard on two datanodes", k, table)
+			}
+			figs[k] = r[1]
+		}
+	}
+	return figs
+}
+
+// TestDistributedCopy: COPY FROM into a distributed table through a
+// coordinator (adb.copy_bulk, ext/adb/copy.c) puts every row in the shard
+// of the slot PostgreSQL's hash routing gives it — the same shards as an
+// INSERT … SELECT of the same rows — with the coordinator's defaults
+// (serial values unique), reports COPY n, and loads all or nothing: a bad
+// line, a duplicate key on a shard or a ROLLBACK leaves no row on any
+// datanode, also after the rows were sent in several rounds.
+func TestDistributedCopy(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn2", "", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	cn1 := c.node("cn1")
+	if c.nodeValue(t, cn1, "SELECT count(*) FROM pg_settings WHERE name = 'adb.copy_bulk'") != "1" {
+		t.Skip("the nodes' adb library has no bulk COPY (ext/adb/copy.c)")
+	}
+
+	c.mustNodeSQL(t, cn1, `CREATE TABLE cp (id bigint PRIMARY KEY, g int, v text, s bigserial);
+		SELECT adb.create_distributed_table('cp', 'id');
+		CREATE TABLE cp_ref (id bigint PRIMARY KEY, g int, v text);
+		SELECT adb.create_distributed_table('cp_ref', 'id');
+		CREATE TABLE cp_local (id bigint, g int, v text)`)
+
+	// The first half with COPY FROM STDIN (text), the second with psql's
+	// \copy of a CSV file.
+	first, second := copyRows(1, 50000, false), copyRows(50001, 100000, true)
+	start := time.Now()
+	out, stderr, err := c.copyPsql(cn1, nil, "COPY cp (id, g, v) FROM STDIN", first)
+	if err != nil || strings.TrimSpace(out) != "COPY 50000" {
+		t.Fatalf("COPY FROM STDIN: %v %q %s", err, out, stderr)
+	}
+	csv := filepath.Join(t.TempDir(), "cp.csv")
+	if err := os.WriteFile(csv, []byte(second), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = c.copyPsql(cn1, nil, fmt.Sprintf(`\copy cp (id, g, v) FROM '%s' WITH (FORMAT csv)`, csv), "")
+	if err != nil || strings.TrimSpace(out) != "COPY 50000" {
+		t.Fatalf("\\copy: %v %q %s", err, out, stderr)
+	}
+	t.Logf("100,000 rows in two COPYs through cn1: %v", time.Since(start))
+
+	// The reference: the same rows through PostgreSQL's own routing
+	// (INSERT … SELECT from a plain table of the coordinator, which COPY
+	// loads as PostgreSQL does).
+	if out, stderr, err := c.copyPsql(cn1, nil, "COPY cp_local FROM STDIN", first+copyRows(50001, 100000, false)); err != nil || strings.TrimSpace(out) != "COPY 100000" {
+		t.Fatalf("COPY into a plain table: %v %q %s", err, out, stderr)
+	}
+	c.mustNodeSQL(t, cn1, "INSERT INTO cp_ref SELECT * FROM cp_local")
+
+	t.Run("RowsInTheirSlots", func(t *testing.T) {
+		got, want := c.slotFigures(t, "cp"), c.slotFigures(t, "cp_ref")
+		if len(got) != 64 || len(want) != 64 {
+			t.Fatalf("%d and %d shards, want 64", len(got), len(want))
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("slot %d: bulk COPY %q, INSERT … SELECT %q", k, got[k], w)
+			}
+		}
+		// The input's own figures: 1 + … + 100000, and g = n % 97.
+		gsum := 0
+		for n := 1; n <= 100000; n++ {
+			gsum += n % 97
+		}
+		want0 := fmt.Sprintf("100000 5000050000 %d", gsum)
+		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || sum(id) || ' ' || sum(g) FROM cp"); v != want0 {
+			t.Errorf("cp: %s, want %s", v, want0)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FROM cp c JOIN cp_local l USING (id) WHERE c.v IS NOT DISTINCT FROM l.v"); v != "100000" {
+			t.Errorf("%s rows of cp have the input's v, want 100000", v)
+		}
+		if v := c.nodeValue(t, cn1, `SELECT v = E'a\tb\\c\nd\re é 7' FROM cp WHERE id = 7`); v != "t" {
+			t.Errorf("v of id 7 is not the input's: %s", v)
+		}
+	})
+
+	t.Run("SerialValuesUnique", func(t *testing.T) {
+		if v := c.nodeValue(t, cn1, "SELECT count(DISTINCT s) || ' ' || count(s) FROM cp"); v != "100000 100000" {
+			t.Errorf("distinct and non-null serial values: %s", v)
+		}
+	})
+
+	t.Run("NoPreparedLeft", func(t *testing.T) {
+		for _, dn := range []string{"dn1", "dn2"} {
+			if v := c.nodeValue(t, c.node(dn), "SELECT count(*) FROM pg_prepared_xacts"); v != "0" {
+				t.Errorf("%s prepared transactions left on %s", v, dn)
+			}
+		}
+	})
+
+	before := c.slotFigures(t, "cp")
+	unchanged := func(t *testing.T, what string) {
+		t.Helper()
+		after := c.slotFigures(t, "cp")
+		for k, f := range before {
+			if after[k] != f {
+				t.Errorf("%s: slot %d changed: %q → %q", what, k, f, after[k])
+			}
+		}
+	}
+	// A small buffer: the rows go out in many rounds before the error.
+	small := []string{"PGOPTIONS=-c adb.copy_buffer=64kB"}
+
+	t.Run("BadLineLoadsNothing", func(t *testing.T) {
+		in := copyRows(100001, 160000, false) + "x\t1\tbad\n" + copyRows(160001, 160010, false)
+		_, stderr, err := c.copyPsql(cn1, small, "COPY cp (id, g, v) FROM STDIN", in)
+		if err == nil || !strings.Contains(stderr, "22P02") || !strings.Contains(stderr, "line 60001") {
+			t.Errorf("a bad line: %v %s", err, stderr)
+		}
+		unchanged(t, "after a bad line")
+	})
+
+	t.Run("DuplicateKeyLoadsNothing", func(t *testing.T) {
+		in := copyRows(100001, 160000, false) + "5\t1\tagain\n"
+		_, stderr, err := c.copyPsql(cn1, small, "COPY cp (id, g, v) FROM STDIN", in)
+		if err == nil || !strings.Contains(stderr, "23505") {
+			t.Errorf("a duplicate key: %v %s", err, stderr)
+		}
+		unchanged(t, "after a duplicate key")
+		// A key repeated inside the COPY.
+		in = copyRows(100001, 100100, false) + copyRows(100050, 100050, false)
+		_, stderr, err = c.copyPsql(cn1, nil, "COPY cp (id, g, v) FROM STDIN", in)
+		if err == nil || !strings.Contains(stderr, "23505") {
+			t.Errorf("a key twice in one COPY: %v %s", err, stderr)
+		}
+		unchanged(t, "after a key twice in one COPY")
+	})
+
+	t.Run("RollbackLoadsNothing", func(t *testing.T) {
+		s := c.openSession(t, cn1, "copy-rollback")
+		s.send(t, "SET adb.copy_buffer = '64kB';")
+		s.send(t, "BEGIN;")
+		s.send(t, "COPY cp (id, g, v) FROM STDIN;")
+		s.send(t, strings.TrimSuffix(copyRows(100001, 130000, false), "\n")+"\n\\.")
+		if out := s.run(t, "SELECT 'seen ' || count(*) FROM cp;"); !strings.Contains(out, "COPY 30000") || !strings.Contains(out, "seen 130000") {
+			t.Errorf("inside the transaction: %q", out)
+		}
+		s.send(t, "ROLLBACK;")
+		if out := s.run(t, "SELECT 'after ' || count(*) FROM cp;"); !strings.Contains(out, "after 100000") {
+			t.Errorf("after ROLLBACK: %q", out)
+		}
+		unchanged(t, "after ROLLBACK")
+	})
+
+	t.Run("FallBack", func(t *testing.T) {
+		// adb.copy_bulk off: PostgreSQL's row-by-row routing, as before.
+		out, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c adb.copy_bulk=off"}, "COPY cp (id, g, v) FROM STDIN", copyRows(200001, 200100, false))
+		if err != nil || strings.TrimSpace(out) != "COPY 100" {
+			t.Errorf("COPY with adb.copy_bulk off: %v %q %s", err, out, stderr)
+		}
+		// WHERE goes PostgreSQL's way too.
+		out, stderr, err = c.copyPsql(cn1, nil, "COPY cp (id, g, v) FROM STDIN WHERE id % 2 = 0", copyRows(200101, 200200, false))
+		if err != nil || strings.TrimSpace(out) != "COPY 50" {
+			t.Errorf("COPY … WHERE: %v %q %s", err, out, stderr)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FROM cp WHERE id > 200000"); v != "150" {
+			t.Errorf("rows past 200000: %s, want 150", v)
+		}
+		// COPY TO is PostgreSQL's.
+		out, stderr, err = c.copyPsql(cn1, nil, "COPY (SELECT id, v FROM cp WHERE id IN (6, 7, 11) ORDER BY id) TO STDOUT", "")
+		if err != nil || out != "6\tv6\n7\ta\\tb\\\\c\\nd\\re é 7\n11\t\\N\n" {
+			t.Errorf("COPY TO: %v %q %s", err, out, stderr)
+		}
+	})
+
+	t.Run("Privileges", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, "CREATE ROLE copy_user")
+		_, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c role=copy_user"}, "COPY cp (id, g, v) FROM STDIN", copyRows(300001, 300010, false))
+		if err == nil || !regexp.MustCompile(`42501`).MatchString(stderr) {
+			t.Errorf("COPY without INSERT on the table: %v %s", err, stderr)
+		}
+	})
+}
