@@ -17,9 +17,11 @@
  * own connection to the datanode — in postgres_fdw's remote transaction,
  * the one this transaction's other reads and writes of the table use,
  * with the datanodes counted as writers (adb_twophase_note_write) so that
- * several of them commit by two-phase commit. The datanodes load at once:
- * each round sends one shard's COPY to every datanode before any answer is
- * read. Any error (a bad input line, with its line number; a duplicate
+ * several of them commit by two-phase commit. The datanodes load at once,
+ * each at its own pace: a datanode gets the COPYs of all its shards in one
+ * query string, and each shard's rows as soon as it asks for them (one
+ * round trip a shard). Rows are held up to adb.copy_buffer, then sent.
+ * Any error (a bad input line, with its line number; a duplicate
  * key on a shard, with the shard's SQLSTATE) aborts the transaction, and
  * with it every remote one: nothing stays anywhere.
  *
@@ -91,25 +93,21 @@ static int	copy_buffer_kb = 16 * 1024;
  */
 typedef struct PgFdwConnState PgFdwConnState;
 typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
-typedef PGresult *(*pgfdw_get_result_fn) (PGconn *conn, const char *query);
 typedef void (*pgfdw_report_error_fn) (int elevel, PGresult *res, PGconn *conn, bool clear, const char *sql);
 typedef int (*set_transmission_modes_fn) (void);
 typedef void (*reset_transmission_modes_fn) (int nestlevel);
 
 static GetConnection_fn fdw_get_connection = NULL;
-static pgfdw_get_result_fn fdw_get_result = NULL;
 static pgfdw_report_error_fn fdw_report_error = NULL;
 static set_transmission_modes_fn fdw_set_transmission_modes = NULL;
 static reset_transmission_modes_fn fdw_reset_transmission_modes = NULL;
 
-/* Where a datanode connection is in a round of a flush. */
+/* Where a datanode connection is in a flush. */
 typedef enum ConnState
 {
-	CONN_IDLE,					/* nothing sent, or the last COPY answered */
-	CONN_SENT,					/* COPY sent, CopyInResponse not read yet */
-	CONN_COPYIN,				/* rows being sent */
-	CONN_ENDED,					/* rows sent: waiting for the COPY's result */
-	CONN_FAILED					/* the COPY failed before its rows: result kept */
+	CONN_IDLE,					/* nothing sent, or every COPY answered */
+	CONN_SENT,					/* COPYs sent: reading their results */
+	CONN_COPYIN					/* sending a shard's rows */
 } ConnState;
 
 /* A datanode (foreign server) rows go to, and postgres_fdw's connection. */
@@ -118,8 +116,10 @@ typedef struct Target
 	Oid			serverid;
 	PGconn	   *conn;
 	ConnState	state;
-	int			cur;			/* the partition of the round's COPY */
-	PGresult   *res;			/* CONN_FAILED: the COPY's error */
+	int		   *queue;			/* the partitions of this flush, in order */
+	int			nqueue;
+	int			pos;			/* the next one to send rows to */
+	PGresult   *err;			/* the first error of this flush */
 } Target;
 
 /* A partition (a shard on a datanode) and its rows waiting to be sent. */
@@ -128,7 +128,6 @@ typedef struct Shard
 	int			target;			/* index in BulkCopy.targets */
 	char	   *sql;			/* COPY <shard> (<columns>) FROM STDIN */
 	StringInfoData buf;			/* rows in COPY text form */
-	bool		sent;			/* flush: done in this flush */
 } Shard;
 
 /* One bulk COPY's state. */
@@ -156,8 +155,6 @@ fdw_resolve(void)
 		return;
 	fdw_get_connection = (GetConnection_fn)
 		load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
-	fdw_get_result = (pgfdw_get_result_fn)
-		load_external_function("$libdir/postgres_fdw", "pgfdw_get_result", true, NULL);
 	fdw_report_error = (pgfdw_report_error_fn)
 		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
 	fdw_set_transmission_modes = (set_transmission_modes_fn)
@@ -412,31 +409,10 @@ add_row(BulkCopy *bc, int idx, Datum *values, bool *nulls)
 }
 
 /*
- * next_result is the next result of conn, waiting for it as postgres_fdw
- * does (interruptible). Unlike pgfdw_get_result it stops at the first
- * one: in COPY IN state libpq hands out COPY_IN results for ever.
- */
-static PGresult *
-next_result(PGconn *conn, const char *sql)
-{
-	while (PQisBusy(conn))
-	{
-		int			wc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
-										   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if ((wc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
-			fdw_report_error(ERROR, NULL, conn, false, sql);
-	}
-	return PQgetResult(conn);
-}
-
-/*
- * abandon leaves no connection inside a COPY when the flush is cut short
- * by an error (or a cancel): a datanode waiting for COPY data does not
- * answer postgres_fdw's cancel at abort, so its COPY is failed here, and
- * the abort rolls the remote transaction back.
+ * abandon leaves no connection inside a COPY when a flush is cut short by
+ * an error (or a cancel): a datanode waiting for COPY data does not answer
+ * postgres_fdw's cancel at abort, so its COPY is failed here (the rest of
+ * the batch is skipped), and the abort rolls the remote transaction back.
  */
 static void
 abandon(BulkCopy *bc)
@@ -447,19 +423,28 @@ abandon(BulkCopy *bc)
 	{
 		Target	   *t = &bc->targets[i];
 
-		if (t->state == CONN_SENT && PQconsumeInput(t->conn) && !PQisBusy(t->conn))
+		if (t->state == CONN_SENT && PQconsumeInput(t->conn))
 		{
-			PGresult   *res = PQgetResult(t->conn);
+			while (!PQisBusy(t->conn))
+			{
+				PGresult   *res = PQgetResult(t->conn);
+				bool		copyin = PQresultStatus(res) == PGRES_COPY_IN;
 
-			if (PQresultStatus(res) == PGRES_COPY_IN)
-				t->state = CONN_COPYIN;
-			PQclear(res);
+				if (res == NULL)
+					break;
+				PQclear(res);
+				if (copyin)
+				{
+					t->state = CONN_COPYIN;
+					break;
+				}
+			}
 		}
 		if (t->state == CONN_COPYIN)
 			(void) PQputCopyEnd(t->conn, "COPY of the coordinator aborted");
-		if (t->res)
-			PQclear(t->res);
-		t->res = NULL;
+		if (t->err)
+			PQclear(t->err);
+		t->err = NULL;
 		t->state = CONN_IDLE;
 	}
 }
@@ -473,6 +458,7 @@ send_rows(Target *t, Shard *s)
 {
 	int			off;
 
+	t->state = CONN_COPYIN;
 	for (off = 0; off < s->buf.len; off += CHUNK_BYTES)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -481,122 +467,156 @@ send_rows(Target *t, Shard *s)
 	}
 	if (PQputCopyEnd(t->conn, NULL) != 1)
 		fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
-	t->state = CONN_ENDED;
+	t->state = CONN_SENT;
 }
 
 /*
- * next_shard is the index of the next partition with rows that goes to
- * target ti and was not sent in this flush, or -1.
+ * start sends target t the COPYs of its partitions with rows, all in one
+ * query string: the datanode answers each one's rows with its result and
+ * the next one's CopyInResponse at once, one round trip a shard.
  */
-static int
-next_shard(BulkCopy *bc, int ti)
+static void
+start(BulkCopy *bc, Target *t)
 {
+	StringInfoData sql;
 	int			i;
 
+	t->nqueue = t->pos = 0;
 	for (i = 0; i < bc->pd->nparts; i++)
+		if (bc->shards[i] && bc->shards[i]->target == t - bc->targets && bc->shards[i]->buf.len > 0)
+			t->queue[t->nqueue++] = i;
+	if (t->nqueue == 0)
+		return;
+	if (t->conn == NULL)
 	{
-		Shard	   *s = bc->shards[i];
-
-		if (s && s->target == ti && !s->sent && s->buf.len > 0)
-			return i;
+		t->conn = fdw_get_connection(GetUserMapping(bc->userid, t->serverid), false, NULL);
+		/* After: postgres_fdw's first connection registers its callback. */
+		adb_twophase_note_write(t->serverid, bc->userid);
 	}
-	return -1;
+	initStringInfo(&sql);
+	for (i = 0; i < t->nqueue; i++)
+		appendStringInfo(&sql, "%s%s", i > 0 ? "; " : "", bc->shards[t->queue[i]]->sql);
+	if (!PQsendQuery(t->conn, sql.data))
+		fdw_report_error(ERROR, NULL, t->conn, false, sql.data);
+	pfree(sql.data);
+	t->state = CONN_SENT;
 }
 
 /*
- * copy_round runs one COPY on every datanode that has a shard left: all are
- * sent first, then each one's rows, then the results are read. It is
- * false when no datanode had one. The first error is raised once every
- * connection is out of its COPY.
+ * advance reads what target t has answered without waiting: each
+ * CopyInResponse gets the next shard's rows, errors are kept. It is
+ * whether anything was read.
  */
 static bool
-copy_round(BulkCopy *bc)
+advance(BulkCopy *bc, Target *t)
 {
-	PGresult   *err = NULL;
-	PGconn	   *errconn = NULL;
-	const char *errsql = NULL;
-	bool		any = false;
-	int			i;
+	bool		progress = false;
 
-	for (i = 0; i < bc->ntargets; i++)
+	if (!PQconsumeInput(t->conn))
+		fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->queue[Max(t->pos - 1, 0)]]->sql);
+	while (t->state == CONN_SENT && !PQisBusy(t->conn))
 	{
-		Target	   *t = &bc->targets[i];
+		PGresult   *res = PQgetResult(t->conn);
 
-		t->cur = next_shard(bc, i);
-		if (t->cur < 0)
-			continue;
-		any = true;
-		if (t->conn == NULL)
+		progress = true;
+		if (res == NULL)
 		{
-			Oid			userid = bc->userid;
-
-			t->conn = fdw_get_connection(GetUserMapping(userid, t->serverid), false, NULL);
-			/* After: postgres_fdw's first connection registers its callback. */
-			adb_twophase_note_write(t->serverid, userid);
+			t->state = CONN_IDLE;
+			break;
 		}
-		bc->shards[t->cur]->sent = true;
-		if (!PQsendQuery(t->conn, bc->shards[t->cur]->sql))
-			fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->cur]->sql);
-		t->state = CONN_SENT;
-	}
-	for (i = 0; i < bc->ntargets; i++)
-	{
-		Target	   *t = &bc->targets[i];
-		PGresult   *res;
-
-		if (t->state != CONN_SENT)
-			continue;
-		res = next_result(t->conn, bc->shards[t->cur]->sql);
-		if (PQresultStatus(res) == PGRES_COPY_IN)
+		switch (PQresultStatus(res))
 		{
-			PQclear(res);
-			t->state = CONN_COPYIN;
-			send_rows(t, bc->shards[t->cur]);
-		}
-		else
-		{
-			t->state = CONN_FAILED;
-			t->res = res;
+			case PGRES_COPY_IN:
+				PQclear(res);
+				if (t->pos < t->nqueue)
+					send_rows(t, bc->shards[t->queue[t->pos++]]);
+				else
+				{
+					t->state = CONN_COPYIN;
+					(void) PQputCopyEnd(t->conn, "no rows for this COPY");
+					t->state = CONN_SENT;
+				}
+				break;
+			case PGRES_COMMAND_OK:
+				PQclear(res);
+				break;
+			default:
+				if (t->err == NULL)
+					t->err = res;
+				else
+					PQclear(res);
+				break;
 		}
 	}
-	for (i = 0; i < bc->ntargets; i++)
-	{
-		Target	   *t = &bc->targets[i];
-		const char *sql;
-		PGresult   *res;
-
-		if (t->state != CONN_ENDED && t->state != CONN_FAILED)
-			continue;
-		sql = bc->shards[t->cur]->sql;
-		/* Reads up to the end of the COPY's results. */
-		res = fdw_get_result(t->conn, sql);
-		if (t->state == CONN_FAILED)
-		{
-			PQclear(res);
-			res = t->res;
-			t->res = NULL;
-		}
-		t->state = CONN_IDLE;
-		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
-		{
-			if (errconn == NULL)
-			{
-				err = res;
-				errconn = t->conn;
-				errsql = sql;
-				continue;
-			}
-		}
-		PQclear(res);
-	}
-	if (errconn != NULL)
-		fdw_report_error(ERROR, err, errconn, true, errsql);
-	return any;
+	return progress;
 }
 
 /*
- * flush sends every partition's buffered rows to its shard, the datanodes
- * at once, and empties the buffers.
+ * wait_any waits until one of the datanodes still answering (or the
+ * latch: a cancel) has something to read.
+ */
+static void
+wait_any(BulkCopy *bc)
+{
+	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, bc->ntargets + 2);
+	WaitEvent	ev;
+	int			i;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < bc->ntargets; i++)
+		if (bc->targets[i].state == CONN_SENT)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(bc->targets[i].conn), NULL, NULL);
+	(void) WaitEventSetWait(set, -1, &ev, 1, PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * send_all sends every partition's buffered rows to its shard, the
+ * datanodes at once, each at its own pace. The first error is raised once
+ * every connection is out of its COPYs.
+ */
+static void
+send_all(BulkCopy *bc)
+{
+	Target	   *failed = NULL;
+	int			i;
+
+	for (i = 0; i < bc->ntargets; i++)
+		start(bc, &bc->targets[i]);
+	for (;;)
+	{
+		bool		busy = false;
+		bool		progress = false;
+
+		for (i = 0; i < bc->ntargets; i++)
+			if (bc->targets[i].state == CONN_SENT)
+			{
+				progress |= advance(bc, &bc->targets[i]);
+				busy |= bc->targets[i].state == CONN_SENT;
+			}
+		if (!busy)
+			break;
+		if (!progress)
+			wait_any(bc);
+	}
+	for (i = 0; i < bc->ntargets; i++)
+		if (bc->targets[i].err && failed == NULL)
+			failed = &bc->targets[i];
+	if (failed)
+	{
+		PGresult   *err = failed->err;
+
+		failed->err = NULL;
+		fdw_report_error(ERROR, err, failed->conn, true, bc->shards[failed->queue[Max(failed->pos - 1, 0)]]->sql);
+	}
+}
+
+/*
+ * flush sends every partition's buffered rows to its shard and empties
+ * the buffers.
  */
 static void
 flush(BulkCopy *bc)
@@ -605,10 +625,12 @@ flush(BulkCopy *bc)
 
 	if (bc->buffered == 0)
 		return;
+	for (i = 0; i < bc->ntargets; i++)
+		if (bc->targets[i].queue == NULL)
+			bc->targets[i].queue = MemoryContextAlloc(bc->cxt, sizeof(int) * bc->pd->nparts);
 	PG_TRY();
 	{
-		while (copy_round(bc))
-			;
+		send_all(bc);
 	}
 	PG_CATCH();
 	{
@@ -618,10 +640,7 @@ flush(BulkCopy *bc)
 	PG_END_TRY();
 	for (i = 0; i < bc->pd->nparts; i++)
 		if (bc->shards[i])
-		{
 			resetStringInfo(&bc->shards[i]->buf);
-			bc->shards[i]->sent = false;
-		}
 	bc->buffered = 0;
 }
 
