@@ -666,6 +666,8 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	int		   *parts;
 	uint64		processed = 0;
 	bool		done = false;
+	int			guc_nest;
+	const char *block;
 	int			i;
 
 	pstate->p_sourcetext = queryString;
@@ -705,6 +707,17 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts * BATCH_ROWS);
 	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts * BATCH_ROWS);
 	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
+
+	/*
+	 * A serial column's default, adb.dist_nextval (ddl.c), takes
+	 * adb.sequence_block values per round trip to the gtmcoord master: for
+	 * the length of a bulk load, a batch's worth at least.
+	 */
+	guc_nest = NewGUCNestLevel();
+	block = GetConfigOption("adb.sequence_block", true, false);
+	if (block != NULL && atoi(block) < BATCH_ROWS)
+		(void) set_config_option("adb.sequence_block", CppAsString2(BATCH_ROWS), PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
 						   stmt->attlist, stmt->options);
@@ -748,6 +761,7 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 			flush(&bc);
 	}
 	flush(&bc);
+	AtEOXact_GUC(true, guc_nest);
 	EndCopyFrom(cstate);
 	FreeExecutorState(estate);
 	MemoryContextDelete(bc.cxt);
