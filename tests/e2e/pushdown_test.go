@@ -14,8 +14,7 @@ import (
 // aggregated on the coordinator); scans of the slots run at once (Async
 // Foreign Scan); the datanode servers carry the tuning options. Every
 // query, pushed down or not (aggregates without GROUP BY or grouped by
-// another column are finished on the coordinator: PostgreSQL 15's
-// postgres_fdw cannot push partial aggregates), answers what it answers on
+// another column: TestAggregatePushdown), answers what it answers on
 // plain tables holding the same rows.
 func TestPushdown(t *testing.T) {
 	c, cn := newPushdownCluster(t)
