@@ -103,7 +103,8 @@ typedef struct PushCtx
  * plain_expr_walker is true when node holds something the rewrite does
  * not carry over: parameters (their types are not known to a new parse),
  * sub-selects, outer references, set-returning functions and window
- * functions.
+ * functions, whole rows and system columns (named after the distributed
+ * table, which the branches do not read).
  */
 static bool
 plain_expr_walker(Node *node, void *context)
@@ -113,8 +114,8 @@ plain_expr_walker(Node *node, void *context)
 	if (IsA(node, Param) || IsA(node, SubLink) || IsA(node, WindowFunc) ||
 		IsA(node, GroupingFunc) || IsA(node, SubPlan))
 		return true;
-	if (IsA(node, Var) && ((Var *) node)->varlevelsup != 0)
-		return true;
+	if (IsA(node, Var) && (((Var *) node)->varlevelsup != 0 || ((Var *) node)->varattno <= 0))
+		return true;			/* outer, whole-row or system column */
 	if (IsA(node, Aggref) && ((Aggref *) node)->agglevelsup != 0)
 		return true;
 	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcretset)
@@ -453,7 +454,7 @@ branches_sql(PushCtx *ctx, List *parts, Node *quals)
 }
 
 /*
- * clear_perms_walker drops the privilege checks of the partitions the
+ * clear_perms drops the privilege checks of the partitions the
  * branches read: as when the distributed table is read, only its own
  * privileges count (kept on its entry of the outer query).
  */
@@ -491,6 +492,7 @@ rewrite(Query *parse)
 	RangeTblEntry *keep;
 	List	   *colnames = NIL;
 	List	   *raw;
+	char	   *sql;
 	Node	   *quals;
 	int			i;
 
@@ -536,10 +538,11 @@ rewrite(Query *parse)
 		return NULL;
 
 	/* The branches, parsed as any query is. */
-	raw = raw_parser(branches_sql(&ctx, parts, quals), RAW_PARSE_DEFAULT);
+	sql = branches_sql(&ctx, parts, quals);
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
 	if (list_length(raw) != 1)
 		return NULL;
-	inner = parse_analyze_fixedparams(linitial(raw), "", NULL, 0, NULL);
+	inner = parse_analyze_fixedparams(linitial(raw), sql, NULL, 0, NULL);
 	if (inner->commandType != CMD_SELECT || list_length(inner->targetList) != list_length(ctx.cols))
 		return NULL;
 	ctx.innerTlist = inner->targetList;
