@@ -19,5 +19,6 @@ _PG_init(void)
 	adb_twophase_init();
 	adb_ddl_init();
 	adb_dml_init();
+	adb_aggpush_init();
 	adb_copy_init();
 }

@@ -15,6 +15,7 @@ extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
+extern void adb_aggpush_init(void);
 extern void adb_copy_init(void);
 
 #endif

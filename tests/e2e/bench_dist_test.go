@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,8 @@ import (
 // dn1 (a shard table): the plain server has no sync slave to wait for at
 // each commit, the datanodes do. With ADBMGR_BENCH_UNTUNED set, the
 // coordinator's datanode servers lose their tuning options (fetch_size,
-// batch_size, async_capable) once the tables are loaded.
+// batch_size, async_capable) once the tables are loaded. ADBMGR_BENCH_CASES,
+// a regular expression, runs only the cases whose names it matches.
 func BenchmarkDistributed(b *testing.B) {
 	trials := envInt("ADBMGR_BENCH_TRIALS", 3)
 	secs := strconv.Itoa(envInt("ADBMGR_BENCH_SECONDS", 10))
@@ -57,10 +59,13 @@ func BenchmarkDistributed(b *testing.B) {
 CREATE TABLE bench_kv (id bigint PRIMARY KEY, v text);
 CREATE TABLE bench_big (id bigint NOT NULL, g int, v int);
 CREATE TABLE bench_load (id bigint NOT NULL, g int, v int);`
-	const load = `INSERT INTO bench_kv SELECT n, md5(n::text) FROM generate_series(1, 100000) n;
-INSERT INTO bench_big SELECT n, n % 100, n % 1000 FROM generate_series(1, 1000000) n;`
+	// bench_big in 4 statements: each psql on a node has 30 s.
+	load := []string{"INSERT INTO bench_kv SELECT n, md5(n::text) FROM generate_series(1, 100000) n"}
+	for n := 0; n < 1000000; n += 250000 {
+		load = append(load, fmt.Sprintf("INSERT INTO bench_big SELECT n, n %% 100, n %% 1000 FROM generate_series(%d, %d) n", n+1, n+250000))
+	}
 	plain.mustSQL(b, setup)
-	plain.mustSQL(b, load)
+	plain.mustSQL(b, strings.Join(load, ";\n"))
 	plain.mustSQL(b, "VACUUM ANALYZE")
 	c.mustNodeSQL(b, c.node("cn1"), setup+`
 SELECT adb.create_distributed_table('bench_ins', 'id');
@@ -82,7 +87,9 @@ BEGIN
 	END LOOP;
 END $$`)
 	}
-	c.mustNodeSQL(b, c.node("cn1"), load)
+	for _, l := range load {
+		c.mustNodeSQL(b, c.node("cn1"), l)
+	}
 	for _, dn := range []string{"dn1", "dn2"} {
 		c.mustNodeSQL(b, c.node(dn), "VACUUM ANALYZE")
 	}
@@ -133,6 +140,10 @@ END $$`)
 		{name: "GROUP BY other column, 1 M rows", target: 1, args: []string{"-t", "5", "-f", benchScript(b, "groupby.sql")}},
 		{name: "INSERT … SELECT 100,000 rows", target: 0.5, stmt: "INSERT", args: []string{"-t", "2", "-r", "-D", "rows=100000", "-f", benchScript(b, "insert_select.sql")}},
 		{name: "COPY 100,000 rows", target: 0.5, stmt: "COPY", args: []string{"-t", "2", "-r", "-D", "file='" + csv + "'", "-f", benchScript(b, "copy.sql")}},
+	}
+	if only := os.Getenv("ADBMGR_BENCH_CASES"); only != "" {
+		re := regexp.MustCompile(only)
+		cases = slices.DeleteFunc(cases, func(k benchCase) bool { return !re.MatchString(k.name) })
 	}
 	ratios := make([][]float64, len(cases))
 	plainRate, cnRate := make([][]float64, len(cases)), make([][]float64, len(cases))

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestPushdown, from a user's psql on a coordinator: aggregates grouped by
@@ -16,18 +14,10 @@ import (
 // aggregated on the coordinator); scans of the slots run at once (Async
 // Foreign Scan); the datanode servers carry the tuning options. Every
 // query, pushed down or not (aggregates without GROUP BY or grouped by
-// another column are finished on the coordinator: PostgreSQL 15's
-// postgres_fdw cannot push partial aggregates), answers what it answers on
+// another column: TestAggregatePushdown), answers what it answers on
 // plain tables holding the same rows.
 func TestPushdown(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
-	cn := c.node("cn1")
+	c, cn := newPushdownCluster(t)
 
 	for _, n := range []string{"cn1", "gc"} {
 		for _, r := range c.mustNodeSQL(t, c.node(n), "SELECT srvname, array_to_string(srvoptions, ' ') FROM pg_foreign_server ORDER BY 1") {
@@ -56,13 +46,7 @@ INSERT INTO plain_orders `+orders+`;
 INSERT INTO plain_custs `+custs+`;
 ANALYZE plain_orders; ANALYZE plain_custs;`)
 
-	explain := func(q string) string {
-		var b strings.Builder
-		for _, r := range c.mustNodeSQL(t, cn, "EXPLAIN VERBOSE "+q) {
-			b.WriteString(strings.Join(r, "\t") + "\n")
-		}
-		return b.String()
-	}
+	explain := func(q string) string { return explainVerbose(t, c, cn, q) }
 	count := func(plan, re string) int { return len(regexp.MustCompile(re).FindAllString(plan, -1)) }
 	local := regexp.MustCompile(`(?m)^\s*(->\s+)?(Partial |Finalize )?(Hash Join|Merge Join|Nested Loop|HashAggregate|GroupAggregate|Aggregate|Sort)\b`)
 
@@ -109,10 +93,6 @@ ANALYZE plain_orders; ANALYZE plain_custs;`)
 		"SELECT o.cust, c.region, count(*), sum(o.amount) FROM %[1]s o JOIN %[2]s c ON o.cust = c.cust GROUP BY o.cust, c.region ORDER BY 1, 2",
 		"SELECT c.region, count(*), sum(o.amount), avg(o.amount) FROM %[1]s o JOIN %[2]s c ON o.cust = c.cust GROUP BY c.region ORDER BY 1",
 	} {
-		got := c.mustNodeSQL(t, cn, fmt.Sprintf(q, "pd_orders", "pd_custs"))
-		want := c.mustNodeSQL(t, cn, fmt.Sprintf(q, "plain_orders", "plain_custs"))
-		if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s:\ndistributed: %.300v\nplain:       %.300v", fmt.Sprintf(q, "pd_orders", "pd_custs"), got, want)
-		}
+		sameAsPlain(t, c, cn, q, []any{"pd_orders", "pd_custs"}, []any{"plain_orders", "plain_custs"}, false)
 	}
 }

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAggregatePushdown, from a user's psql on a coordinator: aggregates
+// over a distributed table that are not grouped by the distribution
+// column (count, sum, min, max, avg, with WHERE, GROUP BY another column,
+// HAVING) run on the datanodes, one aggregate query per slot (EXPLAIN
+// VERBOSE: a Foreign Scan of "Aggregate on" each slot, the aggregates in
+// its remote SQL), and answer what the same query answers on a plain table
+// holding the same rows — values, result types and column names — also
+// over an empty table and columns of NULLs. count(DISTINCT …) and the
+// setting adb.aggregate_pushdown = off keep the plan of before; reading
+// still needs the privilege on the distributed table.
+func TestAggregatePushdown(t *testing.T) {
+	c, cn := newPushdownCluster(t)
+
+	// 5,000 rows, some NULL; an empty table; a table of NULLs only.
+	const rows = `SELECT n, n % 7, CASE WHEN n % 11 = 0 THEN NULL ELSE n % 101 END,
+	n * 1000000000::bigint, CASE WHEN n % 3 = 0 THEN NULL ELSE (n % 97) / 8.0 END, n / 4.0::float8, 'k' || n % 5
+	FROM generate_series(1, 5000) n`
+	const cols = "(id int NOT NULL, g int, a int, b bigint, m numeric, f float8, s text)"
+	c.mustNodeSQL(t, cn, `CREATE TABLE ap_t `+cols+`;
+CREATE TABLE ap_e `+cols+`;
+CREATE TABLE ap_n `+cols+`;
+SELECT adb.create_distributed_table('ap_t', 'id');
+SELECT adb.create_distributed_table('ap_e', 'id');
+SELECT adb.create_distributed_table('ap_n', 'id');
+INSERT INTO ap_t `+rows+`;
+INSERT INTO ap_n SELECT n, NULL, NULL, NULL, NULL, NULL, NULL FROM generate_series(1, 100) n;
+ANALYZE ap_t;
+CREATE TABLE pl_t `+cols+`;
+CREATE TABLE pl_e `+cols+`;
+CREATE TABLE pl_n `+cols+`;
+INSERT INTO pl_t `+rows+`;
+INSERT INTO pl_n SELECT n, NULL, NULL, NULL, NULL, NULL, NULL FROM generate_series(1, 100) n;
+ANALYZE pl_t;`)
+
+	explain := func(q string) string { return explainVerbose(t, c, cn, q) }
+	count := func(plan, re string) int { return len(regexp.MustCompile(re).FindAllString(plan, -1)) }
+
+	pushed := []struct{ query, remote string }{
+		{"SELECT count(*), sum(a), avg(a), min(a), max(a) FROM ap_t",
+			`Remote SQL: SELECT count\(\*\), sum\(a\), count\(a\), min\(a\), max\(a\) FROM public\.ap_t_\d+\n`},
+		{"SELECT g, count(*), sum(a) FROM ap_t GROUP BY g",
+			`Remote SQL: SELECT g, count\(\*\), sum\(a\) FROM public\.ap_t_\d+ GROUP BY 1\n`},
+		{"SELECT s, count(a), avg(m) FROM ap_t WHERE a > 10 GROUP BY s HAVING sum(b) > 0 ORDER BY s",
+			`Remote SQL: SELECT s, count\(a\), sum\(m\), count\(m\), sum\(b\) FROM public\.ap_t_\d+ WHERE \(\(a > 10\)\) GROUP BY 1\n`},
+	}
+	for _, p := range pushed {
+		plan := explain(p.query)
+		if n := count(plan, `Relations: Aggregate on \(public\.ap_t_\d+( \w+)?\)\n\s*`+p.remote); n != 64 {
+			t.Errorf("%s: %d of 64 slots aggregate on their datanode, want all\n%s", p.query, n, plan)
+		}
+	}
+	// What is not rewritten: count(DISTINCT …) aggregates on the
+	// coordinator; a count in one slot reads that slot; grouped by the
+	// distribution column, each slot's groups are whole (no aggregate at
+	// the top of the plan).
+	if plan := explain("SELECT count(DISTINCT g) FROM ap_t"); strings.Contains(plan, "Aggregate on") {
+		t.Errorf("count(DISTINCT g) rewritten:\n%s", plan)
+	}
+	if plan := explain("SELECT count(*) FROM ap_t WHERE id = 5"); count(plan, `Foreign Scan`) != 1 {
+		t.Errorf("a count in one slot reads more than that slot:\n%s", plan)
+	}
+	if plan := explain("SELECT id, count(*) FROM ap_t GROUP BY id"); strings.Contains(strings.SplitN(plan, "\n", 2)[0], "Aggregate") {
+		t.Errorf("GROUP BY the distribution column rewritten:\n%s", plan)
+	}
+	if plan := c.mustNodeSQL(t, cn, "SET adb.aggregate_pushdown = off; EXPLAIN VERBOSE SELECT count(*) FROM ap_t"); strings.Contains(fmt.Sprint(plan), "Aggregate on") {
+		t.Errorf("adb.aggregate_pushdown = off still pushes the aggregate:\n%s", plan)
+	}
+
+	// The answers, their types and their column names are those of the
+	// plain tables.
+	for _, q := range []string{
+		"SELECT count(*), count(a), sum(a), avg(a), min(a), max(a) FROM %s_t",
+		"SELECT count(*), count(a), sum(a), avg(a), min(a), max(a), sum(b), avg(b), sum(m), avg(m), min(m), max(s), sum(f), avg(f) FROM %s_e",
+		"SELECT count(*), count(a), sum(a), avg(a), min(a), max(a), sum(b), avg(b), sum(m), avg(m), min(m), max(s), sum(f), avg(f) FROM %s_n",
+		"SELECT sum(b), avg(b), min(b), sum(m), avg(m), max(m), min(s), max(s), sum(f), avg(f) FROM %s_t",
+		"SELECT count(*), sum(a) FROM %s_t WHERE a > 50 AND s <> 'k3'",
+		"SELECT count(*), sum(a), avg(a) FROM %s_t WHERE a > 1000",
+		"SELECT g, count(*), sum(a), avg(a), min(a), max(a), avg(m) FROM %s_t GROUP BY g ORDER BY g",
+		"SELECT g, count(*), sum(a), avg(a) FROM %s_e GROUP BY g ORDER BY g",
+		"SELECT s, g, count(a) FILTER (WHERE a > 20), max(m) FROM %s_t WHERE id < 4000 GROUP BY s, g ORDER BY 1, 2",
+		"SELECT g + 1 AS h, count(*) * 2 AS twice, sum(a) / count(a) AS mean FROM %s_t GROUP BY g HAVING avg(a) > 49 ORDER BY h DESC LIMIT 3",
+		"SELECT DISTINCT count(*) FROM %s_t GROUP BY g",
+		"SELECT pg_typeof(count(*)), pg_typeof(sum(a)), pg_typeof(avg(a)), pg_typeof(sum(b)), pg_typeof(avg(f)), pg_typeof(min(s)) FROM %s_t",
+		"SELECT g FROM %s_t GROUP BY g ORDER BY sum(a) DESC, g",
+		"SELECT sum(a * 2 + 1), max(s || 'x'), count(*) FILTER (WHERE f > 100), min(m) FILTER (WHERE g = 3) FROM %s_t",
+		"SELECT count(*), sum(a) FROM %s_t WHERE id < 0 HAVING count(*) = 0",
+		"SELECT count(DISTINCT g), sum(DISTINCT a) FROM %s_t",
+		"SELECT count(*) FROM %s_t WHERE id = 5",
+	} {
+		sameAsPlain(t, c, cn, q, []any{"ap"}, []any{"pl"}, strings.Contains(q, "_e GROUP BY"))
+	}
+	const named = "SELECT g AS grp, count(*), sum(a) AS total, avg(m), max(s) FROM %s_t GROUP BY g"
+	c.mustNodeSQL(t, cn, fmt.Sprintf("CREATE TABLE ap_cols AS "+named+"; CREATE TABLE pl_cols AS "+named, "ap", "pl"))
+	const desc = "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = '%s'::regclass AND attnum > 0 ORDER BY attnum"
+	if got, want := c.mustNodeSQL(t, cn, fmt.Sprintf(desc, "ap_cols")), c.mustNodeSQL(t, cn, fmt.Sprintf(desc, "pl_cols")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("columns of the answer: distributed %v, plain %v", got, want)
+	}
+
+	// Privileges are those of the distributed table (past them, the
+	// user mapping's rules hold as without the rewrite).
+	c.mustNodeSQL(t, cn, "CREATE ROLE ap_reader")
+	if _, err := c.nodeSQL(cn, "SET ROLE ap_reader; SELECT count(*) FROM ap_t"); err == nil || !strings.Contains(err.Error(), "permission denied for table ap_t") {
+		t.Errorf("a count without the privilege on ap_t: %v, want permission denied for table ap_t", err)
+	}
+	c.mustNodeSQL(t, cn, "GRANT SELECT ON ap_t TO ap_reader")
+	on, errOn := c.nodeSQL(cn, "SET ROLE ap_reader; SELECT count(*), sum(a) FROM ap_t")
+	off, errOff := c.nodeSQL(cn, "SET ROLE ap_reader; SET adb.aggregate_pushdown = off; SELECT count(*), sum(a) FROM ap_t")
+	if fmt.Sprint(on, errOn) != fmt.Sprint(off, errOff) {
+		t.Errorf("with SELECT on ap_t: pushed down %v %v, not %v %v", on, errOn, off, errOff)
+	}
+}
+
+// explainVerbose is the plan of q on node n, as EXPLAIN VERBOSE prints it.
+func explainVerbose(t *testing.T, c *testCluster, n nodeSpec, q string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, r := range c.mustNodeSQL(t, n, "EXPLAIN VERBOSE "+q) {
+		b.WriteString(strings.Join(r, "\t") + "\n")
+	}
+	return b.String()
+}
+
+// sameAsPlain checks that the query format q, filled in with the names of
+// distributed tables (dist) and then of plain tables holding the same rows
+// (plain), answers the same on node n; the answer must not be empty
+// unless empty says so.
+func sameAsPlain(t *testing.T, c *testCluster, n nodeSpec, q string, dist, plain []any, empty bool) {
+	t.Helper()
+	got := c.mustNodeSQL(t, n, fmt.Sprintf(q, dist...))
+	want := c.mustNodeSQL(t, n, fmt.Sprintf(q, plain...))
+	if (len(want) == 0) != empty || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s:\ndistributed: %.400v\nplain:       %.400v", fmt.Sprintf(q, dist...), got, want)
+	}
+}
+
+// newPushdownCluster is the pushdown tests' cluster, up: the gtmcoord, one
+// coordinator (returned) and two datanode masters, no slaves.
+func newPushdownCluster(t *testing.T) (*testCluster, nodeSpec) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn2", "", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	return c, c.node("cn1")
+}
