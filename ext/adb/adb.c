@@ -19,4 +19,5 @@ _PG_init(void)
 	adb_twophase_init();
 	adb_ddl_init();
 	adb_dml_init();
+	adb_router_init();
 }

@@ -14,5 +14,6 @@ extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
+extern void adb_router_init(void);
 
 #endif
