@@ -41,6 +41,7 @@
 #include "miscadmin.h"
 #include "nodes/extensible.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "partitioning/partbounds.h"
@@ -50,11 +51,13 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/wait_event.h"
 
 #include "adb.h"
@@ -188,6 +191,8 @@ route_select(PlannedStmt *stmt)
 	List	   *attrs;
 	ListCell   *lc;
 	int			natts;
+	Bitmapset  *sysattrs = NULL;
+	int			i;
 
 	if (!IsA(fs, ForeignScan) || fs->operation != CMD_SELECT || fs->scan.scanrelid == 0 ||
 		fs->fdw_exprs != NIL || fs->fdw_scan_tlist != NIL || list_length(fs->fdw_private) < 2 ||
@@ -196,6 +201,13 @@ route_select(PlannedStmt *stmt)
 	rte = rt_fetch(fs->scan.scanrelid, stmt->rtable);
 	if (rte->rtekind != RTE_RELATION || !get_rel_relispartition(rte->relid))
 		return NULL;
+	/* System columns but tableoid come from postgres_fdw's heap tuples. */
+	pull_varattnos((Node *) fs->scan.plan.targetlist, fs->scan.scanrelid, &sysattrs);
+	pull_varattnos((Node *) fs->scan.plan.qual, fs->scan.scanrelid, &sysattrs);
+	for (i = bms_next_member(sysattrs, -1); i >= 0; i = bms_next_member(sysattrs, i))
+		if (i + FirstLowInvalidHeapAttributeNumber < 0 &&
+			i + FirstLowInvalidHeapAttributeNumber != TableOidAttributeNumber)
+			return NULL;
 	attrs = (List *) lsecond(fs->fdw_private);
 	{
 		Relation	rel = table_open(rte->relid, NoLock);
@@ -444,15 +456,24 @@ router_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 /* ---------- connections ---------- */
 
 /*
- * RouterConn is this backend's connection for one user mapping, and the
+ * RouterConn is this backend's connection for one (server, user), the
  * connection string it was opened with (a changed server, e.g. after a
- * failover, opens a new one).
+ * failover, opens a new one), and whether that string is known to be
+ * current (valid: no change of a server or user mapping since it was
+ * built; building it costs more than a statement should).
  */
+typedef struct RouterConnKey
+{
+	Oid			serverid;
+	Oid			userid;
+} RouterConnKey;
+
 typedef struct RouterConn
 {
-	Oid			umid;			/* hash key */
+	RouterConnKey key;			/* hash key */
 	PGconn	   *conn;
 	char	   *conninfo;		/* TopMemoryContext */
+	bool		valid;
 } RouterConn;
 
 static HTAB *router_conns = NULL;
@@ -543,10 +564,10 @@ conn_usable(PGconn *conn)
 static PGconn *
 router_connection(Oid serverid, Oid userid)
 {
-	ForeignServer *srv = GetForeignServer(serverid);
-	UserMapping *um = GetUserMapping(userid, serverid);
-	char	   *conninfo = router_conninfo(srv, um);
+	ForeignServer *srv;
+	char	   *conninfo;
 	RouterConn *rc;
+	RouterConnKey key;
 	bool		found;
 	PGresult   *res;
 
@@ -554,17 +575,26 @@ router_connection(Oid serverid, Oid userid)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = sizeof(Oid);
+		ctl.keysize = sizeof(RouterConnKey);
 		ctl.entrysize = sizeof(RouterConn);
 		ctl.hcxt = TopMemoryContext;
 		router_conns = hash_create("adb router connections", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	rc = hash_search(router_conns, &um->umid, HASH_ENTER, &found);
+	memset(&key, 0, sizeof(key));
+	key.serverid = serverid;
+	key.userid = userid;
+	rc = hash_search(router_conns, &key, HASH_ENTER, &found);
 	if (!found)
 	{
 		rc->conn = NULL;
 		rc->conninfo = NULL;
+		rc->valid = false;
 	}
+	if (rc->valid && conn_usable(rc->conn))
+		return rc->conn;
+	srv = GetForeignServer(serverid);
+	conninfo = router_conninfo(srv, GetUserMapping(userid, serverid));
+	rc->valid = false;
 	if (rc->conninfo == NULL || strcmp(rc->conninfo, conninfo) != 0 || !conn_usable(rc->conn))
 	{
 		drop_conn(rc);
@@ -597,7 +627,25 @@ router_connection(Oid serverid, Oid userid)
 		}
 		PQclear(res);
 	}
+	rc->valid = true;
 	return rc->conn;
+}
+
+/*
+ * router_inval: a server or user mapping changed, so every connection
+ * string is checked again at its next use.
+ */
+static void
+router_inval(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS seq;
+	RouterConn *rc;
+
+	if (router_conns == NULL)
+		return;
+	hash_seq_init(&seq, router_conns);
+	while ((rc = hash_seq_search(&seq)) != NULL)
+		rc->valid = false;
 }
 
 /* forget_conn drops the cached connection conn (state unknown). */
@@ -799,7 +847,8 @@ run_remote(RouterState *rs, EState *estate)
 	}
 	if (rs->kind == ROUTE_SELECT)
 	{
-		if (PQnfields(res) != list_length(rs->attrs))
+		/* No column needed (e.g. count(*) over it): postgres_fdw sends SELECT NULL. */
+		if (PQnfields(res) != list_length(rs->attrs) && !(rs->attrs == NIL && PQnfields(res) == 1))
 		{
 			PQclear(res);
 			ereport(ERROR,
@@ -919,7 +968,10 @@ router_next(ScanState *ss)
 		col++;
 	}
 	rs->row++;
-	return ExecStoreVirtualTuple(slot);
+	ExecStoreVirtualTuple(slot);
+	/* As postgres_fdw's rows: tableoid is the foreign table's. */
+	slot->tts_tableOid = RelationGetRelid(ss->ss_currentRelation);
+	return slot;
 }
 
 /* router_recheck: no EvalPlanQual on a remote row (no row marks here). */
@@ -998,6 +1050,8 @@ adb_router_init(void)
 							 "is sent to its datanode with its transaction's start and commit.",
 							 &adb_router, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	RegisterCustomScanMethods(&router_scan_methods);
+	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, router_inval, (Datum) 0);
+	CacheRegisterSyscacheCallback(USERMAPPINGOID, router_inval, (Datum) 0);
 	prev_planner_hook = planner_hook;
 	planner_hook = router_planner;
 }

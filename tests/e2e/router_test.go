@@ -93,6 +93,14 @@ func TestRouter(t *testing.T) {
 				}
 			}
 		}
+		// System column tableoid, no column at all (SELECT NULL remotely).
+		for _, q := range []string{"SELECT tableoid::regclass, v FROM rt WHERE id = 1", "SELECT 1 FROM rt WHERE id = 2",
+			"SELECT count(*) FROM rt WHERE id = 2", "SELECT ctid IS NOT NULL FROM rt WHERE id = 2"} {
+			routed := mustPsql(q)
+			if fdw := mustPsql("SET adb.router = off", q); "SET\n"+routed != fdw || !strings.Contains(routed, "\n") {
+				t.Errorf("%s: routed %q, postgres_fdw %q", q, routed, fdw)
+			}
+		}
 		// A condition left to the coordinator, no row.
 		if out := mustPsql("SELECT v FROM rt WHERE id = 1 AND v ~ '^o'", "SELECT v FROM rt WHERE id = 1 AND v = 'zz'"); out != "v\none\nv\n" {
 			t.Errorf("local conditions: %q", out)
