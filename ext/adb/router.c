@@ -88,6 +88,7 @@ typedef struct RouterState
 	int			row;
 	FmgrInfo   *infuncs;		/* by attnum - 1 */
 	Oid		   *ioparams;
+	MemoryContextCallback free_res;
 } RouterState;
 
 static Node *router_create_state(CustomScan *cscan);
@@ -707,7 +708,7 @@ remote_error(PGresult *res, PGconn *conn, const char *sql)
 static PGresult *
 run_query(PGconn *conn, const char *sql, int want, PGresult **errres, bool *broken)
 {
-	PGresult   *kept = NULL;
+	PGresult   *volatile kept = NULL;
 	int			n = 0;
 
 	*errres = NULL;
@@ -788,6 +789,17 @@ isolation(void)
 	return "READ COMMITTED";
 }
 
+/* router_free_res frees the rows kept (libpq's memory is not palloc'd). */
+static void
+router_free_res(void *arg)
+{
+	RouterState *rs = (RouterState *) arg;
+
+	if (rs->res)
+		PQclear(rs->res);
+	rs->res = NULL;
+}
+
 /*
  * run_remote runs the router's statement in one round trip (one more,
  * ROLLBACK, after a remote error) and keeps its result: the rows of a
@@ -824,7 +836,16 @@ run_remote(RouterState *rs, EState *estate)
 			PGresult   *rbres;
 			PGresult   *rberr;
 
-			rbres = run_query(conn, "ROLLBACK", 0, &rberr, &broken);
+			PG_TRY();
+			{
+				rbres = run_query(conn, "ROLLBACK", 0, &rberr, &broken);
+			}
+			PG_CATCH();
+			{
+				PQclear(errres);
+				PG_RE_THROW();
+			}
+			PG_END_TRY();
 			if (rbres)
 				PQclear(rbres);
 			if (rberr)
@@ -857,6 +878,10 @@ run_remote(RouterState *rs, EState *estate)
 		}
 		rs->res = res;
 		rs->row = 0;
+		/* Freed with the query's memory should the query fail before router_end. */
+		rs->free_res.func = router_free_res;
+		rs->free_res.arg = rs;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, &rs->free_res);
 	}
 	else
 	{
