@@ -534,8 +534,7 @@ drop_conn(RouterConn *rc)
 
 /*
  * conn_usable says whether a cached connection can take a query: it is
- * up, and nothing came from its server since (a closed socket or a
- * terminated session — a node restarted — shows as readable).
+ * up, and nothing came from its server since it went idle.
  */
 static bool
 conn_usable(PGconn *conn)
@@ -549,11 +548,13 @@ conn_usable(PGconn *conn)
 
 		rc = poll(&pfd, 1, 0);
 	}
-	if (rc == 0)
-		return true;
-	if (rc < 0 || !PQconsumeInput(conn))
-		return false;
-	return PQstatus(conn) == CONNECTION_OK && !PQisBusy(conn);
+
+	/*
+	 * An idle session gets nothing but its end (EOF, or a FATAL before it:
+	 * a shutdown, a terminated backend) — or a notice, for which a new
+	 * connection costs little.
+	 */
+	return rc == 0;
 }
 
 /*
@@ -817,6 +818,13 @@ run_remote(RouterState *rs, EState *estate)
 	bool		broken;
 
 	res = run_query(conn, sql, 1, &errres, &broken);
+	if (broken && rs->kind == ROUTE_SELECT)
+	{
+		/* A read is safe to send again, on a new connection. */
+		forget_conn(conn);
+		conn = router_connection(rs->serverid, userid);
+		res = run_query(conn, sql, 1, &errres, &broken);
+	}
 	if (broken)
 	{
 		char	   *msg = pchomp(PQerrorMessage(conn));

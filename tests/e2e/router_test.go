@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestRouter: single-slot statements through a coordinator (ext/adb
@@ -19,7 +21,9 @@ import (
 // it is left in the session); inside BEGIN … COMMIT postgres_fdw runs it
 // and the transaction stays atomic; statements the router leaves alone
 // (RETURNING, several rows, a serial column, an UPDATE of the distribution
-// column) work as before; a statement_timeout cancels the remote query.
+// column) work as before; a session's statements after its datanodes
+// restarted reconnect instead of failing; a statement_timeout cancels the
+// remote query.
 func TestRouter(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
@@ -203,6 +207,46 @@ func TestRouter(t *testing.T) {
 		out = mustPsql("INSERT INTO rt_s (v) VALUES ('a')", "INSERT INTO rt_s (v) VALUES ('b')", "SELECT count(*), count(DISTINCT id) FROM rt_s")
 		if out != "INSERT 0 1\nINSERT 0 1\ncount|count\n2|2\n" {
 			t.Errorf("serial column:\n%s", out)
+		}
+	})
+
+	t.Run("datanodes restarted", func(t *testing.T) {
+		// One session (simple query protocol, as psql's) keeps its
+		// connections to the datanodes; after they restart, its next
+		// statements reconnect instead of failing on the dead ones.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		conn := c.begin(t, cn)
+		simple := func(sql string) (string, error) {
+			var v string
+			err := conn.QueryRow(ctx, sql, pgx.QueryExecModeSimpleProtocol).Scan(&v)
+			return v, err
+		}
+		for _, id := range []string{"1", "2", "20"} {
+			if _, err := simple("SELECT coalesce(v, '-') FROM rt WHERE id = " + id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := simple("SELECT count(*)::text FROM postgres_fdw_get_connections()"); err != nil || n != "0" {
+			t.Fatalf("postgres_fdw connections of the routed session: %s %v", n, err)
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			c.mustRows(t, time.Minute, "STOP DATANODE MASTER "+dn+" MODE fast")
+			c.mustRows(t, time.Minute, "START DATANODE MASTER "+dn)
+		}
+		// Writes first: a write is not sent twice, so the dead
+		// connections must be seen before.
+		for _, id := range []string{"1", "2", "20"} {
+			if tag, err := conn.Exec(ctx, "UPDATE rt SET v = v WHERE id = "+id, pgx.QueryExecModeSimpleProtocol); err != nil || tag.String() != "UPDATE 1" {
+				t.Errorf("UPDATE by key %s after the restarts: %s %v", id, tag, err)
+			}
+		}
+		for _, id := range []string{"1", "2", "20"} {
+			if v, err := simple("SELECT coalesce(v, '-') FROM rt WHERE id = " + id); err != nil {
+				t.Errorf("SELECT by key %s after the restarts: %v", id, err)
+			} else if id == "20" && v != "b" {
+				t.Errorf("SELECT by key 20 after the restarts: %q", v)
+			}
 		}
 	})
 
