@@ -821,6 +821,8 @@ run_remote(RouterState *rs, EState *estate)
 	if (broken && rs->kind == ROUTE_SELECT)
 	{
 		/* A read is safe to send again, on a new connection. */
+		if (errres)
+			PQclear(errres);
 		forget_conn(conn);
 		conn = router_connection(rs->serverid, userid);
 		res = run_query(conn, sql, 1, &errres, &broken);
@@ -830,6 +832,9 @@ run_remote(RouterState *rs, EState *estate)
 		char	   *msg = pchomp(PQerrorMessage(conn));
 
 		forget_conn(conn);
+		/* The server's own account (e.g. 57P01, shut down) when it gave one. */
+		if (errres)
+			remote_error(errres, NULL, rs->sql);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not receive data from server: %s", msg),
