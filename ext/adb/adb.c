@@ -20,4 +20,5 @@ _PG_init(void)
 	adb_ddl_init();
 	adb_dml_init();
 	adb_aggpush_init();
+	adb_router_init();
 }
