@@ -11,8 +11,9 @@ import (
 // "扩容异常情况处理"): EXPAND DATANODE MASTER that failed or was
 // interrupted after its base backup, EXPAND ACTIVATE interrupted after
 // the promotion. What each recovery does depends on what the nodes show
-// (CopySeen), never on what a journal row claims: a manager killed at any
-// step leaves nodes the next command looks at.
+// (CopySeen), not on what a journal row claims: a manager killed at any
+// step leaves nodes the next command looks at. The journal only tells
+// that a copy which does not run now was promoted (CopySeen.Interrupted).
 //
 //   - EXPAND RECOVER BASEBACKUP FAIL src TO dst rolls the copy back: the
 //     coordinators' prepared transactions of an interrupted activation
@@ -20,6 +21,8 @@ import (
 //     slot on src dropped, and the catalog says dst was never
 //     initialised — EXPAND DATANODE MASTER can run again. Refused once a
 //     coordinator routes slots to dst: rows may have been written there.
+//     With no copy at all (a base backup cut short) it drops the slot dst
+//     left on src, which would keep src's WAL for ever.
 //   - EXPAND RECOVER BASEBACKUP SUCCESS src TO dst redoes what follows a
 //     base backup: configuration, recovery settings, the initialised
 //     mark, the start (so it also restarts a copy that was killed), then

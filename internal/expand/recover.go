@@ -111,7 +111,8 @@ func (x *Expander) finish(ctx context.Context, j *journal, sn Snapshot, e cluste
 
 // see looks at copy dst and at the coordinators (cluster.CopySeen), and
 // reads the journal's interrupted entry about dst. With start, a copy
-// whose postmaster does not run is started first.
+// whose postmaster does not run is started first (p hears it; without
+// start p may be nil).
 func (x *Expander) see(ctx context.Context, sn Snapshot, dst string, start bool, p Progress) (cluster.CopySeen, error) {
 	var seen cluster.CopySeen
 	s := sn.State
