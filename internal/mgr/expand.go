@@ -176,8 +176,8 @@ func (c growCatalog) Read(ctx context.Context) (sn expand.Snapshot, err error) {
 // expandJournal reads the EXPAND commands' journal entries from the
 // first one the manager's end interrupted (expand.Snapshot.Journal).
 func (c growCatalog) expandJournal(ctx context.Context) ([]cluster.JournalRecord, error) {
-	res, err := c.m.cat.Query(ctx, `SELECT command, status, step FROM mgr_journal WHERE command LIKE 'EXPAND %'
-		AND id >= (SELECT min(id) FROM mgr_journal WHERE status = 'interrupted' AND command LIKE 'EXPAND %') ORDER BY id`)
+	res, err := c.m.cat.Query(ctx, `SELECT command, status, step FROM journal WHERE command LIKE 'EXPAND %'
+		AND id >= (SELECT min(id) FROM journal WHERE status = 'interrupted' AND command LIKE 'EXPAND %') ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read the journal: %w", err)
 	}
