@@ -20,5 +20,6 @@ _PG_init(void)
 	adb_ddl_init();
 	adb_dml_init();
 	adb_aggpush_init();
+	adb_router_init();
 	adb_copy_init();
 }

@@ -13,9 +13,16 @@
 
 extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
+
+/* adb_fdw_conninfo is the libpq connection string postgres_fdw builds for
+ * server srv and user mapping um (twophase.c). */
+struct ForeignServer;
+struct UserMapping;
+extern char *adb_fdw_conninfo(struct ForeignServer *srv, struct UserMapping *um);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_aggpush_init(void);
+extern void adb_router_init(void);
 extern void adb_copy_init(void);
 
 #endif

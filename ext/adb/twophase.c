@@ -845,8 +845,13 @@ adb_executor_end(QueryDesc *queryDesc)
 {
 	EState	   *estate = queryDesc->estate;
 
-	/* A SELECT has none, but for WITH … AS (INSERT …) SELECT. */
-	if (estate != NULL && IsTransactionState())
+	/*
+	 * A SELECT has none, but for WITH … AS (INSERT …) SELECT. A plain
+	 * EXPLAIN opened the result relations but wrote nothing, and
+	 * postgres_fdw made no connection for it.
+	 */
+	if (estate != NULL && IsTransactionState() &&
+		(estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 	{
 		note_result_rels(estate, estate->es_opened_result_relations);
 		note_result_rels(estate, estate->es_tuple_routing_result_relations);
@@ -1006,11 +1011,11 @@ adb_process_utility(PlannedStmt *pstmt, const char *queryString,
  * --------------------------------------------------------------------- */
 
 /*
- * fdw_conninfo is how our own connection reaches a postgres_fdw server as
+ * adb_fdw_conninfo is how our own connection reaches a postgres_fdw server as
  * the user mapping does: the server's and the mapping's libpq options.
  */
-static char *
-fdw_conninfo(ForeignServer *srv, UserMapping *um)
+char *
+adb_fdw_conninfo(ForeignServer *srv, UserMapping *um)
 {
 	StringInfoData s;
 	PQconninfoOption *defs = PQconndefaults();
@@ -1059,7 +1064,7 @@ fdw_control(FdwTarget *t)
 
 	snprintf(key, sizeof(key), "s:%u:%u", t->serverid, t->userid);
 	rc = remote_conn(key, true);
-	remote_set_target(rc, srv->servername, fdw_conninfo(srv, um));
+	remote_set_target(rc, srv->servername, adb_fdw_conninfo(srv, um));
 	fresh = !conn_alive(rc->conn);
 	remote_ensure(rc);
 

@@ -11,8 +11,9 @@ import (
 // "扩容异常情况处理"): EXPAND DATANODE MASTER that failed or was
 // interrupted after its base backup, EXPAND ACTIVATE interrupted after
 // the promotion. What each recovery does depends on what the nodes show
-// (CopySeen), never on what a journal row claims: a manager killed at any
-// step leaves nodes the next command looks at.
+// (CopySeen), not on what a journal row claims: a manager killed at any
+// step leaves nodes the next command looks at. The journal only tells
+// that a copy which does not run now was promoted (CopySeen.Interrupted).
 //
 //   - EXPAND RECOVER BASEBACKUP FAIL src TO dst rolls the copy back: the
 //     coordinators' prepared transactions of an interrupted activation
@@ -20,6 +21,8 @@ import (
 //     slot on src dropped, and the catalog says dst was never
 //     initialised — EXPAND DATANODE MASTER can run again. Refused once a
 //     coordinator routes slots to dst: rows may have been written there.
+//     With no copy at all (a base backup cut short) it drops the slot dst
+//     left on src, which would keep src's WAL for ever.
 //   - EXPAND RECOVER BASEBACKUP SUCCESS src TO dst redoes what follows a
 //     base backup: configuration, recovery settings, the initialised
 //     mark, the start (so it also restarts a copy that was killed), then
@@ -62,6 +65,19 @@ type CopySeen struct {
 	// Running: its postmaster runs. Answers: it answers SQL, Standby: in
 	// recovery.
 	Running, Answers, Standby bool
+	// SlotOnSrc: the source holds a replication slot named after the
+	// copy; SlotUnknown: the source could not be asked.
+	SlotOnSrc, SlotUnknown bool
+	// Interrupted is the step of the journal entry the manager's end
+	// interrupted about the copy (InterruptedFor; "" none): "promote dst"
+	// tells a copy that does not run now was promoted.
+	Interrupted string
+}
+
+// promoted tells that copy dst was promoted: it answers out of
+// recovery, or the interrupted activation got past its promotion.
+func (seen CopySeen) promoted(dst string) bool {
+	return (seen.Answers && !seen.Standby) || seen.Interrupted == "promote "+dst || seen.Interrupted == "commit "+dst
 }
 
 // recoverable checks what every recovery of src TO dst requires: src a
@@ -131,10 +147,31 @@ func PlanExpandRecoverFail(s *State, exps []Expansion, src, dst string, seen Cop
 		return GrowPlan{}, err
 	}
 	if x.Phase == "" && !dn.Initialized && !seen.DirUsed && !seen.Running {
+		// No copy, but perhaps the slot of one a manager's end cut
+		// short during its base backup: it would keep src's WAL for ever.
+		switch {
+		case seen.SlotOnSrc:
+			return GrowPlan{Steps: []GrowStep{
+				{Kind: GrowDropSlot, Node: dst, From: src, Notice: fmt.Sprintf(
+					`replication slot "%s" dropped on %s: no copy is behind it (the data directory of %s is empty), it only kept %s's WAL`, dst, src, dst, src)},
+				{Kind: GrowCatalog, Node: dst, From: src},
+			}}, nil
+		case seen.SlotUnknown:
+			return GrowPlan{}, fieldErrH("src", pgerror.ObjectNotInPrereqState,
+				"%s holds no copy of %s, and %s does not answer: cannot tell whether it keeps a replication slot for %s", dst, src, src, dst).WithHint(
+				"Start %s, then run the command again.", src)
+		}
 		return GrowPlan{}, fieldErrH("dst", pgerror.ObjectNotInPrereqState,
 			"nothing to recover: %s holds no copy of %s", dst, src).WithHint("Run EXPAND DATANODE MASTER %s TO %s.", src, dst)
 	}
-	steps := []GrowStep{{Kind: GrowAbandonHolds, Node: dst}}
+	hold := GrowStep{Kind: GrowAbandonHolds, Node: dst}
+	if seen.promoted(dst) {
+		// Safe: no coordinator routes a slot to dst (notRouted), so the
+		// writes of the moving slots were held and went nowhere but src.
+		hold.Notice = fmt.Sprintf("%s was promoted by the interrupted activation: its copy is discarded. No coordinator routes a slot to %s, "+
+			"so no write reached it; %s still holds every row", dst, dst, src)
+	}
+	steps := []GrowStep{hold}
 	if seen.Running {
 		steps = append(steps, GrowStep{Kind: GrowStop, Node: dst})
 	}
@@ -172,11 +209,15 @@ func PlanExpandRecoverSuccess(s *State, exps []Expansion, src, dst string, seen 
 		return GrowPlan{}, err
 	}
 	if !seen.HasData {
-		return GrowPlan{}, fieldErrH("dst", pgerror.ObjectNotInPrereqState,
-			"the data directory of %s holds no base backup", dst).WithHint(
+		h := fieldErrH("dst", pgerror.ObjectNotInPrereqState, "the data directory of %s holds no base backup", dst)
+		if !seen.DirUsed && !seen.Running {
+			return GrowPlan{}, h.WithHint("Run EXPAND DATANODE MASTER %s TO %s again (EXPAND RECOVER BASEBACKUP FAIL %s TO %s drops a replication slot left for %s on %s).",
+				src, dst, src, dst, dst, src)
+		}
+		return GrowPlan{}, h.WithHint(
 			"EXPAND RECOVER BASEBACKUP FAIL %s TO %s empties it; then run EXPAND DATANODE MASTER %s TO %s again.", src, dst, src, dst)
 	}
-	if seen.Answers && !seen.Standby {
+	if seen.promoted(dst) {
 		return GrowPlan{}, fieldErrH("dst", pgerror.ObjectNotInPrereqState,
 			"%s was promoted: it no longer streams from %s", dst, src).WithHint(
 			"EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS %s finishes its activation; EXPAND RECOVER BASEBACKUP FAIL %s TO %s rolls it back.", dst, src, dst)

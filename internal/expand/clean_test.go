@@ -107,6 +107,23 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// TestStatusAfterInterruption: the rows say what the nodes show and the
+// command that takes each expansion up.
+func TestStatusAfterInterruption(t *testing.T) {
+	r := newRig(world())
+	r.copied("dn2")
+	r.f.Nodes["dn2"].Running = false
+	r.f.ReplSlots = map[string]bool{"dn1 dn3": true}
+	r.cat.sn.Journal = []cluster.JournalRecord{{Command: "EXPAND DATANODE MASTER dn1 TO dn3", Status: "interrupted", Step: "start"}}
+	got, err := r.x.Status(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows(t, got, Row{Node: "dn2", Description: "dn2 is not running; run EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn2 to start it again as a copy of dn1"},
+		Row{Node: "dn3", Description: `EXPAND DATANODE MASTER dn1 TO dn3 was interrupted (step "start"): dn1 keeps a replication slot for dn3; ` +
+			"run EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn3 to drop it, then EXPAND DATANODE MASTER dn1 TO dn3 again"})
+}
+
 // TestCopyActivateClean runs one expansion through its three statements.
 func TestCopyActivateClean(t *testing.T) {
 	r := newRig(world())

@@ -85,7 +85,7 @@ func (x *Expander) Activate(ctx context.Context, p Progress) ([]Row, error) {
 	}
 	var fresh []cluster.Expansion
 	for _, e := range todo {
-		seen, err := x.see(ctx, sn.State, e.Dst, true, p)
+		seen, err := x.see(ctx, sn, e.Dst, true, p)
 		finish := false
 		if err == nil {
 			finish, err = cluster.ResumeActivation(e, seen)
@@ -210,7 +210,10 @@ func (x *Expander) Clean(ctx context.Context, p Progress) ([]Row, error) {
 	return r.rows, nil
 }
 
-// Status is EXPAND SHOW STATUS: a row per expansion. With check (EXPAND
+// Status is EXPAND SHOW STATUS: a row per expansion, and one per copy
+// the manager's end interrupted before its expansion was recorded. Each
+// says what the nodes show (see, seeSlot) and the command that takes it
+// up (cluster.ExpansionAdvice, cluster.CopyAdvice). With check (EXPAND
 // DOCHECK STATUS) an expansion that waits for EXPAND CLEAN is an error,
 // as AntDB's: no new expansion may start before it is cleaned.
 func (x *Expander) Status(ctx context.Context, check bool) ([]Row, error) {
@@ -228,7 +231,27 @@ func (x *Expander) Status(ctx context.Context, check bool) ([]Row, error) {
 	}
 	var rows []Row
 	for _, e := range sn.Expansions {
-		rows = append(rows, Row{Node: e.Dst, OK: true, Description: e.Status()})
+		if e.Phase == cluster.ExpansionActivated {
+			rows = append(rows, Row{Node: e.Dst, OK: true, Description: e.Status()})
+			continue
+		}
+		seen, err := x.see(ctx, sn, e.Dst, false, nil)
+		if err != nil {
+			rows = append(rows, Row{Node: e.Dst, Description: fmt.Sprintf("%s; cannot look at %s: %v", e.Status(), e.Dst, err)})
+			continue
+		}
+		at, _ := cluster.InterruptedFor(sn.Journal, e.Dst)
+		ok, desc := cluster.ExpansionAdvice(e, seen, at)
+		rows = append(rows, Row{Node: e.Dst, OK: ok, Description: desc})
+	}
+	for _, c := range cluster.InterruptedCopies(sn.State, sn.Expansions, sn.Journal) {
+		seen, err := x.see(ctx, sn, c.Dst, false, nil)
+		if err != nil {
+			rows = append(rows, Row{Node: c.Dst, Description: fmt.Sprintf("%s was interrupted; cannot look at %s: %v", c.Entry.Command, c.Dst, err)})
+			continue
+		}
+		x.seeSlot(ctx, sn.State, c.Src, c.Dst, &seen)
+		rows = append(rows, Row{Node: c.Dst, Description: cluster.CopyAdvice(sn.State, sn.Expansions, c, seen)})
 	}
 	return rows, nil
 }

@@ -39,6 +39,10 @@ type Snapshot struct {
 	// (mgr_expansion, mgr_append).
 	Expansions []cluster.Expansion
 	Copies     []cluster.CoordinatorCopy
+	// Journal are the EXPAND commands' journal entries, in order, from
+	// the first the manager's end interrupted (cluster.InterruptedFor);
+	// none when no EXPAND was ever interrupted.
+	Journal []cluster.JournalRecord
 }
 
 // Catalog is the part of the manager's catalog the growing commands use.

@@ -51,10 +51,11 @@ func (x *Expander) recoverCopy(ctx context.Context, how, src, dst string, p Prog
 	if err := cluster.CheckRecoverable(sn.State, sn.Expansions, src, dst); err != nil {
 		return "", err
 	}
-	seen, err := x.see(ctx, sn.State, dst, false, p)
+	seen, err := x.see(ctx, sn, dst, false, p)
 	if err != nil {
 		return "", err
 	}
+	x.seeSlot(ctx, sn.State, src, dst, &seen)
 	gp, err := plan(sn.State, sn.Expansions, src, dst, seen)
 	if err != nil {
 		return "", err
@@ -82,7 +83,7 @@ func (x *Expander) DoPromote(ctx context.Context, dst string, p Progress) (strin
 	if err != nil {
 		return "", err
 	}
-	seen, err := x.see(ctx, sn.State, dst, true, p)
+	seen, err := x.see(ctx, sn, dst, true, p)
 	if err != nil {
 		return "", err
 	}
@@ -108,10 +109,16 @@ func (x *Expander) finish(ctx context.Context, j *journal, sn Snapshot, e cluste
 	return r.result.Result, nil
 }
 
-// see looks at copy dst and at the coordinators (cluster.CopySeen). With
-// start, a copy whose postmaster does not run is started first.
-func (x *Expander) see(ctx context.Context, s *cluster.State, dst string, start bool, p Progress) (cluster.CopySeen, error) {
+// see looks at copy dst and at the coordinators (cluster.CopySeen), and
+// reads the journal's interrupted entry about dst. With start, a copy
+// whose postmaster does not run is started first (p hears it; without
+// start p may be nil).
+func (x *Expander) see(ctx context.Context, sn Snapshot, dst string, start bool, p Progress) (cluster.CopySeen, error) {
 	var seen cluster.CopySeen
+	s := sn.State
+	if at, ok := cluster.InterruptedFor(sn.Journal, dst); ok {
+		seen.Interrupted = at.Step
+	}
 	for _, cn := range coordinators(s) {
 		c, err := fleet.At(s, cn)
 		if err != nil {
@@ -151,6 +158,16 @@ func (x *Expander) see(ctx context.Context, s *cluster.State, dst string, start 
 		seen.Answers, seen.Standby = err == nil, rec
 	}
 	return seen, nil
+}
+
+// seeSlot looks on src for the replication slot named after copy dst
+// (CopySeen.SlotOnSrc; SlotUnknown when src cannot be asked).
+func (x *Expander) seeSlot(ctx context.Context, s *cluster.State, src, dst string, seen *cluster.CopySeen) {
+	m, err := member(s, src)
+	if err == nil {
+		seen.SlotOnSrc, err = x.Fleet.HasSlot(ctx, m, dst)
+	}
+	seen.SlotUnknown = err != nil
 }
 
 // abandonHolds rolls back, on every coordinator, what an interrupted

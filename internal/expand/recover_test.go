@@ -74,7 +74,36 @@ func TestRecoverFail(t *testing.T) {
 			t.Errorf("prepared %v, dn1 owns %d slots", r.f.Prepared, len(r.f.Owned("dn1")))
 		}
 		r.p.Has(t, "NOTICE: gc: rolled back what the interrupted activation of dn2 prepared")
+		r.p.Has(t, "NOTICE: dn2 was promoted by the interrupted activation: its copy is discarded")
 		r.growth(t)
+	})
+	t.Run("a copy promoted, then killed", func(t *testing.T) {
+		r := newRig(world())
+		r.copied("dn2")
+		r.f.Nodes["dn2"].Running, r.f.Nodes["dn2"].InRecovery = false, false
+		r.cat.sn.Journal = []cluster.JournalRecord{{Command: "EXPAND ACTIVATE", Status: "interrupted", Step: "promote dn2"}}
+		if _, err := r.x.RecoverFail(ctx, "dn1", "dn2", r.p); err != nil {
+			t.Fatal(err)
+		}
+		r.p.Has(t, "NOTICE: dn2 was promoted by the interrupted activation: its copy is discarded. No coordinator routes a slot to dn2")
+		r.steps(t, "clean dn2", "dropslot dn2 on dn1")
+	})
+	t.Run("only the slot of a base backup cut short", func(t *testing.T) {
+		r := newRig(world())
+		r.f.ReplSlots = map[string]bool{"dn1 dn2": true}
+		desc, err := r.x.RecoverFail(ctx, "dn1", "dn2", r.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(desc, "run EXPAND DATANODE MASTER dn1 TO dn2 again") {
+			t.Errorf("description %q", desc)
+		}
+		r.steps(t, "dropslot dn2 on dn1")
+		r.p.Has(t, `NOTICE: replication slot "dn2" dropped on dn1: no copy is behind it`)
+		if len(r.f.ReplSlots) != 0 {
+			t.Errorf("slots left: %v", r.f.ReplSlots)
+		}
+		r.journal(t, "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn2: running start", "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn2: done rolled back")
 	})
 	for _, tt := range []struct {
 		name     string
@@ -92,6 +121,8 @@ func TestRecoverFail(t *testing.T) {
 			r.cat.sn.Expansions = []cluster.Expansion{{Dst: "dn2", Src: "dn1", Phase: cluster.ExpansionActivated, Slots: []int{1}}}
 		}, "dn1", "dn2", pgerror.ObjectNotInPrereqState, "Run EXPAND CLEAN"},
 		{"a copy of another source", func(r *rig) { r.copied("dn2") }, "dn3", "dn2", pgerror.ObjectNotInPrereqState, "dn2 is a copy of dn1, not of dn3"},
+		{"no copy, the source down", func(r *rig) { r.f.Nodes["dn1"].Running = false }, "dn1", "dn2", pgerror.ObjectNotInPrereqState,
+			"cannot tell whether it keeps a replication slot for dn2"},
 		{"not a datanode master", func(*rig) {}, "dn1", "cn2", pgerror.UndefinedObject, `datanode master "cn2" does not exist`},
 		{"in the cluster", func(*rig) {}, "dn1", "dn1", pgerror.ObjectNotInPrereqState, "dn1 is in the cluster"},
 	} {
@@ -152,7 +183,7 @@ func TestRecoverSuccess(t *testing.T) {
 		setup func(r *rig)
 		msg   string
 	}{
-		{"no base backup", func(*rig) {}, "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn2 empties it"},
+		{"no base backup", func(*rig) {}, "Run EXPAND DATANODE MASTER dn1 TO dn2 again (EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn2 drops a replication slot"},
 		{"promoted", func(r *rig) { r.copied("dn2"); r.f.Nodes["dn2"].InRecovery = false }, "dn2 was promoted"},
 		{"routed", func(r *rig) { r.copied("dn2"); r.f.SlotMap[3] = "dn2" }, "cn1 route slots to dn2"},
 	} {

@@ -24,6 +24,8 @@ type Growth interface {
 	// DropSlot drops the replication slot on m unless it is active; gone
 	// reports that no slot of that name is left.
 	DropSlot(ctx context.Context, m Member, slot string) (gone bool, err error)
+	// HasSlot tells whether m holds a replication slot of that name.
+	HasSlot(ctx context.Context, m Member, slot string) (bool, error)
 
 	// SlotsOf reads, in coordinator c's adb.slot, the slots node owns.
 	SlotsOf(ctx context.Context, c Member, node string) ([]int, error)

@@ -76,6 +76,15 @@ func (a *Agents) DropSlot(ctx context.Context, m Member, slot string) (bool, err
 	return err == nil && left == 0, err
 }
 
+// HasSlot implements Fleet.
+func (a *Agents) HasSlot(ctx context.Context, m Member, slot string) (bool, error) {
+	var n int
+	err := a.Exec(ctx, m, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "+pgclient.Literal(slot)).Scan(&n)
+	})
+	return n > 0, err
+}
+
 // SlotsOf implements Fleet.
 func (a *Agents) SlotsOf(ctx context.Context, c Member, node string) ([]int, error) {
 	var out []int

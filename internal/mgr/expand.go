@@ -166,7 +166,28 @@ func (c growCatalog) Read(ctx context.Context) (sn expand.Snapshot, err error) {
 		sn.Copies, err = tx.CoordinatorCopies()
 		return err
 	})
+	if err != nil {
+		return sn, err
+	}
+	sn.Journal, err = c.expandJournal(ctx)
 	return sn, err
+}
+
+// expandJournal reads the EXPAND commands' journal entries from the
+// first one the manager's end interrupted (expand.Snapshot.Journal).
+func (c growCatalog) expandJournal(ctx context.Context) ([]cluster.JournalRecord, error) {
+	res, err := c.m.cat.Query(ctx, `SELECT command, status, step FROM journal WHERE command LIKE 'EXPAND %'
+		AND id >= (SELECT min(id) FROM journal WHERE status = 'interrupted' AND command LIKE 'EXPAND %') ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read the journal: %w", err)
+	}
+	var out []cluster.JournalRecord
+	for _, r := range res.Rows {
+		if len(r) == 3 && r[0] != nil && r[1] != nil && r[2] != nil {
+			out = append(out, cluster.JournalRecord{Command: *r[0], Status: *r[1], Step: *r[2]})
+		}
+	}
+	return out, nil
 }
 
 // Commit runs even when the statement was cancelled: it records what

@@ -311,7 +311,10 @@ expansion cut short is taken up from what the nodes show: RECOVER
 BASEBACKUP FAIL rolls the copy back (the target is stopped and its data
 directory emptied) so that EXPAND can run again; RECOVER BASEBACKUP SUCCESS
 redoes configuration and start after a base backup; ACTIVATE RECOVER
-DOPROMOTE SUCCESS finishes an activation whose target was promoted.`,
+DOPROMOTE SUCCESS finishes an activation whose target was promoted.
+RECOVER BASEBACKUP FAIL also drops a replication slot the target left on
+the source when no copy is behind it. SHOW STATUS and DOCHECK STATUS say
+what the nodes show and which of these commands takes each copy up.`,
 		`EXPAND DATANODE MASTER dn1 TO dn3;`},
 
 	// ---------------------------------------------------------- high availability

@@ -307,8 +307,41 @@ func TestExpandCrashRecover(t *testing.T) {
 		}
 	}
 
+	// status is EXPAND SHOW STATUS's row of dst, which must hold want;
+	// EXPAND DOCHECK STATUS gives the same row.
+	status := func(dst, want string) {
+		t.Helper()
+		for _, q := range []string{"EXPAND SHOW STATUS", "EXPAND DOCHECK STATUS"} {
+			rows, _ := c.mustRows(t, time.Minute, q)
+			var got []string
+			for _, r := range rows {
+				if r[0] == dst {
+					got = r
+				}
+			}
+			if len(got) != 3 || !strings.Contains(got[2], want) {
+				t.Errorf("%s: row of %s = %q, want %q (all: %q)", q, dst, got, want, rows)
+			}
+		}
+	}
+
+	// The slot a base backup cut short by the manager's end leaves on
+	// dn1, dn5 still empty: RECOVER FAIL drops it.
+	c.mustNodeSQL(t, c.node("dn1"), "SELECT pg_create_physical_replication_slot('dn5')")
+	rows, notices := c.mustRows(t, time.Minute, "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn5")
+	if len(rows) != 1 || !strings.Contains(notices, `replication slot "dn5" dropped on dn1: no copy is behind it`) {
+		t.Errorf("RECOVER FAIL of a slot alone = %q\n%s", rows, notices)
+	}
+	if n := c.nodeValue(t, c.node("dn1"), "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'dn5'"); n != "0" {
+		t.Errorf("dn5's slot is left on dn1 after RECOVER FAIL")
+	}
+	if _, stderr, err := c.psqlRows(time.Minute, "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn5"); err == nil || !strings.Contains(stderr, "nothing to recover") {
+		t.Errorf("RECOVER FAIL again: %v %s", err, stderr)
+	}
+
 	// dn1 → dn3.
 	c.crashDuring(t, "EXPAND DATANODE:journal initialized dn3", "EXPAND DATANODE MASTER dn1 TO dn3", "initialized dn3")
+	status("dn3", `EXPAND DATANODE MASTER dn1 TO dn3 was interrupted (step "initialized dn3"): dn3 holds a base backup of dn1; run EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn3`)
 	if _, stderr, err := c.psqlRows(3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn3"); err == nil {
 		t.Errorf("EXPAND again over the half-made copy: accepted\n%s", stderr)
 	}
@@ -317,12 +350,29 @@ func TestExpandCrashRecover(t *testing.T) {
 		t.Errorf("dn3's slot is left on dn1")
 	}
 	c.mustRows(t, 3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn3")
+	status("dn3", "streaming from dn1; run EXPAND ACTIVATE")
+	// Promoted, then killed: RECOVER FAIL throws the promoted copy away,
+	// and says so.
+	c.crashDuring(t, "EXPAND ACTIVATE:after promote", "EXPAND ACTIVATE", "promote dn3")
+	if err := killPID(postmasterPID(t, c.node("dn3"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "dn3 down", func() (bool, string) { return c.recovery(c.node("dn3")) == "", "" })
+	status("dn3", "dn3 was promoted, and is not running; run EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn3")
+	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND RECOVER BASEBACKUP FAIL dn1 TO dn3")
+	if len(rows) != 1 || !strings.Contains(notices, "dn3 was promoted by the interrupted activation: its copy is discarded") {
+		t.Errorf("RECOVER FAIL of a promoted copy = %q\n%s", rows, notices)
+	}
+	writing()
+	check("dn3's promoted copy rolled back", false)
+	c.mustRows(t, 3*time.Minute, "EXPAND DATANODE MASTER dn1 TO dn3")
 	check("dn3 copied again", false)
 	c.crashDuring(t, "EXPAND ACTIVATE:after prepare", "EXPAND ACTIVATE", "prepare dn3")
 	if r := c.recovery(c.node("dn3")); r != "t" {
 		t.Errorf("dn3 in recovery = %q after a crash before its promotion", r)
 	}
-	rows, notices := c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE")
+	status("dn3", `EXPAND ACTIVATE was interrupted (step "prepare dn3"); streaming from dn1; run EXPAND ACTIVATE`)
+	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE")
 	if len(rows) != 1 || rows[0][1] != "t" || !strings.Contains(notices, "rolled back what the interrupted activation of dn3 prepared") {
 		t.Fatalf("EXPAND ACTIVATE after the crash = %q\n%s", rows, notices)
 	}
@@ -346,6 +396,7 @@ func TestExpandCrashRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "dn4 down", func() (bool, string) { return c.recovery(c.node("dn4")) == "", "" })
+	status("dn4", "dn4 was promoted, and is not running; run EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn4")
 	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn4")
 	if len(rows) != 1 || !strings.Contains(rows[0][2], "moved from dn2") || !strings.Contains(notices, "committed what the interrupted activation of dn4 prepared") ||
 		!strings.Contains(notices, "dn4 was not running: started") {
@@ -363,11 +414,13 @@ func TestExpandCrashRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "dn5 down", func() (bool, string) { return c.recovery(c.node("dn5")) == "", "" })
+	status("dn5", "dn5 is not running; run EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn5")
 	c.mustRows(t, 3*time.Minute, "EXPAND RECOVER BASEBACKUP SUCCESS dn1 TO dn5")
 	if r := c.recovery(c.node("dn5")); r != "t" {
 		t.Errorf("dn5 in recovery = %q after RECOVER BASEBACKUP SUCCESS", r)
 	}
 	c.crashDuring(t, "EXPAND ACTIVATE:after commit", "EXPAND ACTIVATE", "commit dn5")
+	status("dn5", "route slots to dn5: its activation went past the commit; run EXPAND ACTIVATE RECOVER DOPROMOTE SUCCESS dn5")
 	rows, notices = c.mustRows(t, 3*time.Minute, "EXPAND ACTIVATE")
 	if len(rows) != 1 || rows[0][1] != "t" {
 		t.Fatalf("EXPAND ACTIVATE after a crash past the commit = %q\n%s", rows, notices)

@@ -62,6 +62,14 @@ func TestWrites(t *testing.T) {
 		if !strings.Contains(rowsText(plan), "Foreign Update") {
 			t.Errorf("an UPDATE of another column is no longer pushed down:\n%s", rowsText(plan))
 		}
+		// A plain EXPLAIN of an UPDATE of every slot, first thing in its
+		// session, writes nothing: it is no transaction across datanodes
+		// to commit (it once failed at COMMIT with "missed cleaning up
+		// connection during pre-commit").
+		plan = c.mustNodeSQL(t, cn1, "EXPLAIN VERBOSE UPDATE acct SET v = v + 1")
+		if !strings.Contains(rowsText(plan), "Foreign Update") {
+			t.Errorf("EXPLAIN of an UPDATE of every slot:\n%s", rowsText(plan))
+		}
 	})
 
 	t.Run("read committed waits", func(t *testing.T) {

@@ -77,6 +77,9 @@ type Fleet struct {
 	// Prepared are the SlotHolds prepared and not finished, by
 	// "coordinator gid" (growth.go).
 	Prepared map[string]PreparedHold
+	// ReplSlots are the replication slots HasSlot finds, as "node slot"
+	// (growth.go; tests set them, DropSlot removes them).
+	ReplSlots map[string]bool
 }
 
 var _ fleet.Fleet = (*Fleet)(nil)

@@ -89,7 +89,20 @@ func (f *Fleet) DropSlot(_ context.Context, m fleet.Member, slot string) (bool, 
 	if err := f.sql(m, "dropslot %s on %s", slot, m.Name()); err != nil {
 		return false, err
 	}
+	f.mu.Lock()
+	delete(f.ReplSlots, m.Name()+" "+slot)
+	f.mu.Unlock()
 	return true, nil
+}
+
+// HasSlot implements fleet.Fleet: ReplSlots.
+func (f *Fleet) HasSlot(_ context.Context, m fleet.Member, slot string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.read(m, "slot %s on %s?", slot, m.Name()); err != nil {
+		return false, err
+	}
+	return f.ReplSlots[m.Name()+" "+slot], nil
 }
 
 // read is a query on m: not recorded; m must run.

@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestRouter: single-slot statements through a coordinator (ext/adb
+// router.c) as a client sees them from psql — the same answers as
+// postgres_fdw's (adb.router off) and as a plain table's, with the types,
+// NULLs and odd values intact; a duplicate key fails with 23505; UPDATE and
+// DELETE by key report their row counts; EXPLAIN shows the router's node;
+// in autocommit the statement runs without postgres_fdw (no connection of
+// it is left in the session); inside BEGIN … COMMIT postgres_fdw runs it
+// and the transaction stays atomic; statements the router leaves alone
+// (RETURNING, several rows, a serial column, an UPDATE of the distribution
+// column) work as before; a session's statements after its datanodes
+// restarted reconnect instead of failing; a statement_timeout cancels the
+// remote query.
+func TestRouter(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn2", "", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	cn := c.node("cn1")
+	const cols = "(id bigint PRIMARY KEY, v text, n numeric, f float8, ts timestamptz, d date, a int[], j jsonb)"
+	c.mustNodeSQL(t, cn, "CREATE TABLE rt "+cols+"; SELECT adb.create_distributed_table('rt', 'id'); CREATE TABLE rt_plain "+cols)
+
+	// psql runs each statement as its own query (autocommit) in one
+	// session, with command tags and verbose errors.
+	psql := func(sqls ...string) (string, string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		args := []string{"-X", "-h", c.host(cn.Host).Addr, "-p", strconv.Itoa(cn.Port), "-U", c.dbUser(),
+			"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-A", "-F", "|", "-P", "footer=off"}
+		for _, s := range sqls {
+			args = append(args, "-c", s)
+		}
+		cmd := exec.CommandContext(ctx, "psql", args...)
+		cmd.Env = append(os.Environ(), c.nodeEnv()...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		return o.String(), e.String(), err
+	}
+	mustPsql := func(sqls ...string) string {
+		t.Helper()
+		out, stderr, err := psql(sqls...)
+		if err != nil {
+			t.Fatalf("%q: %v\n%s", sqls, err, stderr)
+		}
+		return out
+	}
+	// fdwConns ends a session's statements: how many postgres_fdw
+	// connections the session has.
+	const fdwConns = "SELECT count(*) AS fdw_connections FROM postgres_fdw_get_connections()"
+
+	values := []string{
+		"(1, 'one', 1.5, 0.1, '2024-02-29 12:34:56.789+02', '2024-02-29', '{1,2,NULL}', '{\"a\": [1, null]}')",
+		"(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+		"(3, 'it''s \\ a \"quote\" é 日本', -0.000001, 'NaN', 'infinity', '-infinity', '{}', 'null')",
+		"(4, '', 123456789012345678901234567890.123, '-Infinity', '1999-12-31 23:59:59.999999+00', '0001-01-01 BC', '{-2147483648}', '\"x\"')",
+		"(-9223372036854775808, 'min', 0, 1e-300, '2000-01-01', '2000-01-01', NULL, '{}')",
+	}
+	for _, v := range values {
+		out := mustPsql("INSERT INTO rt VALUES "+v, "INSERT INTO rt_plain VALUES "+v, fdwConns)
+		if !strings.Contains(out, "INSERT 0 1\nINSERT 0 1\nfdw_connections\n0") {
+			t.Errorf("INSERT %s: want two INSERT 0 1 and no postgres_fdw connection (routed), got\n%s", v, out)
+		}
+	}
+
+	ids := []string{"1", "2", "3", "4", "-9223372036854775808", "5"}
+	t.Run("answers", func(t *testing.T) {
+		for _, id := range ids {
+			q := " WHERE id = " + id
+			for _, sel := range []string{"SELECT * FROM %s", "SELECT v, n, id FROM %s", "SELECT id, v || 'x', f FROM %s"} {
+				routed := mustPsql(strings.Replace(sel, "%s", "rt", 1)+q, fdwConns)
+				fdw := mustPsql("SET adb.router = off", strings.Replace(sel, "%s", "rt", 1)+q, fdwConns)
+				plain := mustPsql(strings.Replace(sel, "%s", "rt_plain", 1) + q)
+				if !strings.HasSuffix(routed, "fdw_connections\n0\n") {
+					t.Errorf("%s: not routed (postgres_fdw connected):\n%s", sel+q, routed)
+				}
+				routed = strings.TrimSuffix(routed, "fdw_connections\n0\n")
+				fdw = strings.TrimPrefix(strings.TrimSuffix(fdw, "fdw_connections\n1\n"), "SET\n")
+				if routed != plain || fdw != plain {
+					t.Errorf("%s: routed\n%s\npostgres_fdw\n%s\nplain table\n%s", sel+q, routed, fdw, plain)
+				}
+			}
+		}
+		// System column tableoid, no column at all (SELECT NULL remotely).
+		for _, q := range []string{"SELECT tableoid::regclass, v FROM rt WHERE id = 1", "SELECT 1 FROM rt WHERE id = 2",
+			"SELECT count(*) FROM rt WHERE id = 2", "SELECT ctid IS NOT NULL FROM rt WHERE id = 2"} {
+			routed := mustPsql(q)
+			if fdw := mustPsql("SET adb.router = off", q); "SET\n"+routed != fdw || !strings.Contains(routed, "\n") {
+				t.Errorf("%s: routed %q, postgres_fdw %q", q, routed, fdw)
+			}
+		}
+		// A condition left to the coordinator, no row.
+		if out := mustPsql("SELECT v FROM rt WHERE id = 1 AND v ~ '^o'", "SELECT v FROM rt WHERE id = 1 AND v = 'zz'"); out != "v\none\nv\n" {
+			t.Errorf("local conditions: %q", out)
+		}
+	})
+
+	t.Run("duplicate key", func(t *testing.T) {
+		_, stderr, err := psql("INSERT INTO rt VALUES (1, 'again')")
+		if err == nil || !strings.Contains(stderr, "ERROR:  23505: duplicate key value violates unique constraint") ||
+			!strings.Contains(stderr, "DETAIL:  Key (id)=(1) already exists.") {
+			t.Errorf("duplicate key: %v %s", err, stderr)
+		}
+		// The connection is usable after the error.
+		if out := mustPsql("SELECT v FROM rt WHERE id = 1"); out != "v\none\n" {
+			t.Errorf("after the duplicate key: %q", out)
+		}
+		_, stderr, err = psql("INSERT INTO rt (id, n) VALUES (7, 'abc')")
+		if err == nil || !strings.Contains(stderr, "22P02") {
+			t.Errorf("bad value: %v %s", err, stderr)
+		}
+	})
+
+	t.Run("update and delete counts", func(t *testing.T) {
+		out := mustPsql("UPDATE rt SET v = 'uno', n = n + 1 WHERE id = 1", "UPDATE rt SET v = 'none' WHERE id = 99",
+			"DELETE FROM rt WHERE id = 4", "DELETE FROM rt WHERE id = 4", "SELECT v, n FROM rt WHERE id = 1", fdwConns)
+		if out != "UPDATE 1\nUPDATE 0\nDELETE 1\nDELETE 0\nv|n\nuno|2.5\nfdw_connections\n0\n" {
+			t.Errorf("UPDATE and DELETE by key:\n%s", out)
+		}
+		if out := mustPsql("SELECT count(*) FROM rt"); out != "count\n4\n" {
+			t.Errorf("rows left: %q", out)
+		}
+	})
+
+	t.Run("explain", func(t *testing.T) {
+		for _, q := range []string{"SELECT * FROM rt WHERE id = 2", "INSERT INTO rt VALUES (10, 'x')",
+			"UPDATE rt SET v = 'y' WHERE id = 2", "DELETE FROM rt WHERE id = 2"} {
+			out := mustPsql("EXPLAIN VERBOSE " + q)
+			if !strings.Contains(out, "Custom Scan (AdbRouter)") || !strings.Contains(out, "Router SQL: ") {
+				t.Errorf("EXPLAIN %s:\n%s", q, out)
+			}
+		}
+		// Not a single slot: postgres_fdw's plan as before.
+		for _, q := range []string{"SELECT * FROM rt WHERE id IN (1, 2)", "INSERT INTO rt VALUES (10, 'x'), (11, 'y')",
+			"INSERT INTO rt VALUES (10, 'x') RETURNING id", "UPDATE rt SET v = 'y' WHERE id = 2 RETURNING v"} {
+			if out := mustPsql("EXPLAIN VERBOSE " + q); strings.Contains(out, "AdbRouter") {
+				t.Errorf("EXPLAIN %s routed:\n%s", q, out)
+			}
+		}
+	})
+
+	t.Run("transaction block", func(t *testing.T) {
+		// Atomic: a failure in the block undoes the earlier rows.
+		_, stderr, err := psql("BEGIN", "INSERT INTO rt VALUES (20, 'a')", "INSERT INTO rt VALUES (21, 'b')",
+			"UPDATE rt SET v = 'changed' WHERE id = 1", "INSERT INTO rt VALUES (3, 'dup')", "COMMIT")
+		if err == nil || !strings.Contains(stderr, "23505") {
+			t.Fatalf("the block's duplicate key: %v %s", err, stderr)
+		}
+		if out := mustPsql("SELECT count(*) FROM rt WHERE id IN (20, 21)", "SELECT v FROM rt WHERE id = 1"); out != "count\n0\nv\nuno\n" {
+			t.Errorf("after the failed block: %q", out)
+		}
+		out := mustPsql("BEGIN", "INSERT INTO rt VALUES (20, 'a')", "UPDATE rt SET v = 'b' WHERE id = 20",
+			"SELECT v FROM rt WHERE id = 20", "DELETE FROM rt WHERE id = 3", "COMMIT")
+		if out != "BEGIN\nINSERT 0 1\nUPDATE 1\nv\nb\nDELETE 1\nCOMMIT\n" {
+			t.Errorf("a block of single-slot statements:\n%s", out)
+		}
+		if out := mustPsql("SELECT v FROM rt WHERE id = 20", "SELECT count(*) FROM rt WHERE id = 3"); out != "v\nb\ncount\n0\n" {
+			t.Errorf("after the block: %q", out)
+		}
+		// Several statements in one query string are one transaction too.
+		_, stderr, err = psql("INSERT INTO rt VALUES (30, 'a'); INSERT INTO rt VALUES (20, 'dup')")
+		if err == nil || !strings.Contains(stderr, "23505") {
+			t.Fatalf("multi-statement query: %v %s", err, stderr)
+		}
+		if out := mustPsql("SELECT count(*) FROM rt WHERE id = 30"); out != "count\n0\n" {
+			t.Errorf("a failed multi-statement query left its first row: %q", out)
+		}
+		// A DO block's statements are its transaction's.
+		_, stderr, err = psql("DO $$ BEGIN INSERT INTO rt VALUES (31, 'a'); INSERT INTO rt VALUES (20, 'dup'); END $$")
+		if err == nil || !strings.Contains(stderr, "23505") {
+			t.Fatalf("DO block: %v %s", err, stderr)
+		}
+		if out := mustPsql("SELECT count(*) FROM rt WHERE id = 31"); out != "count\n0\n" {
+			t.Errorf("a failed DO block left its first row: %q", out)
+		}
+	})
+
+	t.Run("fallback", func(t *testing.T) {
+		out := mustPsql("INSERT INTO rt VALUES (40, 'r') RETURNING id, v", "INSERT INTO rt VALUES (41, 'm'), (42, 'm')",
+			"UPDATE rt SET v = 'rr' WHERE id = 40 RETURNING v", "SELECT count(*) FROM rt WHERE v = 'm'",
+			"SELECT id FROM rt WHERE id = 41 FOR UPDATE")
+		if out != "id|v\n40|r\nINSERT 0 1\nINSERT 0 2\nv\nrr\nUPDATE 1\ncount\n2\nid\n41\n" {
+			t.Errorf("statements left to postgres_fdw:\n%s", out)
+		}
+		_, stderr, err := psql("UPDATE rt SET id = 1000 WHERE id = 40")
+		if err == nil || !strings.Contains(stderr, "0A000") {
+			t.Errorf("UPDATE of the distribution column: %v %s", err, stderr)
+		}
+		// A column default evaluated on the coordinator (a serial).
+		mustPsql("CREATE TABLE rt_s (id bigserial PRIMARY KEY, v text)", "SELECT adb.create_distributed_table('rt_s', 'id')")
+		out = mustPsql("INSERT INTO rt_s (v) VALUES ('a')", "INSERT INTO rt_s (v) VALUES ('b')", "SELECT count(*), count(DISTINCT id) FROM rt_s")
+		if out != "INSERT 0 1\nINSERT 0 1\ncount|count\n2|2\n" {
+			t.Errorf("serial column:\n%s", out)
+		}
+	})
+
+	t.Run("datanodes restarted", func(t *testing.T) {
+		// One session (simple query protocol, as psql's) keeps its
+		// connections to the datanodes; after they restart, its next
+		// statements reconnect instead of failing on the dead ones.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		conn := c.begin(t, cn)
+		simple := func(sql string) (string, error) {
+			var v string
+			err := conn.QueryRow(ctx, sql, pgx.QueryExecModeSimpleProtocol).Scan(&v)
+			return v, err
+		}
+		for _, id := range []string{"1", "2", "20"} {
+			if _, err := simple("SELECT coalesce(v, '-') FROM rt WHERE id = " + id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := simple("SELECT count(*)::text FROM postgres_fdw_get_connections()"); err != nil || n != "0" {
+			t.Fatalf("postgres_fdw connections of the routed session: %s %v", n, err)
+		}
+		for _, dn := range []string{"dn1", "dn2"} {
+			c.mustRows(t, time.Minute, "STOP DATANODE MASTER "+dn+" MODE fast")
+			c.mustRows(t, time.Minute, "START DATANODE MASTER "+dn)
+		}
+		// Writes first: a write is not sent twice, so the dead
+		// connections must be seen before.
+		for _, id := range []string{"1", "2", "20"} {
+			if tag, err := conn.Exec(ctx, "UPDATE rt SET v = v WHERE id = "+id, pgx.QueryExecModeSimpleProtocol); err != nil || tag.String() != "UPDATE 1" {
+				t.Errorf("UPDATE by key %s after the restarts: %s %v", id, tag, err)
+			}
+		}
+		for _, id := range []string{"1", "2", "20"} {
+			if v, err := simple("SELECT coalesce(v, '-') FROM rt WHERE id = " + id); err != nil {
+				t.Errorf("SELECT by key %s after the restarts: %v", id, err)
+			} else if id == "20" && v != "b" {
+				t.Errorf("SELECT by key 20 after the restarts: %q", v)
+			}
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		// A row locked by an open transaction: the routed UPDATE waits on
+		// the datanode until the statement_timeout cancels it there too.
+		holder := c.begin(t, cn, "BEGIN", "UPDATE rt SET v = 'held' WHERE id = 1")
+		start := time.Now()
+		_, stderr, err := psql("SET statement_timeout = '1s'", "UPDATE rt SET v = 'late' WHERE id = 1")
+		if err == nil || !strings.Contains(stderr, "57014") {
+			t.Fatalf("the waiting UPDATE: %v %s", err, stderr)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("the cancel took %v", d)
+		}
+		if _, err := holder.Exec(context.Background(), "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if out := mustPsql("SELECT v FROM rt WHERE id = 1"); out != "v\nheld\n" {
+			t.Errorf("after the cancelled UPDATE: %q (it ran on after the cancel?)", out)
+		}
+	})
+}
