@@ -11,14 +11,26 @@
 #ifndef ADB_H
 #define ADB_H
 
+#include "foreign/foreign.h"
+#include "libpq-fe.h"
+
 extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
 
 /* adb_fdw_conninfo is the libpq connection string postgres_fdw builds for
  * server srv and user mapping um (twophase.c). */
-struct ForeignServer;
-struct UserMapping;
-extern char *adb_fdw_conninfo(struct ForeignServer *srv, struct UserMapping *um);
+extern char *adb_fdw_conninfo(ForeignServer *srv, UserMapping *um);
+
+/* postgres_fdw's functions (fdw.c). */
+typedef struct PgFdwConnState PgFdwConnState;
+extern PGconn *adb_fdw_GetConnection(UserMapping *user, bool will_prep_stmt,
+									 PgFdwConnState **state);
+extern PGresult *adb_fdw_get_result(PGconn *conn, const char *query);
+extern void adb_fdw_report_error(int elevel, PGresult *res, PGconn *conn,
+								 bool clear, const char *sql);
+extern void adb_fdw_do_sql_command(PGconn *conn, const char *sql);
+extern int	adb_fdw_set_transmission_modes(void);
+extern void adb_fdw_reset_transmission_modes(int nestlevel);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_aggpush_init(void);

@@ -87,20 +87,6 @@ static int	copy_buffer_kb = 16 * 1024;
 /* The size of each CopyData message to a shard. */
 #define CHUNK_BYTES (64 * 1024)
 
-/*
- * postgres_fdw.h is not installed: what we call of postgres_fdw.so,
- * resolved at run time.
- */
-typedef struct PgFdwConnState PgFdwConnState;
-typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
-typedef void (*pgfdw_report_error_fn) (int elevel, PGresult *res, PGconn *conn, bool clear, const char *sql);
-typedef int (*set_transmission_modes_fn) (void);
-typedef void (*reset_transmission_modes_fn) (int nestlevel);
-
-static GetConnection_fn fdw_get_connection = NULL;
-static pgfdw_report_error_fn fdw_report_error = NULL;
-static set_transmission_modes_fn fdw_set_transmission_modes = NULL;
-static reset_transmission_modes_fn fdw_reset_transmission_modes = NULL;
 
 /* Where a datanode connection is in a flush. */
 typedef enum ConnState
@@ -146,22 +132,6 @@ typedef struct BulkCopy
 	Oid			userid;
 	MemoryContext cxt;			/* the shards' buffers and the rest */
 } BulkCopy;
-
-/* fdw_resolve finds what we call of postgres_fdw.so. */
-static void
-fdw_resolve(void)
-{
-	if (fdw_reset_transmission_modes != NULL)
-		return;
-	fdw_get_connection = (GetConnection_fn)
-		load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
-	fdw_report_error = (pgfdw_report_error_fn)
-		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
-	fdw_set_transmission_modes = (set_transmission_modes_fn)
-		load_external_function("$libdir/postgres_fdw", "set_transmission_modes", true, NULL);
-	fdw_reset_transmission_modes = (reset_transmission_modes_fn)
-		load_external_function("$libdir/postgres_fdw", "reset_transmission_modes", true, NULL);
-}
 
 /* is_postgres_fdw says whether foreign server serverid belongs to postgres_fdw. */
 static bool
@@ -463,10 +433,10 @@ send_rows(Target *t, Shard *s)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (PQputCopyData(t->conn, s->buf.data + off, Min(CHUNK_BYTES, s->buf.len - off)) != 1)
-			fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
 	}
 	if (PQputCopyEnd(t->conn, NULL) != 1)
-		fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
 	t->state = CONN_SENT;
 }
 
@@ -489,7 +459,7 @@ start(BulkCopy *bc, Target *t)
 		return;
 	if (t->conn == NULL)
 	{
-		t->conn = fdw_get_connection(GetUserMapping(bc->userid, t->serverid), false, NULL);
+		t->conn = adb_fdw_GetConnection(GetUserMapping(bc->userid, t->serverid), false, NULL);
 		/* After: postgres_fdw's first connection registers its callback. */
 		adb_twophase_note_write(t->serverid, bc->userid);
 	}
@@ -497,7 +467,7 @@ start(BulkCopy *bc, Target *t)
 	for (i = 0; i < t->nqueue; i++)
 		appendStringInfo(&sql, "%s%s", i > 0 ? "; " : "", bc->shards[t->queue[i]]->sql);
 	if (!PQsendQuery(t->conn, sql.data))
-		fdw_report_error(ERROR, NULL, t->conn, false, sql.data);
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, sql.data);
 	pfree(sql.data);
 	t->state = CONN_SENT;
 }
@@ -513,7 +483,7 @@ advance(BulkCopy *bc, Target *t)
 	bool		progress = false;
 
 	if (!PQconsumeInput(t->conn))
-		fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->queue[Max(t->pos - 1, 0)]]->sql);
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->queue[Max(t->pos - 1, 0)]]->sql);
 	while (t->state == CONN_SENT && !PQisBusy(t->conn))
 	{
 		PGresult   *res = PQgetResult(t->conn);
@@ -610,7 +580,7 @@ send_all(BulkCopy *bc)
 		PGresult   *err = failed->err;
 
 		failed->err = NULL;
-		fdw_report_error(ERROR, err, failed->conn, true, bc->shards[failed->queue[Max(failed->pos - 1, 0)]]->sql);
+		adb_fdw_report_error(ERROR, err, failed->conn, true, bc->shards[failed->queue[Max(failed->pos - 1, 0)]]->sql);
 	}
 }
 
@@ -681,7 +651,6 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	if (XactReadOnly && !rel->rd_islocaltemp)
 		PreventCommandIfReadOnly("COPY FROM");
 
-	fdw_resolve();
 	memset(&bc, 0, sizeof(bc));
 	bc.cxt = AllocSetContextCreate(CurrentMemoryContext, "adb bulk COPY", ALLOCSET_DEFAULT_SIZES);
 	bc.rel = rel;
@@ -750,10 +719,10 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 			n++;
 		}
 		error_context_stack = errcallback.previous;
-		nest = fdw_set_transmission_modes();
+		nest = adb_fdw_set_transmission_modes();
 		for (i = 0; i < n; i++)
 			add_row(&bc, parts[i], values + i * bc.natts, nulls + i * bc.natts);
-		fdw_reset_transmission_modes(nest);
+		adb_fdw_reset_transmission_modes(nest);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(estate);
 		processed += n;

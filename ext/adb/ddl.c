@@ -1128,32 +1128,6 @@ adb_ddl_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	PG_END_TRY();
 }
 
-/*
- * postgres_fdw.h is not installed: what we call of postgres_fdw.so,
- * resolved at run time.
- */
-typedef struct PgFdwConnState PgFdwConnState;
-typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt, PgFdwConnState **state);
-typedef PGresult *(*pgfdw_get_result_fn) (PGconn *conn, const char *query);
-typedef void (*pgfdw_report_error_fn) (int elevel, PGresult *res, PGconn *conn, bool clear, const char *sql);
-
-static GetConnection_fn fdw_get_connection = NULL;
-static pgfdw_get_result_fn fdw_get_result = NULL;
-static pgfdw_report_error_fn fdw_report_error = NULL;
-
-/* fdw_resolve finds what we call of postgres_fdw.so. */
-static void
-fdw_resolve(void)
-{
-	if (fdw_report_error != NULL)
-		return;
-	fdw_get_connection = (GetConnection_fn)
-		load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
-	fdw_get_result = (pgfdw_get_result_fn)
-		load_external_function("$libdir/postgres_fdw", "pgfdw_get_result", true, NULL);
-	fdw_report_error = (pgfdw_report_error_fn)
-		load_external_function("$libdir/postgres_fdw", "pgfdw_report_error", true, NULL);
-}
 
 /*
  * fdw_conn is postgres_fdw's connection to server node, as this user, for
@@ -1166,8 +1140,7 @@ fdw_conn(const char *node)
 	ForeignServer *srv = GetForeignServerByName(node, false);
 	PGconn	   *conn;
 
-	fdw_resolve();
-	conn = fdw_get_connection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
+	conn = adb_fdw_GetConnection(GetUserMapping(GetUserId(), srv->serverid), false, NULL);
 	/* After: postgres_fdw's first connection registers its callback. */
 	adb_twophase_note_write(srv->serverid, GetUserId());
 	return conn;
@@ -1235,16 +1208,16 @@ adb_shards_exec(PG_FUNCTION_ARGS)
 	}
 	for (i = 0; i < n; i++)
 		if (conns[i] && !PQsendQuery(conns[i], q[i]))
-			fdw_report_error(ERROR, NULL, conns[i], false, q[i]);
+			adb_fdw_report_error(ERROR, NULL, conns[i], false, q[i]);
 	for (i = 0; i < n; i++)
 	{
 		PGresult   *res;
 
 		if (conns[i] == NULL)
 			continue;
-		res = fdw_get_result(conns[i], q[i]);
+		res = adb_fdw_get_result(conns[i], q[i]);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-			fdw_report_error(ERROR, res, conns[i], true, short_sql(q[i]));
+			adb_fdw_report_error(ERROR, res, conns[i], true, short_sql(q[i]));
 		PQclear(res);
 	}
 	PG_RETURN_VOID();

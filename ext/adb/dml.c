@@ -67,12 +67,6 @@
 
 #include "adb.h"
 
-/* postgres_fdw's exported functions (postgres_fdw.h is not installed). */
-typedef struct PgFdwConnState PgFdwConnState;
-typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt,
-									 PgFdwConnState **state);
-typedef void (*do_sql_command_fn) (PGconn *conn, const char *sql);
-
 static planner_hook_type prev_planner_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
@@ -417,8 +411,6 @@ typedef struct RemoteSession
 } RemoteSession;
 
 static HTAB *remote_sessions = NULL;
-static GetConnection_fn fdw_GetConnection = NULL;
-static do_sql_command_fn fdw_do_sql_command = NULL;
 
 /*
  * wanted_level is the level remote transactions of this transaction must
@@ -512,12 +504,7 @@ sync_connection(Oid userid, Oid serverid, int level)
 	}
 	if (rs->checked == MyProc->lxid)
 		return;
-	if (fdw_GetConnection == NULL)
-	{
-		fdw_GetConnection = (GetConnection_fn) load_external_function("postgres_fdw", "GetConnection", true, NULL);
-		fdw_do_sql_command = (do_sql_command_fn) load_external_function("postgres_fdw", "do_sql_command", true, NULL);
-	}
-	conn = fdw_GetConnection(um, false, NULL);
+	conn = adb_fdw_GetConnection(um, false, NULL);
 	if (conn != rs->conn || PQbackendPID(conn) != rs->pid)
 	{
 		/* A new remote session starts at the default. */
@@ -531,7 +518,7 @@ sync_connection(Oid userid, Oid serverid, int level)
 	/* At the default, postgres_fdw's REPEATABLE READ stands. */
 	if (have == level || (have == REMOTE_ISO_DEFAULT && level == REMOTE_ISO_RR))
 		return;
-	fdw_do_sql_command(conn, level == REMOTE_ISO_RC ?
+	adb_fdw_do_sql_command(conn, level == REMOTE_ISO_RC ?
 					   "SET adb.remote_isolation = 'read committed'" :
 					   "SET adb.remote_isolation = 'repeatable read'");
 	rs->pending = level;

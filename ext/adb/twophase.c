@@ -55,14 +55,6 @@
 
 #include "adb.h"
 
-/*
- * postgres_fdw.h is not installed: what we call of postgres_fdw.so, resolved
- * at run time (postgres_fdw registers its own callbacks when first used).
- */
-typedef struct PgFdwConnState PgFdwConnState;
-typedef PGconn *(*GetConnection_fn) (UserMapping *user, bool will_prep_stmt,
-									 PgFdwConnState **state);
-
 /* How long COMMIT/ROLLBACK PREPARED and cleanup wait for a node: the
  * transaction is decided already, so a node that does not answer is left to
  * adb.resolve_prepared rather than holding the client. */
@@ -113,7 +105,6 @@ static bool callback_first = false;
 /* The remote SQL now running is the user's: forward its notices. */
 static bool forward_notices = false;
 
-static GetConnection_fn fdw_get_connection = NULL;
 
 /* Test-only settings and counters (e2e tests). */
 static int	test_pause_after_prepare = 0;
@@ -1231,15 +1222,12 @@ pre_commit(void)
 
 	/* Several candidates: ask which wrote, all at once. */
 	stat_checks++;
-	if (n_fdw_targets > 0 && fdw_get_connection == NULL)
-		fdw_get_connection = (GetConnection_fn)
-			load_external_function("$libdir/postgres_fdw", "GetConnection", true, NULL);
 	p = palloc0(sizeof(Participant) * (n_fdw_targets + n_exec + 1));
 	for (i = 0; i < n_fdw_targets; i++)
 	{
 		p[n].fdw = &fdw_targets[i];
 		p[n].label = GetForeignServer(fdw_targets[i].serverid)->servername;
-		p[n].conn = fdw_get_connection(GetUserMapping(fdw_targets[i].userid, fdw_targets[i].serverid),
+		p[n].conn = adb_fdw_GetConnection(GetUserMapping(fdw_targets[i].userid, fdw_targets[i].serverid),
 									   false, NULL);
 		n++;
 	}
