@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestAggregatePushdown, from a user's psql on a coordinator: aggregates
@@ -146,12 +145,6 @@ func sameAsPlain(t *testing.T, c *testCluster, n nodeSpec, q string, dist, plain
 // newPushdownCluster is the pushdown tests' cluster, up: the gtmcoord, one
 // coordinator (returned) and two datanode masters, no slaves.
 func newPushdownCluster(t *testing.T) (*testCluster, nodeSpec) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 1)
 	return c, c.node("cn1")
 }

@@ -694,3 +694,21 @@ func hostRows(t testing.TB, rows [][]string) map[string]string {
 	}
 	return out
 }
+
+// newShardedCluster is the cluster the data-plane tests share, initialised:
+// gtmcoord master gc on h1, coordinators cn1 (h2) and, when coordinators is
+// 2, cn2 (h3), and datanode masters dn1 (h2) and dn2 (h3), 32 slots each.
+func newShardedCluster(t *testing.T, coordinators int) *testCluster {
+	t.Helper()
+	c := newTestCluster(t, 3)
+	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
+	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
+	if coordinators > 1 {
+		c.addNode(t, "coordinator master", "cn2", "", "h3", "")
+	}
+	c.addNode(t, "datanode master", "dn1", "", "h2", "")
+	c.addNode(t, "datanode master", "dn2", "", "h3", "")
+	c.mustRows(t, time.Minute, "START AGENT ALL")
+	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	return c
+}

@@ -95,13 +95,7 @@ func (c *testCluster) slotFigures(t *testing.T, table string) map[int]string {
 // line, a duplicate key on a shard or a ROLLBACK leaves no row on any
 // datanode, also after the rows were sent in several rounds.
 func TestDistributedCopy(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 1)
 	cn1 := c.node("cn1")
 	if c.nodeValue(t, cn1, "SELECT count(*) FROM pg_settings WHERE name = 'adb.copy_bulk'") != "1" {
 		t.Skip("the nodes' adb library has no bulk COPY (ext/adb/copy.c)")

@@ -76,14 +76,7 @@ func (c *testCluster) shardsWithColumn(t *testing.T, dn, table, col string) int 
 // nothing (a ROLLBACK, a datanode stopped before or during COMMIT), and
 // DDL on one table through two coordinators at once waits its turn.
 func TestDistributedDDL(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "coordinator master", "cn2", "", "h3", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 2)
 	cn1, cn2, gc := c.node("cn1"), c.node("cn2"), c.node("gc")
 	coords := []nodeSpec{cn1, cn2, gc}
 

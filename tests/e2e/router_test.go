@@ -25,13 +25,7 @@ import (
 // restarted reconnect instead of failing; a statement_timeout cancels the
 // remote query.
 func TestRouter(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 1)
 	cn := c.node("cn1")
 	const cols = "(id bigint PRIMARY KEY, v text, n numeric, f float8, ts timestamptz, d date, a int[], j jsonb)"
 	c.mustNodeSQL(t, cn, "CREATE TABLE rt "+cols+"; SELECT adb.create_distributed_table('rt', 'id'); CREATE TABLE rt_plain "+cols)

@@ -139,14 +139,7 @@ func (c *testCluster) preparedOn(t testing.TB, dn string) int {
 // commit decision; adb.resolve_prepared finishes what a crash left
 // prepared. A transaction that writes on one datanode does not PREPARE.
 func TestTwoPhaseCommit(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "coordinator master", "cn2", "", "h3", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 2)
 	cn1 := c.node("cn1")
 
 	const nRows, start = 200, 1000

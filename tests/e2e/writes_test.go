@@ -21,14 +21,7 @@ import (
 // a deadlock across two datanodes ends within seconds with "deadlock
 // detected" for one transaction while the other commits.
 func TestWrites(t *testing.T) {
-	c := newTestCluster(t, 3)
-	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")
-	c.addNode(t, "coordinator master", "cn1", "", "h2", "")
-	c.addNode(t, "coordinator master", "cn2", "", "h3", "")
-	c.addNode(t, "datanode master", "dn1", "", "h2", "")
-	c.addNode(t, "datanode master", "dn2", "", "h3", "")
-	c.mustRows(t, time.Minute, "START AGENT ALL")
-	c.mustRows(t, 5*time.Minute, "INIT ALL")
+	c := newShardedCluster(t, 2)
 	cn1, cn2 := c.node("cn1"), c.node("cn2")
 	c.mustNodeSQL(t, cn1, "CREATE TABLE acct (id int NOT NULL, v int); SELECT adb.create_distributed_table('acct', 'id')")
 	c.mustNodeSQL(t, cn1, "INSERT INTO acct SELECT g, 0 FROM generate_series(1, 100) g")
