@@ -22,4 +22,5 @@ _PG_init(void)
 	adb_aggpush_init();
 	adb_router_init();
 	adb_copy_init();
+	adb_batch_init();
 }

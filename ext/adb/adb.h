@@ -7,6 +7,7 @@
  * dml.c: what a write through a coordinator must respect (distribution
  * column, isolation level, deadlock victims).
  * copy.c: COPY FROM into a distributed table in bulk, shard by shard.
+ * batch.c: one remote query per datanode for the slots of an Append.
  */
 #ifndef ADB_H
 #define ADB_H
@@ -31,10 +32,12 @@ extern void adb_fdw_report_error(int elevel, PGresult *res, PGconn *conn,
 extern void adb_fdw_do_sql_command(PGconn *conn, const char *sql);
 extern int	adb_fdw_set_transmission_modes(void);
 extern void adb_fdw_reset_transmission_modes(int nestlevel);
+extern bool adb_fdw_is_postgres_fdw(Oid serverid);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_aggpush_init(void);
 extern void adb_router_init(void);
 extern void adb_copy_init(void);
+extern void adb_batch_init(void);
 
 #endif

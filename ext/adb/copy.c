@@ -133,15 +133,6 @@ typedef struct BulkCopy
 	MemoryContext cxt;			/* the shards' buffers and the rest */
 } BulkCopy;
 
-/* is_postgres_fdw says whether foreign server serverid belongs to postgres_fdw. */
-static bool
-is_postgres_fdw(Oid serverid)
-{
-	ForeignServer *srv = GetForeignServer(serverid);
-
-	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
-}
-
 /*
  * bulk_table says whether rel is a table this file loads: partitioned by
  * HASH on plain columns, every partition a postgres_fdw foreign table,
@@ -188,7 +179,7 @@ bulk_table(Relation rel)
 		if (!ok)
 			return false;
 		srv = GetForeignServerIdByRelId(pd->oids[i]);
-		if (srv != lastsrv && !is_postgres_fdw(srv))
+		if (srv != lastsrv && !adb_fdw_is_postgres_fdw(srv))
 			return false;
 		lastsrv = srv;
 	}

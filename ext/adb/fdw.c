@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "foreign/foreign.h"
 
 #include "adb.h"
 
@@ -85,4 +86,13 @@ adb_fdw_reset_transmission_modes(int nestlevel)
 {
 	resolve();
 	reset_transmission_modes(nestlevel);
+}
+
+/* adb_fdw_is_postgres_fdw says whether serverid is a server of postgres_fdw. */
+bool
+adb_fdw_is_postgres_fdw(Oid serverid)
+{
+	ForeignServer *srv = GetForeignServer(serverid);
+
+	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
 }

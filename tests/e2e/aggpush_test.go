@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestAggregatePushdown, from a user's psql on a coordinator: aggregates
@@ -16,7 +22,8 @@ import (
 // holding the same rows — values, result types and column names — also
 // over an empty table and columns of NULLs. count(DISTINCT …) and the
 // setting adb.aggregate_pushdown = off keep the plan of before; reading
-// still needs the privilege on the distributed table.
+// still needs the privilege on the distributed table. The slots of one
+// datanode go to it as one query (checkShardBatch).
 func TestAggregatePushdown(t *testing.T) {
 	c, cn := newPushdownCluster(t)
 
@@ -105,6 +112,8 @@ ANALYZE pl_t;`)
 		t.Errorf("columns of the answer: distributed %v, plain %v", got, want)
 	}
 
+	checkShardBatch(t, c, cn)
+
 	// Privileges are those of the distributed table (past them, the
 	// user mapping's rules hold as without the rewrite).
 	c.mustNodeSQL(t, cn, "CREATE ROLE ap_reader")
@@ -116,6 +125,107 @@ ANALYZE pl_t;`)
 	off, errOff := c.nodeSQL(cn, "SET ROLE ap_reader; SET adb.aggregate_pushdown = off; SELECT count(*), sum(a) FROM ap_t")
 	if fmt.Sprint(on, errOn) != fmt.Sprint(off, errOff) {
 		t.Errorf("with SELECT on ap_t: pushed down %v %v, not %v %v", on, errOn, off, errOff)
+	}
+}
+
+// checkShardBatch: the slots' aggregates reach each datanode as one
+// remote query (EXPLAIN VERBOSE: "Custom Scan (AdbShardBatch)", "Remote
+// queries: 2" over the per-slot plan), with the answers of adb.shard_batch
+// = off; a remote error reaches the client with its SQLSTATE and leaves
+// the session usable; a statement_timeout while a datanode waits on a
+// lock cancels the remote query (57014) and the next query is answered;
+// a client's cursor over the table, read half-way, does not disturb an
+// aggregate run between its fetches, nor the fetches after it.
+func checkShardBatch(t *testing.T, c *testCluster, cn nodeSpec) {
+	const q = "SELECT g, count(*), sum(a), avg(m) FROM ap_t GROUP BY g ORDER BY g"
+	if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Custom Scan (AdbShardBatch)") || !strings.Contains(plan, "Remote queries: 2") {
+		t.Errorf("the slots' aggregates are not batched per datanode:\n%s", plan)
+	}
+	// psql prints the SET's tag as a row of its own.
+	if on, off := c.mustNodeSQL(t, cn, q), c.mustNodeSQL(t, cn, "SET adb.shard_batch = off; "+q)[1:]; len(on) == 0 || fmt.Sprint(on) != fmt.Sprint(off) {
+		t.Errorf("batched %v, not batched %v", on, off)
+	}
+	if plan := c.mustNodeSQL(t, cn, "SET adb.shard_batch = off; EXPLAIN "+q); strings.Contains(fmt.Sprint(plan), "AdbShardBatch") {
+		t.Errorf("adb.shard_batch = off still batches:\n%s", plan)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.nodeConnString(cn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var pgErr *pgconn.PgError
+	if _, err := conn.Exec(ctx, "SELECT sum(1 / (a - a)) FROM ap_t"); !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+		t.Errorf("a division by zero on the datanodes: %v, want SQLSTATE 22012", err)
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ap_t").Scan(&n); err != nil || n != 5000 {
+		t.Errorf("the count after a remote error: %d %v, want 5000", n, err)
+	}
+
+	// A shard locked on its datanode: the batch waits, the timeout
+	// cancels it, and once the lock is gone the same query answers.
+	dn := c.nodeValue(t, cn, "SELECT s.srvname FROM pg_foreign_table f JOIN pg_foreign_server s ON s.oid = f.ftserver WHERE f.ftrelid = 'ap_t_0'::regclass")
+	lock, err := pgx.Connect(ctx, c.nodeConnString(c.node(dn)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close(context.Background())
+	tx, err := lock.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE ap_t_0 IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET statement_timeout = '1s'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM ap_t"); !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Errorf("a batch waiting on a locked shard past statement_timeout: %v, want SQLSTATE 57014", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ap_t").Scan(&n); err != nil || n != 5000 {
+		t.Errorf("the count after a cancelled batch: %d %v, want 5000", n, err)
+	}
+
+	// An aggregate between the fetches of a cursor over the table.
+	b, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Rollback(context.Background())
+	var ids []int64
+	fetch := func(k int) {
+		rows, err := b.Query(ctx, fmt.Sprintf("FETCH %d FROM ap_cur", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Exec(ctx, "DECLARE ap_cur CURSOR FOR SELECT id FROM ap_t"); err != nil {
+		t.Fatal(err)
+	}
+	fetch(100)
+	if err := b.QueryRow(ctx, "SELECT count(*) FROM ap_t").Scan(&n); err != nil || n != 5000 {
+		t.Errorf("a count between a cursor's fetches: %d %v, want 5000", n, err)
+	}
+	fetch(10000)
+	if len(ids) != 5000 {
+		t.Errorf("the cursor read %d rows around the count, want 5000", len(ids))
 	}
 }
 

@@ -38,7 +38,11 @@ import (
 // COPY [≥ 0.5]; create_distributed_table of a 64-slot table [< 500 ms]. For
 // reading the INSERT figures it also runs the INSERT straight on datanode
 // dn1 (a shard table): the plain server has no sync slave to wait for at
-// each commit, the datanodes do. With ADBMGR_BENCH_UNTUNED set, the
+// each commit, the datanodes do. So the writes (INSERT by key, INSERT …
+// SELECT, COPY) also run on a second plain server that has a sync standby
+// of its own, as each datanode master has, and their ratio to it is the
+// like-for-like one checked against the target; the ratio to the server
+// without a standby is printed beside it. With ADBMGR_BENCH_UNTUNED set, the
 // coordinator's datanode servers lose their tuning options (fetch_size,
 // batch_size, async_capable) once the tables are loaded; with
 // ADBMGR_BENCH_NOROUTER set, cn1 runs without adb.router (every
@@ -52,7 +56,8 @@ func BenchmarkDistributed(b *testing.B) {
 	c.addDemo(b, false)
 	c.mustRows(b, time.Minute, "START AGENT ALL")
 	c.mustRows(b, 5*time.Minute, "INIT ALL")
-	plain := startPlainPG(b, c)
+	plain := startPlainPG(b, c, "plain", false)
+	plainSync := startPlainPG(b, c, "plain-sync", true)
 	cn := c.nodeConnString(c.node("cn1"))
 
 	cdt := createDistributedTimes(b, c, trials)
@@ -72,6 +77,7 @@ CREATE TABLE bench_load (id bigint NOT NULL, g int, v int);`
 	plain.mustSQL(b, setup)
 	plain.mustSQL(b, strings.Join(load, ";\n"))
 	plain.mustSQL(b, "VACUUM ANALYZE")
+	plainSync.mustSQL(b, setup)
 	c.mustNodeSQL(b, c.node("cn1"), setup+`
 SELECT adb.create_distributed_table('bench_ins', 'id');
 SELECT adb.create_distributed_table('bench_kv', 'id');
@@ -129,20 +135,23 @@ END $$`)
 		// stmt: the measure is that statement's latency (pgbench -r),
 		// not the transactions per second.
 		stmt string
+		// write: the ratio that counts is to the plain server with a
+		// sync standby.
+		write bool
 	}
 	single := func(script string, clients int, extra ...string) []string {
 		return append([]string{"-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(clients, 2)), "-T", secs, "-f", benchScript(b, script)}, extra...)
 	}
 	cases := []benchCase{
-		{name: "INSERT by key, 1 client", target: 0.5, args: single("insert.sql", 1, "-D", "tbl=bench_ins")},
-		{name: "INSERT by key, 8 clients", target: 0.5, args: single("insert.sql", 8, "-D", "tbl=bench_ins")},
+		{name: "INSERT by key, 1 client", target: 0.5, write: true, args: single("insert.sql", 1, "-D", "tbl=bench_ins")},
+		{name: "INSERT by key, 8 clients", target: 0.5, write: true, args: single("insert.sql", 8, "-D", "tbl=bench_ins")},
 		{name: "SELECT by key, 1 client", target: 0.5, args: single("select.sql", 1, "-D", "rows=100000")},
 		{name: "SELECT by key, 8 clients", target: 0.5, args: single("select.sql", 8, "-D", "rows=100000")},
 		{name: "count/sum/avg/min/max, 1 M rows", target: 1, args: []string{"-t", "5", "-f", benchScript(b, "agg.sql")}},
 		{name: "GROUP BY distribution column, 1 M rows", target: 1, args: []string{"-t", "3", "-f", benchScript(b, "groupby_dist.sql")}},
 		{name: "GROUP BY other column, 1 M rows", target: 1, args: []string{"-t", "5", "-f", benchScript(b, "groupby.sql")}},
-		{name: "INSERT … SELECT 100,000 rows", target: 0.5, stmt: "INSERT", args: []string{"-t", "2", "-r", "-D", "rows=100000", "-f", benchScript(b, "insert_select.sql")}},
-		{name: "COPY 100,000 rows", target: 0.5, stmt: "COPY", args: []string{"-t", "2", "-r", "-D", "file='" + csv + "'", "-f", benchScript(b, "copy.sql")}},
+		{name: "INSERT … SELECT 100,000 rows", target: 0.5, write: true, stmt: "INSERT", args: []string{"-t", "2", "-r", "-D", "rows=100000", "-f", benchScript(b, "insert_select.sql")}},
+		{name: "COPY 100,000 rows", target: 0.5, write: true, stmt: "COPY", args: []string{"-t", "2", "-r", "-D", "file='" + csv + "'", "-f", benchScript(b, "copy.sql")}},
 	}
 	var picked []benchCase
 	for _, k := range cases {
@@ -151,30 +160,42 @@ END $$`)
 		}
 	}
 	cases = picked
-	ratios := make([][]float64, len(cases))
-	plainRate, cnRate := make([][]float64, len(cases)), make([][]float64, len(cases))
+	ratios, standalone := make([][]float64, len(cases)), make([][]float64, len(cases))
+	plainRate, syncRate, cnRate := make([][]float64, len(cases)), make([][]float64, len(cases)), make([][]float64, len(cases))
 	var direct []float64
 	b.ResetTimer()
 	for trial := 0; trial < trials; trial++ {
 		for i, k := range cases {
 			p := pgbenchRate(b, plain.conn, k.stmt, k.args)
+			like := p
+			if k.write {
+				like = pgbenchRate(b, plainSync.conn, k.stmt, k.args)
+				syncRate[i] = append(syncRate[i], like)
+			}
 			q := pgbenchRate(b, cn, k.stmt, k.args)
 			plainRate[i], cnRate[i] = append(plainRate[i], p), append(cnRate[i], q)
-			ratios[i] = append(ratios[i], q/p)
+			ratios[i], standalone[i] = append(ratios[i], q/like), append(standalone[i], q/p)
 		}
 		direct = append(direct, pgbenchRate(b, c.nodeConnString(c.node("dn1")), "", single("insert.sql", 1, "-D", "tbl="+shard)))
 	}
 	b.StopTimer()
 
 	var out strings.Builder
-	fmt.Fprintf(&out, "\n%-42s %12s %12s %8s %8s  (median of %d trials; rate = transactions or statements per second)\n", "case", "plain", "coordinator", "ratio", "target", trials)
+	fmt.Fprintf(&out, "\n%-42s %10s %10s %12s %8s %8s %8s  (median of %d trials; rate = transactions or statements per second;\n"+
+		"%-42s %10s %10s %12s %8s %8s  ratio: to plain+sync for writes, to plain for reads)\n",
+		"case", "plain", "plain+sync", "coordinator", "ratio", "target", "to plain", trials, "", "", "standby", "", "", "")
 	for i, k := range cases {
 		r := medianOf(ratios[i])
 		miss := ""
 		if r < k.target {
 			miss = "  MISSED"
 		}
-		fmt.Fprintf(&out, "%-42s %12.1f %12.1f %7.2f× %7.1f×%s\n", k.name, medianOf(plainRate[i]), medianOf(cnRate[i]), r, k.target, miss)
+		sync, toPlain := "", ""
+		if k.write {
+			sync, toPlain = fmt.Sprintf("%.1f", medianOf(syncRate[i])), fmt.Sprintf("%.2f×", medianOf(standalone[i]))
+			b.ReportMetric(medianOf(standalone[i]), metricName(k.name+" to plain"))
+		}
+		fmt.Fprintf(&out, "%-42s %10.1f %10s %12.1f %7.2f× %7.1f× %8s%s\n", k.name, medianOf(plainRate[i]), sync, medianOf(cnRate[i]), r, k.target, toPlain, miss)
 		b.ReportMetric(r, metricName(k.name))
 	}
 	fmt.Fprintf(&out, "%-42s %12s %12.1f   (a datanode master with its sync slave, no coordinator)\n", "INSERT by key, 1 client, on dn1", "", medianOf(direct))
@@ -223,15 +244,17 @@ func createDistributedTimes(b *testing.B, c *testCluster, trials int) []float64 
 	return ms
 }
 
-// plainPG is the benchmark's plain PostgreSQL 15: initdb'd as the
-// cluster's OS user under the test cluster's directory, on 127.0.0.1 with
-// TLS (a server certificate from the manager's CA, so clients check it as
-// they check the nodes'), its settings PostgreSQL's defaults.
+// plainPG is one of the benchmark's plain PostgreSQL 15 servers: initdb'd
+// as the cluster's OS user under the test cluster's directory (in name),
+// on 127.0.0.1 with TLS (a server certificate from the manager's CA, so
+// clients check it as they check the nodes'), its settings PostgreSQL's
+// defaults; with syncStandby, a standby made by pg_basebackup streams
+// from it and is its synchronous standby, as a datanode's sync slave is.
 type plainPG struct {
 	conn string
 }
 
-func startPlainPG(b *testing.B, c *testCluster) *plainPG {
+func startPlainPG(b *testing.B, c *testCluster, name string, syncStandby bool) *plainPG {
 	b.Helper()
 	bindir, err := exec.Command("pg_config", "--bindir").Output()
 	if err != nil {
@@ -241,7 +264,7 @@ func startPlainPG(b *testing.B, c *testCluster) *plainPG {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := filepath.Join(c.Dir, "plain")
+	dir := filepath.Join(c.Dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		b.Fatal(err)
 	}
@@ -273,6 +296,59 @@ func startPlainPG(b *testing.B, c *testCluster) *plainPG {
 			b.Fatal(err)
 		}
 	}
+	appendConf(b, data, conf)
+	start := func(data, log string) {
+		if _, err := r.Run(ctx, "pg_ctl", "-D", data, "-l", log, "-w", "start"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := r.Run(ctx, "pg_ctl", "-D", data, "-m", "immediate", "stop"); err != nil {
+				b.Logf("stop %s: %v", data, err)
+			}
+		})
+	}
+	start(data, filepath.Join(dir, "log"))
+	p := &plainPG{
+		conn: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=verify-full sslrootcert=%s",
+			port, filepath.Join(c.M.Dir, "pki", "ca.crt")),
+	}
+	if !syncStandby {
+		return p
+	}
+	// The standby: a copy over the server's socket (initdb's pg_hba lets
+	// the OS user replicate there), on a port and socket of its own.
+	standby := filepath.Join(dir, "standby")
+	if _, err := r.Run(ctx, "pg_basebackup", "-h", dir, "-p", strconv.Itoa(port), "-U", "postgres", "-D", standby, "-R", "-X", "stream"); err != nil {
+		b.Fatal(err)
+	}
+	sockets := filepath.Join(dir, "standby-sockets")
+	if err := os.Mkdir(sockets, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Chown(sockets, uid, gid); err != nil {
+		b.Fatal(err)
+	}
+	appendConf(b, standby, fmt.Sprintf("listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n", freePortOn(b, "127.0.0.1"), sockets))
+	start(standby, filepath.Join(dir, "standby.log"))
+	p.mustSQL(b, "ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf()")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := exec.Command("psql", "-X", "-A", "-t", "-c", "SELECT sync_state FROM pg_stat_replication", p.conn).Output()
+		if err == nil && strings.TrimSpace(string(out)) == "sync" {
+			return p
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the plain server's standby is not its sync standby after a minute: %s %v", out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// appendConf appends settings to the postgresql.conf of data directory data.
+func appendConf(b *testing.B, data, conf string) {
+	b.Helper()
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -283,20 +359,6 @@ func startPlainPG(b *testing.B, c *testCluster) *plainPG {
 	}
 	if err != nil {
 		b.Fatal(err)
-	}
-	if _, err := r.Run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "start"); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := r.Run(ctx, "pg_ctl", "-D", data, "-m", "immediate", "stop"); err != nil {
-			b.Logf("stop the plain server: %v", err)
-		}
-	})
-	return &plainPG{
-		conn: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=verify-full sslrootcert=%s",
-			port, filepath.Join(c.M.Dir, "pki", "ca.crt")),
 	}
 }
 
