@@ -33,11 +33,16 @@ extern void adb_fdw_do_sql_command(PGconn *conn, const char *sql);
 extern int	adb_fdw_set_transmission_modes(void);
 extern void adb_fdw_reset_transmission_modes(int nestlevel);
 extern bool adb_fdw_is_postgres_fdw(Oid serverid);
+extern bool adb_fdw_pending(PgFdwConnState *state);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_aggpush_init(void);
 extern void adb_router_init(void);
 extern void adb_copy_init(void);
 extern void adb_batch_init(void);
+
+/* The number of Foreign Scans in a plan tree (batch.c). */
+struct Plan;
+extern int	adb_plan_foreign_scans(struct Plan *plan);
 
 #endif

@@ -55,15 +55,6 @@
 static bool shard_batch = true;
 static planner_hook_type prev_planner_hook = NULL;
 
-/*
- * FdwConnState is postgres_fdw 15's PgFdwConnState, whose header is not
- * installed: a connection's pending asynchronous request, if any.
- */
-typedef struct FdwConnState
-{
-	void	   *pendingAreq;
-} FdwConnState;
-
 /* BatchConn is one datanode connection's share of a batch. */
 typedef struct BatchConn
 {
@@ -113,11 +104,11 @@ static CustomExecMethods batch_exec_methods = {
 /* ---------- planning ---------- */
 
 /*
- * count_foreign is the number of Foreign Scans in plan and below it (the
- * node types that can hold one under a SELECT).
+ * adb_plan_foreign_scans is the number of Foreign Scans in plan and below
+ * it (the node types that can hold one under a SELECT).
  */
-static int
-count_foreign(Plan *plan)
+int
+adb_plan_foreign_scans(Plan *plan)
 {
 	List	   *more = NIL;
 	ListCell   *lc;
@@ -126,7 +117,7 @@ count_foreign(Plan *plan)
 	if (plan == NULL)
 		return 0;
 	n = IsA(plan, ForeignScan) ? 1 : 0;
-	n += count_foreign(plan->lefttree) + count_foreign(plan->righttree);
+	n += adb_plan_foreign_scans(plan->lefttree) + adb_plan_foreign_scans(plan->righttree);
 	switch (nodeTag(plan))
 	{
 		case T_Append:
@@ -151,7 +142,7 @@ count_foreign(Plan *plan)
 			break;
 	}
 	foreach(lc, more)
-		n += count_foreign(lfirst(lc));
+		n += adb_plan_foreign_scans(lfirst(lc));
 	return n;
 }
 
@@ -306,9 +297,9 @@ batch_planner(Query *parse, const char *query_string, int cursorOptions, ParamLi
 	where = find_append(&stmt->planTree);
 	if (where == NULL || !batchable((Append *) *where, &nservers))
 		return stmt;
-	n = count_foreign(stmt->planTree);
+	n = adb_plan_foreign_scans(stmt->planTree);
 	foreach(lc, stmt->subplans)
-		n += count_foreign(lfirst(lc));
+		n += adb_plan_foreign_scans(lfirst(lc));
 	if (n != list_length(((Append *) *where)->appendplans))
 		return stmt;
 	*where = (Plan *) batch_node((Append *) *where, nservers);
@@ -489,7 +480,7 @@ run_batch(BatchState *bs, EState *estate)
 		PgFdwConnState *state;
 
 		bc->conn = adb_fdw_GetConnection(GetUserMapping(bc->userid, bc->serverid), false, &state);
-		if (state != NULL && ((FdwConnState *) state)->pendingAreq != NULL)
+		if (adb_fdw_pending(state))
 		{
 			bs->delegate = true;
 			return;

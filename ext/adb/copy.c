@@ -25,6 +25,14 @@
  * key on a shard, with the shard's SQLSTATE) aborts the transaction, and
  * with it every remote one: nothing stays anywhere.
  *
+ * An INSERT … SELECT into such a table takes the same path (an
+ * ExecutorRun hook, bulk_insert): PostgreSQL plans and runs the SELECT
+ * (defaults filled by the planner), and its rows are routed, written out
+ * and sent as COPY's are, instead of postgres_fdw's batches of
+ * batch_size rows, one round trip each, shard after shard. Only when it
+ * is estimated at BULK_INSERT_ROWS rows or more and reads no distributed
+ * table itself (see bulk_insert_rel).
+ *
  * What this does not handle goes PostgreSQL's way, row by row: COPY TO,
  * COPY of a query, COPY FROM with WHERE or FREEZE, tables with triggers,
  * generated columns or row-level security, partition keys on expressions,
@@ -40,6 +48,7 @@
 #include "commands/copy.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
+#include "executor/instrument.h"
 #include "fmgr.h"
 #include "catalog/namespace.h"
 #include "foreign/fdwapi.h"
@@ -47,6 +56,7 @@
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
@@ -73,6 +83,10 @@
 static bool copy_bulk = true;
 
 static ProcessUtility_hook_type prev_utility = NULL;
+static ExecutorRun_hook_type prev_run = NULL;
+
+/* An INSERT of fewer rows (estimated) goes through postgres_fdw's batches. */
+#define BULK_INSERT_ROWS 100
 
 /* Rows parsed before they are written out (under postgres_fdw's settings). */
 #define BATCH_ROWS 1000
@@ -606,6 +620,50 @@ flush(BulkCopy *bc)
 }
 
 /*
+ * bulk_begin sets up bc for a bulk load into rel and is the GUC nest
+ * level to end with AtEOXact_GUC: a serial column's default,
+ * adb.dist_nextval (ddl.c), takes adb.sequence_block values per round
+ * trip to the gtmcoord master, so for the length of a bulk load it takes
+ * a batch's worth at least.
+ */
+static int
+bulk_begin(BulkCopy *bc, Relation rel)
+{
+	const char *block;
+	int			nest;
+	int			i;
+
+	memset(bc, 0, sizeof(*bc));
+	bc->cxt = AllocSetContextCreate(CurrentMemoryContext, "adb bulk load", ALLOCSET_DEFAULT_SIZES);
+	bc->rel = rel;
+	bc->key = RelationGetPartitionKey(rel);
+	bc->pd = RelationGetPartitionDesc(rel, true);
+	bc->modulus = get_hash_partition_greatest_modulus(bc->pd->boundinfo);
+	bc->natts = RelationGetDescr(rel)->natts;
+	bc->userid = GetUserId();
+	bc->shards = MemoryContextAllocZero(bc->cxt, sizeof(Shard *) * bc->pd->nparts);
+	bc->targets = MemoryContextAllocZero(bc->cxt, sizeof(Target));
+	bc->out = MemoryContextAllocZero(bc->cxt, sizeof(FmgrInfo) * bc->natts);
+	for (i = 0; i < bc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
+		Oid			func;
+		bool		varlena;
+
+		if (att->attisdropped)
+			continue;
+		getTypeOutputInfo(att->atttypid, &func, &varlena);
+		fmgr_info_cxt(func, &bc->out[i], bc->cxt);
+	}
+	nest = NewGUCNestLevel();
+	block = GetConfigOption("adb.sequence_block", true, false);
+	if (block != NULL && atoi(block) < BATCH_ROWS)
+		(void) set_config_option("adb.sequence_block", CppAsString2(BATCH_ROWS), PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
  * bulk_copy loads COPY stmt into rel (opened and locked) and is the
  * number of rows. The checks are DoCopy's: INSERT on the columns, a
  * read-write transaction.
@@ -628,7 +686,6 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	uint64		processed = 0;
 	bool		done = false;
 	int			guc_nest;
-	const char *block;
 	int			i;
 
 	pstate->p_sourcetext = queryString;
@@ -642,42 +699,10 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	if (XactReadOnly && !rel->rd_islocaltemp)
 		PreventCommandIfReadOnly("COPY FROM");
 
-	memset(&bc, 0, sizeof(bc));
-	bc.cxt = AllocSetContextCreate(CurrentMemoryContext, "adb bulk COPY", ALLOCSET_DEFAULT_SIZES);
-	bc.rel = rel;
-	bc.key = RelationGetPartitionKey(rel);
-	bc.pd = RelationGetPartitionDesc(rel, true);
-	bc.modulus = get_hash_partition_greatest_modulus(bc.pd->boundinfo);
-	bc.natts = RelationGetDescr(rel)->natts;
-	bc.userid = GetUserId();
-	bc.shards = MemoryContextAllocZero(bc.cxt, sizeof(Shard *) * bc.pd->nparts);
-	bc.targets = MemoryContextAllocZero(bc.cxt, sizeof(Target));
-	bc.out = MemoryContextAllocZero(bc.cxt, sizeof(FmgrInfo) * bc.natts);
-	for (i = 0; i < bc.natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), i);
-		Oid			func;
-		bool		varlena;
-
-		if (att->attisdropped)
-			continue;
-		getTypeOutputInfo(att->atttypid, &func, &varlena);
-		fmgr_info_cxt(func, &bc.out[i], bc.cxt);
-	}
+	guc_nest = bulk_begin(&bc, rel);
 	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts * BATCH_ROWS);
 	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts * BATCH_ROWS);
 	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
-
-	/*
-	 * A serial column's default, adb.dist_nextval (ddl.c), takes
-	 * adb.sequence_block values per round trip to the gtmcoord master: for
-	 * the length of a bulk load, a batch's worth at least.
-	 */
-	guc_nest = NewGUCNestLevel();
-	block = GetConfigOption("adb.sequence_block", true, false);
-	if (block != NULL && atoi(block) < BATCH_ROWS)
-		(void) set_config_option("adb.sequence_block", CppAsString2(BATCH_ROWS), PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
 
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
 						   stmt->attlist, stmt->options);
@@ -729,6 +754,173 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 }
 
 /*
+ * bulk_insert_rel is the table an INSERT of qd loads in bulk, or NULL.
+ * Only the plain shape is: one ModifyTable inserting into a table
+ * bulk_table takes, with no RETURNING, ON CONFLICT or WITH CHECK OPTION,
+ * not under EXPLAIN ANALYZE, of BULK_INSERT_ROWS rows or more (estimated:
+ * below that postgres_fdw's batches do as well); its source reads no
+ * foreign table, and no connection to the datanodes has a scan's fetch
+ * pending (the rows go out on those connections); the source returns the
+ * table's columns first, in order (as the planner makes an INSERT's).
+ */
+static Relation
+bulk_insert_rel(QueryDesc *qd)
+{
+	PlannedStmt *ps = qd->plannedstmt;
+	ModifyTable *mt = (ModifyTable *) ps->planTree;
+	Plan	   *src = outerPlan(mt);
+	Relation	rel;
+	TupleDesc	desc;
+	PartitionDesc pd;
+	List	   *servers = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	if (!copy_bulk || qd->operation != CMD_INSERT || qd->instrument_options != 0 ||
+		ps->hasReturning || ps->hasModifyingCTE || !IsA(mt, ModifyTable) ||
+		mt->operation != CMD_INSERT || list_length(mt->resultRelations) != 1 ||
+		mt->returningLists != NIL || mt->onConflictAction != ONCONFLICT_NONE ||
+		mt->withCheckOptionLists != NIL || src == NULL || src->plan_rows < BULK_INSERT_ROWS ||
+		adb_plan_foreign_scans(src) != 0)
+		return NULL;
+	foreach(lc, ps->subplans)
+		if (adb_plan_foreign_scans(lfirst(lc)) != 0)
+			return NULL;
+	rel = ((ModifyTableState *) qd->planstate)->resultRelInfo[0].ri_RelationDesc;
+	if (!bulk_table(rel))
+		return NULL;
+	desc = RelationGetDescr(rel);
+	foreach(lc, src->targetlist)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (i >= desc->natts)
+		{
+			if (!te->resjunk)
+				return NULL;
+			continue;
+		}
+		if (te->resjunk || te->resno != i + 1 ||
+			(!TupleDescAttr(desc, i)->attisdropped &&
+			 exprType((Node *) te->expr) != TupleDescAttr(desc, i)->atttypid))
+			return NULL;
+		i++;
+	}
+	if (i != desc->natts)
+		return NULL;
+	pd = RelationGetPartitionDesc(rel, true);
+	for (i = 0; i < pd->nparts; i++)
+		servers = list_append_unique_oid(servers, GetForeignServerIdByRelId(pd->oids[i]));
+	foreach(lc, servers)
+	{
+		PgFdwConnState *state;
+
+		(void) adb_fdw_GetConnection(GetUserMapping(GetUserId(), lfirst_oid(lc)), false, &state);
+		if (adb_fdw_pending(state))
+			return NULL;
+	}
+	return rel;
+}
+
+/*
+ * bulk_insert runs the INSERT of qd into rel (bulk_insert_rel) as a bulk
+ * COPY does: the source's rows, a batch at a time, evaluated with the
+ * user's settings (DateStyle…) and kept, then routed and written out in
+ * COPY form with postgres_fdw's, and sent to the shards. Constraints are
+ * the shards' (as through postgres_fdw); the row count is the statement's.
+ */
+static void
+bulk_insert(QueryDesc *qd, Relation rel)
+{
+	EState	   *estate = qd->estate;
+	PlanState  *src = outerPlanState(qd->planstate);
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+	MemoryContext batch;
+	BulkCopy	bc;
+	HeapTuple  *rows;
+	int		   *parts;
+	Datum	   *values;
+	bool	   *nulls;
+	uint64		processed = 0;
+	bool		done = false;
+	int			guc_nest = bulk_begin(&bc, rel);
+
+	batch = AllocSetContextCreate(bc.cxt, "adb bulk INSERT rows", ALLOCSET_DEFAULT_SIZES);
+	rows = MemoryContextAlloc(bc.cxt, sizeof(HeapTuple) * BATCH_ROWS);
+	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
+	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts);
+	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts);
+	while (!done)
+	{
+		MemoryContext prev;
+		int			n = 0;
+		int			nest;
+		int			i;
+
+		while (n < BATCH_ROWS)
+		{
+			TupleTableSlot *slot;
+
+			CHECK_FOR_INTERRUPTS();
+			slot = ExecProcNode(src);
+			if (TupIsNull(slot))
+			{
+				done = true;
+				break;
+			}
+			slot_getallattrs(slot);
+			parts[n] = route(&bc, slot->tts_values, slot->tts_isnull);
+			prev = MemoryContextSwitchTo(batch);
+			rows[n++] = heap_form_tuple(desc, slot->tts_values, slot->tts_isnull);
+			MemoryContextSwitchTo(prev);
+		}
+		nest = adb_fdw_set_transmission_modes();
+		prev = MemoryContextSwitchTo(batch);
+		for (i = 0; i < n; i++)
+		{
+			heap_deform_tuple(rows[i], desc, values, nulls);
+			add_row(&bc, parts[i], values, nulls);
+		}
+		MemoryContextSwitchTo(prev);
+		adb_fdw_reset_transmission_modes(nest);
+		MemoryContextReset(batch);
+		processed += n;
+		if (bc.buffered >= (Size) copy_buffer_kb * 1024)
+			flush(&bc);
+	}
+	flush(&bc);
+	AtEOXact_GUC(true, guc_nest);
+	MemoryContextDelete(bc.cxt);
+	estate->es_processed += processed;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * adb_copy_run is the ExecutorRun hook: an INSERT that bulk_insert_rel
+ * takes is loaded by bulk_insert; everything else runs as it would.
+ */
+static void
+adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
+{
+	Relation	rel = ScanDirectionIsForward(direction) ? bulk_insert_rel(qd) : NULL;
+
+	if (rel == NULL)
+	{
+		if (prev_run)
+			prev_run(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+		return;
+	}
+	if (qd->totaltime)
+		InstrStartNode(qd->totaltime);
+	bulk_insert(qd, rel);
+	if (qd->totaltime)
+		InstrStopNode(qd->totaltime, qd->estate->es_processed);
+}
+
+/*
  * adb_copy_utility is the ProcessUtility hook: a COPY FROM into a
  * distributed table that bulk_copy can load is loaded there; everything
  * else goes on down the chain.
@@ -773,8 +965,8 @@ void
 adb_copy_init(void)
 {
 	DefineCustomBoolVariable("adb.copy_bulk",
-							 "COPY FROM into a distributed table sends the rows to each shard in bulk.",
-							 "Off: PostgreSQL routes each row to its foreign partition, one remote INSERT a row.",
+							 "COPY FROM and INSERT … SELECT into a distributed table send the rows to each shard in bulk.",
+							 "Off: PostgreSQL routes each row to its foreign partition (COPY: one remote INSERT a row; INSERT: postgres_fdw's batches).",
 							 &copy_bulk, true, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("adb.copy_buffer",
@@ -783,4 +975,6 @@ adb_copy_init(void)
 							NULL, NULL, NULL);
 	prev_utility = ProcessUtility_hook;
 	ProcessUtility_hook = adb_copy_utility;
+	prev_run = ExecutorRun_hook;
+	ExecutorRun_hook = adb_copy_run;
 }

@@ -96,3 +96,23 @@ adb_fdw_is_postgres_fdw(Oid serverid)
 
 	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
 }
+
+/*
+ * PgFdwConnStateLayout is postgres_fdw 15's PgFdwConnState (its header is
+ * not installed): a connection's pending asynchronous request, if any.
+ */
+typedef struct PgFdwConnStateLayout
+{
+	void	   *pendingAreq;
+} PgFdwConnStateLayout;
+
+/*
+ * adb_fdw_pending says whether a connection of postgres_fdw (its state
+ * from GetConnection) has an asynchronous fetch of a scan still pending:
+ * another query must not be sent on it then.
+ */
+bool
+adb_fdw_pending(PgFdwConnState *state)
+{
+	return state != NULL && ((PgFdwConnStateLayout *) state)->pendingAreq != NULL;
+}

@@ -332,7 +332,8 @@ func startPlainPG(b *testing.B, c *testCluster, name string, syncStandby bool) *
 	}
 	appendConf(b, standby, fmt.Sprintf("listen_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n", freePortOn(b, "127.0.0.1"), sockets))
 	start(standby, filepath.Join(dir, "standby.log"))
-	p.mustSQL(b, "ALTER SYSTEM SET synchronous_standby_names = '*'; SELECT pg_reload_conf()")
+	p.mustSQL(b, "ALTER SYSTEM SET synchronous_standby_names = '*'")
+	p.mustSQL(b, "SELECT pg_reload_conf()")
 	deadline := time.Now().Add(time.Minute)
 	for {
 		out, err := exec.Command("psql", "-X", "-A", "-t", "-c", "SELECT sync_state FROM pg_stat_replication", p.conn).Output()

@@ -87,6 +87,58 @@ func (c *testCluster) slotFigures(t *testing.T, table string) map[int]string {
 	return figs
 }
 
+// checkBulkInsert: an INSERT … SELECT of many rows whose source reads no
+// distributed table goes the bulk COPY path (on a datanode, the
+// coordinator's connection shows COPY into the shards) and puts the rows
+// where PostgreSQL's routing puts them (want: cp_ref's slots); the source
+// is evaluated with the user's settings (DateStyle DMY), serial defaults
+// are unique, and a duplicate key or a ROLLBACK leaves nothing.
+func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
+	cn1 := c.node("cn1")
+	c.mustNodeSQL(t, cn1, `CREATE TABLE cp_ins (id bigint PRIMARY KEY, g int, v text, d date, s bigserial);
+		SELECT adb.create_distributed_table('cp_ins', 'id')`)
+	if out := c.mustNodeSQL(t, cn1, "INSERT INTO cp_ins (id, g, v) SELECT * FROM cp_local"); len(out) != 1 || out[0][0] != "INSERT 0 100000" {
+		t.Errorf("INSERT … SELECT of 100,000 rows: %v", out)
+	}
+	got := c.slotFigures(t, "cp_ins")
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("slot %d: bulk INSERT … SELECT %q, PostgreSQL's routing %q", k, got[k], w)
+		}
+	}
+	if v := c.nodeValue(t, cn1, "SELECT count(DISTINCT s) || ' ' || count(s) FROM cp_ins"); v != "100000 100000" {
+		t.Errorf("distinct and non-null serial values: %s", v)
+	}
+
+	s := c.openSession(t, cn1, "bulk-insert")
+	s.send(t, "BEGIN;")
+	s.send(t, "SET LOCAL DateStyle = 'SQL, DMY';")
+	if out := s.run(t, "INSERT INTO cp_ins (id, g, v, d) SELECT n, 0, 'd', ((n % 28) + 1 || '/04/2020')::date FROM generate_series(500001, 501000) n;"); !strings.Contains(out, "INSERT 0 1000") {
+		t.Errorf("INSERT … SELECT under DateStyle DMY: %q", out)
+	}
+	dn := c.nodeValue(t, cn1, "SELECT node FROM adb.slot ORDER BY slot LIMIT 1")
+	if v := c.nodeValue(t, c.node(dn), `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'adb:%' AND query ~ '^COPY public\.cp_ins_[0-9]+ '`); v != "1" {
+		t.Errorf("the coordinator's connection to %s did not load by COPY (%s sessions)", dn, v)
+	}
+	s.send(t, "COMMIT;")
+	if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(*) FILTER (WHERE d = DATE '2020-04-05') FROM cp_ins WHERE id > 500000"); v != "1000 35" {
+		t.Errorf("rows and 5 April among them: %s, want 1000 35", v)
+	}
+
+	before := c.slotFigures(t, "cp_ins")
+	_, err := c.nodeSQL(cn1, "INSERT INTO cp_ins (id, g, v) SELECT n, 0, 'again' FROM generate_series(99001, 100500) n")
+	if err == nil || !strings.Contains(err.Error(), "23505") && !strings.Contains(err.Error(), "duplicate key") {
+		t.Errorf("INSERT … SELECT of keys already there: %v", err)
+	}
+	c.mustNodeSQL(t, cn1, "BEGIN; INSERT INTO cp_ins (id, g, v) SELECT n, 0, 'gone' FROM generate_series(600001, 610000) n; ROLLBACK")
+	after := c.slotFigures(t, "cp_ins")
+	for k, f := range before {
+		if after[k] != f {
+			t.Errorf("after a duplicate key and a ROLLBACK: slot %d changed: %q → %q", k, f, after[k])
+		}
+	}
+}
+
 // TestDistributedCopy: COPY FROM into a distributed table through a
 // coordinator (adb.copy_bulk, ext/adb/copy.c) puts every row in the shard
 // of the slot PostgreSQL's hash routing gives it — the same shards as an
@@ -127,11 +179,12 @@ func TestDistributedCopy(t *testing.T) {
 
 	// The reference: the same rows through PostgreSQL's own routing
 	// (INSERT … SELECT from a plain table of the coordinator, which COPY
-	// loads as PostgreSQL does).
+	// loads as PostgreSQL does; with adb.copy_bulk off, as an INSERT …
+	// SELECT takes the bulk path too).
 	if out, stderr, err := c.copyPsql(cn1, nil, "COPY cp_local FROM STDIN", first+copyRows(50001, 100000, false)); err != nil || strings.TrimSpace(out) != "COPY 100000" {
 		t.Fatalf("COPY into a plain table: %v %q %s", err, out, stderr)
 	}
-	c.mustNodeSQL(t, cn1, "INSERT INTO cp_ref SELECT * FROM cp_local")
+	c.mustNodeSQL(t, cn1, "SET adb.copy_bulk = off; INSERT INTO cp_ref SELECT * FROM cp_local")
 
 	t.Run("RowsInTheirSlots", func(t *testing.T) {
 		got, want := c.slotFigures(t, "cp"), c.slotFigures(t, "cp_ref")
@@ -248,6 +301,8 @@ func TestDistributedCopy(t *testing.T) {
 			t.Errorf("COPY TO: %v %q %s", err, out, stderr)
 		}
 	})
+
+	t.Run("InsertSelect", func(t *testing.T) { checkBulkInsert(t, c, before) })
 
 	t.Run("Privileges", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, "CREATE ROLE copy_user")
