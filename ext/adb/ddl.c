@@ -952,6 +952,101 @@ first_dist(List *rangevars)
 	return InvalidOid;
 }
 
+/* schema_dist is a distributed table in schema nsp (its name), or NULL. */
+static char *
+schema_dist(const char *nsp)
+{
+	return lookup("SELECT d.rel::text FROM adb.dist_table d JOIN pg_class c ON c.oid = d.rel"
+				  " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 LIMIT 1",
+				  TEXTOID, TXT(nsp), InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, InvalidOid, 0, NULL);
+}
+
+/*
+ * forward runs a statement on distributed tables here, then as it is
+ * (its own text) on every other coordinator, in this transaction: GRANT,
+ * REVOKE and COMMENT, which concern the coordinators' parent tables only
+ * (the shards are reached through the user mappings, whatever the
+ * client's role).
+ */
+static void
+forward(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext context,
+		ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	int			start = pstmt->stmt_location >= 0 ? pstmt->stmt_location : 0;
+	int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len : (int) strlen(queryString + start);
+	char	   *sql = pnstrdup(queryString + start, len);
+
+	run_local(pstmt, queryString, false, context, params, queryEnv, dest, qc);
+	CommandCounterIncrement();
+	spi_call("SELECT adb.on_coordinators($1)", TEXTOID, TXT(sql), InvalidOid, 0, InvalidOid, 0,
+			 InvalidOid, 0, InvalidOid, 0, NULL);
+}
+
+/*
+ * grant_dist is the distributed table a GRANT or REVOKE on tables names,
+ * or InvalidOid. One that names a distributed table with other tables, or
+ * all tables of a schema holding one, is refused: the other coordinators
+ * hold the distributed tables only.
+ */
+static Oid
+grant_dist(GrantStmt *s)
+{
+	Oid			relid = InvalidOid;
+	ListCell   *lc;
+
+	if (s->objtype != OBJECT_TABLE)
+		return InvalidOid;
+	if (s->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+	{
+		foreach(lc, s->objects)
+		{
+			char	   *t = schema_dist(strVal(lfirst(lc)));
+
+			if (t)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("%s … ON ALL TABLES IN SCHEMA is not supported on schema \"%s\": it holds distributed table %s",
+								s->is_grant ? "GRANT" : "REVOKE", strVal(lfirst(lc)), t),
+						 errhint("Name the distributed tables in a %s of their own, and the other tables in another.",
+								 s->is_grant ? "GRANT" : "REVOKE")));
+		}
+		return InvalidOid;
+	}
+	if (s->targtype != ACL_TARGET_OBJECT)
+		return InvalidOid;
+	relid = first_dist(s->objects);
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	foreach(lc, s->objects)
+		if (!OidIsValid(rangevar_dist(lfirst_node(RangeVar, lc))))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s on distributed table \"%s\" together with table \"%s\" is not supported",
+							s->is_grant ? "GRANT" : "REVOKE", get_rel_name(relid),
+							lfirst_node(RangeVar, lc)->relname),
+					 errhint("Name the distributed tables in a %s of their own, and the other tables in another.",
+							 s->is_grant ? "GRANT" : "REVOKE")));
+	return relid;
+}
+
+/* comment_dist is the distributed table a COMMENT ON TABLE or COLUMN is on, or InvalidOid. */
+static Oid
+comment_dist(CommentStmt *s)
+{
+	List	   *names;
+
+	if (s->objtype != OBJECT_TABLE && s->objtype != OBJECT_COLUMN)
+		return InvalidOid;
+	names = castNode(List, s->object);
+	if (s->objtype == OBJECT_COLUMN)
+	{
+		if (list_length(names) < 2)
+			return InvalidOid;
+		names = list_truncate(list_copy(names), list_length(names) - 1);
+	}
+	return rangevar_dist(makeRangeVarFromNameList(names));
+}
+
 /*
  * dispatch handles DDL that touches a distributed table; it is the hook's
  * body once the hook knows this node holds the catalog.
@@ -1036,10 +1131,7 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 					foreach(lc, s->objects)
 					{
-						char	   *t = lookup("SELECT d.rel::text FROM adb.dist_table d JOIN pg_class c ON c.oid = d.rel"
-												 " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 LIMIT 1",
-												 TEXTOID, TXT(strVal(lfirst(lc))), InvalidOid, 0, InvalidOid, 0,
-												 InvalidOid, 0, InvalidOid, 0, NULL);
+						char	   *t = schema_dist(strVal(lfirst(lc)));
 
 						if (t)
 							ereport(ERROR,
@@ -1063,6 +1155,20 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					refuse("TRUNCATE … RESTART IDENTITY", relid);
 				break;
 			}
+		case T_GrantStmt:
+			if (OidIsValid(grant_dist((GrantStmt *) parsetree)))
+			{
+				forward(pstmt, queryString, context, params, queryEnv, dest, qc);
+				return;
+			}
+			break;
+		case T_CommentStmt:
+			if (OidIsValid(comment_dist((CommentStmt *) parsetree)))
+			{
+				forward(pstmt, queryString, context, params, queryEnv, dest, qc);
+				return;
+			}
+			break;
 		case T_CreateTrigStmt:
 			relid = rangevar_dist(((CreateTrigStmt *) parsetree)->relation);
 			break;

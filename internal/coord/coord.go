@@ -76,8 +76,11 @@ var serverOptions = [][2]string{{"fetch_size", "10000"}, {"batch_size", "100"}, 
 
 // EnsureServer makes the foreign server name point at address:port (made
 // when missing, its options changed when present), reachable with the
-// coordinator's own password file (adb.secure_server) as user, with the
-// tuning of serverOptions and the extensions option: the extensions this
+// coordinator's own password file (adb.secure_server) as user, by every
+// role (password_required off: the password is the coordinator's, not the
+// role's; only superusers own the foreign tables and may use the server,
+// so a role reaches the shards only through the distributed tables it was
+// granted), with the tuning of serverOptions and the extensions option: the extensions this
 // coordinator has (besides plpgsql, postgres_fdw and dblink) that the
 // datanode has too, whose functions and operators postgres_fdw may then
 // send to it. The datanode is asked (dblink, 3 s to connect) only when this
@@ -96,7 +99,18 @@ func EnsureServer(name, address string, port int, user string) string {
 	END IF;
 END $adb$;
 SELECT adb.secure_server(%[1]s);
-CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s);
+CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER %[2]s OPTIONS (user %[5]s, password_required 'false');
+DO $adb$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_user_mappings WHERE srvname = %[1]s AND umuser = 0
+	               AND umoptions @> ARRAY['password_required=false']) THEN
+		IF EXISTS (SELECT 1 FROM pg_user_mappings m, unnest(m.umoptions) o
+		           WHERE m.srvname = %[1]s AND m.umuser = 0 AND o LIKE 'password_required=%%') THEN
+			ALTER USER MAPPING FOR PUBLIC SERVER %[2]s OPTIONS (SET password_required 'false');
+		ELSE
+			ALTER USER MAPPING FOR PUBLIC SERVER %[2]s OPTIONS (ADD password_required 'false');
+		END IF;
+	END IF;
+END $adb$;
 DO $adb$
 DECLARE
 	o record;

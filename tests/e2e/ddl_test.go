@@ -75,6 +75,8 @@ func (c *testCluster) shardsWithColumn(t *testing.T, dn, table, col string) int 
 // DDL through any coordinator reaches every shard and coordinator, or
 // nothing (a ROLLBACK, a datanode stopped before or during COMMIT), and
 // DDL on one table through two coordinators at once waits its turn.
+// GRANT, REVOKE and COMMENT on a distributed table reach every
+// coordinator.
 func TestDistributedDDL(t *testing.T) {
 	c := newShardedCluster(t, 2)
 	cn1, cn2, gc := c.node("cn1"), c.node("cn2"), c.node("gc")
@@ -323,6 +325,48 @@ func TestDistributedDDL(t *testing.T) {
 				t.Errorf("%d prepared transactions left on %s", n, dn)
 			}
 		}
+	})
+
+	t.Run("GrantAndCommentReachEveryCoordinator", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, "CREATE TABLE gr_t (id int PRIMARY KEY, v text); SELECT adb.create_distributed_table('gr_t', 'id')")
+		// Roles are per server: the DBA makes the role on each coordinator.
+		for _, n := range coords {
+			c.mustNodeSQL(t, n, "CREATE ROLE gr_reader")
+		}
+		c.mustNodeSQL(t, cn1, "GRANT SELECT ON gr_t TO gr_reader; COMMENT ON TABLE gr_t IS 'accounts'; COMMENT ON COLUMN gr_t.v IS 'the value'")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT has_table_privilege('gr_reader', 'gr_t', 'SELECT') || ' ' || obj_description('gr_t'::regclass, 'pg_class') || ' ' || col_description('gr_t'::regclass, 2)"); v != "true accounts the value" {
+				t.Errorf("on %s after GRANT and COMMENT through cn1: %q", n.Name, v)
+			}
+		}
+		c.mustNodeSQL(t, cn1, "INSERT INTO gr_t SELECT n, 'r' FROM generate_series(1, 10) n")
+		if v := c.mustNodeSQL(t, cn2, "SET ROLE gr_reader; SELECT count(*) FROM gr_t"); fmt.Sprint(v) != "[[SET] [10]]" {
+			t.Errorf("gr_reader reading gr_t through cn2: %v", v)
+		}
+		c.wantState(t, cn2, "SET ROLE gr_reader; INSERT INTO gr_t VALUES (11, 'no')", "42501", "permission denied for table gr_t")
+		// A role does not get at the shards by other ways: the servers
+		// are the superusers'.
+		c.mustNodeSQL(t, cn2, "GRANT CREATE ON SCHEMA public TO gr_reader")
+		c.wantState(t, cn2, "SET ROLE gr_reader; CREATE FOREIGN TABLE gr_peek (a int) SERVER dn1 OPTIONS (table_name 'gr_t_0')", "42501", "foreign server dn1")
+		c.wantState(t, cn2, "SET ROLE gr_reader; CREATE TABLE gr_own (id int); SELECT adb.create_distributed_table('gr_own', 'id')", "42501", "")
+		c.mustNodeSQL(t, cn2, "REVOKE CREATE ON SCHEMA public FROM gr_reader")
+		c.mustNodeSQL(t, cn2, "REVOKE SELECT ON gr_t FROM gr_reader")
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT has_table_privilege('gr_reader', 'gr_t', 'SELECT')"); v != "f" {
+				t.Errorf("on %s after REVOKE through cn2: %q", n.Name, v)
+			}
+		}
+		// What cannot be kept alike is refused, with nothing changed.
+		c.mustNodeSQL(t, cn1, "CREATE TABLE gr_local (a int)")
+		c.wantState(t, cn1, "GRANT SELECT ON gr_t, gr_local TO gr_reader", "0A000", "together with table")
+		c.wantState(t, cn1, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO gr_reader", "0A000", "ON ALL TABLES IN SCHEMA")
+		// A role missing on another coordinator: refused as a whole.
+		c.mustNodeSQL(t, cn1, "CREATE ROLE gr_cn1_only")
+		c.wantState(t, cn1, "GRANT SELECT ON gr_t TO gr_cn1_only", "42704", "gr_cn1_only")
+		if v := c.nodeValue(t, cn1, "SELECT has_table_privilege('gr_cn1_only', 'gr_t', 'SELECT') OR has_table_privilege('gr_reader', 'gr_local', 'SELECT')"); v != "f" {
+			t.Errorf("a refused GRANT changed privileges on cn1")
+		}
+		c.mustNodeSQL(t, cn1, "DROP TABLE gr_local; DROP ROLE gr_cn1_only")
 	})
 
 	t.Run("ConcurrentDDLWaits", func(t *testing.T) {
