@@ -18,6 +18,8 @@ _PG_init(void)
 {
 	adb_twophase_init();
 	adb_ddl_init();
+	/* Before dml.c: its check of the query runs first. */
+	adb_upsert_init();
 	adb_dml_init();
 	adb_aggpush_init();
 	adb_router_init();

@@ -8,6 +8,7 @@
  * column, isolation level, deadlock victims).
  * copy.c: COPY FROM into a distributed table in bulk, shard by shard.
  * batch.c: one remote query per datanode for the slots of an Append.
+ * upsert.c: INSERT … ON CONFLICT (key) into a distributed table.
  */
 #ifndef ADB_H
 #define ADB_H
@@ -36,6 +37,8 @@ extern bool adb_fdw_is_postgres_fdw(Oid serverid);
 extern bool adb_fdw_pending(PgFdwConnState *state);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
+extern void adb_dml_sync_connection(Oid userid, Oid serverid);
+extern void adb_upsert_init(void);
 extern void adb_aggpush_init(void);
 extern void adb_router_init(void);
 extern void adb_copy_init(void);

@@ -467,6 +467,7 @@ start(BulkCopy *bc, Target *t)
 		t->conn = adb_fdw_GetConnection(GetUserMapping(bc->userid, t->serverid), false, NULL);
 		/* After: postgres_fdw's first connection registers its callback. */
 		adb_twophase_note_write(t->serverid, bc->userid);
+		adb_dml_sync_connection(bc->userid, t->serverid);
 	}
 	initStringInfo(&sql);
 	for (i = 0; i < t->nqueue; i++)

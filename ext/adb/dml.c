@@ -525,6 +525,21 @@ sync_connection(Oid userid, Oid serverid, int level)
 	rs->pending_nest = GetCurrentTransactionNestLevel();
 }
 
+/*
+ * adb_dml_sync_connection makes the remote session of postgres_fdw's
+ * connection for (userid, serverid), begun by a GetConnection outside the
+ * executor's Begin* calls (bulk COPY, upserts), run this transaction's
+ * level, as sync_connection does for scans and modifies.
+ */
+void
+adb_dml_sync_connection(Oid userid, Oid serverid)
+{
+	int			level = wanted_level();
+
+	if (level != REMOTE_ISO_DEFAULT)
+		sync_connection(userid, serverid, level);
+}
+
 /* userid is the user postgres_fdw connects as for range table entry rte. */
 static Oid
 rte_user(RangeTblEntry *rte)

@@ -1,0 +1,448 @@
+/*
+ * upsert.c — INSERT … ON CONFLICT (key) … into a distributed table.
+ *
+ * PostgreSQL infers the arbiter index of ON CONFLICT (cols) on the table
+ * the INSERT names, and a distributed table's keys live on its shards
+ * (PostgreSQL allows no unique index on a table with foreign partitions),
+ * so such an INSERT failed with 42P10; postgres_fdw could not send DO
+ * UPDATE anyway. A planner_hook takes an INSERT with a conflict target or
+ * DO UPDATE into a distributed table (VALUES or a query; no RETURNING, no
+ * WITH) and plans it without its ON CONFLICT clause; the plan's
+ * ModifyTable is replaced by a CustomScan "AdbUpsert" over its source. At
+ * execution the source's rows (defaults filled by the planner, as for any
+ * INSERT) are routed as PostgreSQL's hash routing would route them, and
+ * each shard gets its rows as one statement
+ *
+ *   INSERT INTO <shard> AS <the table's name or alias> (<columns>)
+ *   VALUES (<row as typed literals>), … <the ON CONFLICT clause as written>
+ *
+ * over postgres_fdw's connection: in its remote transaction, at the
+ * client's isolation level, counted as a writer by the two-phase commit.
+ * The clause is the statement's own text and runs on the datanode under
+ * postgres_fdw's session settings (search_path pg_catalog): it may name
+ * the table's columns, EXCLUDED and built-in functions. Rows with one key
+ * in one statement fail as on one PostgreSQL ("cannot affect row a second
+ * time"); the row count is the shards' (a conflict with DO NOTHING counts
+ * none). dml.c checks the statement before this (a DO UPDATE of the
+ * distribution column is refused).
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "nodes/extensible.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parser.h"
+#include "parser/scansup.h"
+#include "parser/parsetree.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+
+#include "adb.h"
+
+/* A shard's rows are sent once they are this long. */
+#define UPSERT_FLUSH_BYTES (1024 * 1024)
+
+static planner_hook_type prev_planner_hook = NULL;
+
+/* UpsertState is the upsert node at execution. */
+typedef struct UpsertState
+{
+	CustomScanState css;
+	Relation	rel;
+	PartitionKey key;
+	PartitionDesc pd;
+	int			modulus;
+	Oid			userid;
+	FmgrInfo   *out;			/* output function of each column */
+	char	  **casts;			/* "::type" of each column */
+	StringInfoData *rows;		/* by partition: rows waiting, "(…), (…)" */
+	bool		done;
+} UpsertState;
+
+static Node *upsert_create_state(CustomScan *cscan);
+static void upsert_begin(CustomScanState *node, EState *estate, int eflags);
+static TupleTableSlot *upsert_exec(CustomScanState *node);
+static void upsert_end(CustomScanState *node);
+static void upsert_rescan(CustomScanState *node);
+static void upsert_explain(CustomScanState *node, List *ancestors, ExplainState *es);
+
+static CustomScanMethods upsert_scan_methods = {
+	"AdbUpsert",
+	upsert_create_state,
+};
+
+static CustomExecMethods upsert_exec_methods = {
+	.CustomName = "AdbUpsert",
+	.BeginCustomScan = upsert_begin,
+	.ExecCustomScan = upsert_exec,
+	.EndCustomScan = upsert_end,
+	.ReScanCustomScan = upsert_rescan,
+	.ExplainCustomScan = upsert_explain,
+};
+
+/* refuse is the error for an upsert of a distributed table this file cannot send. */
+static void
+refuse(Oid relid, const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("INSERT … ON CONFLICT %s is not supported on distributed table \"%s\"", what, get_rel_name(relid)),
+			 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * is_distributed says whether relid is a distributed table: hash
+ * partitioned on one plain column, every partition a postgres_fdw foreign
+ * table.
+ */
+static bool
+is_distributed(Oid relid)
+{
+	Relation	rel;
+	bool		ok = false;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return false;
+	rel = table_open(relid, NoLock);
+	if (RelationGetPartitionKey(rel)->strategy == PARTITION_STRATEGY_HASH &&
+		RelationGetPartitionKey(rel)->partnatts == 1 && RelationGetPartitionKey(rel)->partattrs[0] != 0)
+	{
+		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+		int			i;
+
+		ok = pd->nparts > 0;
+		for (i = 0; ok && i < pd->nparts; i++)
+			ok = get_rel_relkind(pd->oids[i]) == RELKIND_FOREIGN_TABLE &&
+				adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[i]));
+	}
+	table_close(rel, NoLock);
+	return ok;
+}
+
+/* has_param says whether an expression holds a parameter ($n). */
+static bool
+has_param(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return true;
+	return expression_tree_walker(node, has_param, context);
+}
+
+/*
+ * clause_text is the ON CONFLICT clause of the INSERT parse (into relid),
+ * as written in query_string, and the name the clause may call the table
+ * by (its alias, else its name as written).
+ */
+static char *
+clause_text(Query *parse, const char *query_string, Oid relid, char **alias)
+{
+	int			start = parse->stmt_location >= 0 ? parse->stmt_location : 0;
+	int			len = parse->stmt_len > 0 ? parse->stmt_len : (int) strlen(query_string + start);
+	char	   *text = pnstrdup(query_string + start, len);
+	List	   *raw = raw_parser(text, RAW_PARSE_DEFAULT);
+	Node	   *stmt = list_length(raw) == 1 ? linitial_node(RawStmt, raw)->stmt : NULL;
+	InsertStmt *ins;
+	char	   *clause;
+	int			end;
+
+	/* EXPLAIN and PREPARE hold the INSERT (its locations are in the same text). */
+	while (stmt != NULL && (IsA(stmt, ExplainStmt) || IsA(stmt, PrepareStmt)))
+		stmt = IsA(stmt, ExplainStmt) ? ((ExplainStmt *) stmt)->query : ((PrepareStmt *) stmt)->query;
+	if (stmt == NULL || !IsA(stmt, InsertStmt))
+		refuse(relid, "in this statement", "Send the INSERT as a statement of its own.");
+	ins = (InsertStmt *) stmt;
+	if (ins->onConflictClause == NULL || ins->onConflictClause->location < 0)
+		refuse(relid, "in this statement", "Send the INSERT as a statement of its own.");
+	clause = text + ins->onConflictClause->location;
+	end = strlen(clause);
+	while (end > 0 && (clause[end - 1] == ';' || scanner_isspace(clause[end - 1])))
+		end--;
+	*alias = ins->relation->alias ? ins->relation->alias->aliasname : ins->relation->relname;
+	return pnstrdup(clause, end);
+}
+
+/*
+ * upsert_planner plans an upsert of a distributed table as the file's top
+ * says; everything else goes through the hooks installed before.
+ */
+static PlannedStmt *
+upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	PlannedStmt *stmt;
+	Query	   *q;
+	Oid			relid;
+	char	   *clause;
+	char	   *alias;
+	CustomScan *cs;
+	ModifyTable *mt;
+
+	if (parse->commandType != CMD_INSERT || parse->onConflict == NULL || parse->resultRelation <= 0 ||
+		(parse->onConflict->action != ONCONFLICT_UPDATE && parse->onConflict->arbiterElems == NIL) ||
+		!is_distributed(relid = rt_fetch(parse->resultRelation, parse->rtable)->relid))
+		return prev_planner_hook ? prev_planner_hook(parse, query_string, cursorOptions, boundParams) :
+			standard_planner(parse, query_string, cursorOptions, boundParams);
+	if (parse->returningList != NIL)
+		refuse(relid, "… RETURNING", "Read the rows back with a SELECT in the same transaction.");
+	if (parse->cteList != NIL)
+		refuse(relid, "with WITH", NULL);
+	if (query_string == NULL)
+		refuse(relid, "without its text", NULL);
+	if (has_param((Node *) parse->onConflict, NULL))
+		refuse(relid, "with parameters in the ON CONFLICT clause", "Refer to the new row's values as EXCLUDED.column.");
+	clause = clause_text(parse, query_string, relid, &alias);
+
+	q = copyObject(parse);
+	q->onConflict = NULL;
+	stmt = prev_planner_hook ? prev_planner_hook(q, query_string, cursorOptions, boundParams) :
+		standard_planner(q, query_string, cursorOptions, boundParams);
+	mt = (ModifyTable *) stmt->planTree;
+	if (!IsA(mt, ModifyTable) || outerPlan(mt) == NULL)
+		refuse(relid, "in this statement", NULL);
+	cs = makeNode(CustomScan);
+	cs->scan.plan.startup_cost = mt->plan.startup_cost;
+	cs->scan.plan.total_cost = mt->plan.total_cost;
+	cs->scan.plan.plan_rows = mt->plan.plan_rows;
+	cs->scan.plan.parallel_safe = false;
+	cs->custom_plans = list_make1(outerPlan(mt));
+	cs->custom_private = list_make4(makeInteger((int) relid), makeInteger(parse->resultRelation),
+									makeString(clause), makeString(alias));
+	cs->methods = &upsert_scan_methods;
+	stmt->planTree = (Plan *) cs;
+	return stmt;
+}
+
+static Node *
+upsert_create_state(CustomScan *cscan)
+{
+	UpsertState *us = (UpsertState *) newNode(sizeof(UpsertState), T_CustomScanState);
+
+	us->css.methods = &upsert_exec_methods;
+	return (Node *) us;
+}
+
+/* upsert_begin sets up the source and the routing and writing of its rows. */
+static void
+upsert_begin(CustomScanState *node, EState *estate, int eflags)
+{
+	UpsertState *us = (UpsertState *) node;
+	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
+	RangeTblEntry *rte = exec_rt_fetch(intVal(lsecond(cs->custom_private)), estate);
+	TupleDesc	desc;
+	int			i;
+
+	node->custom_ps = list_make1(ExecInitNode(linitial(cs->custom_plans), estate, eflags));
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	us->rel = table_open((Oid) intVal(linitial(cs->custom_private)), NoLock);
+	us->key = RelationGetPartitionKey(us->rel);
+	us->pd = RelationGetPartitionDesc(us->rel, true);
+	us->modulus = get_hash_partition_greatest_modulus(us->pd->boundinfo);
+	us->userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+	desc = RelationGetDescr(us->rel);
+	us->out = palloc0(sizeof(FmgrInfo) * desc->natts);
+	us->casts = palloc0(sizeof(char *) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			func;
+		bool		varlena;
+
+		if (att->attisdropped)
+			continue;
+		getTypeOutputInfo(att->atttypid, &func, &varlena);
+		fmgr_info(func, &us->out[i]);
+		us->casts[i] = format_type_extended(att->atttypid, att->atttypmod,
+											FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+	}
+	us->rows = palloc0(sizeof(StringInfoData) * us->pd->nparts);
+}
+
+/* route is the partition index of a row, as PostgreSQL's hash routing finds it. */
+static int
+route(UpsertState *us, Datum *values, bool *nulls)
+{
+	AttrNumber	att = us->key->partattrs[0];
+	uint64		h = compute_partition_hash_value(1, us->key->partsupfunc, us->key->partcollation,
+												 &values[att - 1], &nulls[att - 1]);
+	int			idx = us->pd->boundinfo->indexes[h % us->modulus];
+
+	if (idx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of relation \"%s\" found for row", RelationGetRelationName(us->rel))));
+	return idx;
+}
+
+/* add_row appends a row, as typed literals, to its partition's rows. */
+static void
+add_row(UpsertState *us, int idx, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(us->rel);
+	StringInfo	buf = &us->rows[idx];
+	int			nest = adb_fdw_set_transmission_modes();
+	bool		first = true;
+	int			i;
+
+	if (buf->data == NULL)
+		initStringInfo(buf);
+	appendStringInfoString(buf, buf->len > 0 ? ", (" : "(");
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		appendStringInfo(buf, "%s%s::%s", first ? "" : ", ",
+						 nulls[i] ? "NULL" : quote_literal_cstr(OutputFunctionCall(&us->out[i], values[i])),
+						 us->casts[i]);
+		first = false;
+	}
+	appendStringInfoChar(buf, ')');
+	adb_fdw_reset_transmission_modes(nest);
+}
+
+/*
+ * flush sends partition idx's rows to its shard, in postgres_fdw's remote
+ * transaction, and is the shard's row count.
+ */
+static uint64
+flush(UpsertState *us, int idx)
+{
+	CustomScan *cs = (CustomScan *) us->css.ss.ps.plan;
+	Oid			part = us->pd->oids[idx];
+	ForeignTable *ft = GetForeignTable(part);
+	TupleDesc	desc = RelationGetDescr(us->rel);
+	StringInfoData sql;
+	char	   *nsp = NULL;
+	char	   *name = NULL;
+	bool		first = true;
+	PGconn	   *conn;
+	PGresult   *res;
+	ListCell   *lc;
+	uint64		n;
+	int			i;
+
+	foreach(lc, ft->options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "schema_name") == 0)
+			nsp = defGetString(d);
+		else if (strcmp(d->defname, "table_name") == 0)
+			name = defGetString(d);
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s AS %s (",
+					 quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
+												name ? name : get_rel_name(part)),
+					 quote_identifier(strVal(lfourth(cs->custom_private))));
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(NameStr(TupleDescAttr(desc, i)->attname)));
+		first = false;
+	}
+	appendStringInfo(&sql, ") VALUES %s %s", us->rows[idx].data, strVal(lthird(cs->custom_private)));
+	resetStringInfo(&us->rows[idx]);
+
+	conn = adb_fdw_GetConnection(GetUserMapping(us->userid, ft->serverid), false, NULL);
+	/* After: postgres_fdw's first connection registers its callback. */
+	adb_twophase_note_write(ft->serverid, us->userid);
+	adb_dml_sync_connection(us->userid, ft->serverid);
+	if (!PQsendQuery(conn, sql.data))
+		adb_fdw_report_error(ERROR, NULL, conn, false, sql.data);
+	res = adb_fdw_get_result(conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		adb_fdw_report_error(ERROR, res, conn, true, sql.data);
+	n = strtoul(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	pfree(sql.data);
+	return n;
+}
+
+/*
+ * upsert_exec routes every row of the source to its shard's rows, sends
+ * them, and counts the rows the shards inserted or updated. It returns no
+ * row (no RETURNING).
+ */
+static TupleTableSlot *
+upsert_exec(CustomScanState *node)
+{
+	UpsertState *us = (UpsertState *) node;
+	PlanState  *src = linitial(node->custom_ps);
+	EState	   *estate = node->ss.ps.state;
+	uint64		processed = 0;
+	int			i;
+
+	if (us->done)
+		return NULL;
+	us->done = true;
+	for (;;)
+	{
+		TupleTableSlot *slot;
+		int			idx;
+
+		CHECK_FOR_INTERRUPTS();
+		ResetPerTupleExprContext(estate);
+		slot = ExecProcNode(src);
+		if (TupIsNull(slot))
+			break;
+		slot_getallattrs(slot);
+		idx = route(us, slot->tts_values, slot->tts_isnull);
+		add_row(us, idx, slot->tts_values, slot->tts_isnull);
+		if (us->rows[idx].len >= UPSERT_FLUSH_BYTES)
+			processed += flush(us, idx);
+	}
+	for (i = 0; i < us->pd->nparts; i++)
+		if (us->rows[i].data != NULL && us->rows[i].len > 0)
+			processed += flush(us, i);
+	estate->es_processed += processed;
+	return NULL;
+}
+
+static void
+upsert_end(CustomScanState *node)
+{
+	UpsertState *us = (UpsertState *) node;
+
+	ExecEndNode(linitial(node->custom_ps));
+	if (us->rel)
+		table_close(us->rel, NoLock);
+}
+
+static void
+upsert_rescan(CustomScanState *node)
+{
+	((UpsertState *) node)->done = false;
+	ExecReScan(linitial(node->custom_ps));
+}
+
+static void
+upsert_explain(CustomScanState *node, List *ancestors, ExplainState *es)
+{
+	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
+
+	ExplainPropertyText("On Conflict SQL", strVal(lthird(cs->custom_private)), es);
+}
+
+void
+adb_upsert_init(void)
+{
+	RegisterCustomScanMethods(&upsert_scan_methods);
+	prev_planner_hook = planner_hook;
+	planner_hook = upsert_planner;
+}
