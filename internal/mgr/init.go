@@ -45,6 +45,15 @@ func (r opResult) notice(w pgwire.ResultWriter) {
 	w.Notice(sev, fmt.Sprintf("%s %s: %s", r.op, r.node, r.desc))
 }
 
+// failed sets r to a failure described by err: its message, and its HINT
+// when it has one (a result row has no field of its own for it).
+func (r *opResult) failed(err error) {
+	r.ok, r.desc = false, err.Error()
+	if pe, ok := pgerror.As(err); ok && pe.Hint != "" {
+		r.desc += " HINT: " + pe.Hint
+	}
+}
+
 func writeOpResults(w pgwire.ResultWriter, res []opResult) error {
 	rows := make([]map[string]string, len(res))
 	for i, r := range res {
@@ -265,7 +274,7 @@ func (r *initRun) stage(stage cluster.InitStage, hba []cluster.HBALine, walseg i
 		n, _ := cur.Node(stage.Nodes[i].Name)
 		one := opResult{op: stage.Operation, node: n.Name, ok: true, desc: "success"}
 		if err := r.m.initStep(r.e, cur, r.sn, stage.Action, n, hba, walseg, checksums, r.isFailed); err != nil {
-			one.ok, one.desc = false, err.Error()
+			one.failed(err)
 		}
 		one.notice(r.e.w)
 		res[i] = one
@@ -284,7 +293,7 @@ func (r *initRun) coordinators(cur *cluster.State) {
 		if coord.IsCoordinator(n) && r.ok(n) {
 			one := opResult{op: "config gtmcoord and coordinator", node: n.Name, ok: true, desc: "success"}
 			if err := r.m.configureCoordinator(r.e.ctx, cur, n, r.ok); err != nil {
-				one.ok, one.desc = false, err.Error()
+				one.failed(err)
 			}
 			one.notice(r.e.w)
 			r.record(one)

@@ -175,7 +175,7 @@ func (m *Manager) startStopGroup(e *req, s *cluster.State, op string, group []cl
 		}
 		tg, err := fleet.At(s, n)
 		if err != nil {
-			r.ok, r.desc = false, err.Error()
+			r.failed(err)
 			return
 		}
 		var already bool
