@@ -6,8 +6,8 @@
  * (PostgreSQL allows no unique index on a table with foreign partitions),
  * so such an INSERT failed with 42P10; postgres_fdw could not send DO
  * UPDATE anyway. A planner_hook takes an INSERT with a conflict target or
- * DO UPDATE into a distributed table (VALUES or a query; no RETURNING, no
- * WITH) and plans it without its ON CONFLICT clause; the plan's
+ * DO UPDATE into a distributed table (VALUES or a query; no WITH) and
+ * plans it without its ON CONFLICT clause; the plan's
  * ModifyTable is replaced by a CustomScan "AdbUpsert" over its source. At
  * execution the source's rows (defaults filled by the planner, as for any
  * INSERT) are routed as PostgreSQL's hash routing would route them, and
@@ -23,8 +23,10 @@
  * the table's columns, EXCLUDED and built-in functions. Rows with one key
  * in one statement fail as on one PostgreSQL ("cannot affect row a second
  * time"); the row count is the shards' (a conflict with DO NOTHING counts
- * none). dml.c checks the statement before this (a DO UPDATE of the
- * distribution column is refused).
+ * none). With RETURNING, each shard returns its rows whole (RETURNING
+ * every column) and the node computes the statement's RETURNING list from
+ * them, as a scan of the table would. dml.c checks the statement before
+ * this (a DO UPDATE of the distribution column is refused).
  */
 #include "postgres.h"
 
@@ -44,6 +46,7 @@
 #include "parser/parsetree.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
@@ -70,6 +73,13 @@ typedef struct UpsertState
 	char	  **casts;			/* "::type" of each column */
 	StringInfoData *rows;		/* by partition: rows waiting, "(…), (…)" */
 	bool		done;
+	bool		returning;		/* the shards return their rows */
+	FmgrInfo   *in;				/* input function of each column */
+	Oid		   *ioparams;
+	List	   *results;		/* the shards' RETURNING rows (PGresult *) */
+	ListCell   *cur;
+	int			row;
+	MemoryContextCallback free_res;
 } UpsertState;
 
 static Node *upsert_create_state(CustomScan *cscan);
@@ -170,6 +180,18 @@ clause_text(Query *parse, const char *query_string, Oid relid, char **alias)
 		refuse(relid, "in this statement", "Send the INSERT as a statement of its own.");
 	clause = text + ins->onConflictClause->location;
 	end = strlen(clause);
+	if (ins->returningList != NIL)
+	{
+		/* Up to the RETURNING keyword before the list's first item. */
+		int			ret = linitial_node(ResTarget, ins->returningList)->location - ins->onConflictClause->location;
+
+		end = ret;
+		while (end > 0 && scanner_isspace(clause[end - 1]))
+			end--;
+		if (ret <= 0 || end < 9 || pg_strncasecmp(clause + end - 9, "returning", 9) != 0)
+			refuse(relid, "… RETURNING in this statement", "Send the INSERT as a statement of its own.");
+		end -= 9;
+	}
 	while (end > 0 && (clause[end - 1] == ';' || scanner_isspace(clause[end - 1])))
 		end--;
 	*alias = ins->relation->alias ? ins->relation->alias->aliasname : ins->relation->relname;
@@ -190,14 +212,26 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 	char	   *alias;
 	CustomScan *cs;
 	ModifyTable *mt;
+	ListCell   *lc;
+
+	/* One inside a WITH would meet PostgreSQL's 42P10: refused by name. */
+	foreach(lc, parse->hasModifyingCTE ? parse->cteList : NIL)
+	{
+		Query	   *cte = (Query *) lfirst_node(CommonTableExpr, lc)->ctequery;
+
+		if (IsA(cte, Query) && cte->commandType == CMD_INSERT && cte->onConflict != NULL &&
+			(cte->onConflict->action == ONCONFLICT_UPDATE || cte->onConflict->arbiterElems != NIL) &&
+			is_distributed(relid = rt_fetch(cte->resultRelation, cte->rtable)->relid))
+			refuse(relid, "in WITH", "Run the INSERT as a statement of its own.");
+	}
 
 	if (parse->commandType != CMD_INSERT || parse->onConflict == NULL || parse->resultRelation <= 0 ||
 		(parse->onConflict->action != ONCONFLICT_UPDATE && parse->onConflict->arbiterElems == NIL) ||
 		!is_distributed(relid = rt_fetch(parse->resultRelation, parse->rtable)->relid))
 		return prev_planner_hook ? prev_planner_hook(parse, query_string, cursorOptions, boundParams) :
 			standard_planner(parse, query_string, cursorOptions, boundParams);
-	if (parse->returningList != NIL)
-		refuse(relid, "… RETURNING", "Read the rows back with a SELECT in the same transaction.");
+	if (parse->returningList != NIL && checkExprHasSubLink((Node *) parse->returningList))
+		refuse(relid, "… RETURNING with a sub-select", NULL);
 	if (parse->cteList != NIL)
 		refuse(relid, "with WITH", NULL);
 	if (query_string == NULL)
@@ -218,6 +252,16 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 	cs->scan.plan.total_cost = mt->plan.total_cost;
 	cs->scan.plan.plan_rows = mt->plan.plan_rows;
 	cs->scan.plan.parallel_safe = false;
+	if (mt->returningLists != NIL)
+	{
+		/*
+		 * The table's rows are the scan's: the RETURNING list (the result
+		 * relation's Vars, as ModifyTable evaluates it) is its projection.
+		 */
+		cs->scan.scanrelid = linitial_int(mt->resultRelations);
+		cs->scan.plan.targetlist = copyObject(linitial(mt->returningLists));
+		cs->scan.plan.plan_width = mt->plan.plan_width;
+	}
 	cs->custom_plans = list_make1(outerPlan(mt));
 	cs->custom_private = list_make4(makeInteger((int) relid), makeInteger(parse->resultRelation),
 									makeString(clause), makeString(alias));
@@ -233,6 +277,19 @@ upsert_create_state(CustomScan *cscan)
 
 	us->css.methods = &upsert_exec_methods;
 	return (Node *) us;
+}
+
+/* upsert_free_res frees the shards' RETURNING rows (once). */
+static void
+upsert_free_res(void *arg)
+{
+	UpsertState *us = arg;
+	ListCell   *lc;
+
+	foreach(lc, us->results)
+		PQclear(lfirst(lc));
+	us->results = NIL;
+	us->cur = NULL;
 }
 
 /* upsert_begin sets up the source and the routing and writing of its rows. */
@@ -270,6 +327,24 @@ upsert_begin(CustomScanState *node, EState *estate, int eflags)
 											FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 	}
 	us->rows = palloc0(sizeof(StringInfoData) * us->pd->nparts);
+	us->returning = cs->scan.scanrelid > 0;
+	if (us->returning)
+	{
+		us->in = palloc0(sizeof(FmgrInfo) * desc->natts);
+		us->ioparams = palloc0(sizeof(Oid) * desc->natts);
+		for (i = 0; i < desc->natts; i++)
+		{
+			Oid			func;
+
+			if (TupleDescAttr(desc, i)->attisdropped)
+				continue;
+			getTypeInputInfo(TupleDescAttr(desc, i)->atttypid, &func, &us->ioparams[i]);
+			fmgr_info(func, &us->in[i]);
+		}
+		us->free_res.func = upsert_free_res;
+		us->free_res.arg = us;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, &us->free_res);
+	}
 }
 
 /* route is the partition index of a row, as PostgreSQL's hash routing finds it. */
@@ -358,6 +433,18 @@ flush(UpsertState *us, int idx)
 	}
 	appendStringInfo(&sql, ") VALUES %s %s", us->rows[idx].data, strVal(lthird(cs->custom_private)));
 	resetStringInfo(&us->rows[idx]);
+	if (us->returning)
+	{
+		first = true;
+		for (i = 0; i < desc->natts; i++)
+		{
+			if (TupleDescAttr(desc, i)->attisdropped)
+				continue;
+			appendStringInfo(&sql, "%s%s", first ? " RETURNING " : ", ",
+							 quote_identifier(NameStr(TupleDescAttr(desc, i)->attname)));
+			first = false;
+		}
+	}
 
 	conn = adb_fdw_GetConnection(GetUserMapping(us->userid, ft->serverid), false, NULL);
 	/* After: postgres_fdw's first connection registers its callback. */
@@ -366,18 +453,71 @@ flush(UpsertState *us, int idx)
 	if (!PQsendQuery(conn, sql.data))
 		adb_fdw_report_error(ERROR, NULL, conn, false, sql.data);
 	res = adb_fdw_get_result(conn, sql.data);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (PQresultStatus(res) != (us->returning ? PGRES_TUPLES_OK : PGRES_COMMAND_OK))
 		adb_fdw_report_error(ERROR, res, conn, true, sql.data);
 	n = strtoul(PQcmdTuples(res), NULL, 10);
-	PQclear(res);
+	if (us->returning)
+		us->results = lappend(us->results, res);
+	else
+		PQclear(res);
 	pfree(sql.data);
 	return n;
 }
 
 /*
+ * upsert_next is the next row a shard returned, in the scan slot (the
+ * table's columns, converted by their input functions), or an empty slot.
+ */
+static TupleTableSlot *
+upsert_next(ScanState *ss)
+{
+	UpsertState *us = (UpsertState *) ss;
+	TupleTableSlot *slot = ss->ss_ScanTupleSlot;
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+	MemoryContext old;
+	PGresult   *res;
+	int			col = 0;
+	int			i;
+
+	ExecClearTuple(slot);
+	while (us->cur != NULL && us->row >= PQntuples(lfirst(us->cur)))
+	{
+		us->cur = lnext(us->results, us->cur);
+		us->row = 0;
+	}
+	if (us->cur == NULL)
+		return slot;
+	res = lfirst(us->cur);
+	old = MemoryContextSwitchTo(ss->ps.ps_ExprContext->ecxt_per_tuple_memory);
+	for (i = 0; i < desc->natts; i++)
+	{
+		char	   *v = NULL;
+
+		if (!TupleDescAttr(desc, i)->attisdropped)
+		{
+			v = PQgetisnull(res, us->row, col) ? NULL : PQgetvalue(res, us->row, col);
+			col++;
+			slot->tts_values[i] = InputFunctionCall(&us->in[i], v, us->ioparams[i],
+													TupleDescAttr(desc, i)->atttypmod);
+		}
+		slot->tts_isnull[i] = v == NULL;
+	}
+	MemoryContextSwitchTo(old);
+	us->row++;
+	return ExecStoreVirtualTuple(slot);
+}
+
+/* upsert_recheck: no EvalPlanQual here. */
+static bool
+upsert_recheck(ScanState *ss, TupleTableSlot *slot)
+{
+	return true;
+}
+
+/*
  * upsert_exec routes every row of the source to its shard's rows, sends
- * them, and counts the rows the shards inserted or updated. It returns no
- * row (no RETURNING).
+ * them, and counts the rows the shards inserted or updated; then, with
+ * RETURNING, it returns their rows projected on the RETURNING list.
  */
 static TupleTableSlot *
 upsert_exec(CustomScanState *node)
@@ -389,7 +529,7 @@ upsert_exec(CustomScanState *node)
 	int			i;
 
 	if (us->done)
-		return NULL;
+		return us->returning ? ExecScan(&node->ss, upsert_next, upsert_recheck) : NULL;
 	us->done = true;
 	for (;;)
 	{
@@ -411,7 +551,11 @@ upsert_exec(CustomScanState *node)
 		if (us->rows[i].data != NULL && us->rows[i].len > 0)
 			processed += flush(us, i);
 	estate->es_processed += processed;
-	return NULL;
+	if (!us->returning)
+		return NULL;
+	us->cur = list_head(us->results);
+	us->row = 0;
+	return ExecScan(&node->ss, upsert_next, upsert_recheck);
 }
 
 static void
@@ -420,15 +564,19 @@ upsert_end(CustomScanState *node)
 	UpsertState *us = (UpsertState *) node;
 
 	ExecEndNode(linitial(node->custom_ps));
+	upsert_free_res(us);
 	if (us->rel)
 		table_close(us->rel, NoLock);
 }
 
+/* upsert_rescan returns the rows again: an INSERT runs once. */
 static void
 upsert_rescan(CustomScanState *node)
 {
-	((UpsertState *) node)->done = false;
-	ExecReScan(linitial(node->custom_ps));
+	UpsertState *us = (UpsertState *) node;
+
+	us->cur = list_head(us->results);
+	us->row = 0;
 }
 
 static void

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,10 @@ import (
 // plain table with the same key holds after the same statements; an
 // upsert through the other coordinator finds the row; two sessions
 // upserting one key at READ COMMITTED wait for each other and both
-// count; the extended protocol's parameters in VALUES work. Refused by
-// name (0A000): RETURNING, parameters in the ON CONFLICT clause, a new
-// value for the distribution column; a key twice in one statement fails
+// count; RETURNING answers as on the plain table; the extended
+// protocol's parameters in VALUES work. Refused by name (0A000):
+// parameters in the ON CONFLICT clause, a new value for the distribution
+// column; a key twice in one statement fails
 // as on one PostgreSQL (21000) and a ROLLBACK leaves nothing.
 func TestUpsert(t *testing.T) {
 	c := newShardedCluster(t, 2)
@@ -60,12 +62,32 @@ func TestUpsert(t *testing.T) {
 	before := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d"))
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (300, 'x'), (300, 'y') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v", "21000", "cannot affect row a second time")
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET id = 1000", "0A000", "partition value")
-	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET v = 'r' RETURNING id", "0A000", "RETURNING")
 	c.wantState(t, cn1, "DO $$ DECLARE k int := 3; BEGIN INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET n = k; END $$", "0A000", "parameters")
 	c.mustNodeSQL(t, cn1, "BEGIN; INSERT INTO up_d (id, v) SELECT g, 'gone' FROM generate_series(150, 400) g ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; ROLLBACK")
 	if after := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d")); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("a failed upsert or a ROLLBACK changed the table")
 	}
+
+	// RETURNING: the rows as the shards left them, the list computed on
+	// the coordinator.
+	const ret = "INSERT INTO %s AS u (id, v) VALUES (1, 'r'), (900, 'new') ON CONFLICT (id) DO UPDATE SET n = u.n + 100 RETURNING id * 2 AS twice, v, n, u.n > 50 AS big"
+	got, want := c.mustNodeSQL(t, cn1, fmt.Sprintf(ret, "up_d")), c.mustNodeSQL(t, cn1, fmt.Sprintf(ret, "up_p"))
+	sortRows := func(r [][]string) string {
+		var s []string
+		for _, x := range r {
+			s = append(s, strings.Join(x, "|"))
+		}
+		sort.Strings(s)
+		return strings.Join(s, "\n")
+	}
+	if len(got) != 3 || sortRows(got) != sortRows(want) {
+		t.Errorf("upsert … RETURNING: %v, the plain table's %v", got, want)
+	}
+	c.wantState(t, cn1, "WITH w AS (INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO NOTHING RETURNING id) SELECT * FROM w", "0A000", "WITH")
+	if v := c.nodeValue(t, cn1, "SELECT count(*) FROM up_d WHERE id IN (1, 900)"); v != "2" {
+		t.Errorf("rows after the upsert with RETURNING: %s", v)
+	}
+	before = c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d"))
 
 	// Two sessions upsert one key: the second waits, then counts too.
 	a, b := c.openSession(t, cn1, "upsert-a"), c.openSession(t, cn2, "upsert-b")
