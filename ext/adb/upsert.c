@@ -6,31 +6,37 @@
  * (PostgreSQL allows no unique index on a table with foreign partitions),
  * so such an INSERT failed with 42P10; postgres_fdw could not send DO
  * UPDATE anyway. A planner_hook takes an INSERT with a conflict target or
- * DO UPDATE into a distributed table (VALUES or a query; no WITH) and
- * plans it without its ON CONFLICT clause; the plan's
- * ModifyTable is replaced by a CustomScan "AdbUpsert" over its source. At
- * execution the source's rows (defaults filled by the planner, as for any
- * INSERT) are routed as PostgreSQL's hash routing would route them, and
- * each shard gets its rows as one statement
+ * DO UPDATE into a distributed table (VALUES or a query; no WITH, no
+ * check option or row-level security) and plans it without its ON
+ * CONFLICT clause; the plan's ModifyTable is replaced by a CustomScan
+ * "AdbUpsert" over its source. At execution the source's rows (defaults
+ * filled by the planner, as for any INSERT) are all read first, routed as
+ * PostgreSQL's hash routing would route them, and then each shard gets
+ * its rows as one statement
  *
- *   INSERT INTO <shard> AS <the table's name or alias> (<columns>)
- *   VALUES (<row as typed literals>), … <the ON CONFLICT clause as written>
+ *   INSERT INTO <shard> AS adb_t (<columns>)
+ *   VALUES (<row as typed literals>), … <the ON CONFLICT clause>
  *
  * over postgres_fdw's connection: in its remote transaction, at the
  * client's isolation level, counted as a writer by the two-phase commit.
- * The clause is the statement's own text and runs on the datanode under
- * postgres_fdw's session settings (search_path pg_catalog): it may name
- * the table's columns, EXCLUDED and built-in functions. Rows with one key
- * in one statement fail as on one PostgreSQL ("cannot affect row a second
- * time"); the row count is the shards' (a conflict with DO NOTHING counts
- * none). With RETURNING, each shard returns its rows whole (RETURNING
- * every column) and the node computes the statement's RETURNING list from
- * them, as a scan of the table would. dml.c checks the statement before
- * this (a DO UPDATE of the distribution column is refused).
+ * The clause is rebuilt from the parse tree (clause_sql), in the forms
+ * that mean the same on a datanode — the remote session is its superuser,
+ * so nothing that reads a table, a setting or a function of a user goes
+ * there. Reading the whole source first keeps the statement from seeing
+ * its own rows (an INSERT … SELECT from the same table), and one
+ * statement per shard keeps PostgreSQL's rule: rows with one key in one
+ * statement fail ("cannot affect row a second time"). The row count is
+ * the shards' (a conflict with DO NOTHING counts none). With RETURNING,
+ * each shard returns its rows whole (RETURNING every column) and the
+ * node computes the statement's RETURNING list from them, as a scan of
+ * the table would. dml.c checks the statement before this (a DO UPDATE
+ * of the distribution column is refused).
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/transam.h"
+#include "catalog/pg_proc.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
@@ -41,8 +47,6 @@
 #include "nodes/extensible.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
-#include "parser/parser.h"
-#include "parser/scansup.h"
 #include "parser/parsetree.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
@@ -54,9 +58,6 @@
 #include "utils/ruleutils.h"
 
 #include "adb.h"
-
-/* A shard's rows are sent once they are this long. */
-#define UPSERT_FLUSH_BYTES (1024 * 1024)
 
 static planner_hook_type prev_planner_hook = NULL;
 
@@ -142,60 +143,221 @@ is_distributed(Oid relid)
 	return ok;
 }
 
-/* has_param says whether an expression holds a parameter ($n). */
-static bool
-has_param(Node *node, void *context)
+/*
+ * Deparse is the building of the clause the shards get, from the parse
+ * tree (never the client's text): the conflict target's columns and the
+ * DO UPDATE's assignments and WHERE, in the few forms that mean the same
+ * on a datanode as here — the table's and EXCLUDED's columns, constants
+ * (written as postgres_fdw writes them, with its settings), and built-in
+ * immutable operators and functions over them (nothing that reads a
+ * setting, a table or the session: those would run on the datanode, as
+ * its superuser). Anything else is refused by name.
+ */
+typedef struct Deparse
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, Param))
-		return true;
-	return expression_tree_walker(node, has_param, context);
+	StringInfo	buf;
+	Oid			relid;
+	Index		target;			/* the table's range table index */
+	Index		excluded;		/* EXCLUDED's */
+} Deparse;
+
+/* unsupported refuses an expression of the clause. */
+static void
+unsupported(Deparse *d, Node *n)
+{
+	refuse(d->relid, "with this expression in its clause",
+		   "The ON CONFLICT clause may use the table's and EXCLUDED's columns, constants, and built-in immutable operators and functions.");
+}
+
+/* builtin_immutable says whether function funcid may run on a datanode. */
+static bool
+builtin_immutable(Oid funcid)
+{
+	return funcid < FirstGenbkiObjectId && func_volatile(funcid) == PROVOLATILE_IMMUTABLE;
+}
+
+static void deparse(Deparse *d, Node *n);
+
+/* deparse_args writes a comma-separated list of expressions. */
+static void
+deparse_args(Deparse *d, List *args)
+{
+	ListCell   *lc;
+
+	foreach(lc, args)
+	{
+		if (lc != list_head(args))
+			appendStringInfoString(d->buf, ", ");
+		deparse(d, lfirst(lc));
+	}
+}
+
+/* deparse writes expression n of the clause, or refuses it. */
+static void
+deparse(Deparse *d, Node *n)
+{
+	switch (nodeTag(n))
+	{
+		case T_Var:
+			{
+				Var		   *v = (Var *) n;
+
+				if (v->varlevelsup != 0 || v->varattno <= 0 || (v->varno != d->target && v->varno != d->excluded))
+					unsupported(d, n);
+				appendStringInfo(d->buf, "%s.%s", v->varno == d->target ? "adb_t" : "excluded",
+								 quote_identifier(get_attname(d->relid, v->varattno, false)));
+				break;
+			}
+		case T_Const:
+			{
+				Const	   *c = (Const *) n;
+				char	   *type = format_type_extended(c->consttype, c->consttypmod,
+														FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+
+				if (c->constisnull)
+					appendStringInfo(d->buf, "NULL::%s", type);
+				else
+				{
+					Oid			out;
+					bool		varlena;
+					int			nest = adb_fdw_set_transmission_modes();
+
+					getTypeOutputInfo(c->consttype, &out, &varlena);
+					appendStringInfo(d->buf, "%s::%s", quote_literal_cstr(OidOutputFunctionCall(out, c->constvalue)), type);
+					adb_fdw_reset_transmission_modes(nest);
+				}
+				break;
+			}
+		case T_OpExpr:
+			{
+				OpExpr	   *o = (OpExpr *) n;
+				char	   *name = get_opname(o->opno);
+
+				if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) || name == NULL ||
+					list_length(o->args) < 1 || list_length(o->args) > 2)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				if (list_length(o->args) == 2)
+				{
+					deparse(d, linitial(o->args));
+					appendStringInfoChar(d->buf, ' ');
+				}
+				appendStringInfo(d->buf, "OPERATOR(pg_catalog.%s) ", name);
+				deparse(d, llast(o->args));
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = (FuncExpr *) n;
+
+				if (!builtin_immutable(f->funcid) || f->funcvariadic)
+					unsupported(d, n);
+				appendStringInfo(d->buf, "pg_catalog.%s(", quote_identifier(get_func_name(f->funcid)));
+				deparse_args(d, f->args);
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_RelabelType:
+			{
+				RelabelType *r = (RelabelType *) n;
+
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, (Node *) r->arg);
+				appendStringInfo(d->buf, ")::%s", format_type_extended(r->resulttype, r->resulttypmod,
+																	   FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+				break;
+			}
+		case T_BoolExpr:
+			{
+				BoolExpr   *b = (BoolExpr *) n;
+				ListCell   *lc;
+
+				appendStringInfoChar(d->buf, '(');
+				foreach(lc, b->args)
+				{
+					if (b->boolop == NOT_EXPR)
+						appendStringInfoString(d->buf, "NOT ");
+					else if (lc != list_head(b->args))
+						appendStringInfoString(d->buf, b->boolop == AND_EXPR ? " AND " : " OR ");
+					deparse(d, lfirst(lc));
+				}
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_NullTest:
+			{
+				NullTest   *t = (NullTest *) n;
+
+				if (t->argisrow)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, (Node *) t->arg);
+				appendStringInfoString(d->buf, t->nulltesttype == IS_NULL ? " IS NULL)" : " IS NOT NULL)");
+				break;
+			}
+		case T_CoalesceExpr:
+			appendStringInfoString(d->buf, "COALESCE(");
+			deparse_args(d, ((CoalesceExpr *) n)->args);
+			appendStringInfoChar(d->buf, ')');
+			break;
+		default:
+			unsupported(d, n);
+	}
 }
 
 /*
- * clause_text is the ON CONFLICT clause of the INSERT parse (into relid),
- * as written in query_string, and the name the clause may call the table
- * by (its alias, else its name as written).
+ * clause_sql is the ON CONFLICT clause of parse (an upsert of relid) as
+ * the shards get it: "ON CONFLICT (cols) DO NOTHING" or "… DO UPDATE SET
+ * col = expr, … [WHERE expr]", the table called adb_t.
  */
 static char *
-clause_text(Query *parse, const char *query_string, Oid relid, char **alias)
+clause_sql(Query *parse, Oid relid)
 {
-	int			start = parse->stmt_location >= 0 ? parse->stmt_location : 0;
-	int			len = parse->stmt_len > 0 ? parse->stmt_len : (int) strlen(query_string + start);
-	char	   *text = pnstrdup(query_string + start, len);
-	List	   *raw = raw_parser(text, RAW_PARSE_DEFAULT);
-	Node	   *stmt = list_length(raw) == 1 ? linitial_node(RawStmt, raw)->stmt : NULL;
-	InsertStmt *ins;
-	char	   *clause;
-	int			end;
+	OnConflictExpr *oc = parse->onConflict;
+	StringInfoData buf;
+	Deparse		d = {&buf, relid, parse->resultRelation, oc->exclRelIndex};
+	ListCell   *lc;
 
-	/* EXPLAIN and PREPARE hold the INSERT (its locations are in the same text). */
-	while (stmt != NULL && (IsA(stmt, ExplainStmt) || IsA(stmt, PrepareStmt)))
-		stmt = IsA(stmt, ExplainStmt) ? ((ExplainStmt *) stmt)->query : ((PrepareStmt *) stmt)->query;
-	if (stmt == NULL || !IsA(stmt, InsertStmt))
-		refuse(relid, "in this statement", "Send the INSERT as a statement of its own.");
-	ins = (InsertStmt *) stmt;
-	if (ins->onConflictClause == NULL || ins->onConflictClause->location < 0)
-		refuse(relid, "in this statement", "Send the INSERT as a statement of its own.");
-	clause = text + ins->onConflictClause->location;
-	end = strlen(clause);
-	if (ins->returningList != NIL)
+	if (oc->arbiterElems == NIL || oc->arbiterWhere != NULL || OidIsValid(oc->constraint))
+		refuse(relid, "without a plain conflict target",
+			   "Name the key's columns: ON CONFLICT (col, …).");
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "ON CONFLICT (");
+	foreach(lc, oc->arbiterElems)
 	{
-		/* Up to the RETURNING keyword before the list's first item. */
-		int			ret = linitial_node(ResTarget, ins->returningList)->location - ins->onConflictClause->location;
+		InferenceElem *e = lfirst_node(InferenceElem, lc);
+		Var		   *v = (Var *) e->expr;
 
-		end = ret;
-		while (end > 0 && scanner_isspace(clause[end - 1]))
-			end--;
-		if (ret <= 0 || end < 9 || pg_strncasecmp(clause + end - 9, "returning", 9) != 0)
-			refuse(relid, "… RETURNING in this statement", "Send the INSERT as a statement of its own.");
-		end -= 9;
+		if (!IsA(v, Var) || v->varno != parse->resultRelation || v->varattno <= 0 ||
+			OidIsValid(e->infercollid) || OidIsValid(e->inferopclass))
+			refuse(relid, "with an expression or COLLATE in its conflict target", "Name the key's columns: ON CONFLICT (col, …).");
+		appendStringInfo(&buf, "%s%s", lc == list_head(oc->arbiterElems) ? "" : ", ",
+						 quote_identifier(get_attname(relid, v->varattno, false)));
 	}
-	while (end > 0 && (clause[end - 1] == ';' || scanner_isspace(clause[end - 1])))
-		end--;
-	*alias = ins->relation->alias ? ins->relation->alias->aliasname : ins->relation->relname;
-	return pnstrdup(clause, end);
+	if (oc->action == ONCONFLICT_NOTHING)
+	{
+		appendStringInfoString(&buf, ") DO NOTHING");
+		return buf.data;
+	}
+	appendStringInfoString(&buf, ") DO UPDATE SET ");
+	foreach(lc, oc->onConflictSet)
+	{
+		TargetEntry *te = lfirst_node(TargetEntry, lc);
+
+		if (te->resjunk)
+			continue;
+		if (lc != list_head(oc->onConflictSet))
+			appendStringInfoString(&buf, ", ");
+		appendStringInfo(&buf, "%s = ", quote_identifier(get_attname(relid, te->resno, false)));
+		deparse(&d, (Node *) te->expr);
+	}
+	if (oc->onConflictWhere != NULL)
+	{
+		appendStringInfoString(&buf, " WHERE ");
+		deparse(&d, oc->onConflictWhere);
+	}
+	return buf.data;
 }
 
 /*
@@ -209,7 +371,6 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 	Query	   *q;
 	Oid			relid;
 	char	   *clause;
-	char	   *alias;
 	CustomScan *cs;
 	ModifyTable *mt;
 	ListCell   *lc;
@@ -234,11 +395,9 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 		refuse(relid, "… RETURNING with a sub-select", NULL);
 	if (parse->cteList != NIL)
 		refuse(relid, "with WITH", NULL);
-	if (query_string == NULL)
-		refuse(relid, "without its text", NULL);
-	if (has_param((Node *) parse->onConflict, NULL))
-		refuse(relid, "with parameters in the ON CONFLICT clause", "Refer to the new row's values as EXCLUDED.column.");
-	clause = clause_text(parse, query_string, relid, &alias);
+	if (parse->withCheckOptions != NIL || parse->hasRowSecurity)
+		refuse(relid, "through a view WITH CHECK OPTION or under row-level security", NULL);
+	clause = clause_sql(parse, relid);
 
 	q = copyObject(parse);
 	q->onConflict = NULL;
@@ -263,8 +422,8 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 		cs->scan.plan.plan_width = mt->plan.plan_width;
 	}
 	cs->custom_plans = list_make1(outerPlan(mt));
-	cs->custom_private = list_make4(makeInteger((int) relid), makeInteger(parse->resultRelation),
-									makeString(clause), makeString(alias));
+	cs->custom_private = list_make3(makeInteger((int) relid), makeInteger(parse->resultRelation),
+									makeString(clause));
 	cs->methods = &upsert_scan_methods;
 	stmt->planTree = (Plan *) cs;
 	return stmt;
@@ -420,10 +579,9 @@ flush(UpsertState *us, int idx)
 			name = defGetString(d);
 	}
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s AS %s (",
+	appendStringInfo(&sql, "INSERT INTO %s AS adb_t (",
 					 quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
-												name ? name : get_rel_name(part)),
-					 quote_identifier(strVal(lfourth(cs->custom_private))));
+												name ? name : get_rel_name(part)));
 	for (i = 0; i < desc->natts; i++)
 	{
 		if (TupleDescAttr(desc, i)->attisdropped)
@@ -544,8 +702,6 @@ upsert_exec(CustomScanState *node)
 		slot_getallattrs(slot);
 		idx = route(us, slot->tts_values, slot->tts_isnull);
 		add_row(us, idx, slot->tts_values, slot->tts_isnull);
-		if (us->rows[idx].len >= UPSERT_FLUSH_BYTES)
-			processed += flush(us, idx);
 	}
 	for (i = 0; i < us->pd->nparts; i++)
 		if (us->rows[i].data != NULL && us->rows[i].len > 0)

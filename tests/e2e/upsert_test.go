@@ -59,14 +59,44 @@ func TestUpsert(t *testing.T) {
 		t.Errorf("id 2 after the upsert through cn2: %s", v)
 	}
 
+	// The clause runs on the datanodes as their superuser: only the
+	// columns, constants and built-in immutable operators and functions
+	// go there; settings, tables, volatile or stable functions do not.
+	for _, set := range []string{"v = current_user", "v = pg_read_file('postgresql.conf')", "v = (SELECT max(v) FROM up_p)",
+		"v = to_char(now(), 'HH24')", "v = up_d.v COLLATE \"C\""} {
+		c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET "+set, "0A000", "expression")
+	}
+	// Quotes in constants stay constants, whatever the client's settings.
+	if _, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c standard_conforming_strings=off -c escape_string_warning=off"},
+		`INSERT INTO up_d (id, v) VALUES (5000, 'x'); INSERT INTO up_d (id, v) VALUES (5000, 'x') ON CONFLICT (id) DO UPDATE SET v = 'a\'; SELECT 1; --'`, ""); err != nil {
+		t.Fatalf("upsert with a quote in its constant: %v %s", err, stderr)
+	}
+	if v := c.nodeValue(t, cn1, "SELECT v FROM up_d WHERE id = 5000"); v != "a'; SELECT 1; --" {
+		t.Errorf("v of id 5000 after an upsert with a quote in its constant: %q", v)
+	}
+	// Through views: the base table's columns; a check option refused.
+	c.mustNodeSQL(t, cn1, "CREATE VIEW up_swap AS SELECT id, n, s, v AS w FROM up_d; CREATE VIEW up_chk AS SELECT * FROM up_d WHERE id < 1000 WITH CHECK OPTION")
+	c.mustNodeSQL(t, cn1, "INSERT INTO up_swap (id, w) VALUES (5000, 'via view') ON CONFLICT (id) DO UPDATE SET w = EXCLUDED.w || '!'")
+	if v := c.nodeValue(t, cn1, "SELECT v FROM up_d WHERE id = 5000"); v != "via view!" {
+		t.Errorf("v of id 5000 after an upsert through a view: %q", v)
+	}
+	c.mustNodeSQL(t, cn1, "DELETE FROM up_d WHERE id = 5000; DROP VIEW up_swap")
+	c.wantState(t, cn1, "INSERT INTO up_chk (id, v) VALUES (3000, 'c') ON CONFLICT (id) DO NOTHING", "0A000", "CHECK OPTION")
 	before := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d"))
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (300, 'x'), (300, 'y') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v", "21000", "cannot affect row a second time")
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET id = 1000", "0A000", "partition value")
-	c.wantState(t, cn1, "DO $$ DECLARE k int := 3; BEGIN INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET n = k; END $$", "0A000", "parameters")
+	c.wantState(t, cn1, "DO $$ DECLARE k int := 3; BEGIN INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET n = k; END $$", "0A000", "expression")
 	c.mustNodeSQL(t, cn1, "BEGIN; INSERT INTO up_d (id, v) SELECT g, 'gone' FROM generate_series(150, 400) g ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; ROLLBACK")
 	if after := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d")); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("a failed upsert or a ROLLBACK changed the table")
 	}
+
+	// From the table itself: the statement does not see its own rows.
+	c.mustNodeSQL(t, cn1, "INSERT INTO up_d (id, v) SELECT id + 10000, v FROM up_d ON CONFLICT (id) DO NOTHING")
+	if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE id > 10000) || ' ' || count(*) FILTER (WHERE id > 20000) FROM up_d"); v != "200 0" {
+		t.Errorf("rows copied from up_d into itself (over 10000, over 20000): %s, want 200 0", v)
+	}
+	c.mustNodeSQL(t, cn1, "DELETE FROM up_d WHERE id > 10000")
 
 	// RETURNING: the rows as the shards left them, the list computed on
 	// the coordinator.
