@@ -29,9 +29,8 @@
  * ExecutorRun hook, bulk_insert): PostgreSQL plans and runs the SELECT
  * (defaults filled by the planner), and its rows are routed, written out
  * and sent as COPY's are, instead of postgres_fdw's batches of
- * batch_size rows, one round trip each, shard after shard. Only when it
- * is estimated at BULK_INSERT_ROWS rows or more and reads no distributed
- * table itself (see bulk_insert_rel).
+ * batch_size rows, one round trip each, shard after shard. A SELECT that
+ * reads distributed tables is read whole first (see bulk_insert_rel).
  *
  * What this does not handle goes PostgreSQL's way, row by row: COPY TO,
  * COPY of a query, COPY FROM with WHERE or FREEZE, tables with triggers,
@@ -75,6 +74,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
+#include "utils/tuplestore.h"
 #include "utils/wait_event.h"
 
 #include "adb.h"
@@ -762,14 +762,19 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
  * bulk_insert_rel is the table an INSERT of qd loads in bulk, or NULL.
  * Only the plain shape is: one ModifyTable inserting into a table
  * bulk_table takes, with no RETURNING, ON CONFLICT or WITH CHECK OPTION,
- * not under EXPLAIN ANALYZE, of BULK_INSERT_ROWS rows or more (estimated:
- * below that postgres_fdw's batches do as well); its source reads no
- * foreign table, and no connection to the datanodes has a scan's fetch
- * pending (the rows go out on those connections); the source returns the
- * table's columns first, in order (as the planner makes an INSERT's).
+ * not under EXPLAIN ANALYZE; no connection to the datanodes has a scan's
+ * fetch pending (the rows go out on those connections); the source
+ * returns the table's columns first, in order (as the planner makes an
+ * INSERT's). A source that reads foreign tables (*drain) is read whole
+ * before any row goes out: through postgres_fdw, each slot's scan starts
+ * after the rows sent to earlier slots, in the same remote transaction,
+ * and so reads them too — an INSERT … SELECT from a table into itself
+ * copied some rows twice. Otherwise only BULK_INSERT_ROWS rows or more
+ * (estimated) take this path: below that postgres_fdw's batches do as
+ * well.
  */
 static Relation
-bulk_insert_rel(QueryDesc *qd)
+bulk_insert_rel(QueryDesc *qd, bool *drain)
 {
 	PlannedStmt *ps = qd->plannedstmt;
 	ModifyTable *mt = (ModifyTable *) ps->planTree;
@@ -785,12 +790,13 @@ bulk_insert_rel(QueryDesc *qd)
 		ps->hasReturning || ps->hasModifyingCTE || !IsA(mt, ModifyTable) ||
 		mt->operation != CMD_INSERT || list_length(mt->resultRelations) != 1 ||
 		mt->returningLists != NIL || mt->onConflictAction != ONCONFLICT_NONE ||
-		mt->withCheckOptionLists != NIL || src == NULL || src->plan_rows < BULK_INSERT_ROWS ||
-		adb_plan_foreign_scans(src) != 0)
+		mt->withCheckOptionLists != NIL || src == NULL)
 		return NULL;
+	*drain = adb_plan_foreign_scans(src) != 0;
 	foreach(lc, ps->subplans)
-		if (adb_plan_foreign_scans(lfirst(lc)) != 0)
-			return NULL;
+		*drain |= adb_plan_foreign_scans(lfirst(lc)) != 0;
+	if (!*drain && src->plan_rows < BULK_INSERT_ROWS)
+		return NULL;
 	rel = ((ModifyTableState *) qd->planstate)->resultRelInfo[0].ri_RelationDesc;
 	if (!bulk_table(rel))
 		return NULL;
@@ -831,14 +837,18 @@ bulk_insert_rel(QueryDesc *qd)
  * bulk_insert runs the INSERT of qd into rel (bulk_insert_rel) as a bulk
  * COPY does: the source's rows, a batch at a time, evaluated with the
  * user's settings (DateStyle…) and kept, then routed and written out in
- * COPY form with postgres_fdw's, and sent to the shards. Constraints are
- * the shards' (as through postgres_fdw); the row count is the statement's.
+ * COPY form with postgres_fdw's, and sent to the shards. With drain, the
+ * source is first read whole into a tuplestore (work_mem, then disk).
+ * Constraints are the shards' (as through postgres_fdw); the row count is
+ * the statement's.
  */
 static void
-bulk_insert(QueryDesc *qd, Relation rel)
+bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 {
 	EState	   *estate = qd->estate;
 	PlanState  *src = outerPlanState(qd->planstate);
+	Tuplestorestate *store = NULL;
+	TupleTableSlot *stored = NULL;
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
 	MemoryContext batch;
@@ -856,6 +866,21 @@ bulk_insert(QueryDesc *qd, Relation rel)
 	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
 	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts);
 	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts);
+	if (drain)
+	{
+		store = tuplestore_begin_heap(false, false, work_mem);
+		for (;;)
+		{
+			TupleTableSlot *slot;
+
+			CHECK_FOR_INTERRUPTS();
+			slot = ExecProcNode(src);
+			if (TupIsNull(slot))
+				break;
+			tuplestore_puttupleslot(store, slot);
+		}
+		stored = MakeSingleTupleTableSlot(ExecGetResultType(src), &TTSOpsMinimalTuple);
+	}
 	while (!done)
 	{
 		MemoryContext prev;
@@ -868,7 +893,10 @@ bulk_insert(QueryDesc *qd, Relation rel)
 			TupleTableSlot *slot;
 
 			CHECK_FOR_INTERRUPTS();
-			slot = ExecProcNode(src);
+			if (store != NULL)
+				slot = tuplestore_gettupleslot(store, true, false, stored) ? stored : NULL;
+			else
+				slot = ExecProcNode(src);
 			if (TupIsNull(slot))
 			{
 				done = true;
@@ -896,6 +924,11 @@ bulk_insert(QueryDesc *qd, Relation rel)
 	}
 	flush(&bc);
 	AtEOXact_GUC(true, guc_nest);
+	if (store != NULL)
+	{
+		ExecDropSingleTupleTableSlot(stored);
+		tuplestore_end(store);
+	}
 	MemoryContextDelete(bc.cxt);
 	estate->es_processed += processed;
 	MemoryContextSwitchTo(old);
@@ -908,7 +941,8 @@ bulk_insert(QueryDesc *qd, Relation rel)
 static void
 adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
 {
-	Relation	rel = ScanDirectionIsForward(direction) ? bulk_insert_rel(qd) : NULL;
+	bool		drain = false;
+	Relation	rel = ScanDirectionIsForward(direction) ? bulk_insert_rel(qd, &drain) : NULL;
 
 	if (rel == NULL)
 	{
@@ -920,7 +954,7 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 	}
 	if (qd->totaltime)
 		InstrStartNode(qd->totaltime);
-	bulk_insert(qd, rel);
+	bulk_insert(qd, rel, drain);
 	if (qd->totaltime)
 		InstrStopNode(qd->totaltime, qd->estate->es_processed);
 }

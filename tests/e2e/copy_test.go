@@ -90,7 +90,8 @@ func (c *testCluster) slotFigures(t *testing.T, table string) map[int]string {
 // checkBulkInsert: an INSERT … SELECT of many rows whose source reads no
 // distributed table goes the bulk COPY path (on a datanode, the
 // coordinator's connection shows COPY into the shards) and puts the rows
-// where PostgreSQL's routing puts them (want: cp_ref's slots); the source
+// where PostgreSQL's routing puts them (want: cp_ref's slots); from the
+// table into itself, it copies each row once; the source
 // is evaluated with the user's settings (DateStyle DMY), serial defaults
 // are unique, and a duplicate key or a ROLLBACK leaves nothing.
 func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
@@ -124,6 +125,18 @@ func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
 	if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(*) FILTER (WHERE d = DATE '2020-04-05') FROM cp_ins WHERE id > 500000"); v != "1000 35" {
 		t.Errorf("rows and 5 April among them: %s, want 1000 35", v)
 	}
+
+	// From the table into itself: every row once, however many.
+	for _, q := range []string{
+		"INSERT INTO cp_ins (id, g, v, d) SELECT id + 1000000, g, v, d FROM cp_ins",
+		"INSERT INTO cp_ins (id, g, v, d) SELECT id + 3000000, g, v, d FROM cp_ins WHERE id <= 5",
+	} {
+		c.mustNodeSQL(t, cn1, q)
+	}
+	if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE id > 1000000 AND id < 3000000) || ' ' || count(*) FILTER (WHERE id > 2000000) FROM cp_ins"); v != "101000 5" {
+		t.Errorf("rows copied from cp_ins into itself: %s, want 101000 5", v)
+	}
+	c.mustNodeSQL(t, cn1, "DELETE FROM cp_ins WHERE id > 1000000")
 
 	before := c.slotFigures(t, "cp_ins")
 	_, err := c.nodeSQL(cn1, "INSERT INTO cp_ins (id, g, v) SELECT n, 0, 'again' FROM generate_series(99001, 100500) n")
