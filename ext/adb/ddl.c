@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "parser/scanner.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -270,6 +271,22 @@ insertion_cmp(const ListCell *a, const ListCell *b)
 }
 
 /*
+ * check_text_sendable refuses to send a statement's own text to the other
+ * nodes while standard_conforming_strings is off here: they read string
+ * literals with it on, so a backslash would end a literal there that goes
+ * on here.
+ */
+static void
+check_text_sendable(Oid relid)
+{
+	if (!standard_conforming_strings)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("DDL on distributed table \"%s\" needs standard_conforming_strings on", get_rel_name(relid)),
+				 errhint("SET standard_conforming_strings = on, then run it again.")));
+}
+
+/*
  * split_statement cuts the statement pstmt (of query) at the relation rv
  * names: head is the text before the name, tail the text after it, each
  * with insertions made. A shard's statement is head, its name, tail.
@@ -281,6 +298,8 @@ split_statement(PlannedStmt *pstmt, const char *query, RangeVar *rv, List *inser
 	int			start = pstmt->stmt_location >= 0 ? pstmt->stmt_location : 0;
 	int			end = pstmt->stmt_len > 0 ? start + pstmt->stmt_len : (int) strlen(query);
 	int			nstart = rv->location;
+
+	check_text_sendable(RangeVarGetRelid(rv, NoLock, true));
 
 	if (nstart < start || nstart >= end)
 		ereport(ERROR,
@@ -759,6 +778,8 @@ create_index(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext 
 
 	if (stmt->concurrent)
 		refuse("CREATE INDEX CONCURRENTLY", relid);
+	/* The definition goes out as pg_get_indexdef writes it, by these rules. */
+	check_text_sendable(relid);
 	before = index_list(relid);
 	if (!stmt->unique)
 	{
@@ -970,12 +991,19 @@ schema_dist(const char *nsp)
  */
 static void
 forward(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext context,
-		ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+		ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc, Oid relid)
 {
 	int			start = pstmt->stmt_location >= 0 ? pstmt->stmt_location : 0;
 	int			len = pstmt->stmt_len > 0 ? pstmt->stmt_len : (int) strlen(queryString + start);
 	char	   *sql = pnstrdup(queryString + start, len);
 
+	check_text_sendable(relid);
+	/* The other coordinators run it as the adb connection's superuser. */
+	if (IsA(pstmt->utilityStmt, GrantStmt) && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can GRANT or REVOKE privileges on distributed table \"%s\"", get_rel_name(relid)),
+				 errhint("Ask a superuser to run it.")));
 	run_local(pstmt, queryString, false, context, params, queryEnv, dest, qc);
 	CommandCounterIncrement();
 	spi_call("SELECT adb.on_coordinators($1)", TEXTOID, TXT(sql), InvalidOid, 0, InvalidOid, 0,
@@ -1156,16 +1184,16 @@ dispatch(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				break;
 			}
 		case T_GrantStmt:
-			if (OidIsValid(grant_dist((GrantStmt *) parsetree)))
+			if (OidIsValid(relid = grant_dist((GrantStmt *) parsetree)))
 			{
-				forward(pstmt, queryString, context, params, queryEnv, dest, qc);
+				forward(pstmt, queryString, context, params, queryEnv, dest, qc, relid);
 				return;
 			}
 			break;
 		case T_CommentStmt:
-			if (OidIsValid(comment_dist((CommentStmt *) parsetree)))
+			if (OidIsValid(relid = comment_dist((CommentStmt *) parsetree)))
 			{
-				forward(pstmt, queryString, context, params, queryEnv, dest, qc);
+				forward(pstmt, queryString, context, params, queryEnv, dest, qc, relid);
 				return;
 			}
 			break;

@@ -367,6 +367,14 @@ func TestDistributedDDL(t *testing.T) {
 			t.Errorf("a refused GRANT changed privileges on cn1")
 		}
 		c.mustNodeSQL(t, cn1, "DROP TABLE gr_local; DROP ROLE gr_cn1_only")
+		// A role with the grant option is no superuser: the other
+		// coordinators would apply its GRANT as theirs.
+		c.mustNodeSQL(t, cn1, "GRANT SELECT ON gr_t TO gr_reader WITH GRANT OPTION")
+		c.wantState(t, cn1, "SET ROLE gr_reader; GRANT SELECT ON gr_t TO PUBLIC", "42501", "only a superuser")
+		// Text sent to the other nodes is read there with
+		// standard_conforming_strings on: DDL with it off is refused.
+		c.wantState(t, cn1, "SET standard_conforming_strings = off; COMMENT ON TABLE gr_t IS 'x'", "0A000", "standard_conforming_strings")
+		c.wantState(t, cn1, "SET standard_conforming_strings = off; ALTER TABLE gr_t ALTER COLUMN v SET DEFAULT 'x'", "0A000", "standard_conforming_strings")
 	})
 
 	t.Run("ConcurrentDDLWaits", func(t *testing.T) {
