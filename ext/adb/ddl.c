@@ -40,6 +40,8 @@
 #include "parser/scanner.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -1011,6 +1013,49 @@ forward(PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext conte
 }
 
 /*
+ * seq_dist is the distributed table whose serial column owns the sequence
+ * rv names, or InvalidOid.
+ */
+static Oid
+seq_dist(RangeVar *rv)
+{
+	Oid			seq = RangeVarGetRelid(rv, NoLock, true);
+	Oid			tab;
+	int32		col;
+
+	if (!OidIsValid(seq) || !sequenceIsOwned(seq, DEPENDENCY_AUTO, &tab, &col) || !dist_column(tab))
+		return InvalidOid;
+	return tab;
+}
+
+/*
+ * grant_dist_sequences is the distributed table a GRANT or REVOKE on
+ * sequences concerns (one of its serial columns' sequences: adb.dist_nextval
+ * checks their USAGE on each coordinator), or InvalidOid; such sequences
+ * named with others are refused, as tables are.
+ */
+static Oid
+grant_dist_sequences(GrantStmt *s)
+{
+	Oid			relid = InvalidOid;
+	ListCell   *lc;
+
+	foreach(lc, s->objects)
+		if (!OidIsValid(relid))
+			relid = seq_dist(lfirst_node(RangeVar, lc));
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	foreach(lc, s->objects)
+		if (!OidIsValid(seq_dist(lfirst_node(RangeVar, lc))))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s on a sequence of distributed table \"%s\" together with sequence \"%s\" is not supported",
+							s->is_grant ? "GRANT" : "REVOKE", get_rel_name(relid), lfirst_node(RangeVar, lc)->relname),
+					 errhint("Name the distributed tables' sequences in a %s of their own.", s->is_grant ? "GRANT" : "REVOKE")));
+	return relid;
+}
+
+/*
  * grant_dist is the distributed table a GRANT or REVOKE on tables names,
  * or InvalidOid. One that names a distributed table with other tables, or
  * all tables of a schema holding one, is refused: the other coordinators
@@ -1022,6 +1067,8 @@ grant_dist(GrantStmt *s)
 	Oid			relid = InvalidOid;
 	ListCell   *lc;
 
+	if (s->objtype == OBJECT_SEQUENCE && s->targtype == ACL_TARGET_OBJECT)
+		return grant_dist_sequences(s);
 	if (s->objtype != OBJECT_TABLE)
 		return InvalidOid;
 	if (s->targtype == ACL_TARGET_ALL_IN_SCHEMA)
@@ -1367,6 +1414,8 @@ typedef struct SeqBlock
 	int			next;
 	int			n;
 	int64	   *vals;
+	Oid			checked_user;	/* USAGE checked for this user … */
+	LocalTransactionId checked_lxid;	/* … in this transaction */
 } SeqBlock;
 
 static HTAB *seq_blocks = NULL;
@@ -1436,6 +1485,28 @@ gtm_fetch(SeqBlock *b, const char *conninfo, const char *name, int n)
 PG_FUNCTION_INFO_V1(adb_dist_nextval);
 
 /*
+ * check_sequence_use checks, once per user and transaction, what nextval
+ * checks: USAGE or UPDATE on a serial column's sequence. An identity
+ * column's sequence needs none, as in PostgreSQL.
+ */
+static void
+check_sequence_use(SeqBlock *b)
+{
+	Oid			tab;
+	int32		col;
+
+	if (b->checked_user == GetUserId() && b->checked_lxid == MyProc->lxid)
+		return;
+	if (!sequenceIsOwned(b->seq, DEPENDENCY_INTERNAL, &tab, &col) &&
+		pg_class_aclcheck(b->seq, GetUserId(), ACL_USAGE | ACL_UPDATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for sequence %s", get_rel_name(b->seq))));
+	b->checked_user = GetUserId();
+	b->checked_lxid = MyProc->lxid;
+}
+
+/*
  * adb.dist_nextval(seq) is the next value of sequence seq of a distributed
  * table, unique across the cluster: the gtmcoord master's copy of seq
  * hands them out, a block at a time, which this session keeps (sequences
@@ -1466,7 +1537,10 @@ adb_dist_nextval(PG_FUNCTION_ARGS)
 	{
 		b->vals = NULL;
 		b->n = b->next = 0;
+		b->checked_user = InvalidOid;
+		b->checked_lxid = InvalidLocalTransactionId;
 	}
+	check_sequence_use(b);
 	if (b->next < b->n)
 		PG_RETURN_INT64(b->vals[b->next++]);
 

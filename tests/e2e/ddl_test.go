@@ -366,7 +366,14 @@ func TestDistributedDDL(t *testing.T) {
 		if v := c.nodeValue(t, cn1, "SELECT has_table_privilege('gr_cn1_only', 'gr_t', 'SELECT') OR has_table_privilege('gr_reader', 'gr_local', 'SELECT')"); v != "f" {
 			t.Errorf("a refused GRANT changed privileges on cn1")
 		}
-		c.mustNodeSQL(t, cn1, "DROP TABLE gr_local; DROP ROLE gr_cn1_only")
+		c.mustNodeSQL(t, cn1, "DROP TABLE gr_local; DROP ROLE gr_cn1_only; CREATE SEQUENCE gr_local_seq")
+		// A serial column's sequence needs USAGE, as nextval does; its
+		// GRANT reaches every coordinator.
+		c.mustNodeSQL(t, cn1, "CREATE TABLE gr_s (id int PRIMARY KEY, k bigserial); SELECT adb.create_distributed_table('gr_s', 'id'); GRANT INSERT ON gr_s TO gr_reader")
+		c.wantState(t, cn2, "SET ROLE gr_reader; INSERT INTO gr_s (id) VALUES (1)", "42501", "permission denied for sequence gr_s_k_seq")
+		c.mustNodeSQL(t, cn1, "GRANT USAGE ON SEQUENCE gr_s_k_seq TO gr_reader")
+		c.mustNodeSQL(t, cn2, "SET ROLE gr_reader; INSERT INTO gr_s (id) VALUES (1)")
+		c.wantState(t, cn1, "GRANT USAGE ON SEQUENCE gr_s_k_seq, gr_local_seq TO gr_reader", "0A000", "together with sequence")
 		// A role with the grant option is no superuser: the other
 		// coordinators would apply its GRANT as theirs.
 		c.mustNodeSQL(t, cn1, "GRANT SELECT ON gr_t TO gr_reader WITH GRANT OPTION")
