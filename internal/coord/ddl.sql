@@ -322,7 +322,8 @@ $fn$;
 -- the parent on every coordinator. A key that does not include col is
 -- refused, as Citus does (it could not be enforced shard by shard); so are
 -- foreign keys, triggers and generated columns, by name. Serial and
--- identity columns take their values from adb.dist_nextval.
+-- identity columns take their values from adb.dist_nextval. Its
+-- privileges are the same on every coordinator: this one's.
 CREATE OR REPLACE FUNCTION adb.create_distributed_table(tbl regclass, col text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -339,6 +340,7 @@ DECLARE
 	extra text := '';
 	shardextra text[] := '{}';
 	script text;
+	acl text;
 	dflt text;
 	seq regclass;
 	nslots integer;
@@ -479,6 +481,12 @@ BEGIN
 	-- The coordinators' script: this one's first (it checks the most),
 	-- then the datanodes, then the other coordinators.
 	script := seqs || adb.parent_sql(nsp, rel, col, array_to_string(coordcols, ', ')) || E';\n' || owned || extra;
+	-- The table's privileges as they are here (default privileges, GRANTs
+	-- made before this call), the same on every coordinator: the tables
+	-- made again would get each coordinator's default privileges instead.
+	SELECT c.relacl::text INTO acl FROM pg_class c WHERE c.oid = tbl;
+	script := script || format(E';\nUPDATE pg_catalog.pg_class SET relacl = %L::pg_catalog.aclitem[] WHERE oid = %L::regclass',
+	                           acl, format('%I.%I', nsp, rel));
 	PERFORM adb.replace_local_table(nsp, rel);
 	PERFORM adb.locally(script);
 	PERFORM adb.on_shards(stmts);

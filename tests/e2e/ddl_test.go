@@ -367,6 +367,18 @@ func TestDistributedDDL(t *testing.T) {
 			t.Errorf("a refused GRANT changed privileges on cn1")
 		}
 		c.mustNodeSQL(t, cn1, "DROP TABLE gr_local; DROP ROLE gr_cn1_only; CREATE SEQUENCE gr_local_seq")
+		// A new distributed table's privileges are the same everywhere:
+		// cn1's default privileges and a GRANT made before
+		// create_distributed_table.
+		c.mustNodeSQL(t, cn1, `ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO gr_reader;
+			CREATE TABLE gr_dp (id int PRIMARY KEY); GRANT INSERT ON gr_dp TO gr_reader;
+			SELECT adb.create_distributed_table('gr_dp', 'id');
+			ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM gr_reader`)
+		for _, n := range coords {
+			if v := c.nodeValue(t, n, "SELECT has_table_privilege('gr_reader', 'gr_dp', 'SELECT') || ' ' || has_table_privilege('gr_reader', 'gr_dp', 'INSERT')"); v != "true true" {
+				t.Errorf("gr_reader's SELECT and INSERT on gr_dp on %s: %s", n.Name, v)
+			}
+		}
 		// A serial column's sequence needs USAGE, as nextval does; its
 		// GRANT reaches every coordinator.
 		c.mustNodeSQL(t, cn1, "CREATE TABLE gr_s (id int PRIMARY KEY, k bigserial); SELECT adb.create_distributed_table('gr_s', 'id'); GRANT INSERT ON gr_s TO gr_reader")
