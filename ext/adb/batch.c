@@ -63,6 +63,7 @@ typedef struct BatchConn
 	PGconn	   *conn;
 	StringInfoData sql;
 	int			nstmts;
+	char	   *context;		/* what an error names: the first statement */
 } BatchConn;
 
 /* BatchState is the batch node at execution. */
@@ -411,6 +412,8 @@ group_slots(CustomScan *cs, EState *estate)
 			conns = lappend(conns, bc);
 		}
 		appendStringInfo(&bc->sql, "%s%s", bc->nstmts > 0 ? ";\n" : "", strVal(lthird(slot)));
+		if (bc->nstmts == 0)
+			bc->context = strVal(lthird(slot));
 		bc->nstmts++;
 	}
 	return conns;
@@ -451,7 +454,8 @@ collect(BatchState *bs, BatchConn *bc, int natts)
 		bs->res[bs->nres++] = res;
 	}
 	if (err != NULL)
-		adb_fdw_report_error(ERROR, err, bc->conn, true, bc->sql.data);
+		adb_fdw_report_error(ERROR, err, bc->conn, true,
+							 psprintf("%s; … (%d statements, one per slot)", bc->context, bc->nstmts));
 	if (got != bc->nstmts)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
