@@ -113,6 +113,8 @@ typedef struct RouterState
 	Tuplestorestate *store;		/* its rows */
 	TupleTableSlot *mslot;
 	bool		later;			/* routed or not: decided at the first row */
+	char	   *psql;			/* the remote SQL with parameters $1…, or NULL */
+	List	   *params;			/* their values: String, or NULL for NULL */
 } RouterState;
 
 static Node *router_create_state(CustomScan *cscan);
@@ -273,6 +275,19 @@ route_modify(PlannedStmt *stmt, ModifyTable *mt)
 								fs->fs_server, rte_userid(rte), NIL);
 }
 
+/* const_text is c's text form (its type's output function), or NULL. */
+static char *
+const_text(Const *c)
+{
+	Oid			out;
+	bool		isvarlena;
+
+	if (c->constisnull)
+		return NULL;
+	getTypeOutputInfo(c->consttype, &out, &isvarlena);
+	return OidOutputFunctionCall(out, c->constvalue);
+}
+
 /*
  * const_literal is c as an SQL literal the remote side reads as
  * postgres_fdw's parameters are read (untyped text, in the transmission
@@ -281,13 +296,9 @@ route_modify(PlannedStmt *stmt, ModifyTable *mt)
 static char *
 const_literal(Const *c)
 {
-	Oid			out;
-	bool		isvarlena;
+	char	   *v = const_text(c);
 
-	if (c->constisnull)
-		return "NULL";
-	getTypeOutputInfo(c->consttype, &out, &isvarlena);
-	return quote_literal_cstr(OidOutputFunctionCall(out, c->constvalue));
+	return v ? quote_literal_cstr(v) : "NULL";
 }
 
 /*
@@ -331,6 +342,8 @@ plain_output(List *tlist)
 
 		if (!IsA(e, Const))
 			return false;
+		if (((Const *) e)->constisnull)
+			continue;
 		switch (((Const *) e)->consttype)
 		{
 			case INT2OID:
@@ -815,10 +828,12 @@ fast_stmt(Query *parse, CustomScan *cs, RangeTblEntry *partrte, List *invalItems
 /*
  * fast_node is the router's node for a fast plan: make_router's fields,
  * then the statement's parse tree and cursor options (what run_nested
- * plans when the statement is not routed).
+ * plans when the statement is not routed), and the remote SQL again with
+ * its constants as parameters (psql, params: exec_prepared).
  */
 static CustomScan *
-fast_node(Query *parse, int cursorOptions, int kind, const char *sql, Oid serverid, Oid userid, List *attrs)
+fast_node(Query *parse, int cursorOptions, int kind, const char *sql, Oid serverid, Oid userid, List *attrs,
+		  const char *psql, List *params)
 {
 	CustomScan *cs = makeNode(CustomScan);
 
@@ -830,6 +845,8 @@ fast_node(Query *parse, int cursorOptions, int kind, const char *sql, Oid server
 	/* The plan's own copy of the statement (the plan cache plans a copy). */
 	cs->custom_private = lappend(cs->custom_private, parse);
 	cs->custom_private = lappend(cs->custom_private, makeInteger(cursorOptions));
+	cs->custom_private = lappend(cs->custom_private, makeString(pstrdup(psql)));
+	cs->custom_private = lappend(cs->custom_private, params);
 	cs->methods = &router_scan_methods;
 	return cs;
 }
@@ -853,6 +870,7 @@ fast_select(Query *parse, int cursorOptions, PlannerInfo *root, Relation parent,
 	Oid			partid;
 	RemotePart *rp;
 	StringInfoData sql;
+	char	   *psql;
 	List	   *attrs = NIL;
 	ListCell   *lc;
 	CustomScan *cs;
@@ -903,11 +921,14 @@ fast_select(Query *parse, int cursorOptions, PlannerInfo *root, Relation parent,
 	}
 	if (attrs == NIL)
 		appendStringInfoString(&sql, "NULL");
+	psql = psprintf("%s FROM %s WHERE ((%s = $1::%s))", sql.data, rp->relsql, rp->colsql[key->partattrs[0] - 1],
+					format_type_be(c->consttype));
 	appendStringInfo(&sql, " FROM %s WHERE ((%s = %s::%s))", rp->relsql, rp->colsql[key->partattrs[0] - 1],
 					 const_literal(c), format_type_be(c->consttype));
 	fix_opfuncids((Node *) tlist);
 	fix_opfuncids((Node *) quals);
-	cs = fast_node(parse, cursorOptions, ROUTE_SELECT, sql.data, rp->serverid, rte_userid(rte), attrs);
+	cs = fast_node(parse, cursorOptions, ROUTE_SELECT, sql.data, rp->serverid, rte_userid(rte), attrs,
+				   psql, list_make1(makeString(const_text(c))));
 	cs->scan.plan.targetlist = tlist;
 	cs->scan.plan.qual = quals;
 	cs->scan.scanrelid = 1;
@@ -934,7 +955,9 @@ fast_insert(Query *parse, int cursorOptions, PlannerInfo *root, Relation parent,
 	Oid			partid;
 	RemotePart *rp;
 	StringInfoData cols,
-				vals;
+				vals,
+				pvals;
+	List	   *params = NIL;
 	CustomScan *cs;
 	int			nest;
 	int			i;
@@ -976,13 +999,17 @@ fast_insert(Query *parse, int cursorOptions, PlannerInfo *root, Relation parent,
 		return NULL;
 	initStringInfo(&cols);
 	initStringInfo(&vals);
+	initStringInfo(&pvals);
 	nest = plain_output(tlist) ? -1 : transmission_modes();
 	for (i = 0; i < list_length(tlist); i++)
 	{
 		TargetEntry *tle = list_nth(tlist, i);
+		char	   *v = const_text((Const *) tle->expr);
 
 		appendStringInfo(&cols, "%s%s", i ? ", " : "", rp->colsql[tle->resno - 1]);
-		appendStringInfo(&vals, "%s%s", i ? ", " : "", const_literal((Const *) tle->expr));
+		appendStringInfo(&vals, "%s%s", i ? ", " : "", v ? quote_literal_cstr(v) : "NULL");
+		appendStringInfo(&pvals, "%s$%d", i ? ", " : "", i + 1);
+		params = lappend(params, v ? makeString(v) : NULL);
 	}
 	if (nest >= 0)
 		AtEOXact_GUC(true, nest);
@@ -990,7 +1017,8 @@ fast_insert(Query *parse, int cursorOptions, PlannerInfo *root, Relation parent,
 		return NULL;
 	cs = fast_node(parse, cursorOptions, ROUTE_MODIFY,
 				   psprintf("INSERT INTO %s(%s) VALUES (%s)", rp->relsql, cols.data, vals.data),
-				   rp->serverid, rte_userid(rte), NIL);
+				   rp->serverid, rte_userid(rte), NIL,
+				   psprintf("INSERT INTO %s(%s) VALUES (%s)", rp->relsql, cols.data, pvals.data), params);
 	return fast_stmt(parse, cs, part_rte(rp, partid, RowExclusiveLock), root->glob->invalItems);
 }
 
@@ -1116,7 +1144,24 @@ typedef struct RouterConn
 	PGconn	   *conn;
 	char	   *conninfo;		/* TopMemoryContext */
 	bool		valid;
+	HTAB	   *stmts;			/* statements prepared on conn (RemoteStmt) */
+	MemoryContext stmt_cxt;		/* their SQL */
+	int			next_stmt;
 } RouterConn;
+
+/*
+ * RemoteStmt is a statement prepared on a router connection (named
+ * adb_r<id>), by the hash of its SQL.
+ */
+typedef struct RemoteStmt
+{
+	uint32		hash;			/* hash key */
+	char	   *sql;
+	int			id;
+} RemoteStmt;
+
+/* At most this many statements are prepared on one connection. */
+#define MAX_REMOTE_STMTS 1024
 
 static HTAB *router_conns = NULL;
 
@@ -1195,6 +1240,13 @@ drop_conn(RouterConn *rc)
 	if (rc->conn)
 		PQfinish(rc->conn);
 	rc->conn = NULL;
+	/* Its prepared statements went with it. */
+	if (rc->stmts)
+		hash_destroy(rc->stmts);
+	rc->stmts = NULL;
+	if (rc->stmt_cxt)
+		MemoryContextDelete(rc->stmt_cxt);
+	rc->stmt_cxt = NULL;
 }
 
 /*
@@ -1229,7 +1281,7 @@ conn_usable(PGconn *conn)
  * that values travel in the same text formats.
  */
 static PGconn *
-router_connection(Oid serverid, Oid userid)
+router_connection(Oid serverid, Oid userid, RouterConn **rcp)
 {
 	ForeignServer *srv;
 	char	   *conninfo;
@@ -1256,7 +1308,11 @@ router_connection(Oid serverid, Oid userid)
 		rc->conn = NULL;
 		rc->conninfo = NULL;
 		rc->valid = false;
+		rc->stmts = NULL;
+		rc->stmt_cxt = NULL;
+		rc->next_stmt = 0;
 	}
+	*rcp = rc;
 	if (rc->valid && conn_usable(rc->conn))
 		return rc->conn;
 	srv = GetForeignServer(serverid);
@@ -1380,7 +1436,7 @@ run_query(PGconn *conn, const char *sql, int want, PGresult **errres, bool *brok
 
 	*errres = NULL;
 	*broken = false;
-	if (!PQsendQuery(conn, sql))
+	if (sql != NULL && !PQsendQuery(conn, sql))
 	{
 		*broken = true;
 		return NULL;
@@ -1455,6 +1511,102 @@ run_query(PGconn *conn, const char *sql, int want, PGresult **errres, bool *brok
 	return kept;
 }
 
+/*
+ * collect waits for the results of what was sent on conn, as run_query
+ * does.
+ */
+static PGresult *
+collect(PGconn *conn, int want, PGresult **errres, bool *broken)
+{
+	return run_query(conn, NULL, want, errres, broken);
+}
+
+/*
+ * exec_prepared runs a fast plan's statement on rc's connection as a
+ * statement prepared there (rs->psql, with rs->params): the datanode then
+ * parses, analyses and plans it once per connection, not at every
+ * statement (more than a third of its work on a row by key). It is
+ * prepared at its first use (one more round trip, once); a statement
+ * whose prepared plan no longer fits the table ("cached plan must not
+ * change result type", before anything ran) is sent once more as plain
+ * SQL, and prepared again next time.
+ */
+static PGresult *
+exec_prepared(RouterState *rs, RouterConn *rc, PGresult **errres, bool *broken)
+{
+	PGconn	   *conn = rc->conn;
+	uint32		h = hash_bytes((const unsigned char *) rs->psql, strlen(rs->psql));
+	RemoteStmt *st;
+	bool		found;
+	char		name[32];
+	const char **values;
+	PGresult   *res;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (rc->stmts == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(RemoteStmt);
+		ctl.hcxt = TopMemoryContext;
+		rc->stmts = hash_create("adb router statements", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		rc->stmt_cxt = AllocSetContextCreate(TopMemoryContext, "adb router statements", ALLOCSET_DEFAULT_SIZES);
+	}
+	st = hash_search(rc->stmts, &h, HASH_FIND, NULL);
+	if (st != NULL && strcmp(st->sql, rs->psql) != 0)
+		return run_query(conn, rs->sql, 0, errres, broken);	/* another statement's hash */
+	if (st == NULL)
+	{
+		if (hash_get_num_entries(rc->stmts) >= MAX_REMOTE_STMTS)
+			return run_query(conn, rs->sql, 0, errres, broken);
+		snprintf(name, sizeof(name), "adb_r%d", ++rc->next_stmt);
+		if (!PQsendPrepare(conn, name, rs->psql, 0, NULL))
+		{
+			*errres = NULL;
+			*broken = true;
+			return NULL;
+		}
+		res = collect(conn, 0, errres, broken);
+		if (*broken || *errres)
+		{
+			if (res)
+				PQclear(res);
+			return NULL;
+		}
+		PQclear(res);
+		st = hash_search(rc->stmts, &h, HASH_ENTER, &found);
+		st->sql = MemoryContextStrdup(rc->stmt_cxt, rs->psql);
+		st->id = rc->next_stmt;
+	}
+	snprintf(name, sizeof(name), "adb_r%d", st->id);
+	values = palloc(sizeof(char *) * (list_length(rs->params) + 1));
+	foreach(lc, rs->params)
+		values[n++] = lfirst(lc) ? strVal(lfirst(lc)) : NULL;
+	if (!PQsendQueryPrepared(conn, name, n, values, NULL, NULL, 0))
+	{
+		*errres = NULL;
+		*broken = true;
+		return NULL;
+	}
+	res = collect(conn, 0, errres, broken);
+	if (*errres && !*broken && PQtransactionStatus(conn) == PQTRANS_IDLE)
+	{
+		char	   *state = PQresultErrorField(*errres, PG_DIAG_SQLSTATE);
+
+		if (state && strcmp(state, "0A000") == 0)
+		{
+			PQclear(*errres);
+			if (res)
+				PQclear(res);
+			(void) hash_search(rc->stmts, &h, HASH_REMOVE, NULL);
+			return run_query(conn, rs->sql, 0, errres, broken);
+		}
+	}
+	return res;
+}
+
 /* isolation is the level clause of the client's transaction. */
 static const char *
 isolation(void)
@@ -1487,7 +1639,8 @@ static void
 run_remote(RouterState *rs, EState *estate)
 {
 	Oid			userid = OidIsValid(rs->userid) ? rs->userid : GetUserId();
-	PGconn	   *conn = router_connection(rs->serverid, userid);
+	RouterConn *rc;
+	PGconn	   *conn = router_connection(rs->serverid, userid, &rc);
 	char	   *sql;
 	int			want;
 	PGresult   *errres;
@@ -1509,15 +1662,21 @@ run_remote(RouterState *rs, EState *estate)
 		sql = psprintf("START TRANSACTION ISOLATION LEVEL %s; %s; COMMIT", isolation(), rs->sql);
 		want = 1;
 	}
-	res = run_query(conn, sql, want, &errres, &broken);
+	if (want == 0 && rs->psql != NULL)
+		res = exec_prepared(rs, rc, &errres, &broken);
+	else
+		res = run_query(conn, sql, want, &errres, &broken);
 	if (broken && rs->kind == ROUTE_SELECT)
 	{
 		/* A read is safe to send again, on a new connection. */
 		if (errres)
 			PQclear(errres);
 		forget_conn(conn);
-		conn = router_connection(rs->serverid, userid);
-		res = run_query(conn, sql, want, &errres, &broken);
+		conn = router_connection(rs->serverid, userid, &rc);
+		if (want == 0 && rs->psql != NULL)
+			res = exec_prepared(rs, rc, &errres, &broken);
+		else
+			res = run_query(conn, sql, want, &errres, &broken);
 	}
 	if (broken)
 	{
@@ -1719,6 +1878,8 @@ router_create_state(CustomScan *cscan)
 	{
 		rs->query = (Query *) list_nth(cscan->custom_private, 5);
 		rs->cursorOptions = intVal(list_nth(cscan->custom_private, 6));
+		rs->psql = strVal(list_nth(cscan->custom_private, 7));
+		rs->params = (List *) list_nth(cscan->custom_private, 8);
 	}
 	return (Node *) rs;
 }

@@ -348,6 +348,20 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("table changed", func(t *testing.T) {
+		// A session's routed statements are prepared on the datanodes:
+		// after a column changes type under the same name, the same
+		// statement still answers (the old prepared plan no longer
+		// fits: the statement is sent again as it is).
+		out := mustPsql("SELECT n FROM rt WHERE id = 1", "INSERT INTO rt (id, v, n) VALUES (70, 'x', 7)",
+			"ALTER TABLE rt DROP COLUMN n", "ALTER TABLE rt ADD COLUMN n text",
+			"UPDATE rt SET n = 'one' WHERE id = 1", "SELECT n FROM rt WHERE id = 1",
+			"INSERT INTO rt (id, v, n) VALUES (71, 'y', 'eight')", "SELECT n FROM rt WHERE id = 71")
+		if out != "n\n2.5\nINSERT 0 1\nALTER TABLE\nALTER TABLE\nUPDATE 1\nn\none\nINSERT 0 1\nn\neight\n" {
+			t.Errorf("statements before and after a column's change of type:\n%s", out)
+		}
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		// A row locked by an open transaction: the routed UPDATE waits on
 		// the datanode until the statement_timeout cancels it there too.
