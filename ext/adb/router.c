@@ -27,9 +27,12 @@
  *
  *     START TRANSACTION ISOLATION LEVEL <client's>; <remote SQL>; COMMIT
  *
- * A one-slot statement in autocommit needs no two-phase commit. Anything
- * else (a transaction block, a function's or a DO block's statement,
- * EXPLAIN, adb.router off) runs postgres_fdw's plan, unchanged.
+ * At READ COMMITTED a fast plan's statement goes as a statement prepared
+ * on that connection (exec_prepared): the datanode does not parse and plan
+ * it again each time. A one-slot statement in autocommit needs no
+ * two-phase commit. Anything else (a transaction block, a function's or a
+ * DO block's statement, EXPLAIN, adb.router off) runs postgres_fdw's plan,
+ * unchanged.
  */
 #include "postgres.h"
 
