@@ -308,6 +308,48 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("key types", func(t *testing.T) {
+		// The slot of a key is found without the planner (router.c's
+		// fast_plan) with the hash PostgreSQL's partition pruning and
+		// tuple routing use, also for a constant of another integer type
+		// than the key's: every row inserted routed is found again, by
+		// the router and by postgres_fdw.
+		mustPsql("CREATE TABLE rk_t (k text PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_t', 'k')",
+			"CREATE TABLE rk_i (k int PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_i', 'k')",
+			"CREATE TABLE rk_s (k smallint PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_s', 'k')",
+			"CREATE TABLE rk_u (k uuid PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_u', 'k')",
+			"CREATE TABLE rk_n (k numeric PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_n', 'k')")
+		var ins []string
+		for i := 1; i <= 40; i++ {
+			ins = append(ins, "INSERT INTO rk_t VALUES ('key "+strconv.Itoa(i)+" é', "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_i VALUES ("+strconv.Itoa(i*7919)+", "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_s VALUES ("+strconv.Itoa(-i)+", "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_u VALUES ('00000000-0000-0000-0000-"+strings.Repeat("0", 10)+strconv.Itoa(10+i)+"', "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_n VALUES ("+strconv.Itoa(i)+".50, "+strconv.Itoa(i)+")")
+		}
+		mustPsql(append(ins, fdwConns)...)
+		var sel []string
+		for i := 1; i <= 40; i++ {
+			sel = append(sel, "SELECT v FROM rk_t WHERE k = 'key "+strconv.Itoa(i)+" é'",
+				"SELECT v FROM rk_i WHERE k = "+strconv.Itoa(i*7919)+"::bigint",
+				"SELECT v FROM rk_s WHERE k = "+strconv.Itoa(-i),
+				"SELECT v FROM rk_u WHERE k = '00000000-0000-0000-0000-"+strings.Repeat("0", 10)+strconv.Itoa(10+i)+"'",
+				"SELECT v FROM rk_n WHERE k = "+strconv.Itoa(i)+".500")
+		}
+		routed := mustPsql(append(sel, fdwConns)...)
+		fdw := mustPsql(append([]string{"SET adb.router = off"}, sel...)...)
+		var want strings.Builder
+		for i := 1; i <= 40; i++ {
+			want.WriteString(strings.Repeat("v\n"+strconv.Itoa(i)+"\n", 5))
+		}
+		if routed != want.String()+"fdw_connections\n0\n" || fdw != "SET\n"+want.String() {
+			t.Errorf("rows by key of each type: routed\n%s\npostgres_fdw\n%s", routed, fdw)
+		}
+		if out := mustPsql("SELECT count(*) FROM rk_t", "SELECT count(*) FROM rk_i WHERE k = 7919", "SELECT count(*) FROM rk_i WHERE k = 5000000000"); out != "count\n40\ncount\n1\ncount\n0\n" {
+			t.Errorf("counts: %q", out)
+		}
+	})
+
 	t.Run("datanodes restarted", func(t *testing.T) {
 		// One session (simple query protocol, as psql's) keeps its
 		// connections to the datanodes; after they restart, its next
