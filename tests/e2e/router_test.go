@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestRouter: single-slot statements through a coordinator (ext/adb
@@ -204,6 +206,150 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("extended protocol", func(t *testing.T) {
+		// pgx's default: the extended query protocol, statements
+		// prepared once and cached, Bind/Execute/Sync per query. In
+		// autocommit each one is routed (the session never opens a
+		// postgres_fdw connection); in a transaction and in a pipeline
+		// of several statements (one implicit transaction) they stay
+		// atomic.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		conn := c.begin(t, cn)
+		fdwConn := c.begin(t, cn, "SET adb.router = off")
+		fdwConnections := func() string {
+			var n string
+			if err := conn.QueryRow(ctx, "SELECT count(*)::text FROM postgres_fdw_get_connections()").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for round := 0; round < 2; round++ {
+			for _, id := range []int64{1, 2, 3, 4, 5, 20, -9223372036854775808} {
+				var got, want *string
+				if err := conn.QueryRow(ctx, "SELECT v FROM rt WHERE id = $1", id).Scan(&got); err != nil && err != pgx.ErrNoRows {
+					t.Fatalf("SELECT by key %d: %v", id, err)
+				}
+				if err := fdwConn.QueryRow(ctx, "SELECT v FROM rt WHERE id = $1", id).Scan(&want); err != nil && err != pgx.ErrNoRows {
+					t.Fatalf("SELECT by key %d with the router off: %v", id, err)
+				}
+				if (got == nil) != (want == nil) || (got != nil && *got != *want) {
+					t.Errorf("SELECT by key %d: %v, with the router off %v", id, deref(got), deref(want))
+				}
+			}
+			// A query without parameters: its plan is cached and used again.
+			var v string
+			if err := conn.QueryRow(ctx, "SELECT v FROM rt WHERE id = 20").Scan(&v); err != nil || v != "b" {
+				t.Errorf("SELECT by key 20 (round %d): %q %v", round, v, err)
+			}
+		}
+		if tag, err := conn.Exec(ctx, "INSERT INTO rt (id, v) VALUES ($1, $2)", int64(50), "fifty"); err != nil || tag.String() != "INSERT 0 1" {
+			t.Errorf("INSERT by key: %s %v", tag, err)
+		}
+		if n := fdwConnections(); n != "0" {
+			t.Errorf("postgres_fdw connections of the extended protocol's session: %s (not routed)", n)
+		}
+		_, err := conn.Exec(ctx, "INSERT INTO rt (id, v) VALUES ($1, $2)", int64(50), "again")
+		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+			t.Errorf("duplicate key through the extended protocol: %v", err)
+		}
+		// The cached plan of a literal query, in a transaction block:
+		// postgres_fdw's plan, in the transaction.
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := tx.QueryRow(ctx, "SELECT v FROM rt WHERE id = 20").Scan(&v); err != nil || v != "b" {
+			t.Errorf("SELECT by key 20 in a block: %q %v", v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO rt (id, v) VALUES ($1, $2)", int64(51), "x"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO rt (id, v) VALUES ($1, $2)", int64(50), "dup"); err == nil {
+			t.Fatal("duplicate key in a block: no error")
+		}
+		_ = tx.Rollback(ctx)
+		// A pipeline (one Sync for all): one implicit transaction.
+		batch := &pgx.Batch{}
+		batch.Queue("INSERT INTO rt (id, v) VALUES ($1, $2)", int64(52), "x")
+		batch.Queue("INSERT INTO rt (id, v) VALUES ($1, $2)", int64(50), "dup")
+		if err := conn.SendBatch(ctx, batch).Close(); err == nil {
+			t.Fatal("duplicate key in a pipeline: no error")
+		}
+		batch = &pgx.Batch{}
+		batch.Queue("SELECT v FROM rt WHERE id = $1", int64(1))
+		batch.Queue("INSERT INTO rt (id, v) VALUES ($1, $2)", int64(53), "y")
+		batch.Queue("INSERT INTO rt (id, v) VALUES ($1, $2)", int64(54), "z")
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+			t.Fatalf("a pipeline of single-slot statements: %v", err)
+		}
+		if out := mustPsql("SELECT id, v FROM rt WHERE id IN (50, 51, 52, 53, 54) ORDER BY id"); out != "id|v\n50|fifty\n53|y\n54|z\n" {
+			t.Errorf("rows after the block and the pipelines (want 50, 53, 54):\n%s", out)
+		}
+	})
+
+	t.Run("privileges", func(t *testing.T) {
+		// A role with no privilege on the table is refused as PostgreSQL
+		// refuses it, routed or not; one with privileges goes through
+		// postgres_fdw (the router serves superusers only), as with the
+		// router off.
+		mustPsql("CREATE ROLE rt_nopriv", "CREATE ROLE rt_reader", "GRANT SELECT, INSERT ON rt TO rt_reader")
+		for _, q := range []string{"SELECT v FROM rt WHERE id = 1", "INSERT INTO rt (id, v) VALUES (60, 'x')"} {
+			_, stderr, err := psql("SET ROLE rt_nopriv", q)
+			if err == nil || !strings.Contains(stderr, "ERROR:  42501: permission denied for table rt") {
+				t.Errorf("%s as a role without privileges: %v %s", q, err, stderr)
+			}
+			_, routed, err1 := psql("SET ROLE rt_reader", q)
+			_, fdw, err2 := psql("SET adb.router = off", "SET ROLE rt_reader", q)
+			if (err1 == nil) != (err2 == nil) || firstLine(routed) != firstLine(fdw) {
+				t.Errorf("%s as a reader: %v %s; with the router off: %v %s", q, err1, routed, err2, fdw)
+			}
+		}
+	})
+
+	t.Run("key types", func(t *testing.T) {
+		// The slot of a key is found without the planner (router.c's
+		// fast_plan) with the hash PostgreSQL's partition pruning and
+		// tuple routing use, also for a constant of another integer type
+		// than the key's: every row inserted routed is found again, by
+		// the router and by postgres_fdw.
+		mustPsql("CREATE TABLE rk_t (k text PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_t', 'k')",
+			"CREATE TABLE rk_i (k int PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_i', 'k')",
+			"CREATE TABLE rk_s (k smallint PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_s', 'k')",
+			"CREATE TABLE rk_u (k uuid PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_u', 'k')",
+			"CREATE TABLE rk_n (k numeric PRIMARY KEY, v int)", "SELECT adb.create_distributed_table('rk_n', 'k')")
+		var ins []string
+		for i := 1; i <= 40; i++ {
+			ins = append(ins, "INSERT INTO rk_t VALUES ('key "+strconv.Itoa(i)+" é', "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_i VALUES ("+strconv.Itoa(i*7919)+", "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_s VALUES ("+strconv.Itoa(-i)+", "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_u VALUES ('00000000-0000-0000-0000-"+strings.Repeat("0", 10)+strconv.Itoa(10+i)+"', "+strconv.Itoa(i)+")",
+				"INSERT INTO rk_n VALUES ("+strconv.Itoa(i)+".50, "+strconv.Itoa(i)+")")
+		}
+		mustPsql(append(ins, fdwConns)...)
+		var sel []string
+		for i := 1; i <= 40; i++ {
+			sel = append(sel, "SELECT v FROM rk_t WHERE k = 'key "+strconv.Itoa(i)+" é'",
+				"SELECT v FROM rk_i WHERE k = "+strconv.Itoa(i*7919)+"::bigint",
+				"SELECT v FROM rk_s WHERE k = "+strconv.Itoa(-i),
+				"SELECT v FROM rk_u WHERE k = '00000000-0000-0000-0000-"+strings.Repeat("0", 10)+strconv.Itoa(10+i)+"'",
+				"SELECT v FROM rk_n WHERE k = "+strconv.Itoa(i)+".500")
+		}
+		routed := mustPsql(append(sel, fdwConns)...)
+		fdw := mustPsql(append([]string{"SET adb.router = off"}, sel...)...)
+		var want strings.Builder
+		for i := 1; i <= 40; i++ {
+			want.WriteString(strings.Repeat("v\n"+strconv.Itoa(i)+"\n", 5))
+		}
+		if routed != want.String()+"fdw_connections\n0\n" || fdw != "SET\n"+want.String() {
+			t.Errorf("rows by key of each type: routed\n%s\npostgres_fdw\n%s", routed, fdw)
+		}
+		if out := mustPsql("SELECT count(*) FROM rk_t", "SELECT count(*) FROM rk_i WHERE k = 7919", "SELECT count(*) FROM rk_i WHERE k = 5000000000"); out != "count\n40\ncount\n1\ncount\n0\n" {
+			t.Errorf("counts: %q", out)
+		}
+	})
+
 	t.Run("datanodes restarted", func(t *testing.T) {
 		// One session (simple query protocol, as psql's) keeps its
 		// connections to the datanodes; after they restart, its next
@@ -244,6 +390,20 @@ func TestRouter(t *testing.T) {
 		}
 	})
 
+	t.Run("table changed", func(t *testing.T) {
+		// A session's routed statements are prepared on the datanodes:
+		// after a column changes type under the same name, the same
+		// statement still answers (the old prepared plan no longer
+		// fits: the statement is sent again as it is).
+		out := mustPsql("SELECT n FROM rt WHERE id = 1", "INSERT INTO rt (id, v, n) VALUES (70, 'x', 7)",
+			"ALTER TABLE rt DROP COLUMN n", "ALTER TABLE rt ADD COLUMN n text",
+			"UPDATE rt SET n = 'one' WHERE id = 1", "SELECT n FROM rt WHERE id = 1",
+			"INSERT INTO rt (id, v, n) VALUES (71, 'y', 'eight')", "SELECT n FROM rt WHERE id = 71")
+		if out != "n\n2.5\nINSERT 0 1\nALTER TABLE\nALTER TABLE\nUPDATE 1\nn\none\nINSERT 0 1\nn\neight\n" {
+			t.Errorf("statements before and after a column's change of type:\n%s", out)
+		}
+	})
+
 	t.Run("cancel", func(t *testing.T) {
 		// A row locked by an open transaction: the routed UPDATE waits on
 		// the datanode until the statement_timeout cancels it there too.
@@ -263,4 +423,18 @@ func TestRouter(t *testing.T) {
 			t.Errorf("after the cancelled UPDATE: %q (it ran on after the cancel?)", out)
 		}
 	})
+}
+
+// deref is *s, or "NULL".
+func deref(s *string) string {
+	if s == nil {
+		return "NULL"
+	}
+	return *s
+}
+
+// firstLine is the first line of s.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
