@@ -144,18 +144,6 @@ static CustomExecMethods router_exec_methods = {
 /* ---------- planning ---------- */
 
 /*
- * is_pgfdw_server says whether serverid belongs to postgres_fdw: only its
- * plans' fdw_private has the layout read here.
- */
-static bool
-is_pgfdw_server(Oid serverid)
-{
-	ForeignServer *srv = GetForeignServer(serverid);
-
-	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
-}
-
-/*
  * no_triggers says whether relation relid has no triggers (the router's
  * plan has no ModifyTable to fire them) and no row security.
  */
@@ -226,7 +214,7 @@ route_select(PlannedStmt *stmt)
 
 	if (!IsA(fs, ForeignScan) || fs->operation != CMD_SELECT || fs->scan.scanrelid == 0 ||
 		fs->fdw_exprs != NIL || fs->fdw_scan_tlist != NIL || list_length(fs->fdw_private) < 2 ||
-		!is_pgfdw_server(fs->fs_server))
+		!adb_fdw_is_postgres_fdw(fs->fs_server))
 		return NULL;
 	rte = rt_fetch(fs->scan.scanrelid, stmt->rtable);
 	if (rte->rtekind != RTE_RELATION || !get_rel_relispartition(rte->relid))
@@ -267,7 +255,7 @@ route_modify(PlannedStmt *stmt, ModifyTable *mt)
 		fs == NULL || !IsA(fs, ForeignScan) || fs->operation != mt->operation ||
 		fs->fdw_exprs != NIL || fs->resultRelation == 0 || list_length(fs->fdw_private) < 2 ||
 		intVal(lsecond(fs->fdw_private)) != 0 || fs->scan.plan.initPlan != NIL ||
-		!is_pgfdw_server(fs->fs_server))
+		!adb_fdw_is_postgres_fdw(fs->fs_server))
 		return NULL;
 	rte = rt_fetch(fs->resultRelation, stmt->rtable);
 	if (rte->rtekind != RTE_RELATION || !get_rel_relispartition(rte->relid) || !no_triggers(rte->relid))
@@ -504,7 +492,7 @@ route_insert(PlannedStmt *stmt, ModifyTable *mt)
 	/* Tuple routing would lock it for the INSERT. */
 	part = table_open(pd->oids[idx], RowExclusiveLock);
 	if (part->trigdesc != NULL || part->rd_rel->relrowsecurity ||
-		!is_pgfdw_server(GetForeignServerIdByRelId(RelationGetRelid(part))))
+		!adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(RelationGetRelid(part))))
 		goto done;
 	sql = insert_sql(root, part, res->plan.targetlist);
 	if (sql == NULL)
@@ -619,7 +607,7 @@ build_part(RemotePart *rp, Relation parent, Oid partid)
 		goto done;
 	ft = GetForeignTable(partid);
 	rp->serverid = ft->serverid;
-	if (!is_pgfdw_server(ft->serverid))
+	if (!adb_fdw_is_postgres_fdw(ft->serverid))
 		goto done;
 	rp->routable = part->trigdesc == NULL && !part->rd_rel->relrowsecurity;
 	rp->relsql = remote_relation(ft, part);
@@ -1058,8 +1046,7 @@ fast_plan(Query *parse, int cursorOptions, ParamListInfo boundParams)
 		return NULL;
 	rte = linitial(parse->rtable);
 	if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_PARTITIONED_TABLE ||
-		rte->securityQuals != NIL || rte->tablesample != NULL ||
-		!superuser_arg(OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId()))
+		rte->securityQuals != NIL || rte->tablesample != NULL)
 		return NULL;
 	/* Locked by the parser (or the plan cache). */
 	parent = table_open(rte->relid, NoLock);
@@ -1774,6 +1761,32 @@ sync_follows(void)
 }
 
 /*
+ * may_route says whether userid's statements may go on the router's own
+ * connection to serverid, made with the coordinator's password file:
+ * a superuser's, and anyone's when the user mapping needs no password of
+ * its own (password_required 'false', as adbmgr's PUBLIC mappings have);
+ * postgres_fdw's rule for its connections, whose checks the router's
+ * connection would skip. The statement's privileges were checked by the
+ * executor already.
+ */
+static bool
+may_route(Oid userid, Oid serverid)
+{
+	ListCell   *lc;
+
+	if (superuser_arg(userid))
+		return true;
+	foreach(lc, GetUserMapping(userid, serverid)->options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "password_required") == 0)
+			return !defGetBoolean(d);
+	}
+	return false;
+}
+
+/*
  * can_route says whether the statement of estate runs in one round trip:
  * it is the whole of its transaction as far as anyone can tell — a
  * top-level statement (the portal's only one) outside a transaction
@@ -1781,8 +1794,7 @@ sync_follows(void)
  * query protocol, a query string of its own; with the extended protocol
  * (a cached plan), followed by Sync, at READ COMMITTED (a statement read
  * before it in the same implicit transaction had its own snapshot anyway)
- * — and its user is a superuser (postgres_fdw's password rules for others
- * are its own).
+ * — and its user may use the router's connection (may_route).
  */
 static bool
 can_route(RouterState *rs, EState *estate, bool *later)
@@ -1796,7 +1808,7 @@ can_route(RouterState *rs, EState *estate, bool *later)
 		(ActivePortal->cursorOptions & CURSOR_OPT_HOLD) != 0 ||
 		list_length(ActivePortal->stmts) != 1 ||
 		linitial(ActivePortal->stmts) != estate->es_plannedstmt ||
-		!superuser_arg(userid))
+		!may_route(userid, rs->serverid))
 		return false;
 	if (ActivePortal->cplan == NULL)
 		return true;
