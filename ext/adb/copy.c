@@ -84,6 +84,9 @@ static bool copy_bulk = true;
 
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
+static ExecutorStart_hook_type prev_start = NULL;
+
+static TupleTableSlot *drain_exec(PlanState *ps);
 
 /* An INSERT of fewer rows (estimated) goes through postgres_fdw's batches. */
 #define BULK_INSERT_ROWS 100
@@ -866,7 +869,8 @@ bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
 	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts);
 	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts);
-	if (drain)
+	/* A source adb_copy_start drained already is read whole at its first row. */
+	if (drain && src->ExecProcNodeReal != drain_exec)
 	{
 		store = tuplestore_begin_heap(false, false, work_mem);
 		for (;;)
@@ -932,6 +936,154 @@ bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 	MemoryContextDelete(bc.cxt);
 	estate->es_processed += processed;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Drain is an INSERT's source read whole before the INSERT gets its first
+ * row (see wrap_sources), kept in a tuplestore.
+ */
+typedef struct Drain
+{
+	PlanState  *ps;
+	ExecProcNodeMtd real;		/* the source's own ExecProcNodeReal */
+	Tuplestorestate *store;
+	TupleTableSlot *slot;
+	bool		filled;
+	MemoryContextCallback forget;
+} Drain;
+
+/* The drains of the queries running (TopMemoryContext). */
+static List *drains = NIL;
+
+/* drain_exec stands for a drained source's ExecProcNode. */
+static TupleTableSlot *
+drain_exec(PlanState *ps)
+{
+	Drain	   *d = NULL;
+	ListCell   *lc;
+
+	foreach(lc, drains)
+	{
+		if (((Drain *) lfirst(lc))->ps == ps)
+		{
+			d = lfirst(lc);
+			break;
+		}
+	}
+	if (d == NULL)
+		elog(ERROR, "adb: drained plan node not found");
+	if (!d->filled)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ps->state->es_query_cxt);
+
+		for (;;)
+		{
+			TupleTableSlot *slot;
+
+			CHECK_FOR_INTERRUPTS();
+			slot = d->real(ps);
+			if (TupIsNull(slot))
+				break;
+			tuplestore_puttupleslot(d->store, slot);
+		}
+		d->filled = true;
+		MemoryContextSwitchTo(old);
+	}
+	if (!tuplestore_gettupleslot(d->store, true, false, d->slot))
+		return NULL;
+	return d->slot;
+}
+
+/* drain_forget takes a drain out of the list when its query ends. */
+static void
+drain_forget(void *arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	drains = list_delete_ptr(drains, arg);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * is_distributed says whether rel is a distributed table: partitioned,
+ * its partitions postgres_fdw foreign tables (the first stands for all).
+ */
+static bool
+is_distributed(Relation rel)
+{
+	PartitionDesc pd;
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	pd = RelationGetPartitionDesc(rel, true);
+	return pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE &&
+		adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[0]));
+}
+
+/*
+ * wrap_walker drains the source of each INSERT into a distributed table
+ * in the plan: through postgres_fdw, a slot's scan that starts after rows
+ * were sent to its shard, in the same remote transaction, reads them too,
+ * so an INSERT … SELECT reading the table it writes (with RETURNING,
+ * inside WITH, through a view WITH CHECK OPTION: the shapes bulk_insert
+ * does not take) copied rows twice. Only statements that read foreign
+ * tables get here (adb_copy_start).
+ */
+static bool
+wrap_walker(PlanState *ps, void *context)
+{
+	if (ps == NULL)
+		return false;
+	/* (A WITH's plan is both an init plan here and one of es_subplanstates.) */
+	if (IsA(ps, ModifyTableState) && ((ModifyTableState *) ps)->operation == CMD_INSERT &&
+		outerPlanState(ps) != NULL && outerPlanState(ps)->ExecProcNodeReal != drain_exec &&
+		is_distributed(((ModifyTableState *) ps)->resultRelInfo[0].ri_RelationDesc))
+	{
+		PlanState  *src = outerPlanState(ps);
+		EState	   *estate = ps->state;
+		MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+		Drain	   *d = palloc0(sizeof(Drain));
+
+		d->ps = src;
+		d->real = src->ExecProcNodeReal;
+		d->store = tuplestore_begin_heap(false, false, work_mem);
+		d->slot = ExecAllocTableSlot(&estate->es_tupleTable, ExecGetResultType(src), &TTSOpsMinimalTuple);
+		d->forget.func = drain_forget;
+		d->forget.arg = d;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, &d->forget);
+		MemoryContextSwitchTo(TopMemoryContext);
+		drains = lappend(drains, d);
+		MemoryContextSwitchTo(old);
+		src->ExecProcNodeReal = drain_exec;
+	}
+	return planstate_tree_walker(ps, wrap_walker, context);
+}
+
+/*
+ * adb_copy_start is the ExecutorStart hook: an INSERT (or a WITH holding
+ * one) that reads foreign tables gets its sources drained (wrap_walker).
+ */
+static void
+adb_copy_start(QueryDesc *qd, int eflags)
+{
+	PlannedStmt *ps = qd->plannedstmt;
+	ListCell   *lc;
+	int			n;
+
+	if (prev_start)
+		prev_start(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || (ps->commandType != CMD_INSERT && !ps->hasModifyingCTE))
+		return;
+	n = adb_plan_foreign_scans(ps->planTree);
+	foreach(lc, ps->subplans)
+		n += adb_plan_foreign_scans(lfirst(lc));
+	if (n == 0)
+		return;
+	wrap_walker(qd->planstate, NULL);
+	foreach(lc, qd->estate->es_subplanstates)
+		wrap_walker(lfirst(lc), NULL);
 }
 
 /*
@@ -1016,4 +1168,6 @@ adb_copy_init(void)
 	ProcessUtility_hook = adb_copy_utility;
 	prev_run = ExecutorRun_hook;
 	ExecutorRun_hook = adb_copy_run;
+	prev_start = ExecutorStart_hook;
+	ExecutorStart_hook = adb_copy_start;
 }

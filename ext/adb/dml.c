@@ -932,6 +932,16 @@ adb_emit_log(ErrorData *edata)
 			edata->hint = pstrdup("The transaction waited across datanodes for another one that waited for it; it was cancelled to break the cycle. Retry it.");
 		}
 	}
+	/*
+	 * A datanode reports a failing row whole: it reads it as its
+	 * superuser. PostgreSQL shows a role only the columns it may read; a
+	 * role that is no superuser gets no row from a datanode at all.
+	 */
+	if (edata->elevel >= ERROR && edata->detail != NULL &&
+		strncmp(edata->detail, "Failing row contains", 20) == 0 &&
+		edata->context != NULL && strstr(edata->context, "remote SQL command") != NULL &&
+		IsTransactionState() && !superuser())
+		edata->detail = pstrdup("The failing row is not shown: a datanode holds the whole row, and the role may not read every column.");
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }

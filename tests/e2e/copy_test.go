@@ -137,6 +137,23 @@ func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
 		t.Errorf("rows copied from cp_ins into itself: %s, want 101000 5", v)
 	}
 	c.mustNodeSQL(t, cn1, "DELETE FROM cp_ins WHERE id > 1000000")
+	// The shapes postgres_fdw inserts (RETURNING, inside WITH, through a
+	// view WITH CHECK OPTION, ON CONFLICT DO NOTHING): their source is
+	// read whole first too.
+	c.mustNodeSQL(t, cn1, "CREATE VIEW cp_chk AS SELECT * FROM cp_ins WHERE id > 0 WITH CHECK OPTION")
+	for _, q := range []string{
+		"INSERT INTO cp_ins (id, g, v, d) SELECT id + 1000000, g, v, d FROM cp_ins WHERE id <= 3000 RETURNING id",
+		"WITH x AS (INSERT INTO cp_ins (id, g, v, d) SELECT id + 1000000, g, v, d FROM cp_ins WHERE id <= 3000 RETURNING id) SELECT count(*) FROM x",
+		"INSERT INTO cp_chk (id, g, v, d) SELECT id + 1000000, g, v, d FROM cp_ins WHERE id <= 3000",
+		"INSERT INTO cp_ins (id, g, v, d) SELECT id + 1000000, g, v, d FROM cp_ins WHERE id <= 3000 ON CONFLICT DO NOTHING RETURNING id",
+	} {
+		c.mustNodeSQL(t, cn1, q)
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FROM cp_ins WHERE id > 1000000"); v != "3000" {
+			t.Errorf("%s: %s rows copied, want 3000", q, v)
+		}
+		c.mustNodeSQL(t, cn1, "DELETE FROM cp_ins WHERE id > 1000000")
+	}
+	c.mustNodeSQL(t, cn1, "DROP VIEW cp_chk")
 
 	before := c.slotFigures(t, "cp_ins")
 	_, err := c.nodeSQL(cn1, "INSERT INTO cp_ins (id, g, v) SELECT n, 0, 'again' FROM generate_series(99001, 100500) n")
