@@ -86,8 +86,6 @@ static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorStart_hook_type prev_start = NULL;
 
-static TupleTableSlot *drain_exec(PlanState *ps);
-
 /* An INSERT of fewer rows (estimated) goes through postgres_fdw's batches. */
 #define BULK_INSERT_ROWS 100
 
@@ -768,13 +766,10 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
  * not under EXPLAIN ANALYZE; no connection to the datanodes has a scan's
  * fetch pending (the rows go out on those connections); the source
  * returns the table's columns first, in order (as the planner makes an
- * INSERT's). A source that reads foreign tables (*drain) is read whole
- * before any row goes out: through postgres_fdw, each slot's scan starts
- * after the rows sent to earlier slots, in the same remote transaction,
- * and so reads them too — an INSERT … SELECT from a table into itself
- * copied some rows twice. Otherwise only BULK_INSERT_ROWS rows or more
- * (estimated) take this path: below that postgres_fdw's batches do as
- * well.
+ * INSERT's). A source that reads foreign tables (*drain: read whole
+ * first, see wrap_walker) takes this path whatever its size; otherwise
+ * only BULK_INSERT_ROWS rows or more (estimated) do: below that
+ * postgres_fdw's batches do as well.
  */
 static Relation
 bulk_insert_rel(QueryDesc *qd, bool *drain)
@@ -840,18 +835,16 @@ bulk_insert_rel(QueryDesc *qd, bool *drain)
  * bulk_insert runs the INSERT of qd into rel (bulk_insert_rel) as a bulk
  * COPY does: the source's rows, a batch at a time, evaluated with the
  * user's settings (DateStyle…) and kept, then routed and written out in
- * COPY form with postgres_fdw's, and sent to the shards. With drain, the
- * source is first read whole into a tuplestore (work_mem, then disk).
- * Constraints are the shards' (as through postgres_fdw); the row count is
+ * COPY form with postgres_fdw's, and sent to the shards. A source that
+ * reads foreign tables was drained by adb_copy_start: read whole (into a
+ * tuplestore, work_mem then disk) at its first row. Constraints are the shards' (as through postgres_fdw); the row count is
  * the statement's.
  */
 static void
-bulk_insert(QueryDesc *qd, Relation rel, bool drain)
+bulk_insert(QueryDesc *qd, Relation rel)
 {
 	EState	   *estate = qd->estate;
 	PlanState  *src = outerPlanState(qd->planstate);
-	Tuplestorestate *store = NULL;
-	TupleTableSlot *stored = NULL;
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
 	MemoryContext batch;
@@ -869,22 +862,6 @@ bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
 	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts);
 	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts);
-	/* A source adb_copy_start drained already is read whole at its first row. */
-	if (drain && src->ExecProcNodeReal != drain_exec)
-	{
-		store = tuplestore_begin_heap(false, false, work_mem);
-		for (;;)
-		{
-			TupleTableSlot *slot;
-
-			CHECK_FOR_INTERRUPTS();
-			slot = ExecProcNode(src);
-			if (TupIsNull(slot))
-				break;
-			tuplestore_puttupleslot(store, slot);
-		}
-		stored = MakeSingleTupleTableSlot(ExecGetResultType(src), &TTSOpsMinimalTuple);
-	}
 	while (!done)
 	{
 		MemoryContext prev;
@@ -897,10 +874,7 @@ bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 			TupleTableSlot *slot;
 
 			CHECK_FOR_INTERRUPTS();
-			if (store != NULL)
-				slot = tuplestore_gettupleslot(store, true, false, stored) ? stored : NULL;
-			else
-				slot = ExecProcNode(src);
+			slot = ExecProcNode(src);
 			if (TupIsNull(slot))
 			{
 				done = true;
@@ -928,11 +902,6 @@ bulk_insert(QueryDesc *qd, Relation rel, bool drain)
 	}
 	flush(&bc);
 	AtEOXact_GUC(true, guc_nest);
-	if (store != NULL)
-	{
-		ExecDropSingleTupleTableSlot(stored);
-		tuplestore_end(store);
-	}
 	MemoryContextDelete(bc.cxt);
 	estate->es_processed += processed;
 	MemoryContextSwitchTo(old);
@@ -1106,7 +1075,7 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 	}
 	if (qd->totaltime)
 		InstrStartNode(qd->totaltime);
-	bulk_insert(qd, rel, drain);
+	bulk_insert(qd, rel);
 	if (qd->totaltime)
 		InstrStopNode(qd->totaltime, qd->estate->es_processed);
 }
