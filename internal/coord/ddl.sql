@@ -425,7 +425,10 @@ BEGIN
 			                      seq, s.seqtypid::regtype, s.seqincrement, s.seqmin, s.seqmax, s.seqstart,
 			                      CASE WHEN s.seqcycle THEN 'CYCLE' ELSE 'NO CYCLE' END)
 			INTO seqs FROM pg_sequence s WHERE s.seqrelid = seq;
-			owned := owned || format(E'ALTER SEQUENCE %s OWNED BY %I.%I.%I;\n', seq, nsp, rel, a.attname);
+			owned := owned || format(E'ALTER SEQUENCE %s OWNED BY %I.%I.%I;\n', seq, nsp, rel, a.attname)
+			         -- its privileges as here (default privileges, GRANTs)
+			         || format(E'UPDATE pg_catalog.pg_class SET relacl = %L::pg_catalog.aclitem[] WHERE oid = %L::regclass;\n',
+			                   (SELECT c.relacl::text FROM pg_class c WHERE c.oid = seq), seq::text);
 			dflt := format(' DEFAULT adb.dist_nextval(%L::regclass)', seq::text);
 		ELSIF a.def IS NOT NULL THEN
 			dflt := ' DEFAULT ' || a.def;

@@ -371,12 +371,14 @@ func TestDistributedDDL(t *testing.T) {
 		// cn1's default privileges and a GRANT made before
 		// create_distributed_table.
 		c.mustNodeSQL(t, cn1, `ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO gr_reader;
-			CREATE TABLE gr_dp (id int PRIMARY KEY); GRANT INSERT ON gr_dp TO gr_reader;
+			ALTER DEFAULT PRIVILEGES GRANT USAGE ON SEQUENCES TO gr_reader;
+			CREATE TABLE gr_dp (id int PRIMARY KEY, k serial); GRANT INSERT ON gr_dp TO gr_reader;
 			SELECT adb.create_distributed_table('gr_dp', 'id');
-			ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM gr_reader`)
+			ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM gr_reader;
+			ALTER DEFAULT PRIVILEGES REVOKE USAGE ON SEQUENCES FROM gr_reader`)
 		for _, n := range coords {
-			if v := c.nodeValue(t, n, "SELECT has_table_privilege('gr_reader', 'gr_dp', 'SELECT') || ' ' || has_table_privilege('gr_reader', 'gr_dp', 'INSERT')"); v != "true true" {
-				t.Errorf("gr_reader's SELECT and INSERT on gr_dp on %s: %s", n.Name, v)
+			if v := c.nodeValue(t, n, "SELECT has_table_privilege('gr_reader', 'gr_dp', 'SELECT') || ' ' || has_table_privilege('gr_reader', 'gr_dp', 'INSERT') || ' ' || has_sequence_privilege('gr_reader', 'gr_dp_k_seq', 'USAGE')"); v != "true true true" {
+				t.Errorf("gr_reader's SELECT and INSERT on gr_dp, USAGE on its sequence, on %s: %s", n.Name, v)
 			}
 		}
 		// A datanode's "Failing row contains" shows every column: a role
