@@ -161,12 +161,37 @@ typedef struct Deparse
 	Index		excluded;		/* EXCLUDED's */
 } Deparse;
 
-/* unsupported refuses an expression of the clause. */
+/* unsupported refuses an expression of the clause, naming what it is. */
 static void
 unsupported(Deparse *d, Node *n)
 {
-	refuse(d->relid, "with this expression in its clause",
-		   "The ON CONFLICT clause may use the table's and EXCLUDED's columns, constants, and built-in immutable operators and functions.");
+	const char *what;
+
+	switch (nodeTag(n))
+	{
+		case T_FuncExpr:
+			what = psprintf("this expression in its clause (function %s: not a built-in immutable one)",
+							get_func_name(((FuncExpr *) n)->funcid));
+			break;
+		case T_OpExpr:
+			what = psprintf("this expression in its clause (operator %s: not a built-in immutable one)",
+							get_opname(((OpExpr *) n)->opno));
+			break;
+		case T_Param:
+			what = "this expression in its clause (a parameter)";
+			break;
+		case T_SubLink:
+			what = "this expression in its clause (a sub-select)";
+			break;
+		case T_SQLValueFunction:
+			what = "this expression in its clause (a value of the session, such as current_user)";
+			break;
+		default:
+			what = "this expression in its clause";
+			break;
+	}
+	refuse(d->relid, what,
+		   "The ON CONFLICT clause may use the table's and EXCLUDED's columns, constants, built-in immutable operators and functions, CASE, COALESCE, GREATEST, LEAST, NULLIF, IS [NOT] DISTINCT FROM, IN and ANY.");
 }
 
 /* builtin_immutable says whether function funcid may run on a datanode. */
@@ -301,6 +326,94 @@ deparse(Deparse *d, Node *n)
 			deparse_args(d, ((CoalesceExpr *) n)->args);
 			appendStringInfoChar(d->buf, ')');
 			break;
+		case T_MinMaxExpr:
+			{
+				MinMaxExpr *m = (MinMaxExpr *) n;
+
+				appendStringInfoString(d->buf, m->op == IS_GREATEST ? "GREATEST(" : "LEAST(");
+				deparse_args(d, m->args);
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			{
+				OpExpr	   *o = (OpExpr *) n;	/* both are OpExprs */
+
+				if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) ||
+					get_opname(o->opno) == NULL || strcmp(get_opname(o->opno), "=") != 0 ||
+					list_length(o->args) != 2)
+					unsupported(d, n);
+				appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? "NULLIF(" : "(");
+				deparse(d, linitial(o->args));
+				appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? ", " : " IS DISTINCT FROM ");
+				deparse(d, lsecond(o->args));
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_BooleanTest:
+			{
+				static const char *const tests[] = {" IS TRUE", " IS NOT TRUE", " IS FALSE", " IS NOT FALSE",
+				" IS UNKNOWN", " IS NOT UNKNOWN"};
+				BooleanTest *t = (BooleanTest *) n;
+
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, (Node *) t->arg);
+				appendStringInfo(d->buf, "%s)", tests[t->booltesttype]);
+				break;
+			}
+		case T_CaseExpr:
+			{
+				CaseExpr   *c = (CaseExpr *) n;
+				ListCell   *lc;
+
+				/* Searched CASE only (CASE x WHEN … compares a placeholder). */
+				if (c->arg != NULL)
+					unsupported(d, n);
+				appendStringInfoString(d->buf, "(CASE");
+				foreach(lc, c->args)
+				{
+					CaseWhen   *w = lfirst_node(CaseWhen, lc);
+
+					appendStringInfoString(d->buf, " WHEN ");
+					deparse(d, (Node *) w->expr);
+					appendStringInfoString(d->buf, " THEN ");
+					deparse(d, (Node *) w->result);
+				}
+				if (c->defresult != NULL)
+				{
+					appendStringInfoString(d->buf, " ELSE ");
+					deparse(d, (Node *) c->defresult);
+				}
+				appendStringInfoString(d->buf, " END)");
+				break;
+			}
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *a = (ScalarArrayOpExpr *) n;
+				char	   *name = get_opname(a->opno);
+
+				if (a->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(a->opno)) || name == NULL ||
+					list_length(a->args) != 2)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, linitial(a->args));
+				appendStringInfo(d->buf, " OPERATOR(pg_catalog.%s) %s (", name, a->useOr ? "ANY" : "ALL");
+				deparse(d, lsecond(a->args));
+				appendStringInfoString(d->buf, "))");
+				break;
+			}
+		case T_ArrayExpr:
+			{
+				ArrayExpr  *a = (ArrayExpr *) n;
+
+				if (a->multidims)
+					unsupported(d, n);
+				appendStringInfoString(d->buf, "ARRAY[");
+				deparse_args(d, a->elements);
+				appendStringInfo(d->buf, "]::%s", format_type_extended(a->array_typeid, -1, FORMAT_TYPE_FORCE_QUALIFY));
+				break;
+			}
 		default:
 			unsupported(d, n);
 	}

@@ -37,6 +37,9 @@ func TestUpsert(t *testing.T) {
 		{"INSERT INTO %s AS u (id, v) VALUES (1, 'x'), (4, 'd') ON CONFLICT (id) DO UPDATE SET v = u.v || '+' || EXCLUDED.v, n = u.n + 1", "INSERT 0 2"},
 		{"INSERT INTO %[1]s (id, v) SELECT g, 'g' || g FROM generate_series(1, 200) g ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v WHERE %[1]s.n = 0", "INSERT 0 199"},
 		{"INSERT INTO %s (id, v, n) VALUES (7, NULL, 5) ON CONFLICT (id) DO UPDATE SET v = coalesce(EXCLUDED.v, 'none'), n = EXCLUDED.n * 2", "INSERT 0 1"},
+		{`INSERT INTO %s AS u (id, v, n) VALUES (1, 'q', 3), (2, 'r', 50), (3, 's', 1) ON CONFLICT (id) DO UPDATE
+			SET n = GREATEST(u.n, EXCLUDED.n), v = CASE WHEN u.v IS DISTINCT FROM EXCLUDED.v AND u.n IN (0, 1, 10) THEN NULLIF(EXCLUDED.v, 'r') ELSE u.v || '.' END
+			WHERE (u.n > 100) IS NOT TRUE AND u.id = ANY (ARRAY[1, 2])`, "INSERT 0 2"},
 	}
 	for _, st := range steps {
 		for _, tbl := range []string{"up_d", "up_p"} {
@@ -55,7 +58,7 @@ func TestUpsert(t *testing.T) {
 	if out := c.mustNodeSQL(t, cn2, "INSERT INTO up_d (id, v) VALUES (2, 'cn2') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, n = up_d.n + 10"); fmt.Sprint(out) != "[[INSERT 0 1]]" {
 		t.Errorf("upsert through cn2: %v", out)
 	}
-	if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || min(v) || ' ' || min(n) FROM up_d WHERE id = 2"); v != "1 cn2 10" {
+	if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || min(v) || ' ' || min(n) FROM up_d WHERE id = 2"); v != "1 cn2 60" {
 		t.Errorf("id 2 after the upsert through cn2: %s", v)
 	}
 
