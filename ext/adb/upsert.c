@@ -217,112 +217,118 @@ deparse_args(Deparse *d, List *args)
 	}
 }
 
-/* deparse_operator writes an operator: binary or prefix, IS DISTINCT FROM, NULLIF, ANY/ALL. */
+/*
+ * deparse_operator writes an operator: binary or prefix, IS DISTINCT
+ * FROM, NULLIF, ANY/ALL.
+ */
 static void
 deparse_operator(Deparse *d, Node *n)
 {
 	switch (nodeTag(n))
 	{
-	case T_OpExpr:
-		{
-			OpExpr	   *o = (OpExpr *) n;
-			char	   *name = get_opname(o->opno);
-
-			if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) || name == NULL ||
-				list_length(o->args) < 1 || list_length(o->args) > 2)
-				unsupported(d, n);
-			appendStringInfoChar(d->buf, '(');
-			if (list_length(o->args) == 2)
+		case T_OpExpr:
 			{
-				deparse(d, linitial(o->args));
-				appendStringInfoChar(d->buf, ' ');
+				OpExpr	   *o = (OpExpr *) n;
+				char	   *name = get_opname(o->opno);
+
+				if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) || name == NULL ||
+					list_length(o->args) < 1 || list_length(o->args) > 2)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				if (list_length(o->args) == 2)
+				{
+					deparse(d, linitial(o->args));
+					appendStringInfoChar(d->buf, ' ');
+				}
+				appendStringInfo(d->buf, "OPERATOR(pg_catalog.%s) ", name);
+				deparse(d, llast(o->args));
+				appendStringInfoChar(d->buf, ')');
+				break;
 			}
-			appendStringInfo(d->buf, "OPERATOR(pg_catalog.%s) ", name);
-			deparse(d, llast(o->args));
-			appendStringInfoChar(d->buf, ')');
-			break;
-		}
-	case T_DistinctExpr:
-	case T_NullIfExpr:
-		{
-			OpExpr	   *o = (OpExpr *) n;	/* both are OpExprs */
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			{
+				OpExpr	   *o = (OpExpr *) n;	/* both are OpExprs */
 
-			if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) ||
-				get_opname(o->opno) == NULL || strcmp(get_opname(o->opno), "=") != 0 ||
-				list_length(o->args) != 2)
-				unsupported(d, n);
-			appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? "NULLIF(" : "(");
-			deparse(d, linitial(o->args));
-			appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? ", " : " IS DISTINCT FROM ");
-			deparse(d, lsecond(o->args));
-			appendStringInfoChar(d->buf, ')');
-			break;
-		}
-	case T_ScalarArrayOpExpr:
-		{
-			ScalarArrayOpExpr *a = (ScalarArrayOpExpr *) n;
-			char	   *name = get_opname(a->opno);
+				if (o->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(o->opno)) ||
+					get_opname(o->opno) == NULL || strcmp(get_opname(o->opno), "=") != 0 ||
+					list_length(o->args) != 2)
+					unsupported(d, n);
+				appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? "NULLIF(" : "(");
+				deparse(d, linitial(o->args));
+				appendStringInfoString(d->buf, IsA(n, NullIfExpr) ? ", " : " IS DISTINCT FROM ");
+				deparse(d, lsecond(o->args));
+				appendStringInfoChar(d->buf, ')');
+				break;
+			}
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *a = (ScalarArrayOpExpr *) n;
+				char	   *name = get_opname(a->opno);
 
-			if (a->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(a->opno)) || name == NULL ||
-				list_length(a->args) != 2)
-				unsupported(d, n);
-			appendStringInfoChar(d->buf, '(');
-			deparse(d, linitial(a->args));
-			appendStringInfo(d->buf, " OPERATOR(pg_catalog.%s) %s (", name, a->useOr ? "ANY" : "ALL");
-			deparse(d, lsecond(a->args));
-			appendStringInfoString(d->buf, "))");
-			break;
-		}
+				if (a->opno >= FirstGenbkiObjectId || !builtin_immutable(get_opcode(a->opno)) || name == NULL ||
+					list_length(a->args) != 2)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, linitial(a->args));
+				appendStringInfo(d->buf, " OPERATOR(pg_catalog.%s) %s (", name, a->useOr ? "ANY" : "ALL");
+				deparse(d, lsecond(a->args));
+				appendStringInfoString(d->buf, "))");
+				break;
+			}
 		default:
 			unsupported(d, n);
 	}
 }
 
-/* deparse_test writes AND/OR/NOT, IS [NOT] NULL and IS [NOT] TRUE/FALSE/UNKNOWN. */
+/*
+ * deparse_test writes AND/OR/NOT, IS [NOT] NULL and IS [NOT]
+ * TRUE/FALSE/UNKNOWN.
+ */
 static void
 deparse_test(Deparse *d, Node *n)
 {
 	switch (nodeTag(n))
 	{
-	case T_BoolExpr:
-		{
-			BoolExpr   *b = (BoolExpr *) n;
-			ListCell   *lc;
-
-			appendStringInfoChar(d->buf, '(');
-			foreach(lc, b->args)
+		case T_BoolExpr:
 			{
-				if (b->boolop == NOT_EXPR)
-					appendStringInfoString(d->buf, "NOT ");
-				else if (lc != list_head(b->args))
-					appendStringInfoString(d->buf, b->boolop == AND_EXPR ? " AND " : " OR ");
-				deparse(d, lfirst(lc));
+				BoolExpr   *b = (BoolExpr *) n;
+				ListCell   *lc;
+
+				appendStringInfoChar(d->buf, '(');
+				foreach(lc, b->args)
+				{
+					if (b->boolop == NOT_EXPR)
+						appendStringInfoString(d->buf, "NOT ");
+					else if (lc != list_head(b->args))
+						appendStringInfoString(d->buf, b->boolop == AND_EXPR ? " AND " : " OR ");
+					deparse(d, lfirst(lc));
+				}
+				appendStringInfoChar(d->buf, ')');
+				break;
 			}
-			appendStringInfoChar(d->buf, ')');
-			break;
-		}
-	case T_NullTest:
-		{
-			NullTest   *t = (NullTest *) n;
+		case T_NullTest:
+			{
+				NullTest   *t = (NullTest *) n;
 
-			if (t->argisrow)
-				unsupported(d, n);
-			appendStringInfoChar(d->buf, '(');
-			deparse(d, (Node *) t->arg);
-			appendStringInfoString(d->buf, t->nulltesttype == IS_NULL ? " IS NULL)" : " IS NOT NULL)");
-			break;
-		}
-	case T_BooleanTest:
-		{
-			static const char *const tests[] = {" IS TRUE", " IS NOT TRUE", " IS FALSE", " IS NOT FALSE",
-			" IS UNKNOWN", " IS NOT UNKNOWN"};
-			BooleanTest *t = (BooleanTest *) n;
+				if (t->argisrow)
+					unsupported(d, n);
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, (Node *) t->arg);
+				appendStringInfoString(d->buf, t->nulltesttype == IS_NULL ? " IS NULL)" : " IS NOT NULL)");
+				break;
+			}
+		case T_BooleanTest:
+			{
+				static const char *const tests[] = {" IS TRUE", " IS NOT TRUE", " IS FALSE", " IS NOT FALSE",
+				" IS UNKNOWN", " IS NOT UNKNOWN"};
+				BooleanTest *t = (BooleanTest *) n;
 
-			appendStringInfoChar(d->buf, '(');
-			deparse(d, (Node *) t->arg);
-			appendStringInfo(d->buf, "%s)", tests[t->booltesttype]);
-			break;
-		}
+				appendStringInfoChar(d->buf, '(');
+				deparse(d, (Node *) t->arg);
+				appendStringInfo(d->buf, "%s)", tests[t->booltesttype]);
+				break;
+			}
 		default:
 			unsupported(d, n);
 	}
