@@ -321,9 +321,10 @@ $fn$;
 -- constraints and indexes on the datanodes (one batch per datanode), and
 -- the parent on every coordinator. A key that does not include col is
 -- refused, as Citus does (it could not be enforced shard by shard); so are
--- foreign keys, triggers and generated columns, by name. Serial and
--- identity columns take their values from adb.dist_nextval. Its
--- privileges are the same on every coordinator: this one's.
+-- foreign keys, triggers, rules, row-level security and generated columns,
+-- by name. Serial and identity columns take their values from
+-- adb.dist_nextval. Its privileges are the same on every coordinator:
+-- this one's.
 CREATE OR REPLACE FUNCTION adb.create_distributed_table(tbl regclass, col text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -383,6 +384,20 @@ BEGIN
 	END LOOP;
 	FOR r IN SELECT tgname FROM pg_trigger WHERE tgrelid = tbl AND NOT tgisinternal LOOP
 		RAISE EXCEPTION 'trigger "%" on table % is not supported on a distributed table', r.tgname, tbl USING ERRCODE = '0A000';
+	END LOOP;
+	-- Row-level security and rules would hold on this coordinator only
+	-- (the table is made again on every one): refused by name.
+	IF (SELECT relrowsecurity OR relforcerowsecurity FROM pg_class WHERE oid = tbl) THEN
+		RAISE EXCEPTION 'row-level security of table % is not supported on a distributed table', tbl
+			USING ERRCODE = '0A000', HINT = 'ALTER TABLE … DISABLE ROW LEVEL SECURITY and drop its policies first.';
+	END IF;
+	FOR r IN SELECT polname FROM pg_policy WHERE polrelid = tbl LOOP
+		RAISE EXCEPTION 'policy "%" of table % is not supported on a distributed table', r.polname, tbl
+			USING ERRCODE = '0A000', HINT = 'Drop the policy first.';
+	END LOOP;
+	FOR r IN SELECT rulename FROM pg_rewrite WHERE ev_class = tbl AND rulename <> '_RETURN' LOOP
+		RAISE EXCEPTION 'rule "%" of table % is not supported on a distributed table', r.rulename, tbl
+			USING ERRCODE = '0A000', HINT = 'Drop the rule first.';
 	END LOOP;
 	FOR r IN SELECT c.conname, c.contype, c.conkey, c.conexclop FROM pg_constraint c
 	         WHERE c.conrelid = tbl AND c.contype IN ('p', 'u', 'x') LOOP
@@ -465,7 +480,10 @@ BEGIN
 	END LOOP;
 	FOR r IN SELECT ic.relname AS name, adb.index_using(i.indexrelid) AS def
 	         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-	         WHERE i.indrelid = tbl AND NOT i.indisunique ORDER BY 1 LOOP
+	         WHERE i.indrelid = tbl AND NOT i.indisunique
+	           -- (an exclusion constraint's index comes with the constraint)
+	           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = tbl)
+	         ORDER BY 1 LOOP
 		extra := extra || format(E'CREATE INDEX %I ON %I.%I USING %s;\n', r.name, nsp, rel, r.def);
 		shardextra := shardextra || 'index'::text || r.name || r.def;
 	END LOOP;

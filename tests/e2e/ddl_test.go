@@ -144,6 +144,20 @@ func TestDistributedDDL(t *testing.T) {
 		c.wantState(t, cn1, "CREATE TRIGGER tr BEFORE INSERT ON acct FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
 			"0A000", `CREATE TRIGGER is not supported on distributed table "acct"`)
 		c.wantState(t, cn1, "ALTER TABLE acct RENAME TO acct2", "0A000", "RENAME TO is not supported")
+		// What would hold on one coordinator only is refused by name.
+		c.wantState(t, cn1, "CREATE TABLE rls_t (id int PRIMARY KEY, o text); ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY; SELECT adb.create_distributed_table('rls_t', 'id')",
+			"0A000", "row-level security of table rls_t")
+		c.wantState(t, cn1, "CREATE TABLE pol_t (id int PRIMARY KEY, o text); CREATE POLICY p ON pol_t USING (o = current_user); SELECT adb.create_distributed_table('pol_t', 'id')",
+			"0A000", `policy "p" of table pol_t`)
+		c.wantState(t, cn1, "CREATE TABLE rule_t (id int PRIMARY KEY); CREATE RULE r AS ON INSERT TO rule_t DO ALSO NOTIFY x; SELECT adb.create_distributed_table('rule_t', 'id')",
+			"0A000", `rule "r" of table rule_t`)
+	})
+
+	t.Run("ExclusionConstraintOnShards", func(t *testing.T) {
+		// An exclusion constraint that includes the distribution column
+		// with = holds on each shard.
+		c.mustNodeSQL(t, cn1, "CREATE TABLE ex_t (id int NOT NULL, s text, EXCLUDE USING btree (id WITH =)); SELECT adb.create_distributed_table('ex_t', 'id'); INSERT INTO ex_t VALUES (1, 'a')")
+		c.wantState(t, cn2, "INSERT INTO ex_t VALUES (1, 'b')", "23P01", "conflicting key value violates exclusion constraint")
 	})
 
 	t.Run("SerialUniqueAcrossCoordinators", func(t *testing.T) {
