@@ -958,8 +958,14 @@ drain_exec(PlanState *ps)
 		d->filled = true;
 		MemoryContextSwitchTo(old);
 	}
-	if (!tuplestore_gettupleslot(d->store, true, false, d->slot))
+	if (d->store == NULL || !tuplestore_gettupleslot(d->store, true, false, d->slot))
+	{
+		/* Read to the end: its temporary files go now (an error's, at abort). */
+		if (d->store != NULL)
+			tuplestore_end(d->store);
+		d->store = NULL;
 		return NULL;
+	}
 	return d->slot;
 }
 

@@ -170,28 +170,40 @@ unsupported(Deparse *d, Node *n)
 	switch (nodeTag(n))
 	{
 		case T_FuncExpr:
-			what = psprintf("this expression in its clause (function %s: not a built-in immutable one)",
+			what = psprintf("with function %s in its clause (not a built-in immutable one)",
 							get_func_name(((FuncExpr *) n)->funcid));
 			break;
 		case T_OpExpr:
-			what = psprintf("this expression in its clause (operator %s: not a built-in immutable one)",
+			what = psprintf("with operator %s in its clause (not a built-in immutable one)",
 							get_opname(((OpExpr *) n)->opno));
 			break;
 		case T_Param:
-			what = "this expression in its clause (a parameter)";
+			what = "with a parameter in its clause";
 			break;
 		case T_SubLink:
-			what = "this expression in its clause (a sub-select)";
+			what = "with a sub-select in its clause";
 			break;
 		case T_SQLValueFunction:
-			what = "this expression in its clause (a value of the session, such as current_user)";
+			what = "with a value of the session (such as current_user) in its clause";
+			break;
+		case T_CaseTestExpr:
+			what = "with a simple CASE (CASE x WHEN …) in its clause";
+			break;
+		case T_CoerceViaIO:
+			what = "with a cast through text in its clause";
+			break;
+		case T_CollateExpr:
+			what = "with COLLATE in its clause";
+			break;
+		case T_SubscriptingRef:
+			what = "with a subscript in its clause";
 			break;
 		default:
-			what = "this expression in its clause";
+			what = "with this expression in its clause";
 			break;
 	}
 	refuse(d->relid, what,
-		   "The ON CONFLICT clause may use the table's and EXCLUDED's columns, constants, built-in immutable operators and functions, CASE, COALESCE, GREATEST, LEAST, NULLIF, IS [NOT] DISTINCT FROM, IN and ANY.");
+		   "The ON CONFLICT clause may use the table's and EXCLUDED's columns, constants, built-in immutable operators and functions, searched CASE, COALESCE, GREATEST, LEAST, NULLIF, IS [NOT] DISTINCT FROM, IS [NOT] TRUE, IN, ANY and ARRAY.");
 }
 
 /* builtin_immutable says whether function funcid may run on a datanode. */

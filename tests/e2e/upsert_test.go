@@ -67,7 +67,7 @@ func TestUpsert(t *testing.T) {
 	// go there; settings, tables, volatile or stable functions do not.
 	for _, set := range []string{"v = current_user", "v = pg_read_file('postgresql.conf')", "v = (SELECT max(v) FROM up_p)",
 		"v = to_char(now(), 'HH24')", "v = up_d.v COLLATE \"C\""} {
-		c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET "+set, "0A000", "expression")
+		c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET "+set, "0A000", "in its clause")
 	}
 	// Quotes in constants stay constants, whatever the client's settings.
 	if _, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c standard_conforming_strings=off -c escape_string_warning=off"},
@@ -88,7 +88,7 @@ func TestUpsert(t *testing.T) {
 	before := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d"))
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (300, 'x'), (300, 'y') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v", "21000", "cannot affect row a second time")
 	c.wantState(t, cn1, "INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET id = 1000", "0A000", "partition value")
-	c.wantState(t, cn1, "DO $$ DECLARE k int := 3; BEGIN INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET n = k; END $$", "0A000", "expression")
+	c.wantState(t, cn1, "DO $$ DECLARE k int := 3; BEGIN INSERT INTO up_d (id, v) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET n = k; END $$", "0A000", "a parameter in its clause")
 	c.mustNodeSQL(t, cn1, "BEGIN; INSERT INTO up_d (id, v) SELECT g, 'gone' FROM generate_series(150, 400) g ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v; ROLLBACK")
 	if after := c.mustNodeSQL(t, cn1, fmt.Sprintf(rows, "up_d")); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("a failed upsert or a ROLLBACK changed the table")
