@@ -933,15 +933,16 @@ adb_emit_log(ErrorData *edata)
 		}
 	}
 	/*
-	 * A datanode reports a failing row whole: it reads it as its
-	 * superuser. PostgreSQL shows a role only the columns it may read; a
-	 * role that is no superuser gets no row from a datanode at all.
+	 * A datanode reports a failing row whole to a coordinator's session
+	 * (application_name adb:…): it runs as its superuser, while
+	 * PostgreSQL shows a role only the columns it may read, and the
+	 * coordinator passes the DETAIL on even to a PL/pgSQL handler. So a
+	 * datanode keeps the row out of what it sends coordinators.
 	 */
 	if (edata->elevel >= ERROR && edata->detail != NULL &&
 		strncmp(edata->detail, "Failing row contains", 20) == 0 &&
-		edata->context != NULL && strstr(edata->context, "remote SQL command") != NULL &&
-		IsTransactionState() && !superuser())
-		edata->detail = pstrdup("The failing row is not shown: a datanode holds the whole row, and the role may not read every column.");
+		application_name != NULL && strncmp(application_name, "adb:", 4) == 0)
+		edata->detail = pstrdup("The failing row is not shown through a coordinator: the datanode holds every column of it.");
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }
