@@ -40,8 +40,10 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "commands/copy.h"
@@ -1034,6 +1036,102 @@ wrap_walker(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, wrap_walker, context);
 }
 
+/* result_rels adds the range table indexes plan's ModifyTables write to *rels. */
+static void
+result_rels(Plan *plan, Bitmapset **rels)
+{
+	List	   *more = NIL;
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return;
+	if (IsA(plan, ModifyTable))
+	{
+		ModifyTable *mt = (ModifyTable *) plan;
+
+		foreach(lc, mt->resultRelations)
+			*rels = bms_add_member(*rels, lfirst_int(lc));
+		if (mt->rootRelation > 0)
+			*rels = bms_add_member(*rels, mt->rootRelation);
+	}
+	result_rels(plan->lefttree, rels);
+	result_rels(plan->righttree, rels);
+	if (IsA(plan, Append))
+		more = ((Append *) plan)->appendplans;
+	else if (IsA(plan, MergeAppend))
+		more = ((MergeAppend *) plan)->mergeplans;
+	else if (IsA(plan, SubqueryScan))
+		more = list_make1(((SubqueryScan *) plan)->subplan);
+	else if (IsA(plan, CustomScan))
+		more = ((CustomScan *) plan)->custom_plans;
+	foreach(lc, more)
+		result_rels(lfirst(lc), rels);
+}
+
+/* dist_of is the distributed table relid is or is a partition of, or InvalidOid. */
+static Oid
+dist_of(Oid relid)
+{
+	Relation	rel;
+	bool		dist;
+
+	if (get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE && get_rel_relispartition(relid))
+		relid = get_partition_parent(relid, true);
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return InvalidOid;
+	rel = relation_open(relid, NoLock);
+	dist = is_distributed(rel);
+	relation_close(rel, NoLock);
+	return dist ? relid : InvalidOid;
+}
+
+/*
+ * check_with_parts refuses a statement with data-modifying WITH in which
+ * one part writes a distributed table another part reads. Each part
+ * reads as of the statement's start; through postgres_fdw the parts run
+ * one after the other in the same remote transactions, so a part that
+ * reads after another wrote would see its rows. (This also refuses an
+ * INSERT in WITH from the table it writes, which its drained source would
+ * have made safe.)
+ */
+static void
+check_with_parts(PlannedStmt *ps)
+{
+	Bitmapset  *written = NULL;
+	List	   *wrote = NIL;
+	ListCell   *lc;
+	int			i = 0;
+
+	result_rels(ps->planTree, &written);
+	foreach(lc, ps->subplans)
+		result_rels(lfirst(lc), &written);
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		Oid			dist;
+
+		i++;
+		if (rte->rtekind == RTE_RELATION && bms_is_member(i, written) && OidIsValid(dist = dist_of(rte->relid)))
+			wrote = list_append_unique_oid(wrote, dist);
+	}
+	i = 0;
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		Oid			dist;
+
+		i++;
+		if (rte->rtekind == RTE_RELATION && !bms_is_member(i, written) &&
+			OidIsValid(dist = dist_of(rte->relid)) && list_member_oid(wrote, dist))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a statement whose WITH writes distributed table \"%s\" and that reads it in another part is not supported",
+							get_rel_name(dist)),
+					 errdetail("Its parts would see each other's writes on the datanodes."),
+					 errhint("Run the parts as statements of their own, in one transaction.")));
+	}
+}
+
 /*
  * adb_copy_start is the ExecutorStart hook: an INSERT (or a WITH holding
  * one) that reads foreign tables gets its sources drained (wrap_walker).
@@ -1056,6 +1154,8 @@ adb_copy_start(QueryDesc *qd, int eflags)
 		n += adb_plan_foreign_scans(lfirst(lc));
 	if (n == 0)
 		return;
+	if (ps->hasModifyingCTE)
+		check_with_parts(ps);
 	wrap_walker(qd->planstate, NULL);
 	foreach(lc, qd->estate->es_subplanstates)
 		wrap_walker(lfirst(lc), NULL);
