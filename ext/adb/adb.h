@@ -38,6 +38,7 @@ extern bool adb_fdw_pending(PgFdwConnState *state);
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_dml_sync_connection(Oid userid, Oid serverid);
+extern void adb_hide_failing_row(void *arg);
 extern void adb_upsert_init(void);
 extern void adb_aggpush_init(void);
 extern void adb_router_init(void);

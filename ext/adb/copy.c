@@ -61,6 +61,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
+#include "parser/parsetree.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "storage/latch.h"
@@ -1036,9 +1037,16 @@ wrap_walker(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, wrap_walker, context);
 }
 
-/* result_rels adds the range table indexes plan's ModifyTables write to *rels. */
+/* A ModifyTable of a statement: its command and the relations it writes. */
+typedef struct Write
+{
+	CmdType		op;
+	Bitmapset  *rels;			/* range table indexes */
+} Write;
+
+/* result_rels adds plan's ModifyTables to *writes. */
 static void
-result_rels(Plan *plan, Bitmapset **rels)
+result_rels(Plan *plan, List **writes)
 {
 	List	   *more = NIL;
 	ListCell   *lc;
@@ -1048,14 +1056,17 @@ result_rels(Plan *plan, Bitmapset **rels)
 	if (IsA(plan, ModifyTable))
 	{
 		ModifyTable *mt = (ModifyTable *) plan;
+		Write	   *w = palloc0(sizeof(Write));
 
+		w->op = mt->operation;
 		foreach(lc, mt->resultRelations)
-			*rels = bms_add_member(*rels, lfirst_int(lc));
+			w->rels = bms_add_member(w->rels, lfirst_int(lc));
 		if (mt->rootRelation > 0)
-			*rels = bms_add_member(*rels, mt->rootRelation);
+			w->rels = bms_add_member(w->rels, mt->rootRelation);
+		*writes = lappend(*writes, w);
 	}
-	result_rels(plan->lefttree, rels);
-	result_rels(plan->righttree, rels);
+	result_rels(plan->lefttree, writes);
+	result_rels(plan->righttree, writes);
 	if (IsA(plan, Append))
 		more = ((Append *) plan)->appendplans;
 	else if (IsA(plan, MergeAppend))
@@ -1065,7 +1076,7 @@ result_rels(Plan *plan, Bitmapset **rels)
 	else if (IsA(plan, CustomScan))
 		more = ((CustomScan *) plan)->custom_plans;
 	foreach(lc, more)
-		result_rels(lfirst(lc), rels);
+		result_rels(lfirst(lc), writes);
 }
 
 /* dist_of is the distributed table relid is or is a partition of, or InvalidOid. */
@@ -1085,34 +1096,69 @@ dist_of(Oid relid)
 	return dist ? relid : InvalidOid;
 }
 
+/* refuse_with_parts is check_with_parts' refusal, for table dist. */
+static void
+refuse_with_parts(Oid dist)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("a statement whose WITH writes distributed table \"%s\" and that reads or changes it in another part is not supported",
+					get_rel_name(dist)),
+			 errdetail("Its parts would see each other's writes on the datanodes."),
+			 errhint("Run the parts as statements of their own, in one transaction.")));
+}
+
 /*
  * check_with_parts refuses a statement with data-modifying WITH in which
- * one part writes a distributed table another part reads. Each part
- * reads as of the statement's start; through postgres_fdw the parts run
- * one after the other in the same remote transactions, so a part that
- * reads after another wrote would see its rows. (This also refuses an
- * INSERT in WITH from the table it writes, which its drained source would
- * have made safe.)
+ * one part writes a distributed table another part reads, or two parts
+ * write it and one of them updates or deletes. Each part reads as of the
+ * statement's start, and PostgreSQL lets only one of two changes of a
+ * row take effect; through postgres_fdw the parts run one after the
+ * other in the same remote transactions, so a later part sees, and
+ * changes again, what an earlier one wrote. (This also refuses an INSERT
+ * in WITH from the table it writes, which its drained source would have
+ * made safe.)
  */
 static void
 check_with_parts(PlannedStmt *ps)
 {
 	Bitmapset  *written = NULL;
+	List	   *writes = NIL;
 	List	   *wrote = NIL;
+	List	   *changed = NIL;		/* by an UPDATE or DELETE */
 	ListCell   *lc;
+	ListCell   *wc;
 	int			i = 0;
 
-	result_rels(ps->planTree, &written);
+	result_rels(ps->planTree, &writes);
 	foreach(lc, ps->subplans)
-		result_rels(lfirst(lc), &written);
-	foreach(lc, ps->rtable)
+		result_rels(lfirst(lc), &writes);
+	foreach(wc, writes)
 	{
-		RangeTblEntry *rte = lfirst(lc);
-		Oid			dist;
+		Write	   *w = lfirst(wc);
+		List	   *mine = NIL;
 
-		i++;
-		if (rte->rtekind == RTE_RELATION && bms_is_member(i, written) && OidIsValid(dist = dist_of(rte->relid)))
-			wrote = list_append_unique_oid(wrote, dist);
+		written = bms_union(written, w->rels);
+		i = -1;
+		while ((i = bms_next_member(w->rels, i)) >= 0)
+		{
+			RangeTblEntry *rte = rt_fetch(i, ps->rtable);
+			Oid			dist;
+
+			if (rte->rtekind == RTE_RELATION && OidIsValid(dist = dist_of(rte->relid)))
+				mine = list_append_unique_oid(mine, dist);
+		}
+		foreach(lc, mine)
+		{
+			Oid			dist = lfirst_oid(lc);
+
+			if (list_member_oid(wrote, dist) &&
+				(w->op != CMD_INSERT || list_member_oid(changed, dist)))
+				refuse_with_parts(dist);
+			wrote = lappend_oid(wrote, dist);
+			if (w->op != CMD_INSERT)
+				changed = lappend_oid(changed, dist);
+		}
 	}
 	i = 0;
 	foreach(lc, ps->rtable)
@@ -1123,12 +1169,7 @@ check_with_parts(PlannedStmt *ps)
 		i++;
 		if (rte->rtekind == RTE_RELATION && !bms_is_member(i, written) &&
 			OidIsValid(dist = dist_of(rte->relid)) && list_member_oid(wrote, dist))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a statement whose WITH writes distributed table \"%s\" and that reads it in another part is not supported",
-							get_rel_name(dist)),
-					 errdetail("Its parts would see each other's writes on the datanodes."),
-					 errhint("Run the parts as statements of their own, in one transaction.")));
+			refuse_with_parts(dist);
 	}
 }
 
@@ -1170,20 +1211,30 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 {
 	bool		drain = false;
 	Relation	rel = ScanDirectionIsForward(direction) ? bulk_insert_rel(qd, &drain) : NULL;
+	ErrorContextCallback hide;
 
+	/* A role's errors from the datanodes lose their failing rows (dml.c). */
+	hide.callback = adb_hide_failing_row;
+	hide.arg = NULL;
+	hide.previous = error_context_stack;
+	if (!superuser())
+		error_context_stack = &hide;
 	if (rel == NULL)
 	{
 		if (prev_run)
 			prev_run(qd, direction, count, execute_once);
 		else
 			standard_ExecutorRun(qd, direction, count, execute_once);
-		return;
 	}
-	if (qd->totaltime)
-		InstrStartNode(qd->totaltime);
-	bulk_insert(qd, rel);
-	if (qd->totaltime)
-		InstrStopNode(qd->totaltime, qd->estate->es_processed);
+	else
+	{
+		if (qd->totaltime)
+			InstrStartNode(qd->totaltime);
+		bulk_insert(qd, rel);
+		if (qd->totaltime)
+			InstrStopNode(qd->totaltime, qd->estate->es_processed);
+	}
+	error_context_stack = hide.previous;
 }
 
 /*
@@ -1209,7 +1260,13 @@ adb_copy_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 		if (bulk_table(rel))
 		{
-			uint64		processed = bulk_copy(stmt, rel, queryString, queryEnv);
+			ErrorContextCallback hide = {error_context_stack, adb_hide_failing_row, NULL};
+			uint64		processed;
+
+			if (!superuser())
+				error_context_stack = &hide;
+			processed = bulk_copy(stmt, rel, queryString, queryEnv);
+			error_context_stack = hide.previous;
 
 			table_close(rel, NoLock);
 			if (qc)

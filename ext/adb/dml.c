@@ -305,6 +305,23 @@ adb_planner(Query *parse, const char *query_string, int cursorOptions, ParamList
 	return standard_planner(parse, query_string, cursorOptions, boundParams);
 }
 
+/*
+ * adb_hide_failing_row is an error context callback for statements of a
+ * role that is no superuser (copy.c pushes it around their execution): a
+ * datanode reports the failing row of a CHECK or NOT NULL violation
+ * whole, as the superuser it runs as, while PostgreSQL shows a role only
+ * the columns it may read. Set while the error is raised, the DETAIL
+ * reaches neither the client nor a PL/pgSQL handler.
+ */
+void
+adb_hide_failing_row(void *arg)
+{
+	int			code = geterrcode();
+
+	if (code == ERRCODE_CHECK_VIOLATION || code == ERRCODE_NOT_NULL_VIOLATION)
+		errdetail("The failing row is not shown: a datanode holds all its columns, and the role may not read every one.");
+}
+
 /* ---------------------------------------------------------------------
  * 2. Remote transactions at the client's isolation level.
  * ---------------------------------------------------------------------
@@ -932,17 +949,6 @@ adb_emit_log(ErrorData *edata)
 			edata->hint = pstrdup("The transaction waited across datanodes for another one that waited for it; it was cancelled to break the cycle. Retry it.");
 		}
 	}
-	/*
-	 * A datanode reports a failing row whole to a coordinator's session
-	 * (application_name adb:…): it runs as its superuser, while
-	 * PostgreSQL shows a role only the columns it may read, and the
-	 * coordinator passes the DETAIL on even to a PL/pgSQL handler. So a
-	 * datanode keeps the row out of what it sends coordinators.
-	 */
-	if (edata->elevel >= ERROR && edata->detail != NULL &&
-		strncmp(edata->detail, "Failing row contains", 20) == 0 &&
-		application_name != NULL && strncmp(application_name, "adb:", 4) == 0)
-		edata->detail = pstrdup("The failing row is not shown through a coordinator: the datanode holds every column of it.");
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }

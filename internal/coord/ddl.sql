@@ -389,7 +389,7 @@ BEGIN
 	-- (the table is made again on every one): refused by name.
 	IF (SELECT relrowsecurity OR relforcerowsecurity FROM pg_class WHERE oid = tbl) THEN
 		RAISE EXCEPTION 'row-level security of table % is not supported on a distributed table', tbl
-			USING ERRCODE = '0A000', HINT = 'ALTER TABLE … DISABLE ROW LEVEL SECURITY and drop its policies first.';
+			USING ERRCODE = '0A000', HINT = 'ALTER TABLE … DISABLE ROW LEVEL SECURITY, … NO FORCE ROW LEVEL SECURITY, and drop its policies first.';
 	END IF;
 	FOR r IN SELECT polname FROM pg_policy WHERE polrelid = tbl LOOP
 		RAISE EXCEPTION 'policy "%" of table % is not supported on a distributed table', r.polname, tbl

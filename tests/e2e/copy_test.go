@@ -161,6 +161,8 @@ func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
 		"0A000", `writes distributed table "cp_ins"`)
 	c.wantState(t, cn1, `WITH d AS (DELETE FROM cp_ins WHERE id <= 10 RETURNING id) INSERT INTO cp_ref SELECT id + 1000000, g, v FROM cp_ins WHERE (SELECT count(*) FROM d) >= 0`,
 		"0A000", `writes distributed table "cp_ins"`)
+	c.wantState(t, cn1, `WITH u AS (UPDATE cp_ins SET g = g + 1 WHERE id = 12 RETURNING id) UPDATE cp_ins SET g = g + 1 WHERE id = 12`,
+		"0A000", `writes distributed table "cp_ins"`)
 	if out := c.mustNodeSQL(t, cn1, `WITH x AS (INSERT INTO cp_ins (id, g, v, d) SELECT id + 1000000, g, v, NULL FROM cp_local WHERE id <= 10 RETURNING id) SELECT count(*) FROM x`); fmt.Sprint(out) != "[[10]]" {
 		t.Errorf("an INSERT in WITH from a plain table: %v", out)
 	}
