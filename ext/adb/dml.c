@@ -443,18 +443,6 @@ wanted_level(void)
 }
 
 /*
- * is_postgres_fdw_server says whether serverid belongs to postgres_fdw
- * (other wrappers' connections are none of adb's business).
- */
-static bool
-is_postgres_fdw_server(Oid serverid)
-{
-	ForeignServer *srv = GetForeignServer(serverid);
-
-	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
-}
-
-/*
  * (server, user) pairs synced in this transaction (done_lxid): a plan
  * scans many partitions of few servers, and a user mapping costs catalog
  * reads. A subtransaction's abort empties it.
@@ -498,7 +486,7 @@ sync_connection(Oid userid, Oid serverid, int level)
 		done[ndone].userid = userid;
 		ndone++;
 	}
-	if (!is_postgres_fdw_server(serverid))
+	if (!adb_fdw_is_postgres_fdw(serverid))
 		return;
 	um = GetUserMapping(userid, serverid);
 	if (remote_sessions == NULL)
@@ -622,7 +610,7 @@ wrap_partitions(Relation root)
 			(void) GetFdwRoutineForRelation(rel, false);
 			fr = rel->rd_fdwroutine;
 			if (fr->BeginForeignInsert != adb_BeginForeignInsert && fr->BeginForeignInsert != NULL &&
-				is_postgres_fdw_server(GetForeignServerIdByRelId(pd->oids[i])) &&
+				adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[i])) &&
 				(fdw_BeginForeignInsert == NULL || fdw_BeginForeignInsert == fr->BeginForeignInsert))
 			{
 				fdw_BeginForeignInsert = fr->BeginForeignInsert;
