@@ -15,6 +15,8 @@
 
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
+#include "partitioning/partdefs.h"
+#include "utils/relcache.h"
 
 extern void adb_twophase_init(void);
 extern void adb_twophase_note_write(Oid serverid, Oid userid);
@@ -35,6 +37,12 @@ extern int	adb_fdw_set_transmission_modes(void);
 extern void adb_fdw_reset_transmission_modes(int nestlevel);
 extern bool adb_fdw_is_postgres_fdw(Oid serverid);
 extern bool adb_fdw_pending(PgFdwConnState *state);
+
+/* Distributed tables: which tables are, and the routing of a row (fdw.c). */
+extern bool adb_is_distributed(Relation rel);
+extern bool adb_is_distributed_oid(Oid relid);
+extern int	adb_route_row(Relation rel, PartitionDesc pd, Datum *values, bool *nulls);
+
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
 extern void adb_dml_sync_connection(Oid userid, Oid serverid);

@@ -1,12 +1,23 @@
 /*
  * fdw.c — the functions of postgres_fdw.so the other parts call, for all
  * of them: postgres_fdw.h is not installed, so they are resolved at run
- * time, once per backend, by name (postgres_fdw exports them).
+ * time, once per backend, by name (postgres_fdw exports them). Also what
+ * the parts agree on about the tables postgres_fdw holds: which tables are
+ * distributed (adb_is_distributed) and which partition a row of one goes
+ * to (adb_route_row).
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "catalog/pg_class.h"
 #include "fmgr.h"
+#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
 
 #include "adb.h"
 
@@ -95,6 +106,90 @@ adb_fdw_is_postgres_fdw(Oid serverid)
 	ForeignServer *srv = GetForeignServer(serverid);
 
 	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
+}
+
+/*
+ * adb_is_distributed says whether rel is a distributed table as
+ * create_distributed_table makes one (internal/coord/ddl.sql): partitioned
+ * by HASH on one plain column, with at least one partition and every
+ * partition a foreign table of a postgres_fdw server. Each partition is
+ * looked at, not only the first: the owner may ATTACH a table of another
+ * kind in place of a slot, and routing rows to it, or sending it SQL over
+ * postgres_fdw's connection, would be wrong.
+ */
+bool
+adb_is_distributed(Relation rel)
+{
+	PartitionKey key;
+	PartitionDesc pd;
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	key = RelationGetPartitionKey(rel);
+	if (key->strategy != PARTITION_STRATEGY_HASH || key->partnatts != 1 || key->partattrs[0] == 0)
+		return false;
+	pd = RelationGetPartitionDesc(rel, true);
+	if (pd->nparts == 0)
+		return false;
+	for (i = 0; i < pd->nparts; i++)
+	{
+		if (get_rel_relkind(pd->oids[i]) != RELKIND_FOREIGN_TABLE ||
+			!adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * adb_is_distributed_oid is adb_is_distributed for a relation not open
+ * yet (any kind, or none: relid may name anything).
+ */
+bool
+adb_is_distributed_oid(Oid relid)
+{
+	Relation	rel;
+	bool		result;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	result = adb_is_distributed(rel);
+	table_close(rel, AccessShareLock);
+	return result;
+}
+
+/*
+ * adb_route_row is the index in pd, rel's partition descriptor that the
+ * caller holds, of the partition PostgreSQL's tuple routing gives a row of
+ * distributed table rel (values and nulls in rel's columns): the hash of
+ * the key columns, as ExecFindPartition computes it. A row whose slot has
+ * no partition (one detached) is refused with ExecFindPartition's error.
+ */
+int
+adb_route_row(Relation rel, PartitionDesc pd, Datum *values, bool *nulls)
+{
+	PartitionKey key = RelationGetPartitionKey(rel);
+	Datum		kv[PARTITION_MAX_KEYS];
+	bool		kn[PARTITION_MAX_KEYS];
+	uint64		h;
+	int			i,
+				idx;
+
+	Assert(key->strategy == PARTITION_STRATEGY_HASH);
+	for (i = 0; i < key->partnatts; i++)
+	{
+		Assert(key->partattrs[i] > 0);
+		kv[i] = values[key->partattrs[i] - 1];
+		kn[i] = nulls[key->partattrs[i] - 1];
+	}
+	h = compute_partition_hash_value(key->partnatts, key->partsupfunc, key->partcollation, kv, kn);
+	idx = pd->boundinfo->indexes[h % get_hash_partition_greatest_modulus(pd->boundinfo)];
+	if (idx < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("no partition of relation \"%s\" found for row", RelationGetRelationName(rel))));
+	return idx;
 }
 
 /*

@@ -48,12 +48,10 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
-#include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 
@@ -66,9 +64,7 @@ typedef struct UpsertState
 {
 	CustomScanState css;
 	Relation	rel;
-	PartitionKey key;
 	PartitionDesc pd;
-	int			modulus;
 	Oid			userid;
 	FmgrInfo   *out;			/* output function of each column */
 	char	  **casts;			/* "::type" of each column */
@@ -112,35 +108,6 @@ refuse(Oid relid, const char *what, const char *hint)
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("INSERT … ON CONFLICT %s is not supported on distributed table \"%s\"", what, get_rel_name(relid)),
 			 hint ? errhint("%s", hint) : 0));
-}
-
-/*
- * is_distributed says whether relid is a distributed table: hash
- * partitioned on one plain column, every partition a postgres_fdw foreign
- * table.
- */
-static bool
-is_distributed(Oid relid)
-{
-	Relation	rel;
-	bool		ok = false;
-
-	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
-		return false;
-	rel = table_open(relid, NoLock);
-	if (RelationGetPartitionKey(rel)->strategy == PARTITION_STRATEGY_HASH &&
-		RelationGetPartitionKey(rel)->partnatts == 1 && RelationGetPartitionKey(rel)->partattrs[0] != 0)
-	{
-		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
-		int			i;
-
-		ok = pd->nparts > 0;
-		for (i = 0; ok && i < pd->nparts; i++)
-			ok = get_rel_relkind(pd->oids[i]) == RELKIND_FOREIGN_TABLE &&
-				adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[i]));
-	}
-	table_close(rel, NoLock);
-	return ok;
 }
 
 /*
@@ -546,13 +513,13 @@ upsert_planner(Query *parse, const char *query_string, int cursorOptions, ParamL
 
 		if (IsA(cte, Query) && cte->commandType == CMD_INSERT && cte->onConflict != NULL &&
 			(cte->onConflict->action == ONCONFLICT_UPDATE || cte->onConflict->arbiterElems != NIL) &&
-			is_distributed(relid = rt_fetch(cte->resultRelation, cte->rtable)->relid))
+			adb_is_distributed_oid(relid = rt_fetch(cte->resultRelation, cte->rtable)->relid))
 			refuse(relid, "in WITH", "Run the INSERT as a statement of its own.");
 	}
 
 	if (parse->commandType != CMD_INSERT || parse->onConflict == NULL || parse->resultRelation <= 0 ||
 		(parse->onConflict->action != ONCONFLICT_UPDATE && parse->onConflict->arbiterElems == NIL) ||
-		!is_distributed(relid = rt_fetch(parse->resultRelation, parse->rtable)->relid))
+		!adb_is_distributed_oid(relid = rt_fetch(parse->resultRelation, parse->rtable)->relid))
 		return prev_planner_hook ? prev_planner_hook(parse, query_string, cursorOptions, boundParams) :
 			standard_planner(parse, query_string, cursorOptions, boundParams);
 	if (parse->returningList != NIL && checkExprHasSubLink((Node *) parse->returningList))
@@ -629,9 +596,7 @@ upsert_begin(CustomScanState *node, EState *estate, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	us->rel = table_open((Oid) intVal(linitial(cs->custom_private)), NoLock);
-	us->key = RelationGetPartitionKey(us->rel);
 	us->pd = RelationGetPartitionDesc(us->rel, true);
-	us->modulus = get_hash_partition_greatest_modulus(us->pd->boundinfo);
 	us->userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
 	desc = RelationGetDescr(us->rel);
 	us->out = palloc0(sizeof(FmgrInfo) * desc->natts);
@@ -668,22 +633,6 @@ upsert_begin(CustomScanState *node, EState *estate, int eflags)
 		us->free_res.arg = us;
 		MemoryContextRegisterResetCallback(estate->es_query_cxt, &us->free_res);
 	}
-}
-
-/* route is the partition index of a row, as PostgreSQL's hash routing finds it. */
-static int
-route(UpsertState *us, Datum *values, bool *nulls)
-{
-	AttrNumber	att = us->key->partattrs[0];
-	uint64		h = compute_partition_hash_value(1, us->key->partsupfunc, us->key->partcollation,
-												 &values[att - 1], &nulls[att - 1]);
-	int			idx = us->pd->boundinfo->indexes[h % us->modulus];
-
-	if (idx < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("no partition of relation \"%s\" found for row", RelationGetRelationName(us->rel))));
-	return idx;
 }
 
 /* add_row appends a row, as typed literals, to its partition's rows. */
@@ -864,7 +813,7 @@ upsert_exec(CustomScanState *node)
 		if (TupIsNull(slot))
 			break;
 		slot_getallattrs(slot);
-		idx = route(us, slot->tts_values, slot->tts_isnull);
+		idx = adb_route_row(us->rel, us->pd, slot->tts_values, slot->tts_isnull);
 		add_row(us, idx, slot->tts_values, slot->tts_isnull);
 	}
 	for (i = 0; i < us->pd->nparts; i++)
