@@ -40,7 +40,6 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -171,48 +170,26 @@ pins_key_walker(Node *node, void *context)
 
 /*
  * distributed_parts returns the partitions (slots) of relid when it is a
- * distributed table — partitioned by HASH of one column, its partitions
- * postgres_fdw foreign tables — and sets *key to that column; NIL for
- * any other table or one with row-level security.
+ * distributed table (adb_is_distributed) and sets *key to its distribution
+ * column; NIL for any other table or one with row-level security.
  */
 static List *
 distributed_parts(Oid relid, AttrNumber *key)
 {
 	Relation	rel;
 	List	   *parts = NIL;
-	PartitionKey pk;
 
 	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return NIL;
 	rel = table_open(relid, AccessShareLock);
-	pk = RelationGetPartitionKey(rel);
-	if (!rel->rd_rel->relrowsecurity &&
-		get_partition_strategy(pk) == PARTITION_STRATEGY_HASH &&
-		get_partition_natts(pk) == 1 && get_partition_col_attnum(pk, 0) != 0)
+	if (!rel->rd_rel->relrowsecurity && adb_is_distributed(rel))
 	{
 		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
 		int			i;
 
-		if (pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE)
-		{
-			ForeignServer *srv = GetForeignServer(GetForeignServerIdByRelId(pd->oids[0]));
-			ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
-
-			if (strcmp(fdw->fdwname, "postgres_fdw") == 0)
-			{
-				for (i = 0; i < pd->nparts; i++)
-				{
-					if (get_rel_relkind(pd->oids[i]) != RELKIND_FOREIGN_TABLE)
-					{
-						list_free(parts);
-						parts = NIL;
-						break;
-					}
-					parts = lappend_oid(parts, pd->oids[i]);
-				}
-				*key = get_partition_col_attnum(pk, 0);
-			}
-		}
+		for (i = 0; i < pd->nparts; i++)
+			parts = lappend_oid(parts, pd->oids[i]);
+		*key = get_partition_col_attnum(RelationGetPartitionKey(rel), 0);
 	}
 	table_close(rel, AccessShareLock);
 	return parts;
