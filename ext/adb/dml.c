@@ -81,10 +81,15 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
  */
 
 /*
- * is_distributed_parent says whether relid is a distributed table: a
- * table partitioned by HASH whose partitions are postgres_fdw foreign
- * tables. The first partition stands for all (create_distributed_table
- * makes them alike).
+ * is_distributed_parent says whether relid looks like a distributed table:
+ * a table partitioned by HASH whose first partition is a postgres_fdw
+ * foreign table. It is looser than adb_is_distributed (fdw.c), which the
+ * other parts use: any partition key, and the first partition stands for
+ * all. The UPDATEs it lets this file refuse stay refused on tables
+ * adb_is_distributed does not take but whose other partitions postgres_fdw
+ * still writes: a distributed table whose owner attached a plain table in
+ * place of a slot (ddl.c lets ATTACH PARTITION through, for EXPAND), or a
+ * table made by hand over postgres_fdw, hashed on several columns.
  */
 static bool
 is_distributed_parent(Oid relid)
@@ -99,13 +104,8 @@ is_distributed_parent(Oid relid)
 	{
 		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
 
-		if (pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE)
-		{
-			ForeignServer *srv = GetForeignServer(GetForeignServerIdByRelId(pd->oids[0]));
-			ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
-
-			result = strcmp(fdw->fdwname, "postgres_fdw") == 0;
-		}
+		result = pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE &&
+			adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[0]));
 	}
 	table_close(rel, AccessShareLock);
 	return result;
