@@ -41,6 +41,7 @@ extern bool adb_fdw_pending(PgFdwConnState *state);
 /* Distributed tables: which tables are, and the routing of a row (fdw.c). */
 extern bool adb_is_distributed(Relation rel);
 extern bool adb_is_distributed_oid(Oid relid);
+extern bool adb_looks_distributed(Relation rel);
 extern int	adb_route_row(Relation rel, PartitionDesc pd, Datum *values, bool *nulls);
 
 extern void adb_ddl_init(void);

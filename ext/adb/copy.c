@@ -89,6 +89,10 @@ static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorStart_hook_type prev_start = NULL;
 
+static void next_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc);
+
 /* An INSERT of fewer rows (estimated) goes through postgres_fdw's batches. */
 #define BULK_INSERT_ROWS 100
 
@@ -141,9 +145,7 @@ typedef struct Shard
 typedef struct BulkCopy
 {
 	Relation	rel;
-	PartitionKey key;
 	PartitionDesc pd;
-	int			modulus;		/* the greatest modulus of the partitions */
 	int			natts;
 	FmgrInfo   *out;			/* output function of each column */
 	Shard	  **shards;			/* by partition index, made on first use */
@@ -155,54 +157,35 @@ typedef struct BulkCopy
 } BulkCopy;
 
 /*
- * bulk_table says whether rel is a table this file loads: partitioned by
- * HASH on plain columns, every partition a postgres_fdw foreign table,
- * with no trigger (which the bulk path would not fire), no generated
- * column (the shards compute none) and no row-level security (which
- * PostgreSQL refuses for COPY FROM).
+ * bulk_table says whether rel is a table this file loads: a distributed
+ * table (adb_is_distributed) with no trigger on it or its partitions
+ * (which the bulk path would not fire), no generated column (the shards
+ * compute none) and no row-level security (which PostgreSQL refuses for
+ * COPY FROM).
  */
 static bool
 bulk_table(Relation rel)
 {
-	PartitionKey key;
 	PartitionDesc pd;
-	Oid			lastsrv = InvalidOid;
 	int			i;
 
 	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || rel->trigdesc != NULL ||
-		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored))
-		return false;
-	key = RelationGetPartitionKey(rel);
-	if (key == NULL || key->strategy != PARTITION_STRATEGY_HASH)
-		return false;
-	for (i = 0; i < key->partnatts; i++)
-		if (key->partattrs[i] == 0)
-			return false;
-	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored) ||
+		!adb_is_distributed(rel) ||
+		check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
 		return false;
 	pd = RelationGetPartitionDesc(rel, true);
-	if (pd->nparts == 0 || pd->boundinfo == NULL)
-		return false;
 	for (i = 0; i < pd->nparts; i++)
 	{
-		HeapTuple	tup;
-		bool		ok;
-		Oid			srv;
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(pd->oids[i]));
+		bool		triggers;
 
-		if (!pd->is_leaf[i])
-			return false;
-		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(pd->oids[i]));
 		if (!HeapTupleIsValid(tup))
 			return false;
-		ok = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_FOREIGN_TABLE &&
-			!((Form_pg_class) GETSTRUCT(tup))->relhastriggers;
+		triggers = ((Form_pg_class) GETSTRUCT(tup))->relhastriggers;
 		ReleaseSysCache(tup);
-		if (!ok)
+		if (triggers)
 			return false;
-		srv = GetForeignServerIdByRelId(pd->oids[i]);
-		if (srv != lastsrv && !adb_fdw_is_postgres_fdw(srv))
-			return false;
-		lastsrv = srv;
 	}
 	return true;
 }
@@ -335,33 +318,6 @@ append_text(StringInfo buf, const char *s)
 		start = s + 1;
 	}
 	appendBinaryStringInfo(buf, start, s - start);
-}
-
-/*
- * route is the partition index PostgreSQL's tuple routing gives a row of
- * the parent (values and nulls in the parent's columns).
- */
-static int
-route(BulkCopy *bc, Datum *values, bool *nulls)
-{
-	Datum		kv[PARTITION_MAX_KEYS];
-	bool		kn[PARTITION_MAX_KEYS];
-	uint64		h;
-	int			i,
-				idx;
-
-	for (i = 0; i < bc->key->partnatts; i++)
-	{
-		kv[i] = values[bc->key->partattrs[i] - 1];
-		kn[i] = nulls[bc->key->partattrs[i] - 1];
-	}
-	h = compute_partition_hash_value(bc->key->partnatts, bc->key->partsupfunc, bc->key->partcollation, kv, kn);
-	idx = bc->pd->boundinfo->indexes[h % bc->modulus];
-	if (idx < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CHECK_VIOLATION),
-				 errmsg("no partition of relation \"%s\" found for row", RelationGetRelationName(bc->rel))));
-	return idx;
 }
 
 /* add_row writes a row in COPY text form into its partition's buffer. */
@@ -645,9 +601,7 @@ bulk_begin(BulkCopy *bc, Relation rel)
 	memset(bc, 0, sizeof(*bc));
 	bc->cxt = AllocSetContextCreate(CurrentMemoryContext, "adb bulk load", ALLOCSET_DEFAULT_SIZES);
 	bc->rel = rel;
-	bc->key = RelationGetPartitionKey(rel);
 	bc->pd = RelationGetPartitionDesc(rel, true);
-	bc->modulus = get_hash_partition_greatest_modulus(bc->pd->boundinfo);
 	bc->natts = RelationGetDescr(rel)->natts;
 	bc->userid = GetUserId();
 	bc->shards = MemoryContextAllocZero(bc->cxt, sizeof(Shard *) * bc->pd->nparts);
@@ -740,7 +694,7 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 				done = true;
 				break;
 			}
-			parts[n] = route(&bc, values + n * bc.natts, nulls + n * bc.natts);
+			parts[n] = adb_route_row(bc.rel, bc.pd, values + n * bc.natts, nulls + n * bc.natts);
 			n++;
 		}
 		error_context_stack = errcallback.previous;
@@ -884,7 +838,7 @@ bulk_insert(QueryDesc *qd, Relation rel)
 				break;
 			}
 			slot_getallattrs(slot);
-			parts[n] = route(&bc, slot->tts_values, slot->tts_isnull);
+			parts[n] = adb_route_row(bc.rel, bc.pd, slot->tts_values, slot->tts_isnull);
 			prev = MemoryContextSwitchTo(batch);
 			rows[n++] = heap_form_tuple(desc, slot->tts_values, slot->tts_isnull);
 			MemoryContextSwitchTo(prev);
@@ -983,22 +937,6 @@ drain_forget(void *arg)
 }
 
 /*
- * is_distributed says whether rel is a distributed table: partitioned,
- * its partitions postgres_fdw foreign tables (the first stands for all).
- */
-static bool
-is_distributed(Relation rel)
-{
-	PartitionDesc pd;
-
-	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-		return false;
-	pd = RelationGetPartitionDesc(rel, true);
-	return pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE &&
-		adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[0]));
-}
-
-/*
  * wrap_walker drains the source of each INSERT into a distributed table
  * in the plan: through postgres_fdw, a slot's scan that starts after rows
  * were sent to its shard, in the same remote transaction, reads them too,
@@ -1015,7 +953,7 @@ wrap_walker(PlanState *ps, void *context)
 	/* (A WITH's plan is both an init plan here and one of es_subplanstates.) */
 	if (IsA(ps, ModifyTableState) && ((ModifyTableState *) ps)->operation == CMD_INSERT &&
 		outerPlanState(ps) != NULL && outerPlanState(ps)->ExecProcNodeReal != drain_exec &&
-		is_distributed(((ModifyTableState *) ps)->resultRelInfo[0].ri_RelationDesc))
+		adb_looks_distributed(((ModifyTableState *) ps)->resultRelInfo[0].ri_RelationDesc))
 	{
 		PlanState  *src = outerPlanState(ps);
 		EState	   *estate = ps->state;
@@ -1091,7 +1029,7 @@ dist_of(Oid relid)
 	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return InvalidOid;
 	rel = relation_open(relid, NoLock);
-	dist = is_distributed(rel);
+	dist = adb_looks_distributed(rel);
 	relation_close(rel, NoLock);
 	return dist ? relid : InvalidOid;
 }
@@ -1238,6 +1176,53 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 }
 
 /*
+ * copy_unpinned runs a COPY FROM into a plain table (on a datanode, a
+ * shard's, from a coordinator's bulk load) with the table's row type not
+ * reference-counted while it runs. PostgreSQL 15's COPY makes up to 1000
+ * tuple slots (MAX_BUFFERED_TUPLES), each pinning the relation's
+ * TupleDesc in the resource owner, whose hash takes linear probes for
+ * each add and remove of the same entry: a COPY of 1000 rows or more
+ * costs about a million probes, whatever its size. A bulk load sends each
+ * datanode one COPY per shard (32 for 64 slots on two datanodes), and
+ * those probes were more than half of a datanode's time. Slots of a
+ * descriptor whose tdrefcount is -1 neither pin nor unpin it, and COPY
+ * drops every slot it makes before it returns. The table stays locked
+ * (RowExclusiveLock, as COPY takes it), so its columns cannot change;
+ * were the relcache entry rebuilt with another descriptor meanwhile
+ * (ALTER … SET STATISTICS takes a weaker lock), the old one would only
+ * stay allocated. Tables with triggers are left alone: trigger slots may
+ * outlive the statement.
+ */
+static void
+copy_unpinned(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			  ProcessUtilityContext context, ParamListInfo params,
+			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	CopyStmt   *stmt = (CopyStmt *) pstmt->utilityStmt;
+	Relation	rel = table_openrv(stmt->relation, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			refcount = desc->tdrefcount;
+
+	if (rel->trigdesc != NULL || refcount < 0)
+	{
+		table_close(rel, NoLock);
+		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+	desc->tdrefcount = -1;
+	PG_TRY();
+	{
+		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		desc->tdrefcount = refcount;
+	}
+	PG_END_TRY();
+	table_close(rel, NoLock);
+}
+
+/*
  * adb_copy_utility is the ProcessUtility hook: a COPY FROM into a
  * distributed table that bulk_copy can load is loaded there; everything
  * else goes on down the chain.
@@ -1277,6 +1262,22 @@ adb_copy_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		}
 		table_close(rel, NoLock);
 	}
+	else if (copy_bulk && IsA(stmt, CopyStmt) && stmt->is_from && stmt->relation != NULL &&
+			 stmt->query == NULL && IsTransactionState() &&
+			 get_rel_relkind(RangeVarGetRelid(stmt->relation, NoLock, true)) == RELKIND_RELATION)
+	{
+		copy_unpinned(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		return;
+	}
+	next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* next_utility runs the rest of the ProcessUtility chain. */
+static void
+next_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+			 ProcessUtilityContext context, ParamListInfo params,
+			 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
 	if (prev_utility)
 		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else

@@ -81,32 +81,22 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
  */
 
 /*
- * is_distributed_parent says whether relid looks like a distributed table:
- * a table partitioned by HASH whose first partition is a postgres_fdw
- * foreign table. It is looser than adb_is_distributed (fdw.c), which the
- * other parts use: any partition key, and the first partition stands for
- * all. The UPDATEs it lets this file refuse stay refused on tables
- * adb_is_distributed does not take but whose other partitions postgres_fdw
- * still writes: a distributed table whose owner attached a plain table in
- * place of a slot (ddl.c lets ATTACH PARTITION through, for EXPAND), or a
- * table made by hand over postgres_fdw, hashed on several columns.
+ * is_distributed_parent says whether relid may be a distributed table
+ * partitioned by HASH (adb_looks_distributed, fdw.c: looser than
+ * adb_is_distributed, so that the UPDATEs of the key this file refuses
+ * stay refused on every table whose partitions postgres_fdw writes).
  */
 static bool
 is_distributed_parent(Oid relid)
 {
 	Relation	rel;
-	bool		result = false;
+	bool		result;
 
 	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
 		return false;
 	rel = table_open(relid, AccessShareLock);
-	if (get_partition_strategy(RelationGetPartitionKey(rel)) == PARTITION_STRATEGY_HASH)
-	{
-		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
-
-		result = pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE &&
-			adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[0]));
-	}
+	result = get_partition_strategy(RelationGetPartitionKey(rel)) == PARTITION_STRATEGY_HASH &&
+		adb_looks_distributed(rel);
 	table_close(rel, AccessShareLock);
 	return result;
 }

@@ -142,6 +142,28 @@ adb_is_distributed(Relation rel)
 }
 
 /*
+ * adb_looks_distributed says whether rel may be a distributed table:
+ * partitioned, its first partition a foreign table of a postgres_fdw
+ * server. It is looser than adb_is_distributed on purpose, for the checks
+ * that guard against what postgres_fdw would do wrong (an UPDATE of the
+ * key, a statement that reads what it writes): they must hold on a
+ * distributed table whose owner attached a plain table in place of a
+ * slot (ddl.c lets ATTACH PARTITION through, for EXPAND), or on one a
+ * superuser made by hand over postgres_fdw, hashed on several columns.
+ */
+bool
+adb_looks_distributed(Relation rel)
+{
+	PartitionDesc pd;
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	pd = RelationGetPartitionDesc(rel, true);
+	return pd->nparts > 0 && get_rel_relkind(pd->oids[0]) == RELKIND_FOREIGN_TABLE &&
+		adb_fdw_is_postgres_fdw(GetForeignServerIdByRelId(pd->oids[0]));
+}
+
+/*
  * adb_is_distributed_oid is adb_is_distributed for a relation not open
  * yet (any kind, or none: relid may name anything).
  */
