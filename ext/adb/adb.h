@@ -6,7 +6,8 @@
  * ddl.c: DDL on distributed tables reaching every shard and coordinator.
  * dml.c: what a write through a coordinator must respect (distribution
  * column, isolation level, deadlock victims).
- * copy.c: COPY FROM into a distributed table in bulk, shard by shard.
+ * copy.c: COPY FROM into a distributed table in bulk, one COPY a datanode.
+ * shardcopy.c: a datanode's side of it, the rows of all its shards at once.
  * batch.c: one remote query per datanode for the slots of an Append.
  * upsert.c: INSERT … ON CONFLICT (key) into a distributed table.
  */
@@ -15,6 +16,7 @@
 
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
+#include "nodes/parsenodes.h"
 #include "partitioning/partdefs.h"
 #include "utils/relcache.h"
 
@@ -52,6 +54,8 @@ extern void adb_upsert_init(void);
 extern void adb_aggpush_init(void);
 extern void adb_router_init(void);
 extern void adb_copy_init(void);
+extern uint64 adb_shard_copy(CopyStmt *stmt, const char *queryString);
+extern void adb_unpinned(Relation rel, void (*fn) (void *arg), void *arg);
 extern void adb_batch_init(void);
 
 /* The number of Foreign Scans in a plan tree (batch.c). */

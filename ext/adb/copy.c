@@ -42,6 +42,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_authid.h"
@@ -64,6 +65,7 @@
 #include "parser/parsetree.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
@@ -109,51 +111,62 @@ static void next_utility(PlannedStmt *pstmt, const char *queryString, bool readO
  */
 static int	copy_buffer_kb = 16 * 1024;
 
+/* How long an aborted load waits for a datanode to ask for rows (abandon). */
+#define ABANDON_WAIT_MS 10000
+
 /* The size of each CopyData message to a shard. */
 #define CHUNK_BYTES (64 * 1024)
 
 
-/* Where a datanode connection is in a flush. */
+/* Where a datanode connection is in a load. */
 typedef enum ConnState
 {
-	CONN_IDLE,					/* nothing sent, or every COPY answered */
-	CONN_SENT,					/* COPYs sent: reading their results */
-	CONN_COPYIN					/* sending a shard's rows */
+	CONN_IDLE,					/* no COPY sent, or its result read */
+	CONN_SENT,					/* COPY sent: waiting to be asked for rows,
+								 * or (after CopyDone) for its result */
+	CONN_COPYIN					/* sending rows */
 } ConnState;
 
-/* A datanode (foreign server) rows go to, and postgres_fdw's connection. */
+/*
+ * A datanode (foreign server) rows go to, postgres_fdw's connection, and
+ * its COPY: one for all its shards (shardcopy.c), each line the shard's
+ * position in the COPY's adb_shards, a tab and the row.
+ */
 typedef struct Target
 {
 	Oid			serverid;
 	PGconn	   *conn;
 	ConnState	state;
-	int		   *queue;			/* the partitions of this flush, in order */
-	int			nqueue;
-	int			pos;			/* the next one to send rows to */
-	PGresult   *err;			/* the first error of this flush */
+	StringInfoData sql;			/* COPY <shard> (<columns>) FROM STDIN WITH
+								 * (adb_shards (…)) */
+	char	   *columns;		/* (<columns>) of its first shard */
+	int			nshards;
+	StringInfoData rows;		/* lines not sent yet */
+	PGresult   *err;			/* the first error */
 } Target;
 
-/* A partition (a shard on a datanode) and its rows waiting to be sent. */
+/* A partition (a shard on a datanode). */
 typedef struct Shard
 {
 	int			target;			/* index in BulkCopy.targets */
-	char	   *sql;			/* COPY <shard> (<columns>) FROM STDIN */
-	StringInfoData buf;			/* rows in COPY text form */
+	char		prefix[16];		/* its position in the target's adb_shards, a tab */
+	int			prefixlen;
 } Shard;
 
-/* One bulk COPY's state. */
+/* One bulk load's state. */
 typedef struct BulkCopy
 {
 	Relation	rel;
 	PartitionDesc pd;
 	int			natts;
 	FmgrInfo   *out;			/* output function of each column */
-	Shard	  **shards;			/* by partition index, made on first use */
+	Shard	   *shards;			/* by partition index */
 	Target	   *targets;
 	int			ntargets;
-	Size		buffered;		/* bytes in the shards' buffers */
+	Size		buffered;		/* bytes in the targets' lines not sent */
+	bool		stream;			/* lines go out as they are written */
 	Oid			userid;
-	MemoryContext cxt;			/* the shards' buffers and the rest */
+	MemoryContext cxt;			/* the targets' lines and the rest */
 } BulkCopy;
 
 /*
@@ -219,67 +232,84 @@ option_value(List *options, const char *name)
 }
 
 /*
- * make_shard sets up partition idx: its datanode (a target), the COPY
- * statement for its shard — the remote name and columns as postgres_fdw
- * names them (schema_name, table_name and column_name options, else the
- * local names) — and an empty buffer. The partition is locked as routing
- * a row to it would lock it.
+ * make_shards sets up each partition: its datanode (a target), whose COPY
+ * names it — the remote name and columns as postgres_fdw names them
+ * (schema_name, table_name and column_name options, else the local
+ * names). The partitions are locked as routing rows to them would lock
+ * them.
  */
-static Shard *
-make_shard(BulkCopy *bc, int idx)
+static void
+make_shards(BulkCopy *bc)
 {
-	Oid			part = bc->pd->oids[idx];
-	ForeignTable *ft;
 	TupleDesc	desc = RelationGetDescr(bc->rel);
 	MemoryContext old = MemoryContextSwitchTo(bc->cxt);
-	Shard	   *s = palloc0(sizeof(Shard));
-	StringInfoData sql;
-	char	   *nsp,
-			   *name;
-	bool		first = true;
-	int			i;
+	int			idx;
 
-	LockRelationOid(part, RowExclusiveLock);
-	ft = GetForeignTable(part);
-	for (i = 0; i < bc->ntargets; i++)
-		if (bc->targets[i].serverid == ft->serverid)
-			break;
-	if (i == bc->ntargets)
+	bc->shards = palloc0(sizeof(Shard) * bc->pd->nparts);
+	bc->targets = palloc0(sizeof(Target) * bc->pd->nparts);
+	for (idx = 0; idx < bc->pd->nparts; idx++)
 	{
-		bc->targets = repalloc(bc->targets, sizeof(Target) * (bc->ntargets + 1));
-		memset(&bc->targets[i], 0, sizeof(Target));
-		bc->targets[i].serverid = ft->serverid;
-		bc->targets[i].state = CONN_IDLE;
-		bc->ntargets++;
-	}
-	s->target = i;
-	nsp = option_value(ft->options, "schema_name");
-	name = option_value(ft->options, "table_name");
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "COPY %s (",
-					 quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
-												name ? name : get_rel_name(part)));
-	for (i = 0; i < bc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		AttrNumber	pattnum;
-		char	   *col;
+		Oid			part = bc->pd->oids[idx];
+		ForeignTable *ft;
+		Target	   *t;
+		StringInfoData cols;
+		char	   *nsp,
+				   *name,
+				   *shard;
+		bool		first = true;
+		int			i;
 
-		if (att->attisdropped)
-			continue;
-		pattnum = get_attnum(part, NameStr(att->attname));
-		if (pattnum == InvalidAttrNumber)
-			elog(ERROR, "column \"%s\" of partition \"%s\" not found", NameStr(att->attname), get_rel_name(part));
-		col = option_value(GetForeignColumnOptions(part, pattnum), "column_name");
-		appendStringInfo(&sql, "%s%s", first ? "" : ", ", quote_identifier(col ? col : NameStr(att->attname)));
-		first = false;
+		LockRelationOid(part, RowExclusiveLock);
+		ft = GetForeignTable(part);
+		for (i = 0; i < bc->ntargets; i++)
+			if (bc->targets[i].serverid == ft->serverid)
+				break;
+		t = &bc->targets[i];
+		if (i == bc->ntargets)
+		{
+			t->serverid = ft->serverid;
+			t->state = CONN_IDLE;
+			initStringInfo(&t->sql);
+			initStringInfo(&t->rows);
+			bc->ntargets++;
+		}
+		nsp = option_value(ft->options, "schema_name");
+		name = option_value(ft->options, "table_name");
+		shard = quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
+										   name ? name : get_rel_name(part));
+		initStringInfo(&cols);
+		appendStringInfoChar(&cols, '(');
+		for (i = 0; i < bc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			AttrNumber	pattnum;
+			char	   *col;
+
+			if (att->attisdropped)
+				continue;
+			pattnum = get_attnum(part, NameStr(att->attname));
+			if (pattnum == InvalidAttrNumber)
+				elog(ERROR, "column \"%s\" of partition \"%s\" not found", NameStr(att->attname), get_rel_name(part));
+			col = option_value(GetForeignColumnOptions(part, pattnum), "column_name");
+			appendStringInfo(&cols, "%s%s", first ? "" : ", ", quote_identifier(col ? col : NameStr(att->attname)));
+			first = false;
+		}
+		appendStringInfoChar(&cols, ')');
+		if (t->nshards == 0)
+		{
+			t->columns = cols.data;
+			appendStringInfo(&t->sql, "COPY %s %s FROM STDIN WITH (adb_shards (", shard, cols.data);
+		}
+		else if (strcmp(t->columns, cols.data) != 0)
+			elog(ERROR, "shards of \"%s\" on one datanode name their columns differently", RelationGetRelationName(bc->rel));
+		appendStringInfo(&t->sql, "%s%s", t->nshards > 0 ? ", " : "", quote_literal_cstr(shard));
+		bc->shards[idx].target = t - bc->targets;
+		bc->shards[idx].prefixlen = snprintf(bc->shards[idx].prefix, sizeof(bc->shards[idx].prefix), "%d\t", t->nshards);
+		t->nshards++;
 	}
-	appendStringInfoString(&sql, ") FROM STDIN");
-	s->sql = sql.data;
-	initStringInfo(&s->buf);
+	for (idx = 0; idx < bc->ntargets; idx++)
+		appendStringInfoString(&bc->targets[idx].sql, "))");
 	MemoryContextSwitchTo(old);
-	bc->shards[idx] = s;
-	return s;
 }
 
 /*
@@ -320,37 +350,44 @@ append_text(StringInfo buf, const char *s)
 	appendBinaryStringInfo(buf, start, s - start);
 }
 
-/* add_row writes a row in COPY text form into its partition's buffer. */
+/*
+ * add_row writes a row in COPY text form, after its shard's position, into
+ * its datanode's lines.
+ */
 static void
 add_row(BulkCopy *bc, int idx, Datum *values, bool *nulls)
 {
-	Shard	   *s = bc->shards[idx] ? bc->shards[idx] : make_shard(bc, idx);
+	Shard	   *s = &bc->shards[idx];
+	StringInfo	buf = &bc->targets[s->target].rows;
 	TupleDesc	desc = RelationGetDescr(bc->rel);
-	int			before = s->buf.len;
+	int			before = buf->len;
 	bool		first = true;
 	int			i;
 
+	appendBinaryStringInfo(buf, s->prefix, s->prefixlen);
 	for (i = 0; i < bc->natts; i++)
 	{
 		if (TupleDescAttr(desc, i)->attisdropped)
 			continue;
 		if (!first)
-			appendStringInfoChar(&s->buf, '\t');
+			appendStringInfoChar(buf, '\t');
 		first = false;
 		if (nulls[i])
-			appendBinaryStringInfo(&s->buf, "\\N", 2);
+			appendBinaryStringInfo(buf, "\\N", 2);
 		else
-			append_text(&s->buf, OutputFunctionCall(&bc->out[i], values[i]));
+			append_text(buf, OutputFunctionCall(&bc->out[i], values[i]));
 	}
-	appendStringInfoChar(&s->buf, '\n');
-	bc->buffered += s->buf.len - before;
+	appendStringInfoChar(buf, '\n');
+	bc->buffered += buf->len - before;
 }
 
 /*
- * abandon leaves no connection inside a COPY when a flush is cut short by
- * an error (or a cancel): a datanode waiting for COPY data does not answer
- * postgres_fdw's cancel at abort, so its COPY is failed here (the rest of
- * the batch is skipped), and the abort rolls the remote transaction back.
+ * abandon leaves no connection inside a COPY when a load is cut short by
+ * an error (a bad input line, a datanode's error) or a cancel: a datanode
+ * waiting for COPY data does not answer postgres_fdw's cancel at abort,
+ * so a connection whose COPY was sent is read (up to ABANDON_WAIT_MS)
+ * until its datanode asks for rows, and each COPY still asking for rows
+ * is failed; the abort rolls the remote transaction back.
  */
 static void
 abandon(BulkCopy *bc)
@@ -360,23 +397,28 @@ abandon(BulkCopy *bc)
 	for (i = 0; i < bc->ntargets; i++)
 	{
 		Target	   *t = &bc->targets[i];
+		TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ABANDON_WAIT_MS);
 
-		if (t->state == CONN_SENT && PQconsumeInput(t->conn))
+		while (t->state == CONN_SENT && PQconsumeInput(t->conn))
 		{
-			while (!PQisBusy(t->conn))
-			{
-				PGresult   *res = PQgetResult(t->conn);
-				bool		copyin = PQresultStatus(res) == PGRES_COPY_IN;
+			PGresult   *res;
 
-				if (res == NULL)
+			if (PQisBusy(t->conn))
+			{
+				long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+				if (left <= 0)
 					break;
-				PQclear(res);
-				if (copyin)
-				{
-					t->state = CONN_COPYIN;
-					break;
-				}
+				(void) WaitLatchOrSocket(NULL, WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+										 PQsocket(t->conn), left, PG_WAIT_EXTENSION);
+				continue;
 			}
+			res = PQgetResult(t->conn);
+			if (res == NULL)
+				t->state = CONN_IDLE;
+			else if (PQresultStatus(res) == PGRES_COPY_IN)
+				t->state = CONN_COPYIN;
+			PQclear(res);
 		}
 		if (t->state == CONN_COPYIN)
 			(void) PQputCopyEnd(t->conn, "COPY of the coordinator aborted");
@@ -388,43 +430,43 @@ abandon(BulkCopy *bc)
 }
 
 /*
- * send_rows sends shard s's rows over a connection in COPY IN state, in
- * CopyData messages of CHUNK_BYTES, and ends the COPY.
+ * wait_target waits until target t's datanode has answered something (or
+ * the latch is set: a cancel).
  */
 static void
-send_rows(Target *t, Shard *s)
+wait_target(Target *t)
 {
-	int			off;
-
-	t->state = CONN_COPYIN;
-	for (off = 0; off < s->buf.len; off += CHUNK_BYTES)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (PQputCopyData(t->conn, s->buf.data + off, Min(CHUNK_BYTES, s->buf.len - off)) != 1)
-			adb_fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
-	}
-	if (PQputCopyEnd(t->conn, NULL) != 1)
-		adb_fdw_report_error(ERROR, NULL, t->conn, false, s->sql);
-	t->state = CONN_SENT;
+	(void) WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+							 PQsocket(t->conn), -1L, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
 }
 
 /*
- * start sends target t the COPYs of its partitions with rows, all in one
- * query string: the datanode answers each one's rows with its result and
- * the next one's CopyInResponse at once, one round trip a shard.
+ * next_result is target t's datanode's next answer, waited for
+ * (interruptibly).
+ */
+static PGresult *
+next_result(Target *t)
+{
+	for (;;)
+	{
+		if (!PQconsumeInput(t->conn))
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
+		if (!PQisBusy(t->conn))
+			return PQgetResult(t->conn);
+		wait_target(t);
+	}
+}
+
+/*
+ * send_copy sends target t its COPY, connecting first: postgres_fdw's
+ * connection, in postgres_fdw's remote transaction, the datanode counted
+ * as a writer (two-phase commit), at the client's isolation level.
  */
 static void
-start(BulkCopy *bc, Target *t)
+send_copy(BulkCopy *bc, Target *t)
 {
-	StringInfoData sql;
-	int			i;
-
-	t->nqueue = t->pos = 0;
-	for (i = 0; i < bc->pd->nparts; i++)
-		if (bc->shards[i] && bc->shards[i]->target == t - bc->targets && bc->shards[i]->buf.len > 0)
-			t->queue[t->nqueue++] = i;
-	if (t->nqueue == 0)
-		return;
 	if (t->conn == NULL)
 	{
 		t->conn = adb_fdw_GetConnection(GetUserMapping(bc->userid, t->serverid), false, NULL);
@@ -432,155 +474,154 @@ start(BulkCopy *bc, Target *t)
 		adb_twophase_note_write(t->serverid, bc->userid);
 		adb_dml_sync_connection(bc->userid, t->serverid);
 	}
-	initStringInfo(&sql);
-	for (i = 0; i < t->nqueue; i++)
-		appendStringInfo(&sql, "%s%s", i > 0 ? "; " : "", bc->shards[t->queue[i]]->sql);
-	if (!PQsendQuery(t->conn, sql.data))
-		adb_fdw_report_error(ERROR, NULL, t->conn, false, sql.data);
-	pfree(sql.data);
+	if (!PQsendQuery(t->conn, t->sql.data))
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
 	t->state = CONN_SENT;
 }
 
 /*
- * advance reads what target t has answered without waiting: each
- * CopyInResponse gets the next shard's rows, errors are kept. It is
- * whether anything was read.
+ * copy_started waits for target t's datanode to ask for rows; an error
+ * (the COPY refused) is raised.
  */
-static bool
-advance(BulkCopy *bc, Target *t)
+static void
+copy_started(Target *t)
 {
-	bool		progress = false;
+	PGresult   *res = next_result(t);
 
-	if (!PQconsumeInput(t->conn))
-		adb_fdw_report_error(ERROR, NULL, t->conn, false, bc->shards[t->queue[Max(t->pos - 1, 0)]]->sql);
-	while (t->state == CONN_SENT && !PQisBusy(t->conn))
+	if (PQresultStatus(res) == PGRES_COPY_IN)
 	{
-		PGresult   *res = PQgetResult(t->conn);
+		PQclear(res);
+		t->state = CONN_COPYIN;
+		return;
+	}
+	t->state = CONN_IDLE;
+	adb_fdw_report_error(ERROR, res, t->conn, true, t->sql.data);
+}
 
-		progress = true;
-		if (res == NULL)
+/*
+ * send_lines sends target t's lines (its COPY started), in CopyData
+ * messages of CHUNK_BYTES, and empties them. A datanode that failed
+ * meanwhile (a shard's rows loaded and refused) is found here, before
+ * more is sent.
+ */
+static void
+send_lines(BulkCopy *bc, Target *t)
+{
+	int			off;
+
+	for (off = 0; off < t->rows.len; off += CHUNK_BYTES)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (PQputCopyData(t->conn, t->rows.data + off, Min(CHUNK_BYTES, t->rows.len - off)) != 1 ||
+			!PQconsumeInput(t->conn))
 		{
+			PGresult   *res = PQgetResult(t->conn);
+
 			t->state = CONN_IDLE;
-			break;
-		}
-		switch (PQresultStatus(res))
-		{
-			case PGRES_COPY_IN:
-				PQclear(res);
-				if (t->pos < t->nqueue)
-					send_rows(t, bc->shards[t->queue[t->pos++]]);
-				else
-				{
-					t->state = CONN_COPYIN;
-					(void) PQputCopyEnd(t->conn, "no rows for this COPY");
-					t->state = CONN_SENT;
-				}
-				break;
-			case PGRES_COMMAND_OK:
-				PQclear(res);
-				break;
-			default:
-				if (t->err == NULL)
-					t->err = res;
-				else
-					PQclear(res);
-				break;
+			adb_fdw_report_error(ERROR, res, t->conn, true, t->sql.data);
 		}
 	}
-	return progress;
+	bc->buffered -= t->rows.len;
+	resetStringInfo(&t->rows);
 }
 
 /*
- * wait_any waits until one of the datanodes still answering (or the
- * latch: a cancel) has something to read.
+ * end_copies ends the COPY of every target sending rows, after its last
+ * lines, and reads every answer; the first error is raised once every
+ * connection is out of its COPY.
  */
 static void
-wait_any(BulkCopy *bc)
-{
-	WaitEventSet *set = CreateWaitEventSet(CurrentMemoryContext, bc->ntargets + 2);
-	WaitEvent	ev;
-	int			i;
-
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (i = 0; i < bc->ntargets; i++)
-		if (bc->targets[i].state == CONN_SENT)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(bc->targets[i].conn), NULL, NULL);
-	(void) WaitEventSetWait(set, -1, &ev, 1, PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
-/*
- * send_all sends every partition's buffered rows to its shard, the
- * datanodes at once, each at its own pace. The first error is raised once
- * every connection is out of its COPYs.
- */
-static void
-send_all(BulkCopy *bc)
+end_copies(BulkCopy *bc)
 {
 	Target	   *failed = NULL;
 	int			i;
 
 	for (i = 0; i < bc->ntargets; i++)
-		start(bc, &bc->targets[i]);
-	for (;;)
 	{
-		bool		busy = false;
-		bool		progress = false;
+		Target	   *t = &bc->targets[i];
 
-		for (i = 0; i < bc->ntargets; i++)
-			if (bc->targets[i].state == CONN_SENT)
-			{
-				progress |= advance(bc, &bc->targets[i]);
-				busy |= bc->targets[i].state == CONN_SENT;
-			}
-		if (!busy)
-			break;
-		if (!progress)
-			wait_any(bc);
+		if (t->state != CONN_COPYIN)
+			continue;
+		send_lines(bc, t);
+		if (PQputCopyEnd(t->conn, NULL) != 1)
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
+		t->state = CONN_SENT;
 	}
 	for (i = 0; i < bc->ntargets; i++)
-		if (bc->targets[i].err && failed == NULL)
-			failed = &bc->targets[i];
+	{
+		Target	   *t = &bc->targets[i];
+		PGresult   *res;
+
+		while (t->state == CONN_SENT)
+		{
+			res = next_result(t);
+			if (res == NULL)
+				t->state = CONN_IDLE;
+			else if (PQresultStatus(res) != PGRES_COMMAND_OK && t->err == NULL)
+				t->err = res;
+			else
+				PQclear(res);
+		}
+		if (t->err && failed == NULL)
+			failed = t;
+	}
 	if (failed)
 	{
 		PGresult   *err = failed->err;
 
 		failed->err = NULL;
-		adb_fdw_report_error(ERROR, err, failed->conn, true, bc->shards[failed->queue[Max(failed->pos - 1, 0)]]->sql);
+		adb_fdw_report_error(ERROR, err, failed->conn, true, failed->sql.data);
 	}
 }
 
 /*
- * flush sends every partition's buffered rows to its shard and empties
- * the buffers.
+ * start_copies starts the COPY of every target with lines that has none
+ * going: all are sent, then each is waited for.
  */
 static void
-flush(BulkCopy *bc)
+start_copies(BulkCopy *bc, Size least)
 {
 	int			i;
 
-	if (bc->buffered == 0)
-		return;
 	for (i = 0; i < bc->ntargets; i++)
-		if (bc->targets[i].queue == NULL)
-			bc->targets[i].queue = MemoryContextAlloc(bc->cxt, sizeof(int) * bc->pd->nparts);
-	PG_TRY();
+		if (bc->targets[i].state == CONN_IDLE && bc->targets[i].rows.len > least)
+			send_copy(bc, &bc->targets[i]);
+	for (i = 0; i < bc->ntargets; i++)
+		if (bc->targets[i].state == CONN_SENT)
+			copy_started(&bc->targets[i]);
+}
+
+/*
+ * rows_added is called after each batch of rows written: streaming, each
+ * datanode with CHUNK_BYTES of lines gets them (its COPY started at its
+ * first); otherwise, once adb.copy_buffer of lines are held, they go out
+ * in one COPY a datanode, ended and answered before more rows are read.
+ */
+static void
+rows_added(BulkCopy *bc)
+{
+	int			i;
+
+	if (bc->stream)
 	{
-		send_all(bc);
+		start_copies(bc, CHUNK_BYTES - 1);
+		for (i = 0; i < bc->ntargets; i++)
+			if (bc->targets[i].state == CONN_COPYIN && bc->targets[i].rows.len >= CHUNK_BYTES)
+				send_lines(bc, &bc->targets[i]);
 	}
-	PG_CATCH();
+	else if (bc->buffered >= (Size) copy_buffer_kb * 1024)
 	{
-		abandon(bc);
-		PG_RE_THROW();
+		start_copies(bc, 0);
+		end_copies(bc);
 	}
-	PG_END_TRY();
-	for (i = 0; i < bc->pd->nparts; i++)
-		if (bc->shards[i])
-			resetStringInfo(&bc->shards[i]->buf);
-	bc->buffered = 0;
+}
+
+/* send_rest sends the lines left and ends every COPY. */
+static void
+send_rest(BulkCopy *bc)
+{
+	start_copies(bc, 0);
+	end_copies(bc);
 }
 
 /*
@@ -604,8 +645,6 @@ bulk_begin(BulkCopy *bc, Relation rel)
 	bc->pd = RelationGetPartitionDesc(rel, true);
 	bc->natts = RelationGetDescr(rel)->natts;
 	bc->userid = GetUserId();
-	bc->shards = MemoryContextAllocZero(bc->cxt, sizeof(Shard *) * bc->pd->nparts);
-	bc->targets = MemoryContextAllocZero(bc->cxt, sizeof(Target));
 	bc->out = MemoryContextAllocZero(bc->cxt, sizeof(FmgrInfo) * bc->natts);
 	for (i = 0; i < bc->natts; i++)
 	{
@@ -618,6 +657,7 @@ bulk_begin(BulkCopy *bc, Relation rel)
 		getTypeOutputInfo(att->atttypid, &func, &varlena);
 		fmgr_info_cxt(func, &bc->out[i], bc->cxt);
 	}
+	make_shards(bc);
 	nest = NewGUCNestLevel();
 	block = GetConfigOption("adb.sequence_block", true, false);
 	if (block != NULL && atoi(block) < BULK_SEQUENCE_BLOCK)
@@ -627,50 +667,24 @@ bulk_begin(BulkCopy *bc, Relation rel)
 }
 
 /*
- * bulk_copy loads COPY stmt into rel (opened and locked) and is the
- * number of rows. The checks are DoCopy's: INSERT on the columns, a
- * read-write transaction.
+ * copy_rows reads cstate's rows into bc's buffers, sending rounds as they
+ * fill, and is the number of rows.
  */
 static uint64
-bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironment *queryEnv)
+copy_rows(BulkCopy *bc, CopyFromState cstate, EState *estate)
 {
-	ParseState *pstate = make_parsestate(NULL);
-	ParseNamespaceItem *nsitem;
-	RangeTblEntry *rte;
-	ListCell   *lc;
-	CopyFromState cstate;
-	EState	   *estate;
-	ExprContext *econtext;
+	ExprContext *econtext = GetPerTupleExprContext(estate);
 	ErrorContextCallback errcallback;
-	BulkCopy	bc;
 	Datum	   *values;
 	bool	   *nulls;
 	int		   *parts;
 	uint64		processed = 0;
 	bool		done = false;
-	int			guc_nest;
 	int			i;
 
-	pstate->p_sourcetext = queryString;
-	pstate->p_queryEnv = queryEnv;
-	nsitem = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
-	rte = nsitem->p_rte;
-	rte->requiredPerms = ACL_INSERT;
-	foreach(lc, CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist))
-		rte->insertedCols = bms_add_member(rte->insertedCols, lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
-	ExecCheckRTPerms(pstate->p_rtable, true);
-	if (XactReadOnly && !rel->rd_islocaltemp)
-		PreventCommandIfReadOnly("COPY FROM");
-
-	guc_nest = bulk_begin(&bc, rel);
-	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts * BATCH_ROWS);
-	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts * BATCH_ROWS);
-	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
-
-	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
-						   stmt->attlist, stmt->options);
-	estate = CreateExecutorState();
-	econtext = GetPerTupleExprContext(estate);
+	values = MemoryContextAlloc(bc->cxt, sizeof(Datum) * bc->natts * BATCH_ROWS);
+	nulls = MemoryContextAlloc(bc->cxt, sizeof(bool) * bc->natts * BATCH_ROWS);
+	parts = MemoryContextAlloc(bc->cxt, sizeof(int) * BATCH_ROWS);
 	errcallback.callback = CopyFromErrorCallback;
 	errcallback.arg = (void *) cstate;
 	while (!done)
@@ -689,26 +703,123 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 		while (n < BATCH_ROWS)
 		{
 			CHECK_FOR_INTERRUPTS();
-			if (!NextCopyFrom(cstate, econtext, values + n * bc.natts, nulls + n * bc.natts))
+			if (!NextCopyFrom(cstate, econtext, values + n * bc->natts, nulls + n * bc->natts))
 			{
 				done = true;
 				break;
 			}
-			parts[n] = adb_route_row(bc.rel, bc.pd, values + n * bc.natts, nulls + n * bc.natts);
+			parts[n] = adb_route_row(bc->rel, bc->pd, values + n * bc->natts, nulls + n * bc->natts);
 			n++;
 		}
 		error_context_stack = errcallback.previous;
 		nest = adb_fdw_set_transmission_modes();
 		for (i = 0; i < n; i++)
-			add_row(&bc, parts[i], values + i * bc.natts, nulls + i * bc.natts);
+			add_row(bc, parts[i], values + i * bc->natts, nulls + i * bc->natts);
 		adb_fdw_reset_transmission_modes(nest);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(estate);
 		processed += n;
-		if (bc.buffered >= (Size) copy_buffer_kb * 1024)
-			flush(&bc);
+		rows_added(bc);
 	}
-	flush(&bc);
+	send_rest(bc);
+	return processed;
+}
+
+/*
+ * user_function is check_functions_in_node's test for stream_safe: a
+ * function that is not built in, other than adb.dist_nextval.
+ */
+static bool
+user_function(Oid func, void *context)
+{
+	char	   *nsp;
+
+	if (func < FirstNormalObjectId)
+		return false;
+	nsp = get_namespace_name(get_func_namespace(func));
+	return nsp == NULL || strcmp(nsp, "adb") != 0 || strcmp(get_func_name(func), "dist_nextval") != 0;
+}
+
+/*
+ * stream_safe says whether a COPY into rel of the columns attnums may
+ * send its rows as it reads them: postgres_fdw's connections to the
+ * datanodes are then inside COPY, and a query that reached a datanode
+ * through them, from a function run for a row, would fail ("another
+ * command is already in progress"). So only when every column is of a
+ * built-in type that is not a domain (whose checks may call anything),
+ * and the defaults of the columns not given call built-in functions and
+ * adb.dist_nextval only.
+ */
+static bool
+stream_safe(Relation rel, List *attnums)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *def;
+
+		if (att->attisdropped)
+			continue;
+		if (att->atttypid >= FirstNormalObjectId || get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			return false;
+		if (list_member_int(attnums, att->attnum))
+			continue;
+		def = build_column_default(rel, att->attnum);
+		if (def != NULL && check_functions_in_node(def, user_function, NULL))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * bulk_copy loads COPY stmt into rel (opened and locked) and is the
+ * number of rows. The checks are DoCopy's: INSERT on the columns, a
+ * read-write transaction.
+ */
+static uint64
+bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironment *queryEnv)
+{
+	ParseState *pstate = make_parsestate(NULL);
+	ParseNamespaceItem *nsitem;
+	RangeTblEntry *rte;
+	List	   *attnums;
+	ListCell   *lc;
+	CopyFromState cstate;
+	EState	   *estate;
+	BulkCopy	bc;
+	uint64		processed;
+	int			guc_nest;
+
+	pstate->p_sourcetext = queryString;
+	pstate->p_queryEnv = queryEnv;
+	nsitem = addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
+	rte = nsitem->p_rte;
+	rte->requiredPerms = ACL_INSERT;
+	attnums = CopyGetAttnums(RelationGetDescr(rel), rel, stmt->attlist);
+	foreach(lc, attnums)
+		rte->insertedCols = bms_add_member(rte->insertedCols, lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(pstate->p_rtable, true);
+	if (XactReadOnly && !rel->rd_islocaltemp)
+		PreventCommandIfReadOnly("COPY FROM");
+
+	guc_nest = bulk_begin(&bc, rel);
+	bc.stream = stream_safe(rel, attnums);
+	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
+						   stmt->attlist, stmt->options);
+	estate = CreateExecutorState();
+	PG_TRY();
+	{
+		processed = copy_rows(&bc, cstate, estate);
+	}
+	PG_CATCH();
+	{
+		abandon(&bc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	AtEOXact_GUC(true, guc_nest);
 	EndCopyFrom(cstate);
 	FreeExecutorState(estate);
@@ -789,36 +900,28 @@ bulk_insert_rel(QueryDesc *qd, bool *drain)
 }
 
 /*
- * bulk_insert runs the INSERT of qd into rel (bulk_insert_rel) as a bulk
- * COPY does: the source's rows, a batch at a time, evaluated with the
- * user's settings (DateStyle…) and kept, then routed and written out in
- * COPY form with postgres_fdw's, and sent to the shards. A source that
- * reads foreign tables was drained by adb_copy_start: read whole (into a
- * tuplestore, work_mem then disk) at its first row. Constraints are the shards' (as through postgres_fdw); the row count is
- * the statement's.
+ * insert_rows reads src's rows into bc's buffers, sending rounds as they
+ * fill, and is the number of rows. A round is sent whole before more rows
+ * are read (bc->stream is off): a function of the SELECT may query a
+ * datanode through postgres_fdw's connections.
  */
-static void
-bulk_insert(QueryDesc *qd, Relation rel)
+static uint64
+insert_rows(BulkCopy *bc, PlanState *src)
 {
-	EState	   *estate = qd->estate;
-	PlanState  *src = outerPlanState(qd->planstate);
-	TupleDesc	desc = RelationGetDescr(rel);
-	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+	TupleDesc	desc = RelationGetDescr(bc->rel);
 	MemoryContext batch;
-	BulkCopy	bc;
 	HeapTuple  *rows;
 	int		   *parts;
 	Datum	   *values;
 	bool	   *nulls;
 	uint64		processed = 0;
 	bool		done = false;
-	int			guc_nest = bulk_begin(&bc, rel);
 
-	batch = AllocSetContextCreate(bc.cxt, "adb bulk INSERT rows", ALLOCSET_DEFAULT_SIZES);
-	rows = MemoryContextAlloc(bc.cxt, sizeof(HeapTuple) * BATCH_ROWS);
-	parts = MemoryContextAlloc(bc.cxt, sizeof(int) * BATCH_ROWS);
-	values = MemoryContextAlloc(bc.cxt, sizeof(Datum) * bc.natts);
-	nulls = MemoryContextAlloc(bc.cxt, sizeof(bool) * bc.natts);
+	batch = AllocSetContextCreate(bc->cxt, "adb bulk INSERT rows", ALLOCSET_DEFAULT_SIZES);
+	rows = MemoryContextAlloc(bc->cxt, sizeof(HeapTuple) * BATCH_ROWS);
+	parts = MemoryContextAlloc(bc->cxt, sizeof(int) * BATCH_ROWS);
+	values = MemoryContextAlloc(bc->cxt, sizeof(Datum) * bc->natts);
+	nulls = MemoryContextAlloc(bc->cxt, sizeof(bool) * bc->natts);
 	while (!done)
 	{
 		MemoryContext prev;
@@ -838,7 +941,7 @@ bulk_insert(QueryDesc *qd, Relation rel)
 				break;
 			}
 			slot_getallattrs(slot);
-			parts[n] = adb_route_row(bc.rel, bc.pd, slot->tts_values, slot->tts_isnull);
+			parts[n] = adb_route_row(bc->rel, bc->pd, slot->tts_values, slot->tts_isnull);
 			prev = MemoryContextSwitchTo(batch);
 			rows[n++] = heap_form_tuple(desc, slot->tts_values, slot->tts_isnull);
 			MemoryContextSwitchTo(prev);
@@ -848,16 +951,46 @@ bulk_insert(QueryDesc *qd, Relation rel)
 		for (i = 0; i < n; i++)
 		{
 			heap_deform_tuple(rows[i], desc, values, nulls);
-			add_row(&bc, parts[i], values, nulls);
+			add_row(bc, parts[i], values, nulls);
 		}
 		MemoryContextSwitchTo(prev);
 		adb_fdw_reset_transmission_modes(nest);
 		MemoryContextReset(batch);
 		processed += n;
-		if (bc.buffered >= (Size) copy_buffer_kb * 1024)
-			flush(&bc);
+		rows_added(bc);
 	}
-	flush(&bc);
+	send_rest(bc);
+	return processed;
+}
+
+/*
+ * bulk_insert runs the INSERT of qd into rel (bulk_insert_rel) as a bulk
+ * COPY does: the source's rows, a batch at a time, evaluated with the
+ * user's settings (DateStyle…) and kept, then routed and written out in
+ * COPY form with postgres_fdw's, and sent to the shards. A source that
+ * reads foreign tables was drained by adb_copy_start: read whole (into a
+ * tuplestore, work_mem then disk) at its first row. Constraints are the shards' (as through postgres_fdw); the row count is
+ * the statement's.
+ */
+static void
+bulk_insert(QueryDesc *qd, Relation rel)
+{
+	EState	   *estate = qd->estate;
+	MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+	BulkCopy	bc;
+	uint64		processed;
+	int			guc_nest = bulk_begin(&bc, rel);
+
+	PG_TRY();
+	{
+		processed = insert_rows(&bc, outerPlanState(qd->planstate));
+	}
+	PG_CATCH();
+	{
+		abandon(&bc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	AtEOXact_GUC(true, guc_nest);
 	MemoryContextDelete(bc.cxt);
 	estate->es_processed += processed;
@@ -1175,51 +1308,25 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 	error_context_stack = hide.previous;
 }
 
-/*
- * copy_unpinned runs a COPY FROM into a plain table (on a datanode, a
- * shard's, from a coordinator's bulk load) with the table's row type not
- * reference-counted while it runs. PostgreSQL 15's COPY makes up to 1000
- * tuple slots (MAX_BUFFERED_TUPLES), each pinning the relation's
- * TupleDesc in the resource owner, whose hash takes linear probes for
- * each add and remove of the same entry: a COPY of 1000 rows or more
- * costs about a million probes, whatever its size. A bulk load sends each
- * datanode one COPY per shard (32 for 64 slots on two datanodes), and
- * those probes were more than half of a datanode's time. Slots of a
- * descriptor whose tdrefcount is -1 neither pin nor unpin it, and COPY
- * drops every slot it makes before it returns. The table stays locked
- * (RowExclusiveLock, as COPY takes it), so its columns cannot change;
- * were the relcache entry rebuilt with another descriptor meanwhile
- * (ALTER … SET STATISTICS takes a weaker lock), the old one would only
- * stay allocated. Tables with triggers are left alone: trigger slots may
- * outlive the statement.
- */
-static void
-copy_unpinned(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-			  ProcessUtilityContext context, ParamListInfo params,
-			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+/* A ProcessUtility call, for adb_unpinned. */
+typedef struct UtilityCall
 {
-	CopyStmt   *stmt = (CopyStmt *) pstmt->utilityStmt;
-	Relation	rel = table_openrv(stmt->relation, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			refcount = desc->tdrefcount;
+	PlannedStmt *pstmt;
+	const char *queryString;
+	bool		readOnlyTree;
+	ProcessUtilityContext context;
+	ParamListInfo params;
+	QueryEnvironment *queryEnv;
+	DestReceiver *dest;
+	QueryCompletion *qc;
+} UtilityCall;
 
-	if (rel->trigdesc != NULL || refcount < 0)
-	{
-		table_close(rel, NoLock);
-		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-		return;
-	}
-	desc->tdrefcount = -1;
-	PG_TRY();
-	{
-		next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		desc->tdrefcount = refcount;
-	}
-	PG_END_TRY();
-	table_close(rel, NoLock);
+static void
+run_utility(void *arg)
+{
+	UtilityCall *u = arg;
+
+	next_utility(u->pstmt, u->queryString, u->readOnlyTree, u->context, u->params, u->queryEnv, u->dest, u->qc);
 }
 
 /*
@@ -1262,11 +1369,26 @@ adb_copy_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		}
 		table_close(rel, NoLock);
 	}
+	else if (IsA(stmt, CopyStmt) && stmt->is_from && stmt->relation != NULL && has_option(stmt->options, "adb_shards"))
+	{
+		/* A coordinator's bulk load, on a datanode. */
+		uint64		processed = adb_shard_copy(stmt, queryString);
+
+		if (qc)
+			SetQueryCompletion(qc, CMDTAG_COPY, processed);
+		CommandCounterIncrement();
+		return;
+	}
 	else if (copy_bulk && IsA(stmt, CopyStmt) && stmt->is_from && stmt->relation != NULL &&
 			 stmt->query == NULL && IsTransactionState() &&
 			 get_rel_relkind(RangeVarGetRelid(stmt->relation, NoLock, true)) == RELKIND_RELATION)
 	{
-		copy_unpinned(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+		UtilityCall u = {pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc};
+		Relation	rel = table_openrv(stmt->relation, RowExclusiveLock);
+
+		/* A table of this node's, or a shard's: see adb_unpinned (shardcopy.c). */
+		adb_unpinned(rel, run_utility, &u);
+		table_close(rel, NoLock);
 		return;
 	}
 	next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);

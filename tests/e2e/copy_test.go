@@ -87,6 +87,18 @@ func (c *testCluster) slotFigures(t *testing.T, table string) map[int]string {
 	return figs
 }
 
+// sameSlots checks that every slot of table has the figures it had in
+// base (slotFigures), what saying when.
+func (c *testCluster) sameSlots(t *testing.T, table string, base map[int]string, what string) {
+	t.Helper()
+	after := c.slotFigures(t, table)
+	for k, f := range base {
+		if after[k] != f {
+			t.Errorf("%s: slot %d changed: %q → %q", what, k, f, after[k])
+		}
+	}
+}
+
 // checkBulkInsert: an INSERT … SELECT of many rows whose source reads no
 // distributed table goes the bulk COPY path (on a datanode, the
 // coordinator's connection shows COPY into the shards) and puts the rows
@@ -276,12 +288,7 @@ func TestDistributedCopy(t *testing.T) {
 	before := c.slotFigures(t, "cp")
 	unchanged := func(t *testing.T, what string) {
 		t.Helper()
-		after := c.slotFigures(t, "cp")
-		for k, f := range before {
-			if after[k] != f {
-				t.Errorf("%s: slot %d changed: %q → %q", what, k, f, after[k])
-			}
-		}
+		c.sameSlots(t, "cp", before, what)
 	}
 	// A small buffer: the rows go out in many rounds before the error.
 	small := []string{"PGOPTIONS=-c adb.copy_buffer=64kB"}
@@ -385,6 +392,113 @@ func TestDistributedCopy(t *testing.T) {
 		if strings.Contains(out, "WARNING") || strings.Contains(out, "leak") {
 			t.Errorf("COPYs into plain tables left a warning: %q", out)
 		}
+	})
+
+	// A coordinator sends each datanode one COPY for all its shards
+	// (shardcopy.c). Sent by hand to a datanode, it takes only what a
+	// coordinator writes; anything else is refused, not loaded.
+	t.Run("MultiShardCopyOnADatanode", func(t *testing.T) {
+		dn1 := c.node("dn1")
+		shard := c.nodeValue(t, dn1, `SELECT relname FROM pg_class WHERE relname ~ '^cp_[0-9]+$' AND relkind = 'r' ORDER BY 1 LIMIT 1`)
+		count := func() string { return c.nodeValue(t, dn1, "SELECT count(*) FROM "+shard) }
+		was := count()
+		multi := fmt.Sprintf("COPY %s (id, g, v) FROM STDIN WITH (adb_shards ('public.%s'))", shard, shard)
+		for _, k := range []struct{ name, cmd, in, want string }{
+			{"no position", multi, "7\t1\tx\n", "08P01"},
+			{"a position past the shards", multi, "1\t7\t1\tx\n", "08P01"},
+			{"a negative position", multi, "-1\t7\t1\tx\n", "08P01"},
+			{"a last line cut short", multi, "0\t7\t1\tx", "08P01"},
+			{"a bad value", multi, "0\tseven\t1\tx\n", "22P02"},
+			{"another option", multi[:len(multi)-1] + ", FORMAT csv)", "0\t7\t1\tx\n", "42601"},
+			{"no such shard", fmt.Sprintf("COPY %s (id, g, v) FROM STDIN WITH (adb_shards ('public.%s', 'public.nosuch'))", shard, shard), "0\t7\t1\tx\n", "42P01"},
+			{"not a table", fmt.Sprintf("COPY %s (id, g, v) FROM STDIN WITH (adb_shards ('pg_catalog.pg_tables'))", shard), "0\t7\t1\tx\n", "42809"},
+		} {
+			_, stderr, err := c.copyPsql(dn1, nil, k.cmd, k.in)
+			if err == nil || !strings.Contains(stderr, k.want) {
+				t.Errorf("%s: %v %s, want %s", k.name, err, stderr, k.want)
+			}
+		}
+		if n := count(); n != was {
+			t.Errorf("%s holds %s rows after refused COPYs, had %s", shard, n, was)
+		}
+		c.mustNodeSQL(t, dn1, "CREATE ROLE cp_nobody LOGIN")
+		_, stderr, err := c.copyPsql(dn1, []string{"PGOPTIONS=-c role=cp_nobody"}, multi, "0\t900001\t1\tx\n")
+		if err == nil || !strings.Contains(stderr, "42501") {
+			t.Errorf("a role without INSERT on the shard: %v %s", err, stderr)
+		}
+		if n := count(); n != was {
+			t.Errorf("%s holds %s rows after a refused COPY, had %s", shard, n, was)
+		}
+	})
+
+	// Rows go out to the datanodes as they are read, unless a function
+	// run for a row could query a datanode through the same connections
+	// (a default calling a user function, a user type): then they are
+	// held and sent in rounds, between which the connections are free.
+	t.Run("FunctionsThatReadDatanodes", func(t *testing.T) {
+		// Every coordinator and shard gets the table's default (the shards'
+		// is never used: the coordinator fills it).
+		for _, n := range c.Nodes {
+			switch n.Name {
+			case "dn1", "dn2":
+				c.mustNodeSQL(t, n, "CREATE FUNCTION cp_refs() RETURNS int LANGUAGE sql AS 'SELECT -1'")
+			case "cn2", "gc":
+				c.mustNodeSQL(t, n, "CREATE FUNCTION cp_refs() RETURNS int LANGUAGE sql STABLE AS 'SELECT count(*)::int FROM cp_ref'")
+			}
+		}
+		c.mustNodeSQL(t, cn1, `CREATE FUNCTION cp_refs() RETURNS int LANGUAGE sql STABLE AS 'SELECT count(*)::int FROM cp_ref';
+			CREATE TABLE cp_def (id bigint PRIMARY KEY, g int DEFAULT cp_refs(), v text);
+			SELECT adb.create_distributed_table('cp_def', 'id')`)
+		refs := c.nodeValue(t, cn1, "SELECT count(*) FROM cp_ref")
+		// 1,500 rows of 200 bytes: after the first 1,000 (read as a batch),
+		// each datanode has over 64 kB of them, which streaming would
+		// start sending while the last 500 rows' defaults are computed.
+		var in strings.Builder
+		for n := 1; n <= 1500; n++ {
+			fmt.Fprintf(&in, "%d\t%s\n", n, strings.Repeat("x", 200))
+		}
+		out, stderr, err := c.copyPsql(cn1, small, "COPY cp_def (id, v) FROM STDIN", in.String())
+		if err != nil || strings.TrimSpace(out) != "COPY 1500" {
+			t.Fatalf("COPY with a default that reads a distributed table: %v %q %s", err, out, stderr)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(*) FILTER (WHERE g = "+refs+") FROM cp_def"); v != "1500 1500" {
+			t.Errorf("rows, rows with the default: %s, want 1500 1500", v)
+		}
+		out, stderr, err = c.copyPsql(cn1, small, "INSERT INTO cp_def SELECT n, cp_refs() + 1, repeat('x', 200) FROM generate_series(1501, 3000) n", "")
+		if err != nil || strings.TrimSpace(out) != "INSERT 0 1500" {
+			t.Fatalf("INSERT … SELECT calling a function that reads a distributed table: %v %q %s", err, out, stderr)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE g = "+refs+" + 1) FROM cp_def"); v != "1500" {
+			t.Errorf("rows of the INSERT … SELECT: %s, want 1500", v)
+		}
+	})
+
+	// A COPY cancelled while its rows stream to the datanodes loads
+	// nothing, and the session's next COPY works.
+	t.Run("CancelWhileStreaming", func(t *testing.T) {
+		base := c.slotFigures(t, "cp")
+		s := c.openSession(t, cn1, "copy-cancel")
+		pid := strings.TrimSpace(s.run(t, "SELECT pg_backend_pid();"))
+		s.send(t, "BEGIN;")
+		s.send(t, "COPY cp (id, g, v) FROM STDIN;")
+		s.send(t, strings.TrimSuffix(copyRows(400001, 460000, false), "\n"))
+		// The rows are read and streaming; the end marker is not sent yet.
+		waitFor(t, time.Minute, "the COPY reading", func() (bool, string) {
+			v := c.nodeValue(t, cn1, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid+" AND query LIKE 'COPY%' AND state = 'active'")
+			return v == "1", v
+		})
+		c.mustNodeSQL(t, cn1, "SELECT pg_cancel_backend("+pid+")")
+		s.send(t, "\\.")
+		out := s.run(t, "ROLLBACK;")
+		if !strings.Contains(out, "canceling statement due to user request") {
+			t.Errorf("the cancelled COPY: %q", out)
+		}
+		c.sameSlots(t, "cp", base, "after a cancelled COPY")
+		if out := s.run(t, "COPY cp (id, g, v) FROM STDIN;\n"+strings.TrimSuffix(copyRows(400001, 400010, false), "\n")+"\n\\."); !strings.Contains(out, "COPY 10") {
+			t.Errorf("the COPY after: %q", out)
+		}
+		c.mustNodeSQL(t, cn1, "DELETE FROM cp WHERE id BETWEEN 400001 AND 400010")
+		c.sameSlots(t, "cp", base, "after the COPY after a cancel")
 	})
 
 	t.Run("InsertSelect", func(t *testing.T) { checkBulkInsert(t, c, before) })
