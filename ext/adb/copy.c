@@ -10,32 +10,34 @@
  * (BeginCopyFrom/NextCopyFrom) parses the input here, with the user's
  * options and settings, and evaluates the defaults of the columns not
  * given (adb.dist_nextval of serial columns); each row's partition is the
- * one PostgreSQL's hash partitioning would route it to
- * (compute_partition_hash_value over the parent's partition key); the rows
- * are written out in COPY text form, grouped by partition, and sent to the
- * partition's shard with one COPY … FROM STDIN per shard over postgres_fdw's
- * own connection to the datanode — in postgres_fdw's remote transaction,
- * the one this transaction's other reads and writes of the table use,
- * with the datanodes counted as writers (adb_twophase_note_write) so that
- * several of them commit by two-phase commit. The datanodes load at once,
- * each at its own pace: a datanode gets the COPYs of all its shards in one
- * query string, and each shard's rows as soon as it asks for them (one
- * round trip a shard). Rows are held up to adb.copy_buffer, then sent.
- * Any error (a bad input line, with its line number; a duplicate
- * key on a shard, with the shard's SQLSTATE) aborts the transaction, and
- * with it every remote one: nothing stays anywhere.
+ * one PostgreSQL's hash partitioning would route it to (adb_route_row,
+ * fdw.c); the rows are written out in COPY text form, each after its
+ * shard's position, and each datanode gets one COPY for all its shards
+ * (shardcopy.c takes it there) over postgres_fdw's own connection — in
+ * postgres_fdw's remote transaction, the one this transaction's other
+ * reads and writes of the table use, with the datanodes counted as
+ * writers (adb_twophase_note_write) so that several of them commit by
+ * two-phase commit. The rows stream out as they are read (CHUNK_BYTES at
+ * a time), the datanodes loading meanwhile, unless something run for a
+ * row might query a datanode through those connections (stream_safe):
+ * then they are held up to adb.copy_buffer and sent in rounds, each
+ * finished before more rows are read. Any error (a bad input line, with
+ * its line number; a duplicate key on a shard, with the shard's SQLSTATE)
+ * aborts the transaction, and with it every remote one: nothing stays
+ * anywhere.
  *
  * An INSERT … SELECT into such a table takes the same path (an
  * ExecutorRun hook, bulk_insert): PostgreSQL plans and runs the SELECT
  * (defaults filled by the planner), and its rows are routed, written out
- * and sent as COPY's are, instead of postgres_fdw's batches of
- * batch_size rows, one round trip each, shard after shard. A SELECT that
+ * and sent as COPY's are, in rounds (a function of the SELECT may query
+ * a datanode), instead of postgres_fdw's batches of batch_size rows, one
+ * round trip each, shard after shard. A SELECT that
  * reads distributed tables is read whole first (see bulk_insert_rel).
  *
  * What this does not handle goes PostgreSQL's way, row by row: COPY TO,
  * COPY of a query, COPY FROM with WHERE or FREEZE, tables with triggers,
- * generated columns or row-level security, partition keys on expressions,
- * and everything when adb.copy_bulk is off.
+ * generated columns or row-level security, partition keys on expressions
+ * or several columns, and everything when adb.copy_bulk is off.
  */
 #include "postgres.h"
 
@@ -106,8 +108,8 @@ static void next_utility(PlannedStmt *pstmt, const char *queryString, bool readO
 
 /*
  * adb.copy_buffer: kilobytes of rows held here before they are sent to the
- * shards (the memory a bulk COPY takes; tests make it small to see several
- * rounds).
+ * datanodes, when they cannot stream (the memory such a load takes; tests
+ * make it small to see several rounds).
  */
 static int	copy_buffer_kb = 16 * 1024;
 
@@ -140,6 +142,7 @@ typedef struct Target
 	StringInfoData sql;			/* COPY <shard> (<columns>) FROM STDIN WITH
 								 * (adb_shards (…)) */
 	char	   *columns;		/* (<columns>) of its first shard */
+	char	   *label;			/* the COPY in errors' context, shards not listed */
 	int			nshards;
 	StringInfoData rows;		/* lines not sent yet */
 	PGresult   *err;			/* the first error */
@@ -299,6 +302,7 @@ make_shards(BulkCopy *bc)
 		{
 			t->columns = cols.data;
 			appendStringInfo(&t->sql, "COPY %s %s FROM STDIN WITH (adb_shards (", shard, cols.data);
+			t->label = pstrdup(t->sql.data);
 		}
 		else if (strcmp(t->columns, cols.data) != 0)
 			elog(ERROR, "shards of \"%s\" on one datanode name their columns differently", RelationGetRelationName(bc->rel));
@@ -308,7 +312,12 @@ make_shards(BulkCopy *bc)
 		t->nshards++;
 	}
 	for (idx = 0; idx < bc->ntargets; idx++)
-		appendStringInfoString(&bc->targets[idx].sql, "))");
+	{
+		Target	   *t = &bc->targets[idx];
+
+		appendStringInfoString(&t->sql, "))");
+		t->label = psprintf("%s… %d shards))", t->label, t->nshards);
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -452,7 +461,7 @@ next_result(Target *t)
 	for (;;)
 	{
 		if (!PQconsumeInput(t->conn))
-			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
 		if (!PQisBusy(t->conn))
 			return PQgetResult(t->conn);
 		wait_target(t);
@@ -475,7 +484,7 @@ send_copy(BulkCopy *bc, Target *t)
 		adb_dml_sync_connection(bc->userid, t->serverid);
 	}
 	if (!PQsendQuery(t->conn, t->sql.data))
-		adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
 	t->state = CONN_SENT;
 }
 
@@ -495,7 +504,7 @@ copy_started(Target *t)
 		return;
 	}
 	t->state = CONN_IDLE;
-	adb_fdw_report_error(ERROR, res, t->conn, true, t->sql.data);
+	adb_fdw_report_error(ERROR, res, t->conn, true, t->label);
 }
 
 /*
@@ -518,7 +527,7 @@ send_lines(BulkCopy *bc, Target *t)
 			PGresult   *res = PQgetResult(t->conn);
 
 			t->state = CONN_IDLE;
-			adb_fdw_report_error(ERROR, res, t->conn, true, t->sql.data);
+			adb_fdw_report_error(ERROR, res, t->conn, true, t->label);
 		}
 	}
 	bc->buffered -= t->rows.len;
@@ -544,7 +553,7 @@ end_copies(BulkCopy *bc)
 			continue;
 		send_lines(bc, t);
 		if (PQputCopyEnd(t->conn, NULL) != 1)
-			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->sql.data);
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
 		t->state = CONN_SENT;
 	}
 	for (i = 0; i < bc->ntargets; i++)
@@ -570,7 +579,7 @@ end_copies(BulkCopy *bc)
 		PGresult   *err = failed->err;
 
 		failed->err = NULL;
-		adb_fdw_report_error(ERROR, err, failed->conn, true, failed->sql.data);
+		adb_fdw_report_error(ERROR, err, failed->conn, true, failed->label);
 	}
 }
 
@@ -1416,8 +1425,8 @@ adb_copy_init(void)
 							 &copy_bulk, true, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("adb.copy_buffer",
-							"How much of a bulk COPY's rows a coordinator holds before it sends them to the shards.",
-							NULL, &copy_buffer_kb, 16 * 1024, 64, 1024 * 1024, PGC_USERSET, GUC_UNIT_KB,
+							"How much of a bulk load's rows a coordinator holds before it sends them to the datanodes, when they cannot stream.",
+							"Rows stream unless a column's type or default, or the SELECT of an INSERT, could query a datanode.", &copy_buffer_kb, 16 * 1024, 64, 1024 * 1024, PGC_USERSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	prev_utility = ProcessUtility_hook;
 	ProcessUtility_hook = adb_copy_utility;
