@@ -45,6 +45,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/rls.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
 
@@ -161,8 +162,8 @@ load_shard(ShardRows *sr, List *attlist, const char *queryString)
 
 /*
  * open_shards opens (RowExclusiveLock) the shards named in adb_shards
- * (qualified names, as strings) and checks INSERT on the columns, as
- * DoCopy does.
+ * (qualified names, as strings) and checks, as DoCopy does, INSERT on the
+ * columns and that no row-level security applies.
  */
 static ShardRows *
 open_shards(List *names, List *attlist, int *nshards)
@@ -188,6 +189,12 @@ open_shards(List *names, List *attlist, int *nshards)
 			nsitem->p_rte->insertedCols = bms_add_member(nsitem->p_rte->insertedCols,
 														 lfirst_int(ac) - FirstLowInvalidHeapAttributeNumber);
 		ExecCheckRTPerms(pstate->p_rtable, true);
+		/* As DoCopy: COPY FROM would skip the policies' checks. */
+		if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("COPY FROM not supported with row-level security"),
+					 errhint("Use INSERT statements instead.")));
 		free_parsestate(pstate);
 		shards[n].rel = rel;
 		initStringInfo(&shards[n].rows);

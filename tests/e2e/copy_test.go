@@ -429,6 +429,20 @@ func TestDistributedCopy(t *testing.T) {
 		if n := count(); n != was {
 			t.Errorf("%s holds %s rows after a refused COPY, had %s", shard, n, was)
 		}
+		// Row-level security is not skipped, as PostgreSQL's COPY FROM
+		// refuses it.
+		c.mustNodeSQL(t, dn1, `CREATE TABLE cp_rls (id bigint, g int, v text);
+			ALTER TABLE cp_rls ENABLE ROW LEVEL SECURITY;
+			CREATE POLICY cp_rls_positive ON cp_rls FOR INSERT WITH CHECK (g > 0);
+			GRANT INSERT ON cp_rls TO cp_nobody`)
+		_, stderr, err = c.copyPsql(dn1, []string{"PGOPTIONS=-c role=cp_nobody"},
+			"COPY cp_rls (id, g, v) FROM STDIN WITH (adb_shards ('public.cp_rls'))", "0\t1\t-5\tx\n")
+		if err == nil || !strings.Contains(stderr, "0A000") {
+			t.Errorf("a table with row-level security: %v %s", err, stderr)
+		}
+		if n := c.nodeValue(t, dn1, "SELECT count(*) FROM cp_rls"); n != "0" {
+			t.Errorf("cp_rls holds %s rows after a refused COPY", n)
+		}
 	})
 
 	// Rows go out to the datanodes as they are read, unless a function
