@@ -89,6 +89,9 @@
 /* adb.copy_bulk: COPY FROM into a distributed table loads shard by shard. */
 static bool copy_bulk = true;
 
+/* adb.copy_stream: a bulk COPY's rows go out as they are read (stream_safe). */
+static bool copy_stream = true;
+
 static ProcessUtility_hook_type prev_utility = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorStart_hook_type prev_start = NULL;
@@ -815,7 +818,7 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 		PreventCommandIfReadOnly("COPY FROM");
 
 	guc_nest = bulk_begin(&bc, rel);
-	bc.stream = stream_safe(rel, attnums);
+	bc.stream = copy_stream && stream_safe(rel, attnums);
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
 						   stmt->attlist, stmt->options);
 	estate = CreateExecutorState();
@@ -1423,6 +1426,11 @@ adb_copy_init(void)
 							 "COPY FROM and INSERT … SELECT into a distributed table send the rows to each shard in bulk.",
 							 "Off: PostgreSQL routes each row to its foreign partition (COPY: one remote INSERT a row; INSERT: postgres_fdw's batches).",
 							 &copy_bulk, true, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("adb.copy_stream",
+							 "A bulk COPY into a distributed table sends its rows to the datanodes as it reads them.",
+							 "Off, or when a column's type or default could query a datanode: rounds of adb.copy_buffer.",
+							 &copy_stream, true, PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("adb.copy_buffer",
 							"How much of a bulk load's rows a coordinator holds before it sends them to the datanodes, when they cannot stream.",

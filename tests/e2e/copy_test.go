@@ -464,26 +464,41 @@ func TestDistributedCopy(t *testing.T) {
 			CREATE TABLE cp_def (id bigint PRIMARY KEY, g int DEFAULT cp_refs(), v text);
 			SELECT adb.create_distributed_table('cp_def', 'id')`)
 		refs := c.nodeValue(t, cn1, "SELECT count(*) FROM cp_ref")
-		// 1,500 rows of 200 bytes: after the first 1,000 (read as a batch),
+		// 1,100 rows of 200 bytes: after the first 1,000 (read as a batch),
 		// each datanode has over 64 kB of them, which streaming would
-		// start sending while the last 500 rows' defaults are computed.
+		// start sending while the last 100 rows' defaults are computed.
 		var in strings.Builder
-		for n := 1; n <= 1500; n++ {
+		for n := 1; n <= 1100; n++ {
 			fmt.Fprintf(&in, "%d\t%s\n", n, strings.Repeat("x", 200))
 		}
 		out, stderr, err := c.copyPsql(cn1, small, "COPY cp_def (id, v) FROM STDIN", in.String())
-		if err != nil || strings.TrimSpace(out) != "COPY 1500" {
+		if err != nil || strings.TrimSpace(out) != "COPY 1100" {
 			t.Fatalf("COPY with a default that reads a distributed table: %v %q %s", err, out, stderr)
 		}
-		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(*) FILTER (WHERE g = "+refs+") FROM cp_def"); v != "1500 1500" {
-			t.Errorf("rows, rows with the default: %s, want 1500 1500", v)
+		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || count(*) FILTER (WHERE g = "+refs+") FROM cp_def"); v != "1100 1100" {
+			t.Errorf("rows, rows with the default: %s, want 1100 1100", v)
 		}
-		out, stderr, err = c.copyPsql(cn1, small, "INSERT INTO cp_def SELECT n, cp_refs() + 1, repeat('x', 200) FROM generate_series(1501, 3000) n", "")
-		if err != nil || strings.TrimSpace(out) != "INSERT 0 1500" {
+		// A round goes out after the first 1,000 rows (over 64 kB), the
+		// last 100 rows' function runs after it.
+		out, stderr, err = c.copyPsql(cn1, small, "INSERT INTO cp_def SELECT n, cp_refs() + 1, repeat('x', 100) FROM generate_series(1101, 2200) n", "")
+		if err != nil || strings.TrimSpace(out) != "INSERT 0 1100" {
 			t.Fatalf("INSERT … SELECT calling a function that reads a distributed table: %v %q %s", err, out, stderr)
 		}
-		if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE g = "+refs+" + 1) FROM cp_def"); v != "1500" {
-			t.Errorf("rows of the INSERT … SELECT: %s, want 1500", v)
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE g = "+refs+" + 1) FROM cp_def"); v != "1100" {
+			t.Errorf("rows of the INSERT … SELECT: %s, want 1100", v)
+		}
+	})
+
+	// With adb.copy_stream off, the rows are held and sent in rounds.
+	t.Run("StreamOff", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE cp_off (id bigint PRIMARY KEY, g int, v text);
+			SELECT adb.create_distributed_table('cp_off', 'id')`)
+		out, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c adb.copy_stream=off -c adb.copy_buffer=64kB"}, "COPY cp_off (id, g, v) FROM STDIN", copyRows(1, 20000, false))
+		if err != nil || strings.TrimSpace(out) != "COPY 20000" {
+			t.Fatalf("COPY with adb.copy_stream off: %v %q %s", err, out, stderr)
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) || ' ' || sum(id) || ' ' || count(v) FROM cp_off"); v != "20000 200010000 18182" {
+			t.Errorf("count, sum of id, non-null v: %s", v)
 		}
 	})
 
