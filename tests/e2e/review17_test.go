@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -90,6 +92,87 @@ func TestReview17BulkLoadFaults(t *testing.T) {
 		}
 	})
 
+	// Rows that stream out are written with libpq's blocking
+	// PQputCopyData: while a datanode does not read them (its shard's COPY
+	// waits for a lock), the coordinator's backend sits in send() and
+	// takes no interrupt — statement_timeout, pg_cancel_backend,
+	// pg_terminate_backend and the manager's adb.cancel_deadlock all wait
+	// for the lock's holder; a deadlock across nodes with such a COPY as
+	// its victim never ends.
+	t.Run("CancelWhileADatanodeWaits", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_wait (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_wait', 'id')`)
+		holder := c.openSession(t, cn1, "r17_holder")
+		holder.send(t, "BEGIN; INSERT INTO r17_wait VALUES (5, 'held');")
+		holder.wait(t, time.Minute)
+		done := make(chan string, 1)
+		go func() {
+			_, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c statement_timeout=2s"}, "COPY r17_wait FROM STDIN", longInput(2000000))
+			done <- fmt.Sprint(err, " ", stderr)
+		}()
+		select {
+		case got := <-done:
+			if !strings.Contains(got, "57014") {
+				t.Errorf("COPY with statement_timeout 2s, a key of it locked: %s, want 57014", got)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("COPY with statement_timeout 2s still runs after 30 s, while a datanode waits for a lock")
+			holder.send(t, "ROLLBACK;")
+			<-done
+		}
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+	})
+
+	// A FATAL in the middle of a streaming COPY (pg_terminate_backend, a
+	// fast shutdown) skips bulk_copy's PG_CATCH, so abandon() never ends
+	// the datanodes' COPYs: postgres_fdw's abort cleanup then loops on
+	// PQgetResult, which keeps returning PGRES_COPY_IN — the backend spins
+	// at 100% CPU for good, the datanodes' COPYs (and their locks) stay
+	// open, and the node cannot stop but by SIGKILL.
+	t.Run("TerminateWhileStreaming", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_term (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_term', 'id')`)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.copyPsql(cn1, []string{"PGAPPNAME=r17_term"}, "COPY r17_term FROM STDIN", longInput(2000000))
+		}()
+		var pid string
+		waitFor(t, time.Minute, "the COPY streams to the datanodes", func() (bool, string) {
+			rows, err := c.nodeSQL(dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.r17_term%'")
+			if err != nil || len(rows) != 1 || rows[0][0] == "0" {
+				return false, fmt.Sprint(rows, err)
+			}
+			pid = c.nodeValue(t, cn1, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'r17_term'")
+			return pid != "0", pid
+		})
+		c.mustNodeSQL(t, cn1, "SELECT pg_terminate_backend("+pid+")")
+		gone := func() (bool, string) {
+			left := c.nodeValue(t, cn1, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)
+			copies := c.nodeValue(t, dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.r17_term%' AND state = 'active'")
+			return left == "0" && copies == "0", "coordinator backend " + left + ", dn1 COPYs " + copies
+		}
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(30 * time.Second)
+	poll:
+		for ok, _ := gone(); !ok; ok, _ = gone() {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				break poll
+			}
+		}
+		if ok, saw := gone(); !ok {
+			t.Errorf("30 s after pg_terminate_backend of a streaming COPY: %s", saw)
+			// The backend spins in its exit: only SIGKILL ends it (cn1 restarts).
+			if n, err := strconv.Atoi(pid); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+		<-done
+		c.reachable(t, cn1)
+	})
+
 	// A COPY into a plain table runs with the table's row type's
 	// descriptor at tdrefcount -1 (adb_unpinned). Anything that looks the
 	// row type up in the type cache meanwhile (a whole-row reference in a
@@ -130,4 +213,13 @@ func TestReview17BulkLoadFaults(t *testing.T) {
 			}
 		}
 	})
+}
+
+// longInput is n rows of (id, v) in COPY text form.
+func longInput(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d\tv%d\n", i, i)
+	}
+	return b.String()
 }
