@@ -1,0 +1,244 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// review17 (a review of the bulk-load path by trying it): each subtest
+// shows a fault found, and fails until it is fixed.
+
+// serverCrashes is how many times node n's server logs say a backend was
+// killed by a signal (a crash that restarts every session of the node).
+func (c *testCluster) serverCrashes(t *testing.T, n nodeSpec) int {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(n.Path, "log", "*.log"))
+	crashes := 0
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crashes += strings.Count(string(b), "was terminated by signal")
+	}
+	return crashes
+}
+
+// reachable waits until node n answers again (after a crash, its
+// postmaster reinitialises).
+func (c *testCluster) reachable(t *testing.T, n nodeSpec) {
+	t.Helper()
+	waitFor(t, time.Minute, n.Name+" answers", func() (bool, string) {
+		_, err := c.nodeSQL(n, "SELECT 1")
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+func TestReview17BulkLoadFaults(t *testing.T) {
+	c := newShardedCluster(t, 1)
+	cn1, dn1 := c.node("cn1"), c.node("dn1")
+
+	var rows strings.Builder
+	for n := 1; n <= 2000; n++ {
+		fmt.Fprintf(&rows, "%d\tv%d\n", n, n)
+	}
+
+	// A multi-shard COPY on a datanode (shardcopy.c) checks INSERT but not
+	// row-level security: an ordinary role writes rows its policies
+	// refuse, which PostgreSQL's COPY FROM and INSERT both refuse.
+	t.Run("ShardCopyHonoursRowLevelSecurity", func(t *testing.T) {
+		c.mustNodeSQL(t, dn1, `CREATE ROLE r17_mallory LOGIN;
+			CREATE TABLE r17_rls (owner text, v text);
+			ALTER TABLE r17_rls ENABLE ROW LEVEL SECURITY;
+			CREATE POLICY own ON r17_rls USING (owner = current_user) WITH CHECK (owner = current_user);
+			GRANT SELECT, INSERT ON r17_rls TO r17_mallory`)
+		asMallory := []string{"PGOPTIONS=-c role=r17_mallory"}
+		if _, stderr, err := c.copyPsql(dn1, asMallory, "COPY r17_rls FROM STDIN", "alice\tforged\n"); err == nil || !strings.Contains(stderr, "0A000") {
+			t.Errorf("PostgreSQL's COPY FROM into a table with row-level security: %v %s, want 0A000", err, stderr)
+		}
+		out, stderr, err := c.copyPsql(dn1, asMallory, "COPY r17_rls (owner, v) FROM STDIN WITH (adb_shards ('public.r17_rls'))", "0\talice\tforged\n")
+		if err == nil || !strings.Contains(stderr, "0A000") {
+			t.Errorf("a multi-shard COPY into a table with row-level security, as a role its policy refuses: %v %q %s, want 0A000", err, out, stderr)
+		}
+		if n := c.nodeValue(t, dn1, "SELECT count(*) FROM r17_rls WHERE owner = 'alice'"); n != "0" {
+			t.Errorf("r17_rls holds %s rows of alice's written by r17_mallory", n)
+		}
+	})
+
+	// A row of a few hundred MB (a large text or bytea value) is loaded
+	// in time quadratic in its length: the datanode looks for the line's
+	// end from its start again at each 64 kB CopyData message
+	// (put_aside). 256 MB: 77 s, against 4.5 s with adb.copy_bulk off.
+	t.Run("LongRowLoadsInLinearTime", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_long (id int, v text); SELECT adb.create_distributed_table('r17_long', 'id')`)
+		in := "1\t" + strings.Repeat("x", 128<<20) + "\n"
+		load := func(env []string) time.Duration {
+			start := time.Now()
+			if out, stderr, err := c.copyPsql(cn1, env, "COPY r17_long FROM STDIN", in); err != nil || strings.TrimSpace(out) != "COPY 1" {
+				t.Fatalf("COPY of a 128 MB row: %v %q %s", err, out, stderr)
+			}
+			return time.Since(start)
+		}
+		rowByRow := load([]string{"PGOPTIONS=-c adb.copy_bulk=off"})
+		bulk := load(nil)
+		if bulk > 3*rowByRow+3*time.Second {
+			t.Errorf("a 128 MB row: %v in bulk, %v row by row (adb.copy_bulk off)", bulk, rowByRow)
+		}
+	})
+
+	// Rows that stream out are written with libpq's blocking
+	// PQputCopyData: while a datanode does not read them (its shard's COPY
+	// waits for a lock), the coordinator's backend sits in send() and
+	// takes no interrupt — statement_timeout, pg_cancel_backend,
+	// pg_terminate_backend and the manager's adb.cancel_deadlock all wait
+	// for the lock's holder; a deadlock across nodes with such a COPY as
+	// its victim never ends.
+	t.Run("CancelWhileADatanodeWaits", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_wait (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_wait', 'id')`)
+		holder := c.openSession(t, cn1, "r17_holder")
+		holder.send(t, "BEGIN; INSERT INTO r17_wait VALUES (5, 'held');")
+		holder.wait(t, time.Minute)
+		done := make(chan string, 1)
+		go func() {
+			_, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c statement_timeout=2s"}, "COPY r17_wait FROM STDIN", longInput(2000000))
+			done <- fmt.Sprint(err, " ", stderr)
+		}()
+		select {
+		case got := <-done:
+			if !strings.Contains(got, "57014") {
+				t.Errorf("COPY with statement_timeout 2s, a key of it locked: %s, want 57014", got)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("COPY with statement_timeout 2s still runs after 30 s, while a datanode waits for a lock")
+			holder.send(t, "ROLLBACK;")
+			<-done
+		}
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+	})
+
+	// A FATAL in the middle of a streaming COPY (pg_terminate_backend, a
+	// fast shutdown) skips bulk_copy's PG_CATCH, so abandon() never ends
+	// the datanodes' COPYs: postgres_fdw's abort cleanup then loops on
+	// PQgetResult, which keeps returning PGRES_COPY_IN — the backend spins
+	// at 100% CPU for good, the datanodes' COPYs (and their locks) stay
+	// open, and the node cannot stop but by SIGKILL.
+	t.Run("TerminateWhileStreaming", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_term (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_term', 'id')`)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.copyPsql(cn1, []string{"PGAPPNAME=r17_term"}, "COPY r17_term FROM STDIN", longInput(2000000))
+		}()
+		var pid string
+		waitFor(t, time.Minute, "the COPY streams to the datanodes", func() (bool, string) {
+			rows, err := c.nodeSQL(dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.r17_term%'")
+			if err != nil || len(rows) != 1 || rows[0][0] == "0" {
+				return false, fmt.Sprint(rows, err)
+			}
+			pid = c.nodeValue(t, cn1, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'r17_term'")
+			return pid != "0", pid
+		})
+		c.mustNodeSQL(t, cn1, "SELECT pg_terminate_backend("+pid+")")
+		gone := func() (bool, string) {
+			left := c.nodeValue(t, cn1, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)
+			copies := c.nodeValue(t, dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.r17_term%' AND state = 'active'")
+			return left == "0" && copies == "0", "coordinator backend " + left + ", dn1 COPYs " + copies
+		}
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(30 * time.Second)
+	poll:
+		for ok, _ := gone(); !ok; ok, _ = gone() {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				break poll
+			}
+		}
+		if ok, saw := gone(); !ok {
+			t.Errorf("30 s after pg_terminate_backend of a streaming COPY: %s", saw)
+			// The backend spins in its exit: only SIGKILL ends it (cn1 restarts).
+			if n, err := strconv.Atoi(pid); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+		<-done
+		c.reachable(t, cn1)
+	})
+
+	// stream_safe lets rows stream when the defaults call built-in
+	// functions only, but some built-ins run a query: a default of
+	// query_to_xml over a distributed table fails the COPY with "another
+	// command is already in progress" (row by row, or in rounds, it
+	// loads).
+	t.Run("DefaultRunningAQuery", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_q (id bigint PRIMARY KEY, x xml DEFAULT query_to_xml('SELECT count(*) FROM r17_q', false, false, ''), v text);
+			SELECT adb.create_distributed_table('r17_q', 'id')`)
+		for i, env := range [][]string{{"PGOPTIONS=-c adb.copy_bulk=off"}, nil} {
+			var in strings.Builder
+			for n := 1; n <= 3000; n++ {
+				fmt.Fprintf(&in, "%d\t%s\n", i*10000+n, strings.Repeat("y", 200))
+			}
+			if out, stderr, err := c.copyPsql(cn1, env, "COPY r17_q (id, v) FROM STDIN", in.String()); err != nil || strings.TrimSpace(out) != "COPY 3000" {
+				t.Errorf("COPY (%v) into a table whose default runs a query: %v %q %s", env, err, out, stderr)
+			}
+		}
+	})
+
+	// A COPY into a plain table runs with the table's row type's
+	// descriptor at tdrefcount -1 (adb_unpinned). Anything that looks the
+	// row type up in the type cache meanwhile (a whole-row reference in a
+	// CHECK or an index expression, a function taking the row) links the
+	// type cache to that descriptor, pins and releases it, and frees the
+	// relation cache's descriptor in the middle of the COPY: the backend
+	// crashes, and the node restarts every session. Any role that may
+	// create a temporary table can do it.
+	t.Run("PlainCopyWithWholeRowReferences", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE ROLE r17_user`)
+		for _, k := range []struct{ name, env, create, copy string }{
+			{"a temporary table's whole-row CHECK, as an ordinary role", "PGOPTIONS=-c role=r17_user",
+				"CREATE TEMP TABLE r17_wr (a int, b text, CHECK (r17_wr IS NOT NULL))", "COPY r17_wr FROM STDIN"},
+			{"an index on a function of the row", "",
+				`CREATE TABLE r17_ix (a int, b text);
+				CREATE FUNCTION r17_key(r17_ix) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1.a::text || $1.b';
+				CREATE INDEX ON r17_ix (r17_key(r17_ix))`, "COPY r17_ix FROM STDIN"},
+		} {
+			c.reachable(t, cn1)
+			before := c.serverCrashes(t, cn1)
+			var env []string
+			if k.env != "" {
+				env = []string{k.env}
+			}
+			cmd := k.copy
+			if strings.HasPrefix(k.create, "CREATE TEMP") {
+				// One session: the temporary table and its COPY.
+				cmd = k.create + `; ` + k.copy
+			} else {
+				c.mustNodeSQL(t, cn1, k.create)
+			}
+			out, stderr, err := c.copyPsql(cn1, env, cmd, rows.String())
+			if err != nil || !strings.Contains(out, "COPY 2000") {
+				t.Errorf("%s: %v %q %s", k.name, err, out, stderr)
+			}
+			if n := c.serverCrashes(t, cn1) - before; n != 0 {
+				t.Errorf("%s: cn1's log shows %d backend(s) killed by a signal", k.name, n)
+			}
+		}
+	})
+}
+
+// longInput is n rows of (id, v) in COPY text form.
+func longInput(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%d\tv%d\n", i, i)
+	}
+	return b.String()
+}
