@@ -55,7 +55,6 @@ extern void adb_aggpush_init(void);
 extern void adb_router_init(void);
 extern void adb_copy_init(void);
 extern uint64 adb_shard_copy(CopyStmt *stmt, const char *queryString);
-extern void adb_unpinned(Relation rel, void (*fn) (void *arg), void *arg);
 extern void adb_batch_init(void);
 
 /* The number of Foreign Scans in a plan tree (batch.c). */

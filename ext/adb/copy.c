@@ -68,6 +68,7 @@
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
@@ -394,6 +395,45 @@ add_row(BulkCopy *bc, int idx, Datum *values, bool *nulls)
 }
 
 /*
+ * end_abandoned fails target t's COPY (the connection in non-blocking
+ * mode, see copy_started) and gives the connection back to postgres_fdw
+ * in blocking mode, which its abort cleanup expects. A datanode that does
+ * not read (its COPY waits for a lock) gets a cancel, so that it takes
+ * what is queued; past end, what is left is postgres_fdw's (it cancels
+ * and gives up on the connection in time).
+ */
+static void
+end_abandoned(Target *t, TimestampTz end)
+{
+	bool		cancelled = false;
+
+	(void) PQputCopyEnd(t->conn, "COPY of the coordinator aborted");
+	while (PQflush(t->conn) == 1)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+		if (left <= 0)
+			return;
+		if (!cancelled)
+		{
+			PGcancel   *cancel = PQgetCancel(t->conn);
+			char		errbuf[256];
+
+			if (cancel)
+			{
+				(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+				PQfreeCancel(cancel);
+			}
+			cancelled = true;
+		}
+		(void) WaitLatchOrSocket(NULL, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 PQsocket(t->conn), left, PG_WAIT_EXTENSION);
+		(void) PQconsumeInput(t->conn);
+	}
+	(void) PQsetnonblocking(t->conn, 0);
+}
+
+/*
  * abandon leaves no connection inside a COPY when a load is cut short by
  * an error (a bad input line, a datanode's error) or a cancel: a datanode
  * waiting for COPY data does not answer postgres_fdw's cancel at abort,
@@ -433,12 +473,23 @@ abandon(BulkCopy *bc)
 			PQclear(res);
 		}
 		if (t->state == CONN_COPYIN)
-			(void) PQputCopyEnd(t->conn, "COPY of the coordinator aborted");
+			end_abandoned(t, end);
 		if (t->err)
 			PQclear(t->err);
 		t->err = NULL;
 		t->state = CONN_IDLE;
 	}
+}
+
+/*
+ * abandon_at_exit is abandon for PG_ENSURE_ERROR_CLEANUP: on an error, and
+ * on a FATAL (pg_terminate_backend, a fast shutdown) before postgres_fdw's
+ * abort cleanup, which would wait forever on a connection inside COPY.
+ */
+static void
+abandon_at_exit(int code, Datum arg)
+{
+	abandon((BulkCopy *) DatumGetPointer(arg));
 }
 
 /*
@@ -504,6 +555,9 @@ copy_started(Target *t)
 	{
 		PQclear(res);
 		t->state = CONN_COPYIN;
+		/* Sends wait interruptibly (flush_out), not inside libpq. */
+		if (PQsetnonblocking(t->conn, 1) != 0)
+			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
 		return;
 	}
 	t->state = CONN_IDLE;
@@ -511,10 +565,49 @@ copy_started(Target *t)
 }
 
 /*
+ * flush_out sends what libpq holds for target t (non-blocking), waiting
+ * for the socket, interruptibly: a datanode that stops reading (its COPY
+ * waits for a lock) does not hold a cancel or a timeout up. What the
+ * datanode sends meanwhile is taken in, for its COPY's result.
+ */
+static void
+flush_out(Target *t)
+{
+	int			r;
+
+	while ((r = PQflush(t->conn)) == 1)
+	{
+		int			ev = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+										   PQsocket(t->conn), -1L, PG_WAIT_EXTENSION);
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if ((ev & WL_SOCKET_READABLE) && !PQconsumeInput(t->conn))
+			break;
+	}
+	if (r < 0 || PQstatus(t->conn) == CONNECTION_BAD)
+		adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
+}
+
+/*
+ * copy_failed raises the error of target t's COPY that libpq could not
+ * send to (the connection lost).
+ */
+static void
+copy_failed(Target *t)
+{
+	PGresult   *res = PQgetResult(t->conn);
+
+	t->state = CONN_IDLE;
+	(void) PQsetnonblocking(t->conn, 0);
+	adb_fdw_report_error(ERROR, res, t->conn, true, t->label);
+}
+
+/*
  * send_lines sends target t's lines (its COPY started), in CopyData
  * messages of CHUNK_BYTES, and empties them. A datanode that failed
- * meanwhile (a shard's rows loaded and refused) is found here, before
- * more is sent.
+ * meanwhile (a shard's rows refused) discards them; its error comes
+ * with its COPY's result (end_copies).
  */
 static void
 send_lines(BulkCopy *bc, Target *t)
@@ -523,16 +616,15 @@ send_lines(BulkCopy *bc, Target *t)
 
 	for (off = 0; off < t->rows.len; off += CHUNK_BYTES)
 	{
-		CHECK_FOR_INTERRUPTS();
-		if (PQputCopyData(t->conn, t->rows.data + off, Min(CHUNK_BYTES, t->rows.len - off)) != 1 ||
-			!PQconsumeInput(t->conn))
-		{
-			PGresult   *res = PQgetResult(t->conn);
+		int			r;
 
-			t->state = CONN_IDLE;
-			adb_fdw_report_error(ERROR, res, t->conn, true, t->label);
-		}
+		CHECK_FOR_INTERRUPTS();
+		while ((r = PQputCopyData(t->conn, t->rows.data + off, Min(CHUNK_BYTES, t->rows.len - off))) == 0)
+			flush_out(t);
+		if (r < 0)
+			copy_failed(t);
 	}
+	flush_out(t);
 	bc->buffered -= t->rows.len;
 	resetStringInfo(&t->rows);
 }
@@ -546,6 +638,7 @@ static void
 end_copies(BulkCopy *bc)
 {
 	Target	   *failed = NULL;
+	int			r;
 	int			i;
 
 	for (i = 0; i < bc->ntargets; i++)
@@ -555,8 +648,11 @@ end_copies(BulkCopy *bc)
 		if (t->state != CONN_COPYIN)
 			continue;
 		send_lines(bc, t);
-		if (PQputCopyEnd(t->conn, NULL) != 1)
-			adb_fdw_report_error(ERROR, NULL, t->conn, false, t->label);
+		while ((r = PQputCopyEnd(t->conn, NULL)) == 0)
+			flush_out(t);
+		if (r < 0)
+			copy_failed(t);
+		flush_out(t);
 		t->state = CONN_SENT;
 	}
 	for (i = 0; i < bc->ntargets; i++)
@@ -568,7 +664,10 @@ end_copies(BulkCopy *bc)
 		{
 			res = next_result(t);
 			if (res == NULL)
+			{
 				t->state = CONN_IDLE;
+				(void) PQsetnonblocking(t->conn, 0);
+			}
 			else if (PQresultStatus(res) != PGRES_COMMAND_OK && t->err == NULL)
 				t->err = res;
 			else
@@ -738,8 +837,33 @@ copy_rows(BulkCopy *bc, CopyFromState cstate, EState *estate)
 }
 
 /*
+ * runs_queries says whether built-in function func runs a query it is
+ * given, or one over a table or schema it is given, which may read a
+ * distributed table: the XML exports and ts_stat.
+ */
+static bool
+runs_queries(Oid func)
+{
+	static const char *const names[] = {
+		"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+		"table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
+		"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
+		"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
+		"cursor_to_xml", "cursor_to_xmlschema", "ts_stat"
+	};
+	char	   *name = get_func_name(func);
+	int			i;
+
+	for (i = 0; name != NULL && i < lengthof(names); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
  * user_function is check_functions_in_node's test for stream_safe: a
- * function that is not built in, other than adb.dist_nextval.
+ * function that is not built in, other than adb.dist_nextval, or a
+ * built-in one that runs queries.
  */
 static bool
 user_function(Oid func, void *context)
@@ -747,7 +871,7 @@ user_function(Oid func, void *context)
 	char	   *nsp;
 
 	if (func < FirstNormalObjectId)
-		return false;
+		return runs_queries(func);
 	nsp = get_namespace_name(get_func_namespace(func));
 	return nsp == NULL || strcmp(nsp, "adb") != 0 || strcmp(get_func_name(func), "dist_nextval") != 0;
 }
@@ -759,8 +883,8 @@ user_function(Oid func, void *context)
  * through them, from a function run for a row, would fail ("another
  * command is already in progress"). So only when every column is of a
  * built-in type that is not a domain (whose checks may call anything),
- * and the defaults of the columns not given call built-in functions and
- * adb.dist_nextval only.
+ * and the defaults of the columns not given call built-in functions that
+ * run no queries, and adb.dist_nextval, only.
  */
 static bool
 stream_safe(Relation rel, List *attnums)
@@ -822,16 +946,11 @@ bulk_copy(CopyStmt *stmt, Relation rel, const char *queryString, QueryEnvironmen
 	cstate = BeginCopyFrom(pstate, rel, NULL, stmt->filename, stmt->is_program, NULL,
 						   stmt->attlist, stmt->options);
 	estate = CreateExecutorState();
-	PG_TRY();
+	PG_ENSURE_ERROR_CLEANUP(abandon_at_exit, PointerGetDatum(&bc));
 	{
 		processed = copy_rows(&bc, cstate, estate);
 	}
-	PG_CATCH();
-	{
-		abandon(&bc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(abandon_at_exit, PointerGetDatum(&bc));
 	AtEOXact_GUC(true, guc_nest);
 	EndCopyFrom(cstate);
 	FreeExecutorState(estate);
@@ -993,16 +1112,11 @@ bulk_insert(QueryDesc *qd, Relation rel)
 	uint64		processed;
 	int			guc_nest = bulk_begin(&bc, rel);
 
-	PG_TRY();
+	PG_ENSURE_ERROR_CLEANUP(abandon_at_exit, PointerGetDatum(&bc));
 	{
 		processed = insert_rows(&bc, outerPlanState(qd->planstate));
 	}
-	PG_CATCH();
-	{
-		abandon(&bc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(abandon_at_exit, PointerGetDatum(&bc));
 	AtEOXact_GUC(true, guc_nest);
 	MemoryContextDelete(bc.cxt);
 	estate->es_processed += processed;
@@ -1320,27 +1434,6 @@ adb_copy_run(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_
 	error_context_stack = hide.previous;
 }
 
-/* A ProcessUtility call, for adb_unpinned. */
-typedef struct UtilityCall
-{
-	PlannedStmt *pstmt;
-	const char *queryString;
-	bool		readOnlyTree;
-	ProcessUtilityContext context;
-	ParamListInfo params;
-	QueryEnvironment *queryEnv;
-	DestReceiver *dest;
-	QueryCompletion *qc;
-} UtilityCall;
-
-static void
-run_utility(void *arg)
-{
-	UtilityCall *u = arg;
-
-	next_utility(u->pstmt, u->queryString, u->readOnlyTree, u->context, u->params, u->queryEnv, u->dest, u->qc);
-}
-
 /*
  * adb_copy_utility is the ProcessUtility hook: a COPY FROM into a
  * distributed table that bulk_copy can load is loaded there; everything
@@ -1389,18 +1482,6 @@ adb_copy_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		if (qc)
 			SetQueryCompletion(qc, CMDTAG_COPY, processed);
 		CommandCounterIncrement();
-		return;
-	}
-	else if (copy_bulk && IsA(stmt, CopyStmt) && stmt->is_from && stmt->relation != NULL &&
-			 stmt->query == NULL && IsTransactionState() &&
-			 get_rel_relkind(RangeVarGetRelid(stmt->relation, NoLock, true)) == RELKIND_RELATION)
-	{
-		UtilityCall u = {pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc};
-		Relation	rel = table_openrv(stmt->relation, RowExclusiveLock);
-
-		/* A table of this node's, or a shard's: see adb_unpinned (shardcopy.c). */
-		adb_unpinned(rel, run_utility, &u);
-		table_close(rel, NoLock);
 		return;
 	}
 	next_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);

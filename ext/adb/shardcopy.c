@@ -18,8 +18,8 @@
  * shard: the coordinator streams the rows as it reads them, with no round
  * trip per shard.
  *
- * A COPY into any plain table (a shard's, or a table of the node's own)
- * runs with the table's row type unpinned: see adb_unpinned.
+ * A shard's COPY runs with the shard's descriptor swapped for one that is
+ * not reference-counted: see unpin.
  */
 #include "postgres.h"
 
@@ -47,6 +47,7 @@
 #include "utils/regproc.h"
 #include "utils/rls.h"
 #include "utils/rel.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 #include "adb.h"
@@ -59,6 +60,9 @@
  */
 #define SHARD_LOAD_FIRST (8 * 1024)
 #define SHARD_LOAD_MOST (1024 * 1024)
+
+/* All shards' rows put aside are loaded once there are this many bytes. */
+#define SHARD_LOAD_TOTAL (32 * 1024 * 1024)
 
 /* One shard of a multi-shard COPY and its rows put aside. */
 typedef struct ShardRows
@@ -84,56 +88,73 @@ load_read(void *outbuf, int minread, int maxread)
 }
 
 /*
- * adb_unpinned runs fn(arg), a COPY into plain table rel, with rel's row
- * type unpinned. PostgreSQL 15's COPY makes up to 1000 tuple slots
- * (MAX_BUFFERED_TUPLES), each pinning the relation's TupleDesc in the
+ * A descriptor that is never pinned nor freed by reference counting:
+ * PinTupleDesc and ReleaseTupleDesc skip a negative count, and the typcache
+ * and relcache's own increments and decrements (which do not check) cannot
+ * bring it to zero.
+ */
+#define UNCOUNTED (INT_MIN / 2)
+
+/*
+ * Unpinned is a shard's relcache entry while its rows load: its
+ * descriptor swapped for an uncounted copy (unpin).
+ */
+typedef struct Unpinned
+{
+	Relation	rel;
+	TupleDesc	own;			/* the relcache's descriptor */
+	TupleDesc	copy;			/* the one in place, or NULL */
+} Unpinned;
+
+/*
+ * unpin puts an uncounted copy of rel's descriptor in place for the length
+ * of a shard's COPY. PostgreSQL 15's COPY makes up to 1000 tuple slots
+ * (MAX_BUFFERED_TUPLES), each pinning the relation's descriptor in the
  * resource owner, whose hash takes linear probes for each add and remove
  * of the same entry: a COPY of 1000 rows or more costs about a million
  * probes, whatever its size, which was more than half of a datanode's
- * time in a bulk load of one COPY per shard. Slots of a descriptor whose
- * tdrefcount is -1 neither pin nor unpin it, and COPY drops every slot it
- * makes before it returns. The caller holds RowExclusiveLock on rel (as
- * COPY takes it), so its columns cannot change; were the relcache entry
- * rebuilt with another descriptor meanwhile (ALTER … SET STATISTICS takes
- * a weaker lock), the old one would only stay allocated. Tables with
- * triggers are left alone: trigger slots may outlive the statement.
+ * time in a bulk load. Slots of the copy pin nothing, and COPY drops every
+ * slot it makes before it returns. The descriptor itself is left alone:
+ * the row type's typcache entry shares it (a whole-row reference in a
+ * CHECK or an index takes it there), so the entry is loaded first, with
+ * the relcache's own. Were the entry reloaded meanwhile (an invalidation:
+ * ANALYZE), it would take the copy, which is then never freed; were the
+ * relcache entry rebuilt with another descriptor (ALTER … SET STATISTICS
+ * takes a weaker lock than the COPY's), both stay as the relcache left
+ * them. Tables with triggers are left alone: trigger slots may outlive the
+ * statement.
  */
-void
-adb_unpinned(Relation rel, void (*fn) (void *arg), void *arg)
+static void
+unpin(Unpinned *u, Relation rel)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			refcount = desc->tdrefcount;
+	TupleDesc	td;
+	MemoryContext old;
 
-	if (rel->trigdesc != NULL || refcount < 0)
-	{
-		fn(arg);
+	u->rel = rel;
+	u->own = RelationGetDescr(rel);
+	u->copy = NULL;
+	if (rel->trigdesc != NULL || u->own->tdrefcount < 0)
 		return;
-	}
-	desc->tdrefcount = -1;
-	PG_TRY();
-	{
-		fn(arg);
-	}
-	PG_FINALLY();
-	{
-		desc->tdrefcount = refcount;
-	}
-	PG_END_TRY();
+	td = lookup_rowtype_tupdesc(rel->rd_rel->reltype, -1);
+	ReleaseTupleDesc(td);
+	/* In the cache's context: the typcache may keep it (see above). */
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	u->copy = CreateTupleDescCopyConstr(u->own);
+	MemoryContextSwitchTo(old);
+	u->copy->tdrefcount = UNCOUNTED;
+	rel->rd_att = u->copy;
 }
 
-/* A shard's COPY, for adb_unpinned. */
-typedef struct ShardLoad
-{
-	CopyFromState cstate;
-	uint64		processed;
-} ShardLoad;
-
+/* repin puts the relcache's descriptor back (see unpin). */
 static void
-run_copy_from(void *arg)
+repin(Unpinned *u)
 {
-	ShardLoad  *sl = arg;
-
-	sl->processed = CopyFrom(sl->cstate);
+	if (u->copy == NULL || u->rel->rd_att != u->copy)
+		return;
+	u->rel->rd_att = u->own;
+	if (lookup_type_cache(u->rel->rd_rel->reltype, 0)->tupDesc != u->copy)
+		FreeTupleDesc(u->copy);
+	u->copy = NULL;
 }
 
 /*
@@ -144,20 +165,31 @@ static uint64
 load_shard(ShardRows *sr, List *attlist, const char *queryString)
 {
 	ParseState *pstate = make_parsestate(NULL);
-	ShardLoad	sl;
+	CopyFromState cstate;
+	Unpinned	u;
+	uint64		processed = 0;
 
 	pstate->p_sourcetext = queryString;
 	/* CopyFrom's result relation is the range table's first. */
 	(void) addRangeTableEntryForRelation(pstate, sr->rel, RowExclusiveLock, NULL, false, false);
 	load_src = &sr->rows;
 	load_pos = 0;
-	sl.cstate = BeginCopyFrom(pstate, sr->rel, NULL, NULL, false, load_read, attlist, NIL);
-	adb_unpinned(sr->rel, run_copy_from, &sl);
-	EndCopyFrom(sl.cstate);
+	unpin(&u, sr->rel);
+	PG_TRY();
+	{
+		cstate = BeginCopyFrom(pstate, sr->rel, NULL, NULL, false, load_read, attlist, NIL);
+		processed = CopyFrom(cstate);
+		EndCopyFrom(cstate);
+	}
+	PG_FINALLY();
+	{
+		repin(&u);
+	}
+	PG_END_TRY();
 	free_parsestate(pstate);
 	load_src = NULL;
 	resetStringInfo(&sr->rows);
-	return sl.processed;
+	return processed;
 }
 
 /*
@@ -266,47 +298,90 @@ next_message(StringInfo buf)
 	}
 }
 
+/* The lines read and not put aside yet (put_aside). */
+typedef struct Pending
+{
+	StringInfoData buf;
+	int			start;			/* the first line not put aside */
+	int			scanned;		/* no newline in buf from start up to here */
+	bool		ended;			/* a \. line was read: the rest is ignored */
+	Size		aside;			/* bytes put aside in all shards */
+} Pending;
+
 /*
- * put_aside puts the complete lines at the start of pending aside, each
- * for its shard, loading a shard that has enough; the rest (a
- * line not complete yet) stays in pending. It is the rows loaded.
+ * load_all loads every shard's rows put aside: a datanode holds at most
+ * SHARD_LOAD_TOTAL of them, whatever the number of shards.
  */
 static uint64
-put_aside(StringInfo pending, ShardRows *shards, int nshards, List *attlist, const char *queryString)
+load_all(Pending *pd, ShardRows *shards, int nshards, List *attlist, const char *queryString)
 {
 	uint64		processed = 0;
-	char	   *p = pending->data;
-	char	   *end = pending->data + pending->len;
-	int			rest;
+	int			i;
+
+	for (i = 0; i < nshards; i++)
+		if (shards[i].rows.len > 0)
+			processed += load_shard(&shards[i], attlist, queryString);
+	pd->aside = 0;
+	return processed;
+}
+
+/*
+ * put_aside puts the complete lines of pd aside, each for its shard,
+ * loading a shard that has enough (or all, past SHARD_LOAD_TOTAL); what
+ * is left is a line not complete yet, searched once only however long it
+ * grows. It is the rows loaded. A line "\." ends the data, as in COPY.
+ */
+static uint64
+put_aside(Pending *pd, ShardRows *shards, int nshards, List *attlist, const char *queryString)
+{
+	uint64		processed = 0;
 
 	for (;;)
 	{
-		char	   *nl = memchr(p, '\n', end - p);
+		char	   *line = pd->buf.data + pd->start;
+		char	   *nl = memchr(pd->buf.data + pd->scanned, '\n', pd->buf.len - pd->scanned);
 		char	   *q;
 		long		pos;
 		ShardRows  *sr;
 
 		if (nl == NULL)
 			break;
+		pd->start = pd->scanned = nl + 1 - pd->buf.data;
+		if (pd->ended)
+			continue;
+		if (nl - line == 2 && line[0] == '\\' && line[1] == '.')
+		{
+			pd->ended = true;
+			continue;
+		}
 		errno = 0;
-		pos = strtol(p, &q, 10);
-		if (q == p || *q != '\t' || pos < 0 || pos >= nshards || errno != 0)
+		pos = strtol(line, &q, 10);
+		if (q == line || !isdigit((unsigned char) line[0]) || *q != '\t' || pos >= nshards || errno != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("a multi-shard COPY line does not start with a shard's position")));
 		sr = &shards[pos];
 		appendBinaryStringInfo(&sr->rows, q + 1, nl + 1 - (q + 1));
-		p = nl + 1;
+		pd->aside += nl - q;
 		if (sr->rows.len >= sr->limit)
 		{
+			pd->aside -= sr->rows.len;
 			processed += load_shard(sr, attlist, queryString);
 			sr->limit = Min(sr->limit * 2, SHARD_LOAD_MOST);
 		}
+		if (pd->aside >= SHARD_LOAD_TOTAL)
+			processed += load_all(pd, shards, nshards, attlist, queryString);
 	}
-	rest = end - p;
-	memmove(pending->data, p, rest);
-	pending->len = rest;
-	pending->data[rest] = '\0';
+	pd->scanned = pd->buf.len;
+	/* Drop the lines put aside once they are half of the buffer. */
+	if (pd->start > 0 && pd->start >= pd->buf.len / 2)
+	{
+		memmove(pd->buf.data, pd->buf.data + pd->start, pd->buf.len - pd->start);
+		pd->buf.len -= pd->start;
+		pd->scanned -= pd->start;
+		pd->start = 0;
+		pd->buf.data[pd->buf.len] = '\0';
+	}
 	return processed;
 }
 
@@ -324,7 +399,7 @@ adb_shard_copy(CopyStmt *stmt, const char *queryString)
 	ShardRows  *shards;
 	int			nshards;
 	StringInfoData msg;
-	StringInfoData pending;
+	Pending		pending;
 	StringInfoData resp;
 	uint64		processed = 0;
 	int			i;
@@ -361,13 +436,14 @@ adb_shard_copy(CopyStmt *stmt, const char *queryString)
 	pq_flush();
 
 	initStringInfo(&msg);
-	initStringInfo(&pending);
+	memset(&pending, 0, sizeof(pending));
+	initStringInfo(&pending.buf);
 	while (next_message(&msg) == 'd')
 	{
-		appendBinaryStringInfo(&pending, msg.data, msg.len);
+		appendBinaryStringInfo(&pending.buf, msg.data, msg.len);
 		processed += put_aside(&pending, shards, nshards, stmt->attlist, queryString);
 	}
-	if (pending.len > 0)
+	if (pending.start < pending.buf.len && !pending.ended)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("a multi-shard COPY ended inside a line")));
