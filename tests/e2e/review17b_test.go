@@ -1,0 +1,250 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestReview17b: a second review of the bulk-load fixes (969ed9a), by
+// trying them.
+
+// chunkReader hands out its data n bytes per Read: pgconn's CopyFrom sends
+// each Read as one CopyData message, so lines split at any place.
+type chunkReader struct {
+	data string
+	n    int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.data == "" {
+		return 0, io.EOF
+	}
+	k := r.n
+	if k > len(p) {
+		k = len(p)
+	}
+	if k > len(r.data) {
+		k = len(r.data)
+	}
+	copy(p, r.data[:k])
+	r.data = r.data[k:]
+	return k, nil
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestReview17b(t *testing.T) {
+	c := newShardedCluster(t, 1)
+	cn1, dn1 := c.node("cn1"), c.node("dn1")
+	ctx := context.Background()
+
+	connect := func(t *testing.T, n nodeSpec, notices *[]string, mu *sync.Mutex) *pgconn.PgConn {
+		cfg, err := pgconn.ParseConfig(c.nodeConnString(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.OnNotice = func(_ *pgconn.PgConn, nt *pgconn.Notice) {
+			mu.Lock()
+			*notices = append(*notices, nt.Severity+": "+nt.Message)
+			mu.Unlock()
+		}
+		conn, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return conn
+	}
+	exec := func(conn *pgconn.PgConn, sql string) (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		res, err := conn.Exec(cctx, sql).ReadAll()
+		if err != nil {
+			return "", err
+		}
+		var out []string
+		for _, r := range res {
+			for _, row := range r.Rows {
+				for _, v := range row {
+					out = append(out, string(v))
+				}
+			}
+		}
+		return strings.Join(out, " "), nil
+	}
+
+	// Lines split across CopyData messages at every place, a "\." line in
+	// the middle (the rest ignored), a long row sent 7 bytes a message.
+	t.Run("SplitMessagesAndEndMarker", func(t *testing.T) {
+		c.mustNodeSQL(t, dn1, `CREATE TABLE rb_s0 (a int, b text); CREATE TABLE rb_s1 (a int, b text)`)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, dn1, &notices, &mu)
+		var in strings.Builder
+		for n := 1; n <= 300; n++ {
+			fmt.Fprintf(&in, "%d\t%d\tv%d\n", n%2, n, n)
+		}
+		fmt.Fprintf(&in, "1\t9999\t%s\n", strings.Repeat("L", 200000))
+		in.WriteString("\\.\n0\t-1\tafter the end\ngarbage\n")
+		for _, size := range []int{1, 2, 3, 7} {
+			tag, err := conn.CopyFrom(ctx, &chunkReader{data: in.String(), n: size},
+				"COPY rb_s0 (a, b) FROM STDIN WITH (adb_shards ('public.rb_s0', 'public.rb_s1'))")
+			if err != nil || tag.RowsAffected() != 301 {
+				t.Errorf("chunks of %d bytes: %v %v, want 301 rows", size, tag, err)
+			}
+		}
+		if v, err := exec(conn, "SELECT (SELECT count(*) FROM rb_s0) || ' ' || (SELECT count(*) FROM rb_s1) || ' ' || (SELECT count(*) FROM rb_s1 WHERE length(b) = 200000) || ' ' || (SELECT count(*) FROM rb_s0 WHERE a < 0)"); err != nil || v != "600 604 4 0" {
+			t.Errorf("rows of rb_s0, rb_s1, long rows, rows after \\.: %q %v, want 600 604 4 0", v, err)
+		}
+		if len(notices) > 0 {
+			t.Errorf("notices: %q", notices)
+		}
+	})
+
+	// Relcache invalidations of a shard while its multi-shard COPY loads
+	// (ANALYZE, ALTER … SET STATISTICS, COMMENT ON, GRANT from another
+	// session), a whole-row CHECK and an index on a function of the row;
+	// then a unique violation, a failed COPY in a subtransaction and more
+	// loads in the same session.
+	t.Run("InvalidationsDuringShardLoad", func(t *testing.T) {
+		c.mustNodeSQL(t, dn1, `CREATE TABLE rb_inv (a int PRIMARY KEY, b text, CHECK (rb_inv IS NOT NULL));
+			CREATE TABLE rb_inv2 (a int PRIMARY KEY, b text, CHECK (rb_inv2 IS NOT NULL));
+			CREATE FUNCTION rb_invkey(rb_inv) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1.a::text || $1.b';
+			CREATE INDEX ON rb_inv (rb_invkey(rb_inv));
+			CREATE ROLE rb_someone`)
+		crashes := c.serverCrashes(t, dn1)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, dn1, &notices, &mu)
+		other := connect(t, dn1, &notices, &mu)
+		lines := func(from, to int) string {
+			var b strings.Builder
+			for n := from; n <= to; n++ {
+				fmt.Fprintf(&b, "%d\t%d\tv%d\n", n%2, n, n)
+			}
+			return b.String()
+		}
+		const cmd = "COPY rb_inv (a, b) FROM STDIN WITH (adb_shards ('public.rb_inv', 'public.rb_inv2'))"
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 1; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, s := range []string{"ANALYZE rb_inv", fmt.Sprintf("ALTER TABLE rb_inv ALTER b SET STATISTICS %d", 100+k%50),
+					fmt.Sprintf("COMMENT ON TABLE rb_inv IS 'c%d'", k), "GRANT SELECT ON rb_inv TO rb_someone", "REVOKE SELECT ON rb_inv FROM rb_someone",
+					fmt.Sprintf("ALTER TABLE rb_inv2 ALTER b SET STATISTICS %d", 100+k%50)} {
+					if _, err := exec(other, s); err != nil {
+						t.Errorf("%s: %v", s, err)
+						return
+					}
+				}
+			}
+		}()
+		for i := 0; i < 3; i++ {
+			tag, err := conn.CopyFrom(ctx, strings.NewReader(lines(i*400000+1, (i+1)*400000)), cmd)
+			if err != nil || tag.RowsAffected() != 400000 {
+				t.Errorf("load %d with invalidations: %v %v", i, tag, err)
+			}
+		}
+		close(stop)
+		wg.Wait()
+		// A unique violation, then more.
+		if _, err := conn.CopyFrom(ctx, strings.NewReader(lines(1199990, 1200010)), cmd); sqlState(err) != "23505" {
+			t.Errorf("a duplicate key: %v, want 23505", err)
+		}
+		if _, err := exec(conn, `BEGIN; SAVEPOINT s`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.CopyFrom(ctx, strings.NewReader(lines(1199990, 1200010)), cmd); sqlState(err) != "23505" {
+			t.Errorf("a duplicate key in a subtransaction: %v, want 23505", err)
+		}
+		if _, err := exec(conn, `ROLLBACK TO s`); err != nil {
+			t.Fatal(err)
+		}
+		if tag, err := conn.CopyFrom(ctx, strings.NewReader(lines(1200001, 1300000)), cmd); err != nil || tag.RowsAffected() != 100000 {
+			t.Errorf("a load after a subtransaction's failed one: %v %v", tag, err)
+		}
+		if _, err := exec(conn, `ANALYZE rb_inv; COMMIT`); err != nil {
+			t.Fatal(err)
+		}
+		if tag, err := conn.CopyFrom(ctx, strings.NewReader(lines(1300001, 1400000)), cmd); err != nil || tag.RowsAffected() != 100000 {
+			t.Errorf("a load after: %v %v", tag, err)
+		}
+		v, err := exec(conn, "SELECT (SELECT count(*) FROM rb_inv) + (SELECT count(*) FROM rb_inv2), (SELECT count(DISTINCT rb_invkey(rb_inv)) FROM rb_inv), (SELECT count(*) FROM rb_inv WHERE rb_inv IS NULL)")
+		if err != nil || v != "1400000 700000 0" {
+			t.Errorf("rows, distinct keys, null rows: %q %v, want 1400000 700000 0", v, err)
+		}
+		if n := c.serverCrashes(t, dn1) - crashes; n != 0 {
+			t.Errorf("dn1's log shows %d crash(es)", n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, nt := range notices {
+			if strings.Contains(nt, "leak") || strings.Contains(nt, "WARNING") {
+				t.Errorf("notice: %s", nt)
+			}
+		}
+	})
+
+	// A COPY ended by statement_timeout while a datanode waits for a
+	// lock; the same session's next statements must work.
+	t.Run("CancelThenSameSession", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_wait (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_wait', 'id')`)
+		holder := c.openSession(t, cn1, "rb_holder")
+		holder.send(t, "BEGIN; INSERT INTO rb_wait VALUES (5, 'held');")
+		holder.wait(t, time.Minute)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, cn1, &notices, &mu)
+		for i, how := range []string{"SET statement_timeout = '2s'", "SET statement_timeout = '3s'"} {
+			if _, err := exec(conn, how); err != nil {
+				t.Fatal(err)
+			}
+			cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+			start := time.Now()
+			_, err := conn.CopyFrom(cctx, strings.NewReader(longInput(1000000)), "COPY rb_wait FROM STDIN")
+			cancel()
+			if sqlState(err) != "57014" || time.Since(start) > 30*time.Second {
+				t.Fatalf("round %d: COPY with a key locked: %v after %v, want 57014", i, err, time.Since(start))
+			}
+			if _, err := exec(conn, "RESET statement_timeout"); err != nil {
+				t.Fatalf("round %d: RESET after the cancel: %v", i, err)
+			}
+			for _, s := range []string{"SELECT count(*) FROM rb_wait WHERE id > 10", fmt.Sprintf("INSERT INTO rb_wait VALUES (%d, 'x')", 2000000+i),
+				fmt.Sprintf("INSERT INTO rb_wait SELECT g, 'y' FROM generate_series(%d, %d) g", 3000000+i*1000, 3000000+i*1000+999),
+				"SELECT count(*) FROM rb_wait"} {
+				if v, err := exec(conn, s); err != nil {
+					t.Errorf("round %d: %s after the cancel: %q %v", i, s, v, err)
+				}
+			}
+			if tag, err := conn.CopyFrom(ctx, strings.NewReader(fmt.Sprintf("%d\tz\n%d\tz\n", 4000000+i*10, 4000001+i*10)), "COPY rb_wait FROM STDIN"); err != nil || tag.RowsAffected() != 2 {
+				t.Errorf("round %d: a COPY after the cancel: %v %v", i, tag, err)
+			}
+		}
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+		if v, err := exec(conn, "SELECT count(*) FROM rb_wait"); err != nil || v != "2006" {
+			t.Errorf("rows of rb_wait: %q %v, want 2006", v, err)
+		}
+	})
+}
