@@ -247,4 +247,49 @@ func TestReview17b(t *testing.T) {
 			t.Errorf("rows of rb_wait: %q %v, want 2006", v, err)
 		}
 	})
+
+	// A cancel (statement_timeout) after every row was sent, while a
+	// datanode's COPY still waits for a lock (the coordinator waits for its
+	// result): abandon leaves the target CONN_SENT without putting the
+	// connection back in blocking mode, and postgres_fdw keeps it. Then a
+	// row larger than the socket's buffers, in the same session, through
+	// the same connection: libpq's non-blocking send queues what it cannot
+	// send and postgres_fdw waits for an answer that cannot come.
+	t.Run("CancelAfterCopyEndThenLargeRow", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_sent (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_sent', 'id')`)
+		// The control: the same row, in a fresh session, loads.
+		var cn []string
+		var cmu sync.Mutex
+		fresh := connect(t, cn1, &cn, &cmu)
+		if v, err := exec(fresh, "SET statement_timeout = '20s'; INSERT INTO rb_sent VALUES (5, repeat('x', 30000000)) RETURNING id; DELETE FROM rb_sent"); err != nil || v != "5" {
+			t.Fatalf("a 30 MB row in a fresh session: %q %v", v, err)
+		}
+		holder := c.openSession(t, cn1, "rb_holder2")
+		holder.send(t, "BEGIN; INSERT INTO rb_sent VALUES (5, 'held');")
+		holder.wait(t, time.Minute)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, cn1, &notices, &mu)
+		if _, err := exec(conn, "SET statement_timeout = '2s'"); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		_, err := conn.CopyFrom(cctx, strings.NewReader(longInput(100)), "COPY rb_sent FROM STDIN")
+		cancel()
+		if sqlState(err) != "57014" {
+			t.Fatalf("COPY of 100 rows, one locked: %v, want 57014", err)
+		}
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+		if _, err := exec(conn, "SET statement_timeout = '20s'"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if v, err := exec(conn, "INSERT INTO rb_sent VALUES (5, repeat('x', 30000000)) RETURNING id"); err != nil || v != "5" {
+			t.Errorf("a 30 MB row after the cancel, in the same session: %q %v after %v", v, err, time.Since(start))
+		}
+		if v, err := exec(conn, "SELECT count(*), sum(length(v)) FROM rb_sent"); err != nil || v != "1 30000000" {
+			t.Errorf("rb_sent: %q %v, want 1 30000000", v, err)
+		}
+	})
 }
