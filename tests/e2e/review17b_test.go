@@ -292,4 +292,49 @@ func TestReview17b(t *testing.T) {
 			t.Errorf("rb_sent: %q %v, want 1 30000000", v, err)
 		}
 	})
+
+	// A fast shutdown of the coordinator while its COPY streams to a
+	// datanode whose shard COPY waits for a row lock held on the datanode
+	// itself: the node must stop in seconds. Last: it restarts cn1.
+	t.Run("FastShutdownWhileADatanodeWaits", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_fs (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_fs', 'id'); INSERT INTO rb_fs VALUES (5, 'x')`)
+		var dn nodeSpec
+		var shard string
+		for _, name := range []string{"dn1", "dn2"} {
+			n := c.node(name)
+			for _, r := range c.mustNodeSQL(t, n, `SELECT relname FROM pg_class WHERE relname ~ '^rb_fs_[0-9]+$' AND relkind = 'r'`) {
+				if c.nodeValue(t, n, "SELECT count(*) FROM "+r[0]+" WHERE id = 5") == "1" {
+					dn, shard = n, r[0]
+				}
+			}
+		}
+		if shard == "" {
+			t.Fatal("no shard holds id 5")
+		}
+		c.mustNodeSQL(t, cn1, "DELETE FROM rb_fs")
+		holder := c.openSession(t, dn, "rb_holder3")
+		holder.send(t, "BEGIN; INSERT INTO "+shard+" VALUES (5, 'held');")
+		holder.wait(t, time.Minute)
+		done := make(chan string, 1)
+		go func() {
+			_, stderr, err := c.copyPsql(cn1, []string{"PGAPPNAME=rb_fs"}, "COPY rb_fs FROM STDIN", longInput(2000000))
+			done <- fmt.Sprint(err, " ", stderr)
+		}()
+		waitFor(t, time.Minute, "the datanode's COPY waits for the lock", func() (bool, string) {
+			v := c.nodeValue(t, dn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.rb_fs%' AND wait_event_type = 'Lock'")
+			return v != "0", v
+		})
+		time.Sleep(2 * time.Second)
+		start := time.Now()
+		rows, stderr := c.mustRows(t, 2*time.Minute, "STOP COORDINATOR MASTER cn1 MODE fast")
+		took := time.Since(start)
+		if took > 15*time.Second {
+			t.Errorf("STOP COORDINATOR MASTER cn1 MODE fast during a COPY took %v, want under 15 s: %v %s", took, rows, stderr)
+		}
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+		<-done
+		c.mustRows(t, 2*time.Minute, "START COORDINATOR MASTER cn1")
+		c.reachable(t, cn1)
+	})
 }
