@@ -293,6 +293,28 @@ func TestReview17b(t *testing.T) {
 		}
 	})
 
+	// ts_rewrite(tsquery, text) runs the query it is given (SPI), as
+	// query_to_xml does, but is not in runs_queries: a default calling it
+	// over a distributed table, while the rows stream.
+	t.Run("DefaultCallingTsRewrite", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_alias (id int PRIMARY KEY, t tsquery, s tsquery); SELECT adb.create_distributed_table('rb_alias', 'id');
+			INSERT INTO rb_alias VALUES (1, 'a', 'b');
+			CREATE TABLE rb_tsr (id bigint PRIMARY KEY, q tsquery DEFAULT ts_rewrite('a'::tsquery, 'SELECT t, s FROM rb_alias'), v text);
+			SELECT adb.create_distributed_table('rb_tsr', 'id')`)
+		for i, env := range [][]string{{"PGOPTIONS=-c adb.copy_bulk=off"}, nil} {
+			var in strings.Builder
+			for n := 1; n <= 3000; n++ {
+				fmt.Fprintf(&in, "%d\t%s\n", i*10000+n, strings.Repeat("y", 200))
+			}
+			if out, stderr, err := c.copyPsql(cn1, env, "COPY rb_tsr (id, v) FROM STDIN", in.String()); err != nil || strings.TrimSpace(out) != "COPY 3000" {
+				t.Errorf("COPY (%v) into a table whose default calls ts_rewrite over a distributed table: %v %q %s", env, err, out, stderr)
+			}
+		}
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FILTER (WHERE q = 'b'::tsquery) FROM rb_tsr"); v != "6000" {
+			t.Errorf("rows of rb_tsr rewritten: %s, want 6000", v)
+		}
+	})
+
 	// A fast shutdown of the coordinator while its COPY streams to a
 	// datanode whose shard COPY waits for a row lock held on the datanode
 	// itself: the node must stop in seconds. Last: it restarts cn1.
