@@ -315,6 +315,49 @@ func TestReview17b(t *testing.T) {
 		}
 	})
 
+	// A datanode stopped (immediate) while a COPY streams to it, then
+	// started: the COPY fails in time, and the same session works after.
+	t.Run("DatanodeStoppedMidStream", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_stop (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_stop', 'id')`)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, cn1, &notices, &mu)
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			_, err := conn.CopyFrom(cctx, strings.NewReader(longInput(6000000)), "COPY rb_stop FROM STDIN")
+			done <- err
+		}()
+		waitFor(t, time.Minute, "the COPY streams to dn1", func() (bool, string) {
+			v := c.nodeValue(t, dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.rb_stop%'")
+			return v != "0", v
+		})
+		c.mustRows(t, 2*time.Minute, "STOP DATANODE MASTER dn1 MODE immediate")
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(90 * time.Second):
+			t.Fatalf("the COPY still runs 90 s after dn1 stopped")
+		}
+		if err == nil {
+			t.Errorf("the COPY succeeded with dn1 stopped mid-stream")
+		}
+		t.Logf("COPY ended after %v: %v", time.Since(start), err)
+		c.mustRows(t, 2*time.Minute, "START DATANODE MASTER dn1")
+		c.reachable(t, dn1)
+		for _, s := range []string{"SELECT count(*) FROM rb_stop", "INSERT INTO rb_stop SELECT g, 'a' FROM generate_series(1, 1000) g",
+			"INSERT INTO rb_stop VALUES (5000, 'b')", "SELECT count(*) FROM rb_stop"} {
+			if v, err := exec(conn, s); err != nil {
+				t.Errorf("%s after dn1 restarted, same session: %q %v", s, v, err)
+			}
+		}
+		if tag, err := conn.CopyFrom(ctx, strings.NewReader(longInput(3000)[len(longInput(1000)):]), "COPY rb_stop FROM STDIN"); err != nil || tag.RowsAffected() != 2000 {
+			t.Errorf("a COPY after dn1 restarted, same session: %v %v", tag, err)
+		}
+	})
+
 	// A fast shutdown of the coordinator while its COPY streams to a
 	// datanode whose shard COPY waits for a row lock held on the datanode
 	// itself: the node must stop in seconds. Last: it restarts cn1.
