@@ -358,6 +358,52 @@ func TestReview17b(t *testing.T) {
 		}
 	})
 
+	// pg_terminate_backend of an INSERT … SELECT sent in rounds
+	// (adb.copy_buffer 64 kB) while a datanode waits for a row lock: the
+	// backend and the datanodes' COPYs end in seconds.
+	t.Run("TerminateInsertSelectMidRound", func(t *testing.T) {
+		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_ts (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_ts', 'id')`)
+		holder := c.openSession(t, cn1, "rb_holder4")
+		holder.send(t, "BEGIN; INSERT INTO rb_ts VALUES (50000, 'held');")
+		holder.wait(t, time.Minute)
+		done := make(chan string, 1)
+		go func() {
+			out, stderr, err := c.copyPsql(cn1, []string{"PGAPPNAME=rb_ts", "PGOPTIONS=-c adb.copy_buffer=64"}, "INSERT INTO rb_ts SELECT g, repeat('v', 50) FROM generate_series(1, 3000000) g", "")
+			done <- fmt.Sprint(out, err, stderr)
+		}()
+		var pid string
+		waitFor(t, time.Minute, "a datanode waits for the lock", func() (bool, string) {
+			v := c.nodeValue(t, cn1, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'rb_ts' AND state = 'active'")
+			w := "0"
+			for _, dn := range []string{"dn1", "dn2"} {
+				if x := c.nodeValue(t, c.node(dn), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.rb_ts%' AND wait_event_type = 'Lock'"); x != "0" {
+					w = x
+				}
+			}
+			pid = v
+			return v != "0" && w != "0", v + " " + w
+		})
+		time.Sleep(time.Second)
+		c.mustNodeSQL(t, cn1, "SELECT pg_terminate_backend("+pid+")")
+		start := time.Now()
+		waitFor(t, 30*time.Second, "the backend and the datanodes' COPYs end", func() (bool, string) {
+			left := c.nodeValue(t, cn1, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid)
+			copies := "0"
+			for _, dn := range []string{"dn1", "dn2"} {
+				if x := c.nodeValue(t, c.node(dn), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.rb_ts%' AND state = 'active'"); x != "0" {
+					copies = x
+				}
+			}
+			return left == "0" && copies == "0", left + " " + copies
+		})
+		t.Logf("ended %v after pg_terminate_backend: %s", time.Since(start), <-done)
+		holder.send(t, "ROLLBACK;")
+		holder.wait(t, time.Minute)
+		if v := c.nodeValue(t, cn1, "SELECT count(*) FROM rb_ts"); v != "0" {
+			t.Errorf("rb_ts holds %s rows after the terminated INSERT", v)
+		}
+	})
+
 	// A fast shutdown of the coordinator while its COPY streams to a
 	// datanode whose shard COPY waits for a row lock held on the datanode
 	// itself: the node must stop in seconds. Last: it restarts cn1.
