@@ -364,7 +364,7 @@ func TestReview17b(t *testing.T) {
 	t.Run("TerminateInsertSelectMidRound", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, `CREATE TABLE rb_ts (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('rb_ts', 'id')`)
 		holder := c.openSession(t, cn1, "rb_holder4")
-		holder.send(t, "BEGIN; INSERT INTO rb_ts VALUES (50000, 'held');")
+		holder.send(t, "BEGIN; INSERT INTO rb_ts SELECT g, 'held' FROM generate_series(50000, 50100) g;")
 		holder.wait(t, time.Minute)
 		done := make(chan string, 1)
 		go func() {
@@ -396,7 +396,13 @@ func TestReview17b(t *testing.T) {
 			}
 			return left == "0" && copies == "0", left + " " + copies
 		})
-		t.Logf("ended %v after pg_terminate_backend: %s", time.Since(start), <-done)
+		took := time.Since(start)
+		t.Logf("ended %v after pg_terminate_backend: %s", took, <-done)
+		// abandon gives each target its own ABANDON_WAIT_MS (10 s): with
+		// every datanode waiting, an exit takes 10 s per datanode.
+		if took > 12*time.Second {
+			t.Errorf("pg_terminate_backend with both datanodes waiting took %v, want at most the 10 s of one abandon", took)
+		}
 		holder.send(t, "ROLLBACK;")
 		holder.wait(t, time.Minute)
 		if v := c.nodeValue(t, cn1, "SELECT count(*) FROM rb_ts"); v != "0" {
