@@ -410,6 +410,45 @@ func TestReview17b(t *testing.T) {
 		}
 	})
 
+	// A CHECK whose function, for some rows, runs ANALYZE and GRANT on the
+	// shard being loaded (invalidations in the loading backend itself)
+	// and reads the shard; a whole-row CHECK too.
+	t.Run("SelfInvalidatingCheck", func(t *testing.T) {
+		c.mustNodeSQL(t, dn1, `CREATE TABLE rb_self (a int, b text, CHECK (rb_self IS NOT NULL));
+			CREATE FUNCTION rb_selfchk(int) RETURNS bool LANGUAGE plpgsql VOLATILE AS $$
+			BEGIN
+				IF $1 % 2000 = 0 THEN
+					ANALYZE rb_self;
+					EXECUTE 'GRANT SELECT ON rb_self TO rb_someone';
+					EXECUTE 'REVOKE SELECT ON rb_self FROM rb_someone';
+				END IF;
+				RETURN (SELECT count(*) < 2 FROM rb_self WHERE a = $1);
+			END $$;
+			ALTER TABLE rb_self ADD CHECK (rb_selfchk(a))`)
+		crashes := c.serverCrashes(t, dn1)
+		var notices []string
+		var mu sync.Mutex
+		conn := connect(t, dn1, &notices, &mu)
+		var in strings.Builder
+		for n := 1; n <= 8000; n++ {
+			fmt.Fprintf(&in, "0\t%d\tv%d\n", n, n)
+		}
+		for i := 0; i < 2; i++ {
+			if tag, err := conn.CopyFrom(ctx, strings.NewReader(in.String()), "COPY rb_self (a, b) FROM STDIN WITH (adb_shards ('public.rb_self'))"); err != nil || tag.RowsAffected() != 8000 {
+				t.Errorf("load %d: %v %v", i, tag, err)
+			}
+		}
+		if v, err := exec(conn, "SELECT count(*) FROM rb_self WHERE rb_self IS NOT NULL"); err != nil || v != "16000" {
+			t.Errorf("rows: %q %v, want 16000", v, err)
+		}
+		if n := c.serverCrashes(t, dn1) - crashes; n != 0 {
+			t.Errorf("dn1's log shows %d crash(es)", n)
+		}
+		if len(notices) > 0 {
+			t.Errorf("notices: %q", notices)
+		}
+	})
+
 	// A fast shutdown of the coordinator while its COPY streams to a
 	// datanode whose shard COPY waits for a row lock held on the datanode
 	// itself: the node must stop in seconds. Last: it restarts cn1.
