@@ -41,6 +41,8 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -396,11 +398,8 @@ add_row(BulkCopy *bc, int idx, Datum *values, bool *nulls)
 
 /*
  * end_abandoned fails target t's COPY (the connection in non-blocking
- * mode, see copy_started) and gives the connection back to postgres_fdw
- * in blocking mode, which its abort cleanup expects. A datanode that does
- * not read (its COPY waits for a lock) gets a cancel, so that it takes
- * what is queued; past end, what is left is postgres_fdw's (it cancels
- * and gives up on the connection in time).
+ * mode, see copy_started). A datanode that does not read (its COPY waits
+ * for a lock) gets a cancel, so that it takes what is queued, until end.
  */
 static void
 end_abandoned(Target *t, TimestampTz end)
@@ -413,7 +412,7 @@ end_abandoned(Target *t, TimestampTz end)
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
 
 		if (left <= 0)
-			return;
+			return;				/* abandon cuts the connection */
 		if (!cancelled)
 		{
 			PGcancel   *cancel = PQgetCancel(t->conn);
@@ -430,27 +429,29 @@ end_abandoned(Target *t, TimestampTz end)
 								 PQsocket(t->conn), left, PG_WAIT_EXTENSION);
 		(void) PQconsumeInput(t->conn);
 	}
-	(void) PQsetnonblocking(t->conn, 0);
 }
 
 /*
  * abandon leaves no connection inside a COPY when a load is cut short by
  * an error (a bad input line, a datanode's error) or a cancel: a datanode
  * waiting for COPY data does not answer postgres_fdw's cancel at abort,
- * so a connection whose COPY was sent is read (up to ABANDON_WAIT_MS)
- * until its datanode asks for rows, and each COPY still asking for rows
- * is failed; the abort rolls the remote transaction back.
+ * so a connection whose COPY was sent is read (up to ABANDON_WAIT_MS in
+ * all) until its datanode asks for rows, and each COPY still asking for
+ * rows is failed; every connection goes back to blocking mode; the abort
+ * rolls the remote transaction back.
  */
 static void
 abandon(BulkCopy *bc)
 {
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ABANDON_WAIT_MS);
 	int			i;
 
 	for (i = 0; i < bc->ntargets; i++)
 	{
 		Target	   *t = &bc->targets[i];
-		TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ABANDON_WAIT_MS);
 
+		if (t->conn == NULL)
+			continue;
 		while (t->state == CONN_SENT && PQconsumeInput(t->conn))
 		{
 			PGresult   *res;
@@ -474,6 +475,14 @@ abandon(BulkCopy *bc)
 		}
 		if (t->state == CONN_COPYIN)
 			end_abandoned(t, end);
+
+		/*
+		 * postgres_fdw keeps the connection and expects blocking mode; one
+		 * that cannot be given back so (what is queued was not sent in
+		 * time) is cut, and postgres_fdw drops it at abort.
+		 */
+		if (PQisnonblocking(t->conn) && PQsetnonblocking(t->conn, 0) != 0 && PQsocket(t->conn) >= 0)
+			(void) shutdown(PQsocket(t->conn), SHUT_RDWR);
 		if (t->err)
 			PQclear(t->err);
 		t->err = NULL;
@@ -839,7 +848,7 @@ copy_rows(BulkCopy *bc, CopyFromState cstate, EState *estate)
 /*
  * runs_queries says whether built-in function func runs a query it is
  * given, or one over a table or schema it is given, which may read a
- * distributed table: the XML exports and ts_stat.
+ * distributed table: the XML exports, ts_stat and ts_rewrite.
  */
 static bool
 runs_queries(Oid func)
@@ -849,7 +858,7 @@ runs_queries(Oid func)
 		"table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
 		"schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema",
 		"database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
-		"cursor_to_xml", "cursor_to_xmlschema", "ts_stat"
+		"cursor_to_xml", "cursor_to_xmlschema", "ts_stat", "ts_rewrite"
 	};
 	char	   *name = get_func_name(func);
 	int			i;
