@@ -45,6 +45,9 @@ extern bool adb_is_distributed(Relation rel);
 extern bool adb_is_distributed_oid(Oid relid);
 extern bool adb_looks_distributed(Relation rel);
 extern int	adb_route_row(Relation rel, PartitionDesc pd, Datum *values, bool *nulls);
+extern char *adb_remote_name(Oid relid);
+extern char *adb_remote_name_of(ForeignTable *ft, const char *nspname, const char *relname);
+extern char *adb_remote_columns(Oid relid);
 
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);
@@ -52,6 +55,9 @@ extern void adb_dml_sync_connection(Oid userid, Oid serverid);
 extern void adb_hide_failing_row(void *arg);
 extern void adb_upsert_init(void);
 extern void adb_aggpush_init(void);
+/* The plan of the last query aggpush.c rewrote (batch.c merges its slots). */
+struct PlannedStmt;
+extern struct PlannedStmt *adb_aggpush_planned;
 extern void adb_router_init(void);
 extern void adb_copy_init(void);
 extern uint64 adb_shard_copy(CopyStmt *stmt, const char *queryString);

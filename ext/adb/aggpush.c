@@ -69,6 +69,13 @@
 static planner_hook_type prev_planner_hook = NULL;
 static bool aggregate_pushdown = true;
 
+/*
+ * The plan of the query last rewritten, for batch.c's planner_hook, which
+ * runs around this one: its slots' partial aggregates may be grouped
+ * over several slots at once, as the coordinator combines them again.
+ */
+PlannedStmt *adb_aggpush_planned = NULL;
+
 /* How an aggregate is split between the slots and the coordinator. */
 typedef enum AggKind
 {
@@ -579,16 +586,18 @@ rewrite(Query *parse)
 static PlannedStmt *
 aggpush_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
-	if (aggregate_pushdown && parse->commandType == CMD_SELECT && parse->hasAggs)
-	{
-		Query	   *q = rewrite(parse);
+	Query	   *q = NULL;
+	PlannedStmt *stmt;
 
-		if (q != NULL)
-			parse = q;
-	}
+	if (aggregate_pushdown && parse->commandType == CMD_SELECT && parse->hasAggs)
+		q = rewrite(parse);
 	if (prev_planner_hook)
-		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
-	return standard_planner(parse, query_string, cursorOptions, boundParams);
+		stmt = prev_planner_hook(q ? q : parse, query_string, cursorOptions, boundParams);
+	else
+		stmt = standard_planner(q ? q : parse, query_string, cursorOptions, boundParams);
+	if (q != NULL)
+		adb_aggpush_planned = stmt;
+	return stmt;
 }
 
 void

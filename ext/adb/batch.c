@@ -17,7 +17,9 @@
  * level), every datanode at once; it reads every result into memory,
  * which frees the connections for the rest of the transaction, and
  * returns the rows as the slots' scans would, projected as the first
- * slot's scan is. The child runs instead (postgres_fdw as before) under
+ * slot's scan is. The slots of aggpush.c's partial aggregates, whose
+ * rows the coordinator combines again, go further: one statement per
+ * datanode over the UNION ALL of its slots' tables (merge_slots). The child runs instead (postgres_fdw as before) under
  * EXPLAIN without ANALYZE, and when an asynchronous fetch of another scan
  * is still pending on one of the connections (a client's cursor over
  * another query, suspended half-way).
@@ -238,12 +240,89 @@ batchable(Append *app, int *nservers)
 }
 
 /*
+ * merge_slots is slots (server, range table index, remote SQL of each
+ * slot) with the slots of each datanode made one statement, or NIL when
+ * their SQL is not of the one shape this does: the same statement but for
+ * the name of the slot's table, named once, after FROM. The statement
+ * reads instead the UNION ALL of the datanode's slots' tables
+ *
+ *   SELECT g, count(*), sum(v) FROM (SELECT <columns> FROM public.t_0
+ *       UNION ALL SELECT <columns> FROM public.t_2 …) adb_slots GROUP BY 1
+ *
+ * so the datanode plans, starts and groups once rather than once per
+ * slot. Only for aggpush.c's partial aggregates: what a slot returns is
+ * combined again by the coordinator whatever rows it is grouped with.
+ */
+static List *
+merge_slots(List *slots, List *rtable)
+{
+	List	   *servers = NIL;
+	List	   *merged = NIL;
+	char	   *prefix = NULL;
+	char	   *suffix = NULL;
+	char	   *columns = NULL;
+	ListCell   *lc;
+	ListCell   *sc;
+
+	foreach(lc, slots)
+	{
+		List	   *slot = lfirst(lc);
+		Oid			relid = rt_fetch(intVal(lsecond(slot)), rtable)->relid;
+		char	   *sql = strVal(lthird(slot));
+		char	   *name = adb_remote_name(relid);
+		char	   *at = strstr(sql, name);
+		char	   *end;
+		char	   *cols = adb_remote_columns(relid);
+
+		if (at == NULL || at - sql < 6 || strncmp(at - 6, " FROM ", 6) != 0)
+			return NIL;
+		end = at + strlen(name);
+		if ((*end != '\0' && *end != ' ') || strstr(end, name) != NULL)
+			return NIL;
+		if (prefix == NULL)
+		{
+			prefix = pnstrdup(sql, at - sql);
+			suffix = end;
+			columns = cols;
+		}
+		else if (strncmp(sql, prefix, at - sql) != 0 || prefix[at - sql] != '\0' ||
+				 strcmp(end, suffix) != 0 || strcmp(cols, columns) != 0)
+			return NIL;
+		servers = list_append_unique_oid(servers, (Oid) intVal(linitial(slot)));
+	}
+	foreach(sc, servers)
+	{
+		Oid			server = lfirst_oid(sc);
+		StringInfoData sql;
+		int			rti = 0;
+
+		initStringInfo(&sql);
+		foreach(lc, slots)
+		{
+			List	   *slot = lfirst(lc);
+
+			if ((Oid) intVal(linitial(slot)) != server)
+				continue;
+			appendStringInfo(&sql, "%sSELECT %s FROM %s", rti == 0 ? "" : " UNION ALL ", columns,
+							 adb_remote_name(rt_fetch(intVal(lsecond(slot)), rtable)->relid));
+			if (rti == 0)
+				rti = intVal(lsecond(slot));
+		}
+		merged = lappend(merged, list_make3(makeInteger((int) server), makeInteger(rti),
+											makeString(psprintf("%s(%s) adb_slots%s", prefix, sql.data, suffix))));
+	}
+	return merged;
+}
+
+/*
  * batch_node is the AdbShardBatch node over app: the first slot's scan
- * columns and output, app's costs, and per slot its server, the range
- * table index its user is found by, and its remote SQL.
+ * columns and output, app's costs, and per remote statement its server,
+ * the range table index its user is found by, and its SQL: one per slot,
+ * or with merge (aggpush.c's partial aggregates) one per datanode when
+ * merge_slots can.
  */
 static CustomScan *
-batch_node(Append *app, int nservers)
+batch_node(Append *app, int nservers, bool merge, List *rtable)
 {
 	CustomScan *cs = makeNode(CustomScan);
 	ForeignScan *first = linitial(app->appendplans);
@@ -270,6 +349,13 @@ batch_node(Append *app, int nservers)
 										  makeInteger(bms_next_member(fs->fs_relids, -1)),
 										  makeString(strVal(linitial(fs->fdw_private)))));
 	}
+	if (merge)
+	{
+		List	   *merged = merge_slots(slots, rtable);
+
+		if (merged != NIL)
+			slots = merged;
+	}
 	cs->custom_private = list_make2(makeInteger(nservers), slots);
 	cs->methods = &batch_scan_methods;
 	return cs;
@@ -286,12 +372,16 @@ batch_planner(Query *parse, const char *query_string, int cursorOptions, ParamLi
 	Plan	  **where;
 	int			nservers;
 	int			n;
+	bool		merge;
 	ListCell   *lc;
 
+	adb_aggpush_planned = NULL;
 	if (prev_planner_hook)
 		stmt = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
 	else
 		stmt = standard_planner(parse, query_string, cursorOptions, boundParams);
+	merge = stmt == adb_aggpush_planned;
+	adb_aggpush_planned = NULL;
 	if (!shard_batch || stmt->commandType != CMD_SELECT || stmt->rowMarks != NIL ||
 		stmt->hasModifyingCTE || stmt->utilityStmt != NULL)
 		return stmt;
@@ -303,7 +393,7 @@ batch_planner(Query *parse, const char *query_string, int cursorOptions, ParamLi
 		n += adb_plan_foreign_scans(lfirst(lc));
 	if (n != list_length(((Append *) *where)->appendplans))
 		return stmt;
-	*where = (Plan *) batch_node((Append *) *where, nservers);
+	*where = (Plan *) batch_node((Append *) *where, nservers, merge, stmt->rtable);
 	return stmt;
 }
 
@@ -455,6 +545,7 @@ collect(BatchState *bs, BatchConn *bc, int natts)
 	}
 	if (err != NULL)
 		adb_fdw_report_error(ERROR, err, bc->conn, true,
+							 bc->nstmts == 1 ? bc->sql.data :
 							 psprintf("%s; … (%d statements, one per slot)", bc->context, bc->nstmts));
 	if (got != bc->nstmts)
 		ereport(ERROR,
@@ -612,6 +703,7 @@ batch_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
 
 	ExplainPropertyInteger("Remote queries", NULL, intVal(linitial(cs->custom_private)), es);
+	ExplainPropertyInteger("Remote statements", NULL, list_length(lsecond(cs->custom_private)), es);
 }
 
 void

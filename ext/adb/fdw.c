@@ -10,11 +10,14 @@
 
 #include "access/table.h"
 #include "catalog/pg_class.h"
+#include "commands/defrem.h"
 #include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
@@ -106,6 +109,71 @@ adb_fdw_is_postgres_fdw(Oid serverid)
 	ForeignServer *srv = GetForeignServer(serverid);
 
 	return strcmp(GetForeignDataWrapper(srv->fdwid)->fdwname, "postgres_fdw") == 0;
+}
+
+/*
+ * adb_remote_name is the remote name of foreign table relid as
+ * postgres_fdw names it in its SQL: its schema_name and table_name
+ * options, else the local names, qualified and quoted.
+ */
+char *
+adb_remote_name(Oid relid)
+{
+	return adb_remote_name_of(GetForeignTable(relid), get_namespace_name(get_rel_namespace(relid)),
+							  get_rel_name(relid));
+}
+
+/* adb_remote_name_of is adb_remote_name of a foreign table (ft) named nspname.relname here. */
+char *
+adb_remote_name_of(ForeignTable *ft, const char *nspname, const char *relname)
+{
+	ListCell   *lc;
+
+	foreach(lc, ft->options)
+	{
+		DefElem    *d = (DefElem *) lfirst(lc);
+
+		if (strcmp(d->defname, "schema_name") == 0)
+			nspname = defGetString(d);
+		else if (strcmp(d->defname, "table_name") == 0)
+			relname = defGetString(d);
+	}
+	return psprintf("%s.%s", quote_identifier(nspname), quote_identifier(relname));
+}
+
+/*
+ * adb_remote_columns is the remote names of foreign table relid's
+ * columns (column_name options, else the local names), quoted, comma
+ * separated, in the table's order.
+ */
+char *
+adb_remote_columns(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData cols;
+	int			i;
+
+	initStringInfo(&cols);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		ListCell   *lc;
+
+		if (att->attisdropped)
+			continue;
+		foreach(lc, GetForeignColumnOptions(relid, att->attnum))
+		{
+			DefElem    *d = (DefElem *) lfirst(lc);
+
+			if (strcmp(d->defname, "column_name") == 0)
+				name = defGetString(d);
+		}
+		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", quote_identifier(name));
+	}
+	table_close(rel, AccessShareLock);
+	return cols.data;
 }
 
 /*

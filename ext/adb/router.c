@@ -300,20 +300,7 @@ const_literal(Const *c)
 static char *
 remote_relation(ForeignTable *ft, Relation rel)
 {
-	const char *nspname = get_namespace_name(RelationGetNamespace(rel));
-	const char *relname = RelationGetRelationName(rel);
-	ListCell   *lc;
-
-	foreach(lc, ft->options)
-	{
-		DefElem    *d = (DefElem *) lfirst(lc);
-
-		if (strcmp(d->defname, "schema_name") == 0)
-			nspname = defGetString(d);
-		else if (strcmp(d->defname, "table_name") == 0)
-			relname = defGetString(d);
-	}
-	return psprintf("%s.%s", quote_identifier(nspname), quote_identifier(relname));
+	return adb_remote_name_of(ft, get_namespace_name(RelationGetNamespace(rel)), RelationGetRelationName(rel));
 }
 
 /*

@@ -133,17 +133,33 @@ ANALYZE pl_t;`)
 
 // checkShardBatch: the slots' aggregates reach each datanode as one
 // remote query (EXPLAIN VERBOSE: "Custom Scan (AdbShardBatch)", "Remote
-// queries: 2" over the per-slot plan), with the answers of adb.shard_batch
-// = off; a remote error reaches the client with its SQLSTATE and leaves
+// queries: 2" over the per-slot plan), the partial aggregates as one
+// statement over the UNION ALL of the datanode's slots ("Remote
+// statements: 2"), slots' final groups one statement each, with the
+// answers of adb.shard_batch = off; a remote error reaches the client with its SQLSTATE and leaves
 // the session usable; a statement_timeout while a datanode waits on a
 // lock cancels the remote query (57014) and the next query is answered;
 // a client's cursor over the table, read half-way, does not disturb an
 // aggregate run between its fetches, nor the fetches after it.
 func checkShardBatch(t *testing.T, c *testCluster, cn nodeSpec) {
 	const q = "SELECT g, count(*), sum(a), avg(m) FROM ap_t GROUP BY g ORDER BY g"
-	if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Custom Scan (AdbShardBatch)") || !strings.Contains(plan, "Remote queries: 2") {
-		t.Errorf("the slots' aggregates are not batched per datanode:\n%s", plan)
+	if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Custom Scan (AdbShardBatch)") || !strings.Contains(plan, "Remote queries: 2") ||
+		!strings.Contains(plan, "Remote statements: 2\n") {
+		t.Errorf("the slots' aggregates are not batched per datanode, as one statement each:\n%s", plan)
 	}
+	// Grouped by the distribution column, each slot's groups are final:
+	// one statement per slot. A query whose SQL names a slot's table
+	// twice (here in a constant) is not merged either; its answer is the
+	// same.
+	for _, q := range []string{
+		"SELECT id, count(*) FROM ap_t GROUP BY id HAVING count(*) > 1",
+		"SELECT s, count(*) FROM ap_t WHERE s <> 'x FROM public.ap_t_0 y' GROUP BY s",
+	} {
+		if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Custom Scan (AdbShardBatch)") || !strings.Contains(plan, "Remote statements: 64\n") {
+			t.Errorf("%s: not one statement per slot:\n%s", q, plan)
+		}
+	}
+	sameAsPlain(t, c, cn, "SELECT s, count(*), sum(a) FROM %s_t WHERE s <> 'x FROM public.ap_t_0 y' GROUP BY s ORDER BY s", []any{"ap"}, []any{"pl"}, false)
 	// psql prints the SET's tag as a row of its own.
 	if on, off := c.mustNodeSQL(t, cn, q), c.mustNodeSQL(t, cn, "SET adb.shard_batch = off; "+q)[1:]; len(on) == 0 || fmt.Sprint(on) != fmt.Sprint(off) {
 		t.Errorf("batched %v, not batched %v", on, off)

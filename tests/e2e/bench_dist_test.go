@@ -55,6 +55,9 @@ import (
 // statement through postgres_fdw). ADBMGR_BENCH_CASES, a regular
 // expression, picks the cases run by name (e.g. "by key": the single-row
 // ones; the 1 M-row table is loaded only for the cases that read it).
+// With ADBMGR_BENCH_HOLD naming a file, the benchmark writes the servers'
+// connection strings there once the tables are loaded and waits until the
+// file is removed, for profiling by hand.
 func BenchmarkDistributed(b *testing.B) {
 	trials := envInt("ADBMGR_BENCH_TRIALS", 3)
 	secs := strconv.Itoa(envInt("ADBMGR_BENCH_SECONDS", 10))
@@ -138,6 +141,21 @@ END $$`)
 	}
 	if err := os.WriteFile(csv, []byte(rows.String()), 0o644); err != nil {
 		b.Fatal(err)
+	}
+	if hold := os.Getenv("ADBMGR_BENCH_HOLD"); hold != "" {
+		// For profiling by hand: the servers' connection strings go to
+		// the file named, and the cluster stays up until it is removed.
+		info := fmt.Sprintf("plain\t%s\nplain-sync\t%s\ncn1\t%s\ndn1\t%s\ndn2\t%s\n", plain.conn, plainSync.conn, cn,
+			c.nodeConnString(c.node("dn1")), c.nodeConnString(c.node("dn2")))
+		if err := os.WriteFile(hold, []byte(info), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(hold); err != nil {
+				break
+			}
+			time.Sleep(time.Second)
+		}
 	}
 	// The INSERT straight to a datanode goes to a shard dn1 holds.
 	shard := "bench_ins_" + c.nodeValue(b, c.node("cn1"), "SELECT min(slot) FROM adb.slot WHERE node = 'dn1'")
