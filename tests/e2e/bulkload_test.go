@@ -12,7 +12,7 @@ import (
 // (bulkload_faults_test.go); Fixes, the second's probes of those fixes
 // (bulkload_fixes_test.go).
 func TestBulkLoad(t *testing.T) {
-	c := newShardedCluster(t, 1)
+	c := sharedShardedCluster(t, 1)
 	t.Run("Faults", func(t *testing.T) { c.bulkLoadFaults(t) })
 	t.Run("Fixes", func(t *testing.T) { c.bulkLoadFixes(t) })
 }
