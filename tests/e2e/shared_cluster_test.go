@@ -135,24 +135,30 @@ func (f *fixture) Failed() bool { return f.failed || f.TB != nil && f.TB.Failed(
 func (f *fixture) Log(args ...any) { f.Logf("%s", fmt.Sprintln(args...)) }
 
 func (f *fixture) Logf(format string, args ...any) {
-	if f.TB != nil {
-		f.TB.Helper()
-		f.TB.Logf(format, args...)
-		return
-	}
-	fmt.Fprintf(os.Stderr, "shared cluster: "+format+"\n", args...)
+	f.Helper()
+	f.say(false, format, args...)
 }
 
 func (f *fixture) Error(args ...any) { f.Errorf("%s", fmt.Sprintln(args...)) }
 
 func (f *fixture) Errorf(format string, args ...any) {
+	f.Helper()
 	f.failed = true
-	if f.TB != nil {
+	f.say(true, format, args...)
+}
+
+// say logs to the current test, as an error or not, or to stderr.
+func (f *fixture) say(isError bool, format string, args ...any) {
+	switch {
+	case f.TB == nil:
+		fmt.Fprintf(os.Stderr, "shared cluster: "+format+"\n", args...)
+	case isError:
 		f.TB.Helper()
 		f.TB.Errorf(format, args...)
-		return
+	default:
+		f.TB.Helper()
+		f.TB.Logf(format, args...)
 	}
-	fmt.Fprintf(os.Stderr, "shared cluster: "+format+"\n", args...)
 }
 
 func (f *fixture) Fatal(args ...any) { f.Fatalf("%s", fmt.Sprintln(args...)) }
