@@ -12,7 +12,8 @@ import (
 // third of such a test's time. The first test to ask builds it; the next
 // ones take it once every node answers. A test that fails takes it down
 // at its end (what it left behind is unknown), and the next one builds
-// another. TestMain takes the last ones down.
+// another; so does a test asking for another number of coordinators
+// (those tests come one after another). TestMain takes the last down.
 
 // sharedClusters are the shared clusters by number of coordinators.
 var sharedClusters = map[int]*fixture{}
@@ -21,6 +22,15 @@ var sharedClusters = map[int]*fixture{}
 // the other tests that ask for one with as many coordinators.
 func sharedShardedCluster(t *testing.T, coordinators int) *testCluster {
 	t.Helper()
+	// The tests of one size come one after another: another size's
+	// cluster has served its last.
+	for k, other := range sharedClusters {
+		if k != coordinators {
+			other.use(t)
+			other.close()
+			delete(sharedClusters, k)
+		}
+	}
 	f := sharedClusters[coordinators]
 	if f != nil {
 		f.use(t)
