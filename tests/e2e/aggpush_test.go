@@ -272,8 +272,8 @@ func sameAsPlain(t *testing.T, c *testCluster, n nodeSpec, q string, dist, plain
 }
 
 // newPushdownCluster is the pushdown tests' cluster, up: the gtmcoord, one
-// coordinator (returned) and two datanode masters, no slaves.
+// coordinator (returned) and two datanode masters, no slaves (shared).
 func newPushdownCluster(t *testing.T) (*testCluster, nodeSpec) {
-	c := newShardedCluster(t, 1)
+	c := sharedShardedCluster(t, 1)
 	return c, c.node("cn1")
 }

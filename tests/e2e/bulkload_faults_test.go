@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// TestBulkLoadFaults: faults a review of the bulk-load path found by
+// TestBulkLoad's Faults: faults a review of the bulk-load path found by
 // trying it (stop 17), each fixed; each subtest shows the fault is gone.
 
 // serverCrashes is how many times node n's server logs say a backend was
@@ -40,8 +40,7 @@ func (c *testCluster) reachable(t *testing.T, n nodeSpec) {
 	})
 }
 
-func TestBulkLoadFaults(t *testing.T) {
-	c := newShardedCluster(t, 1)
+func (c *testCluster) bulkLoadFaults(t *testing.T) {
 	cn1, dn1 := c.node("cn1"), c.node("dn1")
 
 	var rows strings.Builder
@@ -99,14 +98,8 @@ func TestBulkLoadFaults(t *testing.T) {
 	// PQputCopyData it sat in send() until the lock's holder ended.
 	t.Run("CancelWhileADatanodeWaits", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_wait (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_wait', 'id')`)
-		holder := c.openSession(t, cn1, "r17_holder")
-		holder.send(t, "BEGIN; INSERT INTO r17_wait VALUES (5, 'held');")
-		holder.wait(t, time.Minute)
-		done := make(chan string, 1)
-		go func() {
-			_, stderr, err := c.copyPsql(cn1, []string{"PGOPTIONS=-c statement_timeout=2s"}, "COPY r17_wait FROM STDIN", longInput(2000000))
-			done <- fmt.Sprint(err, " ", stderr)
-		}()
+		release := c.holdRows(t, cn1, "r17_holder", "INSERT INTO r17_wait VALUES (5, 'held')")
+		done := c.psqlInBackground(cn1, []string{"PGOPTIONS=-c statement_timeout=2s"}, "COPY r17_wait FROM STDIN", longInput(2000000))
 		select {
 		case got := <-done:
 			if !strings.Contains(got, "57014") {
@@ -114,11 +107,10 @@ func TestBulkLoadFaults(t *testing.T) {
 			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("COPY with statement_timeout 2s still runs after 30 s, while a datanode waits for a lock")
-			holder.send(t, "ROLLBACK;")
+			release()
 			<-done
 		}
-		holder.send(t, "ROLLBACK;")
-		holder.wait(t, time.Minute)
+		release()
 	})
 
 	// A FATAL in the middle of a streaming COPY (pg_terminate_backend, a
@@ -128,11 +120,7 @@ func TestBulkLoadFaults(t *testing.T) {
 	// good, the datanodes' COPYs and locks open.
 	t.Run("TerminateWhileStreaming", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_term (id bigint PRIMARY KEY, v text); SELECT adb.create_distributed_table('r17_term', 'id')`)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			c.copyPsql(cn1, []string{"PGAPPNAME=r17_term"}, "COPY r17_term FROM STDIN", longInput(2000000))
-		}()
+		done := c.psqlInBackground(cn1, []string{"PGAPPNAME=r17_term"}, "COPY r17_term FROM STDIN", longInput(2000000))
 		var pid string
 		waitFor(t, time.Minute, "the COPY streams to the datanodes", func() (bool, string) {
 			rows, err := c.nodeSQL(dn1, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY public.r17_term%'")
@@ -177,15 +165,7 @@ func TestBulkLoadFaults(t *testing.T) {
 	t.Run("DefaultRunningAQuery", func(t *testing.T) {
 		c.mustNodeSQL(t, cn1, `CREATE TABLE r17_q (id bigint PRIMARY KEY, x xml DEFAULT query_to_xml('SELECT count(*) FROM r17_q', false, false, ''), v text);
 			SELECT adb.create_distributed_table('r17_q', 'id')`)
-		// 1,010 rows of 200 bytes: streaming would start after the first
-		// 1,000 (a batch), before the last rows' defaults run.
-		var in strings.Builder
-		for n := 1; n <= 1010; n++ {
-			fmt.Fprintf(&in, "%d\t%s\n", n, strings.Repeat("y", 200))
-		}
-		if out, stderr, err := c.copyPsql(cn1, nil, "COPY r17_q (id, v) FROM STDIN", in.String()); err != nil || strings.TrimSpace(out) != "COPY 1010" {
-			t.Errorf("COPY into a table whose default runs a query: %v %q %s", err, out, stderr)
-		}
+		c.loadPastABatch(t, cn1, "r17_q", "a table whose default runs a query")
 	})
 
 	// A COPY into a plain table is PostgreSQL's own; a shard's, on a

@@ -695,10 +695,10 @@ func hostRows(t testing.TB, rows [][]string) map[string]string {
 	return out
 }
 
-// newShardedCluster is the cluster the data-plane tests share, initialised:
+// newShardedCluster is the data-plane tests' cluster, initialised:
 // gtmcoord master gc on h1, coordinators cn1 (h2) and, when coordinators is
 // 2, cn2 (h3), and datanode masters dn1 (h2) and dn2 (h3), 32 slots each.
-func newShardedCluster(t *testing.T, coordinators int) *testCluster {
+func newShardedCluster(t testing.TB, coordinators int) *testCluster {
 	t.Helper()
 	c := newTestCluster(t, 3)
 	c.addNode(t, "gtmcoord master", "gc", "", "h1", "")

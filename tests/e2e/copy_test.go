@@ -205,7 +205,7 @@ func checkBulkInsert(t *testing.T, c *testCluster, want map[int]string) {
 // line, a duplicate key on a shard or a ROLLBACK leaves no row on any
 // datanode, also after the rows were sent in several rounds.
 func TestDistributedCopy(t *testing.T) {
-	c := newShardedCluster(t, 1)
+	c := sharedShardedCluster(t, 1)
 	cn1 := c.node("cn1")
 	if c.nodeValue(t, cn1, "SELECT count(*) FROM pg_settings WHERE name = 'adb.copy_bulk'") != "1" {
 		t.Skip("the nodes' adb library has no bulk COPY (ext/adb/copy.c)")

@@ -194,11 +194,15 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 	t.Logf("after the restart (doctor off): consistent=%v %s", ok, state)
 
 	// The DBA's next commands: the doctor (kept off until now), a
-	// FAILOVER when the catalog's master does not answer as a primary,
+	// FAILOVER when the catalog's master still does not answer as a
+	// primary once the doctor had its chance (grace: well past its
+	// failures × interval, 3 × 400 ms, and a look's deadline, 1 s),
 	// REWIND of the nodes left out.
+	const grace = 5 * time.Second
 	c.mustRows(t, time.Minute, "START DOCTOR")
 	defer c.mustRows(t, time.Minute, "STOP DOCTOR")
-	deadline := time.Now().Add(90 * time.Second)
+	doctorOn := time.Now()
+	deadline := doctorOn.Add(90 * time.Second)
 	failedOver := false
 	for {
 		if p := c.primaries(group...); len(p) > 1 {
@@ -212,12 +216,12 @@ func (c *testCluster) crashCase(t *testing.T, point string, group []nodeSpec, ne
 			t.Fatalf("the catalog does not match the nodes' roles 90 s after the restart: %s", state)
 		}
 		m, _, _ := c.roles(t, group)
-		if !failedOver && c.recovery(c.node(m)) != "f" && time.Since(deadline.Add(-90*time.Second)) > 10*time.Second {
+		if !failedOver && c.recovery(c.node(m)) != "f" && time.Since(doctorOn) > grace {
 			failedOver = true
 			_, stderr, err := c.psqlRows(3*time.Minute, "FAILOVER DATANODE "+m)
 			t.Logf("FAILOVER DATANODE %s: %v %s", m, err, stderr)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(250 * time.Millisecond)
 	}
 	// The doctor re-points the slaves a cut-short switch did not: before
 	// the REWINDs, whose last step waits for every slave to stream (and

@@ -28,7 +28,7 @@ import (
 // restarted reconnect instead of failing; a statement_timeout cancels the
 // remote query.
 func TestRouter(t *testing.T) {
-	c := newShardedCluster(t, 1)
+	c := sharedShardedCluster(t, 1)
 	cn := c.node("cn1")
 	const cols = "(id bigint PRIMARY KEY, v text, n numeric, f float8, ts timestamptz, d date, a int[], j jsonb)"
 	c.mustNodeSQL(t, cn, "CREATE TABLE rt "+cols+"; SELECT adb.create_distributed_table('rt', 'id'); CREATE TABLE rt_plain "+cols)

@@ -139,7 +139,7 @@ func (c *testCluster) preparedOn(t testing.TB, dn string) int {
 // commit decision; adb.resolve_prepared finishes what a crash left
 // prepared. A transaction that writes on one datanode does not PREPARE.
 func TestTwoPhaseCommit(t *testing.T) {
-	c := newShardedCluster(t, 2)
+	c := sharedShardedCluster(t, 2)
 	cn1 := c.node("cn1")
 
 	const nRows, start = 200, 1000

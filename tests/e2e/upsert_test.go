@@ -26,7 +26,7 @@ import (
 // column; a key twice in one statement fails
 // as on one PostgreSQL (21000) and a ROLLBACK leaves nothing.
 func TestUpsert(t *testing.T) {
-	c := newShardedCluster(t, 2)
+	c := sharedShardedCluster(t, 2)
 	cn1, cn2 := c.node("cn1"), c.node("cn2")
 	const def = "(id bigint PRIMARY KEY, v text, n int NOT NULL DEFAULT 0, s bigserial)"
 	c.mustNodeSQL(t, cn1, "CREATE TABLE up_d "+def+"; SELECT adb.create_distributed_table('up_d', 'id'); CREATE TABLE up_p "+def)

@@ -21,7 +21,7 @@ import (
 // a deadlock across two datanodes ends within seconds with "deadlock
 // detected" for one transaction while the other commits.
 func TestWrites(t *testing.T) {
-	c := newShardedCluster(t, 2)
+	c := sharedShardedCluster(t, 2)
 	cn1, cn2 := c.node("cn1"), c.node("cn2")
 	c.mustNodeSQL(t, cn1, "CREATE TABLE acct (id int NOT NULL, v int); SELECT adb.create_distributed_table('acct', 'id')")
 	c.mustNodeSQL(t, cn1, "INSERT INTO acct SELECT g, 0 FROM generate_series(1, 100) g")
