@@ -55,6 +55,7 @@
 #define BATCH_MAX_ROWS 100000.0
 
 static bool shard_batch = true;
+static bool merge_partials = true;
 static planner_hook_type prev_planner_hook = NULL;
 
 /* BatchConn is one datanode connection's share of a batch. */
@@ -380,7 +381,7 @@ batch_planner(Query *parse, const char *query_string, int cursorOptions, ParamLi
 		stmt = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
 	else
 		stmt = standard_planner(parse, query_string, cursorOptions, boundParams);
-	merge = stmt == adb_aggpush_planned;
+	merge = merge_partials && stmt == adb_aggpush_planned;
 	adb_aggpush_planned = NULL;
 	if (!shard_batch || stmt->commandType != CMD_SELECT || stmt->rowMarks != NIL ||
 		stmt->hasModifyingCTE || stmt->utilityStmt != NULL)
@@ -713,6 +714,10 @@ adb_batch_init(void)
 							 "Sends a datanode its slots' pushed-down queries as one remote query.",
 							 "An Append of slots whose joins or aggregates postgres_fdw pushes down runs as one multi-statement query per datanode instead of one cursor per slot.",
 							 &shard_batch, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("adb.shard_batch_merge",
+							 "Sends a datanode the partial aggregates of its slots as one statement.",
+							 "The partial aggregates of adb.aggregate_pushdown run on a datanode as one statement over the UNION ALL of its slots instead of one statement per slot.",
+							 &merge_partials, true, PGC_USERSET, 0, NULL, NULL, NULL);
 	RegisterCustomScanMethods(&batch_scan_methods);
 	prev_planner_hook = planner_hook;
 	planner_hook = batch_planner;

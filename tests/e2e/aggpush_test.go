@@ -160,6 +160,13 @@ func checkShardBatch(t *testing.T, c *testCluster, cn nodeSpec) {
 		}
 	}
 	sameAsPlain(t, c, cn, "SELECT s, count(*), sum(a) FROM %s_t WHERE s <> 'x FROM public.ap_t_0 y' GROUP BY s ORDER BY s", []any{"ap"}, []any{"pl"}, false)
+	// adb.shard_batch_merge = off: one statement per slot, the same answer.
+	if plan := c.mustNodeSQL(t, cn, "SET adb.shard_batch_merge = off; EXPLAIN VERBOSE "+q); !strings.Contains(fmt.Sprint(plan), "Remote statements: 64") {
+		t.Errorf("adb.shard_batch_merge = off still merges the slots:\n%s", plan)
+	}
+	if on, off := c.mustNodeSQL(t, cn, q), c.mustNodeSQL(t, cn, "SET adb.shard_batch_merge = off; "+q)[1:]; len(on) == 0 || fmt.Sprint(on) != fmt.Sprint(off) {
+		t.Errorf("merged %v, one statement per slot %v", on, off)
+	}
 	// psql prints the SET's tag as a row of its own.
 	if on, off := c.mustNodeSQL(t, cn, q), c.mustNodeSQL(t, cn, "SET adb.shard_batch = off; "+q)[1:]; len(on) == 0 || fmt.Sprint(on) != fmt.Sprint(off) {
 		t.Errorf("batched %v, not batched %v", on, off)

@@ -48,7 +48,9 @@ import (
 // SELECT, COPY) also run on a second plain server that has a sync standby
 // of its own, as each datanode master has, and their ratio to it is the
 // like-for-like one checked against the target; the ratio to the server
-// without a standby is printed beside it. With ADBMGR_BENCH_UNTUNED set, the
+// without a standby is printed beside it. The datanodes run without
+// parallel workers, as the demo sets them (the two masters share the
+// machine's cores). With ADBMGR_BENCH_UNTUNED set, the
 // coordinator's datanode servers lose their tuning options (fetch_size,
 // batch_size, async_capable) once the tables are loaded; with
 // ADBMGR_BENCH_NOROUTER set, cn1 runs without adb.router (every
@@ -120,6 +122,10 @@ SELECT adb.create_distributed_table('bench_load', 'id');`)
 		// statement through postgres_fdw, as before it.
 		c.mustNodeSQL(b, c.node("cn1"), "ALTER DATABASE postgres SET adb.router = off")
 	}
+	// As the demo (scripts/demo.sh) sets it: the datanodes start no
+	// parallel workers, their masters already share the machine's two
+	// cores (the plain server keeps PostgreSQL's default of 2).
+	c.mustRows(b, time.Minute, "SET DATANODE ALL (max_parallel_workers_per_gather = 0)")
 	if os.Getenv("ADBMGR_BENCH_UNTUNED") != "" {
 		// The figures without the servers' tuning (coord.EnsureServer),
 		// for comparison: postgres_fdw's defaults.
