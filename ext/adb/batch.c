@@ -278,7 +278,9 @@ merge_slots(List *slots, List *rtable)
 		if (at == NULL || at - sql < 6 || strncmp(at - 6, " FROM ", 6) != 0)
 			return NIL;
 		end = at + strlen(name);
-		if ((*end != '\0' && *end != ' ') || strstr(end, name) != NULL)
+		/* Named once, without an alias: WHERE or GROUP BY or nothing follows. */
+		if ((*end != '\0' && strncmp(end, " WHERE ", 7) != 0 && strncmp(end, " GROUP BY ", 10) != 0) ||
+			strstr(end, name) != NULL)
 			return NIL;
 		if (prefix == NULL)
 		{
