@@ -704,9 +704,15 @@ static void
 batch_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 {
 	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
+	List	   *stmts = lsecond(cs->custom_private);
+	ListCell   *lc;
 
 	ExplainPropertyInteger("Remote queries", NULL, intVal(linitial(cs->custom_private)), es);
-	ExplainPropertyInteger("Remote statements", NULL, list_length(lsecond(cs->custom_private)), es);
+	ExplainPropertyInteger("Remote statements", NULL, list_length(stmts), es);
+	/* Merged statements are not the slots' own (shown under the Append). */
+	if (es->verbose && list_length(stmts) < list_length(((Append *) linitial(cs->custom_plans))->appendplans))
+		foreach(lc, stmts)
+			ExplainPropertyText("Remote SQL", strVal(lthird((List *) lfirst(lc))), es);
 }
 
 void

@@ -44,7 +44,7 @@ func TestConfigure(t *testing.T) {
 			`CREATE SERVER "dn2" FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '10.0.0.1', port '3', dbname 'postgres');`,
 			"SELECT adb.secure_server('dn2');", `CREATE USER MAPPING IF NOT EXISTS FOR PUBLIC SERVER "dn2" OPTIONS (user 'pg', password_required 'false');`,
 			"ALTER USER MAPPING FOR PUBLIC SERVER \"dn2\" OPTIONS (ADD password_required 'false');",
-			"('fetch_size', '10000'), ('batch_size', '100'), ('async_capable', 'true'), ('extensions', ext)",
+			"('fetch_size', '10000'), ('batch_size', '100'), ('async_capable', 'true'), ('fdw_tuple_cost', '0.2'), ('extensions', ext)",
 			"info text := adb.conninfo('dn2');", "WHERE s.srvname = 'dn2' AND opt LIKE o.name || '=%')",
 		}, []string{`CREATE SERVER "dn2s"`}},
 		{"a read-only coordinator reads from the sync slave", "cn", []string{"OPTIONS (host '10.0.0.2', port '4', dbname 'postgres')"}, nil},

@@ -146,6 +146,8 @@ func checkShardBatch(t *testing.T, c *testCluster, cn nodeSpec) {
 	if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Custom Scan (AdbShardBatch)") || !strings.Contains(plan, "Remote queries: 2") ||
 		!strings.Contains(plan, "Remote statements: 2\n") {
 		t.Errorf("the slots' aggregates are not batched per datanode, as one statement each:\n%s", plan)
+	} else if n := strings.Count(plan, ") adb_slots GROUP BY 1\n"); n != 2 {
+		t.Errorf("EXPLAIN VERBOSE shows %d merged statements, want the 2 sent:\n%s", n, plan)
 	}
 	// Grouped by the distribution column, each slot's groups are final:
 	// one statement per slot. A query whose SQL names a slot's table

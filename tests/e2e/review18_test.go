@@ -393,7 +393,7 @@ CLOSE h`
 		c.mustNodeSQL(t, cn, "ANALYZE r18_t")
 		const q = "SELECT g, count(*) FILTER (WHERE v > 50), sum(v) FILTER (WHERE s = 'k1') FROM r18_t GROUP BY g"
 		if plan := explainVerbose(t, c, cn, q); !strings.Contains(plan, "Remote statements: 2\n") {
-			t.Logf("after ANALYZE, %s is not merged (%d of 64 slots aggregate on their datanode)", q, strings.Count(plan, "Aggregate on"))
+			t.Errorf("after ANALYZE, %s is not merged (%d of 64 slots aggregate on their datanode)", q, strings.Count(plan, "Aggregate on"))
 		}
 		sameAsPlain(t, c, cn, "SELECT g, count(*) FILTER (WHERE v > 50), sum(v) FILTER (WHERE s = 'k1') FROM %s_t GROUP BY g ORDER BY g", []any{"r18"}, []any{"r18p"}, false)
 	})
