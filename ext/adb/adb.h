@@ -48,6 +48,7 @@ extern int	adb_route_row(Relation rel, PartitionDesc pd, Datum *values, bool *nu
 extern char *adb_remote_name(Oid relid);
 extern char *adb_remote_name_of(ForeignTable *ft, const char *nspname, const char *relname);
 extern char *adb_remote_columns(Oid relid);
+extern char *adb_option_value(List *options, const char *name);
 
 extern void adb_ddl_init(void);
 extern void adb_dml_init(void);

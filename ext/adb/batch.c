@@ -19,8 +19,9 @@
  * returns the rows as the slots' scans would, projected as the first
  * slot's scan is. The slots of aggpush.c's partial aggregates, whose
  * rows the coordinator combines again, go further: one statement per
- * datanode over the UNION ALL of its slots' tables (merge_slots). The child runs instead (postgres_fdw as before) under
- * EXPLAIN without ANALYZE, and when an asynchronous fetch of another scan
+ * datanode over the UNION ALL of its slots' tables (merge_slots). The
+ * child runs instead (postgres_fdw as before) under EXPLAIN without
+ * ANALYZE, and when an asynchronous fetch of another scan
  * is still pending on one of the connections (a client's cursor over
  * another query, suspended half-way).
  *
@@ -259,6 +260,7 @@ merge_slots(List *slots, List *rtable)
 {
 	List	   *servers = NIL;
 	List	   *merged = NIL;
+	char	  **names = palloc(sizeof(char *) * list_length(slots));
 	char	   *prefix = NULL;
 	char	   *suffix = NULL;
 	char	   *columns = NULL;
@@ -270,7 +272,7 @@ merge_slots(List *slots, List *rtable)
 		List	   *slot = lfirst(lc);
 		Oid			relid = rt_fetch(intVal(lsecond(slot)), rtable)->relid;
 		char	   *sql = strVal(lthird(slot));
-		char	   *name = adb_remote_name(relid);
+		char	   *name = names[foreach_current_index(lc)] = adb_remote_name(relid);
 		char	   *at = strstr(sql, name);
 		char	   *end;
 		char	   *cols = adb_remote_columns(relid);
@@ -307,7 +309,7 @@ merge_slots(List *slots, List *rtable)
 			if ((Oid) intVal(linitial(slot)) != server)
 				continue;
 			appendStringInfo(&sql, "%sSELECT %s FROM %s", rti == 0 ? "" : " UNION ALL ", columns,
-							 adb_remote_name(rt_fetch(intVal(lsecond(slot)), rtable)->relid));
+							 names[foreach_current_index(lc)]);
 			if (rti == 0)
 				rti = intVal(lsecond(slot));
 		}

@@ -224,22 +224,6 @@ has_option(List *options, const char *name)
 	return false;
 }
 
-/* option_value is the value of option name in a list of DefElems, or NULL. */
-static char *
-option_value(List *options, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, options)
-	{
-		DefElem    *d = lfirst_node(DefElem, lc);
-
-		if (strcmp(d->defname, name) == 0)
-			return defGetString(d);
-	}
-	return NULL;
-}
-
 /*
  * make_shards sets up each partition: its datanode (a target), whose COPY
  * names it — the remote name and columns as postgres_fdw names them
@@ -262,9 +246,7 @@ make_shards(BulkCopy *bc)
 		ForeignTable *ft;
 		Target	   *t;
 		StringInfoData cols;
-		char	   *nsp,
-				   *name,
-				   *shard;
+		char	   *shard;
 		bool		first = true;
 		int			i;
 
@@ -282,10 +264,7 @@ make_shards(BulkCopy *bc)
 			initStringInfo(&t->rows);
 			bc->ntargets++;
 		}
-		nsp = option_value(ft->options, "schema_name");
-		name = option_value(ft->options, "table_name");
-		shard = quote_qualified_identifier(nsp ? nsp : get_namespace_name(get_rel_namespace(part)),
-										   name ? name : get_rel_name(part));
+		shard = adb_remote_name_of(ft, get_namespace_name(get_rel_namespace(part)), get_rel_name(part));
 		initStringInfo(&cols);
 		appendStringInfoChar(&cols, '(');
 		for (i = 0; i < bc->natts; i++)
@@ -299,7 +278,7 @@ make_shards(BulkCopy *bc)
 			pattnum = get_attnum(part, NameStr(att->attname));
 			if (pattnum == InvalidAttrNumber)
 				elog(ERROR, "column \"%s\" of partition \"%s\" not found", NameStr(att->attname), get_rel_name(part));
-			col = option_value(GetForeignColumnOptions(part, pattnum), "column_name");
+			col = adb_option_value(GetForeignColumnOptions(part, pattnum), "column_name");
 			appendStringInfo(&cols, "%s%s", first ? "" : ", ", quote_identifier(col ? col : NameStr(att->attname)));
 			first = false;
 		}

@@ -127,18 +127,26 @@ adb_remote_name(Oid relid)
 char *
 adb_remote_name_of(ForeignTable *ft, const char *nspname, const char *relname)
 {
+	char	   *nsp = adb_option_value(ft->options, "schema_name");
+	char	   *name = adb_option_value(ft->options, "table_name");
+
+	return psprintf("%s.%s", quote_identifier(nsp ? nsp : nspname), quote_identifier(name ? name : relname));
+}
+
+/* adb_option_value is the value of option name in a list of DefElems, or NULL. */
+char *
+adb_option_value(List *options, const char *name)
+{
 	ListCell   *lc;
 
-	foreach(lc, ft->options)
+	foreach(lc, options)
 	{
-		DefElem    *d = (DefElem *) lfirst(lc);
+		DefElem    *d = lfirst_node(DefElem, lc);
 
-		if (strcmp(d->defname, "schema_name") == 0)
-			nspname = defGetString(d);
-		else if (strcmp(d->defname, "table_name") == 0)
-			relname = defGetString(d);
+		if (strcmp(d->defname, name) == 0)
+			return defGetString(d);
 	}
-	return psprintf("%s.%s", quote_identifier(nspname), quote_identifier(relname));
+	return NULL;
 }
 
 /*
@@ -158,19 +166,12 @@ adb_remote_columns(Oid relid)
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-		ListCell   *lc;
+		char	   *name;
 
 		if (att->attisdropped)
 			continue;
-		foreach(lc, GetForeignColumnOptions(relid, att->attnum))
-		{
-			DefElem    *d = (DefElem *) lfirst(lc);
-
-			if (strcmp(d->defname, "column_name") == 0)
-				name = defGetString(d);
-		}
-		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", quote_identifier(name));
+		name = adb_option_value(GetForeignColumnOptions(relid, att->attnum), "column_name");
+		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", quote_identifier(name ? name : NameStr(att->attname)));
 	}
 	table_close(rel, AccessShareLock);
 	return cols.data;
